@@ -1,0 +1,73 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace terse::torch_adapter {
+
+// Everything `terse train` needs, filled by the CLI (apps/terse) and consumed by train().
+struct TrainConfig {
+  std::string model = "cnn";                       // "mlp" | "cnn"
+  std::string optimizer = "sgd:lr=0.1,momentum=0.9";  // OptimizerSpec text
+  std::string lr_schedule = "constant";            // LrSchedule spec text
+  int epochs = 5;
+  int batch_size = 64;  // per rank
+  uint64_t seed = 0;
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  std::string checkpoint_dir;  // empty: no checkpoints
+  bool resume = false;         // continue from checkpoint_dir's latest checkpoint
+  std::string metrics_path;    // JSON lines; empty: none
+  double bucket_mb = 25.0;     // gradient bucket size
+  std::chrono::milliseconds timeout{60000};  // every collective wait
+  int64_t train_limit = 0;  // use only the first N training images (tests); 0: all
+  int64_t test_limit = 0;   // use only the first N test images (tests); 0: all
+  int threads = 0;          // intra-op threads per rank; 0: cores / local ranks
+};
+
+// One optimizer step, as reported to observers and written to the metrics file.
+struct StepMetrics {
+  int64_t step = 0;  // global, 1-based
+  int epoch = 0;     // 1-based
+  int64_t step_in_epoch = 0;
+  int64_t steps_per_epoch = 0;
+  double loss = 0;  // mean over ranks
+  double lr = 0;
+  uint64_t bytes_sent = 0;   // by this rank in this step
+  uint64_t bytes_dense = 0;  // a dense fp32 all-reduce would have sent, per rank
+  double time_compute_s = 0, time_comm_s = 0, time_optim_s = 0;
+};
+
+struct EpochMetrics {
+  int epoch = 0;
+  int64_t step = 0;
+  double train_loss = 0;
+  double test_loss = 0;
+  double test_accuracy = 0;  // in [0, 1]
+  double wall_s = 0;         // this epoch
+  uint64_t bytes_sent = 0, bytes_dense = 0;  // this epoch, per rank
+};
+
+struct TrainSummary {
+  int world_size = 0;
+  int epochs_run = 0;
+  int64_t steps = 0;
+  double final_test_accuracy = 0, final_test_loss = 0, final_train_loss = 0;
+  double wall_s = 0;
+  uint64_t bytes_sent = 0, bytes_dense = 0;
+  double time_compute_s = 0, time_comm_s = 0, time_optim_s = 0;
+  size_t optimizer_state_bytes = 0;
+  int64_t parameters = 0;
+  int resumed_from_epoch = 0;  // 0: fresh start
+};
+
+// Receives progress on every rank; the CLI prints on rank 0 only.
+class TrainObserver {
+ public:
+  virtual ~TrainObserver() = default;
+  virtual void on_start(const TrainConfig&, int64_t /*steps_per_epoch*/, int /*world_size*/) {}
+  virtual void on_step(const StepMetrics&) {}
+  virtual void on_epoch(const EpochMetrics&) {}
+};
+
+}  // namespace terse::torch_adapter
