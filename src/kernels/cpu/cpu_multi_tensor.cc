@@ -1,0 +1,133 @@
+#include "terse/kernels/cpu_multi_tensor.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "terse/core/check.h"
+#include "terse/core/dtype.h"
+#include "terse/kernels/cpu_threads.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace terse {
+namespace {
+
+// The element loop, compiled once per (Rule, storage type). `omp simd` plus -fno-math-errno
+// lets sqrt and the selects vectorise; target_clones picks AVX-512 / AVX2 / baseline at load
+// time, so the library is never built for one machine only. -ffp-contract=off (set for this
+// library) keeps every clone and the scalar tail bit-identical.
+template <typename Rule, typename T>
+__attribute__((target_clones("avx512f", "avx2", "default"))) void run_range(
+    const Rule& rule, T* __restrict p, const T* __restrict g, float* __restrict s0,
+    float* __restrict s1, float* __restrict s2, int64_t n) {
+  constexpr int kN = Rule::kNumStates;
+  const Rule r = rule;
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    float s[kN > 0 ? kN : 1];
+    if constexpr (kN > 0) s[0] = s0[i];
+    if constexpr (kN > 1) s[1] = s1[i];
+    if constexpr (kN > 2) s[2] = s2[i];
+    float pv = load_as_float(p, i);
+    r(pv, load_as_float(g, i), s);
+    store_from_float(p, i, pv);
+    if constexpr (kN > 0) s0[i] = s[0];
+    if constexpr (kN > 1) s1[i] = s[1];
+    if constexpr (kN > 2) s2[i] = s[2];
+  }
+}
+
+template <typename Rule>
+void run_segment(const CpuTensorTask<Rule>& t, int64_t begin, int64_t end) {
+  constexpr int kN = Rule::kNumStates;
+  float* s[3] = {nullptr, nullptr, nullptr};
+  for (int k = 0; k < kN; ++k) s[k] = t.states[k] + begin;
+  const int64_t n = end - begin;
+  switch (t.param.dtype) {
+    case DType::kF32:
+      run_range(t.rule, static_cast<float*>(t.param.data) + begin,
+                static_cast<const float*>(t.grad.data) + begin, s[0], s[1], s[2], n);
+      break;
+    case DType::kBF16:
+      run_range(t.rule, static_cast<BFloat16*>(t.param.data) + begin,
+                static_cast<const BFloat16*>(t.grad.data) + begin, s[0], s[1], s[2], n);
+      break;
+    case DType::kF16:
+      run_range(t.rule, static_cast<Half*>(t.param.data) + begin,
+                static_cast<const Half*>(t.grad.data) + begin, s[0], s[1], s[2], n);
+      break;
+    default:
+      break;  // rejected by validate() before any thread starts
+  }
+}
+
+template <typename Rule>
+void validate(const std::vector<CpuTensorTask<Rule>>& tasks) {
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const auto& t = tasks[i];
+    TERSE_CHECK(t.param.device.is_cpu() && t.grad.device.is_cpu(), InvalidArgument,
+                "cpu_multi_tensor_apply: tensor ", i, " is not on the CPU (param ", t.param.str(),
+                ", grad ", t.grad.str(), "); use the CUDA launcher for device tensors");
+    TERSE_CHECK(t.param.dtype == DType::kF32 || t.param.dtype == DType::kBF16 ||
+                    t.param.dtype == DType::kF16,
+                InvalidArgument, "cpu_multi_tensor_apply: tensor ", i, " has dtype ",
+                dtype_name(t.param.dtype), "; parameters must be f32, bf16 or f16");
+    TERSE_CHECK(t.grad.dtype == t.param.dtype && t.grad.numel == t.param.numel, InvalidArgument,
+                "cpu_multi_tensor_apply: tensor ", i, " has param ", t.param.str(), " but grad ",
+                t.grad.str(), "; the gradient must match the parameter's dtype and numel");
+    TERSE_CHECK(t.param.numel >= 0, InvalidArgument, "cpu_multi_tensor_apply: tensor ", i,
+                " has negative numel ", t.param.numel);
+    if (t.param.numel == 0) continue;
+    bool ok = t.param.data != nullptr && t.grad.data != nullptr;
+    for (int k = 0; k < Rule::kNumStates; ++k) ok = ok && t.states[k] != nullptr;
+    TERSE_CHECK(ok, InvalidArgument, "cpu_multi_tensor_apply: tensor ", i, " (", t.param.numel,
+                " elements) has a null param, grad or state pointer; allocate them first");
+  }
+}
+
+}  // namespace
+
+template <typename Rule>
+void cpu_multi_tensor_apply(const std::vector<CpuTensorTask<Rule>>& tasks) {
+  validate(tasks);
+  // offsets[i] = first element of task i in the concatenation of all tasks.
+  std::vector<int64_t> offsets(tasks.size() + 1, 0);
+  for (size_t i = 0; i < tasks.size(); ++i) offsets[i + 1] = offsets[i] + tasks[i].param.numel;
+  const int64_t total = offsets.back();
+  if (total == 0) return;
+  const int64_t num_chunks = (total + kCpuChunkElements - 1) / kCpuChunkElements;
+
+  auto run_chunk = [&](int64_t c) {
+    const int64_t lo = c * kCpuChunkElements;
+    const int64_t hi = std::min(total, lo + kCpuChunkElements);
+    // First task holding element lo; walk forward through the tasks this chunk spans.
+    size_t i = static_cast<size_t>(std::upper_bound(offsets.begin(), offsets.end(), lo) -
+                                   offsets.begin()) -
+               1;
+    for (int64_t pos = lo; pos < hi; ++i) {
+      const int64_t end = std::min(hi, offsets[i + 1]);
+      if (end > pos) run_segment(tasks[i], pos - offsets[i], end - offsets[i]);
+      pos = std::max(pos, end);
+    }
+  };
+
+  const int threads = cpu_threads();
+#ifdef _OPENMP
+  if (threads > 1 && num_chunks > 1) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int64_t c = 0; c < num_chunks; ++c) run_chunk(c);
+    return;
+  }
+#endif
+  (void)threads;
+  for (int64_t c = 0; c < num_chunks; ++c) run_chunk(c);
+}
+
+template void cpu_multi_tensor_apply(const std::vector<CpuTensorTask<SgdRule<false>>>&);
+template void cpu_multi_tensor_apply(const std::vector<CpuTensorTask<SgdRule<true>>>&);
+template void cpu_multi_tensor_apply(const std::vector<CpuTensorTask<AdamRule<false>>>&);
+template void cpu_multi_tensor_apply(const std::vector<CpuTensorTask<AdamRule<true>>>&);
+
+}  // namespace terse
