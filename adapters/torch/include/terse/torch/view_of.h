@@ -1,0 +1,20 @@
+#pragma once
+
+#include <ATen/Tensor.h>
+
+#include "terse/core/dtype.h"
+#include "terse/core/tensor_view.h"
+
+namespace terse::torch_adapter {
+
+// A TensorView of a tensor's storage (no copy; the tensor must outlive the view). The tensor
+// must be contiguous, f32, bf16 or f16, and on the CPU; anything else throws InvalidArgument
+// saying what was seen and how to fix it (.contiguous(), .to(torch::kFloat), .cpu()).
+TensorView view_of(const at::Tensor& tensor);
+
+// The torch dtype of a terse floating dtype; throws InvalidArgument for the others.
+c10::ScalarType scalar_type_of(DType dtype);
+// The terse dtype of a torch scalar type; throws InvalidArgument unless f32, bf16 or f16.
+DType dtype_of_scalar_type(c10::ScalarType type);
+
+}  // namespace terse::torch_adapter
