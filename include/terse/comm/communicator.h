@@ -71,7 +71,16 @@ class Communicator {
 // unknown or unavailable backend, saying how to get it.
 std::unique_ptr<Communicator> make_communicator(const std::string& backend);
 bool mpi_available();
-// True when this process was started by mpirun/mpiexec (OMPI_COMM_WORLD_SIZE, PMI_SIZE, ...).
+// True when this process was started by mpirun/mpiexec (OMPI_COMM_WORLD_SIZE, PMI_SIZE,
+// PMIX_RANK).
 bool launched_under_mpi();
+// Ranks of this job on this node (OMPI_COMM_WORLD_LOCAL_SIZE, else 1): for sizing thread pools.
+int local_rank_count();
+// The first line of MPI_Get_library_version ("Open MPI v4.1.4, ..."); "" when terse was built
+// without MPI.
+std::string mpi_library_version();
+// Ends the whole job: MPI_Abort(MPI_COMM_WORLD, code) when MPI is initialised, so a failing rank
+// takes the others down instead of leaving them blocked in a collective; else std::exit(code).
+[[noreturn]] void abort_job(int code);
 
 }  // namespace terse
