@@ -1,0 +1,203 @@
+#include "train_command.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "exit_codes.h"
+#include "fault_injection.h"
+#include "mpi_launcher.h"
+#include "progress_observer.h"
+#include "terse/comm/communicator.h"
+#include "terse/core/check.h"
+#include "terse/optim/lr_schedule.h"
+#include "terse/optim/optimizer.h"
+#include "terse/torch/trainer.h"
+
+namespace terse::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kMaxRanks = 4096;
+constexpr int64_t kFashionMnistTrainImages = 60000;
+// The four gzip IDX files FashionMnist::load reads.
+const char* const kDatasetFiles[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+
+// Surfaces unknown names, unknown options and out-of-range values of --optimizer here, once,
+// rather than in every rank after the launch.
+void validate_optimizer(const std::string& text) {
+  const OptimizerSpec spec = OptimizerSpec::parse(text);
+  // A 2x2 matrix: optimizers with matrix math (Muon, AdamP) accept it as well as element-wise ones.
+  float value[4] = {0, 0, 0, 0};
+  float grad[4] = {0, 0, 0, 0};
+  Param param{TensorView::of(value, 4), TensorView::of(grad, 4), {2, 2}, "validation"};
+  std::vector<ParamGroup> groups(1);
+  groups[0].params.push_back(param);
+  make_optimizer(spec, std::move(groups));
+}
+
+void validate_dataset(const std::string& dir) {
+  std::error_code ec;
+  for (const char* name : kDatasetFiles) {
+    const fs::path gz = fs::path(dir) / (std::string(name) + ".gz");
+    TERSE_CHECK(
+        fs::is_regular_file(gz, ec), InvalidArgument, "Fashion-MNIST file ", gz.string(),
+        " not found (--data-dir '", dir,
+        "'); install the Debian package dataset-fashion-mnist (apt-get install "
+        "dataset-fashion-mnist) or pass --data-dir DIR with the four IDX files "
+        "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+        "t10k-labels-idx1-ubyte.gz");
+  }
+}
+
+void validate_paths(const torch_adapter::TrainConfig& config) {
+  std::error_code ec;
+  if (!config.checkpoint_dir.empty() && fs::exists(config.checkpoint_dir, ec)) {
+    TERSE_CHECK(fs::is_directory(config.checkpoint_dir, ec), InvalidArgument, "--checkpoint-dir '",
+                config.checkpoint_dir, "' exists but is not a directory; pass a directory path");
+  }
+  if (config.resume) {
+    TERSE_CHECK(fs::is_directory(config.checkpoint_dir, ec), InvalidArgument,
+                "--resume: checkpoint directory '", config.checkpoint_dir,
+                "' does not exist; pass the --checkpoint-dir of an earlier run or drop --resume");
+  }
+  if (!config.metrics_path.empty()) {
+    const fs::path path(config.metrics_path);
+    TERSE_CHECK(!fs::is_directory(path, ec), InvalidArgument, "--metrics '", config.metrics_path,
+                "' is a directory; pass a file path such as run/metrics.jsonl");
+    const fs::path parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
+    TERSE_CHECK(fs::is_directory(parent, ec), InvalidArgument, "--metrics '", config.metrics_path,
+                "': directory '", parent.string(), "' does not exist; create it first");
+  }
+}
+
+void print_rank_error(const std::exception& error, int rank, int world_size) {
+  std::cerr << "terse: error: ";
+  if (world_size > 1) std::cerr << "rank " << rank << ": ";
+  std::cerr << error.what() << std::endl;
+}
+
+}  // namespace
+
+CLI::App* add_train_command(CLI::App& app, TrainFlags& flags) {
+  auto& c = flags.config;
+  CLI::App* train =
+      app.add_subcommand("train", "Train a model on Fashion-MNIST, data-parallel over N ranks");
+  train
+      ->add_option("--np", flags.np,
+                   "Number of ranks; outside mpirun, N > 1 starts mpirun -n N itself")
+      ->check(CLI::Range(1, kMaxRanks))
+      ->capture_default_str();
+  train->add_option("--model", c.model, "Model from the zoo")
+      ->check(CLI::IsMember({"mlp", "cnn"}))
+      ->capture_default_str();
+  train
+      ->add_option("--optimizer", c.optimizer,
+                   "Optimizer spec NAME[:key=value,...], torch.optim option names "
+                   "(e.g. adamw:lr=1e-3,weight_decay=0.01)")
+      ->capture_default_str();
+  train->add_option("--lr-schedule", c.lr_schedule, "Learning-rate schedule spec")
+      ->capture_default_str();
+  train->add_option("--epochs", c.epochs, "Epochs to train (in total, counting resumed ones)")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  train->add_option("--batch-size", c.batch_size, "Batch size per rank")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  train->add_option("--seed", c.seed, "Seed of initialisation, shuffling and compression")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  train->add_option("--data-dir", c.data_dir, "Directory with the Fashion-MNIST IDX files")
+      ->capture_default_str();
+  CLI::Option* checkpoint_dir = train->add_option("--checkpoint-dir", c.checkpoint_dir,
+                                                  "Write a checkpoint here after every epoch");
+  train->add_flag("--resume", c.resume, "Continue from the latest checkpoint in --checkpoint-dir")
+      ->needs(checkpoint_dir);
+  train->add_option("--metrics", c.metrics_path, "Write JSON-lines metrics (every step, epoch)");
+  train->add_option("--bucket-mb", c.bucket_mb, "Gradient bucket size in MB")
+      ->check(CLI::Range(0.001, 65536.0))
+      ->capture_default_str();
+  train->add_option("--timeout", flags.timeout_s, "Deadline of every collective wait, seconds")
+      ->check(CLI::Range(0.001, 604800.0))
+      ->capture_default_str();
+  train->add_option("--threads", c.threads, "Intra-op threads per rank; 0: cores / local ranks")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  train->add_option("--train-limit", c.train_limit, "Use only the first N training images; 0: all")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  train->add_option("--test-limit", c.test_limit, "Use only the first N test images; 0: all")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  train->add_flag("--quiet,-q", flags.quiet, "No progress output (the summary is still printed)");
+  return train;
+}
+
+void validate_train_flags(TrainFlags& flags) {
+  auto& c = flags.config;
+  TERSE_CHECK(!flags.np_given || flags.np == 1 || launched_under_mpi() || mpi_available(),
+              InvalidArgument, "--np ", flags.np,
+              " needs MPI, but this terse was built without it; install libopenmpi-dev and "
+              "rebuild, or pass --np 1");
+  c.timeout = std::chrono::milliseconds(std::llround(flags.timeout_s * 1000.0));
+
+  const int64_t images = c.train_limit > 0 ? std::min(c.train_limit, kFashionMnistTrainImages)
+                                           : kFashionMnistTrainImages;
+  const int64_t global_batch = static_cast<int64_t>(c.batch_size) * flags.np;
+  TERSE_CHECK(images >= global_batch, InvalidArgument, "--batch-size ", c.batch_size, " x --np ",
+              flags.np, " = ", global_batch, " images per step, but only ", images,
+              " training images are used: not one step per epoch; lower --batch-size or raise "
+              "--train-limit");
+  validate_optimizer(c.optimizer);
+  make_lr_schedule(c.lr_schedule, static_cast<int64_t>(c.epochs) * (images / global_batch));
+  validate_dataset(c.data_dir);
+  validate_paths(c);
+  FaultInjection::from_env();
+}
+
+int run_train(TrainFlags& flags, const std::vector<std::string>& args) {
+  validate_train_flags(flags);
+  const bool under_mpi = launched_under_mpi();
+  if (!under_mpi && flags.np > 1) {
+    const auto command =
+        mpirun_command(flags.np, self_executable(), "train", strip_np_flag(args), ::geteuid() == 0);
+    return run_and_wait(command,
+                        "install Open MPI's launcher with apt-get install openmpi-bin, or pass "
+                        "--np 1");
+  }
+
+  std::unique_ptr<Communicator> comm = make_communicator(under_mpi ? "mpi" : "local");
+  const int rank = comm->rank();
+  const int world_size = comm->size();
+  if (flags.np_given && flags.np != world_size) {
+    if (rank == 0) {
+      std::cerr << "terse: error: --np " << flags.np << " but mpirun started " << world_size
+                << " ranks; drop --np when launching with mpirun yourself" << std::endl;
+    }
+    return kExitInvalidArgument;
+  }
+  comm->set_timeout(flags.config.timeout);
+
+  ProgressObserver observer(rank, flags.quiet, ::isatty(STDERR_FILENO) == 1, std::cerr,
+                            FaultInjection::from_env());
+  try {
+    const torch_adapter::TrainSummary summary =
+        torch_adapter::train(flags.config, *comm, &observer);
+    if (rank == 0) print_summary(std::cout, flags.config, summary);
+    return kExitOk;
+  } catch (const std::exception& error) {
+    const int code = exit_code_for(error);
+    print_rank_error(error, rank, world_size);
+    // The other ranks may be blocked in a collective with this one: end the whole job.
+    if (world_size > 1) abort_job(code);
+    return code;
+  }
+}
+
+}  // namespace terse::cli

@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# Drives the `terse` executable for one CTest case: cli_test.sh <case>.
+# Environment (set by tests/cli/CMakeLists.txt): TERSE_BIN (the executable), TERSE_TEST_TMP (a
+# scratch directory), TERSE_DATA_DIR (the real Fashion-MNIST files).
+set -u
+BIN=${TERSE_BIN:?set TERSE_BIN to the terse executable}
+TMP_ROOT=${TERSE_TEST_TMP:?set TERSE_TEST_TMP to a scratch directory}
+DATA=${TERSE_DATA_DIR:-/usr/share/datasets/fashion-mnist}
+CASE=${1:?usage: cli_test.sh <case>}
+WORK=$TMP_ROOT/$CASE
+REF=$TMP_ROOT/reference  # written by the reference_run fixture
+rm -rf "$WORK" && mkdir -p "$WORK"
+cd "$WORK" || exit 1
+
+# The happy-path run: 2 ranks, 2048 training images, 2 epochs of 16 steps.
+HAPPY=(--np 2 --model cnn --optimizer sgd:lr=0.05,momentum=0.9 --epochs 2 --batch-size 64
+       --seed 7 --train-limit 2048 --test-limit 512 --threads 1 --timeout 60)
+# One rank, one short epoch: for the error paths that need a started trainer.
+SMALL=(--np 1 --model mlp --epochs 1 --batch-size 64 --train-limit 512 --test-limit 128
+       --threads 1 --quiet)
+
+fail() {
+  echo "FAIL [$CASE]: $*" >&2
+  for f in out err; do
+    [ -f "$WORK/$f" ] && { echo "--- std$f:" >&2; tail -n 40 "$WORK/$f" >&2; }
+  done
+  exit 1
+}
+
+# run SECONDS ARGS...: runs terse with stdout in $WORK/out, stderr in $WORK/err, status in RC.
+run() {
+  local seconds=$1
+  shift
+  timeout -k 5 "$seconds" "$BIN" "$@" >"$WORK/out" 2>"$WORK/err"
+  RC=$?
+  echo "+ terse $* -> $RC" >&2
+  [ "$RC" -ne 124 ] && [ "$RC" -ne 137 ] || fail "terse $* ran past ${seconds}s"
+}
+expect_rc() { [ "$RC" -eq "$1" ] || fail "exit status $RC, expected $1"; }
+expect_err() { grep -Eq -- "$1" "$WORK/err" || fail "stderr does not match /$1/"; }
+expect_out() { grep -Eq -- "$1" "$WORK/out" || fail "stdout does not match /$1/"; }
+# expect_invalid REGEX ARGS...: `terse ARGS` exits 2 and stderr matches REGEX.
+expect_invalid() {
+  local regex=$1
+  shift
+  run 60 "$@"
+  expect_rc 2
+  expect_err "$regex"
+}
+# The final-metrics rows of a summary on stdout (wall time and timings differ run to run).
+final_rows() { grep -E '^  final ' "$1"; }
+# The last epoch record of a metrics file without its timing fields.
+last_epoch_record() {
+  python3 - "$1" <<'PY'
+import json, sys
+records = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+epochs = [r for r in records if r.get("type") == "epoch"]
+last = epochs[-1]
+print(json.dumps({k: v for k, v in last.items() if "time" not in k and "wall" not in k},
+                 sort_keys=True))
+PY
+}
+copy_dataset() {
+  mkdir -p "$WORK/data"
+  cp "$DATA"/*.gz "$WORK/data/" || fail "cannot copy the dataset from $DATA"
+}
+
+case "$CASE" in
+  help)
+    run 30 --help
+    expect_rc 0
+    expect_out 'train' && expect_out 'info'
+    run 30 train --help
+    expect_rc 0
+    for flag in --np --model --optimizer --lr-schedule --epochs --batch-size --seed --data-dir \
+                --checkpoint-dir --resume --metrics --bucket-mb --timeout --threads \
+                --train-limit --test-limit --quiet; do
+      expect_out "^ *(-[a-z], *)?$flag"
+    done
+    ;;
+  version)
+    run 30 --version
+    expect_rc 0
+    expect_out '^terse [0-9]+\.[0-9]+\.[0-9]+$'
+    ;;
+  info)
+    run 30 info
+    expect_rc 0
+    for key in 'terse: [0-9]+\.[0-9]+\.[0-9]+' 'build type: ' 'compiler: ' \
+               'c\+\+ standard: C\+\+(17|20)' 'libtorch: [0-9]+\.[0-9]+' 'mpi: (Open MPI|not built)' \
+               'nccl: not built in this version' 'cuda: (built|not built)' 'cuda devices: [0-9]+' \
+               'openmp threads: ([0-9]+|not built)' 'simd: '; do
+      expect_out "^$key"
+    done
+    ;;
+  no_command)
+    run 30
+    expect_rc 2
+    expect_err 'subcommand'
+    ;;
+  unknown_flag)
+    expect_invalid 'not expected.*--bogus' train --bogus 3
+    expect_invalid 'not expected' info --verbose
+    ;;
+  bad_values)
+    expect_invalid '--np' train --np 0
+    expect_invalid '--np' train --np two
+    expect_invalid '--epochs' train --epochs 0
+    expect_invalid '--epochs' train --epochs 1.5
+    expect_invalid '--batch-size' train --batch-size -4
+    expect_invalid '--model' train --model resnet
+    expect_invalid '--timeout' train --timeout 0
+    expect_invalid '--bucket-mb' train --bucket-mb 0
+    expect_invalid '--threads' train --threads -1
+    expect_invalid '--train-limit' train --train-limit -5
+    expect_invalid '--seed' train --seed -1
+    expect_invalid '--batch-size 64 x --np 1 = 64.*only 32' train --train-limit 32 --np 1
+    expect_invalid '--metrics.*does not exist' train --metrics "$WORK/no/such/dir/m.jsonl"
+    ;;
+  resume_needs_checkpoint_dir)
+    expect_invalid '--resume requires --checkpoint-dir' train --resume
+    expect_invalid 'checkpoint directory .* does not exist' train --resume \
+      --checkpoint-dir "$WORK/none"
+    ;;
+  unknown_optimizer)
+    expect_invalid "unknown optimizer.*'?sgdx'?.*sgd" train --optimizer sgdx:lr=0.1
+    ;;
+  unknown_option)
+    expect_invalid "foo.*(lr|momentum)" train --optimizer sgd:lr=0.1,foo=1
+    ;;
+  out_of_range)
+    expect_invalid 'lr' train --optimizer sgd:lr=-1
+    expect_invalid 'momentum' train --optimizer sgd:lr=0.1,momentum=1.5
+    ;;
+  bad_lr_schedule)
+    expect_invalid "unknown lr schedule 'wiggly'" train --lr-schedule wiggly
+    expect_invalid 'step_size' train --lr-schedule step:step_size=0
+    ;;
+  missing_dataset)
+    expect_invalid 'dataset-fashion-mnist.*--data-dir|--data-dir.*dataset-fashion-mnist' \
+      train --data-dir /nonexistent
+    ;;
+  bad_fault_env)
+    TERSE_TEST_KILL_RANK=one TERSE_TEST_KILL_STEP=3 run 30 train
+    expect_rc 2
+    expect_err 'TERSE_TEST_KILL_RANK'
+    TERSE_TEST_KILL_RANK=1 run 30 train
+    expect_rc 2
+    expect_err 'TERSE_TEST_KILL_STEP'
+    ;;
+  missing_mpirun)
+    PATH=/nonexistent run 30 train --np 2
+    expect_rc 1
+    expect_err 'mpirun.*apt-get install openmpi-bin'
+    ;;
+  truncated_idx)
+    copy_dataset
+    size=$(stat -c %s data/train-images-idx3-ubyte.gz)
+    truncate -s $((size / 2)) data/train-images-idx3-ubyte.gz
+    run 120 train "${SMALL[@]}" --data-dir "$WORK/data"
+    expect_rc 3
+    expect_err 'terse: error: .*train-images-idx3-ubyte'
+    ;;
+  corrupt_idx)
+    # A label of 200 (valid ones are 0..9) in the training labels; two ranks, so the error also
+    # has to end the whole MPI job with the right status.
+    copy_dataset
+    python3 - data/train-labels-idx1-ubyte.gz <<'PY' || fail "cannot corrupt the labels"
+import gzip, sys
+raw = bytearray(gzip.open(sys.argv[1]).read())
+raw[8 + 5] = 200
+gzip.open(sys.argv[1], "wb").write(bytes(raw))
+PY
+    run 120 train "${SMALL[@]}" --np 2 --data-dir "$WORK/data"
+    expect_rc 3
+    expect_err 'terse: error: rank [01]: .*train-labels-idx1-ubyte'
+    ;;
+  resume_mismatch)
+    run 120 train "${SMALL[@]}" --checkpoint-dir "$WORK/ckpt"
+    expect_rc 0
+    # Another model.
+    run 120 train "${SMALL[@]}" --model cnn --epochs 2 --checkpoint-dir "$WORK/ckpt" --resume
+    [ "$RC" -eq 2 ] || [ "$RC" -eq 3 ] || fail "exit status $RC, expected 2 or 3"
+    expect_err 'terse: error: .*model.*mlp.*cnn|terse: error: .*model.*cnn.*mlp'
+    # Another rank count.
+    run 120 train "${SMALL[@]}" --np 2 --epochs 2 --checkpoint-dir "$WORK/ckpt" --resume
+    [ "$RC" -eq 2 ] || [ "$RC" -eq 3 ] || fail "exit status $RC, expected 2 or 3"
+    expect_err 'terse: error: .*rank.*1.*2|terse: error: .*rank.*2.*1'
+    ;;
+  nan_loss)
+    run 120 train "${SMALL[@]}" --optimizer sgd:lr=1e6
+    expect_rc 4
+    expect_err 'terse: error: .*step [0-9]+'
+    # Diverge in epoch 2 (lr x 1e7 after 8 steps): the epoch-1 checkpoint must survive and resume.
+    run 120 train "${SMALL[@]}" --epochs 2 --optimizer sgd:lr=0.05 \
+      --lr-schedule step:step_size=8,gamma=1e7 --checkpoint-dir "$WORK/ckpt"
+    expect_rc 4
+    expect_err 'terse: error: .*step (9|1[0-6])'
+    [ -n "$(ls -A "$WORK/ckpt" 2>/dev/null)" ] || fail "no checkpoint left in $WORK/ckpt"
+    run 120 train "${SMALL[@]}" --epochs 2 --optimizer sgd:lr=0.05 --checkpoint-dir "$WORK/ckpt" \
+      --resume
+    expect_rc 0
+    expect_out 'resumed after epoch 1'
+    ;;
+  rank_dies)
+    start=$(date +%s)
+    TERSE_TEST_KILL_RANK=1 TERSE_TEST_KILL_STEP=3 run 120 train "${SMALL[@]}" --np 4 \
+      --batch-size 16 --timeout 20
+    [ "$RC" -ne 0 ] || fail "the job exited 0 although rank 1 died"
+    grep -Eq 'rank 1' "$WORK/err" "$WORK/out" || fail "the output does not name rank 1"
+    echo "job ended $(( $(date +%s) - start )) s after the start" >&2
+    ;;
+  reference_run)
+    # Fixture: the uninterrupted run the happy-path cases compare against.
+    rm -rf "$REF" && mkdir -p "$REF"
+    run 150 train "${HAPPY[@]}" --metrics "$REF/metrics.jsonl" --checkpoint-dir "$REF/ckpt"
+    cp out "$REF/out" && cp err "$REF/err"
+    expect_rc 0
+    expect_err '^epoch 1/2 step [0-9]+/16'
+    expect_err '^epoch 2/2 done: train loss [0-9.]+ +test loss [0-9.]+ +test accuracy 0\.[0-9]+'
+    for row in model optimizer ranks epochs steps 'final test accuracy' 'final test loss' \
+               'wall time' 'bytes sent per rank' 'dense bytes per rank' 'compression ratio' \
+               'time compute/comm/optim' 'optimizer state memory'; do
+      expect_out "^  $row "
+    done
+    expect_out '^  ranks +2$'
+    expect_out '^  steps +32$'
+    ;;
+  metrics_file)
+    python3 - "$REF/metrics.jsonl" <<'PY' || fail "metrics file check failed"
+import json, math, sys
+records = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+steps = [r for r in records if r.get("type") == "step"]
+epochs = [r for r in records if r.get("type") == "epoch"]
+assert len(steps) == 32, f"{len(steps)} step records, expected 32"
+assert len(epochs) == 2, f"{len(epochs)} epoch records, expected 2"
+step_keys = {"step", "epoch", "loss", "lr", "bytes_sent", "bytes_dense", "time_compute_s",
+             "time_comm_s", "time_optim_s"}
+epoch_keys = {"epoch", "step", "train_loss", "test_loss", "test_accuracy", "wall_s",
+              "bytes_sent", "bytes_dense"}
+for r in steps:
+    missing = step_keys - r.keys()
+    assert not missing, f"step record {r} lacks {missing}"
+    assert math.isfinite(r["loss"]) and r["loss"] > 0, r
+    assert r["lr"] > 0 and r["bytes_dense"] > 0 and r["bytes_sent"] > 0, r
+assert [r["step"] for r in steps] == list(range(1, 33)), "steps are not 1..32 in order"
+for r in epochs:
+    missing = epoch_keys - r.keys()
+    assert not missing, f"epoch record {r} lacks {missing}"
+    assert 0 <= r["test_accuracy"] <= 1, r
+    assert math.isfinite(r["test_loss"]) and r["test_loss"] > 0, r
+    assert r["bytes_dense"] > 0 and r["wall_s"] > 0, r
+# 2 epochs of SGD with momentum on 2048 images: clearly better than chance (0.1).
+assert epochs[-1]["test_accuracy"] > 0.4, epochs[-1]
+print("metrics ok:", json.dumps(epochs[-1]))
+PY
+    ;;
+  same_seed)
+    run 150 train "${HAPPY[@]}" --metrics "$WORK/metrics.jsonl" --quiet
+    expect_rc 0
+    [ ! -s err ] || fail "--quiet printed progress on stderr"
+    [ "$(final_rows out)" = "$(final_rows "$REF/out")" ] || fail "final rows differ from the \
+reference run: $(final_rows out) VS $(final_rows "$REF/out")"
+    [ "$(last_epoch_record metrics.jsonl)" = "$(last_epoch_record "$REF/metrics.jsonl")" ] ||
+      fail "last epoch records differ from the reference run"
+    ;;
+  resume)
+    # Killed at the first step of epoch 2 (step 17), then resumed: the same final metrics as the
+    # uninterrupted reference run.
+    TERSE_TEST_KILL_RANK=0 TERSE_TEST_KILL_STEP=17 run 150 train "${HAPPY[@]}" --quiet \
+      --checkpoint-dir "$WORK/ckpt" --metrics "$WORK/metrics.jsonl"
+    [ "$RC" -ne 0 ] || fail "the killed run exited 0"
+    expect_err 'TERSE_TEST_KILL: rank 0 .* step 17'
+    run 150 train "${HAPPY[@]}" --quiet --checkpoint-dir "$WORK/ckpt" --resume \
+      --metrics "$WORK/metrics.jsonl"
+    expect_rc 0
+    expect_out 'resumed after epoch 1'
+    [ "$(final_rows out)" = "$(final_rows "$REF/out")" ] || fail "final rows differ from the \
+reference run: $(final_rows out) VS $(final_rows "$REF/out")"
+    [ "$(last_epoch_record metrics.jsonl)" = "$(last_epoch_record "$REF/metrics.jsonl")" ] ||
+      fail "last epoch records differ from the reference run"
+    ;;
+  *)
+    fail "unknown case '$CASE'"
+    ;;
+esac
+echo "PASS [$CASE]"
