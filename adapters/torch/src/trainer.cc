@@ -1,0 +1,350 @@
+#include "terse/torch/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/utils.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "terse/core/check.h"
+#include "terse/data/fashion_mnist.h"
+#include "terse/data/sharded_sampler.h"
+#include "terse/kernels/cpu_threads.h"
+#include "terse/optim/lr_schedule.h"
+#include "terse/optim/optimizer.h"
+#include "terse/torch/grad_hooks.h"
+#include "terse/torch/model_zoo.h"
+#include "terse/torch/view_of.h"
+#include "terse/train/checkpoint_store.h"
+#include "terse/train/data_parallel.h"
+#include "terse/train/metrics_writer.h"
+
+namespace terse::torch_adapter {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+constexpr double kPixelMean = 0.2860;  // Fashion-MNIST training-set statistics
+constexpr double kPixelStd = 0.3530;
+constexpr int64_t kEvalBatch = 1000;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double ratio(uint64_t dense, uint64_t sent) {
+  return sent == 0 ? 1.0 : static_cast<double>(dense) / static_cast<double>(sent);
+}
+
+void validate(const TrainConfig& c) {
+  TERSE_CHECK(c.epochs >= 1, InvalidArgument, "epochs must be >= 1, got ", c.epochs);
+  TERSE_CHECK(c.batch_size >= 1, InvalidArgument, "batch size must be >= 1, got ", c.batch_size);
+  TERSE_CHECK(std::isfinite(c.bucket_mb) && c.bucket_mb > 0, InvalidArgument,
+              "bucket size must be a positive number of MB, got ", c.bucket_mb);
+  TERSE_CHECK(c.train_limit >= 0 && c.test_limit >= 0, InvalidArgument,
+              "train/test limits must be >= 0 (0: all), got ", c.train_limit, " and ",
+              c.test_limit);
+  TERSE_CHECK(c.threads >= 0, InvalidArgument, "threads must be >= 0 (0: automatic), got ",
+              c.threads);
+  TERSE_CHECK(c.timeout.count() > 0, InvalidArgument, "timeout must be positive, got ",
+              c.timeout.count(), " ms");
+  TERSE_CHECK(!c.resume || !c.checkpoint_dir.empty(), InvalidArgument,
+              "resume needs a checkpoint directory; pass --checkpoint-dir");
+}
+
+// Normalised images [n, 1, 28, 28] f32 and labels [n] i64 of the first `limit` examples.
+std::pair<at::Tensor, at::Tensor> to_tensors(const FashionMnistSplit& split, int64_t limit,
+                                             const char* what) {
+  int64_t n = split.count;
+  if (limit > 0) {
+    TERSE_CHECK(limit <= split.count, InvalidArgument, what, " limit ", limit, " exceeds the ",
+                split.count, " images available; pass at most ", split.count, " (or 0 for all)");
+    n = limit;
+  }
+  const at::Tensor raw = at::from_blob(const_cast<uint8_t*>(split.images.data()),
+                                       {n, 1, split.rows, split.cols}, at::kByte);
+  at::Tensor x = raw.to(at::kFloat).div_(255.0).sub_(kPixelMean).div_(kPixelStd);
+  at::Tensor y =
+      at::from_blob(const_cast<uint8_t*>(split.labels.data()), {n}, at::kByte).to(at::kLong);
+  return {x, y};
+}
+
+int threads_for(const TrainConfig& c) {
+  if (c.threads > 0) return c.threads;
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  return std::max(1, cores / std::max(1, local_rank_count()));
+}
+
+// The parameters of a model as the engine sees them, named as in named_parameters().
+std::vector<Param> params_of(torch::nn::Module& model) {
+  std::vector<Param> params;
+  for (const auto& item : model.named_parameters()) {
+    const at::Tensor& p = item.value();
+    params.push_back(Param{view_of(p), TensorView{},
+                           std::vector<int64_t>(p.sizes().begin(), p.sizes().end()), item.key()});
+  }
+  return params;
+}
+
+struct Evaluation {
+  double loss = 0, accuracy = 0;
+};
+
+// Each rank evaluates a disjoint contiguous block of the test set; the sums are all-reduced
+// in a fixed rank order, so every rank gets the same, reproducible numbers.
+Evaluation evaluate(torch::nn::Sequential& model, const at::Tensor& x, const at::Tensor& y,
+                    Communicator& comm) {
+  at::NoGradGuard no_grad;
+  const int64_t n = x.size(0);
+  const int64_t begin = n * comm.rank() / comm.size();
+  const int64_t end = n * (comm.rank() + 1) / comm.size();
+  double sums[3] = {0, 0, static_cast<double>(end - begin)};  // loss, correct, count
+  namespace F = torch::nn::functional;
+  for (int64_t b = begin; b < end; b += kEvalBatch) {
+    const int64_t e = std::min(end, b + kEvalBatch);
+    const at::Tensor logits = model->forward(x.slice(0, b, e));
+    const at::Tensor target = y.slice(0, b, e);
+    sums[0] += F::cross_entropy(logits, target, F::CrossEntropyFuncOptions().reduction(torch::kSum))
+                   .item<double>();
+    sums[1] += logits.argmax(1).eq(target).sum().item<double>();
+  }
+  comm.all_reduce(TensorView::of(sums, 3), ReduceOp::kSum);
+  TERSE_CHECK(sums[2] > 0, InvalidArgument,
+              "the test set is empty; pass a test limit of at least the number of ranks");
+  return Evaluation{sums[0] / sums[2], sums[1] / sums[2]};
+}
+
+json step_record(const StepMetrics& m) {
+  return json{{"type", "step"},
+              {"step", m.step},
+              {"epoch", m.epoch},
+              {"loss", m.loss},
+              {"lr", m.lr},
+              {"bytes_sent", m.bytes_sent},
+              {"bytes_dense", m.bytes_dense},
+              {"compression_ratio", ratio(m.bytes_dense, m.bytes_sent)},
+              {"time_compute_s", m.time_compute_s},
+              {"time_comm_s", m.time_comm_s},
+              {"time_optim_s", m.time_optim_s}};
+}
+
+json epoch_record(const EpochMetrics& m) {
+  return json{{"type", "epoch"},
+              {"epoch", m.epoch},
+              {"step", m.step},
+              {"loss", m.train_loss},
+              {"test_loss", m.test_loss},
+              {"test_accuracy", m.test_accuracy},
+              {"bytes_sent", m.bytes_sent},
+              {"bytes_dense", m.bytes_dense},
+              {"compression_ratio", ratio(m.bytes_dense, m.bytes_sent)},
+              {"wall_s", m.wall_s}};
+}
+
+}  // namespace
+
+TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver* observer) {
+  validate(config);
+  const auto t_start = Clock::now();
+  const int rank = comm.rank();
+  const int world = comm.size();
+  comm.set_timeout(config.timeout);
+
+  const int threads = threads_for(config);
+  at::set_num_threads(threads);
+  set_cpu_threads(threads);
+
+  const FashionMnist data = FashionMnist::load(config.data_dir);
+  const auto [train_x, train_y] = to_tensors(data.train(), config.train_limit, "training");
+  const auto [test_x, test_y] = to_tensors(data.test(), config.test_limit, "test");
+
+  torch::manual_seed(config.seed);
+  torch::nn::Sequential model = make_model(config.model);
+  std::vector<at::Tensor> tensors = model->parameters();
+
+  DataParallel dp(comm, params_of(*model), config.bucket_mb);
+  GradHooks hooks(tensors, dp);
+  const OptimizerSpec spec = OptimizerSpec::parse(config.optimizer);
+  std::unique_ptr<Optimizer> optimizer = make_optimizer(spec, {ParamGroup{dp.params(), {}}});
+
+  const ShardedSampler sampler(train_x.size(0), rank, world, config.seed);
+  const int64_t steps_per_epoch = sampler.num_batches(config.batch_size);
+  TERSE_CHECK(steps_per_epoch >= 1, InvalidArgument,
+              "no training step per epoch: ", train_x.size(0), " images over ", world,
+              " ranks leave none for some rank; use more images or fewer ranks");
+  const LrSchedule schedule = make_lr_schedule(config.lr_schedule, steps_per_epoch * config.epochs);
+
+  TrainSummary summary;
+  summary.world_size = world;
+  for (const Param& p : dp.params()) summary.parameters += p.value.numel;
+
+  // What must match for a checkpoint to continue this run.
+  const json expected = {{"model", config.model},
+                         {"world_size", world},
+                         {"optimizer", optimizer->name()},
+                         {"batch_size", config.batch_size},
+                         {"steps_per_epoch", steps_per_epoch}};
+  std::optional<CheckpointStore> store;
+  if (!config.checkpoint_dir.empty()) store.emplace(config.checkpoint_dir);
+
+  int start_epoch = 0;  // epochs already done
+  int64_t step = 0;     // optimizer steps already done
+  if (config.resume) {
+    const std::optional<std::string> latest = store->latest();
+    TERSE_CHECK(latest.has_value(), InvalidArgument, "nothing to resume: ", config.checkpoint_dir,
+                " holds no committed checkpoint; start without --resume");
+    check_compatible(store->load_rank_meta(*latest, rank), expected);
+    const Checkpoint ckpt = store->load_rank(*latest, rank);
+    check_compatible(ckpt.meta, expected);
+    const auto section = [&](const char* name) -> const StateDict& {
+      const auto it = ckpt.sections.find(name);
+      TERSE_CHECK(it != ckpt.sections.end(), CorruptData, "checkpoint ", *latest, " of rank ", rank,
+                  " has no '", name, "' section; it was not written by terse train");
+      return it->second;
+    };
+    const StateDict& model_state = section("model");
+    for (const Param& p : dp.params()) model_state.tensor(p.name).copy_to(p.value, p.name);
+    optimizer->load_state_dict(section("optimizer"));
+    const StateDict& trainer_state = section("trainer");
+    start_epoch = static_cast<int>(trainer_state.int_value("epoch"));
+    step = trainer_state.int_value("step");
+    summary.bytes_sent = static_cast<uint64_t>(trainer_state.int_value("bytes_sent"));
+    summary.bytes_dense = static_cast<uint64_t>(trainer_state.int_value("bytes_dense"));
+    summary.final_train_loss = trainer_state.float_value("train_loss");
+    summary.final_test_loss = trainer_state.float_value("test_loss");
+    summary.final_test_accuracy = trainer_state.float_value("test_accuracy");
+    summary.resumed_from_epoch = start_epoch;
+    TERSE_CHECK(step == int64_t{start_epoch} * steps_per_epoch, CorruptData, "checkpoint ", *latest,
+                " records step ", step, " at the end of epoch ", start_epoch,
+                ", which does not fit ", steps_per_epoch, " steps per epoch");
+  }
+  // From rank 0, so ranks agree exactly even if they started differently.
+  dp.broadcast_parameters();
+
+  std::optional<MetricsWriter> metrics;
+  if (rank == 0 && !config.metrics_path.empty())
+    metrics.emplace(config.metrics_path, config.resume);
+  if (observer) observer->on_start(config, steps_per_epoch, world);
+
+  for (int epoch = start_epoch + 1; epoch <= config.epochs; ++epoch) {
+    const auto t_epoch = Clock::now();
+    const std::vector<int64_t> order = sampler.epoch_indices(epoch - 1);
+    EpochMetrics em;
+    em.epoch = epoch;
+    double loss_sum = 0;
+    for (int64_t b = 0; b < steps_per_epoch; ++b) {
+      const auto t0 = Clock::now();
+      const auto [begin, end] = sampler.batch_range(b, config.batch_size);
+      const at::Tensor idx =
+          at::from_blob(const_cast<int64_t*>(order.data() + begin), {end - begin}, at::kLong);
+      const at::Tensor x = train_x.index_select(0, idx);
+      const at::Tensor y = train_y.index_select(0, idx);
+      hooks.clear_torch_grads();
+      const at::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+      loss.backward();  // hooks fill the buckets; their all-reduces start as they fill
+      const CommStats cs = dp.finish();
+
+      // The mean loss over ranks; a NaN or Inf on any rank reaches all, so all stop together.
+      double loss_value = loss.item<double>() / world;
+      comm.all_reduce(TensorView::of(&loss_value, 1), ReduceOp::kSum);
+      const double t_forward_backward = seconds_since(t0);
+      if (!std::isfinite(loss_value)) {
+        std::string kept = "no checkpoint was written (pass a checkpoint directory to keep one)";
+        if (store) {
+          const std::optional<std::string> last = store->latest();
+          kept = last ? "the last good checkpoint (" + *last + " in " + config.checkpoint_dir +
+                            ") is kept and was not overwritten"
+                      : "no checkpoint was committed yet";
+        }
+        TERSE_THROW(NumericalError, "training diverged: the loss is ", loss_value, " at step ",
+                    step + 1, " (epoch ", epoch, ", lr ", optimizer->lr(0), "); ", kept,
+                    "; lower the learning rate or add a warm-up and resume or restart");
+      }
+
+      const auto t_optim = Clock::now();
+      optimizer->scale_lr(schedule.factor(step));
+      optimizer->step();
+      ++step;
+
+      StepMetrics sm;
+      sm.step = step;
+      sm.epoch = epoch;
+      sm.step_in_epoch = b + 1;
+      sm.steps_per_epoch = steps_per_epoch;
+      sm.loss = loss_value;
+      sm.lr = optimizer->lr(0);
+      sm.bytes_sent = cs.bytes_sent;
+      sm.bytes_dense = cs.bytes_dense;
+      sm.time_comm_s = cs.time_comm_s;
+      sm.time_compute_s = std::max(0.0, t_forward_backward - cs.time_comm_s);
+      sm.time_optim_s = seconds_since(t_optim);
+      loss_sum += loss_value;
+      em.bytes_sent += cs.bytes_sent;
+      em.bytes_dense += cs.bytes_dense;
+      summary.time_compute_s += sm.time_compute_s;
+      summary.time_comm_s += sm.time_comm_s;
+      summary.time_optim_s += sm.time_optim_s;
+      if (metrics) metrics->write(step_record(sm));
+      if (observer) observer->on_step(sm);
+    }
+    const Evaluation ev = evaluate(model, test_x, test_y, comm);
+    em.step = step;
+    em.train_loss = loss_sum / static_cast<double>(steps_per_epoch);
+    em.test_loss = ev.loss;
+    em.test_accuracy = ev.accuracy;
+    summary.bytes_sent += em.bytes_sent;
+    summary.bytes_dense += em.bytes_dense;
+    summary.final_train_loss = em.train_loss;
+    summary.final_test_loss = em.test_loss;
+    summary.final_test_accuracy = em.test_accuracy;
+
+    if (store) {
+      Checkpoint ckpt;
+      ckpt.meta = expected;
+      ckpt.meta["rank"] = rank;
+      ckpt.meta["epoch"] = epoch;
+      ckpt.meta["step"] = step;
+      ckpt.meta["seed"] = config.seed;
+      ckpt.meta["optimizer_spec"] = config.optimizer;
+      ckpt.meta["lr_schedule"] = config.lr_schedule;
+      StateDict& model_state = ckpt.sections["model"];
+      for (const Param& p : dp.params()) {
+        model_state.tensors[p.name] = StateTensor::copy_of(p.value, p.shape);
+      }
+      ckpt.sections["optimizer"] = optimizer->state_dict();
+      StateDict& trainer_state = ckpt.sections["trainer"];
+      trainer_state.ints["epoch"] = epoch;
+      trainer_state.ints["step"] = step;
+      trainer_state.ints["bytes_sent"] = static_cast<int64_t>(summary.bytes_sent);
+      trainer_state.ints["bytes_dense"] = static_cast<int64_t>(summary.bytes_dense);
+      trainer_state.floats["train_loss"] = em.train_loss;
+      trainer_state.floats["test_loss"] = em.test_loss;
+      trainer_state.floats["test_accuracy"] = em.test_accuracy;
+      store->save_rank(epoch, rank, ckpt);
+      comm.barrier();  // every rank's file is on disk before LATEST names the epoch
+      if (rank == 0) store->commit(epoch);
+    }
+    em.wall_s = seconds_since(t_epoch);
+    if (metrics) metrics->write(epoch_record(em));
+    if (observer) observer->on_epoch(em);
+  }
+
+  summary.epochs_run = std::max(start_epoch, config.epochs);
+  summary.steps = step;
+  summary.optimizer_state_bytes = optimizer->state_bytes();
+  summary.wall_s = seconds_since(t_start);
+  return summary;
+}
+
+}  // namespace terse::torch_adapter
