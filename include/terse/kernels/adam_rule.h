@@ -14,7 +14,7 @@ namespace terse {
 //   m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
 //   kAmsgrad: vmax = max(vmax, v) over the RAW v (torch's code; its docs show the max of v_hat)
 //   p -= (lr / bc1) * m / (sqrt(v or vmax) / sqrt(bc2) + eps)
-// States: s[0] = exp_avg, s[1] = exp_avg_sq, s[2] = max_exp_avg_sq (amsgrad only).
+// States: s0 = exp_avg, s1 = exp_avg_sq, s2 = max_exp_avg_sq (amsgrad only, else scratch).
 template <bool kAmsgrad>
 struct AdamRule {
   static constexpr int kNumStates = kAmsgrad ? 3 : 2;
@@ -48,17 +48,20 @@ struct AdamRule {
     return r;
   }
 
-  TERSE_HD TERSE_FORCEINLINE void operator()(float& p, float g, float* s) const {
+  TERSE_HD TERSE_FORCEINLINE void operator()(float& p, float g, float& s0, float& s1,
+                                             float& s2) const {
     g = grad_sign * g + l2 * p;
     p = p * decay;
-    const float m = beta1 * s[0] + one_minus_beta1 * g;
-    const float v = beta2 * s[1] + one_minus_beta2 * (g * g);
-    s[0] = m;
-    s[1] = v;
+    const float m = beta1 * s0 + one_minus_beta1 * g;
+    const float v = beta2 * s1 + one_minus_beta2 * (g * g);
+    s0 = m;
+    s1 = v;
     float vd = v;
     if constexpr (kAmsgrad) {
-      vd = s[2] > v ? s[2] : v;  // torch.maximum: a NaN in v propagates
-      s[2] = vd;
+      vd = s2 > v ? s2 : v;  // torch.maximum: a NaN in v propagates
+      s2 = vd;
+    } else {
+      (void)s2;
     }
     const float den = std::sqrt(vd) / bias_correction2_sqrt + eps;
     p = p + neg_step_size * (m / den);

@@ -39,15 +39,17 @@ struct SgdRule {
     return r;
   }
 
-  // s holds kNumStates f32 state values of this element (s[0] = momentum buffer).
-  TERSE_HD TERSE_FORCEINLINE void operator()(float& p, float g, float* s) const {
+  // s0 = momentum buffer (kMomentum); s1, s2 are unused scratch (every Rule takes three state
+  // slots so one executor loop serves all; unused ones cost nothing once inlined).
+  TERSE_HD TERSE_FORCEINLINE void operator()(float& p, float g, float& s0, float& /*s1*/,
+                                             float& /*s2*/) const {
     float d = grad_sign * g + weight_decay * p;
     if constexpr (kMomentum) {
-      const float b = first_step ? d : momentum * s[0] + one_minus_dampening * d;
-      s[0] = b;
+      const float b = first_step ? d : momentum * s0 + one_minus_dampening * d;
+      s0 = b;
       d = nesterov ? d + momentum * b : b;
     } else {
-      (void)s;
+      (void)s0;
     }
     p = p - lr * d;
   }

@@ -26,16 +26,17 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void run_range(
   const Rule r = rule;
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
-    float s[kN > 0 ? kN : 1];
-    if constexpr (kN > 0) s[0] = s0[i];
-    if constexpr (kN > 1) s[1] = s1[i];
-    if constexpr (kN > 2) s[2] = s2[i];
+    // Scalars, not a local array: GCC privatises an array per SIMD lane and then gives up.
+    float x0 = 0, x1 = 0, x2 = 0;
+    if constexpr (kN > 0) x0 = s0[i];
+    if constexpr (kN > 1) x1 = s1[i];
+    if constexpr (kN > 2) x2 = s2[i];
     float pv = load_as_float(p, i);
-    r(pv, load_as_float(g, i), s);
+    r(pv, load_as_float(g, i), x0, x1, x2);
     store_from_float(p, i, pv);
-    if constexpr (kN > 0) s0[i] = s[0];
-    if constexpr (kN > 1) s1[i] = s[1];
-    if constexpr (kN > 2) s2[i] = s[2];
+    if constexpr (kN > 0) s0[i] = x0;
+    if constexpr (kN > 1) s1[i] = x1;
+    if constexpr (kN > 2) s2[i] = x2;
   }
 }
 

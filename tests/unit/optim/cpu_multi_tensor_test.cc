@@ -76,8 +76,8 @@ TEST(CpuMultiTensor, EveryElementMatchesTheScalarRule) {
     ASSERT_EQ(t.values[i].size(), static_cast<size_t>(kSizes[i]));
     for (size_t e = 0; e < t.values[i].size(); ++e) {
       float p = original.values[i][e];
-      float s[2] = {0, 0};
-      rule(p, original.grads[i][e], s);
+      float m = 0, v = 0, unused = 0;
+      rule(p, original.grads[i][e], m, v, unused);
       ASSERT_EQ(t.values[i][e], p) << "tensor " << i << " element " << e;
     }
   }
