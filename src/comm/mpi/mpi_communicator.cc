@@ -86,34 +86,41 @@ void user_reduce(void* in, void* inout, int* len, MPI_Datatype* /*type*/) {
   detail::combine_pair(in, inout, *len, D, R);
 }
 
-struct HalfOps {
-  MPI_Op op[2][3];  // [bf16, f16][sum, max, min]
+// Reductions terse does itself, in f32 math for bf16/f16. u8 is here too: Open MPI 4.1's AVX
+// op component saturates 8-bit MPI_SUM instead of wrapping (open-mpi/ompi#8045, "wontfix"),
+// which would make the MPI backend disagree with the local one.
+constexpr DType kUserOpDTypes[] = {DType::kBF16, DType::kF16, DType::kU8};
+
+struct UserOps {
+  MPI_Op op[3][3];  // [bf16, f16, u8][sum, max, min]
 };
 
 // Created once after MPI_Init; MPI frees them at MPI_Finalize.
-const HalfOps& half_ops() {
-  static const HalfOps ops = [] {
-    HalfOps h{};
-    MPI_User_function* fns[2][3] = {
+const UserOps& user_ops() {
+  static const UserOps ops = [] {
+    UserOps u{};
+    MPI_User_function* fns[3][3] = {
         {&user_reduce<DType::kBF16, ReduceOp::kSum>, &user_reduce<DType::kBF16, ReduceOp::kMax>,
          &user_reduce<DType::kBF16, ReduceOp::kMin>},
         {&user_reduce<DType::kF16, ReduceOp::kSum>, &user_reduce<DType::kF16, ReduceOp::kMax>,
-         &user_reduce<DType::kF16, ReduceOp::kMin>}};
-    for (int t = 0; t < 2; ++t) {
+         &user_reduce<DType::kF16, ReduceOp::kMin>},
+        {&user_reduce<DType::kU8, ReduceOp::kSum>, &user_reduce<DType::kU8, ReduceOp::kMax>,
+         &user_reduce<DType::kU8, ReduceOp::kMin>}};
+    for (int t = 0; t < 3; ++t) {
       for (int o = 0; o < 3; ++o) {
-        const int rc = MPI_Op_create(fns[t][o], /*commute=*/1, &h.op[t][o]);
+        const int rc = MPI_Op_create(fns[t][o], /*commute=*/1, &u.op[t][o]);
         TERSE_CHECK(rc == MPI_SUCCESS, CommError, "MPI_Op_create failed: ", mpi_error_string(rc),
                     "; check the Open MPI installation");
       }
     }
-    return h;
+    return u;
   }();
   return ops;
 }
 
 MPI_Op mpi_op(ReduceOp op, DType dtype) {
-  if (dtype == DType::kBF16 || dtype == DType::kF16) {
-    return half_ops().op[dtype == DType::kBF16 ? 0 : 1][static_cast<int>(op)];
+  for (int t = 0; t < 3; ++t) {
+    if (dtype == kUserOpDTypes[t]) return user_ops().op[t][static_cast<int>(op)];
   }
   switch (op) {
     case ReduceOp::kSum:
