@@ -189,12 +189,11 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   summary.world_size = world;
   for (const Param& p : dp.params()) summary.parameters += p.value.numel;
 
-  // What must match for a checkpoint to continue this run.
-  const json expected = {{"model", config.model},
-                         {"world_size", world},
-                         {"optimizer", optimizer->name()},
-                         {"batch_size", config.batch_size},
-                         {"steps_per_epoch", steps_per_epoch}};
+  // What must match for a checkpoint to continue this run: the identity of the run first (so
+  // its error comes first), then what fixes the step numbering.
+  const json identity = {
+      {"model", config.model}, {"world_size", world}, {"optimizer", optimizer->name()}};
+  const json numbering = {{"batch_size", config.batch_size}, {"steps_per_epoch", steps_per_epoch}};
   std::optional<CheckpointStore> store;
   if (!config.checkpoint_dir.empty()) store.emplace(config.checkpoint_dir);
 
@@ -204,9 +203,12 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
     const std::optional<std::string> latest = store->latest();
     TERSE_CHECK(latest.has_value(), InvalidArgument, "nothing to resume: ", config.checkpoint_dir,
                 " holds no committed checkpoint; start without --resume");
-    check_compatible(store->load_rank_meta(*latest, rank), expected);
+    const json meta = store->load_rank_meta(*latest, rank);
+    check_compatible(meta, identity);
+    check_compatible(meta, numbering);
     const Checkpoint ckpt = store->load_rank(*latest, rank);
-    check_compatible(ckpt.meta, expected);
+    check_compatible(ckpt.meta, identity);
+    check_compatible(ckpt.meta, numbering);
     const auto section = [&](const char* name) -> const StateDict& {
       const auto it = ckpt.sections.find(name);
       TERSE_CHECK(it != ckpt.sections.end(), CorruptData, "checkpoint ", *latest, " of rank ", rank,
@@ -311,7 +313,8 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
 
     if (store) {
       Checkpoint ckpt;
-      ckpt.meta = expected;
+      ckpt.meta = identity;
+      ckpt.meta.update(numbering);
       ckpt.meta["rank"] = rank;
       ckpt.meta["epoch"] = epoch;
       ckpt.meta["step"] = step;

@@ -1,0 +1,259 @@
+#include "terse/torch/trainer.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "terse/comm/local_communicator.h"
+#include "terse/core/error.h"
+#include "terse/train/checkpoint_store.h"
+#include "terse/train/metrics_writer.h"
+
+namespace terse::torch_adapter {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under the build tree for one test.
+std::string scratch(const std::string& name) {
+  const fs::path dir = fs::path(TERSE_BINARY_DIR) / "test_scratch" / "trainer" / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+TrainConfig small_config(const std::string& model = "mlp") {
+  TrainConfig c;
+  c.model = model;
+  c.optimizer = "sgd:lr=0.1,momentum=0.9";
+  c.epochs = 2;
+  c.batch_size = 64;
+  c.seed = 5;
+  c.train_limit = 2048;  // 16 steps per epoch with 2 ranks
+  c.test_limit = 512;
+  c.threads = 1;
+  c.bucket_mb = 0.25;  // several buckets even for these small models
+  return c;
+}
+
+struct Recorder : TrainObserver {
+  std::vector<StepMetrics> steps;
+  std::vector<EpochMetrics> epochs;
+  int64_t steps_per_epoch = 0;
+  void on_start(const TrainConfig&, int64_t spe, int) override { steps_per_epoch = spe; }
+  void on_step(const StepMetrics& m) override { steps.push_back(m); }
+  void on_epoch(const EpochMetrics& m) override { epochs.push_back(m); }
+};
+
+struct RunResult {
+  TrainSummary summary;
+  Recorder rank0;
+};
+
+RunResult run(const TrainConfig& c, int world) {
+  RunResult r;
+  std::mutex mu;
+  run_local_ranks(world, [&](Communicator& comm) {
+    Recorder rec;
+    const TrainSummary s = train(c, comm, &rec);
+    if (comm.rank() == 0) {
+      std::lock_guard<std::mutex> lock(mu);
+      r.summary = s;
+      r.rank0 = rec;
+    }
+  });
+  return r;
+}
+
+// The deterministic fields of a metrics file (no timings).
+std::vector<nlohmann::json> deterministic(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  for (nlohmann::json j : MetricsWriter::read(path)) {
+    for (const char* k : {"time_compute_s", "time_comm_s", "time_optim_s", "wall_s"}) j.erase(k);
+    out.push_back(j);
+  }
+  return out;
+}
+
+Checkpoint load_latest(const std::string& dir, int rank = 0) {
+  CheckpointStore store(dir);
+  return store.load_rank(store.latest().value(), rank);
+}
+
+TEST(Trainer, CnnLossDecreasesOnTwoRanks) {
+  TrainConfig c = small_config("cnn");
+  c.metrics_path = scratch("cnn") + "/metrics.jsonl";
+  const RunResult r = run(c, 2);
+  ASSERT_EQ(r.rank0.steps_per_epoch, 16);
+  ASSERT_EQ(r.rank0.steps.size(), 32u);
+  ASSERT_EQ(r.rank0.epochs.size(), 2u);
+  double first = 0, last = 0;
+  for (int i = 0; i < 4; ++i) {
+    first += r.rank0.steps[static_cast<size_t>(i)].loss;
+    last += r.rank0.steps[r.rank0.steps.size() - 1 - static_cast<size_t>(i)].loss;
+  }
+  EXPECT_LT(last, 0.6 * first) << "loss did not decrease: " << first / 4 << " -> " << last / 4;
+  EXPECT_LT(r.rank0.epochs[1].train_loss, r.rank0.epochs[0].train_loss);
+  EXPECT_GT(r.summary.final_test_accuracy, 0.6);
+  EXPECT_LE(r.summary.final_test_accuracy, 1.0);
+  EXPECT_EQ(r.summary.world_size, 2);
+  EXPECT_EQ(r.summary.steps, 32);
+  EXPECT_EQ(r.summary.epochs_run, 2);
+  // Dense all-reduce: bytes sent equal the dense fp32 ring formula 2 (N-1)/N 4 numel.
+  const uint64_t dense = static_cast<uint64_t>(r.summary.parameters) * 4;
+  EXPECT_EQ(r.rank0.steps[0].bytes_dense, dense);
+  EXPECT_EQ(r.rank0.steps[0].bytes_sent, dense);
+  EXPECT_EQ(r.summary.bytes_dense, 32 * dense);
+
+  const std::vector<nlohmann::json> lines = MetricsWriter::read(c.metrics_path);
+  ASSERT_EQ(lines.size(), 34u);  // 32 steps + 2 epochs
+  const nlohmann::json& step = lines[0];
+  for (const char* k : {"type", "step", "epoch", "loss", "lr", "bytes_sent", "bytes_dense",
+                        "compression_ratio", "time_compute_s", "time_comm_s", "time_optim_s"}) {
+    EXPECT_TRUE(step.contains(k)) << k;
+  }
+  EXPECT_EQ(step["type"], "step");
+  EXPECT_EQ(step["compression_ratio"], 1.0);
+  EXPECT_EQ(step["lr"], 0.1);
+  const nlohmann::json& epoch = lines[33];
+  EXPECT_EQ(epoch["type"], "epoch");
+  EXPECT_EQ(epoch["epoch"], 2);
+  EXPECT_EQ(epoch["step"], 32);
+  EXPECT_EQ(epoch["test_accuracy"].get<double>(), r.summary.final_test_accuracy);
+  for (const char* k :
+       {"loss", "test_loss", "bytes_sent", "bytes_dense", "compression_ratio", "wall_s"}) {
+    EXPECT_TRUE(epoch.contains(k)) << k;
+  }
+}
+
+TEST(Trainer, SameSeedSameMetricsAndParameters) {
+  TrainConfig a = small_config();
+  a.epochs = 1;
+  a.lr_schedule = "cosine:warmup=4";
+  a.optimizer = "adam:lr=0.002";
+  TrainConfig b = a;
+  a.metrics_path = scratch("det_a") + "/m.jsonl";
+  a.checkpoint_dir = scratch("det_a") + "/ckpt";
+  b.metrics_path = scratch("det_b") + "/m.jsonl";
+  b.checkpoint_dir = scratch("det_b") + "/ckpt";
+  run(a, 2);
+  run(b, 2);
+  const auto ma = deterministic(a.metrics_path), mb = deterministic(b.metrics_path);
+  ASSERT_EQ(ma.size(), 17u);
+  EXPECT_EQ(ma, mb);
+  EXPECT_NE(ma[0]["lr"], ma[8]["lr"]);  // the schedule ran
+  const Checkpoint ca = load_latest(a.checkpoint_dir), cb = load_latest(b.checkpoint_dir);
+  EXPECT_TRUE(ca.sections.at("model") == cb.sections.at("model"));
+  EXPECT_TRUE(ca.sections.at("optimizer") == cb.sections.at("optimizer"));
+  // Ranks hold identical parameters.
+  EXPECT_TRUE(load_latest(a.checkpoint_dir, 1).sections.at("model") == ca.sections.at("model"));
+}
+
+TEST(Trainer, ResumeIsExact) {
+  TrainConfig straight = small_config();
+  straight.optimizer = "adamw:lr=0.002,weight_decay=0.01";
+  straight.lr_schedule = "step:step_size=10,gamma=0.5";
+  straight.metrics_path = scratch("straight") + "/m.jsonl";
+  straight.checkpoint_dir = scratch("straight") + "/ckpt";
+  const RunResult full = run(straight, 2);
+
+  TrainConfig first = straight;
+  first.epochs = 1;
+  first.metrics_path = scratch("resumed") + "/m.jsonl";
+  first.checkpoint_dir = scratch("resumed") + "/ckpt";
+  run(first, 2);
+  TrainConfig second = first;
+  second.epochs = 2;
+  second.resume = true;
+  const RunResult resumed = run(second, 2);
+
+  EXPECT_EQ(resumed.summary.resumed_from_epoch, 1);
+  EXPECT_EQ(resumed.rank0.steps.size(), 16u);
+  EXPECT_EQ(resumed.rank0.steps.front().step, 17);
+  // The metrics file (appended on resume) equals the uninterrupted run's, bit for bit.
+  EXPECT_EQ(deterministic(first.metrics_path), deterministic(straight.metrics_path));
+  EXPECT_EQ(resumed.summary.final_test_accuracy, full.summary.final_test_accuracy);
+  EXPECT_EQ(resumed.summary.final_test_loss, full.summary.final_test_loss);
+  EXPECT_EQ(resumed.summary.final_train_loss, full.summary.final_train_loss);
+  EXPECT_EQ(resumed.summary.steps, full.summary.steps);
+  EXPECT_EQ(resumed.summary.bytes_sent, full.summary.bytes_sent);
+  const Checkpoint a = load_latest(straight.checkpoint_dir), b = load_latest(first.checkpoint_dir);
+  EXPECT_EQ(a.meta["epoch"], 2);
+  EXPECT_EQ(b.meta["epoch"], 2);
+  EXPECT_TRUE(a.sections.at("model") == b.sections.at("model"));
+  EXPECT_TRUE(a.sections.at("optimizer") == b.sections.at("optimizer"));
+}
+
+TEST(Trainer, DivergenceThrowsAndKeepsLastGoodCheckpoint) {
+  TrainConfig c = small_config();
+  // Epoch 1 trains normally; from step 17 on the lr is 0.1 * 1e9 and the loss blows up.
+  c.lr_schedule = "step:step_size=16,gamma=1e9";
+  c.checkpoint_dir = scratch("nan") + "/ckpt";
+  try {
+    run(c, 2);
+    FAIL() << "expected NumericalError";
+  } catch (const NumericalError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("at step "), std::string::npos) << what;
+    EXPECT_NE(what.find("epoch 2"), std::string::npos) << what;
+    EXPECT_NE(what.find("epoch-1"), std::string::npos) << what;
+    EXPECT_TRUE(what.find("nan") != std::string::npos || what.find("inf") != std::string::npos)
+        << what;
+  }
+  CheckpointStore store(c.checkpoint_dir);
+  ASSERT_EQ(store.latest().value(), "epoch-1");
+  const Checkpoint ckpt = store.load_rank("epoch-1", 0);
+  EXPECT_EQ(ckpt.meta["epoch"], 1);
+  for (const auto& [name, t] : ckpt.sections.at("model").tensors) {
+    const float* v = reinterpret_cast<const float*>(t.bytes.data());
+    for (int64_t i = 0; i < t.numel(); ++i) ASSERT_TRUE(std::isfinite(v[i])) << name;
+  }
+  // And it resumes (with a sane schedule) from there.
+  TrainConfig again = small_config();
+  again.checkpoint_dir = c.checkpoint_dir;
+  again.resume = true;
+  const RunResult r = run(again, 2);
+  EXPECT_EQ(r.summary.resumed_from_epoch, 1);
+  EXPECT_GT(r.summary.final_test_accuracy, 0.5);
+}
+
+TEST(Trainer, ResumeRejectsOtherWorldSizeOrModel) {
+  TrainConfig c = small_config();
+  c.epochs = 1;
+  c.checkpoint_dir = scratch("compat") + "/ckpt";
+  run(c, 2);
+  TrainConfig other_world = c;
+  other_world.epochs = 2;
+  other_world.resume = true;
+  try {
+    run(other_world, 1);
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("written by 2 ranks"), std::string::npos) << e.what();
+  }
+  TrainConfig other_model = other_world;
+  other_model.model = "cnn";
+  EXPECT_THROW(run(other_model, 2), InvalidArgument);
+  TrainConfig nothing = other_world;
+  nothing.checkpoint_dir = scratch("empty");
+  EXPECT_THROW(run(nothing, 2), InvalidArgument);
+}
+
+TEST(Trainer, RejectsBadConfig) {
+  TrainConfig c = small_config();
+  c.epochs = 0;
+  EXPECT_THROW(run(c, 1), InvalidArgument);
+  c = small_config();
+  c.train_limit = 100000;
+  EXPECT_THROW(run(c, 1), InvalidArgument);
+  c = small_config();
+  c.resume = true;
+  EXPECT_THROW(run(c, 1), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace terse::torch_adapter
