@@ -2,6 +2,7 @@
 
 // Deterministic per-rank inputs and a single-process reference for the collective tests.
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -24,15 +25,17 @@ inline const std::vector<DType>& all_dtypes() {
 }
 
 // `n` elements of `dtype` for (salt, rank): the same on every rank and every run. By default
-// floats are not small integers, so any reduction order other than rank order changes the bits.
+// floats span 2^-11 to 2^10 in magnitude, so sums round and any reduction order other than rank
+// order changes the bits.
 // With `exact`, floats are multiples of 1/4 in [-4, 4]: sums over up to 4 ranks are exact in
 // every float dtype, so any reduction order (MPI picks its own) gives the same bits.
 inline Bytes make_input(DType dtype, int rank, int64_t n, uint64_t salt, bool exact = false) {
   PhiloxStream rng(salt * 1000003u + static_cast<uint64_t>(dtype), static_cast<uint64_t>(rank));
   Bytes b(static_cast<size_t>(n) * dtype_size(dtype));
   for (int64_t i = 0; i < n; ++i) {
-    const float f = exact ? static_cast<float>(static_cast<int>(rng.below(33)) - 16) * 0.25f
-                          : (rng.uniform() - 0.5f) * 8.0f;
+    const float f =
+        exact ? static_cast<float>(static_cast<int>(rng.below(33)) - 16) * 0.25f
+              : (rng.uniform() - 0.5f) * std::ldexp(1.0f, static_cast<int>(rng.below(21)) - 10);
     switch (dtype) {
       case DType::kF32:
         reinterpret_cast<float*>(b.data())[i] = f;
