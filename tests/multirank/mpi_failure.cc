@@ -1,11 +1,13 @@
 // Failure drills for 4 ranks under mpiexec (see CMakeLists.txt):
 //   die:  rank 2 SIGKILLs itself before an all_reduce; mpiexec must take the job down.
+//   exit: rank 2 calls _exit(1) before an all_reduce (no MPI_Finalize); same expectation.
 //   hang: rank 2 stays alive but never joins; the others time out (TERSE_TIMEOUT_S) and call
 //         abort_job, which must take the job down, rank 2 included.
 
+#include <unistd.h>
 #include <csignal>
 #include <cstdio>
-#include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -13,17 +15,18 @@
 #include "terse/core/error.h"
 
 int main(int argc, char** argv) {
-  if (argc != 2 || (std::strcmp(argv[1], "die") != 0 && std::strcmp(argv[1], "hang") != 0)) {
-    std::fprintf(stderr, "usage: %s die|hang (run under mpiexec -n 4)\n", argv[0]);
+  const std::string mode = argc == 2 ? argv[1] : "";
+  if (mode != "die" && mode != "exit" && mode != "hang") {
+    std::fprintf(stderr, "usage: %s die|exit|hang (run under mpiexec -n 4)\n", argv[0]);
     return 2;
   }
-  const bool die = std::strcmp(argv[1], "die") == 0;
   try {
     auto comm = terse::make_communicator("mpi");
     comm->barrier();                        // everyone is up before the drill starts
     std::vector<float> grad(300000, 1.0f);  // 1.2 MB
     if (comm->rank() == 2) {
-      if (die) std::raise(SIGKILL);
+      if (mode == "die") std::raise(SIGKILL);
+      if (mode == "exit") _exit(1);
       // Alive but absent; abort_job on another rank must end this process too.
       std::this_thread::sleep_for(std::chrono::seconds(120));
       return 0;
