@@ -71,11 +71,11 @@ std::vector<uint8_t> gunzip(const uint8_t* data, size_t size, size_t max_bytes,
                             const std::string& what) {
   GzipReader reader(data, size, what);
   std::vector<uint8_t> out;
-  constexpr size_t kStep = size_t{1} << 20;
   while (!reader.ended()) {
     const size_t have = out.size();
-    // One byte beyond the cap tells "exactly max_bytes" from "more than max_bytes".
-    const size_t want = std::min(kStep, max_bytes + 1 - have);
+    // Geometric growth from 64 KiB keeps memory within twice the output; one byte beyond the
+    // cap tells "exactly max_bytes" from "more than max_bytes".
+    const size_t want = std::min(std::max(have, size_t{1} << 16), max_bytes + 1 - have);
     out.resize(have + want);
     const size_t got = reader.read(out.data() + have, want);
     out.resize(have + got);

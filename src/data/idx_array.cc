@@ -1,5 +1,6 @@
 #include "terse/data/idx_array.h"
 
+#include <algorithm>
 #include <cstring>
 #include <iomanip>
 #include <sstream>
@@ -109,13 +110,20 @@ IdxArray decode_idx_gz(const uint8_t* data, size_t size, const std::string& what
               " is truncated: it decompresses to ", 4 + got, " bytes, shorter than its ",
               header_bytes, "-byte header; download it again");
   const size_t total = declared_size(header, rank, what, max_bytes);
-  // Allocation is bounded by the validated header, never by what the stream would inflate to.
-  std::vector<uint8_t> bytes(total);
-  std::memcpy(bytes.data(), header, header_bytes);
-  got = reader.read(bytes.data() + header_bytes, total - header_bytes);
-  TERSE_CHECK(got == total - header_bytes, CorruptData, "IDX file ", what,
-              " is truncated: payload has ", got, " bytes, its header declares ",
-              total - header_bytes, "; download it again");
+  // Memory grows with the bytes actually inflated, never beyond the validated
+  // header's size: a short stream behind a header that claims 1 GiB costs no 1 GiB allocation.
+  std::vector<uint8_t> bytes(header, header + header_bytes);
+  while (bytes.size() < total) {
+    const size_t have = bytes.size();
+    // Geometric growth from 64 KiB: at most twice the bytes that really arrived.
+    const size_t want = std::min(std::max(have, size_t{1} << 16), total - have);
+    bytes.resize(have + want);
+    got = reader.read(bytes.data() + have, want);
+    bytes.resize(have + got);
+    TERSE_CHECK(got == want, CorruptData, "IDX file ", what, " is truncated: payload has ",
+                bytes.size() - header_bytes, " bytes, its header declares ", total - header_bytes,
+                "; download it again");
+  }
   uint8_t extra = 0;
   TERSE_CHECK(reader.read(&extra, 1) == 0, CorruptData, "IDX file ", what,
               " decompresses to more than the ", total,
