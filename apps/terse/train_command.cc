@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -28,6 +30,19 @@ constexpr int64_t kFashionMnistTrainImages = 60000;
 // The four gzip IDX files FashionMnist::load reads.
 const char* const kDatasetFiles[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                      "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+
+// CLI11 would read "-1" as 2^64 - 1 for an unsigned option; a seed is digits only, in range.
+const CLI::Validator kUnsignedInteger(
+    [](std::string& text) {
+      errno = 0;
+      char* end = nullptr;
+      const bool digits =
+          !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+      if (digits) std::strtoull(text.c_str(), &end, 10);
+      if (digits && errno == 0 && end != nullptr && *end == '\0') return std::string();
+      return "must be an unsigned integer from 0 to 18446744073709551615, got '" + text + "'";
+    },
+    "UINT64");
 
 // Surfaces unknown names, unknown options and out-of-range values of --optimizer here, once,
 // rather than in every rank after the launch.
@@ -89,6 +104,8 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& flags) {
   auto& c = flags.config;
   CLI::App* train =
       app.add_subcommand("train", "Train a model on Fashion-MNIST, data-parallel over N ranks");
+  // A repeated flag takes its last value, so scripts can append overrides to a base command.
+  train->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   train
       ->add_option("--np", flags.np,
                    "Number of ranks; outside mpirun, N > 1 starts mpirun -n N itself")
@@ -111,7 +128,7 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& flags) {
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
   train->add_option("--seed", c.seed, "Seed of initialisation, shuffling and compression")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kUnsignedInteger)
       ->capture_default_str();
   train->add_option("--data-dir", c.data_dir, "Directory with the Fashion-MNIST IDX files")
       ->capture_default_str();

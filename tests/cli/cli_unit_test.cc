@@ -224,6 +224,11 @@ TEST(CliTrainFlags, FillTheConfig) {
   EXPECT_EQ(flags.config.metrics_path, "m.jsonl");
 }
 
+TEST(CliTrainFlags, RepeatedFlagTakesTheLastValue) {
+  EXPECT_EQ(parse_train({"--epochs", "2", "--epochs", "4"}).config.epochs, 4);
+  EXPECT_EQ(parse_train({"--np", "2", "--np=3"}).np, 3);
+}
+
 TEST(CliTrainFlags, RejectsOutOfRange) {
   EXPECT_THROW(parse_train({"--epochs", "0"}), CLI::ValidationError);
   EXPECT_THROW(parse_train({"--np", "-2"}), CLI::ValidationError);
