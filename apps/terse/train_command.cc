@@ -179,31 +179,36 @@ void validate_train_flags(TrainFlags& flags) {
 }
 
 int run_train(TrainFlags& flags, const std::vector<std::string>& args) {
-  validate_train_flags(flags);
   const bool under_mpi = launched_under_mpi();
-  if (!under_mpi && flags.np > 1) {
-    const auto command =
-        mpirun_command(flags.np, self_executable(), "train", strip_np_flag(args), ::geteuid() == 0);
-    return run_and_wait(command,
-                        "install Open MPI's launcher with apt-get install openmpi-bin, or pass "
-                        "--np 1");
+  if (!under_mpi) {
+    // One process: errors go to main() once; nothing was launched yet.
+    validate_train_flags(flags);
+    if (flags.np > 1) {
+      const auto command = mpirun_command(flags.np, self_executable(), "train", strip_np_flag(args),
+                                          ::geteuid() == 0);
+      return run_and_wait(command,
+                          "install Open MPI's launcher with apt-get install openmpi-bin, or pass "
+                          "--np 1");
+    }
   }
 
   std::unique_ptr<Communicator> comm = make_communicator(under_mpi ? "mpi" : "local");
   const int rank = comm->rank();
   const int world_size = comm->size();
   if (flags.np_given && flags.np != world_size) {
+    // Every rank sees the same mismatch and stops here, so no rank waits for another.
     if (rank == 0) {
       std::cerr << "terse: error: --np " << flags.np << " but mpirun started " << world_size
                 << " ranks; drop --np when launching with mpirun yourself" << std::endl;
     }
     return kExitInvalidArgument;
   }
-  comm->set_timeout(flags.config.timeout);
-
-  ProgressObserver observer(rank, flags.quiet, ::isatty(STDERR_FILENO) == 1, std::cerr,
-                            FaultInjection::from_env());
   try {
+    // Under mpirun each rank validates: a dataset missing on one node must end the job too.
+    if (under_mpi) validate_train_flags(flags);
+    comm->set_timeout(flags.config.timeout);
+    ProgressObserver observer(rank, flags.quiet, ::isatty(STDERR_FILENO) == 1, std::cerr,
+                              FaultInjection::from_env());
     const torch_adapter::TrainSummary summary =
         torch_adapter::train(flags.config, *comm, &observer);
     if (rank == 0) print_summary(std::cout, flags.config, summary);

@@ -16,8 +16,9 @@ cd "$WORK" || exit 1
 HAPPY=(--np 2 --model cnn --optimizer sgd:lr=0.05,momentum=0.9 --epochs 2 --batch-size 64
        --seed 7 --train-limit 2048 --test-limit 512 --threads 1 --timeout 60)
 # One rank, one short epoch: for the error paths that need a started trainer.
-SMALL=(--np 1 --model mlp --epochs 1 --batch-size 64 --train-limit 512 --test-limit 128
-       --threads 1 --quiet)
+RUN_SMALL=(--model mlp --epochs 1 --batch-size 64 --train-limit 512 --test-limit 128 --threads 1
+           --quiet)
+SMALL=(--np 1 "${RUN_SMALL[@]}")
 
 fail() {
   echo "FAIL [$CASE]: $*" >&2
@@ -212,6 +213,37 @@ PY
     [ "$RC" -ne 0 ] || fail "the job exited 0 although rank 1 died"
     grep -Eq 'rank 1' "$WORK/err" "$WORK/out" || fail "the output does not name rank 1"
     echo "job ended $(( $(date +%s) - start )) s after the start" >&2
+    ;;
+  under_mpirun)
+    # Started by mpirun directly (the multi-node way): no --np, or an --np that matches.
+    root=()
+    [ "$(id -u)" -eq 0 ] && root=(--allow-run-as-root)
+    mpirun_run() {
+      local start=$SECONDS
+      "$TIMEOUT" -k 5 100 mpirun -n 2 --oversubscribe --bind-to none "${root[@]}" "$BIN" "$@" \
+        >"$WORK/out" 2>"$WORK/err"
+      RC=$?
+      echo "+ mpirun -n 2 terse $* -> $RC after $((SECONDS - start)) s" >&2
+    }
+    mpirun_run train "${RUN_SMALL[@]}"
+    expect_rc 0
+    expect_out '^  ranks +2$'
+    mpirun_run train "${RUN_SMALL[@]}" --np 2
+    expect_rc 0
+    mpirun_run train "${RUN_SMALL[@]}" --np 3
+    expect_rc 2
+    expect_err '--np 3 but mpirun started 2 ranks'
+    ;;
+  tty_progress)
+    # On a terminal the bar is redrawn in place with \r.
+    command -v script >/dev/null || fail "script(1) from util-linux is needed"
+    "$TIMEOUT" -k 5 100 script -qec "'$BIN' train --np 1 --model mlp --epochs 1 --train-limit 1024 \
+      --test-limit 128 --threads 1" /dev/null >"$WORK/out" 2>"$WORK/err"
+    RC=$?
+    expect_rc 0
+    grep -q $'\repoch 1/1 \[=*' out || fail "no bar redrawn with \\r on the terminal"
+    expect_out 'epoch 1/1 done: '
+    expect_out '^  final test accuracy '
     ;;
   reference_run)
     # Fixture: the uninterrupted run the happy-path cases compare against.
