@@ -2,7 +2,10 @@
 // and against torch::optim (same sizes, same process). Bytes per parameter per step follow the
 // spec (optimizers.md §19): SGD-M 20, Adam/AdamW 28.
 //
-//   optim_bench [--sizes 1M,4M,16M,64M] [--threads 1,2] [--reps 7] [--json FILE] [--no-torch]
+//   optim_bench [--sizes 1M,4M,16M,64M] [--threads 1,2] [--reps 7] [--dtype f32|bf16|f16]
+//               [--json FILE] [--no-torch]
+// With 16-bit params and grads the bytes per parameter are 3 * 2 + 8 (SGD-M) and 3 * 2 + 16
+// (Adam): param and grad read, param written, f32 states read and written.
 
 #include <algorithm>
 #include <chrono>
@@ -38,6 +41,7 @@ struct Args {
   int reps = 7;
   std::string json;
   bool torch = true;
+  terse::DType dtype = terse::DType::kF32;
 };
 
 int64_t parse_size(const std::string& s) {
@@ -79,12 +83,14 @@ Args parse_args(int argc, char** argv) {
       a.reps = std::stoi(value());
     } else if (k == "--json") {
       a.json = value();
+    } else if (k == "--dtype") {
+      a.dtype = terse::dtype_from_name(value());
     } else if (k == "--no-torch") {
       a.torch = false;
     } else {
       std::fprintf(stderr,
                    "usage: optim_bench [--sizes 1M,4M,16M,64M] [--threads 1,2] [--reps 7] "
-                   "[--json FILE] [--no-torch]\n(unknown argument '%s')\n",
+                   "[--dtype f32|bf16|f16] [--json FILE] [--no-torch]\n(unknown argument '%s')\n",
                    k.c_str());
       std::exit(2);
     }
@@ -151,22 +157,29 @@ std::vector<int64_t> tensor_sizes(int64_t total) {
 struct Optim {
   const char* label;
   const char* terse_spec;
-  double bytes_per_param;
+  int num_states;
+  // Spec §19: param and grad read, param written, f32 states read and written.
+  double bytes_per_param(terse::DType dtype) const {
+    return 3.0 * static_cast<double>(terse::dtype_size(dtype)) + 8.0 * num_states;
+  }
 };
 
-const Optim kOptims[] = {{"SGD-M", "sgd:lr=0.01,momentum=0.9", 20},
-                         {"Adam", "adam:lr=0.001", 28},
-                         {"AdamW", "adamw:lr=0.001,weight_decay=0.01", 28}};
+const Optim kOptims[] = {{"SGD-M", "sgd:lr=0.01,momentum=0.9", 1},
+                         {"Adam", "adam:lr=0.001", 2},
+                         {"AdamW", "adamw:lr=0.001,weight_decay=0.01", 2}};
 
+template <typename T>
 double time_terse(const Optim& o, int64_t total, int reps) {
-  std::vector<std::vector<float>> values, grads;
+  std::vector<std::vector<T>> values, grads;
   std::vector<terse::Param> params;
   terse::PhiloxStream rng(1, 0);
   for (int64_t n : tensor_sizes(total)) {
     values.emplace_back(static_cast<size_t>(n));
     grads.emplace_back(static_cast<size_t>(n));
-    for (auto& v : values.back()) v = rng.uniform() - 0.5f;
-    for (auto& g : grads.back()) g = rng.uniform() * 1e-3f;
+    for (int64_t e = 0; e < n; ++e) {
+      terse::store_from_float(values.back().data(), e, rng.uniform() - 0.5f);
+      terse::store_from_float(grads.back().data(), e, rng.uniform() * 1e-3f);
+    }
   }
   for (size_t i = 0; i < values.size(); ++i) {
     const auto n = static_cast<int64_t>(values[i].size());
@@ -180,13 +193,16 @@ double time_terse(const Optim& o, int64_t total, int reps) {
 }
 
 #ifdef TERSE_BENCH_TORCH
-double time_torch(const Optim& o, int64_t total, int reps) {
+double time_torch(const Optim& o, int64_t total, int reps, terse::DType dtype) {
   torch::manual_seed(1);
+  const auto type = dtype == terse::DType::kBF16  ? torch::kBFloat16
+                    : dtype == terse::DType::kF16 ? torch::kHalf
+                                                  : torch::kFloat;
   std::vector<torch::Tensor> params;
   for (int64_t n : tensor_sizes(total)) {
-    auto p = torch::rand({n}) - 0.5;
+    auto p = (torch::rand({n}) - 0.5).to(type);
     p.set_requires_grad(true);
-    p.mutable_grad() = torch::rand({n}) * 1e-3;
+    p.mutable_grad() = (torch::rand({n}) * 1e-3).to(type);
     params.push_back(p);
   }
   std::unique_ptr<torch::optim::Optimizer> opt;
@@ -228,10 +244,13 @@ int main(int argc, char** argv) {
   out["date"] = date;
   out["cpu"] = cpu_model();
   out["reps"] = args.reps;
-  out["bytes_per_param"] = {{"SGD-M", 20}, {"Adam", 28}, {"AdamW", 28}};
+  out["bytes_per_param"] = {{"SGD-M", kOptims[0].bytes_per_param(args.dtype)},
+                            {"Adam", kOptims[1].bytes_per_param(args.dtype)},
+                            {"AdamW", kOptims[2].bytes_per_param(args.dtype)}};
   out["results"] = nlohmann::json::array();
-  std::printf("CPU optimizer step, %s, %s, median of %d steps\n", cpu_model().c_str(), date,
-              args.reps);
+  out["dtype"] = terse::dtype_name(args.dtype);
+  std::printf("CPU optimizer step, %s params, %s, %s, median of %d steps\n",
+              terse::dtype_name(args.dtype), cpu_model().c_str(), date, args.reps);
   for (int t : args.threads) {
     terse::set_cpu_threads(t);
 #ifdef TERSE_BENCH_TORCH
@@ -246,11 +265,14 @@ int main(int argc, char** argv) {
                 "torch ms", "speedup");
     for (const Optim& o : kOptims) {
       for (int64_t n : args.sizes) {
-        const double ts = time_terse(o, n, args.reps);
-        const double gbps = o.bytes_per_param * static_cast<double>(n) / ts / 1e9;
+        const double ts =
+            args.dtype == terse::DType::kBF16  ? time_terse<terse::BFloat16>(o, n, args.reps)
+            : args.dtype == terse::DType::kF16 ? time_terse<terse::Half>(o, n, args.reps)
+                                               : time_terse<float>(o, n, args.reps);
+        const double gbps = o.bytes_per_param(args.dtype) * static_cast<double>(n) / ts / 1e9;
         double torch_s = 0;
 #ifdef TERSE_BENCH_TORCH
-        if (with_torch) torch_s = time_torch(o, n, args.reps);
+        if (with_torch) torch_s = time_torch(o, n, args.reps, args.dtype);
 #endif
         nlohmann::json row = {{"optimizer", o.label}, {"params", n},
                               {"threads", t},         {"terse_ms", ts * 1e3},
