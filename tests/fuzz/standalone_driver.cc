@@ -2,7 +2,8 @@
 // every seed input, then mutants of them (bit flips, byte sets, truncations, insertions,
 // deletions, chunk copies, size-field rewrites; seeded with Philox so a run is reproducible)
 // until a time or run budget is spent. It accepts the libFuzzer flags CTest passes
-// (-max_total_time=S, -runs=N, -seed=N, -max_len=N) and corpus directories or files.
+// (-max_total_time=S, 0: no limit; -runs=N; -seed=N; -max_len=N) and corpus directories or
+// files.
 // An exception other than terse::Error escaping the target fails the run (exit 1) and the input
 // is saved as crash-<run> in the working directory; a sanitizer report aborts the process.
 
@@ -142,7 +143,7 @@ bool run_one(const Bytes& input, long long index) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  long long max_seconds = 10, runs = -1, seed = 1, max_len = 1 << 16;
+  long long max_seconds = -1, runs = -1, seed = 1, max_len = 1 << 16;
   std::vector<Bytes> seeds;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -167,6 +168,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // As in libFuzzer, -runs alone is not time-limited; with neither flag, run for 10 s.
+  if (max_seconds < 0) max_seconds = runs < 0 ? 10 : 0;
   if (seeds.empty()) seeds.emplace_back();  // still fuzz, from the empty input
   long long executed = 0;
   for (const Bytes& s : seeds) {
@@ -181,7 +184,8 @@ int main(int argc, char** argv) {
     if (input.empty() || rng.below(4) != 0) input = seeds[rng.below(seeds.size())];
     mutate(input, rng, static_cast<size_t>(max_len));
     if (!run_one(input, executed++)) return 1;
-    if ((executed & 255) == 0 && std::chrono::steady_clock::now() >= deadline) break;
+    if (max_seconds > 0 && (executed & 255) == 0 && std::chrono::steady_clock::now() >= deadline)
+      break;
   }
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
