@@ -3,7 +3,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
+#include <system_error>
 
 #include "terse/core/check.h"
 #include "terse/data/idx_array.h"
@@ -28,6 +30,11 @@ std::vector<uint8_t> read_dataset_file(const std::string& path) {
     TERSE_THROW(InvalidArgument, "cannot open Fashion-MNIST file ", path, ": ", std::strerror(err),
                 "; check its permissions or pass --data-dir");
   }
+  std::error_code ec;
+  TERSE_CHECK(std::filesystem::is_regular_file(path, ec), InvalidArgument, "Fashion-MNIST path ",
+              path,
+              " is not a regular file; pass --data-dir with the directory of the four .gz "
+              "files");
   TERSE_CHECK(std::fseek(f.get(), 0, SEEK_END) == 0, InvalidArgument, "cannot seek in ", path, ": ",
               std::strerror(errno), "; it must be a regular file");
   const long size = std::ftell(f.get());

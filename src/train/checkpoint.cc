@@ -126,14 +126,16 @@ json parse_header(const uint8_t* p, size_t n, const std::string& what) {
 
 [[noreturn]] void fail_field(const std::string& what, const std::string& where,
                              const std::string& field, const json& seen, const char* expected) {
-  TERSE_THROW(CorruptData, "checkpoint ", what, ": ", where, " field '", field, "' is ",
-              seen.dump(), " (expected ", expected, "); the file is corrupt");
+  std::string shown = seen.dump();
+  if (shown.size() > 80) shown = shown.substr(0, 80) + "...";  // keep messages one line long
+  TERSE_THROW(CorruptData, "checkpoint ", what, ": ", where, " field '", field, "' is ", shown,
+              " (expected ", expected, "); the file is corrupt");
 }
 
 const json& field(const json& obj, const char* key, const std::string& what,
                   const std::string& where) {
-  TERSE_CHECK(obj.is_object(), CorruptData, "checkpoint ", what, ": ", where, " is ", obj.dump(),
-              " (expected an object); the file is corrupt");
+  TERSE_CHECK(obj.is_object(), CorruptData, "checkpoint ", what, ": ", where, " is a ",
+              obj.type_name(), " (expected an object); the file is corrupt");
   const auto it = obj.find(key);
   TERSE_CHECK(it != obj.end(), CorruptData, "checkpoint ", what, ": ", where, " has no field '",
               key, "'; the file is corrupt");

@@ -142,6 +142,10 @@ std::optional<std::string> CheckpointStore::latest() const {
   const std::string path = dir_ + "/" + kLatest;
   std::error_code ec;
   if (!fs::exists(path, ec)) return std::nullopt;
+  const auto size = fs::file_size(path, ec);
+  TERSE_CHECK(!ec && size <= 4096, CorruptData, path, " is ", ec ? 0 : size,
+              " bytes (expected a short 'epoch-<E>' line); fix or delete it, or start without "
+              "--resume");
   const std::vector<uint8_t> bytes = read_file(path);
   std::string text(bytes.begin(), bytes.end());
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
