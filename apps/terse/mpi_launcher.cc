@@ -15,10 +15,45 @@ namespace terse::cli {
 namespace {
 
 volatile sig_atomic_t g_child_pid = 0;
+volatile sig_atomic_t g_pending_signal = 0;  // arrived before the child's pid was known
 
 void forward_signal(int signal_number) {
-  if (g_child_pid > 0) ::kill(static_cast<pid_t>(g_child_pid), signal_number);
+  if (g_child_pid > 0) {
+    ::kill(static_cast<pid_t>(g_child_pid), signal_number);
+  } else {
+    g_pending_signal = signal_number;
+  }
 }
+
+// While alive, SIGINT/SIGTERM/SIGHUP to this process go to the child instead of ending it, so
+// the launched job is never orphaned; the previous handlers come back on destruction.
+class SignalForwarding {
+ public:
+  SignalForwarding() {
+    g_child_pid = 0;
+    g_pending_signal = 0;
+    struct sigaction action {};
+    action.sa_handler = forward_signal;
+    sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < kCount; ++i) ::sigaction(kSignals[i], &action, &old_[i]);
+  }
+  ~SignalForwarding() {
+    for (size_t i = 0; i < kCount; ++i) ::sigaction(kSignals[i], &old_[i], nullptr);
+    g_child_pid = 0;
+  }
+  SignalForwarding(const SignalForwarding&) = delete;
+  SignalForwarding& operator=(const SignalForwarding&) = delete;
+
+  void set_child(pid_t pid) {
+    g_child_pid = pid;
+    if (g_pending_signal != 0) ::kill(pid, g_pending_signal);
+  }
+
+ private:
+  static constexpr size_t kCount = 3;
+  static constexpr int kSignals[kCount] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction old_[kCount] {};
+};
 
 }  // namespace
 
@@ -68,6 +103,7 @@ int run_and_wait(const std::vector<std::string>& command, const std::string& ins
 
   // A pipe closed on exec tells the parent whether execvp succeeded, and errno if not.
   int status_pipe[2];
+  SignalForwarding forwarding;  // from before fork: a signal at any time reaches the child
   TERSE_CHECK(::pipe2(status_pipe, O_CLOEXEC) == 0, Error, "pipe2 failed: ", std::strerror(errno),
               "; check the process's file descriptor limit");
   const pid_t pid = ::fork();
@@ -94,24 +130,12 @@ int run_and_wait(const std::vector<std::string>& command, const std::string& ins
                 install_hint);
   }
 
-  g_child_pid = pid;
-  struct sigaction action {};
-  action.sa_handler = forward_signal;
-  sigemptyset(&action.sa_mask);
-  struct sigaction old_int {
-  }, old_term{}, old_hup{};
-  ::sigaction(SIGINT, &action, &old_int);
-  ::sigaction(SIGTERM, &action, &old_term);
-  ::sigaction(SIGHUP, &action, &old_hup);
+  forwarding.set_child(pid);
   int status = 0;
   pid_t waited;
   do {
     waited = ::waitpid(pid, &status, 0);
   } while (waited < 0 && errno == EINTR);
-  ::sigaction(SIGINT, &old_int, nullptr);
-  ::sigaction(SIGTERM, &old_term, nullptr);
-  ::sigaction(SIGHUP, &old_hup, nullptr);
-  g_child_pid = 0;
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return 1;

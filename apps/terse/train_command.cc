@@ -16,6 +16,7 @@
 #include "progress_observer.h"
 #include "terse/comm/communicator.h"
 #include "terse/core/check.h"
+#include "terse/data/fashion_mnist.h"
 #include "terse/optim/lr_schedule.h"
 #include "terse/optim/optimizer.h"
 #include "terse/torch/trainer.h"
@@ -26,7 +27,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int kMaxRanks = 4096;
-constexpr int64_t kFashionMnistTrainImages = 60000;
 // The four gzip IDX files FashionMnist::load reads.
 const char* const kDatasetFiles[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                      "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
@@ -164,11 +164,12 @@ void validate_train_flags(TrainFlags& flags) {
               "rebuild, or pass --np 1");
   c.timeout = std::chrono::milliseconds(std::llround(flags.timeout_s * 1000.0));
 
-  const int64_t images = c.train_limit > 0 ? std::min(c.train_limit, kFashionMnistTrainImages)
-                                           : kFashionMnistTrainImages;
+  const int64_t images = c.train_limit > 0 ? std::min(c.train_limit, FashionMnist::kTrainCount)
+                                           : FashionMnist::kTrainCount;
   const int64_t global_batch = static_cast<int64_t>(c.batch_size) * flags.np;
-  TERSE_CHECK(images >= global_batch, InvalidArgument, "--batch-size ", c.batch_size, " x --np ",
-              flags.np, " = ", global_batch, " images per step, but only ", images,
+  TERSE_CHECK(images >= global_batch, InvalidArgument, "--batch-size ", c.batch_size, " x ",
+              flags.np, (flags.np == 1 ? " rank" : " ranks"), " = ", global_batch,
+              " images per step, but only ", images,
               " training images are used: not one step per epoch; lower --batch-size or raise "
               "--train-limit");
   validate_optimizer(c.optimizer);
@@ -203,6 +204,7 @@ int run_train(TrainFlags& flags, const std::vector<std::string>& args) {
     }
     return kExitInvalidArgument;
   }
+  flags.np = world_size;  // validation sizes the global batch with it
   try {
     // Under mpirun each rank validates: a dataset missing on one node must end the job too.
     if (under_mpi) validate_train_flags(flags);

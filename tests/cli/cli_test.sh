@@ -118,7 +118,7 @@ case "$CASE" in
     expect_invalid '--threads' train --threads -1
     expect_invalid '--train-limit' train --train-limit -5
     expect_invalid '--seed' train --seed -1
-    expect_invalid '--batch-size 64 x --np 1 = 64.*only 32' train --train-limit 32 --np 1
+    expect_invalid '--batch-size 64 x 1 rank = 64.*only 32' train --train-limit 32 --np 1
     expect_invalid '--metrics.*does not exist' train --metrics "$WORK/no/such/dir/m.jsonl"
     ;;
   resume_needs_checkpoint_dir)

@@ -1,10 +1,13 @@
 // Unit tests of the command line's pieces; the executable itself is driven by cli_test.sh.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "exit_codes.h"
@@ -72,6 +75,19 @@ TEST(CliLauncher, RunAndWaitReturnsStatusAndNamesHint) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("apt-get install openmpi-bin"), std::string::npos);
   }
+}
+
+TEST(CliLauncher, ForwardsTerminationToTheChild) {
+  // A SIGTERM to terse (e.g. from a batch scheduler) must reach mpirun, not orphan it.
+  std::thread killer([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    ::kill(::getpid(), SIGTERM);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  const int status = run_and_wait({"sleep", "30"}, "hint");
+  killer.join();
+  EXPECT_EQ(status, 128 + SIGTERM);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
 class CliFaultInjection : public ::testing::Test {
