@@ -127,6 +127,18 @@ TEST_F(FashionMnistFiles, MissingDatasetSaysHowToInstall) {
   }
 }
 
+TEST_F(FashionMnistFiles, DirectoryInsteadOfFile) {
+  write_split("train", 2, 28, 28, {1, 2});
+  fs::remove(dir_ + "/train-images-idx3-ubyte.gz");
+  fs::create_directory(dir_ + "/train-images-idx3-ubyte.gz");
+  try {
+    FashionMnist::load_split(dir_, "train");
+    FAIL();
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("is not a regular file"), std::string::npos) << e.what();
+  }
+}
+
 TEST(FashionMnist, ClassNames) {
   EXPECT_STREQ(FashionMnist::class_name(0), "T-shirt/top");
   EXPECT_STREQ(FashionMnist::class_name(9), "Ankle boot");

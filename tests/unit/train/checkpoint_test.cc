@@ -443,6 +443,8 @@ TEST_F(Store, ClearErrors) {
   }
   EXPECT_THROW(s.load_rank("latest", 0), InvalidArgument);
   EXPECT_THROW(s.save_rank(1, 1, sample(0, 2, 1)), InvalidArgument);  // meta says rank 0
+  std::ofstream(dir_ + "/LATEST") << std::string(5000, 'x');
+  EXPECT_THROW(s.latest(), CorruptData);
   std::ofstream(dir_ + "/LATEST") << "garbage\n";
   try {
     s.latest();

@@ -81,6 +81,21 @@ TEST_F(MetricsFile, OpenErrorNamesPathAndErrno) {
   EXPECT_THROW(MetricsWriter(bad, true), InvalidArgument);
 }
 
+TEST_F(MetricsFile, WriteErrorNamesPathAndErrno) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full on this system";
+  MetricsWriter w("/dev/full");
+  try {
+    w.write({{"step", 1}});
+    FAIL() << "writing to /dev/full must fail";
+  } catch (const InvalidArgument& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("writing metrics to /dev/full failed: No space left on device"),
+              std::string::npos)
+        << m;
+  }
+  EXPECT_EQ(w.lines_written(), 0);
+}
+
 TEST_F(MetricsFile, RejectsNonObjects) {
   MetricsWriter w(path_);
   EXPECT_THROW(w.write(json::array({1, 2})), InvalidArgument);
