@@ -27,6 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int kMaxRanks = 4096;
+constexpr const char* kProgressTtyEnv = "TERSE_PROGRESS_TTY";
 // The four gzip IDX files FashionMnist::load reads.
 const char* const kDatasetFiles[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                      "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
@@ -90,6 +91,16 @@ void validate_paths(const torch_adapter::TrainConfig& config) {
     TERSE_CHECK(fs::is_directory(parent, ec), InvalidArgument, "--metrics '", config.metrics_path,
                 "': directory '", parent.string(), "' does not exist; create it first");
   }
+}
+
+// Whether rank 0 draws a bar redrawn with \r: TERSE_PROGRESS_TTY=1 or 0 when set, else whether
+// stderr is a terminal. Under mpirun stderr is always a pipe, so `--np N` passes its own answer.
+bool progress_on_tty() {
+  const char* env = std::getenv(kProgressTtyEnv);
+  if (env != nullptr && (std::string(env) == "1" || std::string(env) == "0")) {
+    return std::string(env) == "1";
+  }
+  return ::isatty(STDERR_FILENO) == 1;
 }
 
 void print_rank_error(const std::exception& error, int rank, int world_size) {
@@ -185,6 +196,8 @@ int run_train(TrainFlags& flags, const std::vector<std::string>& args) {
     // One process: errors go to main() once; nothing was launched yet.
     validate_train_flags(flags);
     if (flags.np > 1) {
+      // mpirun hands the ranks a pipe for stderr; tell them whether the user sees a terminal.
+      ::setenv(kProgressTtyEnv, progress_on_tty() ? "1" : "0", 1);
       const auto command = mpirun_command(flags.np, self_executable(), "train", strip_np_flag(args),
                                           ::geteuid() == 0);
       return run_and_wait(command,
@@ -209,7 +222,7 @@ int run_train(TrainFlags& flags, const std::vector<std::string>& args) {
     // Under mpirun each rank validates: a dataset missing on one node must end the job too.
     if (under_mpi) validate_train_flags(flags);
     comm->set_timeout(flags.config.timeout);
-    ProgressObserver observer(rank, flags.quiet, ::isatty(STDERR_FILENO) == 1, std::cerr,
+    ProgressObserver observer(rank, flags.quiet, progress_on_tty(), std::cerr,
                               FaultInjection::from_env());
     const torch_adapter::TrainSummary summary =
         torch_adapter::train(flags.config, *comm, &observer);

@@ -235,15 +235,23 @@ PY
     expect_err '--np 3 but mpirun started 2 ranks'
     ;;
   tty_progress)
-    # On a terminal the bar is redrawn in place with \r.
+    # On a terminal the bar is redrawn in place with \r, also through the mpirun that --np 2
+    # starts (which gives the ranks a pipe for stderr); TERSE_PROGRESS_TTY=0 turns it into lines.
     command -v script >/dev/null || fail "script(1) from util-linux is needed"
-    "$TIMEOUT" -k 5 100 script -qec "'$BIN' train --np 1 --model mlp --epochs 1 --train-limit 1024 \
-      --test-limit 128 --threads 1" /dev/null >"$WORK/out" 2>"$WORK/err"
-    RC=$?
+    on_terminal() {
+      "$TIMEOUT" -k 5 100 script -qec "'$BIN' train $* --model mlp --epochs 1 --train-limit 1024 \
+        --test-limit 128 --threads 1" /dev/null >"$WORK/out" 2>"$WORK/err"
+      RC=$?
+    }
+    on_terminal --np 2
     expect_rc 0
     grep -q $'\repoch 1/1 \[=*' out || fail "no bar redrawn with \\r on the terminal"
     expect_out 'epoch 1/1 done: '
     expect_out '^  final test accuracy '
+    TERSE_PROGRESS_TTY=0 on_terminal --np 1
+    expect_rc 0
+    ! grep -q $'\repoch' out || fail "TERSE_PROGRESS_TTY=0 still drew a bar"
+    expect_out '^epoch 1/1 step 2/16 '
     ;;
   reference_run)
     # Fixture: the uninterrupted run the happy-path cases compare against.
