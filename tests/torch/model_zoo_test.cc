@@ -26,7 +26,7 @@ TEST(ModelZoo, MlpShapesAndSize) {
 TEST(ModelZoo, CnnShapesAndSize) {
   torch::nn::Sequential m = make_model("cnn");
   EXPECT_EQ(m->forward(at::randn({3, 1, 28, 28})).sizes(), (std::vector<int64_t>{3, 10}));
-  EXPECT_EQ(count_params(m), (16 * 9 + 16) + (32 * 16 * 9 + 32) + (1568 * 128 + 128) + 1290);
+  EXPECT_EQ(count_params(m), (32 * 9 + 32) + (64 * 32 * 9 + 64) + (3136 * 128 + 128) + 1290);
 }
 
 TEST(ModelZoo, SeededInitIsReproducible) {

@@ -12,7 +12,7 @@ namespace {
 TEST(ViewOf, PointsAtTheTensorStorage) {
   at::Tensor t = at::arange(12, at::kFloat).reshape({3, 4});
   const TensorView v = view_of(t);
-  EXPECT_EQ(v.data, t.data_ptr());
+  EXPECT_EQ(v.data, storage_ptr(t));
   EXPECT_EQ(v.numel, 12);
   EXPECT_EQ(v.dtype, DType::kF32);
   EXPECT_TRUE(v.device.is_cpu());

@@ -18,11 +18,11 @@ torch::nn::Sequential make_model(const std::string& name) {
                           nn::ReLU(), nn::Linear(128, 10));
   }
   if (name == "cnn") {
-    return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(1, 16, 3).padding(1)), nn::ReLU(),
+    return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(1, 32, 3).padding(1)), nn::ReLU(),
                           nn::MaxPool2d(nn::MaxPool2dOptions(2)),
-                          nn::Conv2d(nn::Conv2dOptions(16, 32, 3).padding(1)), nn::ReLU(),
+                          nn::Conv2d(nn::Conv2dOptions(32, 64, 3).padding(1)), nn::ReLU(),
                           nn::MaxPool2d(nn::MaxPool2dOptions(2)), nn::Flatten(),
-                          nn::Linear(32 * 7 * 7, 128), nn::ReLU(), nn::Linear(128, 10));
+                          nn::Linear(64 * 7 * 7, 128), nn::ReLU(), nn::Linear(128, 10));
   }
   TERSE_THROW(InvalidArgument, "unknown model '", name, "'; known models: mlp, cnn");
 }

@@ -93,7 +93,7 @@ at::Tensor Optimizer::step(LossClosure closure) {
   for (const auto& group : param_groups_) {
     for (const at::Tensor& p : group.params()) {
       TERSE_CHECK(i < params_.size() && p.is_same(params_[i]) && p.is_contiguous() &&
-                      p.data_ptr() == params_[i].data_ptr(),
+                      storage_ptr(p) == storage_ptr(params_[i]),
                   InvalidArgument, "parameter ", i,
                   " changed since the optimizer was built (replaced, moved or re-allocated); "
                   "build a new optimizer for the new parameters");
@@ -121,7 +121,7 @@ void Optimizer::save(torch::serialize::OutputArchive& archive) const {
   for (const auto& [key, t] : sd.tensors) {
     tensor_keys.push_back(key);
     at::Tensor bytes = at::empty({static_cast<int64_t>(t.bytes.size())}, at::kByte);
-    if (!t.bytes.empty()) std::memcpy(bytes.data_ptr(), t.bytes.data(), t.bytes.size());
+    if (!t.bytes.empty()) std::memcpy(storage_ptr(bytes), t.bytes.data(), t.bytes.size());
     archive.write("tensors/" + key + "/bytes", bytes, /*is_buffer=*/true);
     archive.write("tensors/" + key + "/shape", c10::IValue(c10::List<int64_t>(t.shape)));
     archive.write("tensors/" + key + "/dtype", c10::IValue(static_cast<int64_t>(t.dtype)));
@@ -174,7 +174,7 @@ void Optimizer::load(torch::serialize::InputArchive& archive) {
                 key, "' is not a byte vector; the file is damaged");
     bytes = bytes.contiguous();
     t.bytes.resize(static_cast<size_t>(bytes.numel()));
-    if (!t.bytes.empty()) std::memcpy(t.bytes.data(), bytes.data_ptr(), t.bytes.size());
+    if (!t.bytes.empty()) std::memcpy(t.bytes.data(), storage_ptr(bytes), t.bytes.size());
     c10::IValue shape, dtype;
     archive.read("tensors/" + key + "/shape", shape);
     archive.read("tensors/" + key + "/dtype", dtype);

@@ -46,7 +46,7 @@ TensorView view_of(const at::Tensor& tensor) {
               "view_of got a non-contiguous tensor of shape ", tensor.sizes(), " and strides ",
               tensor.strides(), "; call .contiguous()");
   const DType dtype = dtype_of_scalar_type(tensor.scalar_type());
-  return TensorView(tensor.data_ptr(), tensor.numel(), dtype, Device::cpu());
+  return TensorView(storage_ptr(tensor), tensor.numel(), dtype, Device::cpu());
 }
 
 }  // namespace terse::torch_adapter

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <ATen/Tensor.h>
+#include <torch/version.h>
 
 #include "terse/core/dtype.h"
 #include "terse/core/tensor_view.h"
@@ -11,6 +12,16 @@ namespace terse::torch_adapter {
 // must be contiguous, f32, bf16 or f16, and on the CPU; anything else throws InvalidArgument
 // saying what was seen and how to fix it (.contiguous(), .to(torch::kFloat), .cpu()).
 TensorView view_of(const at::Tensor& tensor);
+
+// The writable storage pointer of a tensor: mutable_data_ptr() where libtorch has it (2.1+,
+// where data_ptr() is on its way out), data_ptr() before.
+inline void* storage_ptr(const at::Tensor& tensor) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+  return tensor.mutable_data_ptr();
+#else
+  return tensor.data_ptr();
+#endif
+}
 
 // The torch dtype of a terse floating dtype; throws InvalidArgument for the others.
 c10::ScalarType scalar_type_of(DType dtype);
