@@ -107,7 +107,10 @@ void ProgressObserver::on_step(const StepMetrics& step) {
     return;
   }
   const auto decile = static_cast<int>(step.step_in_epoch * 10 / step.steps_per_epoch);
-  if (step.step_in_epoch == 1) last_decile_ = 0;  // new epoch: start counting marks again
+  if (step.epoch != decile_epoch_) {  // a new epoch counts its marks from 0 again
+    decile_epoch_ = step.epoch;
+    last_decile_ = 0;
+  }
   if (decile > last_decile_) {
     last_decile_ = decile;
     out_ << progress_text(step) << '\n' << std::flush;

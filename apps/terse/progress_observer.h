@@ -45,7 +45,8 @@ class ProgressObserver : public torch_adapter::TrainObserver {
   Clock::time_point start_time_;
   int64_t start_step_ = -1;  // global step before the first one seen (non-zero on resume)
   Clock::time_point last_draw_;
-  int last_decile_ = -1;   // non-TTY: last 10% mark printed in this epoch
+  int decile_epoch_ = 0;   // non-TTY: the epoch last_decile_ counts in
+  int last_decile_ = 0;    // non-TTY: last 10% mark printed in that epoch
   bool bar_open_ = false;  // TTY: a bar is on the current line
   size_t bar_width_ = 0;   // TTY: length of the last bar, to blank leftovers
 };
