@@ -36,15 +36,26 @@ std::optional<FaultInjection> FaultInjection::from_env() {
   FaultInjection fault;
   fault.rank = static_cast<int>(parse_env_int("TERSE_TEST_KILL_RANK", rank_text, 0));
   fault.step = parse_env_int("TERSE_TEST_KILL_STEP", step_text, 1);
+  const char* mode_text = std::getenv("TERSE_TEST_KILL_MODE");
+  const std::string mode = mode_text != nullptr ? mode_text : "kill";
+  TERSE_CHECK(
+      mode == "kill" || mode == "stall", InvalidArgument, "TERSE_TEST_KILL_MODE='", mode,
+      "' is not 'kill' or 'stall'; set one of them or unset it (test-only fault injection)");
+  fault.mode = mode == "stall" ? Mode::kStall : Mode::kKill;
   return fault;
 }
 
-void FaultInjection::maybe_kill(int this_rank, int64_t this_step) const {
+void FaultInjection::apply(int this_rank, int64_t this_step) const {
   if (this_rank != rank || this_step != step) return;
-  // The note goes out before the kill so a test can tell an injected death from a crash.
-  std::fprintf(stderr, "terse: TERSE_TEST_KILL: rank %d kills itself with SIGKILL at step %lld\n",
-               this_rank, static_cast<long long>(this_step));
+  // The note goes out first so a test can tell an injected fault from a real one.
+  const bool stall = mode == Mode::kStall;
+  std::fprintf(stderr, "terse: TERSE_TEST_KILL: rank %d %s at step %lld\n", this_rank,
+               stall ? "stalls forever" : "kills itself with SIGKILL",
+               static_cast<long long>(this_step));
   std::fflush(stderr);
+  if (stall) {
+    for (;;) ::pause();  // until a signal ends the process (mpirun's, after another rank aborts)
+  }
   ::raise(SIGKILL);
   _exit(9);  // Not reached: SIGKILL cannot be caught.
 }

@@ -91,7 +91,7 @@ std::string ProgressObserver::progress_text(const StepMetrics& step) const {
 }
 
 void ProgressObserver::on_step(const StepMetrics& step) {
-  if (fault_) fault_->maybe_kill(rank_, step.step);
+  if (fault_) fault_->apply(rank_, step.step);
   if (start_step_ < 0) start_step_ = step.step - 1;
   if (!printing() || step.steps_per_epoch <= 0) return;
   const bool last_in_epoch = step.step_in_epoch >= step.steps_per_epoch;

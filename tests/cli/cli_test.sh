@@ -214,6 +214,14 @@ PY
     grep -Eq 'rank 1' "$WORK/err" "$WORK/out" || fail "the output does not name rank 1"
     echo "job ended $(( $(date +%s) - start )) s after the start" >&2
     ;;
+  rank_hangs)
+    # Rank 1 stops at step 3; rank 0 must give up after --timeout, say so, and end the job (5).
+    TERSE_TEST_KILL_MODE=stall TERSE_TEST_KILL_RANK=1 TERSE_TEST_KILL_STEP=3 run 60 train \
+      "${SMALL[@]}" --np 2 --timeout 3
+    expect_rc 5
+    expect_err 'TERSE_TEST_KILL: rank 1 stalls'
+    expect_err 'terse: error: rank 0: .*within 3 s'
+    ;;
   under_mpirun)
     # Started by mpirun directly (the multi-node way): no --np, or an --np that matches.
     root=()

@@ -95,6 +95,7 @@ class CliFaultInjection : public ::testing::Test {
   void TearDown() override {
     unsetenv("TERSE_TEST_KILL_RANK");
     unsetenv("TERSE_TEST_KILL_STEP");
+    unsetenv("TERSE_TEST_KILL_MODE");
   }
 };
 
@@ -107,6 +108,12 @@ TEST_F(CliFaultInjection, FromEnv) {
   ASSERT_TRUE(fault.has_value());
   EXPECT_EQ(fault->rank, 1);
   EXPECT_EQ(fault->step, 17);
+  EXPECT_EQ(fault->mode, FaultInjection::Mode::kKill);
+  setenv("TERSE_TEST_KILL_MODE", "stall", 1);
+  EXPECT_EQ(FaultInjection::from_env()->mode, FaultInjection::Mode::kStall);
+  setenv("TERSE_TEST_KILL_MODE", "explode", 1);
+  EXPECT_THROW(FaultInjection::from_env(), InvalidArgument);
+  unsetenv("TERSE_TEST_KILL_MODE");
   setenv("TERSE_TEST_KILL_STEP", "0", 1);
   EXPECT_THROW(FaultInjection::from_env(), InvalidArgument);
   setenv("TERSE_TEST_KILL_STEP", "3x", 1);
@@ -114,10 +121,10 @@ TEST_F(CliFaultInjection, FromEnv) {
 }
 
 TEST_F(CliFaultInjection, KillsOnlyTheMatchingRankAndStep) {
-  const FaultInjection fault{1, 3};
-  fault.maybe_kill(0, 3);  // other rank: returns
-  fault.maybe_kill(1, 2);  // other step: returns
-  EXPECT_EXIT(fault.maybe_kill(1, 3), ::testing::KilledBySignal(9), "rank 1 .* step 3");
+  const FaultInjection fault{1, 3, FaultInjection::Mode::kKill};
+  fault.apply(0, 3);  // other rank: returns
+  fault.apply(1, 2);  // other step: returns
+  EXPECT_EXIT(fault.apply(1, 3), ::testing::KilledBySignal(9), "rank 1 .* step 3");
 }
 
 StepMetrics step_of(int epoch, int64_t in_epoch, int64_t per_epoch) {
