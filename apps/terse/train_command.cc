@@ -164,6 +164,9 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& flags) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   train->add_flag("--quiet,-q", flags.quiet, "No progress output (the summary is still printed)");
+  train->footer(
+      "Exit status: 0 ok, 1 other error, 2 invalid argument, 3 corrupt data, 4 loss became "
+      "NaN/Inf, 5 timeout or communication error. Details and examples: docs/cli.md");
   return train;
 }
 
