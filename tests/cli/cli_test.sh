@@ -100,8 +100,6 @@ case "$CASE" in
     run 30 train --help
     expect_rc 0
     expect_out 'Exit status: 0 ok, 1 other error, 2 invalid argument, 3 corrupt data, 4 .*5 timeout'
-    run 30 train --help
-    expect_rc 0
     for flag in --np --model --optimizer --lr-schedule --epochs --batch-size --seed --data-dir \
                 --checkpoint-dir --resume --metrics --bucket-mb --timeout --threads \
                 --train-limit --test-limit --quiet; do
