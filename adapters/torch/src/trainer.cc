@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -169,8 +170,16 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   const auto [train_x, train_y] = to_tensors(data.train(), config.train_limit, "training");
   const auto [test_x, test_y] = to_tensors(data.test(), config.test_limit, "test");
 
-  torch::manual_seed(config.seed);
-  torch::nn::Sequential model = make_model(config.model);
+  torch::nn::Sequential model;
+  {
+    // Seeding and initialising use torch's process-wide generator; ranks that are threads of
+    // one process (tests) must not interleave there, or rank 0's initial weights would depend
+    // on thread timing.
+    static std::mutex init_mutex;
+    std::lock_guard<std::mutex> lock(init_mutex);
+    torch::manual_seed(config.seed);
+    model = make_model(config.model);
+  }
   std::vector<at::Tensor> tensors = model->parameters();
 
   DataParallel dp(comm, params_of(*model), config.bucket_mb);
