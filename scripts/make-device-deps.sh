@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Copies the Debian packages' files that the GPU machine lacks into .deps/ (git-ignored), for
+# scripts/device-check.sh to carry there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rm -rf .deps && mkdir -p .deps/datasets
+for p in nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev; do
+  dpkg -L "$p" | while read -r f; do
+    case "$f" in /usr/share/doc/* | /usr/src/*) continue ;; esac
+    if [ -f "$f" ] && [ ! -L "$f" ]; then
+      mkdir -p ".deps$(dirname "$f")"
+      cp -a "$f" ".deps$f"
+    fi
+  done
+done
+cp -r /usr/share/datasets/fashion-mnist .deps/datasets/
+du -sh .deps
