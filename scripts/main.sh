@@ -7,5 +7,5 @@ scripts/install-deps.sh
 scripts/build.sh release
 mkdir -p out
 exec build/release/apps/terse/terse train --np 4 --model cnn \
-  --optimizer sgd:lr=0.1,momentum=0.9 --epochs 5 --batch-size 64 --seed 1 \
+  --optimizer sgd:lr=0.1,momentum=0.9 --epochs 5 \
   --checkpoint-dir out/checkpoints --metrics out/metrics.jsonl "$@"
