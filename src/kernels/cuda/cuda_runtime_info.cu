@@ -25,8 +25,8 @@ CudaInfo CudaInfo::query() {
     cudaDeviceProp prop{};
     const cudaError_t perr = cudaGetDeviceProperties(&prop, i);
     if (perr != cudaSuccess) {
-      info.status = "cudaGetDeviceProperties(" + std::to_string(i) + ") failed: " +
-                    cudaGetErrorString(perr);
+      info.status =
+          "cudaGetDeviceProperties(" + std::to_string(i) + ") failed: " + cudaGetErrorString(perr);
       cudaGetLastError();
       return info;
     }
