@@ -103,10 +103,13 @@ bool progress_on_tty() {
   return ::isatty(STDERR_FILENO) == 1;
 }
 
+// One write per message: ranks share mpirun's stderr, and pieces written separately interleave.
 void print_rank_error(const std::exception& error, int rank, int world_size) {
-  std::cerr << "terse: error: ";
-  if (world_size > 1) std::cerr << "rank " << rank << ": ";
-  std::cerr << error.what() << std::endl;
+  std::string line = "terse: error: ";
+  if (world_size > 1) line += "rank " + std::to_string(rank) + ": ";
+  line += error.what();
+  line += '\n';
+  std::cerr << line << std::flush;
 }
 
 }  // namespace

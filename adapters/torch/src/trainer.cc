@@ -212,6 +212,9 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
     const std::optional<std::string> latest = store->latest();
     TERSE_CHECK(latest.has_value(), InvalidArgument, "nothing to resume: ", config.checkpoint_dir,
                 " holds no committed checkpoint; start without --resume");
+    // Rank 0's file exists whatever the rank count was, so every rank checks the run's identity
+    // against it first and a different --np is reported as such, not as a missing file.
+    check_compatible(store->load_rank_meta(*latest, 0), identity);
     const json meta = store->load_rank_meta(*latest, rank);
     check_compatible(meta, identity);
     check_compatible(meta, numbering);
