@@ -1,0 +1,62 @@
+#pragma once
+
+// Deep Gradient Compression top-k selection (Lin et al., ICLR 2018), as the reference
+// implementation (synxlin/deep-gradient-compression, dgc/compression.py) does it: estimate the
+// threshold from a strided sample of |x|, select |x| >= threshold, adapt the threshold at most
+// max_adaptation_iters times, and an exact top-k for comparison. See docs/dgc.md.
+
+#include <cstdint>
+#include <vector>
+
+namespace terse {
+
+// Indices (ascending) and the values x[index] of the selected elements.
+struct SparseSelection {
+  std::vector<int64_t> indices;
+  std::vector<float> values;
+  double threshold = 0.0;  // the final |x| threshold: every selected |x| >= threshold
+  int rounds = 0;          // threshold adaptations performed (0 when the first estimate held)
+};
+
+// Per-tensor constants of the reference's DGCCompressor.initialize for n elements at density.
+struct DgcSamplePlan {
+  int64_t numel = 0;
+  int64_t stride = 1;         // sample every stride-th element
+  int64_t num_samples = 0;    // n / stride (n when stride == 1)
+  int64_t top_k_samples = 0;  // ceil(num_samples * density)
+  int64_t num_selects = 0;    // ceil(n * density): the target count k
+};
+
+struct DgcSelectOptions {
+  double sample_ratio = 0.01;  // fraction of elements sampled; the reference clamps to [0.01, 1]
+  double upper_bound = 1.3;    // adapt when count > upper_bound * k
+  double lower_bound = 0.8;    // adapt when count < lower_bound * k
+  int max_adaptation_iters = 10;
+  bool resample = true;  // count > upper_bound*k: exact top-k over the candidates
+  uint64_t seed = 0;     // with seed_step, picks the random start of the strided sample
+};
+
+// The reference's sampling plan. Throws InvalidArgument for n < 1, density outside (0, 1] or a
+// sample_ratio outside (0, 1].
+DgcSamplePlan dgc_sample_plan(int64_t n, double density, double sample_ratio = 0.01);
+
+// ceil(n * density), the reference's num_selects (at least 1 for n >= 1).
+int64_t dgc_num_selects(int64_t n, double density);
+
+// Sampled-threshold selection of about density*n largest |x|. Deterministic given its inputs:
+// the sample start is drawn from Philox(options.seed) at counter seed_step. The result holds at
+// most num_selects elements; when more than that pass the final threshold and fewer than
+// upper_bound*k, the first num_selects in index order are kept (the reference's truncation).
+// Throws NumericalError when the sample holds a NaN.
+SparseSelection dgc_select(const float* x, int64_t n, double density, uint64_t seed_step,
+                           const DgcSelectOptions& options = {});
+
+// Same, with a precomputed plan (the reference recomputes it only when the density changes).
+SparseSelection dgc_select_planned(const float* x, const DgcSamplePlan& plan, uint64_t seed_step,
+                                   const DgcSelectOptions& options = {});
+
+// Exact top-k of |x| by nth_element: the k largest |x|, ties at the k-th value broken by lower
+// index. Throws InvalidArgument for k outside [0, n], NumericalError when x holds a NaN.
+SparseSelection exact_topk_select(const float* x, int64_t n, int64_t k);
+
+}  // namespace terse

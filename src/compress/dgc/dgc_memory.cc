@@ -1,0 +1,113 @@
+#include "terse/compress/dgc/dgc_memory.h"
+
+#include <cmath>
+
+#include "terse/core/check.h"
+
+namespace terse {
+namespace {
+
+void check_options(const DgcMemoryOptions& o) {
+  TERSE_CHECK(o.momentum >= 0.0 && o.momentum < 1.0, InvalidArgument,
+              "DGC momentum must be in [0, 1), got ", o.momentum,
+              "; pass the optimizer's momentum (e.g. 0.9)");
+  TERSE_CHECK(o.num_workers >= 1, InvalidArgument, "DGC num_workers must be >= 1, got ",
+              o.num_workers, "; pass the communicator's size");
+}
+
+void check_buffers(const void* a, const void* b, const void* c, int64_t n, const char* what) {
+  TERSE_CHECK(n >= 0, InvalidArgument, what, " needs n >= 0, got ", n, "; pass the tensor's numel");
+  TERSE_CHECK(n == 0 || (a != nullptr && b != nullptr && c != nullptr), InvalidArgument, what,
+              " got a null buffer for ", n, " elements; pass U, V and g of the same size");
+}
+
+}  // namespace
+
+void DgcMemory::compensate(float* u, float* v, const float* g, int64_t n,
+                           const DgcMemoryOptions& options) {
+  check_options(options);
+  check_buffers(u, v, g, n, "DgcMemory::compensate");
+  const auto m = static_cast<float>(options.momentum);
+  if (options.nesterov) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float ui = m * (u[i] + g[i]);
+      u[i] = ui;
+      v[i] += ui + g[i];
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const float ui = m * u[i] + g[i];
+      u[i] = ui;
+      v[i] += ui;
+    }
+  }
+}
+
+void DgcMemory::mask(float* u, float* v, int64_t n, const SparseSelection& selection,
+                     const DgcMemoryOptions& options) {
+  check_buffers(u, v, v, n, "DgcMemory::mask");
+  // Validate every index before writing any, so a bad selection leaves U and V untouched.
+  for (const int64_t i : selection.indices) {
+    TERSE_CHECK(i >= 0 && i < n, InvalidArgument, "DGC mask index ", i, " is outside [0, ", n,
+                "); pass a selection made from this buffer");
+  }
+  for (const int64_t i : selection.indices) v[i] = 0.0f;
+  if (options.momentum_masking) {
+    for (const int64_t i : selection.indices) u[i] = 0.0f;
+  }
+}
+
+double DgcMemory::clip(float* g, int64_t n, double max_norm, int num_workers) {
+  TERSE_CHECK(max_norm > 0.0, InvalidArgument, "DGC clip max_norm must be > 0, got ", max_norm,
+              "; pass a positive norm or leave clipping off");
+  TERSE_CHECK(num_workers >= 1, InvalidArgument, "DGC clip num_workers must be >= 1, got ",
+              num_workers, "; pass the communicator's size");
+  check_buffers(g, g, g, n, "DgcMemory::clip");
+  double sq = 0.0;
+  for (int64_t i = 0; i < n; ++i) sq += static_cast<double>(g[i]) * static_cast<double>(g[i]);
+  const double norm = std::sqrt(sq);
+  TERSE_CHECK(std::isfinite(norm), NumericalError, "DGC local clipping saw gradient norm ", norm,
+              " over ", n, " elements; the gradient diverged: lower the learning rate");
+  const double limit = max_norm / std::sqrt(static_cast<double>(num_workers));
+  const double coef = limit / (norm + 1e-6);
+  if (coef < 1.0) {
+    const auto c = static_cast<float>(coef);
+    for (int64_t i = 0; i < n; ++i) g[i] *= c;
+  }
+  return norm;
+}
+
+SparseSelection DgcMemory::step(float* u, float* v, float* g, int64_t n, double density,
+                                uint64_t seed_step, const DgcMemoryOptions& options,
+                                const DgcSelectOptions& select_options) {
+  if (options.clip_max_norm > 0.0) clip(g, n, options.clip_max_norm, options.num_workers);
+  compensate(u, v, g, n, options);
+  SparseSelection s = dgc_select(v, n, density, seed_step, select_options);
+  mask(u, v, n, s, options);
+  return s;
+}
+
+void dgc_dense_momentum(float* u, const float* g, float* out, int64_t n,
+                        const DgcMemoryOptions& options) {
+  check_options(options);
+  check_buffers(u, g, out, n, "dgc_dense_momentum");
+  const auto m = static_cast<float>(options.momentum);
+  for (int64_t i = 0; i < n; ++i) {
+    if (options.nesterov) {
+      u[i] = m * (u[i] + g[i]);
+      out[i] = u[i] + g[i];
+    } else {
+      u[i] = m * u[i] + g[i];
+      out[i] = u[i];
+    }
+  }
+}
+
+bool dgc_goes_dense(int dim, int64_t numel, int64_t min_sparse_numel) {
+  TERSE_CHECK(dim >= 0 && numel >= 0 && min_sparse_numel >= 0, InvalidArgument,
+              "dgc_goes_dense needs dim, numel and min_sparse_numel >= 0, got ", dim, ", ", numel,
+              ", ", min_sparse_numel, "; pass the tensor's shape");
+  return dim <= 1 || numel < min_sparse_numel;
+}
+
+}  // namespace terse

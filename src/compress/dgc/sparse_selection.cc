@@ -1,0 +1,216 @@
+#include "terse/compress/dgc/sparse_selection.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "terse/core/check.h"
+#include "terse/core/philox.h"
+
+namespace terse {
+namespace {
+
+// Philox stream id of the sample start, so other users of the same seed draw other numbers.
+constexpr uint64_t kSampleStartStream = 0x0D6C'5A4D'0000'0001ULL;
+
+void check_density(double density) {
+  TERSE_CHECK(density > 0.0 && density <= 1.0, InvalidArgument,
+              "DGC density must be in (0, 1], got ", density,
+              "; pass the fraction of elements to keep (e.g. 0.001)");
+}
+
+// Appends to out every i in [begin, end) with |x[i]| >= thr. Blocks of 16 are skipped on a
+// vectorisable max when none can pass (at density 0.001 most blocks hold no candidate).
+void collect_at_least(const float* x, int64_t begin, int64_t end, float thr,
+                      std::vector<int64_t>& out) {
+  constexpr int64_t kBlock = 16;
+  int64_t i = begin;
+  for (; i + kBlock <= end; i += kBlock) {
+    float m = 0.0f;
+    for (int64_t j = 0; j < kBlock; ++j) m = std::max(m, std::fabs(x[i + j]));
+    if (m < thr) continue;
+    for (int64_t j = 0; j < kBlock; ++j) {
+      if (std::fabs(x[i + j]) >= thr) out.push_back(i + j);
+    }
+  }
+  for (; i < end; ++i) {
+    if (std::fabs(x[i]) >= thr) out.push_back(i);
+  }
+}
+
+SparseSelection finish(const float* x, std::vector<int64_t> idx, double thr, int rounds) {
+  SparseSelection s;
+  s.indices = std::move(idx);
+  s.values.resize(s.indices.size());
+  for (size_t j = 0; j < s.indices.size(); ++j) s.values[j] = x[s.indices[j]];
+  s.threshold = thr;
+  s.rounds = rounds;
+  return s;
+}
+
+// Exact top-k of |x[idx]| over the candidates, returned in ascending index order; ties at the
+// k-th value broken by lower index.
+std::vector<int64_t> topk_of_candidates(const float* x, const std::vector<int64_t>& idx,
+                                        int64_t k) {
+  std::vector<int64_t> order(idx);
+  auto by_magnitude = [x](int64_t a, int64_t b) {
+    const float fa = std::fabs(x[a]), fb = std::fabs(x[b]);
+    return fa > fb || (fa == fb && a < b);
+  };
+  std::nth_element(order.begin(), order.begin() + (k - 1), order.end(), by_magnitude);
+  order.resize(static_cast<size_t>(k));
+  std::sort(order.begin(), order.end());
+  return order;
+}
+
+}  // namespace
+
+int64_t dgc_num_selects(int64_t n, double density) {
+  check_density(density);
+  TERSE_CHECK(n >= 1, InvalidArgument, "DGC selection needs n >= 1 elements, got ", n,
+              "; send empty tensors dense or skip them");
+  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(n) * density)));
+}
+
+DgcSamplePlan dgc_sample_plan(int64_t n, double density, double sample_ratio) {
+  TERSE_CHECK(sample_ratio > 0.0 && sample_ratio <= 1.0, InvalidArgument,
+              "DGC sample_ratio must be in (0, 1], got ", sample_ratio,
+              "; the reference default is 0.01");
+  DgcSamplePlan p;
+  p.numel = n;
+  p.num_selects = dgc_num_selects(n, density);
+  // The reference clamps the sample ratio to [0.01, 1] and samples at least ceil(2 / density)
+  // elements, so the sample's top-k holds at least two elements.
+  const double sigma = std::max(0.01, sample_ratio);
+  const auto pct = static_cast<int64_t>(std::ceil(static_cast<double>(n) * sigma));
+  const auto cpr = static_cast<int64_t>(std::ceil(2.0 / density));
+  if (n <= cpr) {
+    p.stride = 1;
+    p.num_samples = n;
+  } else {
+    const int64_t want = std::max(pct, cpr);
+    p.stride =
+        static_cast<int64_t>(std::ceil(static_cast<double>(n) / static_cast<double>(want) / 32.0)) *
+            32 +
+        1;
+    p.num_samples = n / p.stride;
+    while (p.num_samples < want && p.stride > 1) {
+      p.stride = std::max<int64_t>(1, p.stride - 8);
+      p.num_samples = n / p.stride;
+    }
+  }
+  p.top_k_samples = std::max<int64_t>(
+      1, static_cast<int64_t>(std::ceil(static_cast<double>(p.num_samples) * density)));
+  return p;
+}
+
+SparseSelection dgc_select(const float* x, int64_t n, double density, uint64_t seed_step,
+                           const DgcSelectOptions& options) {
+  return dgc_select_planned(x, dgc_sample_plan(n, density, options.sample_ratio), seed_step,
+                            options);
+}
+
+SparseSelection dgc_select_planned(const float* x, const DgcSamplePlan& plan, uint64_t seed_step,
+                                   const DgcSelectOptions& options) {
+  const int64_t n = plan.numel;
+  TERSE_CHECK(n >= 1 && plan.stride >= 1 && plan.num_selects >= 1 && plan.top_k_samples >= 1,
+              InvalidArgument, "DGC sample plan is not valid (numel ", n, ", stride ", plan.stride,
+              ", num_selects ", plan.num_selects, "); build it with dgc_sample_plan");
+  TERSE_CHECK(x != nullptr, InvalidArgument, "dgc_select got a null pointer for ", n,
+              " elements; pass the tensor's data");
+  TERSE_CHECK(
+      options.upper_bound >= 1.0 && options.lower_bound > 0.0 && options.lower_bound <= 1.0 &&
+          options.max_adaptation_iters >= 0,
+      InvalidArgument,
+      "DGC adaptation bounds must satisfy upper >= 1, 0 < lower <= 1, iters >= 0; got upper ",
+      options.upper_bound, ", lower ", options.lower_bound, ", iters ",
+      options.max_adaptation_iters, "; the reference uses 1.3, 0.8, 10");
+  const int64_t k = plan.num_selects;
+
+  // Strided sample of |x| from a random start in [0, stride - 1].
+  int64_t start = 0;
+  if (plan.stride > 1) {
+    const Philox4x32 gen(options.seed);
+    const auto r = gen.at(seed_step, kSampleStartStream);
+    start = static_cast<int64_t>(r.x % static_cast<uint64_t>(plan.stride));
+  }
+  std::vector<float> sample;
+  sample.reserve(static_cast<size_t>(n / plan.stride + 1));
+  for (int64_t i = start; i < n; i += plan.stride) {
+    const float a = std::fabs(x[i]);
+    TERSE_CHECK(!std::isnan(a), NumericalError, "DGC selection found NaN at index ", i, " of ", n,
+                "; the gradient or accumulated velocity diverged: lower the learning rate or "
+                "enable clipping");
+    sample.push_back(a);
+  }
+  const int64_t ks = std::min<int64_t>(plan.top_k_samples, static_cast<int64_t>(sample.size()));
+  std::nth_element(sample.begin(), sample.begin() + (ks - 1), sample.end(), std::greater<>());
+  float thr = sample[static_cast<size_t>(ks - 1)];
+
+  std::vector<int64_t> idx;
+  idx.reserve(static_cast<size_t>(static_cast<double>(k) * options.upper_bound) + 16);
+  collect_at_least(x, 0, n, thr, idx);
+  int rounds = 0;
+  // Adapt only when the threshold came from a true sample (the reference: n > num_samples).
+  if (n > plan.num_samples) {
+    for (int it = 0; it < options.max_adaptation_iters; ++it) {
+      const auto count = static_cast<double>(idx.size());
+      if (count > static_cast<double>(k)) {
+        if (count > options.upper_bound * static_cast<double>(k)) {
+          if (options.resample) {
+            idx = topk_of_candidates(x, idx, k);
+            break;
+          }
+          thr = static_cast<float>(static_cast<double>(thr) * options.upper_bound);
+        } else {
+          break;
+        }
+      } else if (count < options.lower_bound * static_cast<double>(k)) {
+        thr = static_cast<float>(static_cast<double>(thr) * options.lower_bound);
+      } else {
+        break;
+      }
+      ++rounds;
+      idx.clear();
+      collect_at_least(x, 0, n, thr, idx);
+    }
+  }
+  // The reference's final truncation keeps the first k in index order, not the largest.
+  if (static_cast<int64_t>(idx.size()) > k) idx.resize(static_cast<size_t>(k));
+  return finish(x, std::move(idx), thr, rounds);
+}
+
+SparseSelection exact_topk_select(const float* x, int64_t n, int64_t k) {
+  TERSE_CHECK(n >= 0 && k >= 0 && k <= n, InvalidArgument, "exact top-k needs 0 <= k <= n, got k ",
+              k, " for n ", n, "; pass k = ceil(density * n)");
+  SparseSelection s;
+  if (k == 0) return s;
+  TERSE_CHECK(x != nullptr, InvalidArgument, "exact_topk_select got a null pointer for ", n,
+              " elements; pass the tensor's data");
+  std::vector<float> mag(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) mag[static_cast<size_t>(i)] = std::fabs(x[i]);
+  for (int64_t i = 0; i < n; ++i) {
+    TERSE_CHECK(!std::isnan(mag[static_cast<size_t>(i)]), NumericalError,
+                "exact top-k found NaN at index ", i, " of ", n,
+                "; the input diverged: lower the learning rate or enable clipping");
+  }
+  std::nth_element(mag.begin(), mag.begin() + (k - 1), mag.end(), std::greater<>());
+  const float t = mag[static_cast<size_t>(k - 1)];
+  int64_t greater = 0;
+  for (int64_t i = 0; i < n; ++i) greater += std::fabs(x[i]) > t ? 1 : 0;
+  int64_t ties_left = k - greater;
+  std::vector<int64_t> idx;
+  idx.reserve(static_cast<size_t>(k));
+  for (int64_t i = 0; i < n; ++i) {
+    const float a = std::fabs(x[i]);
+    if (a > t) {
+      idx.push_back(i);
+    } else if (a == t && ties_left > 0) {
+      idx.push_back(i);
+      --ties_left;
+    }
+  }
+  return finish(x, std::move(idx), t, 0);
+}
+
+}  // namespace terse
