@@ -101,6 +101,24 @@ TEST(DgcSelect, DeterministicAndSeedDependent) {
   EXPECT_TRUE(differs);
 }
 
+TEST(DgcSelect, ThreadCountDoesNotChangeResult) {
+  for (const bool heavy : {false, true}) {
+    const int64_t n = 3'000'001;
+    const auto x = heavy ? cauchy_data(n, 21) : normal_data(n, 21);
+    DgcSelectOptions one, many;
+    many.threads = 3;
+    const auto a = dgc_select(x.data(), n, 0.001, 2, one);
+    const auto b = dgc_select(x.data(), n, 0.001, 2, many);
+    EXPECT_EQ(a.indices, b.indices);
+    EXPECT_EQ(a.values, b.values);
+    EXPECT_EQ(a.rounds, b.rounds);
+  }
+  DgcSelectOptions bad;
+  bad.threads = 0;
+  const std::vector<float> x(8, 1.0f);
+  EXPECT_THROW(dgc_select(x.data(), 8, 0.5, 0, bad), InvalidArgument);
+}
+
 TEST(DgcSelect, WholeSampleIsExactForSmallTensors) {
   // n <= ceil(2/rho): the whole tensor is the sample, the threshold is the exact k-th |x|.
   const std::vector<float> x = {0.5f, -3.0f, 1.0f, 2.0f, -0.25f, 4.0f, 0.0f, -1.5f};

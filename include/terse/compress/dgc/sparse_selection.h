@@ -33,6 +33,7 @@ struct DgcSelectOptions {
   double lower_bound = 0.8;    // adapt when count < lower_bound * k
   int max_adaptation_iters = 10;
   bool resample = true;  // count > upper_bound*k: exact top-k over the candidates
+  int threads = 1;       // threads for the selection pass; the result is the same for any count
   uint64_t seed = 0;     // with seed_step, picks the random start of the strided sample
 };
 
