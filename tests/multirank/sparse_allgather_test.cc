@@ -35,22 +35,26 @@ std::vector<Pairs> all_pairs(int64_t numel, double density, uint64_t salt, bool 
 TEST(MpiSparseAllGather, SparsePathBitExactInRankOrder) {
   // The pairs arrive unchanged and are added in rank order, so even values spanning 21 binades
   // match the reference bit for bit.
-  for (const int64_t numel : {int64_t{1}, int64_t{4097}, int64_t{1} << 20}) {
-    for (const bool average : {false, true}) {
-      const auto all = all_pairs(numel, 0.01, 21, /*exact=*/false);
-      const std::vector<float> want = reference(all, numel, average);
-      SparseAllGather::Options opt;
-      opt.reduction = average ? SparseReduction::kAverage : SparseReduction::kSum;
-      std::vector<float> out(static_cast<size_t>(numel), 7.0f);
-      const auto rep = SparseAllGather(*g_comm, opt)
-                           .run(all[static_cast<size_t>(g_comm->rank())].view(),
-                                TensorView::of(out.data(), numel));
-      EXPECT_EQ(first_bit_difference(out, want), -1)
-          << "numel " << numel << " rank " << g_comm->rank();
-      int64_t total = 0;
-      for (const auto& p : all) total += static_cast<int64_t>(p.indices.size());
-      EXPECT_EQ(rep.total_count, total);
-      EXPECT_STREQ(rep.path, total > numel ? "dense" : "sparse");
+  // Density 0.2 puts three or more ranks on many indices, where any other order shows.
+  for (const double density : {0.01, 0.2}) {
+    for (const int64_t numel : {int64_t{1}, int64_t{4097}, int64_t{1} << 20}) {
+      for (const bool average : {false, true}) {
+        const auto all = all_pairs(numel, density, 21, /*exact=*/false);
+        const std::vector<float> want = reference(all, numel, average);
+        SparseAllGather::Options opt;
+        opt.reduction = average ? SparseReduction::kAverage : SparseReduction::kSum;
+        opt.allow_dense_fallback = false;
+        std::vector<float> out(static_cast<size_t>(numel), 7.0f);
+        const auto rep = SparseAllGather(*g_comm, opt)
+                             .run(all[static_cast<size_t>(g_comm->rank())].view(),
+                                  TensorView::of(out.data(), numel));
+        EXPECT_EQ(first_bit_difference(out, want), -1)
+            << "numel " << numel << " density " << density << " rank " << g_comm->rank();
+        int64_t total = 0;
+        for (const auto& p : all) total += static_cast<int64_t>(p.indices.size());
+        EXPECT_EQ(rep.total_count, total);
+        EXPECT_STREQ(rep.path, "sparse");
+      }
     }
   }
 }
