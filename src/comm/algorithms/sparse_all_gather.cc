@@ -119,8 +119,9 @@ SparseAllGatherReport SparseAllGather::run(const SparseVector& mine, TensorView 
     const int64_t cnt = h(r, kCount);
     TERSE_CHECK(cnt >= 0 && cnt <= numel, CorruptData, "sparse_all_gather on rank ", me, ": rank ",
                 r, " announced ", cnt, " pairs for a vector of ", numel,
-                " elements (must be in [0, numel]); that rank's compressor or its memory is "
-                "faulty");
+                " elements (must be in [0, numel]; the sender checks its own); the header was "
+                "corrupted between ranks or rank ",
+                r, " does not run this algorithm");
     const int64_t bad = h(r, kBadPos);
     TERSE_CHECK(bad < 0, CorruptData, "sparse_all_gather on rank ", me, ": rank ", r,
                 " sent bad pairs: index ", h(r, kBadValue), " at position ", bad, " of its ", cnt,
