@@ -1,0 +1,188 @@
+#pragma once
+
+// Byte-level helpers shared by the compressors: little-endian scalars, value codings, MSB-first
+// bit packing, sorted index lists as delta varints. Internal to src/compress.
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "terse/compress/wire_format.h"
+#include "terse/core/check.h"
+#include "terse/core/dtype.h"
+#include "terse/core/philox.h"
+
+namespace terse::compress_detail {
+
+inline void put_u32(uint8_t* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+inline uint32_t get_u32(const uint8_t* in) {
+  return uint32_t{in[0]} | uint32_t{in[1]} << 8 | uint32_t{in[2]} << 16 | uint32_t{in[3]} << 24;
+}
+inline void put_u64(uint8_t* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+inline uint64_t get_u64(const uint8_t* in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= uint64_t{in[i]} << (8 * i);
+  return v;
+}
+inline void put_f32(uint8_t* out, float f) { put_u32(out, float_to_bits(f)); }
+inline float get_f32(const uint8_t* in) { return bits_to_float(get_u32(in)); }
+
+// One value in the given coding (f32, f16 or bf16), little-endian.
+inline void put_value(uint8_t* out, ValueCoding c, float v) {
+  if (c == ValueCoding::kF32) {
+    put_f32(out, v);
+    return;
+  }
+  const uint16_t bits = c == ValueCoding::kF16 ? to_half(v).bits : to_bfloat16(v).bits;
+  out[0] = static_cast<uint8_t>(bits);
+  out[1] = static_cast<uint8_t>(bits >> 8);
+}
+inline float get_value(const uint8_t* in, ValueCoding c) {
+  if (c == ValueCoding::kF32) return get_f32(in);
+  const auto bits = static_cast<uint16_t>(in[0] | in[1] << 8);
+  return c == ValueCoding::kF16 ? to_float(Half{bits}) : to_float(BFloat16{bits});
+}
+
+// A scale read from a payload must be a finite, non-negative number.
+inline float checked_scale(const uint8_t* in, const char* what) {
+  const float s = get_f32(in);
+  TERSE_CHECK(std::isfinite(s) && s >= 0.0f, CorruptData, "payload: ", what, " is ", s,
+              ", expected a finite value >= 0");
+  return s;
+}
+
+inline size_t packed_bytes(uint64_t count, unsigned bits) {
+  return static_cast<size_t>((count * bits + 7) / 8);
+}
+
+// Packs fields of `bits` bits (<= 24) MSB-first into bytes; the last byte is zero padded.
+class BitWriter {
+ public:
+  explicit BitWriter(uint8_t* out) : out_(out) {}
+  void put(uint32_t v, unsigned bits) {
+    acc_ = (acc_ << bits) | v;
+    n_ += bits;
+    while (n_ >= 8) {
+      n_ -= 8;
+      out_[pos_++] = static_cast<uint8_t>(acc_ >> n_);
+    }
+    acc_ &= (uint64_t{1} << n_) - 1;
+  }
+  size_t finish() {
+    if (n_ > 0) out_[pos_++] = static_cast<uint8_t>(acc_ << (8 - n_));
+    n_ = 0;
+    acc_ = 0;
+    return pos_;
+  }
+
+ private:
+  uint8_t* out_;
+  size_t pos_ = 0;
+  uint64_t acc_ = 0;
+  unsigned n_ = 0;
+};
+
+// Reads what BitWriter wrote; the caller has checked the byte count.
+class BitReader {
+ public:
+  explicit BitReader(const uint8_t* in) : in_(in) {}
+  uint32_t get(unsigned bits) {
+    while (n_ < bits) {
+      acc_ = (acc_ << 8) | in_[pos_++];
+      n_ += 8;
+    }
+    n_ -= bits;
+    const auto v = static_cast<uint32_t>(acc_ >> n_);
+    acc_ &= (uint64_t{1} << n_) - 1;
+    return v;
+  }
+  // The padding bits left in the last byte (must be zero in a canonical payload).
+  uint64_t rest() const { return acc_; }
+
+ private:
+  const uint8_t* in_;
+  size_t pos_ = 0;
+  uint64_t acc_ = 0;
+  unsigned n_ = 0;
+};
+
+inline void check_padding(const BitReader& r, const char* what) {
+  TERSE_CHECK(r.rest() == 0, CorruptData, "payload: padding bits after the last ", what, " are 0x",
+              std::hex, r.rest(), std::dec, ", expected 0");
+}
+
+// Writes strictly increasing indices as delta varints; returns the bytes written.
+inline size_t write_indices(const std::vector<int64_t>& idx, uint8_t* out) {
+  size_t pos = 0;
+  int64_t prev = -1;
+  for (const int64_t i : idx) {
+    pos += write_varint(static_cast<uint64_t>(prev < 0 ? i : i - prev), out + pos);
+    prev = i;
+  }
+  return pos;
+}
+
+inline size_t max_index_bytes(uint64_t count, uint64_t numel) {
+  return static_cast<size_t>(count) * varint_bytes(numel);
+}
+
+// Reads exactly `count` delta varints filling [begin, end): each index strictly above the
+// previous and below numel.
+inline std::vector<int64_t> read_indices(const uint8_t* begin, const uint8_t* end, uint64_t count,
+                                         uint64_t numel) {
+  TERSE_CHECK(count <= static_cast<uint64_t>(end - begin), CorruptData, "payload: count ", count,
+              " indices cannot fit in ", end - begin, " index bytes (at least 1 byte each)");
+  std::vector<int64_t> idx(static_cast<size_t>(count));
+  const uint8_t* p = begin;
+  uint64_t prev = 0;
+  for (uint64_t k = 0; k < count; ++k) {
+    const uint64_t d = read_varint(&p, end, "index delta");
+    TERSE_CHECK(k == 0 || d >= 1, CorruptData, "payload: index ", k,
+                " does not increase (delta 0 after index ", prev,
+                "); expected strictly increasing indices");
+    TERSE_CHECK(d < numel && (k == 0 || prev < numel - d), CorruptData, "payload: index ", k,
+                " is out of range (previous ", prev, " + delta ", d, ", numel ", numel,
+                "); expected an index < numel");
+    prev = k == 0 ? d : prev + d;
+    idx[static_cast<size_t>(k)] = static_cast<int64_t>(prev);
+  }
+  TERSE_CHECK(p == end, CorruptData, "payload: ", end - p, " bytes left after the ", count,
+              " indices; expected the index section to end with the body");
+  return idx;
+}
+
+}  // namespace terse::compress_detail
+
+namespace terse::compress_detail {
+
+inline void check_codings(const PayloadHeader& h, ValueCoding values, IndexCoding indices) {
+  TERSE_CHECK(h.values == values, CorruptData, "payload: value coding ",
+              value_coding_name(h.values), ", expected ", value_coding_name(values),
+              " (this compressor's options); every rank must use the same compressor spec");
+  TERSE_CHECK(h.indices == indices, CorruptData, "payload: index coding ",
+              index_coding_name(h.indices), ", expected ", index_coding_name(indices));
+}
+
+inline void check_count(const PayloadHeader& h, uint64_t expected) {
+  TERSE_CHECK(h.count == expected, CorruptData, "payload: count ", h.count, ", expected ", expected,
+              " for numel ", h.numel);
+}
+
+inline void check_body(const PayloadHeader& h, uint64_t expected) {
+  TERSE_CHECK(h.body_bytes == expected, CorruptData, "payload: body length ", h.body_bytes,
+              " bytes, expected ", expected, " for numel ", h.numel, " and count ", h.count);
+}
+
+// Uniform [0, 1) for element i from Philox keyed by seed_step (stream separates compressors).
+inline float uniform_at(const Philox4x32& gen, int64_t i, uint64_t stream) {
+  const Philox4x32::U4 r = gen.at(static_cast<uint64_t>(i) / 4, stream);
+  const uint32_t lanes[4] = {r.x, r.y, r.z, r.w};
+  return Philox4x32::uniform(lanes[i % 4]);
+}
+
+}  // namespace terse::compress_detail
