@@ -19,6 +19,7 @@ CompressorId Cast::id() const {
 }
 
 size_t Cast::max_encoded_bytes(int64_t numel) const {
+  checked_numel(numel, name().c_str());
   return kPayloadHeaderBytes + 2 * static_cast<size_t>(numel);
 }
 

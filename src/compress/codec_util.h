@@ -56,6 +56,16 @@ inline float checked_scale(const uint8_t* in, const char* what) {
   return s;
 }
 
+// The largest numel max_encoded_bytes accepts: 2^48 elements, far above any bucket, keeps every
+// byte count below 2^63 without overflow checks in each compressor.
+inline constexpr int64_t kMaxNumel = int64_t{1} << 48;
+
+inline uint64_t checked_numel(int64_t numel, const char* name) {
+  TERSE_CHECK(numel >= 0 && numel <= kMaxNumel, InvalidArgument, name, ": max_encoded_bytes numel ",
+              numel, " is out of range; expected 0 <= numel <= 2^48");
+  return static_cast<uint64_t>(numel);
+}
+
 inline size_t packed_bytes(uint64_t count, unsigned bits) {
   return static_cast<size_t>((count * bits + 7) / 8);
 }

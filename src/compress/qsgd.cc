@@ -27,6 +27,7 @@ std::string Qsgd::spec() const {
 }
 
 size_t Qsgd::max_encoded_bytes(int64_t numel) const {
+  checked_numel(numel, "qsgd");
   return kPayloadHeaderBytes + 8 + packed_bytes(static_cast<uint64_t>(numel), field_bits_);
 }
 

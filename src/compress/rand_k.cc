@@ -54,6 +54,7 @@ std::vector<int64_t> RandK::indices(int64_t numel, uint64_t seed_step) const {
 }
 
 size_t RandK::max_encoded_bytes(int64_t numel) const {
+  checked_numel(numel, "randk");
   const auto k = static_cast<uint64_t>(k_for(numel));
   return kPayloadHeaderBytes + 8 + k * value_coding_bytes(values_) +
          (send_indices_ ? max_index_bytes(k, static_cast<uint64_t>(numel)) : 0);

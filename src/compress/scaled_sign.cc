@@ -10,6 +10,7 @@ namespace terse {
 using namespace compress_detail;
 
 size_t ScaledSign::max_encoded_bytes(int64_t numel) const {
+  checked_numel(numel, "sign");
   return kPayloadHeaderBytes + 4 + packed_bytes(static_cast<uint64_t>(numel), 1);
 }
 

@@ -14,6 +14,7 @@ constexpr uint64_t kTernStream = 0x5445524eull;  // "TERN"
 }
 
 size_t TernGrad::max_encoded_bytes(int64_t numel) const {
+  checked_numel(numel, "terngrad");
   return kPayloadHeaderBytes + 4 + packed_bytes(static_cast<uint64_t>(numel), 2);
 }
 

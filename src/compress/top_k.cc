@@ -30,6 +30,7 @@ int64_t TopK::k_for(int64_t numel) const {
 }
 
 size_t TopK::max_encoded_bytes(int64_t numel) const {
+  checked_numel(numel, "topk");
   const auto k = static_cast<uint64_t>(k_for(numel));
   return kPayloadHeaderBytes + k * value_coding_bytes(values_) +
          max_index_bytes(k, static_cast<uint64_t>(numel));

@@ -251,6 +251,8 @@ TEST(Compressor, MaxEncodedBytesNeverExceeded) {
       const PayloadHeader h = read_payload_header(buf.data(), len);
       EXPECT_EQ(h.payload_bytes(), len);
     }
+    EXPECT_THROW(c->max_encoded_bytes(-1), InvalidArgument) << s;
+    EXPECT_THROW(c->max_encoded_bytes(int64_t{1} << 60), InvalidArgument) << s;
     std::vector<float> one(10);
     std::vector<uint8_t> small(c->max_encoded_bytes(10) - 1);
     EXPECT_THROW(c->encode(TensorView::of(one.data(), 10), 0, small.data(), small.size()),
