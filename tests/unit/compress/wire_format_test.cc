@@ -178,3 +178,35 @@ TEST(WireFormat, DenseCompressorsRejectBadBodies) {
 
 }  // namespace
 }  // namespace terse
+
+namespace terse {
+namespace {
+
+// Every single-byte change and every truncation of a valid payload either decodes or throws
+// CorruptData (never another exception); header bytes other than numel never decode.
+TEST(WireFormat, EveryByteFlipIsDecodedOrRejected) {
+  for (const auto& name : compressor_names()) {
+    auto c = make_compressor(name);
+    const Bytes good = encode(*c, {0.5f, -1.5f, 2.0f, 0.0f, -0.25f, 3.0f, 1.0f, -2.0f, 0.75f});
+    std::vector<float> out(9);
+    for (size_t i = 0; i < good.size(); ++i) {
+      for (uint8_t flip : {uint8_t{0x01}, uint8_t{0x80}, uint8_t{0xff}}) {
+        Bytes p = good;
+        p[i] ^= flip;
+        try {
+          c->decode(p.data(), p.size(), TensorView::of(out.data(), 9), false);
+          EXPECT_GE(i, 8u) << name << " decoded a payload with header byte " << i << " changed";
+        } catch (const CorruptData&) {
+        }
+      }
+      try {
+        c->decode(good.data(), i, TensorView::of(out.data(), 9), false);
+        ADD_FAILURE() << name << " decoded a payload truncated to " << i << " bytes";
+      } catch (const CorruptData&) {
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace terse
