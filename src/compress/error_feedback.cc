@@ -254,6 +254,34 @@ void ErrorFeedback::load_state_dict(const StateDict& state) {
   aggregates_ = std::move(aggregates);
 }
 
+double ef21_step_size(ErrorFeedbackKind kind, double alpha, double l,
+                      const std::vector<double>& smoothness) {
+  TERSE_CHECK(kind == ErrorFeedbackKind::kEF21 || kind == ErrorFeedbackKind::kEF21W,
+              InvalidArgument, "ef21_step_size: kind is ", kind_name(kind),
+              " but the formula is for ef21 or ef21w");
+  TERSE_CHECK(alpha > 0.0 && alpha <= 1.0, InvalidArgument, "ef21_step_size: alpha is ", alpha,
+              "; it must be in (0, 1] (Top-k: k/d)");
+  TERSE_CHECK(std::isfinite(l) && l > 0.0, InvalidArgument, "ef21_step_size: L is ", l,
+              "; it must be finite and > 0");
+  TERSE_CHECK(!smoothness.empty(), InvalidArgument,
+              "ef21_step_size: smoothness is empty; give one L_i per worker");
+  double sum = 0.0;
+  double sum_sq = 0.0;
+  for (size_t i = 0; i < smoothness.size(); ++i) {
+    const double li = smoothness[i];
+    TERSE_CHECK(std::isfinite(li) && li > 0.0, InvalidArgument, "ef21_step_size: smoothness[", i,
+                "] is ", li, "; every L_i must be finite and > 0");
+    sum += li;
+    sum_sq += li * li;
+  }
+  const double n = static_cast<double>(smoothness.size());
+  const double l_tilde = kind == ErrorFeedbackKind::kEF21 ? std::sqrt(sum_sq / n) : sum / n;
+  if (alpha == 1.0) return 1.0 / l;  // exact compressor: beta = 0, plain gradient descent
+  const double theta = 1.0 - std::sqrt(1.0 - alpha);
+  const double beta = (1.0 - alpha) / theta;
+  return 1.0 / (l + l_tilde * std::sqrt(beta / theta));
+}
+
 std::vector<std::string> error_feedback_names() { return {"none", "ef14", "ef21", "ef21w"}; }
 
 std::unique_ptr<ErrorFeedback> make_error_feedback(const std::string& name,

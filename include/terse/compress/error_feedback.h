@@ -90,6 +90,14 @@ std::unique_ptr<ErrorFeedback> make_error_feedback(const std::string& name,
                                                    std::shared_ptr<const Compressor> compressor,
                                                    ErrorFeedbackOptions options = {});
 
+// The theory step size of EF21 / EF21-W (spec §3.2, §3.3): gamma = 1 / (L + Lt * sqrt(beta/theta))
+// with theta = 1 - sqrt(1 - alpha), beta = (1 - alpha) / theta, and Lt the quadratic mean
+// sqrt(mean L_i^2) for kEF21 or the arithmetic mean of L_i for kEF21W. alpha is the compressor's
+// contraction (Top-k: k/d) in (0, 1]; l (smoothness of f) and every L_i are finite and > 0.
+// InvalidArgument for other kinds or values. Practical steps are often many times larger.
+double ef21_step_size(ErrorFeedbackKind kind, double alpha, double l,
+                      const std::vector<double>& smoothness);
+
 // The names make_error_feedback accepts.
 std::vector<std::string> error_feedback_names();
 

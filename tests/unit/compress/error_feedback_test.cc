@@ -222,6 +222,24 @@ TEST(ErrorFeedbackTest, Ef21ConvergesOnHeterogeneousQuadraticWhereTopKAloneStall
   EXPECT_GT(ef14_small, 1e-4);
 }
 
+TEST(ErrorFeedbackTest, Ef21WTheoryStepBeatsEf21TheoryStepOnHeterogeneousQuadratic) {
+  const Quadratic q;
+  double l = 0;  // f is diagonal: L = max_j mean_i a_ij
+  for (size_t j = 0; j < Quadratic::kDim; ++j) {
+    double m = 0;
+    for (const Vec& ai : q.a) m += ai[j];
+    l = std::max(l, m / Quadratic::kWorkers);
+  }
+  const double alpha = 0.1;  // Top-k with k = 2 of d = 20
+  const double g21 = ef21_step_size(ErrorFeedbackKind::kEF21, alpha, l, q.smoothness());
+  const double g21w = ef21_step_size(ErrorFeedbackKind::kEF21W, alpha, l, q.smoothness());
+  const double ef21 = run_quadratic("ef21", g21, 1000);
+  const double ef21w = run_quadratic("ef21w", g21w, 1000, q.smoothness());
+  std::printf("theory steps: ef21 %.4g -> %.3e, ef21w %.4g -> %.3e\n", g21, ef21, g21w, ef21w);
+  EXPECT_GT(g21w, g21 * 1.2);
+  EXPECT_LT(ef21w, ef21);
+}
+
 TEST(ErrorFeedbackTest, Ef21WWeightsFollowSmoothnessAndEqualWeightsMatchEf21) {
   ErrorFeedbackOptions o;
   o.world_size = 4;
@@ -272,6 +290,23 @@ TEST(ErrorFeedbackTest, StateDictRoundTripThenContinuingEqualsUninterrupted) {
       EXPECT_EQ(round(straight, g1, 0, s), round(resumed, g2, 0, s)) << name << " step " << s;
     }
   }
+}
+
+TEST(ErrorFeedbackTest, Ef21TheoryStepSize) {
+  // Reference values from the spec's formula evaluated in Python (double).
+  EXPECT_NEAR(ef21_step_size(ErrorFeedbackKind::kEF21, 0.1, 1.0, {1.0, 1.0}), 0.051316701949486225,
+              1e-15);
+  EXPECT_NEAR(ef21_step_size(ErrorFeedbackKind::kEF21, 0.1, 2.5, {1.0, 2.0, 3.0, 4.0}),
+              0.01882236828820375, 1e-15);
+  // EF21-W uses the arithmetic mean of L_i: a larger step under heterogeneity.
+  EXPECT_NEAR(ef21_step_size(ErrorFeedbackKind::kEF21W, 0.1, 2.5, {1.0, 2.0, 3.0, 4.0}),
+              0.02052668077979449, 1e-15);
+  EXPECT_DOUBLE_EQ(ef21_step_size(ErrorFeedbackKind::kEF21, 1.0, 4.0, {4.0}), 0.25);
+  EXPECT_THROW(ef21_step_size(ErrorFeedbackKind::kEF14, 0.1, 1.0, {1.0}), InvalidArgument);
+  EXPECT_THROW(ef21_step_size(ErrorFeedbackKind::kEF21, 0.0, 1.0, {1.0}), InvalidArgument);
+  EXPECT_THROW(ef21_step_size(ErrorFeedbackKind::kEF21, 0.1, -1.0, {1.0}), InvalidArgument);
+  EXPECT_THROW(ef21_step_size(ErrorFeedbackKind::kEF21, 0.1, 1.0, {}), InvalidArgument);
+  EXPECT_THROW(ef21_step_size(ErrorFeedbackKind::kEF21W, 0.1, 1.0, {1.0, 0.0}), InvalidArgument);
 }
 
 TEST(ErrorFeedbackTest, BadNamesOptionsAndSizesThrow) {
