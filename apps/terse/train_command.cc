@@ -28,9 +28,6 @@ namespace fs = std::filesystem;
 
 constexpr int kMaxRanks = 4096;
 constexpr const char* kProgressTtyEnv = "TERSE_PROGRESS_TTY";
-// The four gzip IDX files FashionMnist::load reads.
-const char* const kDatasetFiles[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                                     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
 
 // CLI11 would read "-1" as 2^64 - 1 for an unsigned option; a seed is digits only, in range.
 const CLI::Validator kUnsignedInteger(
@@ -56,20 +53,6 @@ void validate_optimizer(const std::string& text) {
   std::vector<ParamGroup> groups(1);
   groups[0].params.push_back(param);
   make_optimizer(spec, std::move(groups));
-}
-
-void validate_dataset(const std::string& dir) {
-  std::error_code ec;
-  for (const char* name : kDatasetFiles) {
-    const fs::path gz = fs::path(dir) / (std::string(name) + ".gz");
-    TERSE_CHECK(
-        fs::is_regular_file(gz, ec), InvalidArgument, "Fashion-MNIST file ", gz.string(),
-        " not found (--data-dir '", dir,
-        "'); install the Debian package dataset-fashion-mnist (apt-get install "
-        "dataset-fashion-mnist) or pass --data-dir DIR with the four IDX files "
-        "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
-        "t10k-labels-idx1-ubyte.gz");
-  }
 }
 
 void validate_paths(const torch_adapter::TrainConfig& config) {
@@ -191,7 +174,7 @@ void validate_train_flags(TrainFlags& flags) {
               "--train-limit");
   validate_optimizer(c.optimizer);
   make_lr_schedule(c.lr_schedule, static_cast<int64_t>(c.epochs) * (images / global_batch));
-  validate_dataset(c.data_dir);
+  FashionMnist::check_files(c.data_dir);
   validate_paths(c);
   FaultInjection::from_env();
 }

@@ -20,13 +20,27 @@ struct FileCloser {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
 
+std::string images_path(const std::string& dir, const std::string& prefix) {
+  return dir + "/" + prefix + "-images-idx3-ubyte.gz";
+}
+
+std::string labels_path(const std::string& dir, const std::string& prefix) {
+  return dir + "/" + prefix + "-labels-idx1-ubyte.gz";
+}
+
+[[noreturn]] void throw_missing(const std::string& path) {
+  TERSE_THROW(InvalidArgument, "Fashion-MNIST file ", path,
+              " not found: install the Debian package dataset-fashion-mnist (apt-get install "
+              "dataset-fashion-mnist) or pass --data-dir DIR with the four IDX files "
+              "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+              "t10k-labels-idx1-ubyte.gz");
+}
+
 std::vector<uint8_t> read_dataset_file(const std::string& path) {
   std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
   if (!f) {
     const int err = errno;
-    TERSE_CHECK(err != ENOENT && err != ENOTDIR, InvalidArgument, "Fashion-MNIST not found at ",
-                path, ": install Debian package dataset-fashion-mnist (apt-get install ",
-                "dataset-fashion-mnist) or pass --data-dir");
+    if (err == ENOENT || err == ENOTDIR) throw_missing(path);
     TERSE_THROW(InvalidArgument, "cannot open Fashion-MNIST file ", path, ": ", std::strerror(err),
                 "; check its permissions or pass --data-dir");
   }
@@ -53,8 +67,8 @@ std::vector<uint8_t> read_dataset_file(const std::string& path) {
 
 FashionMnistSplit FashionMnist::load_split(const std::string& dir, const std::string& prefix,
                                            int64_t expected_count) {
-  const std::string images_path = dir + "/" + prefix + "-images-idx3-ubyte.gz";
-  const std::string labels_path = dir + "/" + prefix + "-labels-idx1-ubyte.gz";
+  const std::string images_path = terse::images_path(dir, prefix);
+  const std::string labels_path = terse::labels_path(dir, prefix);
   const std::vector<uint8_t> images_gz = read_dataset_file(images_path);
   const std::vector<uint8_t> labels_gz = read_dataset_file(labels_path);
   IdxArray images = decode_idx_gz(images_gz.data(), images_gz.size(), images_path);
@@ -87,6 +101,18 @@ FashionMnistSplit FashionMnist::load_split(const std::string& dir, const std::st
   split.images = std::move(images.data);
   split.labels = std::move(labels.data);
   return split;
+}
+
+std::vector<std::string> FashionMnist::file_paths(const std::string& dir) {
+  return {images_path(dir, "train"), labels_path(dir, "train"), images_path(dir, "t10k"),
+          labels_path(dir, "t10k")};
+}
+
+void FashionMnist::check_files(const std::string& dir) {
+  std::error_code ec;
+  for (const std::string& path : file_paths(dir)) {
+    if (!std::filesystem::is_regular_file(path, ec)) throw_missing(path);
+  }
 }
 
 FashionMnist FashionMnist::load(const std::string& dir) {

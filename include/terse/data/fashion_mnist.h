@@ -30,6 +30,13 @@ class FashionMnist {
   // install the dataset; a damaged one throws CorruptData naming the file and field.
   static FashionMnist load(const std::string& dir = kDefaultDir);
 
+  // The four files load() reads, in that order: train images, train labels, test images, test
+  // labels.
+  static std::vector<std::string> file_paths(const std::string& dir = kDefaultDir);
+  // Throws InvalidArgument, naming the file and how to install the dataset, unless all four
+  // files exist as regular files. Cheap: a launcher checks this before starting any rank.
+  static void check_files(const std::string& dir = kDefaultDir);
+
   // Loads `<dir>/<prefix>-images-idx3-ubyte.gz` and `<dir>/<prefix>-labels-idx1-ubyte.gz`
   // (prefix "train" or "t10k"). Images must be 28x28, labels 0..9 and the counts must agree;
   // when `expected_count` > 0 the count must equal it.

@@ -119,12 +119,29 @@ TEST_F(FashionMnistFiles, MissingDatasetSaysHowToInstall) {
     FAIL() << "expected InvalidArgument";
   } catch (const InvalidArgument& e) {
     const std::string m = e.what();
-    EXPECT_NE(m.find("Fashion-MNIST not found at " + dir_ + "/nowhere/train-images-idx3-ubyte.gz"),
-              std::string::npos)
+    EXPECT_NE(
+        m.find("Fashion-MNIST file " + dir_ + "/nowhere/train-images-idx3-ubyte.gz not found"),
+        std::string::npos)
         << m;
     EXPECT_NE(m.find("apt-get install dataset-fashion-mnist"), std::string::npos) << m;
     EXPECT_NE(m.find("--data-dir"), std::string::npos) << m;
   }
+}
+
+TEST_F(FashionMnistFiles, CheckFilesNamesTheFirstMissingFile) {
+  EXPECT_EQ(FashionMnist::file_paths(dir_).size(), 4u);
+  write_split("train", 2, 28, 28, {1, 2});
+  try {
+    FashionMnist::check_files(dir_);  // train present, t10k missing
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(dir_ + "/t10k-images-idx3-ubyte.gz not found"), std::string::npos) << m;
+    EXPECT_NE(m.find("apt-get install dataset-fashion-mnist"), std::string::npos) << m;
+    EXPECT_NE(m.find("--data-dir"), std::string::npos) << m;
+  }
+  write_split("t10k", 2, 28, 28, {3, 4});
+  EXPECT_NO_THROW(FashionMnist::check_files(dir_));
 }
 
 TEST_F(FashionMnistFiles, DirectoryInsteadOfFile) {
