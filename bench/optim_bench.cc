@@ -276,33 +276,11 @@ class TrafficTwin {
 
   void step(int threads) {
     ++calls_;
-    const int64_t total = offsets_.back();
-    const int64_t num_chunks = (total + kChunk - 1) / kChunk;
-    const auto run_chunk = [&](int64_t c) {
-      const int64_t lo = c * kChunk;
-      const int64_t hi = std::min(total, lo + kChunk);
-      auto i = static_cast<size_t>(std::upper_bound(offsets_.begin(), offsets_.end(), lo) -
-                                   offsets_.begin()) -
-               1;
-      for (int64_t pos = lo; pos < hi; ++i) {
-        const int64_t end = std::min(hi, offsets_[i + 1]);
-        if (end > pos) {
-          const int64_t b = pos - offsets_[i];
-          twin_range<kStates>(p_[i].data() + b, g_[i].data() + b, s0_[i].data() + b,
-                              kStates > 1 ? s1_[i].data() + b : nullptr, end - pos);
-        }
-        pos = std::max(pos, end);
-      }
-    };
-#ifdef _OPENMP
-    if (threads > 1 && num_chunks > 1) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-      for (int64_t c = 0; c < num_chunks; ++c) run_chunk(c);
-      return;
-    }
-#endif
-    (void)threads;
-    for (int64_t c = 0; c < num_chunks; ++c) run_chunk(c);
+    // The executor's own schedule, so the twin differs from the kernel only in its arithmetic.
+    terse::cpu_for_each_chunk_piece(offsets_, threads, [&](size_t i, int64_t b, int64_t e) {
+      twin_range<kStates>(p_[i].data() + b, g_[i].data() + b, s0_[i].data() + b,
+                          kStates > 1 ? s1_[i].data() + b : nullptr, e - b);
+    });
   }
 
   // True when every sampled element holds exactly what calls_ scalar steps give.
@@ -329,7 +307,6 @@ class TrafficTwin {
   }
 
  private:
-  static constexpr int64_t kChunk = terse::kCpuChunkElements;
   static constexpr size_t kSampleStride = 4093;
 
   struct Sample {

@@ -5,6 +5,7 @@
 
 #include "terse/core/tensor_view.h"
 #include "terse/kernels/adam_rule.h"
+#include "terse/kernels/cpu_chunks.h"
 #include "terse/kernels/sgd_rule.h"
 
 namespace terse {
@@ -30,8 +31,6 @@ struct CpuTensorTask {
 // differs from its param, or a null pointer with numel > 0.
 template <typename Rule>
 void cpu_multi_tensor_apply(const std::vector<CpuTensorTask<Rule>>& tasks);
-
-inline constexpr int64_t kCpuChunkElements = int64_t{1} << 16;
 
 extern template void cpu_multi_tensor_apply(const std::vector<CpuTensorTask<SgdRule<false>>>&);
 extern template void cpu_multi_tensor_apply(const std::vector<CpuTensorTask<SgdRule<true>>>&);

@@ -96,34 +96,9 @@ void cpu_multi_tensor_apply(const std::vector<CpuTensorTask<Rule>>& tasks) {
   // offsets[i] = first element of task i in the concatenation of all tasks.
   std::vector<int64_t> offsets(tasks.size() + 1, 0);
   for (size_t i = 0; i < tasks.size(); ++i) offsets[i + 1] = offsets[i] + tasks[i].param.numel;
-  const int64_t total = offsets.back();
-  if (total == 0) return;
-  const int64_t num_chunks = (total + kCpuChunkElements - 1) / kCpuChunkElements;
-
-  auto run_chunk = [&](int64_t c) {
-    const int64_t lo = c * kCpuChunkElements;
-    const int64_t hi = std::min(total, lo + kCpuChunkElements);
-    // First task holding element lo; walk forward through the tasks this chunk spans.
-    size_t i = static_cast<size_t>(std::upper_bound(offsets.begin(), offsets.end(), lo) -
-                                   offsets.begin()) -
-               1;
-    for (int64_t pos = lo; pos < hi; ++i) {
-      const int64_t end = std::min(hi, offsets[i + 1]);
-      if (end > pos) run_segment(tasks[i], pos - offsets[i], end - offsets[i]);
-      pos = std::max(pos, end);
-    }
-  };
-
-  const int threads = cpu_threads();
-#ifdef _OPENMP
-  if (threads > 1 && num_chunks > 1) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int64_t c = 0; c < num_chunks; ++c) run_chunk(c);
-    return;
-  }
-#endif
-  (void)threads;
-  for (int64_t c = 0; c < num_chunks; ++c) run_chunk(c);
+  cpu_for_each_chunk_piece(offsets, cpu_threads(), [&](size_t i, int64_t begin, int64_t end) {
+    run_segment(tasks[i], begin, end);
+  });
 }
 
 template void cpu_multi_tensor_apply(const std::vector<CpuTensorTask<SgdRule<false>>>&);
