@@ -4,10 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .deps && mkdir -p .deps/datasets
-for p in nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev; do
+for p in nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian zlib1g-dev zlib1g; do
   dpkg -L "$p" | while read -r f; do
     case "$f" in /usr/share/doc/* | /usr/src/*) continue ;; esac
-    if [ -f "$f" ] && [ ! -L "$f" ]; then
+    if [ -f "$f" ] || [ -L "$f" ]; then
       mkdir -p ".deps$(dirname "$f")"
       cp -a "$f" ".deps$f"
     fi

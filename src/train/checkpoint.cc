@@ -12,6 +12,7 @@
 #include <iterator>
 #include <limits>
 #include <set>
+#include <string_view>
 #include <utility>
 
 #include "terse/core/check.h"
@@ -124,7 +125,7 @@ json parse_header(const uint8_t* p, size_t n, const std::string& what) {
   return h;
 }
 
-[[noreturn]] void fail_field(const std::string& what, const std::string& where,
+[[noreturn]] void fail_field(const std::string& what, std::string_view where,
                              const std::string& field, const json& seen, const char* expected) {
   std::string shown = seen.dump();
   if (shown.size() > 80) shown = shown.substr(0, 80) + "...";  // keep messages one line long
@@ -133,7 +134,7 @@ json parse_header(const uint8_t* p, size_t n, const std::string& what) {
 }
 
 const json& field(const json& obj, const char* key, const std::string& what,
-                  const std::string& where) {
+                  std::string_view where) {
   TERSE_CHECK(obj.is_object(), CorruptData, "checkpoint ", what, ": ", where, " is a ",
               obj.type_name(), " (expected an object); the file is corrupt");
   const auto it = obj.find(key);
@@ -143,14 +144,14 @@ const json& field(const json& obj, const char* key, const std::string& what,
 }
 
 const json& object_field(const json& obj, const char* key, const std::string& what,
-                         const std::string& where) {
+                         std::string_view where) {
   const json& v = field(obj, key, what, where);
   if (!v.is_object()) fail_field(what, where, key, v, "an object");
   return v;
 }
 
 uint64_t unsigned_field(const json& obj, const char* key, const std::string& what,
-                        const std::string& where) {
+                        std::string_view where) {
   const json& v = field(obj, key, what, where);
   if (!v.is_number_unsigned()) fail_field(what, where, key, v, "an unsigned integer");
   return v.get<uint64_t>();
