@@ -5,6 +5,8 @@
 
 #include "terse/compress/cast.h"
 #include "terse/compress/compressor.h"
+#include "terse/compress/dgc_top_k.h"
+#include "terse/compress/one_bit.h"
 #include "terse/compress/qsgd.h"
 #include "terse/compress/rand_k.h"
 #include "terse/compress/scaled_sign.h"
@@ -61,7 +63,7 @@ void reject_rest(const Options& opts, const std::string& name, const char* valid
 }  // namespace
 
 std::vector<std::string> compressor_names() {
-  return {"topk", "randk", "sign", "qsgd", "terngrad", "fp16", "bf16"};
+  return {"topk", "randk", "sign", "qsgd", "terngrad", "fp16", "bf16", "onebit", "dgc"};
 }
 
 std::unique_ptr<Compressor> make_compressor(const std::string& spec) {
@@ -85,10 +87,27 @@ std::unique_ptr<Compressor> make_compressor(const std::string& spec) {
     }
   }
   if (name == "topk") {
+    const bool has_k = opts.count("k") != 0;
+    TERSE_CHECK(!has_k || opts.count("density") == 0, InvalidArgument, "topk: both k=", opts["k"],
+                " and density=", opts["density"],
+                " are given; give one (k: entries per tensor, density: fraction)");
+    const double k = take_double(opts, name, "k", 0);
     const double density = take_double(opts, name, "density", 0.01);
     const ValueCoding values = take_values(opts, name);
-    reject_rest(opts, name, "density, values");
+    reject_rest(opts, name, "density | k, values");
+    if (has_k) {
+      TERSE_CHECK(k >= 1 && k <= 281474976710656.0 && k == std::floor(k), InvalidArgument,
+                  "topk: k=", k, " is out of range; expected an integer 1 <= k <= 2^48");
+      return std::make_unique<TopK>(TopK::with_k(static_cast<int64_t>(k), values));
+    }
     return std::make_unique<TopK>(density, values);
+  }
+  if (name == "dgc") {
+    const double density = take_double(opts, name, "density", 0.001);
+    const ValueCoding values = take_values(opts, name);
+    const double sample = take_double(opts, name, "sample", 0.01);
+    reject_rest(opts, name, "density, values, sample");
+    return std::make_unique<DgcTopK>(density, values, sample);
   }
   if (name == "randk") {
     const double density = take_double(opts, name, "density", 0.01);
@@ -105,14 +124,16 @@ std::unique_ptr<Compressor> make_compressor(const std::string& spec) {
                 "qsgd: levels=", levels, " is out of range; expected an integer in [1, 32767]");
     return std::make_unique<Qsgd>(static_cast<uint32_t>(levels));
   }
-  if (name == "sign" || name == "terngrad" || name == "fp16" || name == "bf16") {
+  if (name == "sign" || name == "terngrad" || name == "fp16" || name == "bf16" ||
+      name == "onebit") {
     reject_rest(opts, name, "none");
     if (name == "sign") return std::make_unique<ScaledSign>();
+    if (name == "onebit") return std::make_unique<OneBit>();
     if (name == "terngrad") return std::make_unique<TernGrad>();
     return std::make_unique<Cast>(name == "fp16" ? ValueCoding::kF16 : ValueCoding::kBF16);
   }
   TERSE_THROW(InvalidArgument, "unknown compressor '", name, "' in spec '", spec,
-              "'; valid: topk, randk, sign, qsgd, terngrad, fp16, bf16");
+              "'; valid: topk, randk, sign, qsgd, terngrad, fp16, bf16, onebit, dgc");
 }
 
 }  // namespace terse

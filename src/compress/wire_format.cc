@@ -33,6 +33,10 @@ const char* compressor_id_name(CompressorId id) {
       return "fp16";
     case CompressorId::kBf16:
       return "bf16";
+    case CompressorId::kOneBit:
+      return "onebit";
+    case CompressorId::kDgc:
+      return "dgc";
   }
   return "unknown";
 }
@@ -104,8 +108,9 @@ PayloadHeader read_payload_header(const uint8_t* data, size_t len) {
   TERSE_CHECK(h.version == kPayloadVersion, CorruptData, "payload: version ", int{h.version},
               ", expected ", int{kPayloadVersion}, "; every rank must run the same terse build");
   const uint8_t id = data[5];
-  TERSE_CHECK(id >= 1 && id <= 7, CorruptData, "payload: compressor id ", int{id},
-              " is unknown, expected 1..7");
+  TERSE_CHECK(id >= 1 && id <= kMaxCompressorId, CorruptData, "payload: compressor id ", int{id},
+              " is unknown, expected 1..", int{kMaxCompressorId},
+              "; every rank must run the same terse build");
   h.compressor = static_cast<CompressorId>(id);
   TERSE_CHECK(data[6] <= 3, CorruptData, "payload: value coding ", int{data[6]},
               " is unknown, expected 0..3");

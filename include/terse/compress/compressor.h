@@ -52,11 +52,15 @@ class Compressor {
 
 // Builds a compressor from "name" or "name:key=value,key=value". Names and options:
 //   topk:density=D,values=f32|f16          (D in (0, 1], default 0.01)
+//   topk:k=K,values=f32|f16                (K entries per tensor, integer >= 1; not with density)
 //   randk:density=D,values=f32|f16,scale=true|false,send_indices=true|false
 //   sign                                   (scaled sign, 1 bit per element)
 //   qsgd:levels=S                          (S in [1, 32767], default 127)
 //   terngrad
 //   fp16, bf16
+//   onebit                                 (Seide 1-bit: 1 bit per element + 2 means)
+//   dgc:density=D,values=f32|f16,sample=S  (DGC sampled threshold; D default 0.001, S in
+//                                           [0.01, 1], default 0.01)
 // Throws InvalidArgument naming the key, the value seen and the valid range.
 std::unique_ptr<Compressor> make_compressor(const std::string& spec);
 

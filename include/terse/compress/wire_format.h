@@ -31,7 +31,12 @@ enum class CompressorId : uint8_t {
   kTernGrad = 5,
   kFp16 = 6,
   kBf16 = 7,
+  kOneBit = 8,
+  kDgc = 9,
 };
+
+// The largest CompressorId value; read_payload_header accepts ids 1..kMaxCompressorId.
+inline constexpr uint8_t kMaxCompressorId = 9;
 
 // How values travel: f32 as is, or rounded to IEEE half / bfloat16 (round to nearest even); kNone
 // where the body carries no per-element values (sign bits, quantisation levels).

@@ -56,7 +56,7 @@ TEST(Compressor, FactoryRejectsBadOptions) {
                        "topk:density=1.5",
                        "topk:density=abc",
                        "topk:values=f64",
-                       "topk:k=3",
+                       "topk:k=0",
                        "topk:density",
                        "randk:scale=yes",
                        "qsgd:levels=0",
@@ -280,6 +280,70 @@ TEST(Compressor, EncodeRejectsNaNForTopK) {
   EXPECT_THROW(c->encode(TensorView::of(x.data(), 3), 0, buf.data(), buf.size()), NumericalError);
   EXPECT_THROW(make_compressor("qsgd")->encode(TensorView::of(x.data(), 3), 0, buf.data(), 0),
                InvalidArgument);
+}
+
+TEST(Compressor, TopKAbsoluteK) {
+  auto c = make_compressor("topk:k=3,values=f16");
+  EXPECT_EQ(c->spec(), "topk:k=3,values=f16");
+  EXPECT_EQ(make_compressor(c->spec())->spec(), c->spec());
+  const auto& t = dynamic_cast<const TopK&>(*c);
+  EXPECT_EQ(t.k_for(1000000), 3);
+  EXPECT_EQ(t.k_for(3), 3);
+  EXPECT_EQ(t.k_for(2), 2);  // a tensor smaller than k is sent whole
+  EXPECT_EQ(t.k_for(0), 0);
+  std::vector<float> x = {0.5f, -4.0f, 1.0f, 3.0f, -0.25f, 2.0f, 0.0f};
+  const auto y = decode(*c, encode(*c, x), 7);
+  EXPECT_EQ(y, (std::vector<float>{0, -4, 0, 3, 0, 2, 0}));
+  // max_encoded_bytes: 3 f16 values + 3 varints of at most varint_bytes(n) bytes.
+  EXPECT_EQ(c->max_encoded_bytes(1000), kPayloadHeaderBytes + 3 * 2 + 3 * 2);
+  EXPECT_EQ(TopK::with_k(5, ValueCoding::kF32).spec(), "topk:k=5,values=f32");
+  EXPECT_EQ(make_compressor("topk:k=1")->spec(), "topk:k=1,values=f32");
+}
+
+TEST(Compressor, TopKKOptionRejectsBadValues) {
+  const char* bad[] = {"topk:k=0",
+                       "topk:k=-2",
+                       "topk:k=2.5",
+                       "topk:k=abc",
+                       "topk:k=1e20",
+                       "topk:k=3,density=0.1",
+                       "topk:density=0.1,k=3"};
+  for (const char* s : bad) EXPECT_THROW(make_compressor(s), InvalidArgument) << s;
+  try {
+    make_compressor("topk:density=0.5,k=4");
+    FAIL();
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("both k=4 and density=0.5"), std::string::npos)
+        << e.what();
+  }
+  try {
+    make_compressor("topk:k=0");
+    FAIL();
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("k=0 is out of range"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(TopK::with_k(0, ValueCoding::kF32), InvalidArgument);
+  EXPECT_THROW(TopK::with_k(2, ValueCoding::kBF16), InvalidArgument);
+}
+
+TEST(Compressor, NewCompressorsRoundTripAndBound) {
+  for (const char* s : {"onebit", "dgc", "dgc:density=0.01,values=f16", "topk:k=7"}) {
+    auto c = make_compressor(s);
+    for (int64_t n : {0, 1, 9, 4097, 30000}) {
+      auto x = random_vec(n, static_cast<uint64_t>(n) + 3);
+      const size_t bound = c->max_encoded_bytes(n);
+      const auto p = encode(*c, x);
+      EXPECT_LE(p.size(), bound) << s << " n=" << n;
+      const auto y = decode(*c, p, n);
+      ASSERT_EQ(y.size(), x.size());
+      // Every compressor here keeps signs: a decoded non-zero has the sign of its input.
+      for (size_t i = 0; i < y.size(); ++i) {
+        if (y[i] != 0.0f) {
+          ASSERT_EQ(y[i] > 0.0f, x[i] >= 0.0f) << s << " i=" << i;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
