@@ -3,7 +3,8 @@
 // numel the payload's header claims (capped, so a huge claim exercises the numel check instead
 // of allocating), and is decoded into both ways (overwrite and accumulate). Any decode must
 // either throw terse::Error or leave finite-length, in-bounds writes (ASan checks the bounds).
-// Seeds in corpus/payload/: one valid payload per spec, written by the selector byte + encode().
+// Seeds in corpus/payload/: valid payloads per spec (the selector byte + encode()), written by
+// make_seeds.cc. New specs go at the end of the list so existing seeds keep their selector.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -23,7 +24,10 @@ const char* const kSpecs[] = {"topk:density=0.1",
                               "qsgd:levels=127",
                               "terngrad",
                               "fp16",
-                              "bf16"};
+                              "bf16",
+                              "onebit",
+                              "dgc:density=0.1",
+                              "dgc:density=0.1,values=f16"};
 constexpr size_t kNumSpecs = sizeof(kSpecs) / sizeof(kSpecs[0]);
 constexpr uint64_t kMaxNumel = uint64_t{1} << 20;
 

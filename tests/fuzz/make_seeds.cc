@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+// The payload harness itself, for its spec list (kSpecs): seed i is selector byte i + a payload
+// of kSpecs[i], so the two lists cannot drift apart.
+#include "fuzz_payload.cc"
 #include "terse/data/gzip_reader.h"
 #include "terse/data/idx_array.h"
 #include "terse/train/checkpoint.h"
@@ -36,7 +39,8 @@ int main(int argc, char** argv) {
   }
   namespace fs = std::filesystem;
   const std::string root = argv[1];
-  for (const char* d : {"idx", "idx_gz", "checkpoint"}) fs::create_directories(root + "/" + d);
+  for (const char* d : {"idx", "idx_gz", "checkpoint", "payload"})
+    fs::create_directories(root + "/" + d);
 
   terse::IdxArray images;
   images.magic = terse::kIdxMagicImages;
@@ -65,5 +69,21 @@ int main(int argc, char** argv) {
   terse::Checkpoint empty;
   empty.meta = {{"world_size", 1}};
   put(root + "/checkpoint/empty.ckpt", terse::encode_checkpoint(empty));
+
+  // payload/<name>-<spec index>-n<numel>: x_i = (4i mod 11) - 5 (ties, zeros, both signs),
+  // seed_step 7, numel 0, 1 and 37 (not a multiple of 8: padding bits).
+  for (size_t s = 0; s < kNumSpecs; ++s) {
+    const auto comp = terse::make_compressor(kSpecs[s]);
+    for (const int64_t n : {0, 1, 37}) {
+      std::vector<float> x(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i)
+        x[static_cast<size_t>(i)] = static_cast<float>(4 * i % 11 - 5);
+      std::vector<uint8_t> b(1 + comp->max_encoded_bytes(n));
+      b[0] = static_cast<uint8_t>(s);
+      b.resize(1 + comp->encode(terse::TensorView::of(x.data(), n), 7, b.data() + 1, b.size() - 1));
+      put(root + "/payload/" + comp->name() + "-" + std::to_string(s) + "-n" + std::to_string(n),
+          b);
+    }
+  }
   return 0;
 }
