@@ -128,18 +128,24 @@ void ProgressObserver::on_epoch(const EpochMetrics& epoch) {
                   epoch.epoch, epochs_, epoch.train_loss, epoch.test_loss, epoch.test_accuracy,
                   format_duration(epoch.wall_s).c_str())
        << "  sent " << format_bytes(epoch.bytes_sent) << "/rank (dense "
-       << format_bytes(epoch.bytes_dense) << ")\n"
+       << format_bytes(epoch.bytes_dense) << ")"
+       << (epoch.payload_bytes > 0 && epoch.payload_bytes != epoch.payload_dense_bytes
+               ? sformat("  ratio %.1fx", static_cast<double>(epoch.payload_dense_bytes) /
+                                              static_cast<double>(epoch.payload_bytes))
+               : std::string())
+       << "\n"
        << std::flush;
 }
 
 void print_summary(std::ostream& out, const TrainConfig& config, const TrainSummary& summary) {
   auto row = [&out](const char* key, const std::string& value) {
-    out << sformat("  %-26s", key) << value << '\n';
+    out << sformat("  %-33s", key) << value << '\n';
   };
   out << "terse train summary\n";
   row("model", config.model);
   row("optimizer", config.optimizer);
   row("lr schedule", config.lr_schedule);
+  row("gradient exchange", summary.exchange);
   row("ranks", std::to_string(summary.world_size));
   std::string epochs = std::to_string(summary.epochs_run);
   if (summary.resumed_from_epoch > 0) {
@@ -153,16 +159,21 @@ void print_summary(std::ostream& out, const TrainConfig& config, const TrainSumm
   row("final test loss", sformat("%.4f", summary.final_test_loss));
   row("final train loss", sformat("%.4f", summary.final_train_loss));
   row("wall time", format_duration(summary.wall_s));
-  row("bytes sent per rank", format_bytes(summary.bytes_sent));
-  row("dense bytes per rank", format_bytes(summary.bytes_dense));
-  row("compression ratio", summary.bytes_sent > 0
-                               ? sformat("%.2fx", static_cast<double>(summary.bytes_dense) /
-                                                      static_cast<double>(summary.bytes_sent))
-                               : std::string("n/a (nothing sent: one rank)"));
-  row("time compute/comm/optim", format_duration(summary.time_compute_s) + " / " +
-                                     format_duration(summary.time_comm_s) + " / " +
-                                     format_duration(summary.time_optim_s));
+  row("message bytes per rank", format_bytes(summary.payload_bytes) + " (dense fp32 " +
+                                    format_bytes(summary.payload_dense_bytes) + ")");
+  row("compression ratio", summary.payload_bytes > 0
+                               ? sformat("%.2fx", static_cast<double>(summary.payload_dense_bytes) /
+                                                      static_cast<double>(summary.payload_bytes))
+                               : std::string("n/a"));
+  row("wire bytes sent per rank", format_bytes(summary.bytes_sent) + " (dense all-reduce " +
+                                      format_bytes(summary.bytes_dense) + ")");
+  row("time compute/comm/compress/optim", format_duration(summary.time_compute_s) + " / " +
+                                              format_duration(summary.time_comm_s) + " / " +
+                                              format_duration(summary.time_compress_s) + " / " +
+                                              format_duration(summary.time_optim_s));
   row("optimizer state memory", format_bytes(summary.optimizer_state_bytes));
+  if (summary.compression_state_bytes > 0)
+    row("compression state memory", format_bytes(summary.compression_state_bytes));
   out << std::flush;
 }
 

@@ -15,11 +15,13 @@
 #include "mpi_launcher.h"
 #include "progress_observer.h"
 #include "terse/comm/communicator.h"
+#include "terse/comm/local_communicator.h"
 #include "terse/core/check.h"
 #include "terse/data/fashion_mnist.h"
 #include "terse/optim/lr_schedule.h"
 #include "terse/optim/optimizer.h"
 #include "terse/torch/trainer.h"
+#include "terse/train/gradient_compression.h"
 
 namespace terse::cli {
 namespace {
@@ -53,6 +55,33 @@ void validate_optimizer(const std::string& text) {
   std::vector<ParamGroup> groups(1);
   groups[0].params.push_back(param);
   make_optimizer(spec, std::move(groups));
+}
+
+// Surfaces bad --compress / --feedback specs before the launch: builds the exchange once on a
+// one-rank communicator over a small matrix and a bias.
+void validate_compression(const std::string& compress, const std::string& feedback,
+                          const std::string& optimizer) {
+  if (compression_is_dgc(compress)) {
+    TERSE_CHECK(OptimizerSpec::parse(optimizer).name == "sgd", InvalidArgument,
+                "--compress dgc needs --optimizer sgd:... (its momentum moves into DGC's "
+                "momentum correction); got --optimizer ",
+                optimizer);
+  }
+  std::vector<float> value(64 * 65, 0.0f), grad(64 * 65, 0.0f);
+  std::vector<Param> params = {Param{TensorView::of(value.data(), 64 * 64),
+                                     TensorView::of(grad.data(), 64 * 64),
+                                     {64, 64},
+                                     "validation.weight"},
+                               Param{TensorView::of(value.data() + 64 * 64, 64),
+                                     TensorView::of(grad.data() + 64 * 64, 64),
+                                     {64},
+                                     "validation.bias"}};
+  std::vector<std::unique_ptr<Communicator>> comms = make_local_communicators(1);
+  CompressionOptions options;
+  options.compress = compress;
+  options.feedback = feedback;
+  options.momentum = 0.9;
+  make_gradient_compression(*comms[0], params, options);
 }
 
 void validate_paths(const torch_adapter::TrainConfig& config) {
@@ -134,6 +163,15 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& flags) {
   train->add_flag("--resume", c.resume, "Continue from the latest checkpoint in --checkpoint-dir")
       ->needs(checkpoint_dir);
   train->add_option("--metrics", c.metrics_path, "Write JSON-lines metrics (every step, epoch)");
+  train
+      ->add_option("--compress", c.compress,
+                   "Gradient compression: none, a compressor NAME[:key=value,...] (topk, randk, "
+                   "sign, onebit, qsgd, terngrad, fp16, bf16), dgc[:...] or powersgd[:...]")
+      ->capture_default_str();
+  train
+      ->add_option("--feedback", c.feedback,
+                   "Error feedback around --compress: none, ef14, ef21 or ef21w")
+      ->capture_default_str();
   train->add_option("--bucket-mb", c.bucket_mb, "Gradient bucket size in MB")
       ->check(CLI::Range(0.001, 65536.0))
       ->capture_default_str();
@@ -173,6 +211,7 @@ void validate_train_flags(TrainFlags& flags) {
               " training images are used: not one step per epoch; lower --batch-size or raise "
               "--train-limit");
   validate_optimizer(c.optimizer);
+  validate_compression(c.compress, c.feedback, c.optimizer);
   make_lr_schedule(c.lr_schedule, static_cast<int64_t>(c.epochs) * (images / global_batch));
   FashionMnist::check_files(c.data_dir);
   validate_paths(c);

@@ -63,9 +63,11 @@ DataParallel::DataParallel(Communicator& comm, std::vector<Param> params, double
     storage_[b].assign((buckets[b].nbytes() + 7) / 8, 0);
     pending_[b] = buckets[b].params.size();
     bytes_sent_per_step_ += ring_bytes(buckets[b].nbytes(), comm_.size());
+    payload_per_step_ += buckets[b].nbytes();
     total_numel += static_cast<uint64_t>(buckets[b].numel);
   }
   bytes_dense_per_step_ = ring_bytes(total_numel * sizeof(float), comm_.size());
+  payload_dense_per_step_ = total_numel * sizeof(float);
   for (size_t i = 0; i < params_.size(); ++i) {
     const BucketSlot& s = plan_.slot(i);
     params_[i].grad = bucket_view(s.bucket).slice(s.offset, s.numel);
@@ -111,7 +113,7 @@ void DataParallel::mark_ready(size_t index) {
   ready_[index] = true;
   ++num_ready_;
   --pending_[plan_.slot(index).bucket];
-  launch_ready_buckets();
+  if (!compression_) launch_ready_buckets();
 }
 
 void DataParallel::launch_ready_buckets() {
@@ -135,6 +137,13 @@ void DataParallel::drain() {
     w.reset();
   }
   work_.clear();
+}
+
+void DataParallel::set_compression(std::unique_ptr<GradientCompression> compression) {
+  TERSE_CHECK(num_ready_ == 0 && work_.empty(), InvalidArgument, "set_compression during a step (",
+              num_ready_,
+              " gradients already marked ready); call it before backward or after finish()");
+  compression_ = std::move(compression);
 }
 
 void DataParallel::zero_grad() {
@@ -170,6 +179,10 @@ CommStats DataParallel::finish() {
                 "step (unused parameters are not supported: remove them or give them a gradient)");
   }
   reset();
+  if (compression_) {
+    comm_seconds_ = 0;
+    return compression_->exchange(params_);
+  }
   try {
     drain();
   } catch (...) {
@@ -193,6 +206,8 @@ CommStats DataParallel::finish() {
   CommStats stats;
   stats.bytes_sent = bytes_sent_per_step_;
   stats.bytes_dense = bytes_dense_per_step_;
+  stats.payload_bytes = payload_per_step_;
+  stats.payload_dense_bytes = payload_dense_per_step_;
   stats.time_comm_s = comm_s;
   comm_seconds_ = 0;
   return stats;

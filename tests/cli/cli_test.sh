@@ -295,8 +295,9 @@ PY
     expect_err '^epoch 1/2 step [0-9]+/16'
     expect_err '^epoch 2/2 done: train loss [0-9.]+ +test loss [0-9.]+ +test accuracy 0\.[0-9]+'
     for row in model optimizer ranks epochs steps 'final test accuracy' 'final test loss' \
-               'wall time' 'bytes sent per rank' 'dense bytes per rank' 'compression ratio' \
-               'time compute/comm/optim' 'optimizer state memory'; do
+               'wall time' 'gradient exchange' 'message bytes per rank' 'compression ratio' \
+               'wire bytes sent per rank' 'time compute/comm/compress/optim' \
+               'optimizer state memory'; do
       expect_out "^  $row "
     done
     expect_out '^  ranks +2$'

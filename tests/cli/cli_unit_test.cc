@@ -195,22 +195,31 @@ TEST(CliProgress, SummaryRows) {
   summary.epochs_run = 2;
   summary.steps = 100;
   summary.final_test_accuracy = 0.8125;
-  summary.bytes_sent = 1024;
-  summary.bytes_dense = 32 * 1024;
+  summary.bytes_sent = 7 * 1024;
+  summary.bytes_dense = 56 * 1024;
+  summary.payload_bytes = 1024;
+  summary.payload_dense_bytes = 32 * 1024;
+  summary.exchange = "topk:density=0.01,values=f32 + ef14; 2 compressed tensors";
+  summary.compression_state_bytes = 4096;
   summary.resumed_from_epoch = 1;
   std::ostringstream out;
   print_summary(out, config, summary);
   const std::string text = out.str();
-  EXPECT_NE(text.find("  model                     mlp\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("  ranks                     4\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("  epochs                    2 (resumed after epoch 1)\n"), std::string::npos)
-      << text;
+  const auto row = [](const std::string& key, const std::string& value) {
+    return "  " + key + std::string(33 - key.size(), ' ') + value + "\n";
+  };
+  EXPECT_NE(text.find(row("model", "mlp")), std::string::npos) << text;
+  EXPECT_NE(text.find(row("ranks", "4")), std::string::npos) << text;
+  EXPECT_NE(text.find(row("epochs", "2 (resumed after epoch 1)")), std::string::npos) << text;
   EXPECT_NE(text.find("0.8125 (81.25%)"), std::string::npos) << text;
-  EXPECT_NE(text.find("  compression ratio         32.00x\n"), std::string::npos) << text;
-  summary.bytes_sent = 0;
-  std::ostringstream single;
-  print_summary(single, config, summary);
-  EXPECT_NE(single.str().find("n/a (nothing sent: one rank)"), std::string::npos);
+  // The ratio is the message's (payload) ratio, not the wire bytes' (8x here).
+  EXPECT_NE(text.find(row("compression ratio", "32.00x")), std::string::npos) << text;
+  EXPECT_NE(text.find(row("gradient exchange", summary.exchange)), std::string::npos) << text;
+  EXPECT_NE(text.find(row("compression state memory", "4.00 KiB")), std::string::npos) << text;
+  summary.payload_bytes = 0;
+  std::ostringstream none;
+  print_summary(none, config, summary);
+  EXPECT_NE(none.str().find(row("compression ratio", "n/a")), std::string::npos) << none.str();
 }
 
 // Parses `terse train <args>` the way main() does.

@@ -28,6 +28,7 @@
 #include "terse/torch/view_of.h"
 #include "terse/train/checkpoint_store.h"
 #include "terse/train/data_parallel.h"
+#include "terse/train/gradient_compression.h"
 #include "terse/train/metrics_writer.h"
 
 namespace terse::torch_adapter {
@@ -134,9 +135,13 @@ json step_record(const StepMetrics& m) {
               {"lr", m.lr},
               {"bytes_sent", m.bytes_sent},
               {"bytes_dense", m.bytes_dense},
-              {"compression_ratio", ratio(m.bytes_dense, m.bytes_sent)},
+              {"payload_bytes", m.payload_bytes},
+              {"payload_dense_bytes", m.payload_dense_bytes},
+              {"compression_ratio", ratio(m.payload_dense_bytes, m.payload_bytes)},
+              {"wire_ratio", ratio(m.bytes_dense, m.bytes_sent)},
               {"time_compute_s", m.time_compute_s},
               {"time_comm_s", m.time_comm_s},
+              {"time_compress_s", m.time_compress_s},
               {"time_optim_s", m.time_optim_s}};
 }
 
@@ -149,7 +154,10 @@ json epoch_record(const EpochMetrics& m) {
               {"test_accuracy", m.test_accuracy},
               {"bytes_sent", m.bytes_sent},
               {"bytes_dense", m.bytes_dense},
-              {"compression_ratio", ratio(m.bytes_dense, m.bytes_sent)},
+              {"payload_bytes", m.payload_bytes},
+              {"payload_dense_bytes", m.payload_dense_bytes},
+              {"compression_ratio", ratio(m.payload_dense_bytes, m.payload_bytes)},
+              {"wire_ratio", ratio(m.bytes_dense, m.bytes_sent)},
               {"wall_s", m.wall_s}};
 }
 
@@ -184,8 +192,29 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
 
   DataParallel dp(comm, params_of(*model), config.bucket_mb);
   GradHooks hooks(tensors, dp);
-  const OptimizerSpec spec = OptimizerSpec::parse(config.optimizer);
+  OptimizerSpec spec = OptimizerSpec::parse(config.optimizer);
   std::unique_ptr<Optimizer> optimizer = make_optimizer(spec, {ParamGroup{dp.params(), {}}});
+  CompressionOptions compression;
+  compression.compress = config.compress;
+  compression.feedback = config.feedback;
+  compression.seed = config.seed;
+  if (compression_is_dgc(config.compress)) {
+    // DGC accumulates the gradient's momentum in its own memory (momentum correction), so the
+    // optimizer steps with momentum 0, as the reference's DGCSGD does for the gradient.
+    TERSE_CHECK(spec.name == "sgd", InvalidArgument, "--compress dgc needs --optimizer sgd:... ",
+                "(its momentum moves into DGC's momentum correction); got --optimizer ",
+                config.optimizer);
+    const OptionMap resolved = optimizer->options(0);
+    compression.momentum = std::stod(resolved.at("momentum"));
+    compression.nesterov = resolved.at("nesterov") == "true";
+    spec.options["momentum"] = "0";
+    spec.options["nesterov"] = "false";
+    spec.options.erase("dampening");
+    optimizer = make_optimizer(spec, {ParamGroup{dp.params(), {}}});
+  }
+  // Collective: every rank checks here that all built the same exchange.
+  dp.set_compression(make_gradient_compression(comm, dp.params(), compression));
+  GradientCompression* const exchange = dp.compression();
 
   const ShardedSampler sampler(train_x.size(0), rank, world, config.seed);
   const int64_t steps_per_epoch = sampler.num_batches(config.batch_size);
@@ -200,8 +229,10 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
 
   // What must match for a checkpoint to continue this run: the identity of the run first (so
   // its error comes first), then what fixes the step numbering.
-  const json identity = {
-      {"model", config.model}, {"world_size", world}, {"optimizer", optimizer->name()}};
+  const json identity = {{"model", config.model},
+                         {"world_size", world},
+                         {"optimizer", optimizer->name()},
+                         {"exchange", exchange ? exchange->describe() : "dense"}};
   const json numbering = {{"batch_size", config.batch_size}, {"steps_per_epoch", steps_per_epoch}};
   std::optional<CheckpointStore> store;
   if (!config.checkpoint_dir.empty()) store.emplace(config.checkpoint_dir);
@@ -230,11 +261,15 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
     const StateDict& model_state = section("model");
     for (const Param& p : dp.params()) model_state.tensor(p.name).copy_to(p.value, p.name);
     optimizer->load_state_dict(section("optimizer"));
+    if (exchange) exchange->load_state_dict(section("compression"));
     const StateDict& trainer_state = section("trainer");
     start_epoch = static_cast<int>(trainer_state.int_value("epoch"));
     step = trainer_state.int_value("step");
     summary.bytes_sent = static_cast<uint64_t>(trainer_state.int_value("bytes_sent"));
     summary.bytes_dense = static_cast<uint64_t>(trainer_state.int_value("bytes_dense"));
+    summary.payload_bytes = static_cast<uint64_t>(trainer_state.int_value("payload_bytes"));
+    summary.payload_dense_bytes =
+        static_cast<uint64_t>(trainer_state.int_value("payload_dense_bytes"));
     summary.final_train_loss = trainer_state.float_value("train_loss");
     summary.final_test_loss = trainer_state.float_value("test_loss");
     summary.final_test_accuracy = trainer_state.float_value("test_accuracy");
@@ -300,13 +335,19 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       sm.lr = optimizer->lr(0);
       sm.bytes_sent = cs.bytes_sent;
       sm.bytes_dense = cs.bytes_dense;
+      sm.payload_bytes = cs.payload_bytes;
+      sm.payload_dense_bytes = cs.payload_dense_bytes;
       sm.time_comm_s = cs.time_comm_s;
-      sm.time_compute_s = std::max(0.0, t_forward_backward - cs.time_comm_s);
+      sm.time_compress_s = cs.time_compress_s;
+      sm.time_compute_s = std::max(0.0, t_forward_backward - cs.time_comm_s - cs.time_compress_s);
       sm.time_optim_s = seconds_since(t_optim);
       loss_sum += loss_value;
       em.bytes_sent += cs.bytes_sent;
       em.bytes_dense += cs.bytes_dense;
+      em.payload_bytes += cs.payload_bytes;
+      em.payload_dense_bytes += cs.payload_dense_bytes;
       summary.time_compute_s += sm.time_compute_s;
+      summary.time_compress_s += sm.time_compress_s;
       summary.time_comm_s += sm.time_comm_s;
       summary.time_optim_s += sm.time_optim_s;
       if (metrics) metrics->write(step_record(sm));
@@ -319,6 +360,8 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
     em.test_accuracy = ev.accuracy;
     summary.bytes_sent += em.bytes_sent;
     summary.bytes_dense += em.bytes_dense;
+    summary.payload_bytes += em.payload_bytes;
+    summary.payload_dense_bytes += em.payload_dense_bytes;
     summary.final_train_loss = em.train_loss;
     summary.final_test_loss = em.test_loss;
     summary.final_test_accuracy = em.test_accuracy;
@@ -333,16 +376,21 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       ckpt.meta["seed"] = config.seed;
       ckpt.meta["optimizer_spec"] = config.optimizer;
       ckpt.meta["lr_schedule"] = config.lr_schedule;
+      ckpt.meta["compress"] = config.compress;
+      ckpt.meta["feedback"] = config.feedback;
       StateDict& model_state = ckpt.sections["model"];
       for (const Param& p : dp.params()) {
         model_state.tensors[p.name] = StateTensor::copy_of(p.value, p.shape);
       }
       ckpt.sections["optimizer"] = optimizer->state_dict();
+      if (exchange) ckpt.sections["compression"] = exchange->state_dict();
       StateDict& trainer_state = ckpt.sections["trainer"];
       trainer_state.ints["epoch"] = epoch;
       trainer_state.ints["step"] = step;
       trainer_state.ints["bytes_sent"] = static_cast<int64_t>(summary.bytes_sent);
       trainer_state.ints["bytes_dense"] = static_cast<int64_t>(summary.bytes_dense);
+      trainer_state.ints["payload_bytes"] = static_cast<int64_t>(summary.payload_bytes);
+      trainer_state.ints["payload_dense_bytes"] = static_cast<int64_t>(summary.payload_dense_bytes);
       trainer_state.floats["train_loss"] = em.train_loss;
       trainer_state.floats["test_loss"] = em.test_loss;
       trainer_state.floats["test_accuracy"] = em.test_accuracy;
@@ -358,6 +406,10 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   summary.epochs_run = std::max(start_epoch, config.epochs);
   summary.steps = step;
   summary.optimizer_state_bytes = optimizer->state_bytes();
+  if (exchange) {
+    summary.compression_state_bytes = exchange->state_bytes();
+    summary.exchange = exchange->describe();
+  }
   summary.wall_s = seconds_since(t_start);
   return summary;
 }

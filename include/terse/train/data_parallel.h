@@ -9,19 +9,10 @@
 #include "terse/comm/work.h"
 #include "terse/optim/param.h"
 #include "terse/train/bucket_plan.h"
+#include "terse/train/comm_stats.h"
+#include "terse/train/gradient_compression.h"
 
 namespace terse {
-
-// What one step's gradient exchange cost this rank.
-struct CommStats {
-  // Bytes this rank sent: a ring all-reduce of each bucket, 2 (N-1)/N * nbytes(bucket).
-  uint64_t bytes_sent = 0;
-  // Bytes a dense fp32 ring all-reduce of every gradient would send: 2 (N-1)/N * 4 * numel.
-  uint64_t bytes_dense = 0;
-  // Seconds this thread spent inside the communicator (starting collectives, driving them,
-  // waiting in finish()): the communication that backward did not hide.
-  double time_comm_s = 0;
-};
 
 // The data-parallel gradient engine. Gradients live in one flat buffer per bucket (see
 // BucketPlan); params()[i].grad points into it, so the optimizer reads the averaged gradient
@@ -53,6 +44,11 @@ class DataParallel {
   // CommError from the communicator.
   CommStats finish();
 
+  // Replaces the overlapped dense all-reduce by a compressed exchange that runs in finish()
+  // (nullptr restores the dense path). Call between steps; see make_gradient_compression.
+  void set_compression(std::unique_ptr<GradientCompression> compression);
+  GradientCompression* compression() const { return compression_.get(); }
+
   // Sets every gradient to zero (for producers that accumulate rather than overwrite).
   void zero_grad();
 
@@ -81,6 +77,9 @@ class DataParallel {
   double comm_seconds_ = 0;
   uint64_t bytes_sent_per_step_ = 0;
   uint64_t bytes_dense_per_step_ = 0;
+  uint64_t payload_per_step_ = 0;
+  uint64_t payload_dense_per_step_ = 0;
+  std::unique_ptr<GradientCompression> compression_;
 };
 
 }  // namespace terse

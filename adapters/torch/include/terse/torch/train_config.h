@@ -25,6 +25,11 @@ struct TrainConfig {
   int64_t train_limit = 0;                   // use only the first N training images (tests); 0: all
   int64_t test_limit = 0;                    // use only the first N test images (tests); 0: all
   int threads = 0;                           // intra-op threads per rank; 0: cores / local ranks
+  // Gradient exchange (terse/train/gradient_compression.h): "none" (dense all-reduce), a
+  // compressor spec ("topk:density=0.01"), "dgc:..." or "powersgd:...", and the error-feedback
+  // policy around a compressor: none | ef14 | ef21 | ef21w.
+  std::string compress = "none";
+  std::string feedback = "none";
 };
 
 // One optimizer step, as reported to observers and written to the metrics file.
@@ -35,9 +40,10 @@ struct StepMetrics {
   int64_t steps_per_epoch = 0;
   double loss = 0;  // mean over ranks
   double lr = 0;
-  uint64_t bytes_sent = 0;   // by this rank in this step
-  uint64_t bytes_dense = 0;  // a dense fp32 all-reduce would have sent, per rank
-  double time_compute_s = 0, time_comm_s = 0, time_optim_s = 0;
+  uint64_t bytes_sent = 0;   // wire bytes sent by this rank in this step (comm_stats.h)
+  uint64_t bytes_dense = 0;  // wire bytes a dense fp32 all-reduce would have sent, per rank
+  uint64_t payload_bytes = 0, payload_dense_bytes = 0;  // this rank's message vs dense fp32
+  double time_compute_s = 0, time_comm_s = 0, time_optim_s = 0, time_compress_s = 0;
 };
 
 struct EpochMetrics {
@@ -48,6 +54,7 @@ struct EpochMetrics {
   double test_accuracy = 0;                  // in [0, 1]
   double wall_s = 0;                         // this epoch
   uint64_t bytes_sent = 0, bytes_dense = 0;  // this epoch, per rank
+  uint64_t payload_bytes = 0, payload_dense_bytes = 0;
 };
 
 struct TrainSummary {
@@ -57,8 +64,11 @@ struct TrainSummary {
   double final_test_accuracy = 0, final_test_loss = 0, final_train_loss = 0;
   double wall_s = 0;
   uint64_t bytes_sent = 0, bytes_dense = 0;
-  double time_compute_s = 0, time_comm_s = 0, time_optim_s = 0;
+  uint64_t payload_bytes = 0, payload_dense_bytes = 0;
+  double time_compute_s = 0, time_comm_s = 0, time_optim_s = 0, time_compress_s = 0;
   size_t optimizer_state_bytes = 0;
+  size_t compression_state_bytes = 0;
+  std::string exchange = "dense fp32 all-reduce";  // GradientCompression::describe()
   int64_t parameters = 0;
   int resumed_from_epoch = 0;  // 0: fresh start
 };
