@@ -1,5 +1,6 @@
 #include "terse/compress/one_bit.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "codec_util.h"
@@ -7,6 +8,17 @@
 namespace terse {
 
 using namespace compress_detail;
+
+namespace {
+
+// [x >= 0] from the bits (sign bit clear, or -0), not a float compare, which GCC does not
+// vectorise without -fno-trapping-math. NaN gives its sign bit's answer.
+inline uint32_t nonneg_bit(float x) {
+  const uint32_t u = float_to_bits(x);
+  return 1u - ((u >> 31) & static_cast<uint32_t>(u != 0x80000000u));
+}
+
+}  // namespace
 
 size_t OneBit::max_encoded_bytes(int64_t numel) const {
   checked_numel(numel, "onebit");
@@ -16,43 +28,55 @@ size_t OneBit::max_encoded_bytes(int64_t numel) const {
 size_t OneBit::encode_body(const float* x, int64_t n, uint64_t, PayloadHeader& h,
                            uint8_t* body) const {
   uint8_t* bits = body + 8;
-  // One pass: eight independent lanes (so the sums vectorise) of the negative sum, the
-  // non-negative sum and the negative count, in double so 10^8 elements lose nothing visible;
-  // the bits of each group of eight are packed as they are read.
-  double neg[8] = {}, pos[8] = {};
-  int64_t nneg[8] = {};
-  const int64_t full = n / 8;
-  for (int64_t b = 0; b < full; ++b) {
-    const float* v = x + 8 * b;
-    unsigned byte = 0;
-    for (int j = 0; j < 8; ++j) {
-      const bool nonneg = v[j] >= 0.0f;  // NaN counts as negative and poisons the mean below
-      const double d = v[j];
-      neg[j] += nonneg ? 0.0 : d;
-      pos[j] += nonneg ? d : 0.0;
-      nneg[j] += nonneg ? 0 : 1;
-      byte |= (nonneg ? 1u : 0u) << (7 - j);
-    }
-    bits[b] = static_cast<uint8_t>(byte);
-  }
-  if (n % 8 != 0) {
-    unsigned byte = 0;
-    for (int64_t i = 8 * full; i < n; ++i) {
-      const int j = static_cast<int>(i - 8 * full);
-      const bool nonneg = x[i] >= 0.0f;
-      neg[j] += nonneg ? 0.0 : double{x[i]};
-      pos[j] += nonneg ? double{x[i]} : 0.0;
-      nneg[j] += nonneg ? 0 : 1;
-      byte |= (nonneg ? 1u : 0u) << (7 - j);
-    }
-    bits[full] = static_cast<uint8_t>(byte);
-  }
+  // Blocks of kBlock elements: 16 float lanes per sum (so the loop vectorises), each block's
+  // lanes then added in double, so 10^8 elements lose nothing visible; the block's bits are
+  // packed while it is still in L1.
+  constexpr int64_t kBlock = 2048;
   double sum_neg = 0.0, sum_pos = 0.0;
   int64_t count_neg = 0;
-  for (int j = 0; j < 8; ++j) {
-    sum_neg += neg[j];
-    sum_pos += pos[j];
-    count_neg += nneg[j];
+  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
+    const int64_t len = std::min(kBlock, n - b0);
+    const float* v = x + b0;
+    float neg[16] = {}, pos[16] = {};
+    int32_t nneg[16] = {};
+    int64_t i = 0;
+    for (; i + 16 <= len; i += 16) {
+      for (int j = 0; j < 16; ++j) {
+        // NaN poisons a mean either way (as does Inf - Inf); the check below reports it.
+        const uint32_t is_neg = 1u - nonneg_bit(v[i + j]);
+        const float q = v[i + j] * static_cast<float>(is_neg);
+        neg[j] += q;
+        pos[j] += v[i + j] - q;
+        nneg[j] += static_cast<int32_t>(is_neg);
+      }
+    }
+    for (; i < len; ++i) {
+      const uint32_t is_neg = 1u - nonneg_bit(v[i]);
+      const float q = v[i] * static_cast<float>(is_neg);
+      neg[0] += q;
+      pos[0] += v[i] - q;
+      nneg[0] += static_cast<int32_t>(is_neg);
+    }
+    for (int j = 0; j < 16; ++j) {
+      sum_neg += double{neg[j]};
+      sum_pos += double{pos[j]};
+      count_neg += nneg[j];
+    }
+    // kBlock is a multiple of 8, so every block but the last fills whole bytes.
+    uint8_t* o = bits + b0 / 8;
+    const int64_t whole = len / 8;
+    for (int64_t k = 0; k < whole; ++k) {
+      const float* w = v + 8 * k;
+      unsigned byte = 0;
+      for (int j = 0; j < 8; ++j) byte |= static_cast<unsigned>(nonneg_bit(w[j])) << (7 - j);
+      o[k] = static_cast<uint8_t>(byte);
+    }
+    if (len % 8 != 0) {
+      unsigned byte = 0;
+      for (int64_t j = 0; j < len % 8; ++j)
+        byte |= static_cast<unsigned>(nonneg_bit(v[8 * whole + j])) << (7 - j);
+      o[whole] = static_cast<uint8_t>(byte);
+    }
   }
   const int64_t count_pos = n - count_neg;
   const auto mean_neg = static_cast<float>(count_neg > 0 ? sum_neg / count_neg : 0.0);

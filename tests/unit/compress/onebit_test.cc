@@ -136,6 +136,15 @@ TEST(OneBit, EncodeRejectsNonFinite) {
     Bytes buf(c.max_encoded_bytes(3));
     EXPECT_THROW(c.encode(TensorView::of(x.data(), 3), 0, buf.data(), buf.size()), NumericalError)
         << bad;
+    // Inside a vectorised block of a longer tensor too, and a NaN with its sign bit set.
+    for (const float b : {bad, -bad}) {
+      std::vector<float> y(5000, 0.5f);
+      y[2049 + 37] = b;
+      Bytes big(c.max_encoded_bytes(5000));
+      EXPECT_THROW(c.encode(TensorView::of(y.data(), 5000), 0, big.data(), big.size()),
+                   NumericalError)
+          << b;
+    }
   }
 }
 
