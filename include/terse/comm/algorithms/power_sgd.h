@@ -110,8 +110,7 @@ class PowerSgd : public Algorithm {
   std::vector<Slot> slots_;
   // Loaded before run() has seen the shapes: checked at the first run().
   bool pending_check_ = false;
-  std::vector<float> pbuf_, qbuf_, row_;
-  std::vector<double> acc_;
+  std::vector<float> pbuf_, qbuf_, row_, qt_;
 };
 
 // A fresh Q for matrix `index` (its position in run()'s list): `count` = m r' entries N(0, 1),
