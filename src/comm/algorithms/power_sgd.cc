@@ -69,6 +69,16 @@ float dot(const float* a, const float* b, int64_t n) {
   return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
+// True when a column of the row-major cols x r matrix q is all zero.
+bool has_zero_column(const float* q, int64_t cols, int64_t r) {
+  for (int64_t k = 0; k < r; ++k) {
+    bool zero = true;
+    for (int64_t j = 0; j < cols && zero; ++j) zero = q[j * r + k] == 0.0f;
+    if (zero) return true;
+  }
+  return false;
+}
+
 // t (r x cols) = the transpose of q (cols x r), so each column of Q is contiguous.
 void transpose(const float* q, int64_t cols, int64_t r, float* t) {
   for (int64_t j = 0; j < cols; ++j) {
@@ -400,8 +410,12 @@ PowerSgdReport PowerSgd::run_compressed(const std::vector<MatrixView>& grads, in
     if (s.r == 0) continue;
     const int64_t rows = s.rows, cols = s.cols, r = s.r;
     float* q = qbuf_.data() + qoff[i];
-    if (options_.warm_start && !s.q.empty()) {
+    if (options_.warm_start && !s.q.empty() && !has_zero_column(s.q.data(), cols, r)) {
       std::copy(s.q.begin(), s.q.end(), q);
+    } else if (options_.warm_start && !s.q.empty()) {
+      // A step whose average gradient was zero leaves a zero Q, from which the power step
+      // never leaves zero (torch's hook stays stuck there): draw afresh, keyed by the step.
+      power_sgd_random_q(options_.seed, i, step, q, cols * r);
     } else {
       power_sgd_random_q(options_.seed, i, options_.warm_start ? -1 : step, q, cols * r);
     }
@@ -433,6 +447,19 @@ PowerSgdReport PowerSgd::run_compressed(const std::vector<MatrixView>& grads, in
               "every rank's P was finite; no gradient and no PowerSgd state was changed: skip "
               "this step (e.g. lower the loss scale or the learning rate) and call run() again");
 
+  // Orthogonalize every P before committing: with eps = 0 an all-zero P gives NaN, and every
+  // rank holds the same P, so every rank sees it alike.
+  for (size_t i = 0; i < count; ++i) {
+    const Slot& s = slots_[i];
+    if (s.r == 0) continue;
+    float* p = pbuf_.data() + poff[i];
+    orthogonalize(p, s.rows, s.r, eps);
+    TERSE_CHECK(all_finite(p, s.rows * s.r), NumericalError, "PowerSgd::run on rank ", c.rank(),
+                ": orthogonalizing P of tensor ", i, " (", shape_str(s.rows, s.cols),
+                ") gave non-finite values (an all-zero column with orthogonalization_epsilon ", eps,
+                "); no gradient and no PowerSgd state was changed: pass "
+                "orthogonalization_epsilon > 0 (e.g. 1e-8)");
+  }
   // Committed: M <- M + e in the gradient, Q <- M^T P (orthogonalized P), in one pass.
   for (size_t i = 0; i < count; ++i) {
     Slot& s = slots_[i];
@@ -443,8 +470,7 @@ PowerSgdReport PowerSgd::run_compressed(const std::vector<MatrixView>& grads, in
       continue;
     }
     const int64_t rows = s.rows, cols = s.cols, r = s.r;
-    float* p = pbuf_.data() + poff[i];
-    orthogonalize(p, rows, r, eps);
+    const float* p = pbuf_.data() + poff[i];
     const bool add_error = ef && !s.error.empty();
     if (ef && !add_error) s.error.assign(static_cast<size_t>(rows * cols), 0.0f);
     // Q^T (r x cols) accumulated row by row of M: contiguous axpys.

@@ -825,6 +825,50 @@ TEST(PowerSgd, NonFiniteInputFailsOnEveryRankAndChangesNothing) {
   }
 }
 
+TEST(PowerSgd, AllZeroGradientNeedsAPositiveEpsilon) {
+  // Zero gradients on every rank: P = 0. With the default eps the result is exactly 0; with
+  // eps = 0 (torch's current default) the normalisation divides by 0, which every rank detects
+  // alike before anything changes.
+  const std::vector<Shape> shapes = {{16, 12}};
+  for (const double eps : {1e-8, 0.0}) {
+    const auto outcomes = run_each(2, std::chrono::seconds(20), [&](Communicator& comm) {
+      PowerSgd::Options opt;
+      opt.start_iter = 0;
+      opt.orthogonalization_epsilon = eps;
+      PowerSgd algo(comm, opt);
+      std::vector<Mat> g = {Mat(16 * 12, 0.0f)};
+      g[0][0] = comm.rank() == 0 ? 1.0f : -1.0f;  // sums to zero
+      const Mat before = g[0];
+      try {
+        algo.run(views(g, shapes), 0);
+      } catch (const NumericalError&) {
+        EXPECT_TRUE(same_bits(g[0], before));
+        EXPECT_EQ(algo.state_bytes(), 0u);
+        throw;
+      }
+      for (const float x : g[0]) EXPECT_EQ(x, 0.0f);
+      // The zero Q this leaves is redrawn, so a rank-1 gradient afterwards is recovered.
+      const Mat u = orthonormal(16, 1, 5), v = orthonormal(12, 1, 6);
+      for (int64_t s = 1; s < 4; ++s) {
+        for (int64_t i = 0; i < 16; ++i) {
+          for (int64_t j = 0; j < 12; ++j) g[0][i * 12 + j] = 4.0f * u[i] * v[j];
+        }
+        const Mat want = g[0];
+        algo.run(views(g, shapes), s);
+        EXPECT_LE(max_rel_diff(g[0], want), 1e-5) << "step " << s;
+      }
+    });
+    for (const Outcome& o : outcomes) {
+      if (eps > 0) {
+        EXPECT_EQ(o.type, "") << o.what;
+      } else {
+        EXPECT_EQ(o.type, "NumericalError");
+        EXPECT_THAT(o.what, HasSubstr("orthogonalizing P of tensor 0 (16x12)"));
+      }
+    }
+  }
+}
+
 TEST(PowerSgd, RandomQIsDeterministicStandardNormal) {
   std::vector<float> a(100001), b(100001), c(100001), d(7);
   power_sgd_random_q(5, 3, -1, a.data(), static_cast<int64_t>(a.size()));
