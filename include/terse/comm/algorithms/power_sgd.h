@@ -35,7 +35,8 @@ struct PowerSgdReport : AlgorithmReport {
 // r' = min(n, m, rank) and (n + m) r' min_compression_rate < n m, on every rank:
 //   M <- M + e                                   (error feedback; e = 0 the first time)
 //   Q <- Q of the previous step (warm start), or the first time (every step without warm
-//        start) N(0, 1) from power_sgd_random_q, the same on every rank; orthogonalize(Q)
+//        start; or when the previous Q has an all-zero column, where torch stays stuck at 0)
+//        N(0, 1) from power_sgd_random_q, the same on every rank; orthogonalize(Q)
 //   P <- M Q;        all_reduce_sum(all P's)  (one fused collective);   orthogonalize(P)
 //   Q <- M^T P;      all_reduce_sum(all Q's + the dense tensors)  (one fused collective);  Q /= W
 //   M_hat <- P Q^T  (the average gradient's rank-r' approximation, written to the gradient)
