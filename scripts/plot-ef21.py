@@ -6,7 +6,7 @@ usage: plot-ef21.py RESULTS_DIR IMG_DIR
 Reads RESULTS_DIR/summary.json and the per method/k CSVs written by ef21_logreg and writes
   IMG_DIR/ef21_best.png        ||grad f||^2 vs bits/worker, each method at its best multiplier
   IMG_DIR/ef21_theory.png      the same at the theory step (multiplier 1), plus EF21 at L_AM's step
-  IMG_DIR/ef21_multipliers.png final ||grad f||^2 vs multiplier, per method and k
+  IMG_DIR/ef21_multipliers.png final ||grad f||^2 vs step gamma*L over the grid, per method and k
 One panel per k; bits/worker are measured payload bytes x 8 (32-byte header included).
 """
 import csv
@@ -101,7 +101,9 @@ def main():
     panel_plot("ef21_theory.png", lambda g: 1.0,
                ["gd", "topk", "ef14", "ef21", "ef21w", "ef21_amstep"], "theory steps (multiplier 1)")
 
-    # Final ||grad f||^2 against the multiplier (diverged runs drawn at the top as crosses).
+    # Final ||grad f||^2 against the step gamma * L (diverged runs drawn at the top as crosses):
+    # on this axis EF21 and EF21-W with Top-k fall on one curve (same iteration at equal gamma).
+    lsm = prob["L"]
     fig, axes = plt.subplots(1, len(ks), figsize=(4.2 * len(ks), 3.2), squeeze=False)
     for ax, k in zip(axes[0], ks):
         for m in ["topk", "ef14", "ef21", "ef21w"]:
@@ -110,16 +112,16 @@ def main():
                 continue
             label, color, ls = STYLE[m]
             ok = [r for r in rs if not r["diverged"]]
-            ax.plot([r["multiplier"] for r in ok], [r["final_grad_norm_sq"] for r in ok], "o" + ls,
+            ax.plot([r["gamma"] * lsm for r in ok], [r["final_grad_norm_sq"] for r in ok], "o" + ls,
                     color=color, ms=3, lw=1, label=label)
             bad = [r for r in rs if r["diverged"]]
             if bad:
                 top = max([r["final_grad_norm_sq"] for r in ok] or [1.0])
-                ax.plot([r["multiplier"] for r in bad], [top * 10] * len(bad), "x", color=color)
+                ax.plot([r["gamma"] * lsm for r in bad], [top * 10] * len(bad), "x", color=color)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        ax.set_xlabel("step multiplier (x theory step)")
-        ax.set_title(f"Top-{k}: final ||grad f||^2 (x = diverged)")
+        ax.set_xlabel("step gamma * L (grid: theory step x 4^j)")
+        ax.set_title(f"Top-{k}: final ||grad f||^2 (tol 1e-9)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()

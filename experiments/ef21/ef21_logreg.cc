@@ -30,7 +30,7 @@ struct Args {
   FashionSplitOptions split;
   std::string out = "ef21_out";
   std::vector<int64_t> ks = {1, 2, 4};
-  std::vector<double> multipliers = {1, 4, 16, 64, 256, 1024, 4096, 16384, 65536};
+  std::vector<double> multipliers = {1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144};
   std::vector<std::string> methods = {"gd", "topk", "ef14", "ef21", "ef21w"};
   int64_t iterations = 6000;  // for k = 1; k uses iterations / k
   int64_t gd_iterations = 1000;
