@@ -215,6 +215,11 @@ void check_compatible(const nlohmann::json& meta, const nlohmann::json& expected
                   ", this run uses ", want.dump(),
                   ": resume with the same --optimizer or start without --resume");
     }
+    if (key == "exchange") {
+      TERSE_THROW(InvalidArgument, "checkpoint was written with gradient exchange ", got.dump(),
+                  ", this run uses ", want.dump(),
+                  ": resume with the same --compress and --feedback or start without --resume");
+    }
     TERSE_THROW(InvalidArgument, "checkpoint has ", key, " = ", got.dump(), ", this run has ",
                 want.dump(), ": resume with the same settings or start without --resume");
   }
