@@ -83,7 +83,7 @@ copy_dataset() {
 case "$CASE" in
   help | version | info | no_command | unknown_flag | bad_values | resume_needs_checkpoint_dir | \
     unknown_optimizer | unknown_option | out_of_range | bad_lr_schedule | missing_dataset | \
-    bad_fault_env) ;;  # these fail (or finish) before the dataset is looked at
+    bad_fault_env | bad_compress) ;;  # these fail (or finish) before the dataset is looked at
   *)
     [ -f "$DATA/train-images-idx3-ubyte.gz" ] || {
       echo "SKIP [$CASE]: no Fashion-MNIST in $DATA (apt-get install dataset-fashion-mnist)" >&2
@@ -160,6 +160,39 @@ case "$CASE" in
   out_of_range)
     expect_invalid 'lr' train --optimizer sgd:lr=-1
     expect_invalid 'momentum' train --optimizer sgd:lr=0.1,momentum=1.5
+    ;;
+  bad_compress)
+    expect_invalid "nosuch" train --compress nosuch
+    expect_invalid "density" train --compress topk:density=2
+    expect_invalid "bogus" train --compress dgc:bogus=1
+    expect_invalid "warmup_steps" train --compress dgc:warmup=paper
+    expect_invalid "--compress dgc needs --optimizer sgd" train --compress dgc --optimizer adam
+    expect_invalid "--feedback ef21 needs a compressor" train --feedback ef21
+    expect_invalid "ef99" train --compress topk:density=0.1 --feedback ef99
+    expect_invalid "own error memory" train --compress powersgd --feedback ef14
+    ;;
+  compressed_run)
+    # DGC on 2 ranks: the summary names the exchange and a ratio far above 1, the metrics
+    # carry the message and wire bytes, and the checkpoint resumes under the same exchange only.
+    run 200 train "${HAPPY[@]}" --compress dgc:density=0.01,values=f16,warmup=paper,warmup_steps=4 \
+      --metrics "$WORK/m.jsonl" --checkpoint-dir "$WORK/ckpt" --epochs 1
+    expect_rc 0
+    expect_out '^  gradient exchange +dgc:density=0.01,values=f16,.*4 compressed tensors'
+    expect_out '^  compression ratio +([2-9][0-9]|[1-9][0-9]{2,})\.[0-9]+x$'
+    python3 - "$WORK/m.jsonl" <<'PY' || fail "compressed metrics check failed"
+import json, sys
+steps = [json.loads(l) for l in open(sys.argv[1]) if '"step"' in l and '"type":"step"' in l]
+assert len(steps) == 16, len(steps)
+for r in steps:
+    assert r["payload_dense_bytes"] == 4 * 421642, r
+    assert 0 < r["payload_bytes"] < r["payload_dense_bytes"], r
+    assert abs(r["compression_ratio"] - r["payload_dense_bytes"] / r["payload_bytes"]) < 1e-9
+    assert "time_compress_s" in r and "wire_ratio" in r
+# The warm-up: the first steps send more than the last.
+assert steps[0]["payload_bytes"] > 10 * steps[-1]["payload_bytes"], (steps[0], steps[-1])
+PY
+    expect_invalid "gradient exchange" train "${HAPPY[@]}" --compress topk:density=0.01 \
+      --checkpoint-dir "$WORK/ckpt" --resume --epochs 2
     ;;
   bad_lr_schedule)
     expect_invalid "unknown lr schedule 'wiggly'" train --lr-schedule wiggly
