@@ -46,7 +46,7 @@ DgcConfig parse(Spec spec) {
   DgcConfig c;
   c.density = take_double(spec, "density", c.density, 0.0, 1.0, true);
   c.values = take_choice(spec, "values", c.values, {"f32", "f16"});
-  c.sample = take_double(spec, "sample", c.sample, 0.0, 1.0, true);
+  c.sample = take_double(spec, "sample", c.sample, 0.01, 1.0, false);  // DgcTopK's range
   c.warmup = take_choice(spec, "warmup", c.warmup, {"none", "paper", "code"});
   c.warmup_steps = take_int(spec, "warmup_steps", c.warmup_steps, 0, int64_t{1} << 40);
   c.clip = take_double(spec, "clip", c.clip, 0.0, 1e30, false);

@@ -235,6 +235,7 @@ TEST(GradientCompression, BadSpecsAreRejectedWithTheirName) {
     };
     expect_bad("dgc:density=0", "none", "density");
     expect_bad("dgc:density=0.01,bogus=1", "none", "bogus");
+    expect_bad("dgc:sample=0.001", "none", "sample");
     expect_bad("dgc:warmup=paper", "none", "warmup_steps");
     expect_bad("dgc", "ef14", "--feedback");
     expect_bad("powersgd:rank=0", "none", "rank");
