@@ -28,6 +28,12 @@ for path in sorted(out.glob("*.jsonl")):
                            ratio_after=ratio_after, warm=first_steady,
                            bits=8 * payload / (numel * len(steps)), wall=wall,
                            accs=[e["test_accuracy"] for e in epochs])
+failed = {}
+for err in sorted(out.glob("*.err")):
+    if err.stem in rows:
+        continue
+    lines = [l for l in err.read_text().splitlines() if "terse: error" in l]
+    failed[err.stem] = lines[0].split("error: ", 1)[1][:110] if lines else "failed"
 base = rows.get(base_name)
 print("| run | final test accuracy | Δ vs %s (pp) | ratio (whole run) | ratio after warm-up "
       "(from step) | bits / gradient element | wall |" % base_name)
@@ -36,6 +42,8 @@ for name, r in rows.items():
     delta = "%+.2f" % (100 * (r["acc"] - base["acc"])) if base else "n/a"
     print("| %s | %.4f | %s | %.1f× | %.1f× (%d) | %.4f | %.0f s |" % (
         name, r["acc"], delta, r["ratio"], r["ratio_after"], r["warm"] + 1, r["bits"], r["wall"]))
+for name, why in failed.items():
+    print("| %s | diverged: %s | | | | | |" % (name, why.replace("|", "/")))
 print()
 for name, r in rows.items():
     print("%s per-epoch accuracy: %s" % (name, " ".join("%.4f" % a for a in r["accs"])))
