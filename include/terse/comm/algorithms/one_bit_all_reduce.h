@@ -1,0 +1,77 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "terse/comm/algorithms/algorithm.h"
+#include "terse/core/state_dict.h"
+#include "terse/core/tensor_view.h"
+
+namespace terse {
+
+struct OneBitAllReduceReport : AlgorithmReport {
+  // Bytes this rank handed to the communicator in this call (signs and scales of both phases):
+  // the measured message bytes, not a model.
+  uint64_t payload_bytes = 0;
+  // Number of collectives issued (4: all-to-all + all-gather of scales, all-gather of server
+  // signs + all-gather of server scales), whatever the number of tensors in the flat buffer.
+  int collectives = 0;
+};
+
+// The two-phase 1-bit compressed all-reduce of 1-bit Adam (Tang et al., "1-bit Adam:
+// Communication Efficient Large-Scale Training with Adam's Convergence Speed", ICML 2021), as
+// DeepSpeed's NcclBackend.compressed_allreduce does it (specs/compression.md §2.2). For W ranks
+// and a flat f32 buffer of n elements, padded with zeros to N, a multiple of W * lcm(W, 8):
+//   worker:  x = m + e_w;  s_w = ||x||_2 / sqrt(N);  e_w <- x - s_w sgn(x)   (sgn(0) = +1)
+//            signs (bit 1 iff x >= 0, most significant bit first in each byte) in W chunks of
+//            N / (8 W) bytes; all-to-all of the chunks (chunk j to rank j), all-gather of s_w
+//   server (rank r, chunk r of N / W elements):
+//            y = sum_j (s_w^j / W) unpack(bits_j) + e_s;  s_s = ||y||_2 / sqrt(N / W);
+//            e_s <- y - s_s sgn(y)
+//   all-gather of the server sign chunks and of s_s;  out[chunk j] = s_s^j unpack(bits of j)
+// The worker error e_w (N elements) and server error e_s (N / W) persist across calls and are
+// part of the state (DeepSpeed drops them on checkpoint load; terse saves and restores them).
+// One call reduces one flat buffer: callers fuse every tensor into it, so a step costs four
+// collectives however many tensors the model has.
+class OneBitAllReduce : public Algorithm {
+ public:
+  // `numel`: elements of the flat buffer each call reduces (> 0, the same on every rank).
+  // Throws InvalidArgument for numel <= 0. The errors start at zero.
+  OneBitAllReduce(Communicator& comm, int64_t numel);
+
+  const char* name() const override { return "onebit"; }
+  int64_t numel() const { return numel_; }
+  // N: numel rounded up to a multiple of W * lcm(W, 8).
+  int64_t padded_numel() const { return padded_; }
+
+  // Replaces `inout` (f32, numel elements, CPU) on every rank by the compressed average of all
+  // ranks' inputs, updating the errors. Collective. Throws InvalidArgument for a wrong dtype or
+  // size; NumericalError on every rank (naming the rank) when any rank's input is not finite,
+  // with inout and both errors unchanged on every rank; CorruptData when a peer's scale is not
+  // finite or negative; Timeout / CommError from the communicator.
+  OneBitAllReduceReport all_reduce(TensorView inout);
+
+  // The worker error (padded_numel() elements) and the server error (padded_numel() / W).
+  const std::vector<float>& worker_error() const { return worker_error_; }
+  const std::vector<float>& server_error() const { return server_error_; }
+  void reset_errors();
+
+  // Tensors "<prefix>worker_error" and "<prefix>server_error" (f32). load_state_dict checks
+  // names, dtypes and sizes (a checkpoint of another world size or buffer size gives
+  // InvalidArgument naming both sizes) and leaves the errors unchanged on any error.
+  StateDict state_dict(const std::string& prefix) const;
+  void load_state_dict(const StateDict& state, const std::string& prefix);
+
+ private:
+  int64_t numel_;
+  int64_t padded_;
+  std::vector<float> worker_error_;
+  std::vector<float> server_error_;
+};
+
+// Bytes of one call's messages under the ring model of docs/collectives.md, for W ranks and a
+// buffer of `numel` elements: 2 (W - 1) N / (8 W) sign bytes + 2 (W - 1) 4 scale bytes.
+uint64_t one_bit_all_reduce_bytes(int64_t numel, int world_size);
+
+}  // namespace terse
