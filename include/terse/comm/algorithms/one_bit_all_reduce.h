@@ -34,6 +34,14 @@ struct OneBitAllReduceReport : AlgorithmReport {
 // part of the state (DeepSpeed drops them on checkpoint load; terse saves and restores them).
 // One call reduces one flat buffer: callers fuse every tensor into it, so a step costs four
 // collectives however many tensors the model has.
+// Rounding, fixed so that a single-process reference reproduces every bit: x = m + e_w in f32
+// (padding: 0.0f + e_w); ||v||^2 sums double(v_i)^2 (exact products) in 8 lanes, lane i mod 8
+// in index order, combined as ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)); a scale is
+// f32(sqrt(sum / count)) in double; c_j = s_w^j / f32(W) in f32 and y = ((0 + (+-c_0)) +
+// (+-c_1)) ... + e_s in f32, ranks in order; e <- x - s for x >= 0, x + s otherwise.
+// The worker scales travel as one f32 per rank; a rank whose input is not finite sends -2 and
+// one with invalid arguments sends -1 instead, so every rank learns it from the first collective
+// and throws together (nobody waits for a peer that already threw).
 class OneBitAllReduce : public Algorithm {
  public:
   // `numel`: elements of the flat buffer each call reduces (> 0, the same on every rank).
@@ -68,7 +76,22 @@ class OneBitAllReduce : public Algorithm {
   int64_t padded_;
   std::vector<float> worker_error_;
   std::vector<float> server_error_;
+  // Scratch, sized once in the constructor so a call allocates nothing: this rank's signs
+  // (N / 8 bytes, chunk j for rank j), the W chunks received in phase 1 (N / 8), the server
+  // chunk y (N / W floats) and its signs (N / (8 W) bytes), every server's signs (N / 8), and
+  // the gathered worker and server scales (W each).
+  std::vector<uint8_t> signs_;
+  std::vector<uint8_t> received_;
+  std::vector<float> server_sum_;
+  std::vector<uint8_t> server_signs_;
+  std::vector<uint8_t> gathered_signs_;
+  std::vector<float> worker_scales_;
+  std::vector<float> server_scales_;
 };
+
+// N for `numel` elements on `world_size` ranks: numel rounded up to a multiple of
+// world_size * lcm(world_size, 8). Throws InvalidArgument for numel <= 0 or world_size <= 0.
+int64_t one_bit_padded_numel(int64_t numel, int world_size);
 
 // Bytes of one call's messages under the ring model of docs/collectives.md, for W ranks and a
 // buffer of `numel` elements: 2 (W - 1) N / (8 W) sign bytes + 2 (W - 1) 4 scale bytes.

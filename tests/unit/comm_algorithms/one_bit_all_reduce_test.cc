@@ -1,0 +1,442 @@
+// OneBitAllReduce on threads-as-ranks: bit for bit against a single-process reference of the
+// math in one_bit_all_reduce.h (plain loops over W simulated ranks), and its errors, state and
+// byte accounting.
+
+#include "terse/comm/algorithms/one_bit_all_reduce.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "terse/comm/local_communicator.h"
+#include "terse/core/philox.h"
+
+namespace terse {
+namespace {
+
+using ::testing::HasSubstr;
+using Vec = std::vector<float>;
+
+// ---- Single-process reference ----------------------------------------------------------------
+// Summation order (the one the header documents): squares in double, 8 lanes by index mod 8,
+// lanes combined ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)); scale = f32(sqrt(ss / n)).
+float ref_scale(const Vec& v) {
+  double l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (size_t i = 0; i < v.size(); ++i) l[i % 8] += static_cast<double>(v[i]) * v[i];
+  const double ss = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+  return static_cast<float>(std::sqrt(ss / static_cast<double>(v.size())));
+}
+
+int64_t ref_padded(int64_t numel, int w) {
+  int64_t lcm = 8;
+  while (lcm % w != 0) lcm += 8;
+  const int64_t div = w * lcm;
+  return (numel + div - 1) / div * div;
+}
+
+struct RefWorld {
+  int w;
+  int64_t numel, n;
+  std::vector<Vec> ew;  // per rank, n
+  std::vector<Vec> es;  // per rank, n / w
+  RefWorld(int w_, int64_t numel_)
+      : w(w_), numel(numel_), n(ref_padded(numel_, w_)), ew(w_), es(w_) {
+    for (int r = 0; r < w; ++r) {
+      ew[r].assign(static_cast<size_t>(n), 0.0f);
+      es[r].assign(static_cast<size_t>(n / w), 0.0f);
+    }
+  }
+  // One call: every rank's input in, the (common) output back.
+  Vec step(const std::vector<Vec>& in) {
+    const int64_t chunk = n / w;
+    std::vector<float> sw(w);
+    std::vector<std::vector<bool>> pos(w, std::vector<bool>(static_cast<size_t>(n)));
+    for (int r = 0; r < w; ++r) {
+      Vec x(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) x[i] = (i < numel ? in[r][i] : 0.0f) + ew[r][i];
+      sw[r] = ref_scale(x);
+      for (int64_t i = 0; i < n; ++i) {
+        pos[r][i] = x[i] >= 0.0f;
+        ew[r][i] = x[i] - (pos[r][i] ? sw[r] : -sw[r]);
+      }
+    }
+    std::vector<float> ss(w);
+    std::vector<std::vector<bool>> spos(w, std::vector<bool>(static_cast<size_t>(chunk)));
+    for (int r = 0; r < w; ++r) {
+      Vec y(static_cast<size_t>(chunk));
+      for (int64_t i = 0; i < chunk; ++i) {
+        float acc = 0.0f;
+        for (int j = 0; j < w; ++j) {
+          const float c = sw[j] / static_cast<float>(w);
+          acc += pos[j][r * chunk + i] ? c : -c;
+        }
+        y[i] = acc + es[r][i];
+      }
+      ss[r] = ref_scale(y);
+      for (int64_t i = 0; i < chunk; ++i) {
+        spos[r][i] = y[i] >= 0.0f;
+        es[r][i] = y[i] - (spos[r][i] ? ss[r] : -ss[r]);
+      }
+    }
+    Vec out(static_cast<size_t>(numel));
+    for (int64_t i = 0; i < numel; ++i) {
+      const int64_t j = i / chunk;
+      out[i] = spos[j][i - j * chunk] ? ss[j] : -ss[j];
+    }
+    return out;
+  }
+};
+
+// Uniform in [-1, 1) with every 16th element exactly 0 (sgn(0) = +1 must match too); a
+// function of (seed, rank, call).
+Vec input(int64_t numel, int rank, int call, uint64_t seed = 7) {
+  PhiloxStream rng(seed * 7919u + static_cast<uint64_t>(call), static_cast<uint64_t>(rank));
+  Vec v(static_cast<size_t>(numel));
+  for (int64_t i = 0; i < numel; ++i) v[i] = (i % 16 == 3) ? 0.0f : 2.0f * rng.uniform() - 1.0f;
+  return v;
+}
+
+bool same_bits(const Vec& a, const Vec& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Per rank, per call: output and both errors.
+struct Trace {
+  std::vector<std::vector<Vec>> out, ew, es;  // [call][rank]
+};
+
+Trace run_algorithm(int w, int64_t numel, int calls) {
+  Trace t;
+  t.out.assign(calls, std::vector<Vec>(w));
+  t.ew = t.out;
+  t.es = t.out;
+  run_local_ranks(w, [&](Communicator& c) {
+    OneBitAllReduce algo(c, numel);
+    for (int k = 0; k < calls; ++k) {
+      Vec v = input(numel, c.rank(), k);
+      algo.all_reduce(TensorView::of(v.data(), numel));
+      t.out[k][c.rank()] = v;
+      t.ew[k][c.rank()] = algo.worker_error();
+      t.es[k][c.rank()] = algo.server_error();
+    }
+  });
+  return t;
+}
+
+TEST(OneBitAllReduce, PaddedNumel) {
+  EXPECT_EQ(one_bit_padded_numel(1, 1), 8);
+  EXPECT_EQ(one_bit_padded_numel(97, 2), 112);     // multiple of 2 * 8
+  EXPECT_EQ(one_bit_padded_numel(97, 3), 144);     // multiple of 3 * 24
+  EXPECT_EQ(one_bit_padded_numel(4097, 4), 4128);  // multiple of 4 * 8
+  EXPECT_EQ(one_bit_padded_numel(64, 8), 64);
+  EXPECT_EQ(one_bit_padded_numel(65, 8), 128);
+  EXPECT_THROW(one_bit_padded_numel(0, 4), InvalidArgument);
+}
+
+TEST(OneBitAllReduce, BitExactAgainstReference) {
+  for (int w : {1, 2, 3, 4, 8}) {
+    // 3 * W * lcm(W, 8) is an exact multiple: no padding.
+    const int64_t exact = 3 * ref_padded(1, w);
+    for (int64_t numel : {int64_t{1}, int64_t{7}, int64_t{97}, int64_t{4097}, exact}) {
+      SCOPED_TRACE(testing::Message() << "W=" << w << " numel=" << numel);
+      const int calls = 4;
+      const Trace t = run_algorithm(w, numel, calls);
+      RefWorld ref(w, numel);
+      for (int k = 0; k < calls; ++k) {
+        std::vector<Vec> in;
+        for (int r = 0; r < w; ++r) in.push_back(input(numel, r, k));
+        const Vec want = ref.step(in);
+        for (int r = 0; r < w; ++r) {
+          ASSERT_TRUE(same_bits(t.out[k][r], want)) << "output, call " << k << " rank " << r;
+          ASSERT_TRUE(same_bits(t.ew[k][r], ref.ew[r]))
+              << "worker error, call " << k << " rank " << r;
+          ASSERT_TRUE(same_bits(t.es[k][r], ref.es[r]))
+              << "server error, call " << k << " rank " << r;
+        }
+      }
+      // The errors carried over: the last call's worker error is not the first call's.
+      EXPECT_FALSE(same_bits(t.ew[0][0], t.ew[calls - 1][0]));
+    }
+  }
+}
+
+TEST(OneBitAllReduce, SignOfZeroIsPlus) {
+  // One rank, 8 elements: x = {0, 4, ..., 4}, s = sqrt(7 * 16 / 8) = sqrt(14). sgn(0) = +1 gives
+  // e[0] = 0 - s and out[0] = +s_s; sgn(0) = -1 would give +s and -s_s.
+  run_local_ranks(1, [&](Communicator& c) {
+    OneBitAllReduce algo(c, 8);
+    Vec v = {0, 4, 4, 4, 4, 4, 4, 4};
+    algo.all_reduce(TensorView::of(v.data(), 8));
+    const float s = static_cast<float>(std::sqrt(14.0));
+    EXPECT_EQ(algo.worker_error()[0], -s);
+    EXPECT_EQ(algo.worker_error()[1], 4.0f - s);
+    // Server: y = s * (+1) everywhere, so s_s = s, e_s = 0 and every output is +s.
+    for (float o : v) EXPECT_EQ(o, s);
+    for (float e : algo.server_error()) EXPECT_EQ(e, 0.0f);
+  });
+}
+
+TEST(OneBitAllReduce, ConstantInputGivesExactMean) {
+  // No padding: every rank passes 0.5 everywhere; the mean 0.5 comes back exactly, errors 0.
+  const int w = 4;
+  const int64_t numel = 3 * 32;
+  run_local_ranks(w, [&](Communicator& c) {
+    OneBitAllReduce algo(c, numel);
+    for (int k = 0; k < 3; ++k) {
+      Vec v(numel, 0.5f);
+      algo.all_reduce(TensorView::of(v.data(), numel));
+      for (float o : v) ASSERT_EQ(o, 0.5f);
+      for (float e : algo.worker_error()) ASSERT_EQ(e, 0.0f);
+      for (float e : algo.server_error()) ASSERT_EQ(e, 0.0f);
+    }
+  });
+}
+
+TEST(OneBitAllReduce, ErrorFeedbackAccountsForTheMean) {
+  // With padding and different inputs: out = mean_r(m_r) + mean_r(e_w,r old - new) + e_s old -
+  // e_s new, element by element (to f32 rounding), over consecutive calls.
+  const int w = 3;
+  const int64_t numel = 97;
+  const int64_t n = ref_padded(numel, w), chunk = n / w;
+  std::vector<std::vector<Vec>> ew(4, std::vector<Vec>(w)), es = ew;
+  std::vector<Vec> out(3);
+  run_local_ranks(w, [&](Communicator& c) {
+    OneBitAllReduce algo(c, numel);
+    ew[0][c.rank()] = algo.worker_error();
+    es[0][c.rank()] = algo.server_error();
+    for (int k = 0; k < 3; ++k) {
+      Vec v = input(numel, c.rank(), k);
+      algo.all_reduce(TensorView::of(v.data(), numel));
+      if (c.rank() == 0) out[k] = v;
+      ew[k + 1][c.rank()] = algo.worker_error();
+      es[k + 1][c.rank()] = algo.server_error();
+    }
+  });
+  for (int k = 0; k < 3; ++k) {
+    for (int64_t i = 0; i < numel; ++i) {
+      double want = 0;
+      for (int r = 0; r < w; ++r) {
+        want += (double{input(numel, r, k)[i]} + ew[k][r][i] - ew[k + 1][r][i]) / w;
+      }
+      const int64_t j = i / chunk;
+      want += double{es[k][j][i - j * chunk]} - es[k + 1][j][i - j * chunk];
+      ASSERT_NEAR(out[k][i], want, 1e-5) << "call " << k << " element " << i;
+    }
+  }
+}
+
+TEST(OneBitAllReduce, StateDictRoundTripThenIdenticalNextCall) {
+  const int w = 2;
+  const int64_t numel = 97;
+  std::vector<Vec> out_a(w), out_b(w), ew_a(w), ew_b(w), es_a(w), es_b(w);
+  run_local_ranks(w, [&](Communicator& c) {
+    const int r = c.rank();
+    OneBitAllReduce a(c, numel);
+    for (int k = 0; k < 2; ++k) {
+      Vec v = input(numel, r, k);
+      a.all_reduce(TensorView::of(v.data(), numel));
+    }
+    const StateDict saved = a.state_dict("onebit.");
+    EXPECT_EQ(saved.tensors.count("onebit.worker_error"), 1u);
+    EXPECT_EQ(saved.tensors.count("onebit.server_error"), 1u);
+    OneBitAllReduce b(c, numel);
+    b.load_state_dict(saved, "onebit.");
+    EXPECT_TRUE(same_bits(b.worker_error(), a.worker_error()));
+    EXPECT_TRUE(same_bits(b.server_error(), a.server_error()));
+    Vec va = input(numel, r, 2), vb = va;
+    a.all_reduce(TensorView::of(va.data(), numel));
+    b.all_reduce(TensorView::of(vb.data(), numel));
+    out_a[r] = va;
+    out_b[r] = vb;
+    ew_a[r] = a.worker_error();
+    ew_b[r] = b.worker_error();
+    es_a[r] = a.server_error();
+    es_b[r] = b.server_error();
+  });
+  for (int r = 0; r < w; ++r) {
+    EXPECT_TRUE(same_bits(out_a[r], out_b[r]));
+    EXPECT_TRUE(same_bits(ew_a[r], ew_b[r]));
+    EXPECT_TRUE(same_bits(es_a[r], es_b[r]));
+  }
+  // And a fresh one (errors zero) differs: the state mattered.
+  RefWorld fresh(w, numel);
+  std::vector<Vec> in;
+  for (int r = 0; r < w; ++r) in.push_back(input(numel, r, 2));
+  EXPECT_FALSE(same_bits(fresh.step(in), out_a[0]));
+}
+
+TEST(OneBitAllReduce, LoadStateOfWrongSizeThrowsAndKeepsState) {
+  run_local_ranks(1, [&](Communicator& c) {
+    OneBitAllReduce small(c, 100), big(c, 1000);
+    Vec v = input(100, 0, 0);
+    small.all_reduce(TensorView::of(v.data(), 100));
+    const Vec ew = small.worker_error(), es = small.server_error();
+    try {
+      small.load_state_dict(big.state_dict("x."), "x.");
+      ADD_FAILURE() << "no throw";
+    } catch (const InvalidArgument& e) {
+      EXPECT_THAT(e.what(), HasSubstr("has 1000 elements"));
+      EXPECT_THAT(e.what(), HasSubstr("needs 104"));
+    }
+    // Right worker error, wrong server error: nothing is copied either.
+    StateDict mixed = small.state_dict("x.");
+    mixed.tensors["x.worker_error"].bytes.assign(mixed.tensors["x.worker_error"].bytes.size(), 0);
+    mixed.tensors["x.server_error"] = big.state_dict("x.").tensors["x.server_error"];
+    EXPECT_THROW(small.load_state_dict(mixed, "x."), InvalidArgument);
+    EXPECT_TRUE(same_bits(small.worker_error(), ew));
+    EXPECT_TRUE(same_bits(small.server_error(), es));
+    // Wrong prefix: InvalidArgument naming the key.
+    try {
+      small.load_state_dict(small.state_dict("y."), "x.");
+      ADD_FAILURE() << "no throw";
+    } catch (const InvalidArgument& e) {
+      EXPECT_THAT(e.what(), HasSubstr("x.worker_error"));
+    }
+  });
+}
+
+TEST(OneBitAllReduce, NonFiniteOnOneRankThrowsOnEveryRankAndChangesNothing) {
+  const int w = 4;
+  const int64_t numel = 97;
+  for (float bad :
+       {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    std::vector<int> threw(w, 0);
+    run_local_ranks(w, [&](Communicator& c) {
+      OneBitAllReduce algo(c, numel);
+      Vec v = input(numel, c.rank(), 0);
+      algo.all_reduce(TensorView::of(v.data(), numel));
+      const Vec ew = algo.worker_error(), es = algo.server_error();
+      Vec in = input(numel, c.rank(), 1);
+      if (c.rank() == 2) in[50] = bad;
+      const Vec before = in;
+      try {
+        algo.all_reduce(TensorView::of(in.data(), numel));
+      } catch (const NumericalError& e) {
+        threw[c.rank()] = 1;
+        EXPECT_THAT(e.what(), HasSubstr("on rank(s) 2;"));
+      }
+      EXPECT_TRUE(same_bits(in, before));
+      EXPECT_TRUE(same_bits(algo.worker_error(), ew));
+      EXPECT_TRUE(same_bits(algo.server_error(), es));
+      // The world is still usable: the next good call goes through on every rank.
+      Vec again = input(numel, c.rank(), 1);
+      algo.all_reduce(TensorView::of(again.data(), numel));
+    });
+    EXPECT_EQ(threw, std::vector<int>(w, 1));
+  }
+}
+
+TEST(OneBitAllReduce, WrongDtypeOrSizeIsInvalidArgument) {
+  EXPECT_THROW(run_local_ranks(1, [](Communicator& c) { OneBitAllReduce a(c, 0); }),
+               InvalidArgument);
+  const int w = 3;
+  std::vector<std::string> what(w);
+  run_local_ranks(w, [&](Communicator& c) {
+    OneBitAllReduce algo(c, 10);
+    Vec v(11, 1.0f);
+    std::vector<double> d(10, 1.0);
+    try {
+      if (c.rank() == 1) {
+        algo.all_reduce(TensorView::of(d.data(), 10));  // wrong dtype on rank 1 only
+      } else {
+        algo.all_reduce(TensorView::of(v.data(), 10));
+      }
+    } catch (const InvalidArgument& e) {
+      what[c.rank()] = std::string("InvalidArgument: ") + e.what();
+    } catch (const CommError& e) {
+      what[c.rank()] = std::string("CommError: ") + e.what();
+    }
+    try {
+      algo.all_reduce(TensorView::of(v.data(), 11));  // wrong size everywhere
+      ADD_FAILURE() << "no throw";
+    } catch (const InvalidArgument& e) {
+      EXPECT_THAT(e.what(),
+                  HasSubstr("inout has 11 elements but this OneBitAllReduce was built for 10"));
+    }
+  });
+  EXPECT_THAT(what[1], HasSubstr("InvalidArgument: "));
+  EXPECT_THAT(what[1], HasSubstr("f64"));
+  EXPECT_THAT(what[0], HasSubstr("CommError: "));
+  EXPECT_THAT(what[0], HasSubstr("rank 1 passed invalid arguments"));
+  EXPECT_THAT(what[2], HasSubstr("CommError: "));
+}
+
+// Forwards to a real communicator and counts the bytes of every `in` it is handed.
+class CountingCommunicator : public Communicator {
+ public:
+  explicit CountingCommunicator(Communicator& inner) : inner_(inner) {}
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  const char* backend() const override { return inner_.backend(); }
+  std::unique_ptr<Work> all_reduce_async(TensorView inout, ReduceOp op) override {
+    count(inout);
+    return inner_.all_reduce_async(inout, op);
+  }
+  std::unique_ptr<Work> all_gather_async(TensorView in, TensorView out) override {
+    count(in);
+    return inner_.all_gather_async(in, out);
+  }
+  std::unique_ptr<Work> all_gatherv_async(TensorView in, TensorView out,
+                                          const std::vector<int64_t>& counts) override {
+    count(in);
+    return inner_.all_gatherv_async(in, out, counts);
+  }
+  std::unique_ptr<Work> all_to_all_async(TensorView in, TensorView out) override {
+    count(in);
+    return inner_.all_to_all_async(in, out);
+  }
+  std::unique_ptr<Work> all_to_allv_async(TensorView in, const std::vector<int64_t>& sc,
+                                          TensorView out, const std::vector<int64_t>& rc) override {
+    count(in);
+    return inner_.all_to_allv_async(in, sc, out, rc);
+  }
+  std::unique_ptr<Work> broadcast_async(TensorView inout, int root) override {
+    count(inout);
+    return inner_.broadcast_async(inout, root);
+  }
+  std::unique_ptr<Work> barrier_async() override {
+    ++calls_;
+    return inner_.barrier_async();
+  }
+  uint64_t bytes_ = 0;
+  int calls_ = 0;
+
+ private:
+  void count(const TensorView& v) {
+    bytes_ += v.nbytes();
+    ++calls_;
+  }
+  Communicator& inner_;
+};
+
+TEST(OneBitAllReduce, ReportsBytes) {
+  // W = 4, 4097 elements: N = 4128, chunks of 129 bytes; ring model 2 * 3 * 129 + 2 * 3 * 4.
+  EXPECT_EQ(one_bit_all_reduce_bytes(4097, 4), 798u);
+  EXPECT_EQ(one_bit_all_reduce_bytes(4097, 1), 0u);
+  for (int w : {1, 3, 4}) {
+    for (int64_t numel : {int64_t{7}, int64_t{4097}}) {
+      run_local_ranks(w, [&](Communicator& inner) {
+        CountingCommunicator c(inner);
+        OneBitAllReduce algo(c, numel);
+        Vec v = input(numel, c.rank(), 0);
+        const OneBitAllReduceReport rep = algo.all_reduce(TensorView::of(v.data(), numel));
+        const uint64_t n = static_cast<uint64_t>(algo.padded_numel());
+        EXPECT_EQ(rep.bytes_sent, one_bit_all_reduce_bytes(numel, w));
+        EXPECT_EQ(rep.payload_bytes, c.bytes_);
+        EXPECT_EQ(rep.payload_bytes, n / 8 + n / (8 * static_cast<uint64_t>(w)) + 8);
+        EXPECT_EQ(rep.bytes_dense, ring_all_reduce_bytes(4 * static_cast<uint64_t>(numel), w));
+        EXPECT_EQ(rep.collectives, 4);
+        EXPECT_EQ(c.calls_, 4);
+      });
+    }
+  }
+}
+
+}  // namespace
+}  // namespace terse
