@@ -14,4 +14,6 @@ for p in nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-
   done
 done
 cp -r /usr/share/datasets/fashion-mnist .deps/datasets/
+# The --model lm corpus (Debian jargon-text); on the device pass --text .deps/datasets/jargon.txt.gz.
+cp /usr/share/doc/jargon-text/jargon.txt.gz .deps/datasets/
 du -sh .deps
