@@ -113,7 +113,7 @@ void DataParallel::mark_ready(size_t index) {
   ready_[index] = true;
   ++num_ready_;
   --pending_[plan_.slot(index).bucket];
-  if (!compression_) launch_ready_buckets();
+  if (!compression_ && exchange_enabled_) launch_ready_buckets();
 }
 
 void DataParallel::launch_ready_buckets() {
@@ -144,6 +144,13 @@ void DataParallel::set_compression(std::unique_ptr<GradientCompression> compress
               num_ready_,
               " gradients already marked ready); call it before backward or after finish()");
   compression_ = std::move(compression);
+}
+
+void DataParallel::set_exchange_enabled(bool enabled) {
+  TERSE_CHECK(num_ready_ == 0 && work_.empty(), InvalidArgument, "set_exchange_enabled(",
+              enabled ? "true" : "false", ") during a step (", num_ready_,
+              " gradients already marked ready); call it before backward or after finish()");
+  exchange_enabled_ = enabled;
 }
 
 void DataParallel::zero_grad() {
@@ -179,6 +186,11 @@ CommStats DataParallel::finish() {
                 "step (unused parameters are not supported: remove them or give them a gradient)");
   }
   reset();
+  if (!exchange_enabled_) {
+    // Nothing was launched (mark_ready does not start collectives while disabled).
+    comm_seconds_ = 0;
+    return CommStats{};
+  }
   if (compression_) {
     comm_seconds_ = 0;
     return compression_->exchange(params_);

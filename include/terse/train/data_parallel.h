@@ -49,6 +49,14 @@ class DataParallel {
   void set_compression(std::unique_ptr<GradientCompression> compression);
   GradientCompression* compression() const { return compression_.get(); }
 
+  // With `enabled` false the next steps' gradients are not exchanged at all: hooks still fill
+  // the buckets and mark_ready() still checks them, but no collective starts, and finish() only
+  // checks and re-arms the engine and returns zero CommStats, leaving each rank's local gradient
+  // in params()[i].grad. For optimizers that communicate themselves (1-bit Adam's compression
+  // phase). Default true. Call between steps (InvalidArgument during a step).
+  void set_exchange_enabled(bool enabled);
+  bool exchange_enabled() const { return exchange_enabled_; }
+
   // Sets every gradient to zero (for producers that accumulate rather than overwrite).
   void zero_grad();
 
@@ -80,6 +88,7 @@ class DataParallel {
   uint64_t payload_per_step_ = 0;
   uint64_t payload_dense_per_step_ = 0;
   std::unique_ptr<GradientCompression> compression_;
+  bool exchange_enabled_ = true;
 };
 
 }  // namespace terse
