@@ -42,6 +42,17 @@ float scale_of(double sum_sq, int64_t count) {
   return static_cast<float>(std::sqrt(sum_sq / static_cast<double>(count)));
 }
 
+// s for pos, -s otherwise, without a branch (random signs defeat the predictor): x - (-s) is
+// exactly x + s, so the error is bit for bit the one of the documented select.
+inline float signed_scale(float s, bool pos) {
+  uint32_t bits;
+  std::memcpy(&bits, &s, sizeof bits);
+  bits ^= static_cast<uint32_t>(!pos) << 31;
+  float out;
+  std::memcpy(&out, &bits, sizeof out);
+  return out;
+}
+
 // kSigns[b][k] = +1 when bit 7 - k of byte b is set (MSB first), else -1.
 struct SignTable {
   float v[256][8];
@@ -184,7 +195,7 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
         const float x = m[i + k] + e[i + k];
         const bool pos = x >= 0.0f;
         byte |= static_cast<unsigned>(pos) << (7 - k);
-        e[i + k] = pos ? x - s_w : x + s_w;
+        e[i + k] = x - signed_scale(s_w, pos);
       }
       out[i / kLanes] = static_cast<uint8_t>(byte);
     }
@@ -195,7 +206,7 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
         const float x = (j < numel_ ? m[j] : 0.0f) + e[j];
         const bool pos = x >= 0.0f;
         byte |= static_cast<unsigned>(pos) << (7 - k);
-        e[j] = pos ? x - s_w : x + s_w;
+        e[j] = x - signed_scale(s_w, pos);
       }
       out[i / kLanes] = static_cast<uint8_t>(byte);
     }
@@ -224,7 +235,7 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
       const int64_t i = b * kLanes + k;
       const bool pos = y[i] >= 0.0f;
       byte |= static_cast<unsigned>(pos) << (7 - k);
-      es[i] = pos ? y[i] - s_s : y[i] + s_s;
+      es[i] = y[i] - signed_scale(s_s, pos);
     }
     server_signs_[static_cast<size_t>(b)] = static_cast<uint8_t>(byte);
   }
