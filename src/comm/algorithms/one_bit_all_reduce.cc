@@ -42,15 +42,30 @@ float scale_of(double sum_sq, int64_t count) {
   return static_cast<float>(std::sqrt(sum_sq / static_cast<double>(count)));
 }
 
-// s for pos, -s otherwise, without a branch (random signs defeat the predictor): x - (-s) is
-// exactly x + s, so the error is bit for bit the one of the documented select.
-inline float signed_scale(float s, bool pos) {
-  uint32_t bits;
-  std::memcpy(&bits, &s, sizeof bits);
-  bits ^= static_cast<uint32_t>(!pos) << 31;
-  float out;
-  std::memcpy(&out, &bits, sizeof out);
-  return out;
+// Eight elements x (finite) -> their sign byte (bit 7 - k set iff x[k] >= 0, -0 included) and
+// e[k] = x[k] - s sgn(x[k]), as x - (+-s): x - (-s) is exactly x + s. The sign comes from the
+// bits and -s from flipping s's sign bit (s >= 0), so nothing branches on random signs and GCC
+// vectorises it without -fno-trapping-math.
+inline uint8_t encode8(const float* x, uint32_t s_bits, float* e) {
+  uint32_t neg[8];
+  for (int k = 0; k < 8; ++k) {
+    uint32_t u;
+    std::memcpy(&u, x + k, sizeof u);
+    neg[k] = (u >> 31) & static_cast<uint32_t>(u != 0x80000000u);
+    const uint32_t sv_bits = s_bits | (neg[k] << 31);
+    float sv;
+    std::memcpy(&sv, &sv_bits, sizeof sv);
+    e[k] = x[k] - sv;
+  }
+  unsigned byte = 0;
+  for (int k = 0; k < 8; ++k) byte |= (1u - neg[k]) << (7 - k);
+  return static_cast<uint8_t>(byte);
+}
+
+uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
 }
 
 // kSigns[b][k] = +1 when bit 7 - k of byte b is set (MSB first), else -1.
@@ -184,31 +199,17 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
   }
 
   // 2. Worker: signs of x (MSB first), e_w <- x - s sgn(x).
-  const float s_w = worker_scales_[static_cast<size_t>(me)];
   {
+    const uint32_t s_bits = bits_of(worker_scales_[static_cast<size_t>(me)]);
     uint8_t* out = signs_.data();
-    const int64_t full = numel_ / kLanes * kLanes;
-    int64_t i = 0;
-    for (; i < full; i += kLanes) {
-      unsigned byte = 0;
-      for (int k = 0; k < kLanes; ++k) {
-        const float x = m[i + k] + e[i + k];
-        const bool pos = x >= 0.0f;
-        byte |= static_cast<unsigned>(pos) << (7 - k);
-        e[i + k] = x - signed_scale(s_w, pos);
+    float x[kLanes];
+    for (int64_t i = 0; i < n; i += kLanes) {
+      if (i + kLanes <= numel_) {
+        for (int k = 0; k < kLanes; ++k) x[k] = m[i + k] + e[i + k];
+      } else {
+        for (int k = 0; k < kLanes; ++k) x[k] = (i + k < numel_ ? m[i + k] : 0.0f) + e[i + k];
       }
-      out[i / kLanes] = static_cast<uint8_t>(byte);
-    }
-    for (; i < n; i += kLanes) {
-      unsigned byte = 0;
-      for (int k = 0; k < kLanes; ++k) {
-        const int64_t j = i + k;
-        const float x = (j < numel_ ? m[j] : 0.0f) + e[j];
-        const bool pos = x >= 0.0f;
-        byte |= static_cast<unsigned>(pos) << (7 - k);
-        e[j] = x - signed_scale(s_w, pos);
-      }
-      out[i / kLanes] = static_cast<uint8_t>(byte);
+      out[i / kLanes] = encode8(x, s_bits, e + i);
     }
   }
   c.all_to_all(TensorView::of(signs_.data(), n / 8), TensorView::of(received_.data(), n / 8));
@@ -229,15 +230,9 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
   float* es = server_error_.data();
   for (int64_t i = 0; i < chunk; ++i) y[i] += es[i];
   const float s_s = scale_of(sum_squares(y, chunk), chunk);
+  const uint32_t ss_bits = bits_of(s_s);
   for (int64_t b = 0; b < chunk_bytes; ++b) {
-    unsigned byte = 0;
-    for (int k = 0; k < kLanes; ++k) {
-      const int64_t i = b * kLanes + k;
-      const bool pos = y[i] >= 0.0f;
-      byte |= static_cast<unsigned>(pos) << (7 - k);
-      es[i] = y[i] - signed_scale(s_s, pos);
-    }
-    server_signs_[static_cast<size_t>(b)] = static_cast<uint8_t>(byte);
+    server_signs_[static_cast<size_t>(b)] = encode8(y + b * kLanes, ss_bits, es + b * kLanes);
   }
 
   // 4. Every server's signs and scale; out[chunk j] = s_s^j unpack(bits of j).
