@@ -10,6 +10,9 @@
 #include "terse/train/communicating_optimizer.h"
 
 namespace terse {
+namespace train_detail {
+struct FlatGroup;
+}  // namespace train_detail
 
 // 1-bit Adam (Tang et al., "1-bit Adam: Communication Efficient Large-Scale Training with Adam's
 // Convergence Speed", ICML 2021; DeepSpeed's OnebitAdam, specs/compression.md §2.1). With t the
@@ -44,6 +47,7 @@ class OneBitAdam final : public CommunicatingOptimizer {
   // valid range), a missing freeze_step, no parameters, a parameter that is not f32 on the CPU,
   // or a gradient view that does not match its parameter.
   OneBitAdam(Communicator& comm, const OptionMap& options, std::vector<ParamGroup> groups);
+  ~OneBitAdam() override;
 
   const char* name() const override { return "onebit_adam"; }
   // Throws NumericalError when a gradient is not finite (warm-up: this rank's averaged gradient,
@@ -51,7 +55,7 @@ class OneBitAdam final : public CommunicatingOptimizer {
   // parameters, the step count and all state unchanged.
   void step() override;
   int64_t step_count() const override { return step_count_; }
-  size_t num_groups() const override { return groups_.size(); }
+  size_t num_groups() const override;
   double lr(size_t group = 0) const override;
   void set_lr(double lr, size_t group) override;
   void scale_lr(double factor) override;
@@ -77,20 +81,12 @@ class OneBitAdam final : public CommunicatingOptimizer {
   const OneBitAllReduce& all_reduce() const { return *onebit_; }
 
  private:
-  struct Group {
-    double lr = 1e-3, base_lr = 1e-3;
-    double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
-    OptionMap given;
-    std::vector<Param> params;
-    std::vector<int64_t> offsets;  // of each param in the flat m and v
-  };
-
   void warmup_step(int64_t t);
   void compression_step(int64_t t);
-  const Group& group_at(size_t group, const char* caller) const;
+  const train_detail::FlatGroup& group_at(size_t group, const char* caller) const;
 
   Communicator& comm_;
-  std::vector<Group> groups_;
+  std::vector<train_detail::FlatGroup> groups_;
   int64_t freeze_step_ = 0;
   bool bias_correction_ = false;
   int64_t numel_ = 0;

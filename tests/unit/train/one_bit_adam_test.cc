@@ -449,7 +449,7 @@ TEST(OneBitAdam, BadOptionsAreInvalidArgumentNamingOptionAndValue) {
   };
   const std::vector<Case> cases = {
       {{}, "'freeze_step' is required"},
-      {{{"freeze_step", "0"}}, "'freeze_step' must be an integer > 0, got 0"},
+      {{{"freeze_step", "0"}}, "'freeze_step' must be an integer >= 1, got 0"},
       {{{"freeze_step", "-3"}}, "got -3"},
       {{{"freeze_step", "ten"}}, "ten"},
       {{{"freeze_step", "5"}, {"momentum", "0.9"}}, "unknown option 'momentum' (= '0.9')"},

@@ -1,0 +1,197 @@
+#include "one_bit_optimizer_util.h"
+
+#include <cmath>
+#include <set>
+
+#include "../optim/option_values.h"
+#include "terse/core/check.h"
+
+namespace terse::train_detail {
+
+using optim_detail::format_double;
+using optim_detail::join;
+using optim_detail::parse_double;
+using optim_detail::parse_int;
+using optim_detail::parse_pair;
+
+namespace {
+
+const std::set<std::string> kGroupOptions = {"lr", "betas", "eps", "weight_decay"};
+
+}  // namespace
+
+std::string param_label(const Param& p, size_t group, size_t index) {
+  std::string s = "param " + std::to_string(index) + " of group " + std::to_string(group);
+  if (!p.name.empty()) s += " ('" + p.name + "')";
+  return s;
+}
+
+void check_known_options(const char* optimizer, const std::vector<OptionDefault>& known,
+                         const OptionMap& given, const std::string& who) {
+  for (const auto& [key, value] : given) {
+    bool ok = false;
+    for (const auto& o : known) ok = ok || key == o.first;
+    if (ok) continue;
+    std::vector<std::string> names;
+    for (const auto& o : known) names.push_back(o.first);
+    TERSE_THROW(InvalidArgument, who, ": unknown option '", key, "' (= '", value,
+                "'); valid options for ", optimizer, " are: ", join(names, ", "));
+  }
+}
+
+std::string option_value(const std::vector<OptionDefault>& known, const OptionMap& given,
+                         const std::string& key) {
+  const auto it = given.find(key);
+  if (it != given.end()) return it->second;
+  for (const auto& o : known) {
+    if (key == o.first) return o.second;
+  }
+  return "";
+}
+
+int64_t int_option(const char* optimizer, const std::vector<OptionDefault>& known,
+                   const OptionMap& given, const std::string& key, int64_t min, bool required,
+                   const char* hint) {
+  TERSE_CHECK(!required || given.count(key) == 1, InvalidArgument, optimizer, ": option '", key,
+              "' is required (", hint, ")");
+  const int64_t v =
+      parse_int(std::string(optimizer) + " option '" + key + "'", option_value(known, given, key));
+  TERSE_CHECK(v >= min, InvalidArgument, optimizer, ": option '", key,
+              "' must be an integer >= ", min, ", got ", v, " (", hint, ")");
+  return v;
+}
+
+std::vector<FlatGroup> make_flat_groups(const char* optimizer,
+                                        const std::vector<OptionDefault>& known,
+                                        const OptionMap& options, std::vector<ParamGroup> groups,
+                                        int64_t* numel) {
+  TERSE_CHECK(!groups.empty(), InvalidArgument, optimizer,
+              ": got no parameter groups; pass at least one parameter");
+  std::vector<FlatGroup> out;
+  std::set<const void*> seen;
+  int64_t total = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const std::string who = std::string(optimizer) + " (group " + std::to_string(g) + ")";
+    check_known_options(optimizer, known, groups[g].overrides, who);
+    for (const auto& [key, value] : groups[g].overrides) {
+      TERSE_CHECK(kGroupOptions.count(key) == 1, InvalidArgument, who, ": option '", key, "' (= '",
+                  value, "') cannot differ per group (every group shares one flat ",
+                  "1-bit buffer and one schedule); set it in the optimizer spec, and override ",
+                  "only lr, betas, eps or weight_decay per group");
+    }
+    OptionMap given = options;
+    for (const auto& [k, v] : groups[g].overrides) given[k] = v;
+    FlatGroup grp;
+    grp.lr = parse_double(who + " option 'lr'", option_value(known, given, "lr"));
+    std::tie(grp.beta1, grp.beta2) =
+        parse_pair(who + " option 'betas'", option_value(known, given, "betas"));
+    grp.eps = parse_double(who + " option 'eps'", option_value(known, given, "eps"));
+    grp.weight_decay =
+        parse_double(who + " option 'weight_decay'", option_value(known, given, "weight_decay"));
+    TERSE_CHECK(std::isfinite(grp.lr) && grp.lr >= 0, InvalidArgument, who,
+                ": option 'lr' must be a finite number >= 0, got ", grp.lr, "; pass e.g. lr=1e-3");
+    TERSE_CHECK(grp.beta1 >= 0 && grp.beta1 < 1 && grp.beta2 >= 0 && grp.beta2 < 1, InvalidArgument,
+                who, ": option 'betas' must each be in [0, 1), got ", grp.beta1, "/", grp.beta2,
+                "; 0.9/0.999 is usual");
+    TERSE_CHECK(std::isfinite(grp.eps) && grp.eps > 0, InvalidArgument, who,
+                ": option 'eps' must be a finite number > 0, got ", grp.eps, "; 1e-8 is usual");
+    TERSE_CHECK(std::isfinite(grp.weight_decay) && grp.weight_decay >= 0, InvalidArgument, who,
+                ": option 'weight_decay' must be a finite number >= 0, got ", grp.weight_decay);
+    grp.base_lr = grp.lr;
+    for (size_t i = 0; i < groups[g].params.size(); ++i) {
+      const Param& p = groups[g].params[i];
+      const std::string label = param_label(p, g, i);
+      TERSE_CHECK(p.value.dtype == DType::kF32 && p.grad.dtype == DType::kF32, InvalidArgument,
+                  optimizer, ": ", label, " is ", dtype_name(p.value.dtype), " (grad ",
+                  dtype_name(p.grad.dtype), "); it steps f32 parameters and gradients only ",
+                  "(its flat momentum buffer is f32); keep f32 master weights");
+      TERSE_CHECK(p.value.device.is_cpu() && p.grad.device.is_cpu(), InvalidArgument, optimizer,
+                  ": ", label, " is on ", p.value.device.str(), " (grad on ", p.grad.device.str(),
+                  "); this optimizer steps CPU tensors; move the parameters to the CPU");
+      TERSE_CHECK(p.grad.numel == p.value.numel, InvalidArgument, optimizer, ": ", label, " has ",
+                  p.value.numel, " elements but its grad has ", p.grad.numel,
+                  "; the gradient must match the parameter");
+      TERSE_CHECK(p.value.numel == 0 || (p.value.data != nullptr && p.grad.data != nullptr),
+                  InvalidArgument, optimizer, ": ", label, " has ", p.value.numel,
+                  " elements but a null value or grad pointer; allocate both first");
+      TERSE_CHECK(p.value.numel == 0 || seen.insert(p.value.data).second, InvalidArgument,
+                  optimizer, ": ", label, " appears more than once; pass every parameter once");
+      grp.offsets.push_back(total);
+      total += p.value.numel;
+    }
+    grp.params = std::move(groups[g].params);
+    out.push_back(std::move(grp));
+  }
+  TERSE_CHECK(total > 0, InvalidArgument, optimizer, ": the parameters hold no elements; pass ",
+              "at least one non-empty parameter");
+  *numel = total;
+  return out;
+}
+
+void add_group_options(const FlatGroup& g, OptionMap* out) {
+  (*out)["lr"] = format_double(g.lr);
+  (*out)["betas"] = format_double(g.beta1) + "/" + format_double(g.beta2);
+  (*out)["eps"] = format_double(g.eps);
+  (*out)["weight_decay"] = format_double(g.weight_decay);
+}
+
+void save_groups(const char* optimizer, const std::vector<FlatGroup>& groups, StateDict* sd) {
+  sd->strings["optimizer"] = optimizer;
+  sd->ints["num_groups"] = static_cast<int64_t>(groups.size());
+  size_t k = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const std::string gp = "group." + std::to_string(g) + ".";
+    sd->ints[gp + "num_params"] = static_cast<int64_t>(groups[g].params.size());
+    sd->floats[gp + "lr"] = groups[g].lr;
+    for (const Param& p : groups[g].params) {
+      if (!p.name.empty()) sd->strings["param." + std::to_string(k) + ".name"] = p.name;
+      ++k;
+    }
+  }
+}
+
+std::vector<double> load_groups(const char* optimizer, const std::vector<FlatGroup>& groups,
+                                const StateDict& sd) {
+  const std::string& saved = sd.string_value("optimizer");
+  TERSE_CHECK(saved == optimizer, InvalidArgument, "load_state_dict: the state dict is from ",
+              "optimizer '", saved, "' but this optimizer is '", optimizer,
+              "'; build the same optimizer that saved it");
+  const int64_t ng = sd.int_value("num_groups");
+  TERSE_CHECK(ng == static_cast<int64_t>(groups.size()), InvalidArgument,
+              "load_state_dict: the state dict has ", ng, " parameter group(s), this ", optimizer,
+              " has ", groups.size(), "; build it with the same groups");
+  std::vector<double> lrs(groups.size());
+  size_t k = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const std::string gp = "group." + std::to_string(g) + ".";
+    const int64_t np = sd.int_value(gp + "num_params");
+    TERSE_CHECK(np == static_cast<int64_t>(groups[g].params.size()), InvalidArgument,
+                "load_state_dict: group ", g, " has ", np, " parameter(s) in the state dict but ",
+                groups[g].params.size(), " here; build the optimizer over the same model");
+    lrs[g] = sd.float_value(gp + "lr");
+    TERSE_CHECK(std::isfinite(lrs[g]) && lrs[g] >= 0, CorruptData, "load_state_dict: group ", g,
+                " has lr ", lrs[g], "; the state dict is damaged");
+    for (const Param& p : groups[g].params) {
+      const auto it = sd.strings.find("param." + std::to_string(k) + ".name");
+      TERSE_CHECK(it == sd.strings.end() || p.name.empty() || it->second == p.name, InvalidArgument,
+                  "load_state_dict: parameter ", k, " was saved as '",
+                  it == sd.strings.end() ? "" : it->second, "' but here it is '", p.name,
+                  "'; load into the same model");
+      ++k;
+    }
+  }
+  return lrs;
+}
+
+std::vector<float> load_flat(const StateDict& sd, const std::string& key, int64_t numel) {
+  std::vector<float> v(static_cast<size_t>(numel));
+  sd.tensor(key).copy_to(TensorView::of(v.data(), numel), key);
+  return v;
+}
+
+void save_flat(const std::vector<float>& v, const std::string& key, StateDict* sd) {
+  auto* data = const_cast<float*>(v.data());
+  sd->tensors[key] = StateTensor::copy_of(TensorView::of(data, static_cast<int64_t>(v.size())));
+}
+
+}  // namespace terse::train_detail

@@ -1,0 +1,60 @@
+#pragma once
+
+// Shared by the optimizers that reduce all momenta in one flat 1-bit buffer (OneBitAdam,
+// ZeroOneAdam): option parsing and validation, parameter checks, the flat layout. Internal to
+// terse_train.
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "terse/core/state_dict.h"
+#include "terse/optim/optimizer.h"
+
+namespace terse::train_detail {
+
+// An option and its default ("" = required).
+using OptionDefault = std::pair<const char*, const char*>;
+
+// One parameter group over the flat buffer: Adam hyper-parameters, which groups may override.
+struct FlatGroup {
+  double lr = 1e-3, base_lr = 1e-3;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  std::vector<Param> params;
+  std::vector<int64_t> offsets;  // of each param in the flat buffers
+  double lrs = 0;                // ZeroOneAdam: sum of lr since the last sync
+};
+
+// Rejects names not in `known` (InvalidArgument listing the valid ones).
+void check_known_options(const char* optimizer, const std::vector<OptionDefault>& known,
+                         const OptionMap& given, const std::string& who);
+// The value given, else the default of `key`.
+std::string option_value(const std::vector<OptionDefault>& known, const OptionMap& given,
+                         const std::string& key);
+// An integer option >= `min`; `required` options must be given.
+int64_t int_option(const char* optimizer, const std::vector<OptionDefault>& known,
+                   const OptionMap& given, const std::string& key, int64_t min, bool required,
+                   const char* hint);
+// Validates every group (overrides only of lr, betas, eps, weight_decay) and every parameter
+// (f32, CPU, matching grad, unique, non-null) and lays them out flat; `numel` gets the total
+// (> 0, else InvalidArgument).
+std::vector<FlatGroup> make_flat_groups(const char* optimizer,
+                                        const std::vector<OptionDefault>& known,
+                                        const OptionMap& options, std::vector<ParamGroup> groups,
+                                        int64_t* numel);
+// "param I of group G ('name')".
+std::string param_label(const Param& p, size_t group, size_t index);
+// The lr, betas, eps, weight_decay of a group as options() prints them.
+void add_group_options(const FlatGroup& g, OptionMap* out);
+// Common state-dict checks and the per-group lr: the saved optimizer name, num_groups,
+// group.G.num_params / lr and param names; returns the lrs, throws InvalidArgument or
+// CorruptData. Writes the same keys in save_groups.
+std::vector<double> load_groups(const char* optimizer, const std::vector<FlatGroup>& groups,
+                                const StateDict& sd);
+void save_groups(const char* optimizer, const std::vector<FlatGroup>& groups, StateDict* sd);
+// Copies a flat f32 tensor of `numel` elements out of `sd`.
+std::vector<float> load_flat(const StateDict& sd, const std::string& key, int64_t numel);
+void save_flat(const std::vector<float>& v, const std::string& key, StateDict* sd);
+
+}  // namespace terse::train_detail
