@@ -18,8 +18,8 @@ namespace terse {
 class CommunicatingOptimizer : public Optimizer {
  public:
   // Whether the NEXT step() expects gradients already averaged over ranks (dense all-reduce
-  // by DataParallel: the warm-up); otherwise it reads each rank's local gradient and
-  // communicates itself inside step().
+  // by DataParallel: the warm-up, or 0/1 Adam's variance-update steps); otherwise it reads each
+  // rank's local gradient and communicates itself inside step().
   virtual bool wants_averaged_gradients() const = 0;
   // What the last step() sent (measured payload bytes, ring-model bytes, bytes a dense fp32
   // all-reduce of the same elements would have sent, time); all zero after a step that sent
@@ -30,9 +30,9 @@ class CommunicatingOptimizer : public Optimizer {
   CommunicatingOptimizer() = default;
 };
 
-// The optimizers that talk to the communicator themselves ("onebit_adam"); nullptr for any
-// other name. Throws InvalidArgument for a bad option (naming it, the value and the valid
-// range) and as make_optimizer does for bad parameters. Collective in the sense that every
+// The optimizers that talk to the communicator themselves ("onebit_adam", "zero_one_adam");
+// nullptr for any other name. Throws InvalidArgument for a bad option (naming it, the value and the
+// valid range) and as make_optimizer does for bad parameters. Collective in the sense that every
 // rank must build it with the same options and parameter sizes.
 std::unique_ptr<CommunicatingOptimizer> make_communicating_optimizer(
     Communicator& comm, const OptimizerSpec& spec, std::vector<ParamGroup> groups);
