@@ -389,6 +389,8 @@ class CountingCommunicator : public Communicator {
   }
   std::unique_ptr<Work> all_to_all_async(TensorView in, TensorView out) override {
     count(in);
+    const uint8_t* p = static_cast<const uint8_t*>(in.data);
+    all_to_all_in_.assign(p, p + in.nbytes());
     return inner_.all_to_all_async(in, out);
   }
   std::unique_ptr<Work> all_to_allv_async(TensorView in, const std::vector<int64_t>& sc,
@@ -406,6 +408,7 @@ class CountingCommunicator : public Communicator {
   }
   uint64_t bytes_ = 0;
   int calls_ = 0;
+  std::vector<uint8_t> all_to_all_in_;
 
  private:
   void count(const TensorView& v) {
@@ -436,6 +439,21 @@ TEST(OneBitAllReduce, ReportsBytes) {
       });
     }
   }
+}
+
+TEST(OneBitAllReduce, WireSignsAreMostSignificantBitFirst) {
+  // W = 2, 16 elements (no padding): chunk j is byte j. Non-negative at 0 and 9 (and -0 at 15,
+  // which counts as >= 0): bytes 0b1000'0000 and 0b0100'0001.
+  run_local_ranks(2, [&](Communicator& inner) {
+    CountingCommunicator c(inner);
+    OneBitAllReduce algo(c, 16);
+    Vec v(16, -1.0f);
+    v[0] = 2.0f;
+    v[9] = 0.0f;
+    v[15] = -0.0f;
+    algo.all_reduce(TensorView::of(v.data(), 16));
+    EXPECT_EQ(c.all_to_all_in_, (std::vector<uint8_t>{0x80, 0x41}));
+  });
 }
 
 }  // namespace
