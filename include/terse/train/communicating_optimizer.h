@@ -30,10 +30,10 @@ class CommunicatingOptimizer : public Optimizer {
   CommunicatingOptimizer() = default;
 };
 
-// The optimizers that talk to the communicator themselves ("onebit_adam", "zero_one_adam");
-// nullptr for any other name. Throws InvalidArgument for a bad option (naming it, the value and the
-// valid range) and as make_optimizer does for bad parameters. Collective in the sense that every
-// rank must build it with the same options and parameter sizes.
+// The optimizers that talk to the communicator themselves ("onebit_adam", "zero_one_adam",
+// "onebit_lamb"); nullptr for any other name. Throws InvalidArgument for a bad option (naming it,
+// the value and the valid range) and as make_optimizer does for bad parameters. Collective in the
+// sense that every rank must build it with the same options and parameter sizes.
 std::unique_ptr<CommunicatingOptimizer> make_communicating_optimizer(
     Communicator& comm, const OptimizerSpec& spec, std::vector<ParamGroup> groups);
 bool is_communicating_optimizer(const std::string& name);
