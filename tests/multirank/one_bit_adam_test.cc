@@ -1,7 +1,7 @@
-// 1-bit Adam and 0/1 Adam over the MPI backend with DataParallel: a least-squares problem whose
-// data differ per rank (each rank's own optimum differs from the global one) converges close to the
-// exact solution and to dense Adam's result, with every rank's parameters bit-identical. Run under
-// mpiexec (CTest: multirank.onebit_adam).
+// 1-bit Adam, 0/1 Adam and 1-bit LAMB over the MPI backend with DataParallel: a least-squares
+// problem whose data differ per rank (each rank's own optimum differs from the global one)
+// converges close to the exact solution and to dense Adam's result, with every rank's parameters
+// bit-identical. Run under mpiexec (CTest: multirank.onebit_adam).
 
 #include <gtest/gtest.h>
 
@@ -223,6 +223,30 @@ TEST(ZeroOneAdamMpi, LeastSquaresConvergesLikeAdam) {
   EXPECT_LT(std::sqrt(dist / norm), 5e-2);
   EXPECT_LT(f_zo - f_ls, 2e-3 * (f0 - f_ls));
   EXPECT_GT(zo.compressed_bytes, 0u);
+}
+
+TEST(OneBitLambMpi, LeastSquaresConverges) {
+  Communicator& comm = *g_comm;
+  std::vector<Shard> shards;
+  for (int r = 0; r < comm.size(); ++r) shards.push_back(shard_of(r));
+  const std::vector<double> x_ls = solve(shards);
+  const double f_ls = loss(shards, x_ls);
+  const double f0 = loss(shards, std::vector<double>(kDim, 0.0));
+  const Result lamb = train(
+      "onebit_lamb:freeze_step=" + std::to_string(kFreeze) + ",lr=" + std::to_string(kLr), true);
+  double dist = 0, norm = 0;
+  for (int j = 0; j < kDim; ++j) {
+    dist += (lamb.x[j] - x_ls[j]) * (lamb.x[j] - x_ls[j]);
+    norm += x_ls[j] * x_ls[j];
+  }
+  const double f = loss(shards, lamb.x);
+  if (comm.rank() == 0) {
+    std::printf("least squares, onebit_lamb: f %.6f (exact %.6f), |x-x*|/|x*| %.2e\n", f, f_ls,
+                std::sqrt(dist / norm));
+  }
+  EXPECT_TRUE(lamb.identical);
+  EXPECT_LT(std::sqrt(dist / norm), 2e-2);
+  EXPECT_LT(f - f_ls, 2e-3 * (f0 - f_ls));
 }
 
 }  // namespace
