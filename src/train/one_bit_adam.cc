@@ -7,7 +7,9 @@
 #include "../optim/option_values.h"
 #include "one_bit_optimizer_util.h"
 #include "terse/core/check.h"
+#include "terse/kernels/cpu_chunks.h"
 #include "terse/kernels/cpu_multi_tensor.h"
+#include "terse/kernels/cpu_threads.h"
 
 namespace terse {
 
@@ -107,26 +109,40 @@ void OneBitAdam::warmup_step(int64_t t) {
 }
 
 void OneBitAdam::compression_step(int64_t t) {
-  // The new momentum goes to a send buffer first: if any rank's is not finite
-  // the all-reduce throws on every rank and m stays as it was.
-  std::vector<float> send(static_cast<size_t>(numel_));
-  for (auto& grp : groups_) {
-    const auto beta1 = static_cast<float>(grp.beta1);
-    const auto one_minus_beta1 = static_cast<float>(1.0 - grp.beta1);
+  // Tensor i of the flat buffer is params[index] of group `group`; chunks of the flat buffer go
+  // to cpu_threads() threads (element-wise: the result does not depend on the thread count).
+  struct Ref {
+    const FlatGroup* group;
+    const Param* param;
+    size_t offset;
+  };
+  std::vector<Ref> refs;
+  std::vector<int64_t> bounds = {0};
+  for (const auto& grp : groups_) {
     for (size_t i = 0; i < grp.params.size(); ++i) {
-      const Param& p = grp.params[i];
-      const float* grad = p.grad.as<float>();
-      const auto off = static_cast<size_t>(grp.offsets[i]);
-      const float* m = exp_avg_.data() + off;
-      float* out = send.data() + off;
-      for (int64_t k = 0; k < p.value.numel; ++k) out[k] = beta1 * m[k] + one_minus_beta1 * grad[k];
+      refs.push_back(Ref{&grp, &grp.params[i], static_cast<size_t>(grp.offsets[i])});
+      bounds.push_back(grp.offsets[i] + grp.params[i].value.numel);
     }
   }
+  // The new momentum goes to the send buffer first: if any rank's is not finite the
+  // all-reduce throws on every rank and m stays as it was.
+  send_.resize(static_cast<size_t>(numel_));
+  cpu_for_each_chunk_piece(bounds, cpu_threads(), [&](size_t i, int64_t begin, int64_t end) {
+    const Ref& r = refs[i];
+    const auto beta1 = static_cast<float>(r.group->beta1);
+    const auto one_minus_beta1 = static_cast<float>(1.0 - r.group->beta1);
+    const float* grad = r.param->grad.as<float>();
+    const float* m = exp_avg_.data() + r.offset;
+    float* out = send_.data() + r.offset;
+    for (int64_t k = begin; k < end; ++k) out[k] = beta1 * m[k] + one_minus_beta1 * grad[k];
+  });
   const auto t0 = Clock::now();
-  const OneBitAllReduceReport report = onebit_->all_reduce(TensorView::of(send.data(), numel_));
+  const OneBitAllReduceReport report = onebit_->all_reduce(TensorView::of(send_.data(), numel_));
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  exp_avg_.swap(send);
-  for (auto& grp : groups_) {
+  exp_avg_.swap(send_);  // send_ keeps the old m as scratch
+  cpu_for_each_chunk_piece(bounds, cpu_threads(), [&](size_t i, int64_t begin, int64_t end) {
+    const Ref& r = refs[i];
+    const FlatGroup& grp = *r.group;
     const double c1 = bias_correction_ ? 1.0 - std::pow(grp.beta1, static_cast<double>(t)) : 1.0;
     const double c2 =
         bias_correction_ ? 1.0 - std::pow(grp.beta2, static_cast<double>(freeze_step_)) : 1.0;
@@ -134,19 +150,15 @@ void OneBitAdam::compression_step(int64_t t) {
     const auto neg_step_size = static_cast<float>(-grp.lr / c1);
     const auto c2_sqrt = static_cast<float>(std::sqrt(c2));
     const auto eps = static_cast<float>(grp.eps);
-    for (size_t i = 0; i < grp.params.size(); ++i) {
-      const Param& p = grp.params[i];
-      float* value = p.value.as<float>();
-      const auto off = static_cast<size_t>(grp.offsets[i]);
-      const float* m = exp_avg_.data() + off;
-      const float* v = exp_avg_sq_.data() + off;
-      for (int64_t k = 0; k < p.value.numel; ++k) {
-        const float pk = value[k] * decay;
-        const float den = std::sqrt(v[k]) / c2_sqrt + eps;
-        value[k] = pk + neg_step_size * (m[k] / den);
-      }
+    float* value = r.param->value.as<float>();
+    const float* m = exp_avg_.data() + r.offset;
+    const float* v = exp_avg_sq_.data() + r.offset;
+    for (int64_t k = begin; k < end; ++k) {
+      const float pk = value[k] * decay;
+      const float den = std::sqrt(v[k]) / c2_sqrt + eps;
+      value[k] = pk + neg_step_size * (m[k] / den);
     }
-  }
+  });
   last_comm_ = CommStats{};
   last_comm_.bytes_sent = report.bytes_sent;
   last_comm_.bytes_dense =

@@ -40,7 +40,9 @@ struct FlatGroup;
 // eps_inside_sqrt=true is refused (DeepSpeed accepts and ignores it); no momentum mask and no
 // non_freeze groups; parameters and gradients must be f32 on the CPU.
 // State per parameter: m and v (8 bytes) plus the all-reduce's errors (4 + 4/W bytes, on the
-// padded flat buffer); a compression step also allocates a transient flat f32 send buffer.
+// padded flat buffer); the compression phase also keeps a flat f32 send buffer (4 bytes per
+// parameter, scratch, not counted by state_bytes()). Its element-wise passes run on
+// cpu_threads() threads (results do not depend on the thread count).
 class OneBitAdam final : public CommunicatingOptimizer {
  public:
   // Throws InvalidArgument for an unknown option or a bad value (naming option, value and the
@@ -93,6 +95,9 @@ class OneBitAdam final : public CommunicatingOptimizer {
   int64_t step_count_ = 0;
   std::vector<float> exp_avg_;
   std::vector<float> exp_avg_sq_;
+  // Send buffer of the compression phase (numel_ floats from its first step; scratch, not
+  // state): the new momentum goes here so a failed all-reduce leaves m unchanged.
+  std::vector<float> send_;
   std::unique_ptr<OneBitAllReduce> onebit_;
   CommStats last_comm_;
 };
