@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "terse/core/state_dict.h"
+#include "terse/kernels/cpu_chunks.h"
+#include "terse/kernels/cpu_threads.h"
 #include "terse/optim/optimizer.h"
 
 namespace terse::train_detail {
@@ -56,5 +58,26 @@ void save_groups(const char* optimizer, const std::vector<FlatGroup>& groups, St
 // Copies a flat f32 tensor of `numel` elements out of `sd`.
 std::vector<float> load_flat(const StateDict& sd, const std::string& key, int64_t numel);
 void save_flat(const std::vector<float>& v, const std::string& key, StateDict* sd);
+
+// Calls fn(group, param, offset, begin, end) for pieces [begin, end) of every parameter (offset:
+// the parameter's start in the flat buffers), in the fixed chunks of cpu_for_each_chunk_piece
+// on cpu_threads() threads: for element-wise passes only, whose results then do not depend on
+// the thread count.
+template <typename Fn>
+void for_each_flat_piece(const std::vector<FlatGroup>& groups, const Fn& fn) {
+  std::vector<std::pair<const FlatGroup*, size_t>> refs;
+  std::vector<int64_t> bounds = {0};
+  for (const auto& g : groups) {
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      refs.emplace_back(&g, i);
+      bounds.push_back(g.offsets[i] + g.params[i].value.numel);
+    }
+  }
+  cpu_for_each_chunk_piece(bounds, cpu_threads(), [&](size_t t, int64_t begin, int64_t end) {
+    const FlatGroup& g = *refs[t].first;
+    const size_t i = refs[t].second;
+    fn(g, g.params[i], static_cast<size_t>(g.offsets[i]), begin, end);
+  });
+}
 
 }  // namespace terse::train_detail

@@ -112,57 +112,52 @@ CommStats ZeroOneAdam::stats_of(const OneBitAllReduceReport& report, double seco
 }
 
 void ZeroOneAdam::variance_phase_step(int64_t t) {
+  using train_detail::for_each_flat_piece;
   const bool variance_step = t % var_interval_ == 0;
   last_comm_ = CommStats{};
   if (variance_step) {
     // The averaged gradient is the same on every rank, so every rank stops here alike.
     check_finite(t, "variance update");
-    for (auto& grp : groups_) {
-      const Consts c(grp);
-      for (size_t i = 0; i < grp.params.size(); ++i) {
-        const Param& p = grp.params[i];
-        const float* g = p.grad.as<float>();
-        float* m = exp_avg_.data() + grp.offsets[i];
-        float* v = exp_avg_sq_.data() + grp.offsets[i];
-        for (int64_t k = 0; k < p.value.numel; ++k) {
-          m[k] = c.b1 * m[k] + c.omb1 * g[k];
-          v[k] = c.b2 * v[k] + c.omb2 * (g[k] * g[k]);
-        }
-      }
-    }
+    for_each_flat_piece(
+        groups_, [&](const FlatGroup& grp, const Param& p, size_t o, int64_t begin, int64_t end) {
+          const Consts c(grp);
+          const float* g = p.grad.as<float>();
+          float* m = exp_avg_.data() + o;
+          float* v = exp_avg_sq_.data() + o;
+          for (int64_t k = begin; k < end; ++k) {
+            m[k] = c.b1 * m[k] + c.omb1 * g[k];
+            v[k] = c.b2 * v[k] + c.omb2 * (g[k] * g[k]);
+          }
+        });
   } else {
     // The local gradients, 1-bit averaged; a non-finite one stops every rank in the call.
-    std::vector<float> g1(static_cast<size_t>(numel_));
-    for (auto& grp : groups_) {
-      for (size_t i = 0; i < grp.params.size(); ++i) {
-        const Param& p = grp.params[i];
-        std::copy_n(p.grad.as<float>(), p.value.numel, g1.data() + grp.offsets[i]);
-      }
-    }
+    send_.resize(static_cast<size_t>(numel_));
+    for_each_flat_piece(
+        groups_, [&](const FlatGroup&, const Param& p, size_t o, int64_t begin, int64_t end) {
+          std::copy(p.grad.as<float>() + begin, p.grad.as<float>() + end, send_.data() + o + begin);
+        });
     const auto t0 = Clock::now();
-    const auto report = onebit_->all_reduce(TensorView::of(g1.data(), numel_));
+    const auto report = onebit_->all_reduce(TensorView::of(send_.data(), numel_));
     last_comm_ = stats_of(report, std::chrono::duration<double>(Clock::now() - t0).count());
-    for (auto& grp : groups_) {
-      const Consts c(grp);
-      for (size_t i = 0; i < grp.params.size(); ++i) {
-        const float* g = g1.data() + grp.offsets[i];
-        float* m = exp_avg_.data() + grp.offsets[i];
-        for (int64_t k = 0; k < grp.params[i].value.numel; ++k) m[k] = c.b1 * m[k] + c.omb1 * g[k];
-      }
-    }
+    for_each_flat_piece(
+        groups_, [&](const FlatGroup& grp, const Param&, size_t o, int64_t begin, int64_t end) {
+          const Consts c(grp);
+          const float* g = send_.data() + o;
+          float* m = exp_avg_.data() + o;
+          for (int64_t k = begin; k < end; ++k) m[k] = c.b1 * m[k] + c.omb1 * g[k];
+        });
   }
-  for (auto& grp : groups_) {
-    const Consts c(grp);
-    for (size_t i = 0; i < grp.params.size(); ++i) {
-      float* p = grp.params[i].value.as<float>();
-      const float* m = exp_avg_.data() + grp.offsets[i];
-      const float* v = exp_avg_sq_.data() + grp.offsets[i];
-      for (int64_t k = 0; k < grp.params[i].value.numel; ++k) {
-        const float den = std::sqrt(v[k]) + c.eps;
-        p[k] = p[k] + c.neg_lr * (m[k] / den + c.wd * p[k]);
-      }
-    }
-  }
+  for_each_flat_piece(
+      groups_, [&](const FlatGroup& grp, const Param& param, size_t o, int64_t begin, int64_t end) {
+        const Consts c(grp);
+        float* p = param.value.as<float>();
+        const float* m = exp_avg_.data() + o;
+        const float* v = exp_avg_sq_.data() + o;
+        for (int64_t k = begin; k < end; ++k) {
+          const float den = std::sqrt(v[k]) + c.eps;
+          p[k] = p[k] + c.neg_lr * (m[k] / den + c.wd * p[k]);
+        }
+      });
   if (variance_step && ++var_counter_ == var_update_scaler_) {
     var_counter_ = 0;
     var_interval_ *= 2;
@@ -180,64 +175,61 @@ void ZeroOneAdam::variance_phase_step(int64_t t) {
 }
 
 void ZeroOneAdam::local_phase_step(int64_t t) {
+  using train_detail::for_each_flat_piece;
   const bool sync = t % local_step_interval_ == 0;
   last_comm_ = CommStats{};
   if (!sync) {
     // No collective runs on this step: only this rank can know (see step()).
     check_finite(t, "local step");
     for (auto& grp : groups_) grp.lrs += grp.lr;
-    for (auto& grp : groups_) {
+    for_each_flat_piece(groups_, [&](const FlatGroup& grp, const Param& param, size_t o,
+                                     int64_t begin, int64_t end) {
       const Consts c(grp);
-      for (size_t i = 0; i < grp.params.size(); ++i) {
-        const auto o = grp.offsets[i];
-        float* p = grp.params[i].value.as<float>();
-        const float* g = grp.params[i].grad.as<float>();
-        for (int64_t k = 0; k < grp.params[i].value.numel; ++k) {
-          float& m = exp_avg_[o + k];
-          m = c.b1 * m + c.omb1 * g[k];
-          const float den = std::sqrt(exp_avg_sq_[o + k]) + c.eps;
-          p[k] = p[k] + c.neg_lr * (m / den + c.wd * p[k]);
-        }
+      float* p = param.value.as<float>();
+      const float* g = param.grad.as<float>();
+      float* m = exp_avg_.data() + o;
+      const float* v = exp_avg_sq_.data() + o;
+      for (int64_t k = begin; k < end; ++k) {
+        m[k] = c.b1 * m[k] + c.omb1 * g[k];
+        const float den = std::sqrt(v[k]) + c.eps;
+        p[k] = p[k] + c.neg_lr * (m[k] / den + c.wd * p[k]);
       }
-    }
+    });
   } else {
-    // The local step into `send` only (acc = p_new - p_sync, scaled by the denominator), so a
-    // failed all-reduce leaves every rank unchanged; then p = p_sync + a / den on every rank.
-    std::vector<float> send(static_cast<size_t>(numel_));
-    for (auto& grp : groups_) {
+    // The local step into the send buffer only (acc = p_new - p_sync, scaled by the
+    // denominator), so a failed all-reduce leaves every rank unchanged; then
+    // p = p_sync + a / den on every rank.
+    send_.resize(static_cast<size_t>(numel_));
+    for_each_flat_piece(groups_, [&](const FlatGroup& grp, const Param& param, size_t o,
+                                     int64_t begin, int64_t end) {
       const Consts c(grp);
-      for (size_t i = 0; i < grp.params.size(); ++i) {
-        const auto o = grp.offsets[i];
-        const float* p = grp.params[i].value.as<float>();
-        const float* g = grp.params[i].grad.as<float>();
-        for (int64_t k = 0; k < grp.params[i].value.numel; ++k) {
-          const float m = c.b1 * exp_avg_[o + k] + c.omb1 * g[k];
-          const float den = std::sqrt(exp_avg_sq_[o + k]) + c.eps;
-          const float p_new = p[k] + c.neg_lr * (m / den + c.wd * p[k]);
-          send[o + k] = (p_new - sync_params_[o + k]) * den;
-        }
+      const float* p = param.value.as<float>();
+      const float* g = param.grad.as<float>();
+      for (int64_t k = begin; k < end; ++k) {
+        const float m = c.b1 * exp_avg_[o + k] + c.omb1 * g[k];
+        const float den = std::sqrt(exp_avg_sq_[o + k]) + c.eps;
+        const float p_new = p[k] + c.neg_lr * (m / den + c.wd * p[k]);
+        send_[o + k] = (p_new - sync_params_[o + k]) * den;
       }
-    }
+    });
     const auto t0 = Clock::now();
-    const auto report = onebit_->all_reduce(TensorView::of(send.data(), numel_));
+    const auto report = onebit_->all_reduce(TensorView::of(send_.data(), numel_));
     last_comm_ = stats_of(report, std::chrono::duration<double>(Clock::now() - t0).count());
-    for (auto& grp : groups_) {
+    for (auto& grp : groups_) grp.lrs += grp.lr;
+    for_each_flat_piece(groups_, [&](const FlatGroup& grp, const Param& param, size_t o,
+                                     int64_t begin, int64_t end) {
       const Consts c(grp);
-      grp.lrs += grp.lr;
       const auto lrs = static_cast<float>(grp.lrs);
-      for (size_t i = 0; i < grp.params.size(); ++i) {
-        const auto o = grp.offsets[i];
-        float* p = grp.params[i].value.as<float>();
-        for (int64_t k = 0; k < grp.params[i].value.numel; ++k) {
-          const float a = send[o + k];
-          const float den = std::sqrt(exp_avg_sq_[o + k]) + c.eps;
-          p[k] = sync_params_[o + k] + a / den;
-          sync_params_[o + k] = p[k];
-          exp_avg_[o + k] = grp.lrs > 0 ? -(a / lrs) : 0.0f;
-        }
+      float* p = param.value.as<float>();
+      for (int64_t k = begin; k < end; ++k) {
+        const float a = send_[o + k];
+        const float den = std::sqrt(exp_avg_sq_[o + k]) + c.eps;
+        p[k] = sync_params_[o + k] + a / den;
+        sync_params_[o + k] = p[k];
+        exp_avg_[o + k] = grp.lrs > 0 ? -(a / lrs) : 0.0f;
       }
-      grp.lrs = 0;
-    }
+    });
+    for (auto& grp : groups_) grp.lrs = 0;
   }
   if (++local_step_counter_ == local_step_scaler_) {
     local_step_counter_ = 0;

@@ -45,7 +45,9 @@ struct FlatGroup;
 // tensor; the variance phase ends after step var_freeze_step (DeepSpeed sets its freeze flag after
 // the step whose count exceeds var_freeze_step); with lrs = 0 at a sync (lr was 0) m is set to 0
 // instead of 0/0; no momentum mask, no non_freeze groups; f32 CPU parameters only.
-// State per parameter: m, v, p_sync (12 bytes) plus the errors (4 + 4/W bytes, padded).
+// State per parameter: m, v, p_sync (12 bytes) plus the errors (4 + 4/W bytes, padded); a
+// 4-byte send buffer once it first communicates (scratch). Element-wise passes run on
+// cpu_threads() threads (results do not depend on the thread count).
 class ZeroOneAdam final : public CommunicatingOptimizer {
  public:
   // Throws InvalidArgument as OneBitAdam does (unknown or bad option naming option, value and
@@ -103,6 +105,9 @@ class ZeroOneAdam final : public CommunicatingOptimizer {
   std::vector<float> exp_avg_;
   std::vector<float> exp_avg_sq_;
   std::vector<float> sync_params_;  // p at the end of the variance phase, then at each sync
+  // Send buffer of the 1-bit steps and syncs (numel_ floats from the first; scratch, not
+  // state): a failed all-reduce leaves m and p unchanged.
+  std::vector<float> send_;
   std::unique_ptr<OneBitAllReduce> onebit_;
   CommStats last_comm_;
 };
