@@ -124,9 +124,13 @@ void ProgressObserver::on_epoch(const EpochMetrics& epoch) {
     bar_open_ = false;
     bar_width_ = 0;
   }
-  out_ << sformat("epoch %d/%d done: train loss %.4f  test loss %.4f  test accuracy %.4f  %s",
-                  epoch.epoch, epochs_, epoch.train_loss, epoch.test_loss, epoch.test_accuracy,
-                  format_duration(epoch.wall_s).c_str())
+  const std::string held_out =
+      epoch.language_model
+          ? sformat("val loss %.4f  perplexity %.3f  bits/byte %.4f  next-byte accuracy %.4f",
+                    epoch.val_loss, epoch.perplexity, epoch.bits_per_byte, epoch.test_accuracy)
+          : sformat("test loss %.4f  test accuracy %.4f", epoch.test_loss, epoch.test_accuracy);
+  out_ << sformat("epoch %d/%d done: train loss %.4f  %s  %s", epoch.epoch, epochs_,
+                  epoch.train_loss, held_out.c_str(), format_duration(epoch.wall_s).c_str())
        << "  sent " << format_bytes(epoch.bytes_sent) << "/rank (dense "
        << format_bytes(epoch.bytes_dense) << ")"
        << (epoch.payload_bytes > 0 && epoch.payload_bytes != epoch.payload_dense_bytes
@@ -154,9 +158,19 @@ void print_summary(std::ostream& out, const TrainConfig& config, const TrainSumm
   row("epochs", epochs);
   row("steps", std::to_string(summary.steps));
   row("parameters", std::to_string(summary.parameters));
-  row("final test accuracy",
-      sformat("%.4f (%.2f%%)", summary.final_test_accuracy, 100.0 * summary.final_test_accuracy));
-  row("final test loss", sformat("%.4f", summary.final_test_loss));
+  if (summary.language_model) {
+    row("text", config.text_path);
+    row("context", std::to_string(config.context) + " bytes");
+    row("final validation loss", sformat("%.4f nats/byte", summary.final_val_loss));
+    row("perplexity", sformat("%.3f", summary.final_perplexity));
+    row("bits per byte", sformat("%.4f", summary.final_bits_per_byte));
+    row("final next-byte accuracy",
+        sformat("%.4f (%.2f%%)", summary.final_test_accuracy, 100.0 * summary.final_test_accuracy));
+  } else {
+    row("final test accuracy",
+        sformat("%.4f (%.2f%%)", summary.final_test_accuracy, 100.0 * summary.final_test_accuracy));
+    row("final test loss", sformat("%.4f", summary.final_test_loss));
+  }
   row("final train loss", sformat("%.4f", summary.final_train_loss));
   row("wall time", format_duration(summary.wall_s));
   row("message bytes per rank", format_bytes(summary.payload_bytes) + " (dense fp32 " +

@@ -18,6 +18,7 @@
 #include "terse/comm/local_communicator.h"
 #include "terse/core/check.h"
 #include "terse/data/fashion_mnist.h"
+#include "terse/data/text_corpus.h"
 #include "terse/optim/lr_schedule.h"
 #include "terse/optim/optimizer.h"
 #include "terse/torch/trainer.h"
@@ -43,6 +44,10 @@ const CLI::Validator kUnsignedInteger(
       return "must be an unsigned integer from 0 to 18446744073709551615, got '" + text + "'";
     },
     "UINT64");
+
+// The --batch-size option of the last add_train_command: its default (64) is for images, and
+// --model lm without --batch-size takes TrainConfig::kLmDefaultBatch windows instead.
+CLI::Option* batch_size_option = nullptr;
 
 // Surfaces unknown names, unknown options and out-of-range values of --optimizer here, once,
 // rather than in every rank after the launch.
@@ -129,7 +134,9 @@ void print_rank_error(const std::exception& error, int rank, int world_size) {
 CLI::App* add_train_command(CLI::App& app, TrainFlags& flags) {
   auto& c = flags.config;
   CLI::App* train =
-      app.add_subcommand("train", "Train a model on Fashion-MNIST, data-parallel over N ranks");
+      app.add_subcommand("train",
+                         "Train a model on Fashion-MNIST (mlp, cnn) or a byte-level language "
+                         "model on a text (lm), data-parallel over N ranks");
   // A repeated flag takes its last value, so scripts can append overrides to a base command.
   train->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   train
@@ -137,8 +144,10 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& flags) {
                    "Number of ranks; outside mpirun, N > 1 starts mpirun -n N itself")
       ->check(CLI::Range(1, kMaxRanks))
       ->capture_default_str();
-  train->add_option("--model", c.model, "Model from the zoo")
-      ->check(CLI::IsMember({"mlp", "cnn"}))
+  train
+      ->add_option("--model", c.model,
+                   "Model: mlp or cnn on Fashion-MNIST, lm (byte-level Transformer) on --text")
+      ->check(CLI::IsMember({"mlp", "cnn", "lm"}))
       ->capture_default_str();
   train
       ->add_option("--optimizer", c.optimizer,
@@ -150,13 +159,26 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& flags) {
   train->add_option("--epochs", c.epochs, "Epochs to train (in total, counting resumed ones)")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  train->add_option("--batch-size", c.batch_size, "Batch size per rank")
-      ->check(CLI::Range(1, 1 << 20))
-      ->capture_default_str();
+  batch_size_option =
+      train
+          ->add_option("--batch-size", c.batch_size,
+                       "Batch size per rank: images, or for --model lm windows (default 16)")
+          ->check(CLI::Range(1, 1 << 20))
+          ->capture_default_str();
   train->add_option("--seed", c.seed, "Seed of initialisation, shuffling and compression")
       ->check(kUnsignedInteger)
       ->capture_default_str();
   train->add_option("--data-dir", c.data_dir, "Directory with the Fashion-MNIST IDX files")
+      ->capture_default_str();
+  train
+      ->add_option("--text", c.text_path,
+                   "--model lm: text corpus, .gz or plain (default: the Jargon File, Debian "
+                   "package jargon-text)")
+      ->capture_default_str();
+  train
+      ->add_option("--context", c.context,
+                   "--model lm: context in bytes; an example is a window of context + 1 bytes")
+      ->check(CLI::Range(1, torch_adapter::TrainConfig::kMaxContext))
       ->capture_default_str();
   CLI::Option* checkpoint_dir = train->add_option("--checkpoint-dir", c.checkpoint_dir,
                                                   "Write a checkpoint here after every epoch");
@@ -181,10 +203,14 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& flags) {
   train->add_option("--threads", c.threads, "Intra-op threads per rank; 0: cores / local ranks")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
-  train->add_option("--train-limit", c.train_limit, "Use only the first N training images; 0: all")
+  train
+      ->add_option("--train-limit", c.train_limit,
+                   "Use only the first N training images (lm: windows); 0: all")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  train->add_option("--test-limit", c.test_limit, "Use only the first N test images; 0: all")
+  train
+      ->add_option("--test-limit", c.test_limit,
+                   "Use only the first N test images (lm: validation windows); 0: all")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   train->add_flag("--quiet,-q", flags.quiet, "No progress output (the summary is still printed)");
@@ -202,18 +228,29 @@ void validate_train_flags(TrainFlags& flags) {
               "rebuild, or pass --np 1");
   c.timeout = std::chrono::milliseconds(std::llround(flags.timeout_s * 1000.0));
 
-  const int64_t images = c.train_limit > 0 ? std::min(c.train_limit, FashionMnist::kTrainCount)
-                                           : FashionMnist::kTrainCount;
+  const bool lm = c.model == "lm";
+  if (lm && batch_size_option != nullptr && batch_size_option->count() == 0) {
+    c.batch_size = torch_adapter::TrainConfig::kLmDefaultBatch;
+  }
+  int64_t available = FashionMnist::kTrainCount;
+  if (lm) {
+    // Reads and checks the whole corpus (~20 ms for the Jargon File), so a missing, corrupt or
+    // too short text stops here, before any rank starts.
+    const TextCorpus corpus = TextCorpus::load(c.text_path, int64_t{c.context} + 1);
+    available = static_cast<int64_t>(corpus.train().size()) / (int64_t{c.context} + 1);
+  }
+  const int64_t images = c.train_limit > 0 ? std::min(c.train_limit, available) : available;
   const int64_t global_batch = static_cast<int64_t>(c.batch_size) * flags.np;
+  const char* noun = lm ? " windows" : " images";
   TERSE_CHECK(images >= global_batch, InvalidArgument, "--batch-size ", c.batch_size, " x ",
-              flags.np, (flags.np == 1 ? " rank" : " ranks"), " = ", global_batch,
-              " images per step, but only ", images,
-              " training images are used: not one step per epoch; lower --batch-size or raise "
-              "--train-limit");
+              flags.np, (flags.np == 1 ? " rank" : " ranks"), " = ", global_batch, noun,
+              " per step, but only ", images, " training", noun,
+              " are used: not one step per epoch; lower --batch-size", (lm ? " or --context" : ""),
+              " or raise --train-limit");
   validate_optimizer(c.optimizer);
   validate_compression(c.compress, c.feedback, c.optimizer);
   make_lr_schedule(c.lr_schedule, static_cast<int64_t>(c.epochs) * (images / global_batch));
-  FashionMnist::check_files(c.data_dir);
+  if (!lm) FashionMnist::check_files(c.data_dir);
   validate_paths(c);
   FaultInjection::from_env();
 }

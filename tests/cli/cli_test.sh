@@ -198,6 +198,48 @@ PY
     expect_invalid "unknown lr schedule 'wiggly'" train --lr-schedule wiggly
     expect_invalid 'step_size' train --lr-schedule step:step_size=0
     ;;
+  lm_run)
+    # The byte-level language model on the Jargon File, 2 ranks, 2 short epochs: LM summary
+    # rows, LM fields in the epoch records, and learning (validation loss below ln 256 = 5.55).
+    [ -f /usr/share/doc/jargon-text/jargon.txt.gz ] || { echo "jargon-text not installed" >&2; exit 77; }
+    run 120 train --np 2 --model lm --context 32 --batch-size 16 --epochs 2 --train-limit 512 \
+      --test-limit 64 --optimizer adam:lr=0.003 --seed 3 --threads 1 --metrics "$WORK/m.jsonl"
+    expect_rc 0
+    expect_err 'training lm with adam:lr=0.003 on 2 ranks, 2 epochs of 16 steps'
+    expect_err 'epoch 2/2 done: .*val loss [0-9.]+  perplexity [0-9.]+  bits/byte [0-9.]+'
+    expect_out '^  final validation loss +[0-9.]+ nats/byte$'
+    expect_out '^  perplexity +[0-9.]+$'
+    expect_out '^  bits per byte +[0-9.]+$'
+    expect_out '^  text +/usr/share/doc/jargon-text/jargon.txt.gz$'
+    python3 - "$WORK/m.jsonl" <<'PY' || fail "LM metrics check failed"
+import json, math, sys
+epochs = [json.loads(l) for l in open(sys.argv[1]) if '"type":"epoch"' in l]
+assert len(epochs) == 2, epochs
+for e in epochs:
+    assert e["val_loss"] == e["test_loss"], e
+    assert abs(e["perplexity"] - math.exp(e["val_loss"])) < 1e-9 * e["perplexity"], e
+    assert abs(e["bits_per_byte"] - e["val_loss"] / math.log(2)) < 1e-12, e
+assert epochs[-1]["val_loss"] < 4.0, epochs[-1]
+assert epochs[-1]["val_loss"] < epochs[0]["val_loss"], epochs
+PY
+    ;;
+  lm_bad_text)
+    # Checked before any rank starts: missing, truncated gzip, binary, too short for the context.
+    expect_invalid 'text corpus /nonexistent/t.gz not found: install the Debian package jargon-text.*--text' \
+      train --np 2 --model lm --text /nonexistent/t.gz
+    python3 -c 'import gzip,sys; sys.stdout.buffer.write(gzip.compress(b"hello world. " * 4000))' > t.gz
+    truncate -s 100 t.gz
+    run 30 train --np 2 --model lm --text "$WORK/t.gz"
+    expect_rc 3
+    expect_err '^terse: error: gzip file .*t.gz is truncated'
+    printf 'text\0more text' > bin.txt
+    run 30 train --model lm --text "$WORK/bin.txt"
+    expect_rc 3
+    expect_err 'text corpus .*bin.txt has a NUL byte at offset 4'
+    printf 'far too short for a context of 64 bytes\n' > short.txt
+    expect_invalid 'short.txt holds 40 bytes: 36 for training and 4 for validation, but each needs at least 65' \
+      train --model lm --text "$WORK/short.txt"
+    ;;
   missing_dataset)
     expect_invalid 'dataset-fashion-mnist.*--data-dir|--data-dir.*dataset-fashion-mnist' \
       train --data-dir /nonexistent

@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <torch/nn/functional/loss.h>
 #include <torch/utils.h>
 
 #include <algorithm>
@@ -18,14 +17,15 @@
 #include <nlohmann/json.hpp>
 
 #include "terse/core/check.h"
-#include "terse/data/fashion_mnist.h"
 #include "terse/data/sharded_sampler.h"
 #include "terse/kernels/cpu_threads.h"
 #include "terse/optim/lr_schedule.h"
 #include "terse/optim/optimizer.h"
 #include "terse/torch/grad_hooks.h"
-#include "terse/torch/model_zoo.h"
+#include "terse/torch/image_classification_workload.h"
+#include "terse/torch/language_model_workload.h"
 #include "terse/torch/view_of.h"
+#include "terse/torch/workload.h"
 #include "terse/train/checkpoint_store.h"
 #include "terse/train/data_parallel.h"
 #include "terse/train/gradient_compression.h"
@@ -36,10 +36,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-constexpr double kPixelMean = 0.2860;  // Fashion-MNIST training-set statistics
-constexpr double kPixelStd = 0.3530;
-constexpr int64_t kEvalBatch = 1000;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -65,23 +61,6 @@ void validate(const TrainConfig& c) {
               "resume needs a checkpoint directory; pass --checkpoint-dir");
 }
 
-// Normalised images [n, 1, 28, 28] f32 and labels [n] i64 of the first `limit` examples.
-std::pair<at::Tensor, at::Tensor> to_tensors(const FashionMnistSplit& split, int64_t limit,
-                                             const char* what) {
-  int64_t n = split.count;
-  if (limit > 0) {
-    TERSE_CHECK(limit <= split.count, InvalidArgument, what, " limit ", limit, " exceeds the ",
-                split.count, " images available; pass at most ", split.count, " (or 0 for all)");
-    n = limit;
-  }
-  const at::Tensor raw = at::from_blob(const_cast<uint8_t*>(split.images.data()),
-                                       {n, 1, split.rows, split.cols}, at::kByte);
-  at::Tensor x = raw.to(at::kFloat).div_(255.0).sub_(kPixelMean).div_(kPixelStd);
-  at::Tensor y =
-      at::from_blob(const_cast<uint8_t*>(split.labels.data()), {n}, at::kByte).to(at::kLong);
-  return {x, y};
-}
-
 int threads_for(const TrainConfig& c) {
   if (c.threads > 0) return c.threads;
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -97,34 +76,6 @@ std::vector<Param> params_of(torch::nn::Module& model) {
                            std::vector<int64_t>(p.sizes().begin(), p.sizes().end()), item.key()});
   }
   return params;
-}
-
-struct Evaluation {
-  double loss = 0, accuracy = 0;
-};
-
-// Each rank evaluates a disjoint contiguous block of the test set; the sums are all-reduced
-// in a fixed rank order, so every rank gets the same, reproducible numbers.
-Evaluation evaluate(torch::nn::Sequential& model, const at::Tensor& x, const at::Tensor& y,
-                    Communicator& comm) {
-  at::NoGradGuard no_grad;
-  const int64_t n = x.size(0);
-  const int64_t begin = n * comm.rank() / comm.size();
-  const int64_t end = n * (comm.rank() + 1) / comm.size();
-  double sums[3] = {0, 0, static_cast<double>(end - begin)};  // loss, correct, count
-  namespace F = torch::nn::functional;
-  for (int64_t b = begin; b < end; b += kEvalBatch) {
-    const int64_t e = std::min(end, b + kEvalBatch);
-    const at::Tensor logits = model->forward(x.slice(0, b, e));
-    const at::Tensor target = y.slice(0, b, e);
-    sums[0] += F::cross_entropy(logits, target, F::CrossEntropyFuncOptions().reduction(torch::kSum))
-                   .item<double>();
-    sums[1] += logits.argmax(1).eq(target).sum().item<double>();
-  }
-  comm.all_reduce(TensorView::of(sums, 3), ReduceOp::kSum);
-  TERSE_CHECK(sums[2] > 0, InvalidArgument,
-              "the test set is empty; pass a test limit of at least the number of ranks");
-  return Evaluation{sums[0] / sums[2], sums[1] / sums[2]};
 }
 
 json step_record(const StepMetrics& m) {
@@ -146,22 +97,36 @@ json step_record(const StepMetrics& m) {
 }
 
 json epoch_record(const EpochMetrics& m) {
-  return json{{"type", "epoch"},
-              {"epoch", m.epoch},
-              {"step", m.step},
-              {"loss", m.train_loss},
-              {"test_loss", m.test_loss},
-              {"test_accuracy", m.test_accuracy},
-              {"bytes_sent", m.bytes_sent},
-              {"bytes_dense", m.bytes_dense},
-              {"payload_bytes", m.payload_bytes},
-              {"payload_dense_bytes", m.payload_dense_bytes},
-              {"compression_ratio", ratio(m.payload_dense_bytes, m.payload_bytes)},
-              {"wire_ratio", ratio(m.bytes_dense, m.bytes_sent)},
-              {"wall_s", m.wall_s}};
+  json j{{"type", "epoch"},
+         {"epoch", m.epoch},
+         {"step", m.step},
+         {"loss", m.train_loss},
+         {"test_loss", m.test_loss},
+         {"test_accuracy", m.test_accuracy},
+         {"bytes_sent", m.bytes_sent},
+         {"bytes_dense", m.bytes_dense},
+         {"payload_bytes", m.payload_bytes},
+         {"payload_dense_bytes", m.payload_dense_bytes},
+         {"compression_ratio", ratio(m.payload_dense_bytes, m.payload_bytes)},
+         {"wire_ratio", ratio(m.bytes_dense, m.bytes_sent)},
+         {"wall_s", m.wall_s}};
+  if (m.language_model) {
+    j["val_loss"] = m.val_loss;
+    j["perplexity"] = m.perplexity;
+    j["bits_per_byte"] = m.bits_per_byte;
+  }
+  return j;
 }
 
 }  // namespace
+
+std::unique_ptr<Workload> make_workload(const TrainConfig& config) {
+  if (config.model == "lm") return std::make_unique<LanguageModelWorkload>(config);
+  if (config.model == "mlp" || config.model == "cnn")
+    return std::make_unique<ImageClassificationWorkload>(config);
+  TERSE_THROW(InvalidArgument, "unknown model '", config.model,
+              "'; known models: mlp, cnn (Fashion-MNIST), lm (byte-level language model)");
+}
 
 TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver* observer) {
   validate(config);
@@ -174,11 +139,7 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   at::set_num_threads(threads);
   set_cpu_threads(threads);
 
-  const FashionMnist data = FashionMnist::load(config.data_dir);
-  const auto [train_x, train_y] = to_tensors(data.train(), config.train_limit, "training");
-  const auto [test_x, test_y] = to_tensors(data.test(), config.test_limit, "test");
-
-  torch::nn::Sequential model;
+  const std::unique_ptr<Workload> workload = make_workload(config);
   {
     // Seeding and initialising use torch's process-wide generator; ranks that are threads of
     // one process (tests) must not interleave there, or rank 0's initial weights would depend
@@ -186,11 +147,12 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
     static std::mutex init_mutex;
     std::lock_guard<std::mutex> lock(init_mutex);
     torch::manual_seed(config.seed);
-    model = make_model(config.model);
+    workload->build_model();
   }
-  std::vector<at::Tensor> tensors = model->parameters();
+  torch::nn::Module& model = workload->model();
+  std::vector<at::Tensor> tensors = model.parameters();
 
-  DataParallel dp(comm, params_of(*model), config.bucket_mb);
+  DataParallel dp(comm, params_of(model), config.bucket_mb);
   GradHooks hooks(tensors, dp);
   OptimizerSpec spec = OptimizerSpec::parse(config.optimizer);
   std::unique_ptr<Optimizer> optimizer = make_optimizer(spec, {ParamGroup{dp.params(), {}}});
@@ -216,11 +178,13 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   dp.set_compression(make_gradient_compression(comm, dp.params(), compression));
   GradientCompression* const exchange = dp.compression();
 
-  const ShardedSampler sampler(train_x.size(0), rank, world, config.seed);
+  const ShardedSampler sampler(workload->num_examples(), rank, world, config.seed);
   const int64_t steps_per_epoch = sampler.num_batches(config.batch_size);
   TERSE_CHECK(steps_per_epoch >= 1, InvalidArgument,
-              "no training step per epoch: ", train_x.size(0), " images over ", world,
-              " ranks leave none for some rank; use more images or fewer ranks");
+              "no training step per epoch: ", workload->num_examples(), " ",
+              workload->example_noun(), " over ", world,
+              " ranks leave none for some rank; use more ", workload->example_noun(),
+              " or fewer ranks");
   const LrSchedule schedule = make_lr_schedule(config.lr_schedule, steps_per_epoch * config.epochs);
 
   TrainSummary summary;
@@ -229,10 +193,11 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
 
   // What must match for a checkpoint to continue this run: the identity of the run first (so
   // its error comes first), then what fixes the step numbering.
-  const json identity = {{"model", config.model},
-                         {"world_size", world},
-                         {"optimizer", optimizer->name()},
-                         {"exchange", exchange ? exchange->describe() : "dense"}};
+  json identity = {{"model", config.model},
+                   {"world_size", world},
+                   {"optimizer", optimizer->name()},
+                   {"exchange", exchange ? exchange->describe() : "dense"}};
+  for (const auto& [key, value] : workload->identity()) identity[key] = value;
   const json numbering = {{"batch_size", config.batch_size}, {"steps_per_epoch", steps_per_epoch}};
   std::optional<CheckpointStore> store;
   if (!config.checkpoint_dir.empty()) store.emplace(config.checkpoint_dir);
@@ -295,12 +260,8 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
     for (int64_t b = 0; b < steps_per_epoch; ++b) {
       const auto t0 = Clock::now();
       const auto [begin, end] = sampler.batch_range(b, config.batch_size);
-      const at::Tensor idx =
-          at::from_blob(const_cast<int64_t*>(order.data() + begin), {end - begin}, at::kLong);
-      const at::Tensor x = train_x.index_select(0, idx);
-      const at::Tensor y = train_y.index_select(0, idx);
       hooks.clear_torch_grads();
-      const at::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+      const at::Tensor loss = workload->loss(order.data() + begin, end - begin);
       loss.backward();  // hooks fill the buckets; their all-reduces start as they fill
       const CommStats cs = dp.finish();
 
@@ -353,11 +314,17 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       if (metrics) metrics->write(step_record(sm));
       if (observer) observer->on_step(sm);
     }
-    const Evaluation ev = evaluate(model, test_x, test_y, comm);
+    const Evaluation ev = workload->evaluate(comm);
     em.step = step;
     em.train_loss = loss_sum / static_cast<double>(steps_per_epoch);
     em.test_loss = ev.loss;
     em.test_accuracy = ev.accuracy;
+    if (workload->is_language_model()) {
+      em.language_model = true;
+      em.val_loss = ev.loss;
+      em.perplexity = std::exp(ev.loss);
+      em.bits_per_byte = ev.loss / std::log(2.0);
+    }
     summary.bytes_sent += em.bytes_sent;
     summary.bytes_dense += em.bytes_dense;
     summary.payload_bytes += em.payload_bytes;
@@ -403,6 +370,13 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
     if (observer) observer->on_epoch(em);
   }
 
+  if (workload->is_language_model()) {
+    // From the last test loss, so a run resumed after its last epoch reports it too.
+    summary.language_model = true;
+    summary.final_val_loss = summary.final_test_loss;
+    summary.final_perplexity = std::exp(summary.final_test_loss);
+    summary.final_bits_per_byte = summary.final_test_loss / std::log(2.0);
+  }
   summary.epochs_run = std::max(start_epoch, config.epochs);
   summary.steps = step;
   summary.optimizer_state_bytes = optimizer->state_bytes();

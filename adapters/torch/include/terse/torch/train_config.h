@@ -8,23 +8,31 @@ namespace terse::torch_adapter {
 
 // Everything `terse train` needs, filled by the CLI (apps/terse) and consumed by train().
 struct TrainConfig {
-  std::string model = "cnn";                          // "mlp" | "cnn"
+  std::string model = "cnn";                          // "mlp" | "cnn" | "lm"
   std::string optimizer = "sgd:lr=0.1,momentum=0.9";  // OptimizerSpec text
   // LrSchedule spec text. Cosine decay over the whole run by default: the standard recipe, and
   // with a constant lr the last epochs of SGD-M are noisy (docs/results.md measures both).
   std::string lr_schedule = "cosine";
   int epochs = 5;
   int batch_size = 64;  // per rank
+  // The CLI's --batch-size for "lm" when none is given: windows per rank per step.
+  static constexpr int kLmDefaultBatch = 16;
   uint64_t seed = 0;
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  // "lm" only: the text corpus (terse/data/text_corpus.h; .gz or plain) and the context in bytes
+  // (a training example is a window of context + 1 bytes).
+  std::string text_path = "/usr/share/doc/jargon-text/jargon.txt.gz";
+  int context = 64;
+  static constexpr int kMaxContext = 1024;
   std::string checkpoint_dir;                // empty: no checkpoints
   bool resume = false;                       // continue from checkpoint_dir's latest checkpoint
   std::string metrics_path;                  // JSON lines; empty: none
   double bucket_mb = 25.0;                   // gradient bucket size
   std::chrono::milliseconds timeout{60000};  // every collective wait
-  int64_t train_limit = 0;                   // use only the first N training images (tests); 0: all
-  int64_t test_limit = 0;                    // use only the first N test images (tests); 0: all
-  int threads = 0;                           // intra-op threads per rank; 0: cores / local ranks
+  // Use only the first N training / test images ("lm": training / validation windows); 0: all.
+  int64_t train_limit = 0;
+  int64_t test_limit = 0;
+  int threads = 0;  // intra-op threads per rank; 0: cores / local ranks
   // Gradient exchange (terse/train/gradient_compression.h): "none" (dense all-reduce), a
   // compressor spec ("topk:density=0.01"), "dgc:..." or "powersgd:...", and the error-feedback
   // policy around a compressor: none | ef14 | ef21 | ef21w.
@@ -55,6 +63,10 @@ struct EpochMetrics {
   double wall_s = 0;                         // this epoch
   uint64_t bytes_sent = 0, bytes_dense = 0;  // this epoch, per rank
   uint64_t payload_bytes = 0, payload_dense_bytes = 0;
+  // "lm" only (language_model): validation cross-entropy per byte in nats (= test_loss),
+  // exp(val_loss) and val_loss / ln 2. test_accuracy is then the next-byte accuracy.
+  bool language_model = false;
+  double val_loss = 0, perplexity = 0, bits_per_byte = 0;
 };
 
 struct TrainSummary {
@@ -71,6 +83,9 @@ struct TrainSummary {
   std::string exchange = "dense fp32 all-reduce";  // GradientCompression::describe()
   int64_t parameters = 0;
   int resumed_from_epoch = 0;  // 0: fresh start
+  // "lm" only, as in EpochMetrics, of the last epoch.
+  bool language_model = false;
+  double final_val_loss = 0, final_perplexity = 0, final_bits_per_byte = 0;
 };
 
 // Receives progress on every rank; the CLI prints on rank 0 only.
