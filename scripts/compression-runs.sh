@@ -4,8 +4,9 @@
 # OUT/NAME.jsonl (metrics) and OUT/NAME.out (summary); scripts/compression-table.py turns them
 # into the table of docs/results.md.
 # Usage: [EXTRA="--batch-size 16"] scripts/compression-runs.sh OUT_DIR EPOCHS NAME=COMPRESS[@FEEDBACK] ...
-#   e.g. scripts/compression-runs.sh out/compression 5 dense=none \
-#          dgc=dgc:density=0.001,values=f16,warmup=paper,warmup_steps=16
+#   the acceptance run of docs/results.md (about 30 min on 2 cores):
+#   EXTRA="--batch-size 16" scripts/compression-runs.sh out/compression-b16-e10 10 dense=none \
+#          dgc=dgc:density=0.001,values=f16,warmup=paper,warmup_steps=128
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$1
