@@ -168,6 +168,8 @@ TEST(LanguageModelWorkload, WindowsAndLimits) {
   c.train_limit = 0;
   c.text_path = "/nonexistent/text.gz";
   EXPECT_THROW(LanguageModelWorkload{c}, InvalidArgument);
+  // The CLI's default --text is the data layer's default corpus.
+  EXPECT_EQ(TrainConfig{}.text_path, std::string(TextCorpus::kDefaultPath));
 }
 
 TEST(LmTrainer, LearnsOnTwoRanks) {
