@@ -4,8 +4,8 @@
 # can be compared on the same text. Each run writes OUT/NAME.jsonl (metrics), OUT/NAME.out (the
 # summary) and OUT/NAME.err (progress).
 # Usage: [EPOCHS=3] [EXTRA="--batch-size 16"] scripts/lm-runs.sh OUT_DIR NAME=OPTIMIZER_SPEC ...
-#   e.g. scripts/lm-runs.sh out/lm adam=adam:lr=0.003   (docs/training.md: 13.4 min on the shared
-#   2-core machine, validation 1.845 nats/byte)
+#   e.g. scripts/lm-runs.sh out/lm adam=adam:lr=0.003   (docs/training.md: 4 min 47 s on the
+#   shared 2-core machine, validation 1.924 nats/byte)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/lm-runs.sh OUT_DIR NAME=OPTIMIZER_SPEC ...}

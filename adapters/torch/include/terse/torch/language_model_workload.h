@@ -17,8 +17,8 @@ namespace terse::torch_adapter {
 class LanguageModelWorkload : public Workload {
  public:
   // The model's fixed sizes, chosen so that 4 ranks on 2 shared cores train a few epochs of the
-  // Jargon File in minutes (docs/training.md, "Language model"): 137 216 parameters at context 64.
-  static constexpr int64_t kDModel = 64, kHeads = 4, kLayers = 2;
+  // Jargon File in minutes (docs/training.md, "Language model"): 84 544 parameters at context 64.
+  static constexpr int64_t kDModel = 48, kHeads = 4, kLayers = 2;
 
   explicit LanguageModelWorkload(const TrainConfig& config);
 
