@@ -151,9 +151,14 @@ void OneBitAdam::compression_step(int64_t t) {
     const auto c2_sqrt = static_cast<float>(std::sqrt(c2));
     const auto eps = static_cast<float>(grp.eps);
     float* value = r.param->value.as<float>();
-    const float* m = exp_avg_.data() + r.offset;
+    float* m = exp_avg_.data() + r.offset;
     const float* v = exp_avg_sq_.data() + r.offset;
     for (int64_t k = begin; k < end; ++k) {
+      // The momentum mask: a coordinate whose frozen variance is exactly 0 never had a
+      // gradient (a dead unit, an unused embedding row); one bit cannot say 0, so its
+      // all-reduced momentum is +-scale and m / (0 + eps) would throw it by ~1e8 x lr.
+      // Adam would not move it: zero its momentum (DeepSpeed needs the user's exp_avg_mask).
+      m[k] = v[k] > 0.0f ? m[k] : 0.0f;
       const float pk = value[k] * decay;
       const float den = std::sqrt(v[k]) / c2_sqrt + eps;
       value[k] = pk + neg_step_size * (m[k] / den);

@@ -37,8 +37,10 @@ struct FlatGroup;
 // reduces a zero momentum and updates nothing); the errors are saved and restored with the
 // state (DeepSpeed resets them on load), so a resume continues exactly; weight decay is applied
 // as p *= 1 - lr wd (AdamW's form; DeepSpeed's p -= lr (u + wd p) differs only in rounding);
-// eps_inside_sqrt=true is refused (DeepSpeed accepts and ignores it); no momentum mask and no
-// non_freeze groups; parameters and gradients must be f32 on the CPU.
+// eps_inside_sqrt=true is refused (DeepSpeed accepts and ignores it); the momentum mask is
+// automatic: coordinates whose frozen v is exactly 0 (no gradient during the warm-up) keep
+// m = 0 and do not move (DeepSpeed takes a user exp_avg_mask); no non_freeze groups;
+// parameters and gradients must be f32 on the CPU.
 // State per parameter: m and v (8 bytes) plus the all-reduce's errors (4 + 4/W bytes, on the
 // padded flat buffer); the compression phase also keeps a flat f32 send buffer (4 bytes per
 // parameter, scratch, not counted by state_bytes()). Its element-wise passes run on

@@ -306,6 +306,41 @@ TEST(OneBitAdam, ConstantMagnitudeMomentumPassesExactlyOnOneRank) {
   });
 }
 
+TEST(OneBitAdam, CoordinatesWithoutGradientInWarmupStayPut) {
+  // Half the coordinates never get a gradient while the variance freezes (a dead unit, an unused
+  // embedding row): v = 0 there. One bit cannot say 0, so their all-reduced momentum is +-scale;
+  // the momentum mask keeps them (and their momentum) at exactly what Adam would: unchanged.
+  const int64_t n = 64;
+  Vec value(n, 0.5f), grad(n, 0.0f);
+  run_local_ranks(2, [&](Communicator& comm) {
+    Vec my_value(value), my_grad(grad);
+    std::vector<ParamGroup> groups(1);
+    groups[0].params.push_back(
+        Param{TensorView::of(my_value.data(), n), TensorView::of(my_grad.data(), n), {n}, "w"});
+    OneBitAdam opt(comm, {{"freeze_step", "3"}, {"lr", "0.01"}}, groups);
+    for (int t = 0; t < 10; ++t) {
+      // Warm-up: gradient only on even coordinates; afterwards on every coordinate.
+      for (int64_t i = 0; i < n; ++i) {
+        my_grad[static_cast<size_t>(i)] =
+            (t >= 3 || i % 2 == 0) ? 0.1f * static_cast<float>(comm.rank() + 1 + i % 5) : 0.0f;
+      }
+      opt.step();
+    }
+    const StateDict sd = opt.state_dict();
+    Vec m(n);
+    sd.tensor("exp_avg").copy_to(TensorView::of(m.data(), n), "exp_avg");
+    for (int64_t i = 0; i < n; ++i) {
+      const auto k = static_cast<size_t>(i);
+      if (i % 2 == 1) {
+        EXPECT_EQ(my_value[k], 0.5f) << i;
+        EXPECT_EQ(m[k], 0.0f) << i;
+      } else {
+        EXPECT_LT(my_value[k], 0.45f) << i;  // moved against the positive gradient
+      }
+    }
+  });
+}
+
 TEST(OneBitAdam, ResumeInCompressionPhaseIsExact) {
   const int w = 2;
   const int64_t freeze = 2, steps = 8, saved_at = 4;
