@@ -22,6 +22,7 @@
 #include "terse/optim/lr_schedule.h"
 #include "terse/optim/optimizer.h"
 #include "terse/torch/trainer.h"
+#include "terse/train/communicating_optimizer.h"
 #include "terse/train/gradient_compression.h"
 
 namespace terse::cli {
@@ -53,6 +54,23 @@ CLI::Option* batch_size_option = nullptr;
 // rather than in every rank after the launch.
 void validate_optimizer(const std::string& text) {
   const OptimizerSpec spec = OptimizerSpec::parse(text);
+  if (is_communicating_optimizer(spec.name)) {
+    std::vector<float> value(4, 0.0f), grad(4, 0.0f);
+    std::vector<ParamGroup> groups(1);
+    groups[0].params.push_back(Param{
+        TensorView::of(value.data(), 4), TensorView::of(grad.data(), 4), {2, 2}, "validation"});
+    std::vector<std::unique_ptr<Communicator>> comms = make_local_communicators(1);
+    make_communicating_optimizer(*comms[0], spec, std::move(groups));
+    return;
+  }
+  const std::vector<std::string> known = optimizer_names();
+  if (std::find(known.begin(), known.end(), spec.name) == known.end()) {
+    std::string names;
+    for (const std::string& n : known) names += n + ", ";
+    TERSE_THROW(InvalidArgument, "unknown optimizer '", spec.name, "'; known: ", names,
+                "onebit_adam, zero_one_adam, onebit_lamb (these three compress their own "
+                "communication)");
+  }
   // A 2x2 matrix: optimizers with matrix math (Muon, AdamP) accept it as well as element-wise ones.
   float value[4] = {0, 0, 0, 0};
   float grad[4] = {0, 0, 0, 0};
@@ -66,6 +84,13 @@ void validate_optimizer(const std::string& text) {
 // one-rank communicator over a small matrix and a bias.
 void validate_compression(const std::string& compress, const std::string& feedback,
                           const std::string& optimizer) {
+  const std::string optimizer_name = OptimizerSpec::parse(optimizer).name;
+  TERSE_CHECK(
+      !is_communicating_optimizer(optimizer_name) || (compress == "none" && feedback == "none"),
+      InvalidArgument, "--optimizer ", optimizer_name,
+      " compresses its own communication (1-bit momentum); it cannot be combined with "
+      "--compress ",
+      compress, " --feedback ", feedback, "; drop --compress/--feedback or use another optimizer");
   if (compression_is_dgc(compress)) {
     TERSE_CHECK(OptimizerSpec::parse(optimizer).name == "sgd", InvalidArgument,
                 "--compress dgc needs --optimizer sgd:... (its momentum moves into DGC's "

@@ -171,6 +171,27 @@ case "$CASE" in
     expect_invalid "ef99" train --compress topk:density=0.1 --feedback ef99
     expect_invalid "own error memory" train --compress powersgd --feedback ef14
     ;;
+  onebit_adam_run)
+    # 1-bit Adam on 2 ranks over MPI: dense warm-up (8 steps), then the 1-bit momentum; its
+    # options are checked before the launch, and it refuses to stack with --compress.
+    run 200 train "${HAPPY[@]}" --model mlp \
+      --optimizer onebit_adam:lr=0.001,freeze_step=8,bias_correction=true,eps=1e-6 \
+      --metrics "$WORK/m.jsonl" --epochs 1
+    expect_rc 0
+    python3 - "$WORK/m.jsonl" <<'PY' || fail "1-bit Adam metrics check failed"
+import json, sys
+steps = [json.loads(l) for l in open(sys.argv[1]) if '"type":"step"' in l]
+assert len(steps) == 16, len(steps)
+for r in steps[:8]:
+    assert r["payload_bytes"] == r["payload_dense_bytes"], r
+for r in steps[8:]:
+    assert r["compression_ratio"] > 20 and r["wire_ratio"] > 25, r
+PY
+    expect_invalid "freeze_step" train "${HAPPY[@]}" --optimizer onebit_adam:lr=0.001
+    expect_invalid "compresses its own communication" train "${HAPPY[@]}" \
+      --optimizer onebit_adam:lr=0.001,freeze_step=8 --compress topk:density=0.01
+    expect_invalid "onebit_adam" train "${HAPPY[@]}" --optimizer onebitadam:lr=0.001
+    ;;
   compressed_run)
     # DGC on 2 ranks: the summary names the exchange and a ratio far above 1, the metrics
     # carry the message and wire bytes, and the checkpoint resumes under the same exchange only.

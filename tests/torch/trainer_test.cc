@@ -257,6 +257,63 @@ TEST(Trainer, CompressedResumeIsExact) {
   }
 }
 
+// 1-bit Adam in the trainer: warm-up steps all-reduce the gradient densely, later steps send
+// the 1-bit momentum from inside step(); a resume in the compression phase (after epoch 2 of 3;
+// freeze after epoch 1, 16 steps) continues exactly, worker and server errors included. eps 1e-6:
+// with 1e-8 and so short a warm-up, a hidden unit that was nearly dead while the variance froze
+// (v ~ 1e-18) later takes steps of ~1e5 lr and the run diverges (docs/optimizers.md).
+TEST(Trainer, OneBitAdamCompressesAfterFreezeAndResumesExactly) {
+  TrainConfig straight = small_config("mlp");
+  straight.optimizer = "onebit_adam:lr=0.001,freeze_step=16,bias_correction=true,eps=1e-6";
+  straight.epochs = 3;
+  straight.lr_schedule = "step:step_size=10,gamma=0.5";
+  straight.metrics_path = scratch("ob-straight") + "/m.jsonl";
+  straight.checkpoint_dir = scratch("ob-straight") + "/ckpt";
+  const RunResult full = run(straight, 2);
+  ASSERT_EQ(full.rank0.steps.size(), 48u);
+  for (const StepMetrics& m : full.rank0.steps) {
+    SCOPED_TRACE(m.step);
+    EXPECT_EQ(m.payload_dense_bytes, 4 * static_cast<uint64_t>(full.summary.parameters));
+    // Warm-up: the dense message; compression phase: signs (n/8 + n/16 with padding) + scales.
+    if (m.step <= 16) {
+      EXPECT_EQ(m.payload_bytes, m.payload_dense_bytes);
+    } else {
+      EXPECT_GT(static_cast<double>(m.payload_dense_bytes) / static_cast<double>(m.payload_bytes),
+                20.0);
+    }
+  }
+  EXPECT_LT(full.rank0.epochs.back().train_loss, full.rank0.epochs.front().train_loss);
+  EXPECT_GT(full.summary.optimizer_state_bytes, 12 * static_cast<size_t>(full.summary.parameters));
+
+  TrainConfig first = straight;
+  first.epochs = 2;
+  first.metrics_path = scratch("ob-resumed") + "/m.jsonl";
+  first.checkpoint_dir = scratch("ob-resumed") + "/ckpt";
+  run(first, 2);
+  TrainConfig second = first;
+  second.epochs = 3;
+  second.resume = true;
+  const RunResult resumed = run(second, 2);
+  EXPECT_EQ(deterministic(first.metrics_path), deterministic(straight.metrics_path));
+  EXPECT_EQ(resumed.summary.final_test_accuracy, full.summary.final_test_accuracy);
+  const Checkpoint a = load_latest(straight.checkpoint_dir, 1);
+  const Checkpoint b = load_latest(first.checkpoint_dir, 1);
+  EXPECT_TRUE(a.sections.at("optimizer") == b.sections.at("optimizer"));
+}
+
+TEST(Trainer, OneBitAdamRefusesAnotherCompression) {
+  TrainConfig c = small_config();
+  c.optimizer = "onebit_adam:lr=0.001,freeze_step=4";
+  c.compress = "topk:density=0.1";
+  try {
+    run(c, 1);
+    ADD_FAILURE() << "onebit_adam with --compress ran";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("compresses its own communication"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Trainer, DgcNeedsSgd) {
   TrainConfig c = small_config();
   c.optimizer = "adam:lr=0.001";

@@ -27,6 +27,7 @@
 #include "terse/torch/view_of.h"
 #include "terse/torch/workload.h"
 #include "terse/train/checkpoint_store.h"
+#include "terse/train/communicating_optimizer.h"
 #include "terse/train/data_parallel.h"
 #include "terse/train/gradient_compression.h"
 #include "terse/train/metrics_writer.h"
@@ -155,7 +156,24 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   DataParallel dp(comm, params_of(model), config.bucket_mb);
   GradHooks hooks(tensors, dp);
   OptimizerSpec spec = OptimizerSpec::parse(config.optimizer);
-  std::unique_ptr<Optimizer> optimizer = make_optimizer(spec, {ParamGroup{dp.params(), {}}});
+  std::unique_ptr<Optimizer> optimizer;
+  // 1-bit Adam and its kin average their momentum themselves, compressed, inside step(); on
+  // those steps the gradients stay local (DataParallel's exchange is off).
+  CommunicatingOptimizer* communicating = nullptr;
+  if (is_communicating_optimizer(spec.name)) {
+    TERSE_CHECK(config.compress == "none" && config.feedback == "none", InvalidArgument,
+                "--optimizer ", spec.name,
+                " compresses its own communication (1-bit momentum); it cannot be combined with "
+                "--compress ",
+                config.compress, " --feedback ", config.feedback,
+                "; drop --compress/--feedback or use another optimizer");
+    std::unique_ptr<CommunicatingOptimizer> built =
+        make_communicating_optimizer(comm, spec, {ParamGroup{dp.params(), {}}});
+    communicating = built.get();
+    optimizer = std::move(built);
+  } else {
+    optimizer = make_optimizer(spec, {ParamGroup{dp.params(), {}}});
+  }
   CompressionOptions compression;
   compression.compress = config.compress;
   compression.feedback = config.feedback;
@@ -260,10 +278,11 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
     for (int64_t b = 0; b < steps_per_epoch; ++b) {
       const auto t0 = Clock::now();
       const auto [begin, end] = sampler.batch_range(b, config.batch_size);
+      if (communicating) dp.set_exchange_enabled(communicating->wants_averaged_gradients());
       hooks.clear_torch_grads();
       const at::Tensor loss = workload->loss(order.data() + begin, end - begin);
       loss.backward();  // hooks fill the buckets; their all-reduces start as they fill
-      const CommStats cs = dp.finish();
+      CommStats cs = dp.finish();
 
       // The mean loss over ranks; a NaN or Inf on any rank reaches all, so all stop together.
       double loss_value = loss.item<double>() / world;
@@ -286,6 +305,15 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       optimizer->scale_lr(schedule.factor(step));
       optimizer->step();
       ++step;
+      double optim_comm_s = 0;  // a communicating optimizer's collective inside step()
+      if (communicating) {
+        const CommStats oc = communicating->last_step_comm();
+        cs.bytes_sent += oc.bytes_sent;
+        cs.bytes_dense += oc.bytes_dense;
+        cs.payload_bytes += oc.payload_bytes;
+        cs.payload_dense_bytes += oc.payload_dense_bytes;
+        optim_comm_s = oc.time_comm_s;
+      }
 
       StepMetrics sm;
       sm.step = step;
@@ -298,10 +326,10 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       sm.bytes_dense = cs.bytes_dense;
       sm.payload_bytes = cs.payload_bytes;
       sm.payload_dense_bytes = cs.payload_dense_bytes;
-      sm.time_comm_s = cs.time_comm_s;
+      sm.time_comm_s = cs.time_comm_s + optim_comm_s;
       sm.time_compress_s = cs.time_compress_s;
       sm.time_compute_s = std::max(0.0, t_forward_backward - cs.time_comm_s - cs.time_compress_s);
-      sm.time_optim_s = seconds_since(t_optim);
+      sm.time_optim_s = std::max(0.0, seconds_since(t_optim) - optim_comm_s);
       loss_sum += loss_value;
       em.bytes_sent += cs.bytes_sent;
       em.bytes_dense += cs.bytes_dense;
