@@ -207,7 +207,9 @@ void OneBitLamb::compression_step(int64_t /*t*/) {
       double prelim_sq = 0, update_sq = 0;
       for (int64_t k = 0; k < n; ++k) {
         const float m_prev = m[k];
-        const float m_new = send[o + k] / s;
+        // Momentum mask (as 1-bit Adam's): v = 0 means no gradient during the warm-up; one
+        // bit cannot say 0, and m / eps would throw the coordinate away.
+        const float m_new = v[k] > 0.0f ? send[o + k] / s : 0.0f;
         const float g_rec = (m_new - m_prev * c.b1) / c.omb1;
         vf[k] = c.b2 * vf[k] + c.omb2 * (g_rec * g_rec);
         m[k] = m_new;

@@ -143,8 +143,13 @@ void ZeroOneAdam::variance_phase_step(int64_t t) {
         groups_, [&](const FlatGroup& grp, const Param&, size_t o, int64_t begin, int64_t end) {
           const Consts c(grp);
           const float* g = send_.data() + o;
+          const float* v = exp_avg_sq_.data() + o;
           float* m = exp_avg_.data() + o;
-          for (int64_t k = begin; k < end; ++k) m[k] = c.b1 * m[k] + c.omb1 * g[k];
+          // Momentum mask (as 1-bit Adam's): where v is still exactly 0 no averaged gradient
+          // was ever seen; one bit cannot say 0, and m / eps would throw the coordinate away.
+          for (int64_t k = begin; k < end; ++k) {
+            m[k] = v[k] > 0.0f ? c.b1 * m[k] + c.omb1 * g[k] : 0.0f;
+          }
         });
   }
   for_each_flat_piece(
@@ -222,7 +227,9 @@ void ZeroOneAdam::local_phase_step(int64_t t) {
       const auto lrs = static_cast<float>(grp.lrs);
       float* p = param.value.as<float>();
       for (int64_t k = begin; k < end; ++k) {
-        const float a = send_[o + k];
+        // The mask: a coordinate with v = 0 never had a gradient and did not move locally, but
+        // its all-reduced update is +-scale; keep it at p_sync.
+        const float a = exp_avg_sq_[o + k] > 0.0f ? send_[o + k] : 0.0f;
         const float den = std::sqrt(exp_avg_sq_[o + k]) + c.eps;
         p[k] = sync_params_[o + k] + a / den;
         sync_params_[o + k] = p[k];

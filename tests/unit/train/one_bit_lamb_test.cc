@@ -268,6 +268,33 @@ TEST(OneBitLamb, WarmupTrustRatioIsClippedAndZeroWeightsGiveOne) {
   });
 }
 
+TEST(OneBitLamb, CoordinatesWithoutGradientStayPut) {
+  // Odd coordinates never get a gradient (a dead unit, an unused embedding row): v stays 0.
+  // One bit cannot say 0, so their all-reduced values are +-scale; the momentum mask keeps them
+  // exactly where they were, and the others move against their positive gradient.
+  const int64_t n = 64;
+  run_local_ranks(2, [&](Communicator& comm) {
+    Vec value(n, 0.5f), grad(n, 0.0f);
+    std::vector<ParamGroup> groups(1);
+    groups[0].params.push_back(
+        Param{TensorView::of(value.data(), n), TensorView::of(grad.data(), n), {n}, "w"});
+    OneBitLamb opt(comm, {{"freeze_step", "3"}, {"lr", "0.01"}}, groups);
+    for (int t = 0; t < 12; ++t) {
+      for (int64_t i = 0; i < n; ++i) {
+        grad[static_cast<size_t>(i)] = i % 2 == 0 ? 0.1f * static_cast<float>(1 + i % 5) : 0.0f;
+      }
+      opt.step();
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      if (i % 2 == 1) {
+        EXPECT_EQ(value[static_cast<size_t>(i)], 0.5f) << i;
+      } else {
+        EXPECT_LT(value[static_cast<size_t>(i)], 0.5f) << i;
+      }
+    }
+  });
+}
+
 TEST(OneBitLamb, ResumeInCompressionPhaseIsExact) {
   const int w = 2;
   const int64_t saved_at = 5;
