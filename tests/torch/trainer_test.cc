@@ -301,6 +301,25 @@ TEST(Trainer, OneBitAdamCompressesAfterFreezeAndResumesExactly) {
   EXPECT_TRUE(a.sections.at("optimizer") == b.sections.at("optimizer"));
 }
 
+// 0/1 Adam's local steps send nothing; the dense reference still counts every step, so the
+// run's ratio compares with a dense all-reduce per step.
+TEST(Trainer, ZeroOneAdamLocalStepsCountAgainstDenseEveryStep) {
+  TrainConfig c = small_config("mlp");
+  c.optimizer =
+      "zero_one_adam:lr=0.001,var_freeze_step=8,local_step_scaler=2,local_step_clipper=4,eps=1e-3";
+  c.epochs = 1;
+  const RunResult r = run(c, 2);
+  ASSERT_EQ(r.rank0.steps.size(), 16u);
+  int silent = 0;
+  for (const StepMetrics& m : r.rank0.steps) {
+    EXPECT_EQ(m.payload_dense_bytes, 4 * static_cast<uint64_t>(r.summary.parameters)) << m.step;
+    EXPECT_GT(m.bytes_dense, 0u) << m.step;
+    if (m.payload_bytes == 0) ++silent;
+  }
+  EXPECT_GT(silent, 0);
+  EXPECT_EQ(r.summary.payload_dense_bytes, 16 * 4 * static_cast<uint64_t>(r.summary.parameters));
+}
+
 TEST(Trainer, OneBitAdamRefusesAnotherCompression) {
   TrainConfig c = small_config();
   c.optimizer = "onebit_adam:lr=0.001,freeze_step=4";
