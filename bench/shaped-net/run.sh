@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# run.sh N RATE -- COMMAND...   sets up N shaped namespaces (netns.sh up N RATE; RATE none for
+# the unshaped baseline), runs COMMAND as N MPI ranks, one per namespace, under mpirun in the
+# root namespace, and removes everything on exit, also on Ctrl-C or kill (trap EXIT INT TERM).
+# MPI traffic goes over TCP on 10.88.0.0/24 only (btl tcp,self: no shared memory, no loopback
+# path between ranks), so it crosses the shaped veth links. Extra mpirun flags: MPIRUN_ARGS.
+# Example: run.sh 2 100mbit -- /work/main/build/lead/apps/terse/terse train --model mlp ...
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+die() {
+  echo "run.sh: error: $*" >&2
+  exit 2
+}
+(($# >= 4)) && [[ $3 == -- ]] || die "usage: run.sh N RATE -- COMMAND... (got '$*')"
+n=$1 rate=$2
+shift 3
+command -v mpirun >/dev/null || die "mpirun not found on PATH; apt-get install openmpi-bin"
+
+hostfile=$(mktemp /tmp/terse-shaped-hosts.XXXXXX)
+cleanup() {
+  trap - EXIT INT TERM
+  rm -f "$hostfile"
+  "$here/netns.sh" down
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+
+"$here/netns.sh" up "$n" "$rate"
+for ((i = 1; i <= n; i++)); do echo "10.88.0.$i slots=1"; done >"$hostfile"
+
+# No exec: the trap must run after mpirun.
+# shellcheck disable=SC2086
+mpirun --allow-run-as-root --oversubscribe --bind-to none -n "$n" --hostfile "$hostfile" \
+  --mca plm_rsh_agent "$here/rsh-agent.sh" --mca plm_rsh_no_tree_spawn 1 \
+  --mca btl tcp,self --mca btl_tcp_if_include 10.88.0.0/24 \
+  --mca oob_tcp_if_include 10.88.0.0/24 ${MPIRUN_ARGS:-} "$@"
