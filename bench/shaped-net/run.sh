@@ -17,8 +17,17 @@ shift 3
 command -v mpirun >/dev/null || die "mpirun not found on PATH; apt-get install openmpi-bin"
 
 hostfile=$(mktemp /tmp/terse-shaped-hosts.XXXXXX)
+mpirun_pid=
 cleanup() {
   trap - EXIT INT TERM
+  # mpirun ends its orteds and ranks on TERM; netns.sh down kills whatever is left over.
+  if [[ -n $mpirun_pid ]] && kill -0 "$mpirun_pid" 2>/dev/null; then
+    kill -TERM "$mpirun_pid" 2>/dev/null || true
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      kill -0 "$mpirun_pid" 2>/dev/null || break
+      sleep 0.5
+    done
+  fi
   rm -f "$hostfile"
   "$here/netns.sh" down
 }
@@ -29,9 +38,15 @@ trap 'cleanup; exit 143' TERM
 "$here/netns.sh" up "$n" "$rate"
 for ((i = 1; i <= n; i++)); do echo "10.88.0.$i slots=1"; done >"$hostfile"
 
-# No exec: the trap must run after mpirun.
+# In the background and waited for: bash runs a trap only after its foreground child returns, so
+# a TERM would otherwise wait for the whole training run.
 # shellcheck disable=SC2086
 mpirun --allow-run-as-root --oversubscribe --bind-to none -n "$n" --hostfile "$hostfile" \
   --mca plm_rsh_agent "$here/rsh-agent.sh" --mca plm_rsh_no_tree_spawn 1 \
   --mca btl tcp,self --mca btl_tcp_if_include 10.88.0.0/24 \
-  --mca oob_tcp_if_include 10.88.0.0/24 ${MPIRUN_ARGS:-} "$@"
+  --mca oob_tcp_if_include 10.88.0.0/24 ${MPIRUN_ARGS:-} "$@" &
+mpirun_pid=$!
+rc=0
+wait "$mpirun_pid" || rc=$?
+mpirun_pid=
+exit "$rc"
