@@ -52,12 +52,12 @@ down() {
   local ns pids dev
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^${kPrefix}[0-9]*$" || true); do
     # Processes left in the namespace (orteds, ranks of an interrupted run) would keep it alive.
-    pids=$(ip netns pids "$ns" 2>/dev/null || true)
-    if [[ -n $pids ]]; then
-      kill $pids 2>/dev/null || true
+    mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null || true)
+    if ((${#pids[@]} > 0)); then
+      kill "${pids[@]}" 2>/dev/null || true
       sleep 1
-      pids=$(ip netns pids "$ns" 2>/dev/null || true)
-      [[ -z $pids ]] || kill -9 $pids 2>/dev/null || true
+      mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null || true)
+      ((${#pids[@]} == 0)) || kill -9 "${pids[@]}" 2>/dev/null || true
     fi
     ip netns del "$ns" || true # deleting the namespace deletes its veth end and so the pair
   done

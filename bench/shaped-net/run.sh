@@ -18,6 +18,7 @@ command -v mpirun >/dev/null || die "mpirun not found on PATH; apt-get install o
 
 hostfile=$(mktemp /tmp/terse-shaped-hosts.XXXXXX)
 mpirun_pid=
+# shellcheck disable=SC2317 # called from the traps
 cleanup() {
   trap - EXIT INT TERM
   # mpirun ends its orteds and ranks on TERM; netns.sh down kills whatever is left over.
