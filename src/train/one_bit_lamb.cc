@@ -248,13 +248,7 @@ void OneBitLamb::compression_step(int64_t /*t*/) {
     }
   }
   scaling_ready_ = true;
-  last_comm_ = CommStats{};
-  last_comm_.bytes_sent = report.bytes_sent;
-  last_comm_.bytes_dense =
-      ring_all_reduce_bytes(static_cast<uint64_t>(numel_) * sizeof(float), comm_.size());
-  last_comm_.payload_bytes = report.payload_bytes;
-  last_comm_.payload_dense_bytes = static_cast<uint64_t>(numel_) * sizeof(float);
-  last_comm_.time_comm_s = seconds;
+  last_comm_ = train_detail::one_bit_comm_stats(report, numel_, comm_.size(), seconds);
 }
 
 const FlatGroup& OneBitLamb::group_at(size_t group, const char* caller) const {

@@ -194,4 +194,15 @@ void save_flat(const std::vector<float>& v, const std::string& key, StateDict* s
   sd->tensors[key] = StateTensor::copy_of(TensorView::of(data, static_cast<int64_t>(v.size())));
 }
 
+CommStats one_bit_comm_stats(const OneBitAllReduceReport& report, int64_t numel, int world,
+                             double seconds) {
+  CommStats s;
+  s.bytes_sent = report.bytes_sent;
+  s.bytes_dense = ring_all_reduce_bytes(static_cast<uint64_t>(numel) * sizeof(float), world);
+  s.payload_bytes = report.payload_bytes;
+  s.payload_dense_bytes = static_cast<uint64_t>(numel) * sizeof(float);
+  s.time_comm_s = seconds;
+  return s;
+}
+
 }  // namespace terse::train_detail

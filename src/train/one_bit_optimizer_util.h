@@ -9,10 +9,12 @@
 #include <utility>
 #include <vector>
 
+#include "terse/comm/algorithms/one_bit_all_reduce.h"
 #include "terse/core/state_dict.h"
 #include "terse/kernels/cpu_chunks.h"
 #include "terse/kernels/cpu_threads.h"
 #include "terse/optim/optimizer.h"
+#include "terse/train/comm_stats.h"
 
 namespace terse::train_detail {
 
@@ -58,6 +60,11 @@ void save_groups(const char* optimizer, const std::vector<FlatGroup>& groups, St
 // Copies a flat f32 tensor of `numel` elements out of `sd`.
 std::vector<float> load_flat(const StateDict& sd, const std::string& key, int64_t numel);
 void save_flat(const std::vector<float>& v, const std::string& key, StateDict* sd);
+
+// What one 1-bit all-reduce of a flat buffer of `numel` f32 cost, for last_step_comm(): the
+// report's bytes, against a dense fp32 ring all-reduce of the same buffer over `world` ranks.
+CommStats one_bit_comm_stats(const OneBitAllReduceReport& report, int64_t numel, int world,
+                             double seconds);
 
 // Calls fn(group, param, offset, begin, end) for pieces [begin, end) of every parameter (offset:
 // the parameter's start in the flat buffers), in the fixed chunks of cpu_for_each_chunk_piece

@@ -100,17 +100,6 @@ void ZeroOneAdam::check_finite(int64_t t, const char* phase) const {
   }
 }
 
-CommStats ZeroOneAdam::stats_of(const OneBitAllReduceReport& report, double seconds) const {
-  CommStats s;
-  s.bytes_sent = report.bytes_sent;
-  s.bytes_dense =
-      ring_all_reduce_bytes(static_cast<uint64_t>(numel_) * sizeof(float), comm_.size());
-  s.payload_bytes = report.payload_bytes;
-  s.payload_dense_bytes = static_cast<uint64_t>(numel_) * sizeof(float);
-  s.time_comm_s = seconds;
-  return s;
-}
-
 void ZeroOneAdam::variance_phase_step(int64_t t) {
   using train_detail::for_each_flat_piece;
   const bool variance_step = t % var_interval_ == 0;
@@ -138,7 +127,8 @@ void ZeroOneAdam::variance_phase_step(int64_t t) {
         });
     const auto t0 = Clock::now();
     const auto report = onebit_->all_reduce(TensorView::of(send_.data(), numel_));
-    last_comm_ = stats_of(report, std::chrono::duration<double>(Clock::now() - t0).count());
+    last_comm_ = train_detail::one_bit_comm_stats(
+        report, numel_, comm_.size(), std::chrono::duration<double>(Clock::now() - t0).count());
     for_each_flat_piece(
         groups_, [&](const FlatGroup& grp, const Param&, size_t o, int64_t begin, int64_t end) {
           const Consts c(grp);
@@ -219,7 +209,8 @@ void ZeroOneAdam::local_phase_step(int64_t t) {
     });
     const auto t0 = Clock::now();
     const auto report = onebit_->all_reduce(TensorView::of(send_.data(), numel_));
-    last_comm_ = stats_of(report, std::chrono::duration<double>(Clock::now() - t0).count());
+    last_comm_ = train_detail::one_bit_comm_stats(
+        report, numel_, comm_.size(), std::chrono::duration<double>(Clock::now() - t0).count());
     for (auto& grp : groups_) grp.lrs += grp.lr;
     for_each_flat_piece(groups_, [&](const FlatGroup& grp, const Param& param, size_t o,
                                      int64_t begin, int64_t end) {

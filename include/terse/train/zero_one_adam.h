@@ -87,7 +87,6 @@ class ZeroOneAdam final : public CommunicatingOptimizer {
   void variance_phase_step(int64_t t);
   void local_phase_step(int64_t t);
   void check_finite(int64_t t, const char* phase) const;
-  CommStats stats_of(const OneBitAllReduceReport& report, double seconds) const;
   const train_detail::FlatGroup& group_at(size_t group, const char* caller) const;
 
   Communicator& comm_;
