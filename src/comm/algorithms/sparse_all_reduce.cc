@@ -1,0 +1,375 @@
+#include "terse/comm/algorithms/sparse_all_reduce.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "terse/core/check.h"
+
+namespace terse {
+namespace {
+
+constexpr const char* kName = "sparse_all_reduce";
+// Header each rank all_gathers first: 7 x i64.
+constexpr int64_t kHeaderWords = 7;
+constexpr int64_t kCount = 0, kNumel = 1, kBudget = 2, kBadPos = 3, kBadValue = 4,
+                  kNonFinitePos = 5, kBoundsHash = 6;
+// kCount of a rank whose own arguments were invalid (it throws InvalidArgument itself).
+constexpr int64_t kArgumentError = -1;
+constexpr uint64_t kPairBytes = sizeof(int32_t) + sizeof(float);
+
+// First position in idx[0, count) outside [lo, hi) or not above its predecessor; -1 if none.
+int64_t first_bad_index(const int32_t* idx, int64_t count, int64_t lo, int64_t hi) {
+  int64_t prev = lo - 1;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t v = idx[i];
+    if (v < lo || v >= hi || v <= prev) return i;
+    prev = v;
+  }
+  return -1;
+}
+
+std::string bad_index_reason(const int32_t* idx, int64_t bad, int64_t lo, int64_t hi) {
+  const int64_t value = idx[bad];
+  if (value < lo || value >= hi) {
+    return detail::str_cat("index ", value, " is outside [", lo, ", ", hi, ")");
+  }
+  return detail::str_cat("index ", value, " does not follow ", idx[bad - 1],
+                         " in increasing order (indices must be sorted, without repeats)");
+}
+
+int64_t first_non_finite(const float* v, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) {
+    if (!std::isfinite(v[i])) return i;
+  }
+  return -1;
+}
+
+// FNV-1a over the boundaries: ranks holding different ranges would select different sets.
+int64_t bounds_hash(const std::vector<int64_t>& b) {
+  uint64_t h = 1469598103934665603ull;
+  for (const int64_t x : b) {
+    h ^= static_cast<uint64_t>(x);
+    h *= 1099511628211ull;
+  }
+  return static_cast<int64_t>(h >> 1);  // non-negative: never confused with a flag
+}
+
+std::string check_arguments(const SparseVector& mine, const TensorView& out,
+                            const std::vector<int64_t>& bounds) {
+  if (out.dtype != DType::kF32) {
+    return detail::str_cat("out holds ", dtype_name(out.dtype), "; pass a dense f32 buffer");
+  }
+  if (!out.device.is_cpu()) {
+    return detail::str_cat("out is on ", out.device.str(), "; pass a CPU buffer");
+  }
+  if (out.numel < 0 || (out.numel > 0 && out.data == nullptr)) {
+    return detail::str_cat("out has ", out.numel, " elements at ", out.data,
+                           "; pass an allocated buffer of numel >= 0 elements");
+  }
+  if (out.numel > int64_t{1} << 31) {
+    return detail::str_cat("out has ", out.numel,
+                           " elements, more than int32 indices address (2^31); split the bucket");
+  }
+  if (mine.count < 0 || mine.count > out.numel) {
+    return detail::str_cat("count is ", mine.count, " for a vector of ", out.numel,
+                           " elements; pass 0 <= count <= numel");
+  }
+  if (mine.count > 0 && (mine.indices == nullptr || mine.values == nullptr)) {
+    return detail::str_cat("count is ", mine.count, " but indices (", mine.indices, ") or values (",
+                           static_cast<const void*>(mine.values),
+                           ") is null; pass the pair buffers");
+  }
+  if (!bounds.empty() && bounds.back() != out.numel) {
+    return detail::str_cat("the boundaries end at ", bounds.back(), " but out has ", out.numel,
+                           " elements; set_boundaries from a checkpoint of this same vector");
+  }
+  return std::string();
+}
+
+// Rank r's share of the budget: the first k mod N ranks get one more.
+int64_t quota(int64_t k, int n, int r) { return k / n + (r < k % n ? 1 : 0); }
+
+}  // namespace
+
+std::vector<int64_t> SparseAllReduce::equal_boundaries(int64_t numel, int world) {
+  TERSE_CHECK(world >= 1 && numel >= 0, InvalidArgument,
+              "equal_boundaries needs numel >= 0 and world >= 1; got numel ", numel, ", world ",
+              world);
+  std::vector<int64_t> b(static_cast<size_t>(world) + 1);
+  for (int r = 0; r <= world; ++r) b[static_cast<size_t>(r)] = r * numel / world;
+  return b;
+}
+
+void SparseAllReduce::set_boundaries(std::vector<int64_t> boundaries) {
+  const int n = comm().size();
+  TERSE_CHECK(boundaries.size() == static_cast<size_t>(n) + 1, InvalidArgument, kName, " on rank ",
+              comm().rank(), ": set_boundaries got ", boundaries.size(), " values for ", n,
+              " ranks; pass world size + 1 (a checkpoint of another world "
+              "size does not fit: drop the entry to start from equal ranges)");
+  TERSE_CHECK(boundaries[0] == 0, CorruptData, kName, " on rank ", comm().rank(),
+              ": the first boundary is ", boundaries[0],
+              " (must be 0); the checkpoint entry is corrupt");
+  for (size_t r = 1; r < boundaries.size(); ++r) {
+    TERSE_CHECK(boundaries[r] >= boundaries[r - 1] && boundaries[r] <= (int64_t{1} << 31),
+                CorruptData, kName, " on rank ", comm().rank(), ": boundary ", r, " is ",
+                boundaries[r], " after ", boundaries[r - 1],
+                " (must be non-decreasing, at most 2^31); the checkpoint entry is corrupt");
+  }
+  boundaries_ = std::move(boundaries);
+}
+
+void SparseAllReduce::rebalance(const std::vector<int32_t>& selected, int64_t numel) {
+  const int n = comm().size();
+  const int64_t s = static_cast<int64_t>(selected.size());
+  if (s == 0 || n == 1) return;
+  std::vector<int64_t> b;
+  b.reserve(static_cast<size_t>(n) + 1);
+  b.push_back(0);
+  for (int r = 1; r < n; ++r) b.push_back(selected[static_cast<size_t>(r * s / n)]);
+  b.push_back(numel);
+  if (numel >= n) {
+    // Keep every range non-empty: each later range needs at least one element.
+    for (int r = 1; r < n; ++r) {
+      const size_t ur = static_cast<size_t>(r);
+      b[ur] = std::max(b[ur], b[ur - 1] + 1);
+    }
+    for (int r = n - 1; r >= 1; --r) {
+      const size_t ur = static_cast<size_t>(r);
+      b[ur] = std::min(b[ur], b[ur + 1] - 1);
+    }
+  }
+  boundaries_ = std::move(b);
+}
+
+SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t budget,
+                                           TensorView out) {
+  Communicator& c = comm();
+  const int n = c.size();
+  const int me = c.rank();
+  const size_t un = static_cast<size_t>(n);
+
+  // 0. Header. A rank with bad arguments still joins, so the others fail at once.
+  const std::string arg_error = check_arguments(mine, out, boundaries_);
+  if (arg_error.empty() && boundaries_.empty()) boundaries_ = equal_boundaries(out.numel, n);
+  std::vector<int64_t> header(kHeaderWords, -1);
+  if (!arg_error.empty()) {
+    header[kCount] = kArgumentError;
+  } else {
+    header[kCount] = mine.count;
+    header[kNumel] = out.numel;
+    header[kBudget] = budget;
+    const int64_t bad = first_bad_index(mine.indices, mine.count, 0, out.numel);
+    header[kBadPos] = bad;
+    if (bad >= 0) header[kBadValue] = mine.indices[bad];
+    header[kNonFinitePos] = first_non_finite(mine.values, mine.count);
+    header[kBoundsHash] = bounds_hash(boundaries_);
+  }
+  std::vector<int64_t> headers(un * kHeaderWords);
+  if (n > 1) {
+    c.all_gather(TensorView::of(header.data(), kHeaderWords),
+                 TensorView::of(headers.data(), static_cast<int64_t>(headers.size())));
+  } else {
+    headers = header;
+  }
+  auto h = [&](int r, int64_t word) {
+    return headers[static_cast<size_t>(r) * kHeaderWords + word];
+  };
+  TERSE_CHECK(arg_error.empty(), InvalidArgument, kName, " on rank ", me, " of ", n, ": ",
+              arg_error);
+  for (int r = 0; r < n; ++r) {
+    TERSE_CHECK(h(r, kCount) != kArgumentError, CommError, kName, " on rank ", me, ": rank ", r,
+                " passed invalid arguments (its own error says which); fix that rank's call");
+  }
+  for (int r = 1; r < n; ++r) {
+    TERSE_CHECK(h(r, kNumel) == h(0, kNumel), InvalidArgument, kName, " on rank ", me, ": rank ", r,
+                " passed a vector of ", h(r, kNumel), " elements but rank 0 passed ", h(0, kNumel),
+                "; every rank must pass the same bucket");
+    TERSE_CHECK(h(r, kBudget) == h(0, kBudget), InvalidArgument, kName, " on rank ", me, ": rank ",
+                r, " passed budget ", h(r, kBudget), " but rank 0 passed ", h(0, kBudget),
+                "; every rank must compute the same budget (the same density)");
+  }
+  const int64_t numel = out.numel;
+  TERSE_CHECK(budget >= 0 && budget <= numel, InvalidArgument, kName, " on rank ", me,
+              ": every rank passed budget ", budget, " for a vector of ", numel,
+              " elements; pass 0 <= budget <= numel");
+  for (int r = 1; r < n; ++r) {
+    TERSE_CHECK(h(r, kBoundsHash) == h(0, kBoundsHash), InvalidArgument, kName, " on rank ", me,
+                ": rank ", r, " holds different boundaries than rank 0 (hash ", h(r, kBoundsHash),
+                " vs ", h(0, kBoundsHash),
+                "); restore every rank from the same checkpoint or none");
+  }
+  for (int r = 0; r < n; ++r) {
+    const int64_t cnt = h(r, kCount);
+    TERSE_CHECK(cnt >= 0 && cnt <= numel, CorruptData, kName, " on rank ", me, ": rank ", r,
+                " announced ", cnt, " pairs for a vector of ", numel,
+                " elements (must be in [0, numel]); the header was corrupted between ranks or "
+                "rank ",
+                r, " does not run this algorithm");
+    TERSE_CHECK(h(r, kBadPos) < 0, CorruptData, kName, " on rank ", me, ": rank ", r,
+                " sent bad pairs: index ", h(r, kBadValue), " at position ", h(r, kBadPos),
+                " of its ", cnt, " (indices must be strictly increasing in [0, ", numel,
+                ")); fix the compressor that produced rank ", r, "'s pairs");
+    TERSE_CHECK(h(r, kNonFinitePos) < 0, NumericalError, kName, " on rank ", me, ": rank ", r,
+                " holds a NaN or Inf value at position ", h(r, kNonFinitePos), " of its ", cnt,
+                " pairs; every rank stops: lower the learning rate or resume from a checkpoint");
+  }
+
+  const std::vector<int64_t>& b = boundaries_;
+  const int64_t lo = b[static_cast<size_t>(me)], hi = b[static_cast<size_t>(me) + 1];
+  SparseAllReduceReport report;
+  report.path = "sparse";
+  report.bytes_dense = ring_all_reduce_bytes(static_cast<uint64_t>(numel) * sizeof(float), n);
+
+  // 1. Split my pairs by range and send each range's pairs to its owner.
+  std::vector<int64_t> send_counts(un), recv_counts(un);
+  for (int r = 0; r < n; ++r) {
+    const int32_t* first = mine.indices;
+    const int32_t* last = mine.indices + mine.count;
+    const int32_t* from = std::lower_bound(first, last, b[static_cast<size_t>(r)]);
+    const int32_t* to = std::lower_bound(first, last, b[static_cast<size_t>(r) + 1]);
+    send_counts[static_cast<size_t>(r)] = to - from;
+    if (r != me) report.sent_pairs_phase1 += to - from;
+  }
+  std::vector<int32_t> recv_idx;
+  std::vector<float> recv_val;
+  if (n > 1) {
+    c.all_to_all(TensorView::of(send_counts.data(), n), TensorView::of(recv_counts.data(), n));
+    int64_t total_in = 0;
+    for (int r = 0; r < n; ++r) {
+      const int64_t cnt = recv_counts[static_cast<size_t>(r)];
+      TERSE_CHECK(cnt >= 0 && cnt <= hi - lo, CorruptData, kName, " on rank ", me, ": rank ", r,
+                  " announced ", cnt, " pairs for this rank's range [", lo, ", ", hi,
+                  ") (must be in [0, ", hi - lo,
+                  "]); the data was corrupted between ranks or "
+                  "rank ",
+                  r, " holds other boundaries");
+      total_in += cnt;
+    }
+    recv_idx.resize(static_cast<size_t>(total_in));
+    recv_val.resize(static_cast<size_t>(total_in));
+    c.all_to_allv(TensorView::of(const_cast<int32_t*>(mine.indices), mine.count), send_counts,
+                  TensorView::of(recv_idx.data(), total_in), recv_counts);
+    c.all_to_allv(TensorView::of(const_cast<float*>(mine.values), mine.count), send_counts,
+                  TensorView::of(recv_val.data(), total_in), recv_counts);
+  } else {
+    recv_counts[0] = mine.count;
+    recv_idx.assign(mine.indices, mine.indices + mine.count);
+    recv_val.assign(mine.values, mine.values + mine.count);
+  }
+  // Validate every block before writing anything: a corrupt peer must not cause an
+  // out-of-bounds write.
+  int64_t offset = 0;
+  for (int r = 0; r < n; ++r) {
+    const int64_t cnt = recv_counts[static_cast<size_t>(r)];
+    const int32_t* idx = recv_idx.data() + offset;
+    const int64_t bad = first_bad_index(idx, cnt, lo, hi);
+    TERSE_CHECK(bad < 0, CorruptData, kName, " on rank ", me, ": pairs received from rank ", r,
+                " for this rank's range: at position ", bad, " of ", cnt, ", ",
+                bad >= 0 ? bad_index_reason(idx, bad, lo, hi) : std::string(),
+                "; the data was corrupted between ranks or rank ", r,
+                " does not run this algorithm's wire format");
+    offset += cnt;
+  }
+
+  // 2. Sum over my range in rank order, then keep my quota of the largest |sum|.
+  const size_t range = static_cast<size_t>(hi - lo);
+  std::vector<float> sums(range, 0.0f);
+  std::vector<uint8_t> touched(range, 0);
+  for (size_t i = 0; i < recv_idx.size(); ++i) {
+    const size_t at = static_cast<size_t>(recv_idx[i] - lo);
+    sums[at] += recv_val[i];
+    touched[at] = 1;
+  }
+  std::vector<int32_t> cand;
+  for (size_t i = 0; i < range; ++i) {
+    if (touched[i]) cand.push_back(static_cast<int32_t>(lo + static_cast<int64_t>(i)));
+  }
+  const int64_t q = quota(budget, n, me);
+  if (static_cast<int64_t>(cand.size()) > q) {
+    auto larger = [&](int32_t x, int32_t y) {
+      const float ax = std::fabs(sums[static_cast<size_t>(x - lo)]);
+      const float ay = std::fabs(sums[static_cast<size_t>(y - lo)]);
+      return ax > ay || (ax == ay && x < y);
+    };
+    std::nth_element(cand.begin(), cand.begin() + q, cand.end(), larger);
+    cand.resize(static_cast<size_t>(q));
+    std::sort(cand.begin(), cand.end());
+  }
+  std::vector<float> cand_val(cand.size());
+  for (size_t i = 0; i < cand.size(); ++i) cand_val[i] = sums[static_cast<size_t>(cand[i] - lo)];
+  const int64_t my_sel = static_cast<int64_t>(cand.size());
+
+  // 3. Gather every range's selection.
+  std::vector<int64_t> sel_counts(un);
+  std::vector<int32_t> all_idx;
+  std::vector<float> all_val;
+  if (n > 1) {
+    int64_t mine_sel = my_sel;
+    c.all_gather(TensorView::of(&mine_sel, 1), TensorView::of(sel_counts.data(), n));
+    int64_t total = 0;
+    for (int r = 0; r < n; ++r) {
+      const int64_t cnt = sel_counts[static_cast<size_t>(r)];
+      const int64_t rq = quota(budget, n, r);
+      const int64_t rsize = b[static_cast<size_t>(r) + 1] - b[static_cast<size_t>(r)];
+      TERSE_CHECK(cnt >= 0 && cnt <= std::min(rq, rsize), CorruptData, kName, " on rank ", me,
+                  ": rank ", r, " announced ", cnt, " selected pairs; its quota is ", rq,
+                  " and its range holds ", rsize,
+                  " elements; the data was corrupted between ranks or rank ", r,
+                  " does not run this algorithm");
+      total += cnt;
+    }
+    all_idx.resize(static_cast<size_t>(total));
+    all_val.resize(static_cast<size_t>(total));
+    c.all_gatherv(TensorView::of(cand.data(), my_sel), TensorView::of(all_idx.data(), total),
+                  sel_counts);
+    c.all_gatherv(TensorView::of(cand_val.data(), my_sel), TensorView::of(all_val.data(), total),
+                  sel_counts);
+    offset = 0;
+    for (int r = 0; r < n; ++r) {
+      const int64_t cnt = sel_counts[static_cast<size_t>(r)];
+      const int64_t rlo = b[static_cast<size_t>(r)], rhi = b[static_cast<size_t>(r) + 1];
+      const int32_t* idx = all_idx.data() + offset;
+      const int64_t bad = first_bad_index(idx, cnt, rlo, rhi);
+      TERSE_CHECK(bad < 0, CorruptData, kName, " on rank ", me, ": selection received from rank ",
+                  r, ": at position ", bad, " of ", cnt, ", ",
+                  bad >= 0 ? bad_index_reason(idx, bad, rlo, rhi) : std::string(),
+                  "; the data was corrupted between ranks or rank ", r,
+                  " does not run this algorithm's wire format");
+      offset += cnt;
+    }
+  } else {
+    sel_counts[0] = my_sel;
+    all_idx = cand;
+    all_val = cand_val;
+  }
+  float* dst = out.as<float>();
+  std::fill(dst, dst + numel, 0.0f);
+  const bool average = options_.reduction == SparseReduction::kAverage && n > 1;
+  const float div = static_cast<float>(n);
+  for (size_t i = 0; i < all_idx.size(); ++i) {
+    dst[all_idx[i]] = average ? all_val[i] / div : all_val[i];
+  }
+
+  // 4. Which of my pairs made it: both lists are sorted, one merge.
+  report.selected = static_cast<int64_t>(all_idx.size());
+  report.kept.assign(static_cast<size_t>(mine.count), 0);
+  size_t g = 0;
+  for (int64_t i = 0; i < mine.count; ++i) {
+    while (g < all_idx.size() && all_idx[g] < mine.indices[i]) ++g;
+    const bool in = g < all_idx.size() && all_idx[g] == mine.indices[i];
+    report.kept[static_cast<size_t>(i)] = in ? 1 : 0;
+    if (!in) ++report.dropped;
+  }
+  report.sent_pairs_phase3 = n > 1 ? report.selected - my_sel : 0;
+  const uint64_t others = static_cast<uint64_t>(n - 1);
+  report.bytes_control = others * (kHeaderWords + 2) * sizeof(int64_t);
+  report.bytes_sent =
+      report.bytes_control +
+      kPairBytes * static_cast<uint64_t>(report.sent_pairs_phase1 + report.sent_pairs_phase3);
+  rebalance(all_idx, numel);
+  return report;
+}
+
+}  // namespace terse
