@@ -48,7 +48,8 @@ def records(name):
             continue
         last[(r["step"], r["type"] == "epoch")] = r
     return [last[k] for k in sorted(last)]
-timing = {"time_compute_s", "time_comm_s", "time_compress_s", "time_optim_s", "wall_s"}
+timing = {"time_compute_s", "time_comm_s", "time_compress_s", "time_optim_s", "time_step_s",
+          "train_time_s", "wall_s"}
 def det(rs):
     return [{k: v for k, v in r.items() if k not in timing} for r in rs]
 runs = {n: records(n) for n in ("adam", "onebit", "resumed")}

@@ -158,10 +158,10 @@ void print_rank_error(const std::exception& error, int rank, int world_size) {
 
 CLI::App* add_train_command(CLI::App& app, TrainFlags& flags) {
   auto& c = flags.config;
-  CLI::App* train =
-      app.add_subcommand("train",
-                         "Train a model on Fashion-MNIST (mlp, cnn) or a byte-level language "
-                         "model on a text (lm), data-parallel over N ranks");
+  CLI::App* train = app.add_subcommand(
+      "train",
+      "Train a model on Fashion-MNIST (mlp, wide-mlp, cnn) or a byte-level language "
+      "model on a text (lm), data-parallel over N ranks");
   // A repeated flag takes its last value, so scripts can append overrides to a base command.
   train->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   train
@@ -171,8 +171,9 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& flags) {
       ->capture_default_str();
   train
       ->add_option("--model", c.model,
-                   "Model: mlp or cnn on Fashion-MNIST, lm (byte-level Transformer) on --text")
-      ->check(CLI::IsMember({"mlp", "cnn", "lm"}))
+                   "Model: mlp, wide-mlp (5.8 M parameters, communication-bound) or cnn on "
+                   "Fashion-MNIST, lm (byte-level Transformer) on --text")
+      ->check(CLI::IsMember({"mlp", "wide-mlp", "cnn", "lm"}))
       ->capture_default_str();
   train
       ->add_option("--optimizer", c.optimizer,
@@ -236,6 +237,12 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& flags) {
   train
       ->add_option("--test-limit", c.test_limit,
                    "Use only the first N test images (lm: validation windows); 0: all")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  train
+      ->add_option("--eval-every", c.eval_every,
+                   "Also evaluate every N steps (time-to-accuracy curves; evaluation time is not "
+                   "counted as training time); 0: after each epoch only")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   train->add_flag("--quiet,-q", flags.quiet, "No progress output (the summary is still printed)");

@@ -23,6 +23,12 @@ TEST(ModelZoo, MlpShapesAndSize) {
   EXPECT_EQ(m->parameters().size(), 6u);
 }
 
+TEST(ModelZoo, WideMlpShapesAndSize) {
+  torch::nn::Sequential m = make_model("wide-mlp");
+  EXPECT_EQ(m->forward(at::randn({2, 1, 28, 28})).sizes(), (std::vector<int64_t>{2, 10}));
+  EXPECT_EQ(count_params(m), 784 * 2048 + 2048 + 2048 * 2048 + 2048 + 2048 * 10 + 10);
+}
+
 TEST(ModelZoo, CnnShapesAndSize) {
   torch::nn::Sequential m = make_model("cnn");
   EXPECT_EQ(m->forward(at::randn({3, 1, 28, 28})).sizes(), (std::vector<int64_t>{3, 10}));
@@ -44,9 +50,9 @@ TEST(ModelZoo, UnknownNameListsKnownOnes) {
     make_model("resnet");
     FAIL() << "expected InvalidArgument";
   } catch (const InvalidArgument& e) {
-    EXPECT_NE(std::string(e.what()).find("mlp, cnn"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("mlp, wide-mlp, cnn"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(model_names(), (std::vector<std::string>{"mlp", "cnn"}));
+  EXPECT_EQ(model_names(), (std::vector<std::string>{"mlp", "wide-mlp", "cnn"}));
 }
 
 }  // namespace

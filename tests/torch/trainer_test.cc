@@ -43,9 +43,11 @@ TrainConfig small_config(const std::string& model = "mlp") {
 struct Recorder : TrainObserver {
   std::vector<StepMetrics> steps;
   std::vector<EpochMetrics> epochs;
+  std::vector<EvalMetrics> evals;
   int64_t steps_per_epoch = 0;
   void on_start(const TrainConfig&, int64_t spe, int) override { steps_per_epoch = spe; }
   void on_step(const StepMetrics& m) override { steps.push_back(m); }
+  void on_eval(const EvalMetrics& m) override { evals.push_back(m); }
   void on_epoch(const EpochMetrics& m) override { epochs.push_back(m); }
 };
 
@@ -73,8 +75,8 @@ RunResult run(const TrainConfig& c, int world) {
 std::vector<nlohmann::json> deterministic(const std::string& path) {
   std::vector<nlohmann::json> out;
   for (nlohmann::json j : MetricsWriter::read(path)) {
-    for (const char* k :
-         {"time_compute_s", "time_comm_s", "time_compress_s", "time_optim_s", "wall_s"})
+    for (const char* k : {"time_compute_s", "time_comm_s", "time_compress_s", "time_optim_s",
+                          "time_step_s", "train_time_s", "wall_s"})
       j.erase(k);
     out.push_back(j);
   }
@@ -130,6 +132,45 @@ TEST(Trainer, CnnLossDecreasesOnTwoRanks) {
        {"loss", "test_loss", "bytes_sent", "bytes_dense", "compression_ratio", "wall_s"}) {
     EXPECT_TRUE(epoch.contains(k)) << k;
   }
+}
+
+// --eval-every: a point at every multiple of N steps and at each epoch's end; its clock is the
+// training steps' wall time, the sum of time_step_s, without the evaluations themselves.
+TEST(Trainer, EvalEveryGivesATimeToAccuracyCurve) {
+  TrainConfig c = small_config("mlp");
+  c.eval_every = 5;
+  c.metrics_path = scratch("eval-every") + "/metrics.jsonl";
+  const RunResult r = run(c, 2);
+  std::vector<int64_t> at;
+  for (const EvalMetrics& e : r.rank0.evals) at.push_back(e.step);
+  EXPECT_EQ(at,
+            (std::vector<int64_t>{5, 10, 15, 16, 20, 25, 30, 32}));  // multiples of 5, epoch ends
+  double clock = 0;
+  size_t next_eval = 0;
+  for (const StepMetrics& s : r.rank0.steps) {
+    EXPECT_GT(s.time_step_s, 0.0);
+    EXPECT_GE(s.time_step_s, s.time_comm_s + s.time_compute_s - 1e-9);
+    clock += s.time_step_s;
+    EXPECT_NEAR(s.train_time_s, clock, 1e-9);
+    if (next_eval < r.rank0.evals.size() && r.rank0.evals[next_eval].step == s.step) {
+      EXPECT_EQ(r.rank0.evals[next_eval].train_time_s, s.train_time_s);
+      EXPECT_GT(r.rank0.evals[next_eval].test_accuracy, 0.0);
+      ++next_eval;
+    }
+  }
+  EXPECT_EQ(next_eval, r.rank0.evals.size());
+  EXPECT_EQ(r.rank0.evals.back().test_accuracy, r.summary.final_test_accuracy);
+  EXPECT_EQ(r.rank0.epochs.back().train_time_s, clock);
+  size_t eval_lines = 0;
+  for (const nlohmann::json& j : MetricsWriter::read(c.metrics_path)) {
+    if (j["type"] != "eval") continue;
+    EXPECT_EQ(j["step"], at[eval_lines]);
+    EXPECT_TRUE(j.contains("test_accuracy") && j.contains("train_time_s")) << j;
+    ++eval_lines;
+  }
+  EXPECT_EQ(eval_lines, at.size());
+  c.eval_every = -1;
+  EXPECT_THROW(run(c, 1), InvalidArgument);
 }
 
 TEST(Trainer, SameSeedSameMetricsAndParameters) {

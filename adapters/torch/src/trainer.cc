@@ -55,6 +55,8 @@ void validate(const TrainConfig& c) {
   TERSE_CHECK(c.train_limit >= 0 && c.test_limit >= 0, InvalidArgument,
               "train/test limits must be >= 0 (0: all), got ", c.train_limit, " and ",
               c.test_limit);
+  TERSE_CHECK(c.eval_every >= 0, InvalidArgument,
+              "eval_every must be >= 0 steps (0: after each epoch only), got ", c.eval_every);
   TERSE_CHECK(c.threads >= 0, InvalidArgument, "threads must be >= 0 (0: automatic), got ",
               c.threads);
   TERSE_CHECK(c.timeout.count() > 0, InvalidArgument, "timeout must be positive, got ",
@@ -95,7 +97,18 @@ json step_record(const StepMetrics& m) {
               {"time_compute_s", m.time_compute_s},
               {"time_comm_s", m.time_comm_s},
               {"time_compress_s", m.time_compress_s},
-              {"time_optim_s", m.time_optim_s}};
+              {"time_optim_s", m.time_optim_s},
+              {"time_step_s", m.time_step_s},
+              {"train_time_s", m.train_time_s}};
+}
+
+json eval_record(const EvalMetrics& m) {
+  return json{{"type", "eval"},
+              {"step", m.step},
+              {"epoch", m.epoch},
+              {"test_loss", m.test_loss},
+              {"test_accuracy", m.test_accuracy},
+              {"train_time_s", m.train_time_s}};
 }
 
 json epoch_record(const EpochMetrics& m) {
@@ -111,7 +124,8 @@ json epoch_record(const EpochMetrics& m) {
          {"payload_dense_bytes", m.payload_dense_bytes},
          {"compression_ratio", ratio(m.payload_dense_bytes, m.payload_bytes)},
          {"wire_ratio", ratio(m.bytes_dense, m.bytes_sent)},
-         {"wall_s", m.wall_s}};
+         {"wall_s", m.wall_s},
+         {"train_time_s", m.train_time_s}};
   if (m.language_model) {
     j["val_loss"] = m.val_loss;
     j["perplexity"] = m.perplexity;
@@ -124,10 +138,11 @@ json epoch_record(const EpochMetrics& m) {
 
 std::unique_ptr<Workload> make_workload(const TrainConfig& config) {
   if (config.model == "lm") return std::make_unique<LanguageModelWorkload>(config);
-  if (config.model == "mlp" || config.model == "cnn")
+  if (config.model == "mlp" || config.model == "wide-mlp" || config.model == "cnn")
     return std::make_unique<ImageClassificationWorkload>(config);
-  TERSE_THROW(InvalidArgument, "unknown model '", config.model,
-              "'; known models: mlp, cnn (Fashion-MNIST), lm (byte-level language model)");
+  TERSE_THROW(
+      InvalidArgument, "unknown model '", config.model,
+      "'; known models: mlp, wide-mlp, cnn (Fashion-MNIST), lm (byte-level language model)");
 }
 
 TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver* observer) {
@@ -225,8 +240,9 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   std::optional<CheckpointStore> store;
   if (!config.checkpoint_dir.empty()) store.emplace(config.checkpoint_dir);
 
-  int start_epoch = 0;  // epochs already done
-  int64_t step = 0;     // optimizer steps already done
+  int start_epoch = 0;      // epochs already done
+  int64_t step = 0;         // optimizer steps already done
+  double train_time_s = 0;  // wall time of those steps
   if (config.resume) {
     const std::optional<std::string> latest = store->latest();
     TERSE_CHECK(latest.has_value(), InvalidArgument, "nothing to resume: ", config.checkpoint_dir,
@@ -261,6 +277,9 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
     summary.final_train_loss = trainer_state.float_value("train_loss");
     summary.final_test_loss = trainer_state.float_value("test_loss");
     summary.final_test_accuracy = trainer_state.float_value("test_accuracy");
+    // Absent from checkpoints written before time-to-accuracy was tracked: count from 0 then.
+    const auto tt = trainer_state.floats.find("train_time_s");
+    if (tt != trainer_state.floats.end()) train_time_s = tt->second;
     summary.resumed_from_epoch = start_epoch;
     TERSE_CHECK(step == int64_t{start_epoch} * steps_per_epoch, CorruptData, "checkpoint ", *latest,
                 " records step ", step, " at the end of epoch ", start_epoch,
@@ -341,6 +360,9 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       sm.time_compress_s = cs.time_compress_s;
       sm.time_compute_s = std::max(0.0, t_forward_backward - cs.time_comm_s - cs.time_compress_s);
       sm.time_optim_s = std::max(0.0, seconds_since(t_optim) - optim_comm_s);
+      sm.time_step_s = seconds_since(t0);
+      train_time_s += sm.time_step_s;
+      sm.train_time_s = train_time_s;
       loss_sum += loss_value;
       em.bytes_sent += cs.bytes_sent;
       em.bytes_dense += cs.bytes_dense;
@@ -352,8 +374,19 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       summary.time_optim_s += sm.time_optim_s;
       if (metrics) metrics->write(step_record(sm));
       if (observer) observer->on_step(sm);
+      if (config.eval_every > 0 && step % config.eval_every == 0 && b + 1 < steps_per_epoch) {
+        const Evaluation mid = workload->evaluate(comm);
+        const EvalMetrics evm{step, epoch, mid.loss, mid.accuracy, train_time_s};
+        if (metrics) metrics->write(eval_record(evm));
+        if (observer) observer->on_eval(evm);
+      }
     }
     const Evaluation ev = workload->evaluate(comm);
+    if (config.eval_every > 0) {  // the curve's point at the epoch's end
+      const EvalMetrics evm{step, epoch, ev.loss, ev.accuracy, train_time_s};
+      if (metrics) metrics->write(eval_record(evm));
+      if (observer) observer->on_eval(evm);
+    }
     em.step = step;
     em.train_loss = loss_sum / static_cast<double>(steps_per_epoch);
     em.test_loss = ev.loss;
@@ -400,11 +433,13 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       trainer_state.floats["train_loss"] = em.train_loss;
       trainer_state.floats["test_loss"] = em.test_loss;
       trainer_state.floats["test_accuracy"] = em.test_accuracy;
+      trainer_state.floats["train_time_s"] = train_time_s;
       store->save_rank(epoch, rank, ckpt);
       comm.barrier();  // every rank's file is on disk before LATEST names the epoch
       if (rank == 0) store->commit(epoch);
     }
     em.wall_s = seconds_since(t_epoch);
+    em.train_time_s = train_time_s;
     if (metrics) metrics->write(epoch_record(em));
     if (observer) observer->on_epoch(em);
   }

@@ -8,7 +8,7 @@ namespace terse::torch_adapter {
 
 // Everything `terse train` needs, filled by the CLI (apps/terse) and consumed by train().
 struct TrainConfig {
-  std::string model = "cnn";                          // "mlp" | "cnn" | "lm"
+  std::string model = "cnn";                          // "mlp" | "wide-mlp" | "cnn" | "lm"
   std::string optimizer = "sgd:lr=0.1,momentum=0.9";  // OptimizerSpec text
   // LrSchedule spec text. Cosine decay over the whole run by default: the standard recipe, and
   // with a constant lr the last epochs of SGD-M are noisy (docs/results.md measures both).
@@ -33,6 +33,9 @@ struct TrainConfig {
   int64_t train_limit = 0;
   int64_t test_limit = 0;
   int threads = 0;  // intra-op threads per rank; 0: cores / local ranks
+  // Evaluate every N optimizer steps as well as after each epoch (for time-to-accuracy
+  // curves); 0: after each epoch only. Evaluation time is not training time.
+  int64_t eval_every = 0;
   // Gradient exchange (terse/train/gradient_compression.h): "none" (dense all-reduce), a
   // compressor spec ("topk:density=0.01"), "dgc:..." or "powersgd:...", and the error-feedback
   // policy around a compressor: none | ef14 | ef21 | ef21w.
@@ -52,6 +55,19 @@ struct StepMetrics {
   uint64_t bytes_dense = 0;  // wire bytes a dense fp32 all-reduce would have sent, per rank
   uint64_t payload_bytes = 0, payload_dense_bytes = 0;  // this rank's message vs dense fp32
   double time_compute_s = 0, time_comm_s = 0, time_optim_s = 0, time_compress_s = 0;
+  double time_step_s = 0;  // wall time of this step
+  // Wall time of all training steps so far (resumed runs included), without evaluations and
+  // checkpoints: the clock of time-to-accuracy.
+  double train_time_s = 0;
+};
+
+// An evaluation on the test (lm: validation) set, after `step` steps.
+struct EvalMetrics {
+  int64_t step = 0;
+  int epoch = 0;
+  double test_loss = 0;
+  double test_accuracy = 0;
+  double train_time_s = 0;  // as in StepMetrics, at this step
 };
 
 struct EpochMetrics {
@@ -61,6 +77,7 @@ struct EpochMetrics {
   double test_loss = 0;
   double test_accuracy = 0;                  // in [0, 1]
   double wall_s = 0;                         // this epoch
+  double train_time_s = 0;                   // as in StepMetrics, at the end of this epoch
   uint64_t bytes_sent = 0, bytes_dense = 0;  // this epoch, per rank
   uint64_t payload_bytes = 0, payload_dense_bytes = 0;
   // "lm" only (language_model): validation cross-entropy per byte in nats (= test_loss),
@@ -94,6 +111,7 @@ class TrainObserver {
   virtual ~TrainObserver() = default;
   virtual void on_start(const TrainConfig&, int64_t /*steps_per_epoch*/, int /*world_size*/) {}
   virtual void on_step(const StepMetrics&) {}
+  virtual void on_eval(const EvalMetrics&) {}
   virtual void on_epoch(const EpochMetrics&) {}
 };
 
