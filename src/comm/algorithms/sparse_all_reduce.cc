@@ -88,10 +88,42 @@ std::string check_arguments(const SparseVector& mine, const TensorView& out,
   return std::string();
 }
 
-// Rank r's share of the budget: the first k mod N ranks get one more.
-int64_t quota(int64_t k, int n, int r) { return k / n + (r < k % n ? 1 : 0); }
-
 }  // namespace
+
+std::vector<int64_t> SparseAllReduce::quotas(int64_t budget,
+                                             const std::vector<int64_t>& candidates) {
+  const size_t n = candidates.size();
+  std::vector<int64_t> q(n, -1);
+  int64_t rem = budget;
+  size_t active = n;
+  // Water-filling: equal shares (the first rem mod active ranks one more); a range with fewer
+  // candidates than its share takes them all and its surplus goes round again.
+  while (active > 0) {
+    const int64_t un = static_cast<int64_t>(active);
+    std::vector<int64_t> share(n, 0);
+    int64_t pos = 0;
+    bool saturated = false;
+    for (size_t r = 0; r < n; ++r) {
+      if (q[r] >= 0) continue;
+      share[r] = rem / un + (pos++ < rem % un ? 1 : 0);
+      if (candidates[r] <= share[r]) saturated = true;
+    }
+    for (size_t r = 0; r < n; ++r) {
+      if (q[r] >= 0) continue;
+      if (!saturated) {
+        q[r] = share[r];
+      } else if (candidates[r] <= share[r]) {
+        q[r] = candidates[r];
+        rem -= candidates[r];
+        --active;
+      }
+    }
+    if (!saturated) break;
+  }
+  return q;
+}
+
+namespace {}  // namespace
 
 std::vector<int64_t> SparseAllReduce::equal_boundaries(int64_t numel, int world) {
   TERSE_CHECK(world >= 1 && numel >= 0, InvalidArgument,
@@ -286,8 +318,24 @@ SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t bud
   for (size_t i = 0; i < range; ++i) {
     if (touched[i]) cand.push_back(static_cast<int32_t>(lo + static_cast<int64_t>(i)));
   }
-  const int64_t q = quota(budget, n, me);
-  if (static_cast<int64_t>(cand.size()) > q) {
+  // Every rank learns every range's candidate count, so every rank computes the same quotas
+  // (and so the phase-3 counts) without another message.
+  int64_t my_cand = static_cast<int64_t>(cand.size());
+  std::vector<int64_t> cand_counts(un, my_cand);
+  if (n > 1) {
+    c.all_gather(TensorView::of(&my_cand, 1), TensorView::of(cand_counts.data(), n));
+    for (int r = 0; r < n; ++r) {
+      const int64_t cnt = cand_counts[static_cast<size_t>(r)];
+      const int64_t rsize = b[static_cast<size_t>(r) + 1] - b[static_cast<size_t>(r)];
+      TERSE_CHECK(cnt >= 0 && cnt <= rsize, CorruptData, kName, " on rank ", me, ": rank ", r,
+                  " announced ", cnt, " candidates for its range of ", rsize,
+                  " elements; the data was corrupted between ranks or rank ", r,
+                  " does not run this algorithm");
+    }
+  }
+  const std::vector<int64_t> sel_counts = quotas(budget, cand_counts);
+  const int64_t q = sel_counts[static_cast<size_t>(me)];
+  if (my_cand > q) {
     auto larger = [&](int32_t x, int32_t y) {
       const float ax = std::fabs(sums[static_cast<size_t>(x - lo)]);
       const float ay = std::fabs(sums[static_cast<size_t>(y - lo)]);
@@ -302,24 +350,11 @@ SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t bud
   const int64_t my_sel = static_cast<int64_t>(cand.size());
 
   // 3. Gather every range's selection.
-  std::vector<int64_t> sel_counts(un);
   std::vector<int32_t> all_idx;
   std::vector<float> all_val;
   if (n > 1) {
-    int64_t mine_sel = my_sel;
-    c.all_gather(TensorView::of(&mine_sel, 1), TensorView::of(sel_counts.data(), n));
     int64_t total = 0;
-    for (int r = 0; r < n; ++r) {
-      const int64_t cnt = sel_counts[static_cast<size_t>(r)];
-      const int64_t rq = quota(budget, n, r);
-      const int64_t rsize = b[static_cast<size_t>(r) + 1] - b[static_cast<size_t>(r)];
-      TERSE_CHECK(cnt >= 0 && cnt <= std::min(rq, rsize), CorruptData, kName, " on rank ", me,
-                  ": rank ", r, " announced ", cnt, " selected pairs; its quota is ", rq,
-                  " and its range holds ", rsize,
-                  " elements; the data was corrupted between ranks or rank ", r,
-                  " does not run this algorithm");
-      total += cnt;
-    }
+    for (const int64_t cnt : sel_counts) total += cnt;
     all_idx.resize(static_cast<size_t>(total));
     all_val.resize(static_cast<size_t>(total));
     c.all_gatherv(TensorView::of(cand.data(), my_sel), TensorView::of(all_idx.data(), total),
@@ -340,7 +375,6 @@ SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t bud
       offset += cnt;
     }
   } else {
-    sel_counts[0] = my_sel;
     all_idx = cand;
     all_val = cand_val;
   }

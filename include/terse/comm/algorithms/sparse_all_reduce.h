@@ -20,7 +20,7 @@ struct SparseAllReduceReport : AlgorithmReport {
   // ring all-gatherv equivalent, selected minus this rank's own selection.
   int64_t sent_pairs_phase1 = 0;
   int64_t sent_pairs_phase3 = 0;
-  // Of bytes_sent, the control words: (N-1) x (header + one phase-1 count + one phase-3 count).
+  // Of bytes_sent, the control words: (N-1) x (header + one phase-1 count + one candidate count).
   uint64_t bytes_control = 0;
 };
 
@@ -33,21 +33,25 @@ struct SparseAllReduceReport : AlgorithmReport {
 //   1. split my (sorted) pairs by range; all_to_all the per-destination counts; all_to_allv the
 //      indices (i32), then the values (f32);
 //   2. rank r sums what it received, in rank order (its own pairs included), over its range:
-//      s_i = sum_{p=0}^{N-1} x_{p,i}; it keeps the q_r candidates of largest |s_i| (ties: lower
-//      index), where q_r = floor(k/N) + (r < k mod N) so sum_r q_r = k (the budget);
-//   3. all_gather the selection counts, all_gatherv the selected indices, then values (blocks in
+//      s_i = sum_{p=0}^{N-1} x_{p,i} for its c_r candidates (indices some rank sent);
+//      all_gather c_r; every rank computes the quotas q_r: k split evenly (the first k mod N
+//      ranks one more), and where a range has c_r < its share, it keeps all c_r and the
+//      surplus is split again over the others (water-filling), so sum_r q_r = min(k, sum c_r)
+//      and budget >= the union of all pairs keeps everything; rank r keeps the q_r candidates
+//      of largest |s_i| (ties: lower index first), sorted by index;
+//   3. all_gatherv the selected indices, then values (counts q_r known everywhere; blocks in
 //      rank order over increasing ranges: the gathered list is globally sorted); out = 0 except
 //      out[i] = s_i (kAverage: s_i / N) at the selected i;
 //   4. kept flags: which of my pairs made the result.
 // Afterwards the boundaries are rebalanced from the gathered indices G (identical on every rank,
 // no message): b_r = G[floor(r |G| / N)], so each range holds ~|G|/N selected indices; every
 // range stays non-empty when numel >= N; unchanged when G is empty.
-// A range with fewer than q_r candidates selects all of them, so the result may hold < k pairs.
+// The result holds exactly min(k, number of distinct indices over all ranks) pairs.
 // Bit-exact: equals "sum every rank's pairs in rank order into zeros, keep the per-range top q_r
 // of |sum|, divide by N" computed in one process.
 // Wire format: all_to_all of N i64 counts; all_to_allv i32 indices, f32 values; all_gather of one
-// i64 count; all_gatherv i32 indices, f32 values. Every received block is checked (inside the
-// receiver's range, resp. the sender's range; strictly increasing; counts within bounds) before
+// i64 candidate count; all_gatherv i32 indices, f32 values. Every received block is checked (inside
+// the receiver's range, resp. the sender's range; strictly increasing; counts within bounds) before
 // anything is written.
 // Cost per rank: latency (N-1) all_to_allv messages + an (N-1)-step ring all-gatherv (plus the
 // header and count collectives). Bytes: bytes_sent = bytes_control + 8 (sent_pairs_phase1 +
@@ -86,6 +90,9 @@ class SparseAllReduce : public Algorithm {
   void set_boundaries(std::vector<int64_t> boundaries);
   // b_r = floor(r * numel / world): equal ranges by element count.
   static std::vector<int64_t> equal_boundaries(int64_t numel, int world);
+  // Each range's share of `budget` given its candidate counts (step 2): water-filling, so
+  // sum q_r = min(budget, sum candidates) and q_r <= candidates[r].
+  static std::vector<int64_t> quotas(int64_t budget, const std::vector<int64_t>& candidates);
 
  private:
   void rebalance(const std::vector<int32_t>& selected, int64_t numel);

@@ -1,0 +1,594 @@
+// SparseAllReduce (Ok-Topk) on threads-as-ranks: bit-exact against a single-process reference
+// ("sum every rank's pairs in rank order, keep each range's quota of the largest |sum|"), the
+// kept flags, the per-rank byte bound 2 k 8 + control, the rebalanced boundaries, skewed
+// inputs, and every error a bad call or a bad peer gives.
+
+#include "terse/comm/algorithms/sparse_all_reduce.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sparse_test_util.h"
+#include "terse/comm/local_communicator.h"
+
+namespace terse {
+namespace {
+
+using testing::first_bit_difference;
+using ::testing::HasSubstr;
+using testing::make_pairs;
+using testing::Pairs;
+using testing::reference;
+
+const int kWorlds[] = {1, 2, 3, 4, 8};
+
+struct Outcome {
+  std::string type;
+  std::string what;
+};
+
+// Runs fn on every rank of `comms`, one thread each, and returns each rank's outcome.
+std::vector<Outcome> run_on(std::vector<std::unique_ptr<Communicator>>& comms,
+                            const std::function<void(Communicator&)>& fn) {
+  std::vector<Outcome> outcomes(comms.size());
+  std::vector<std::thread> threads;
+  for (size_t r = 0; r < comms.size(); ++r) {
+    threads.emplace_back([&, r] {
+      Outcome& o = outcomes[r];
+      try {
+        fn(*comms[r]);
+      } catch (const CorruptData& e) {
+        o = {"CorruptData", e.what()};
+      } catch (const InvalidArgument& e) {
+        o = {"InvalidArgument", e.what()};
+      } catch (const CommError& e) {
+        o = {"CommError", e.what()};
+      } catch (const NumericalError& e) {
+        o = {"NumericalError", e.what()};
+      } catch (const Timeout& e) {
+        o = {"Timeout", e.what()};
+      } catch (const std::exception& e) {
+        o = {"other", e.what()};
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  return outcomes;
+}
+
+std::vector<Outcome> run_each(int world, const std::function<void(Communicator&)>& fn) {
+  auto locals = make_local_communicators(world);
+  std::vector<std::unique_ptr<Communicator>> comms;
+  for (auto& l : locals) {
+    l->set_timeout(std::chrono::seconds(20));
+    comms.push_back(std::move(l));
+  }
+  return run_on(comms, fn);
+}
+
+// The single-process reference of one run with the given boundaries.
+struct Reference {
+  std::vector<float> out;
+  std::vector<int32_t> selected;  // sorted
+};
+
+Reference ok_topk_reference(const std::vector<Pairs>& all, int64_t numel, int64_t budget,
+                            const std::vector<int64_t>& b, bool average) {
+  const int n = static_cast<int>(all.size());
+  std::vector<float> sums(static_cast<size_t>(numel), 0.0f);
+  std::vector<uint8_t> touched(static_cast<size_t>(numel), 0);
+  for (const Pairs& p : all) {
+    for (size_t i = 0; i < p.indices.size(); ++i) {
+      sums[static_cast<size_t>(p.indices[i])] += p.values[i];
+      touched[static_cast<size_t>(p.indices[i])] = 1;
+    }
+  }
+  std::vector<std::vector<int32_t>> cands(static_cast<size_t>(n));
+  std::vector<int64_t> counts;
+  for (int r = 0; r < n; ++r) {
+    for (int64_t i = b[static_cast<size_t>(r)]; i < b[static_cast<size_t>(r) + 1]; ++i) {
+      if (touched[static_cast<size_t>(i)]) {
+        cands[static_cast<size_t>(r)].push_back(static_cast<int32_t>(i));
+      }
+    }
+    counts.push_back(static_cast<int64_t>(cands[static_cast<size_t>(r)].size()));
+  }
+  const std::vector<int64_t> q = SparseAllReduce::quotas(budget, counts);
+  Reference ref;
+  ref.out.assign(static_cast<size_t>(numel), 0.0f);
+  for (int r = 0; r < n; ++r) {
+    std::vector<int32_t> c = cands[static_cast<size_t>(r)];
+    std::sort(c.begin(), c.end(), [&](int32_t x, int32_t y) {
+      const float ax = std::fabs(sums[static_cast<size_t>(x)]);
+      const float ay = std::fabs(sums[static_cast<size_t>(y)]);
+      return ax > ay || (ax == ay && x < y);
+    });
+    c.resize(static_cast<size_t>(q[static_cast<size_t>(r)]));
+    std::sort(c.begin(), c.end());
+    for (const int32_t i : c) {
+      const float s = sums[static_cast<size_t>(i)];
+      ref.out[static_cast<size_t>(i)] = average && n > 1 ? s / static_cast<float>(n) : s;
+      ref.selected.push_back(i);
+    }
+  }
+  return ref;
+}
+
+int64_t union_size(const std::vector<Pairs>& all, int64_t numel) {
+  std::vector<uint8_t> seen(static_cast<size_t>(numel), 0);
+  for (const Pairs& p : all)
+    for (const int32_t i : p.indices) seen[static_cast<size_t>(i)] = 1;
+  return std::count(seen.begin(), seen.end(), uint8_t{1});
+}
+
+// What every rank saw of one step.
+struct StepResult {
+  std::vector<std::vector<float>> out;
+  std::vector<SparseAllReduceReport> report;
+  std::vector<std::vector<int64_t>> before, after;  // boundaries
+};
+
+// One world of persistent algorithms, one thread per rank per step.
+class World {
+ public:
+  World(int n, SparseReduction reduction) : comms_(make_local_communicators(n)) {
+    SparseAllReduce::Options o;
+    o.reduction = reduction;
+    for (auto& c : comms_) {
+      c->set_timeout(std::chrono::seconds(30));
+      algos_.push_back(std::make_unique<SparseAllReduce>(*c, o));
+    }
+  }
+  StepResult step(const std::vector<Pairs>& all, int64_t numel, int64_t budget) {
+    const size_t n = comms_.size();
+    StepResult s;
+    s.out.assign(n, std::vector<float>(static_cast<size_t>(numel), 9.0f));
+    s.report.resize(n);
+    s.before.resize(n);
+    s.after.resize(n);
+    // Before its first run an algorithm holds no boundaries and starts from equal ranges.
+    for (size_t r = 0; r < n; ++r) {
+      s.before[r] = algos_[r]->boundaries().empty()
+                        ? SparseAllReduce::equal_boundaries(numel, static_cast<int>(n))
+                        : algos_[r]->boundaries();
+    }
+    std::vector<std::thread> threads;
+    std::vector<std::string> errors(n);
+    for (size_t r = 0; r < n; ++r) {
+      threads.emplace_back([&, r] {
+        try {
+          s.report[r] =
+              algos_[r]->run(all[r].view(), budget, TensorView::of(s.out[r].data(), numel));
+          s.after[r] = algos_[r]->boundaries();
+        } catch (const std::exception& e) {
+          errors[r] = e.what();
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (size_t r = 0; r < n; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+    return s;
+  }
+  SparseAllReduce& algo(int r) { return *algos_[static_cast<size_t>(r)]; }
+
+ private:
+  std::vector<std::unique_ptr<Communicator>> comms_;
+  std::vector<std::unique_ptr<SparseAllReduce>> algos_;
+};
+
+std::vector<Pairs> pairs_of(int world, int64_t numel, double density, uint64_t salt) {
+  std::vector<Pairs> all;
+  for (int r = 0; r < world; ++r) all.push_back(make_pairs(r, numel, density, salt));
+  return all;
+}
+
+TEST(SparseAllReduce, QuotasSplitEvenlyAndRefillShortRanges) {
+  using V = std::vector<int64_t>;
+  EXPECT_EQ(SparseAllReduce::quotas(10, V{100, 100, 100, 100}), (V{3, 3, 2, 2}));
+  EXPECT_EQ(SparseAllReduce::quotas(10, V{1, 100, 0, 100}), (V{1, 5, 0, 4}));
+  EXPECT_EQ(SparseAllReduce::quotas(10, V{1, 2, 3, 1}), (V{1, 2, 3, 1}));
+  EXPECT_EQ(SparseAllReduce::quotas(5, V{2, 2, 2, 2}), (V{2, 1, 1, 1}));
+  EXPECT_EQ(SparseAllReduce::quotas(0, V{5, 5}), (V{0, 0}));
+  EXPECT_EQ(SparseAllReduce::quotas(7, V{9}), (V{7}));
+  EXPECT_EQ(SparseAllReduce::equal_boundaries(10, 4), (V{0, 2, 5, 7, 10}));
+  EXPECT_EQ(SparseAllReduce::equal_boundaries(2, 4), (V{0, 0, 1, 1, 2}));
+}
+
+// Budget >= the union of all pairs: nothing is dropped and the result is the exact sparse sum
+// (rank order, so bit for bit), on sizes that do not divide by N.
+TEST(SparseAllReduce, BudgetCoveringTheUnionIsTheExactSum) {
+  for (const int world : kWorlds) {
+    for (const int64_t numel : {int64_t{1}, int64_t{997}, int64_t{4099}}) {
+      for (const double density : {0.02, 0.3}) {
+        for (const bool average : {false, true}) {
+          const auto all = pairs_of(world, numel, density, 5);
+          const int64_t u = union_size(all, numel);
+          World w(world, average ? SparseReduction::kAverage : SparseReduction::kSum);
+          for (const int64_t budget : {u, numel}) {
+            const StepResult s = w.step(all, numel, budget);
+            const std::vector<float> want = reference(all, numel, average);
+            for (int r = 0; r < world; ++r) {
+              const size_t ur = static_cast<size_t>(r);
+              EXPECT_EQ(first_bit_difference(s.out[ur], want), -1)
+                  << "world " << world << " numel " << numel << " density " << density << " budget "
+                  << budget << " rank " << r;
+              EXPECT_EQ(s.report[ur].dropped, 0);
+              EXPECT_EQ(s.report[ur].selected, u);
+              EXPECT_EQ(std::count(s.report[ur].kept.begin(), s.report[ur].kept.end(), 1),
+                        static_cast<int64_t>(all[ur].indices.size()));
+              EXPECT_STREQ(s.report[ur].path, "sparse");
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Budget below the union, over three steps (so later steps run on rebalanced boundaries).
+TEST(SparseAllReduce, TightBudgetMatchesTheReferenceAndBoundsBytes) {
+  const int64_t numel = 5003;
+  for (const int world : kWorlds) {
+    World w(world, SparseReduction::kAverage);
+    for (uint64_t step = 0; step < 3; ++step) {
+      // ~50 pairs per rank, budget 75: count <= k, union > k from two ranks on.
+      const auto all = pairs_of(world, numel, 0.01, 100 + step);
+      int64_t max_count = 0;
+      for (const Pairs& p : all) max_count = std::max<int64_t>(max_count, p.indices.size());
+      const int64_t k = 75;
+      ASSERT_LE(max_count, k);
+      const int64_t u = union_size(all, numel);
+      const StepResult s = w.step(all, numel, k);
+      const Reference ref = ok_topk_reference(all, numel, k, s.before[0], true);
+      EXPECT_EQ(static_cast<int64_t>(ref.selected.size()), std::min(k, u));
+      for (int r = 0; r < world; ++r) {
+        const size_t ur = static_cast<size_t>(r);
+        EXPECT_EQ(s.before[ur], s.before[0]) << "rank " << r;
+        EXPECT_EQ(first_bit_difference(s.out[ur], ref.out), -1)
+            << "world " << world << " step " << step << " rank " << r;
+        const SparseAllReduceReport& rep = s.report[ur];
+        EXPECT_EQ(rep.selected, static_cast<int64_t>(ref.selected.size()));
+        // Kept exactly where the index is in the result.
+        int64_t dropped = 0;
+        ASSERT_EQ(rep.kept.size(), all[ur].indices.size());
+        for (size_t i = 0; i < rep.kept.size(); ++i) {
+          const bool in =
+              std::binary_search(ref.selected.begin(), ref.selected.end(), all[ur].indices[i]);
+          EXPECT_EQ(rep.kept[i], in ? 1 : 0) << "rank " << r << " pair " << i;
+          dropped += in ? 0 : 1;
+        }
+        EXPECT_EQ(rep.dropped, dropped);
+        // The Ok-Topk bound: at most 2 k pairs of 8 bytes, whatever N.
+        EXPECT_EQ(rep.bytes_control, static_cast<uint64_t>(world - 1) * 72u);
+        EXPECT_LE(rep.bytes_sent, 2u * static_cast<uint64_t>(k) * 8u + rep.bytes_control);
+        EXPECT_EQ(rep.bytes_sent,
+                  rep.bytes_control +
+                      8u * static_cast<uint64_t>(rep.sent_pairs_phase1 + rep.sent_pairs_phase3));
+        EXPECT_LE(rep.sent_pairs_phase1, static_cast<int64_t>(all[ur].indices.size()));
+        if (world == 1) {
+          EXPECT_EQ(rep.bytes_sent, 0u);
+        }
+        // Rebalanced identically everywhere.
+        EXPECT_EQ(s.after[ur], s.after[0]) << "rank " << r;
+      }
+      if (world > 1) {
+        // The new ranges hold floor or ceil of |selected| / N selected indices each.
+        const std::vector<int64_t>& b = s.after[0];
+        ASSERT_EQ(b.size(), static_cast<size_t>(world) + 1);
+        EXPECT_EQ(b.front(), 0);
+        EXPECT_EQ(b.back(), numel);
+        const int64_t sel = static_cast<int64_t>(ref.selected.size());
+        for (int r = 0; r < world; ++r) {
+          const int64_t in_range =
+              std::count_if(ref.selected.begin(), ref.selected.end(), [&](int32_t i) {
+                return i >= b[static_cast<size_t>(r)] && i < b[static_cast<size_t>(r) + 1];
+              });
+          EXPECT_GE(in_range, sel / world) << "world " << world << " range " << r;
+          EXPECT_LE(in_range, (sel + world - 1) / world) << "world " << world << " range " << r;
+        }
+      }
+    }
+  }
+}
+
+// The all-gather sends (N-1) 8 count per rank; this stays under 2 k 8 at every N.
+TEST(SparseAllReduce, BytesPerRankDoNotGrowWithWorldSize) {
+  const int64_t numel = 1 << 16, k = 256;
+  uint64_t max_pair_bytes = 0;
+  for (const int world : {2, 4, 8, 16}) {
+    std::vector<Pairs> all;
+    for (int r = 0; r < world; ++r) {
+      Pairs p = make_pairs(r, numel, 0.003, 77);  // ~197 pairs
+      all.push_back(p);
+    }
+    World w(world, SparseReduction::kAverage);
+    const StepResult s = w.step(all, numel, k);
+    for (int r = 0; r < world; ++r) {
+      const SparseAllReduceReport& rep = s.report[static_cast<size_t>(r)];
+      const uint64_t pair_bytes = rep.bytes_sent - rep.bytes_control;
+      EXPECT_LE(pair_bytes, 2u * k * 8u) << "world " << world;
+      max_pair_bytes = std::max(max_pair_bytes, pair_bytes);
+      const uint64_t gather_bytes =
+          static_cast<uint64_t>(world - 1) * 8u * all[static_cast<size_t>(r)].indices.size();
+      if (world >= 8) {
+        EXPECT_LT(pair_bytes, gather_bytes / 2) << "world " << world;
+      }
+    }
+  }
+  EXPECT_GT(max_pair_bytes, 0u);
+}
+
+// All pairs in the first 1% of the indices: correct from equal ranges (rank 0 holds every
+// candidate and the whole budget), and one step later the ranges have moved there.
+TEST(SparseAllReduce, SkewedInputIsCorrectAndBoundariesMoveToIt) {
+  const int world = 4;
+  const int64_t numel = 100000, hot = 1000, k = 120;
+  auto skewed = [&](uint64_t salt) {
+    std::vector<Pairs> all;
+    for (int r = 0; r < world; ++r) all.push_back(make_pairs(r, hot, 0.08, salt));
+    return all;  // indices < hot, numel of the run is larger
+  };
+  World w(world, SparseReduction::kAverage);
+  const auto first = skewed(1);
+  StepResult s = w.step(first, numel, k);
+  EXPECT_EQ(s.before[0], SparseAllReduce::equal_boundaries(numel, world));
+  Reference ref = ok_topk_reference(first, numel, k, s.before[0], true);
+  EXPECT_EQ(static_cast<int64_t>(ref.selected.size()), k);
+  for (int r = 0; r < world; ++r) {
+    EXPECT_EQ(first_bit_difference(s.out[static_cast<size_t>(r)], ref.out), -1) << r;
+  }
+  const std::vector<int64_t> b = s.after[0];
+  for (int r = 1; r < world; ++r) {
+    EXPECT_LT(b[static_cast<size_t>(r)], hot) << "boundary " << r;
+    EXPECT_GT(b[static_cast<size_t>(r)], b[static_cast<size_t>(r) - 1]) << "boundary " << r;
+  }
+  // Step 2 on the new ranges: still the reference, and every rank now owns candidates, so
+  // rank 0 no longer receives everything.
+  const auto second = skewed(2);
+  s = w.step(second, numel, k);
+  EXPECT_EQ(s.before[0], b);
+  ref = ok_topk_reference(second, numel, k, b, true);
+  for (int r = 0; r < world; ++r) {
+    EXPECT_EQ(first_bit_difference(s.out[static_cast<size_t>(r)], ref.out), -1) << r;
+    EXPECT_GT(s.report[static_cast<size_t>(r)].sent_pairs_phase1, 0) << r;
+  }
+}
+
+TEST(SparseAllReduce, EmptyInputsKeepBoundaries) {
+  World w(3, SparseReduction::kAverage);
+  std::vector<Pairs> none(3);
+  const StepResult s = w.step(none, 100, 10);
+  for (int r = 0; r < 3; ++r) {
+    for (const float x : s.out[static_cast<size_t>(r)]) EXPECT_EQ(x, 0.0f);
+    EXPECT_EQ(s.report[static_cast<size_t>(r)].selected, 0);
+    EXPECT_EQ(s.after[static_cast<size_t>(r)], SparseAllReduce::equal_boundaries(100, 3));
+  }
+}
+
+// Every rank runs `fn(comm, idx, val, numel, budget)` with its own arguments.
+struct Call {
+  std::vector<int32_t> idx = {1, 4, 9};
+  std::vector<float> val = {1.0f, 2.0f, 3.0f};
+  int64_t numel = 100;
+  int64_t budget = 10;
+};
+
+std::vector<Outcome> run_calls(int world, const std::function<void(int, Call&)>& edit) {
+  return run_each(world, [&](Communicator& comm) {
+    Call call;
+    edit(comm.rank(), call);
+    std::vector<float> out(static_cast<size_t>(call.numel));
+    SparseAllReduce(comm).run(
+        SparseVector{call.idx.data(), call.val.data(), static_cast<int64_t>(call.idx.size())},
+        call.budget, TensorView::of(out.data(), call.numel));
+  });
+}
+
+void expect_everywhere(const std::vector<Outcome>& outcomes, const std::string& type,
+                       const std::string& text) {
+  for (size_t r = 0; r < outcomes.size(); ++r) {
+    EXPECT_EQ(outcomes[r].type, type) << "rank " << r << ": " << outcomes[r].what;
+    EXPECT_THAT(outcomes[r].what, HasSubstr(text)) << "rank " << r;
+    EXPECT_THAT(outcomes[r].what, HasSubstr("sparse_all_reduce on rank " + std::to_string(r)));
+  }
+}
+
+TEST(SparseAllReduce, BadPairsFromOneRankFailEveryRank) {
+  for (const int world : {2, 4}) {
+    const int bad = world - 1;
+    expect_everywhere(run_calls(world,
+                                [&](int r, Call& c) {
+                                  if (r == bad) c.idx = {4, 1, 9};
+                                }),
+                      "CorruptData",
+                      "rank " + std::to_string(bad) + " sent bad pairs: index 1 at position 1");
+    expect_everywhere(run_calls(world,
+                                [&](int r, Call& c) {
+                                  if (r == bad) c.idx = {1, 4, 100};
+                                }),
+                      "CorruptData",
+                      "rank " + std::to_string(bad) + " sent bad pairs: index 100 at position 2");
+    expect_everywhere(run_calls(world,
+                                [&](int r, Call& c) {
+                                  if (r == bad) c.val[1] = std::nanf("");
+                                }),
+                      "NumericalError",
+                      "rank " + std::to_string(bad) + " holds a NaN or Inf value at position 1");
+  }
+}
+
+TEST(SparseAllReduce, MismatchedNumelOrBudgetFailsEveryRank) {
+  expect_everywhere(run_calls(3,
+                              [](int r, Call& c) {
+                                if (r == 1) c.numel = 101;
+                              }),
+                    "InvalidArgument", "rank 1 passed a vector of 101 elements");
+  expect_everywhere(run_calls(4,
+                              [](int r, Call& c) {
+                                if (r == 3) c.budget = 11;
+                              }),
+                    "InvalidArgument", "rank 3 passed budget 11 but rank 0 passed 10");
+  expect_everywhere(run_calls(3, [](int, Call& c) { c.budget = 101; }), "InvalidArgument",
+                    "every rank passed budget 101 for a vector of 100 elements");
+  expect_everywhere(run_calls(3, [](int, Call& c) { c.budget = -1; }), "InvalidArgument",
+                    "every rank passed budget -1");
+}
+
+TEST(SparseAllReduce, BadArgumentsOnOneRankFailFastEverywhere) {
+  const auto outcomes = run_calls(3, [](int r, Call& c) {
+    if (r == 2) c.numel = 2;  // count 3 > numel 2
+  });
+  EXPECT_EQ(outcomes[2].type, "InvalidArgument") << outcomes[2].what;
+  EXPECT_THAT(outcomes[2].what, HasSubstr("count is 3 for a vector of 2 elements"));
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(outcomes[static_cast<size_t>(r)].type, "CommError");
+    EXPECT_THAT(outcomes[static_cast<size_t>(r)].what,
+                HasSubstr("rank 2 passed invalid arguments"));
+  }
+}
+
+TEST(SparseAllReduce, SetBoundariesValidatesAndRunChecksAgreement) {
+  const auto outcomes = run_each(3, [](Communicator& comm) {
+    SparseAllReduce algo(comm);
+    EXPECT_THROW(algo.set_boundaries({0, 50, 100}), InvalidArgument);  // 3 ranks need 4
+    EXPECT_THROW(algo.set_boundaries({1, 2, 50, 100}), CorruptData);   // b_0 != 0
+    EXPECT_THROW(algo.set_boundaries({0, 60, 50, 100}), CorruptData);  // decreasing
+    EXPECT_TRUE(algo.boundaries().empty());
+    // Rank 1 restored other ranges than ranks 0 and 2.
+    algo.set_boundaries(comm.rank() == 1 ? std::vector<int64_t>{0, 10, 20, 100}
+                                         : std::vector<int64_t>{0, 30, 60, 100});
+    const int32_t idx[] = {5};
+    const float val[] = {1.0f};
+    std::vector<float> out(100);
+    algo.run(SparseVector{idx, val, 1}, 1, TensorView::of(out.data(), 100));
+  });
+  expect_everywhere(outcomes, "InvalidArgument", "rank 1 holds different boundaries than rank 0");
+
+  // Boundaries of another vector length: InvalidArgument on that rank, CommError elsewhere.
+  const auto wrong_end = run_each(2, [](Communicator& comm) {
+    SparseAllReduce algo(comm);
+    if (comm.rank() == 0) algo.set_boundaries({0, 40, 80});
+    std::vector<float> out(100);
+    algo.run(SparseVector{}, 1, TensorView::of(out.data(), 100));
+  });
+  EXPECT_EQ(wrong_end[0].type, "InvalidArgument");
+  EXPECT_THAT(wrong_end[0].what, HasSubstr("the boundaries end at 80 but out has 100"));
+  EXPECT_EQ(wrong_end[1].type, "CommError");
+
+  // A valid restore is used as given.
+  run_local_ranks(2, [](Communicator& comm) {
+    SparseAllReduce algo(comm);
+    algo.set_boundaries({0, 3, 100});
+    const int32_t idx[] = {1, 2, 50};
+    const float val[] = {1.0f, -5.0f, 2.0f};
+    std::vector<float> out(100);
+    // Range 0 = [0, 3) has candidates {1, 2}, range 1 = {50}; budget 2 -> quotas 1, 1.
+    const auto rep = algo.run(SparseVector{idx, val, 3}, 2, TensorView::of(out.data(), 100));
+    EXPECT_EQ(out[2], -5.0f);  // (-5 - 5) / 2
+    EXPECT_EQ(out[50], 2.0f);
+    EXPECT_EQ(out[1], 0.0f);
+    EXPECT_EQ(rep.dropped, 1);
+    EXPECT_EQ(rep.kept, (std::vector<uint8_t>{0, 1, 1}));
+  });
+}
+
+// Forwards every verb to a local communicator; corrupts, in this rank's received copy, the first
+// index from rank `victim_` of the first i32 all_to_allv (phase 1) or of the first i32
+// all_gatherv (phase 3).
+class CorruptingCommunicator : public Communicator {
+ public:
+  enum class Mode { kPhase1, kPhase3 };
+  CorruptingCommunicator(std::unique_ptr<Communicator> inner, int victim, Mode mode)
+      : inner_(std::move(inner)), victim_(victim), mode_(mode) {}
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  const char* backend() const override { return inner_->backend(); }
+  std::unique_ptr<Work> all_reduce_async(TensorView inout, ReduceOp op) override {
+    return inner_->all_reduce_async(inout, op);
+  }
+  std::unique_ptr<Work> all_gather_async(TensorView in, TensorView out) override {
+    return inner_->all_gather_async(in, out);
+  }
+  std::unique_ptr<Work> all_gatherv_async(TensorView in, TensorView out,
+                                          const std::vector<int64_t>& counts) override {
+    inner_->all_gatherv_async(in, out, counts)->wait(timeout());
+    if (mode_ == Mode::kPhase3 && out.dtype == DType::kI32) corrupt(out, counts);
+    return std::make_unique<Done>();
+  }
+  std::unique_ptr<Work> all_to_all_async(TensorView in, TensorView out) override {
+    return inner_->all_to_all_async(in, out);
+  }
+  std::unique_ptr<Work> all_to_allv_async(TensorView in, const std::vector<int64_t>& sc,
+                                          TensorView out, const std::vector<int64_t>& rc) override {
+    inner_->all_to_allv_async(in, sc, out, rc)->wait(timeout());
+    if (mode_ == Mode::kPhase1 && out.dtype == DType::kI32) corrupt(out, rc);
+    return std::make_unique<Done>();
+  }
+  std::unique_ptr<Work> broadcast_async(TensorView inout, int root) override {
+    return inner_->broadcast_async(inout, root);
+  }
+  std::unique_ptr<Work> barrier_async() override { return inner_->barrier_async(); }
+
+ private:
+  // The operation already completed (waited for in the *_async call, then patched).
+  class Done : public Work {
+   public:
+    bool test() override { return true; }
+    void wait(std::chrono::milliseconds) override {}
+    void wait() override {}
+  };
+  void corrupt(TensorView out, const std::vector<int64_t>& counts) {
+    int64_t offset = 0;
+    for (int r = 0; r < victim_; ++r) offset += counts[static_cast<size_t>(r)];
+    if (counts[static_cast<size_t>(victim_)] > 0) {
+      out.as<int32_t>()[offset] = std::numeric_limits<int32_t>::max();
+    }
+  }
+  std::unique_ptr<Communicator> inner_;
+  int victim_;
+  Mode mode_;
+};
+
+TEST(SparseAllReduce, ReceiversRejectIndicesCorruptedOnTheWire) {
+  for (const auto mode :
+       {CorruptingCommunicator::Mode::kPhase1, CorruptingCommunicator::Mode::kPhase3}) {
+    const int world = 3, victim = 1;
+    auto locals = make_local_communicators(world);
+    std::vector<std::unique_ptr<Communicator>> comms;
+    for (auto& l : locals) {
+      l->set_timeout(std::chrono::seconds(20));
+      comms.push_back(std::make_unique<CorruptingCommunicator>(std::move(l), victim, mode));
+    }
+    // Every rank sends one pair into every range, so every block is non-empty.
+    const auto outcomes = run_on(comms, [](Communicator& comm) {
+      const int32_t idx[] = {10, 50, 90};
+      const float val[] = {1.0f, 2.0f, 3.0f};
+      std::vector<float> out(99);
+      SparseAllReduce(comm).run(SparseVector{idx, val, 3}, 3, TensorView::of(out.data(), 99));
+    });
+    const std::string what = mode == CorruptingCommunicator::Mode::kPhase1
+                                 ? "pairs received from rank 1 for this rank's range"
+                                 : "selection received from rank 1: at position 0 of 1, index "
+                                   "2147483647 is outside [33, 66)";
+    for (int r = 0; r < world; ++r) {
+      const Outcome& o = outcomes[static_cast<size_t>(r)];
+      EXPECT_EQ(o.type, "CorruptData") << "rank " << r << ": " << o.what;
+      EXPECT_THAT(o.what, HasSubstr(what)) << "rank " << r;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace terse
