@@ -4,12 +4,19 @@
 // top-k of |V|, momentum factor masking (V and U zeroed where sent); payloads all-gathered and
 // scatter-added, / N. 1-D tensors go dense and get momentum after the all-reduce, as in the
 // reference. Sparsity warm-up runs over the first warmup_steps steps. See docs/dgc.md.
+// exchange=allreduce replaces the all-gather by SparseAllReduce (Ok-Topk, Li & Hoefler, PPoPP
+// 2022): the compressed tensors form one index space (tensor j offset by the earlier numels),
+// the budget is the sum of the per-tensor k = ceil(density * numel) (DgcTopK::k_for), and every
+// local pair that misses the global result goes back into V (V[i] += value: masking had zeroed
+// it), so nothing is lost. U stays masked at every selected index, sent or dropped: the dropped
+// value waits in V, as it would have had it not been selected.
 #include <cstring>
 #include <map>
 #include <sstream>
 #include <string>
 
 #include "exchange_methods.h"
+#include "terse/comm/algorithms/sparse_all_reduce.h"
 #include "terse/compress/dgc/dgc_memory.h"
 #include "terse/compress/dgc/dgc_warmup.h"
 #include "terse/compress/dgc_top_k.h"
@@ -27,12 +34,15 @@ struct DgcConfig {
   double clip = 0.0;
   bool masking = true;
   int64_t dense_below = 0;
+  std::string exchange = "gather";  // gather | allreduce
 
+  // exchange=gather prints as before, so checkpoints of earlier runs still load.
   std::string str() const {
     std::string s = "dgc:density=" + fmt(density) + ",values=" + values + ",sample=" + fmt(sample) +
                     ",warmup=" + warmup + ",warmup_steps=" + std::to_string(warmup_steps) +
                     ",clip=" + fmt(clip) + ",masking=" + (masking ? "true" : "false") +
                     ",dense_below=" + std::to_string(dense_below);
+    if (exchange != "gather") s += ",exchange=" + exchange;
     return s;
   }
   static std::string fmt(double v) {
@@ -52,8 +62,12 @@ DgcConfig parse(Spec spec) {
   c.clip = take_double(spec, "clip", c.clip, 0.0, 1e30, false);
   c.masking = take_bool(spec, "masking", c.masking);
   c.dense_below = take_int(spec, "dense_below", c.dense_below, 0, int64_t{1} << 40);
+  c.exchange = take_choice(spec, "exchange", c.exchange, {"gather", "allreduce"});
   reject_unknown(spec, {"density", "values", "sample", "warmup", "warmup_steps", "clip", "masking",
-                        "dense_below"});
+                        "dense_below", "exchange"});
+  TERSE_CHECK(c.exchange == "gather" || c.values == "f32", InvalidArgument,
+              "dgc exchange=allreduce sums the pairs as f32 on the range owners; got values=",
+              c.values, ": use values=f32 (or exchange=gather for f16 payloads)");
   TERSE_CHECK((c.warmup == "none") == (c.warmup_steps == 0), InvalidArgument,
               "dgc warm-up needs both warmup=paper|code and warmup_steps=N > 0; got warmup=",
               c.warmup, ", warmup_steps=", c.warmup_steps);
@@ -69,7 +83,8 @@ class DgcExchange final : public GradientCompression {
         config_(std::move(config)),
         split_(split_params(params, config_.dense_below)),
         dense_(comm, split_.dense, params),
-        gather_(comm, split_.compressed.size()) {
+        gather_(comm, split_.compressed.size()),
+        allreduce_(comm, SparseAllReduce::Options{SparseReduction::kAverage}) {
     TERSE_CHECK(options.momentum >= 0 && options.momentum < 1, InvalidArgument,
                 "dgc's momentum correction needs the optimizer's momentum in [0, 1), got ",
                 options.momentum);
@@ -88,6 +103,20 @@ class DgcExchange final : public GradientCompression {
     }
     for (size_t i : split_.dense) u_[i].assign(static_cast<size_t>(params[i].value.numel), 0.0f);
     for (const Param& p : params) total_numel_ += p.value.numel;
+    if (config_.exchange == "allreduce") {
+      TERSE_CHECK(split_.compressed_numel < (int64_t{1} << 31), InvalidArgument,
+                  "dgc exchange=allreduce indexes the compressed tensors as one int32 space, but "
+                  "they hold ",
+                  split_.compressed_numel,
+                  " elements (limit 2^31 - 1); use exchange=gather or fewer parameters per model");
+      int64_t offset = 0;
+      for (size_t i : split_.compressed) {
+        offsets_.push_back(offset);
+        offset += params[i].value.numel;
+      }
+      allreduce_.set_boundaries(
+          SparseAllReduce::equal_boundaries(split_.compressed_numel, comm.size()));
+    }
   }
 
   std::string describe() const override {
@@ -107,6 +136,7 @@ class DgcExchange final : public GradientCompression {
   }
 
   CommStats exchange(const std::vector<Param>& params) override {
+    if (config_.exchange == "allreduce") return exchange_allreduce(params);
     const auto t0 = Clock::now();
     double compress_s = 0;
     dense_.start(params);
@@ -188,6 +218,11 @@ class DgcExchange final : public GradientCompression {
       sd.tensors["dgc.v." + std::to_string(i)] = StateTensor::copy_of(
           TensorView::of(const_cast<float*>(v.data()), static_cast<int64_t>(v.size())));
     }
+    if (config_.exchange == "allreduce") {
+      const std::vector<int64_t>& b = allreduce_.boundaries();
+      sd.tensors[kBoundariesKey] = StateTensor::copy_of(
+          TensorView::of(const_cast<int64_t*>(b.data()), static_cast<int64_t>(b.size())));
+    }
     return sd;
   }
 
@@ -211,6 +246,22 @@ class DgcExchange final : public GradientCompression {
     };
     check(u_, "u");
     check(v_, "v");
+    std::vector<int64_t> bounds;
+    if (config_.exchange == "allreduce") {
+      const StateTensor& t = state.tensor(kBoundariesKey);
+      const int64_t want = comm_.size() + 1;
+      TERSE_CHECK(t.dtype == DType::kI64 && t.numel() == want, CorruptData, "checkpoint entry ",
+                  kBoundariesKey, " holds ", t.numel(), " ", dtype_name(t.dtype),
+                  " elements; this run of ", comm_.size(), " ranks needs ", want,
+                  " i64 (resume with the world size that wrote it)");
+      bounds.resize(static_cast<size_t>(want));
+      t.copy_to(TensorView::of(bounds.data(), want), kBoundariesKey);
+      TERSE_CHECK(bounds.back() == split_.compressed_numel, CorruptData, "checkpoint entry ",
+                  kBoundariesKey, " ends at ", bounds.back(), " but the compressed tensors hold ",
+                  split_.compressed_numel, " elements; the checkpoint is of another model");
+      SparseAllReduce probe(comm_);
+      probe.set_boundaries(bounds);  // CorruptData when not non-decreasing from 0
+    }
     for (auto& [i, u] : u_) {
       state.tensor("dgc.u." + std::to_string(i))
           .copy_to(TensorView::of(u.data(), static_cast<int64_t>(u.size())), "dgc.u");
@@ -219,10 +270,106 @@ class DgcExchange final : public GradientCompression {
       state.tensor("dgc.v." + std::to_string(i))
           .copy_to(TensorView::of(v.data(), static_cast<int64_t>(v.size())), "dgc.v");
     }
+    if (config_.exchange == "allreduce") allreduce_.set_boundaries(std::move(bounds));
     step_ = step;
   }
 
  private:
+  static constexpr const char* kBoundariesKey = "dgc.boundaries";
+
+  // exchange=allreduce: the compressed tensors' selections as one sparse vector through
+  // SparseAllReduce; dropped pairs return to V.
+  CommStats exchange_allreduce(const std::vector<Param>& params) {
+    const auto t0 = Clock::now();
+    double compress_s = 0;
+    dense_.start(params);
+    auto tc = Clock::now();
+    const DgcTopK& dgc = compressor_for(density_at(step_));
+    const size_t count = split_.compressed.size();
+    pair_idx_.clear();
+    pair_val_.clear();
+    int64_t budget = 0;
+    int64_t bad_tensor = -1;
+    for (size_t j = 0; j < count; ++j) {
+      const size_t i = split_.compressed[j];
+      const TensorView& g = params[i].grad;
+      float* gp = static_cast<float*>(g.data);
+      budget += dgc.k_for(g.numel);
+      if (bad_tensor >= 0) continue;
+      if (!all_finite(gp, g.numel)) {
+        bad_tensor = static_cast<int64_t>(j);  // every rank learns of it below and stops
+        continue;
+      }
+      const SparseSelection sel =
+          DgcMemory::step(u_[i].data(), v_[i].data(), gp, g.numel, dgc.density(),
+                          seed_step(options_.seed, step_, j, comm_.rank()), memory_, select_);
+      for (size_t e = 0; e < sel.indices.size(); ++e) {
+        pair_idx_.push_back(static_cast<int32_t>(offsets_[j] + sel.indices[e]));
+        pair_val_.push_back(sel.values[e]);
+      }
+    }
+    compress_s += seconds_since(tc);
+    SparseAllReduceReport rep;
+    flat_.assign(static_cast<size_t>(split_.compressed_numel), 0.0f);
+    try {
+      // The NaN flag: one i64 per rank, so every rank stops at the same step (as the gather
+      // path's length -1 does).
+      std::vector<int64_t> flags(static_cast<size_t>(comm_.size()));
+      comm_.all_gather(TensorView::of(&bad_tensor, 1),
+                       TensorView::of(flags.data(), static_cast<int64_t>(flags.size())));
+      for (int r = 0; r < comm_.size(); ++r) {
+        const int64_t j = flags[static_cast<size_t>(r)];
+        TERSE_CHECK(j < 0, NumericalError, "rank ", r, " could not compress the gradient of ",
+                    j < static_cast<int64_t>(count) ? names_[static_cast<size_t>(j)]
+                                                    : std::string("a tensor"),
+                    " (a NaN or Inf gradient); every rank stops at this step: lower the "
+                    "learning rate or resume from the last checkpoint");
+      }
+      rep = allreduce_.run(
+          SparseVector{pair_idx_.data(), pair_val_.data(), static_cast<int64_t>(pair_idx_.size())},
+          budget, TensorView::of(flat_.data(), split_.compressed_numel));
+    } catch (...) {
+      try {
+        dense_.finish(params);
+      } catch (...) {  // the exchange's error is the one to report
+      }
+      throw;
+    }
+    tc = Clock::now();
+    // Error feedback for the pairs that missed the global top-k: back into V.
+    size_t j = 0;
+    for (size_t p = 0; p < pair_idx_.size(); ++p) {
+      if (rep.kept[p]) continue;
+      while (j + 1 < count && pair_idx_[p] >= offsets_[j + 1]) ++j;
+      v_[split_.compressed[j]][static_cast<size_t>(pair_idx_[p] - offsets_[j])] += pair_val_[p];
+    }
+    for (size_t t = 0; t < count; ++t) {
+      const TensorView& g = params[split_.compressed[t]].grad;
+      std::memcpy(g.data, flat_.data() + offsets_[t], static_cast<size_t>(g.numel) * sizeof(float));
+    }
+    compress_s += seconds_since(tc);
+    dense_.finish(params);
+    tc = Clock::now();
+    for (size_t i : split_.dense) {
+      float* gp = static_cast<float*>(params[i].grad.data);
+      dgc_dense_momentum(u_[i].data(), gp, gp, params[i].grad.numel, memory_);
+    }
+    compress_s += seconds_since(tc);
+    ++step_;
+
+    CommStats s;
+    const uint64_t flag_bytes = static_cast<uint64_t>(comm_.size() - 1) * sizeof(int64_t);
+    s.payload_bytes =
+        8 * static_cast<uint64_t>(pair_idx_.size()) + 4 * static_cast<uint64_t>(split_.dense_numel);
+    s.payload_dense_bytes = 4 * static_cast<uint64_t>(total_numel_);
+    s.bytes_sent = rep.bytes_sent + flag_bytes +
+                   ring_bytes(4 * static_cast<uint64_t>(split_.dense_numel), comm_.size());
+    s.bytes_dense = ring_bytes(s.payload_dense_bytes, comm_.size());
+    s.time_compress_s = compress_s;
+    s.time_comm_s = std::max(0.0, seconds_since(t0) - compress_s);
+    return s;
+  }
+
   const DgcTopK& compressor_for(double density) {
     auto it = compressors_.find(density);
     if (it == compressors_.end()) {
@@ -252,6 +399,11 @@ class DgcExchange final : public GradientCompression {
   Split split_;
   DenseAllReduce dense_;
   PayloadAllGather gather_;
+  SparseAllReduce allreduce_;
+  std::vector<int64_t> offsets_;  // exchange=allreduce: tensor j's first flat index
+  std::vector<int32_t> pair_idx_;
+  std::vector<float> pair_val_;
+  std::vector<float> flat_;
   DgcMemoryOptions memory_;
   DgcSelectOptions select_;
   std::map<size_t, std::vector<float>> u_;  // by parameter index: compressed and dense tensors

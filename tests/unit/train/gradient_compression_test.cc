@@ -185,7 +185,8 @@ TEST(GradientCompression, DgcSendsAboutDensityAndWarmsUp) {
 }
 
 TEST(GradientCompression, StateDictRoundTripContinuesExactly) {
-  for (const char* spec : {"dgc:density=0.01", "topk:density=0.05", "powersgd:rank=2,start=1"}) {
+  for (const char* spec : {"dgc:density=0.01", "topk:density=0.05", "powersgd:rank=2,start=1",
+                           "dgc:density=0.01,exchange=allreduce"}) {
     const std::string feedback = std::string(spec).rfind("topk", 0) == 0 ? "ef21" : "none";
     run_local_ranks(2, [&](Communicator& comm) {
       Model a(30, 50), b(30, 50);
@@ -237,6 +238,8 @@ TEST(GradientCompression, BadSpecsAreRejectedWithTheirName) {
     expect_bad("dgc:density=0.01,bogus=1", "none", "bogus");
     expect_bad("dgc:sample=0.001", "none", "sample");
     expect_bad("dgc:warmup=paper", "none", "warmup_steps");
+    expect_bad("dgc:values=f16,exchange=allreduce", "none", "use values=f32");
+    expect_bad("dgc:exchange=ring", "none", "exchange");
     expect_bad("dgc", "ef14", "--feedback");
     expect_bad("powersgd:rank=0", "none", "rank");
     expect_bad("topk:density=2", "none", "density");
@@ -269,7 +272,8 @@ TEST(GradientCompression, DifferentSpecsAcrossRanksFailOnEveryRank) {
 }
 
 TEST(GradientCompression, NanGradientOnOneRankStopsEveryRank) {
-  for (const char* spec : {"topk:density=0.1", "dgc:density=0.1"}) {
+  for (const char* spec :
+       {"topk:density=0.1", "dgc:density=0.1", "dgc:density=0.1,exchange=allreduce"}) {
     std::mutex mu;
     int failures = 0;
     EXPECT_THROW(
@@ -294,6 +298,147 @@ TEST(GradientCompression, NanGradientOnOneRankStopsEveryRank) {
         NumericalError);
     EXPECT_EQ(failures, 3) << spec;
   }
+}
+
+// exchange=allreduce (SparseAllReduce, Ok-Topk) against the all-gather.
+
+std::vector<float> floats_of(const StateTensor& t) {
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  t.copy_to(TensorView::of(out.data(), t.numel()), "test");
+  return out;
+}
+
+// Large entries at i % 10 == 0 on every rank, small noise elsewhere: at density 0.1 with an
+// exact threshold (sample=1) every rank selects the same 200 indices, so the budget (200)
+// covers the union and nothing is dropped.
+void fill_structured(Model& m, int rank, int step) {
+  for (size_t i = 0; i < m.grad.size(); ++i) {
+    m.grad[i] = i % 10 == 0 ? 10.0f + 0.5f * static_cast<float>(rank + 1) +
+                                  static_cast<float>(step) - static_cast<float>(i % 7)
+                            : 0.01f * grad_value(rank, step, i);
+  }
+}
+
+TEST(GradientCompression, DgcAllReduceEqualsTheGatherWhenTheBudgetCoversTheUnion) {
+  run_local_ranks(4, [](Communicator& comm) {
+    Model a(40, 50), b(40, 50);
+    CompressionOptions og = opts("dgc:density=0.1,sample=1");
+    og.momentum = 0.9;
+    CompressionOptions oa = opts("dgc:density=0.1,sample=1,exchange=allreduce");
+    oa.momentum = 0.9;
+    auto gather = make_gradient_compression(comm, a.params(), og);
+    auto allreduce = make_gradient_compression(comm, b.params(), oa);
+    EXPECT_EQ(gather->describe().find("exchange"), std::string::npos) << gather->describe();
+    EXPECT_NE(allreduce->describe().find(",exchange=allreduce"), std::string::npos);
+    for (int step = 0; step < 4; ++step) {
+      fill_structured(a, comm.rank(), step);
+      fill_structured(b, comm.rank(), step);
+      const CommStats sg = gather->exchange(a.params());
+      const CommStats sa = allreduce->exchange(b.params());
+      // Sums in rank order on both paths; / 4 and * 0.25 are the same bits.
+      for (size_t i = 0; i < a.grad.size(); ++i) {
+        ASSERT_EQ(float_to_bits(a.grad[i]), float_to_bits(b.grad[i]))
+            << "step " << step << " element " << i << ": " << a.grad[i] << " vs " << b.grad[i];
+      }
+      // Nothing dropped: V and U the same as the gather's.
+      const StateDict dg = gather->state_dict(), da = allreduce->state_dict();
+      EXPECT_EQ(floats_of(dg.tensor("dgc.v.0")), floats_of(da.tensor("dgc.v.0"))) << step;
+      EXPECT_EQ(floats_of(dg.tensor("dgc.u.0")), floats_of(da.tensor("dgc.u.0"))) << step;
+      // 200 pairs: phase 1 sends the 3/4 outside this rank's range, phase 3 the other
+      // ranges' selections; both at most k = 200 pairs of 8 bytes, + control and the bias.
+      EXPECT_EQ(sa.payload_bytes, 8u * 200 + 4u * 50);
+      EXPECT_LE(sa.bytes_sent, 2u * 200 * 8 + 3u * (72 + 8) + sa.bytes_dense);
+      EXPECT_LT(sa.bytes_sent, sg.bytes_sent);
+    }
+  });
+}
+
+// Budget below the union: the dropped pairs go back into V, so over all ranks
+// sum_r V_r(after) + N * result = sum_r (V_r(before) + U_r) = sum_r g_r at the first step.
+TEST(GradientCompression, DgcAllReduceReturnsDroppedPairsToV) {
+  const int world = 4;
+  std::mutex mu;
+  std::vector<std::vector<float>> v_after(world), out(world), g(world);
+  run_local_ranks(world, [&](Communicator& comm) {
+    Model m(40, 50);
+    CompressionOptions o = opts("dgc:density=0.05,sample=1,exchange=allreduce");
+    o.momentum = 0.9;
+    auto ex = make_gradient_compression(comm, m.params(), o);
+    fill(m, comm.rank(), 0);
+    const std::vector<float> grad(m.grad.begin(), m.grad.begin() + 2000);
+    ex->exchange(m.params());
+    const std::vector<float> v = floats_of(ex->state_dict().tensor("dgc.v.0"));
+    std::lock_guard<std::mutex> lock(mu);
+    const size_t r = static_cast<size_t>(comm.rank());
+    v_after[r] = v;
+    out[r].assign(m.grad.begin(), m.grad.begin() + 2000);
+    g[r] = grad;
+  });
+  int64_t nonzero = 0, dropped_somewhere = 0;
+  for (size_t i = 0; i < 2000; ++i) {
+    double lhs = world * static_cast<double>(out[0][i]), rhs = 0.0;
+    for (int r = 0; r < world; ++r) {
+      const size_t ur = static_cast<size_t>(r);
+      EXPECT_EQ(out[ur][i], out[0][i]) << "rank " << r << " element " << i;
+      lhs += v_after[ur][i];
+      rhs += g[ur][i];
+      // A rank's V is zero where it sent and the pair was kept, g where it did not send, and g
+      // again where it sent but the pair was dropped.
+      if (out[0][i] == 0.0f && v_after[ur][i] == g[ur][i]) ++dropped_somewhere;
+    }
+    EXPECT_NEAR(lhs, rhs, 1e-5) << "element " << i;
+    nonzero += out[0][i] != 0.0f;
+  }
+  // Budget ceil(0.05 * 2000) = 100 of a union of about 4 x 100 local selections.
+  EXPECT_EQ(nonzero, 100);
+  EXPECT_GT(dropped_somewhere, 0);
+}
+
+TEST(GradientCompression, DgcAllReduceCheckpointsTheBoundaries) {
+  run_local_ranks(3, [](Communicator& comm) {
+    Model a(30, 50), b(30, 50);
+    CompressionOptions o = opts("dgc:density=0.02,exchange=allreduce");
+    o.momentum = 0.9;
+    auto ea = make_gradient_compression(comm, a.params(), o);
+    const StateDict fresh = ea->state_dict();
+    std::vector<int64_t> bounds(4);
+    fresh.tensor("dgc.boundaries").copy_to(TensorView::of(bounds.data(), 4), "test");
+    EXPECT_EQ(bounds, (std::vector<int64_t>{0, 500, 1000, 1500}));
+    // Gradients concentrated in the first 150 elements move the ranges there.
+    for (int step = 0; step < 2; ++step) {
+      fill(a, comm.rank(), step);
+      for (size_t i = 150; i < 1500; ++i) a.grad[i] *= 1e-3f;
+      ea->exchange(a.params());
+    }
+    const StateDict saved = ea->state_dict();
+    saved.tensor("dgc.boundaries").copy_to(TensorView::of(bounds.data(), 4), "test");
+    EXPECT_LT(bounds[2], 200) << bounds[1] << " " << bounds[2];
+    auto eb = make_gradient_compression(comm, b.params(), o);
+    eb->load_state_dict(saved);
+    EXPECT_EQ(eb->state_dict().tensor("dgc.boundaries").bytes,
+              saved.tensor("dgc.boundaries").bytes);
+    // Corrupt entries are rejected: decreasing, wrong size, another vector length.
+    auto with_bounds = [&](std::vector<int64_t> bad) {
+      StateDict sd = saved;
+      sd.tensors["dgc.boundaries"] =
+          StateTensor::copy_of(TensorView::of(bad.data(), static_cast<int64_t>(bad.size())));
+      return sd;
+    };
+    EXPECT_THROW(eb->load_state_dict(with_bounds({0, 900, 800, 1500})), CorruptData);
+    EXPECT_THROW(eb->load_state_dict(with_bounds({0, 750, 1500})), CorruptData);
+    EXPECT_THROW(eb->load_state_dict(with_bounds({0, 10, 20, 1400})), CorruptData);
+    StateDict missing = saved;
+    missing.tensors.erase("dgc.boundaries");
+    EXPECT_THROW(eb->load_state_dict(missing), CorruptData);
+    // A failed load left the restored state alone: both continue identically.
+    for (int step = 2; step < 4; ++step) {
+      fill(a, comm.rank(), step);
+      fill(b, comm.rank(), step);
+      ea->exchange(a.params());
+      eb->exchange(b.params());
+      ASSERT_EQ(a.grad, b.grad) << "step " << step;
+    }
+  });
 }
 
 TEST(GradientCompression, DataParallelRunsTheExchangeInFinish) {
