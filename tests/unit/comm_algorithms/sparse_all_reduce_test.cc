@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "sparse_all_reduce_reference.h"
 #include "sparse_test_util.h"
 #include "terse/comm/local_communicator.h"
 
@@ -29,8 +30,11 @@ namespace {
 using testing::first_bit_difference;
 using ::testing::HasSubstr;
 using testing::make_pairs;
+using testing::ok_topk_reference;
+using testing::OkTopkReference;
 using testing::Pairs;
 using testing::reference;
+using testing::union_size;
 
 const int kWorlds[] = {1, 2, 3, 4, 8};
 
@@ -76,61 +80,6 @@ std::vector<Outcome> run_each(int world, const std::function<void(Communicator&)
     comms.push_back(std::move(l));
   }
   return run_on(comms, fn);
-}
-
-// The single-process reference of one run with the given boundaries.
-struct Reference {
-  std::vector<float> out;
-  std::vector<int32_t> selected;  // sorted
-};
-
-Reference ok_topk_reference(const std::vector<Pairs>& all, int64_t numel, int64_t budget,
-                            const std::vector<int64_t>& b, bool average) {
-  const int n = static_cast<int>(all.size());
-  std::vector<float> sums(static_cast<size_t>(numel), 0.0f);
-  std::vector<uint8_t> touched(static_cast<size_t>(numel), 0);
-  for (const Pairs& p : all) {
-    for (size_t i = 0; i < p.indices.size(); ++i) {
-      sums[static_cast<size_t>(p.indices[i])] += p.values[i];
-      touched[static_cast<size_t>(p.indices[i])] = 1;
-    }
-  }
-  std::vector<std::vector<int32_t>> cands(static_cast<size_t>(n));
-  std::vector<int64_t> counts;
-  for (int r = 0; r < n; ++r) {
-    for (int64_t i = b[static_cast<size_t>(r)]; i < b[static_cast<size_t>(r) + 1]; ++i) {
-      if (touched[static_cast<size_t>(i)]) {
-        cands[static_cast<size_t>(r)].push_back(static_cast<int32_t>(i));
-      }
-    }
-    counts.push_back(static_cast<int64_t>(cands[static_cast<size_t>(r)].size()));
-  }
-  const std::vector<int64_t> q = SparseAllReduce::quotas(budget, counts);
-  Reference ref;
-  ref.out.assign(static_cast<size_t>(numel), 0.0f);
-  for (int r = 0; r < n; ++r) {
-    std::vector<int32_t> c = cands[static_cast<size_t>(r)];
-    std::sort(c.begin(), c.end(), [&](int32_t x, int32_t y) {
-      const float ax = std::fabs(sums[static_cast<size_t>(x)]);
-      const float ay = std::fabs(sums[static_cast<size_t>(y)]);
-      return ax > ay || (ax == ay && x < y);
-    });
-    c.resize(static_cast<size_t>(q[static_cast<size_t>(r)]));
-    std::sort(c.begin(), c.end());
-    for (const int32_t i : c) {
-      const float s = sums[static_cast<size_t>(i)];
-      ref.out[static_cast<size_t>(i)] = average && n > 1 ? s / static_cast<float>(n) : s;
-      ref.selected.push_back(i);
-    }
-  }
-  return ref;
-}
-
-int64_t union_size(const std::vector<Pairs>& all, int64_t numel) {
-  std::vector<uint8_t> seen(static_cast<size_t>(numel), 0);
-  for (const Pairs& p : all)
-    for (const int32_t i : p.indices) seen[static_cast<size_t>(i)] = 1;
-  return std::count(seen.begin(), seen.end(), uint8_t{1});
 }
 
 // What every rank saw of one step.
@@ -251,7 +200,7 @@ TEST(SparseAllReduce, TightBudgetMatchesTheReferenceAndBoundsBytes) {
       ASSERT_LE(max_count, k);
       const int64_t u = union_size(all, numel);
       const StepResult s = w.step(all, numel, k);
-      const Reference ref = ok_topk_reference(all, numel, k, s.before[0], true);
+      const OkTopkReference ref = ok_topk_reference(all, numel, k, s.before[0], true);
       EXPECT_EQ(static_cast<int64_t>(ref.selected.size()), std::min(k, u));
       for (int r = 0; r < world; ++r) {
         const size_t ur = static_cast<size_t>(r);
@@ -344,7 +293,7 @@ TEST(SparseAllReduce, SkewedInputIsCorrectAndBoundariesMoveToIt) {
   const auto first = skewed(1);
   StepResult s = w.step(first, numel, k);
   EXPECT_EQ(s.before[0], SparseAllReduce::equal_boundaries(numel, world));
-  Reference ref = ok_topk_reference(first, numel, k, s.before[0], true);
+  OkTopkReference ref = ok_topk_reference(first, numel, k, s.before[0], true);
   EXPECT_EQ(static_cast<int64_t>(ref.selected.size()), k);
   for (int r = 0; r < world; ++r) {
     EXPECT_EQ(first_bit_difference(s.out[static_cast<size_t>(r)], ref.out), -1) << r;

@@ -1,0 +1,128 @@
+// SparseAllReduce (Ok-Topk) over the MPI backend, on every rank: bit-exact against a
+// single-process reference every rank computes from all ranks' deterministic inputs, the byte
+// bound, identical rebalanced boundaries, and a bad pair failing every rank. Run under mpiexec
+// (CTest: multirank.sparse_all_reduce).
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "sparse_all_reduce_reference.h"
+#include "sparse_test_util.h"
+#include "terse/comm/algorithms/sparse_all_reduce.h"
+#include "terse/comm/communicator.h"
+
+namespace terse {
+namespace {
+
+using testing::first_bit_difference;
+using ::testing::HasSubstr;
+using testing::make_pairs;
+using testing::ok_topk_reference;
+using testing::OkTopkReference;
+using testing::Pairs;
+using testing::reference;
+using testing::union_size;
+
+Communicator* g_comm = nullptr;
+
+std::vector<Pairs> all_pairs(int64_t numel, double density, uint64_t salt) {
+  std::vector<Pairs> all;
+  for (int r = 0; r < g_comm->size(); ++r) all.push_back(make_pairs(r, numel, density, salt));
+  return all;
+}
+
+// Every rank's boundaries, gathered: identical everywhere or the test fails.
+void expect_same_boundaries(const std::vector<int64_t>& b) {
+  const int n = g_comm->size();
+  std::vector<int64_t> mine = b, all(static_cast<size_t>(n) * b.size());
+  g_comm->all_gather(TensorView::of(mine.data(), static_cast<int64_t>(mine.size())),
+                     TensorView::of(all.data(), static_cast<int64_t>(all.size())));
+  for (int r = 0; r < n; ++r) {
+    const std::vector<int64_t> theirs(all.begin() + static_cast<int64_t>(r * b.size()),
+                                      all.begin() + static_cast<int64_t>((r + 1) * b.size()));
+    EXPECT_EQ(theirs, b) << "rank " << r << " vs rank " << g_comm->rank();
+  }
+}
+
+TEST(MpiSparseAllReduce, BudgetCoveringTheUnionIsTheExactSum) {
+  for (const int64_t numel : {int64_t{1}, int64_t{4097}, int64_t{1} << 18}) {
+    for (const double density : {0.01, 0.2}) {
+      const auto all = all_pairs(numel, density, 31);
+      const int64_t u = union_size(all, numel);
+      SparseAllReduce algo(*g_comm);
+      std::vector<float> out(static_cast<size_t>(numel), 7.0f);
+      const auto rep = algo.run(all[static_cast<size_t>(g_comm->rank())].view(), u,
+                                TensorView::of(out.data(), numel));
+      EXPECT_EQ(first_bit_difference(out, reference(all, numel, true)), -1)
+          << "numel " << numel << " density " << density << " rank " << g_comm->rank();
+      EXPECT_EQ(rep.selected, u);
+      EXPECT_EQ(rep.dropped, 0);
+    }
+  }
+}
+
+TEST(MpiSparseAllReduce, TightBudgetMatchesTheReferenceOverSteps) {
+  const int64_t numel = 1 << 16, k = 700;
+  SparseAllReduce algo(*g_comm);
+  for (uint64_t step = 0; step < 4; ++step) {
+    // ~655 pairs per rank (<= k); the union is ~N times larger.
+    const auto all = all_pairs(numel, 0.01, 40 + step);
+    const Pairs& mine = all[static_cast<size_t>(g_comm->rank())];
+    ASSERT_LE(static_cast<int64_t>(mine.indices.size()), k);
+    const std::vector<int64_t> before =
+        algo.boundaries().empty() ? SparseAllReduce::equal_boundaries(numel, g_comm->size())
+                                  : algo.boundaries();
+    std::vector<float> out(static_cast<size_t>(numel), 7.0f);
+    const auto rep = algo.run(mine.view(), k, TensorView::of(out.data(), numel));
+    const OkTopkReference ref = ok_topk_reference(all, numel, k, before, true);
+    EXPECT_EQ(first_bit_difference(out, ref.out), -1) << "step " << step;
+    EXPECT_EQ(rep.selected, static_cast<int64_t>(ref.selected.size()));
+    for (size_t i = 0; i < rep.kept.size(); ++i) {
+      const bool in = std::binary_search(ref.selected.begin(), ref.selected.end(), mine.indices[i]);
+      ASSERT_EQ(rep.kept[i], in ? 1 : 0) << "step " << step << " pair " << i;
+    }
+    EXPECT_LE(rep.bytes_sent, 2u * k * 8u + rep.bytes_control);
+    expect_same_boundaries(algo.boundaries());
+  }
+}
+
+TEST(MpiSparseAllReduce, BadIndexFromOneRankFailsEveryRank) {
+  const int bad = g_comm->size() - 1;
+  std::vector<int32_t> idx = {1, 4, 9};
+  if (g_comm->rank() == bad) idx = {1, 9, 4};
+  const std::vector<float> val = {1.0f, 2.0f, 3.0f};
+  std::vector<float> out(100);
+  try {
+    SparseAllReduce(*g_comm).run(SparseVector{idx.data(), val.data(), 3}, 10,
+                                 TensorView::of(out.data(), 100));
+    ADD_FAILURE() << "rank " << g_comm->rank() << " did not throw";
+  } catch (const CorruptData& e) {
+    EXPECT_THAT(e.what(), HasSubstr("rank " + std::to_string(bad) +
+                                    " sent bad pairs: index 4 at position 2 of its 3"));
+  }
+  g_comm->barrier();
+}
+
+}  // namespace
+}  // namespace terse
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  auto comm = terse::make_communicator("mpi");
+  terse::g_comm = comm.get();
+  if (comm->rank() != 0) GTEST_FLAG_SET(brief, true);
+  int failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
+  // The job fails when any rank failed, and every rank says so.
+  comm->all_reduce(terse::TensorView::of(&failed, 1), terse::ReduceOp::kMax);
+  if (comm->rank() == 0) {
+    std::printf("multirank sparse_all_reduce: %d ranks, %s\n", comm->size(),
+                failed ? "FAILED on some rank" : "all passed");
+  }
+  comm.reset();
+  return failed;
+}
