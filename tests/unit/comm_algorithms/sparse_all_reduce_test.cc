@@ -315,6 +315,29 @@ TEST(SparseAllReduce, SkewedInputIsCorrectAndBoundariesMoveToIt) {
   }
 }
 
+// One rank: the top-k of its own pairs by |value| (ties: lower index), no bytes.
+TEST(SparseAllReduce, OneRankKeepsItsOwnTopK) {
+  World w(1, SparseReduction::kAverage);
+  const std::vector<Pairs> all = {make_pairs(0, 1000, 0.2, 9)};
+  const int64_t k = 17;
+  ASSERT_GT(static_cast<int64_t>(all[0].indices.size()), 3 * k);
+  const StepResult s = w.step(all, 1000, k);
+  std::vector<size_t> order(all[0].indices.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return std::fabs(all[0].values[a]) > std::fabs(all[0].values[b]);
+  });
+  std::vector<float> want(1000, 0.0f);
+  for (size_t i = 0; i < static_cast<size_t>(k); ++i) {
+    want[static_cast<size_t>(all[0].indices[order[i]])] = all[0].values[order[i]];
+  }
+  EXPECT_EQ(first_bit_difference(s.out[0], want), -1);
+  EXPECT_EQ(s.report[0].selected, k);
+  EXPECT_EQ(s.report[0].dropped, static_cast<int64_t>(all[0].indices.size()) - k);
+  EXPECT_EQ(s.report[0].bytes_sent, 0u);
+  EXPECT_EQ(s.after[0], (std::vector<int64_t>{0, 1000}));
+}
+
 TEST(SparseAllReduce, EmptyInputsKeepBoundaries) {
   World w(3, SparseReduction::kAverage);
   std::vector<Pairs> none(3);
