@@ -58,7 +58,7 @@ struct SparseAllReduceReport : AlgorithmReport {
 // sent_pairs_phase3); phase 1 <= count, phase 3 <= k, so with count <= k every rank sends at
 // most 2 * k * 8 bytes of pairs (+ bytes_control = 72 (N-1)), independent of N. SparseAllGather
 // sends (N-1) * 8 * count instead.
-// Errors: bad local arguments (out not CPU f32, count out of [0, numel], null buffers, numel >=
+// Errors: bad local arguments (out not CPU f32, count out of [0, numel], null buffers, numel >
 // 2^31, boundaries not ending at numel) -> InvalidArgument here and CommError on the others;
 // numel, budget or boundaries differing between ranks, or a budget outside [0, numel] ->
 // InvalidArgument on every rank; a non-finite value -> NumericalError on every rank; a count or
