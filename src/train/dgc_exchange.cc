@@ -310,7 +310,7 @@ class DgcExchange final : public GradientCompression {
     }
     compress_s += seconds_since(tc);
     SparseAllReduceReport rep;
-    flat_.assign(static_cast<size_t>(split_.compressed_numel), 0.0f);
+    flat_.resize(static_cast<size_t>(split_.compressed_numel));  // run() zero-fills it
     try {
       // The NaN flag: one i64 per rank, so every rank stops at the same step (as the gather
       // path's length -1 does).
