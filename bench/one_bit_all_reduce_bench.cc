@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "collective_timing.h"
 #include "terse/comm/algorithms/one_bit_all_reduce.h"
 #include "terse/comm/communicator.h"
 #include "terse/core/philox.h"
@@ -28,55 +29,10 @@ namespace {
 using terse::Communicator;
 using terse::ReduceOp;
 using terse::TensorView;
-
-// "1M" -> 1048576, "4M", "64M", "100k" -> 102400, plain numbers as they are.
-int64_t parse_size(const std::string& s) {
-  const char last = s.empty() ? '\0' : s.back();
-  const int64_t base = std::atoll(s.c_str());
-  if (last == 'M' || last == 'm') return base << 20;
-  if (last == 'k' || last == 'K') return base << 10;
-  return base;
-}
-
-std::string size_name(int64_t n) {
-  if (n % (1 << 20) == 0) return std::to_string(n >> 20) + "M";
-  if (n % (1 << 10) == 0) return std::to_string(n >> 10) + "k";
-  return std::to_string(n);
-}
-
-double thread_cpu_s() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-struct Timing {
-  double wall_s = 0;  // median over calls of the slowest rank's wall time
-  double cpu_s = 0;   // median over calls of the largest per-rank CPU time of this thread
-};
-
-// `setup` (untimed) runs before each call; one warm-up call first (page faults, MPI buffers).
-Timing time_collective(Communicator& c, int reps, const std::function<void()>& setup,
-                       const std::function<void()>& op) {
-  setup();
-  op();
-  std::vector<double> wall, cpu;
-  for (int r = 0; r < reps; ++r) {
-    setup();
-    c.barrier();
-    const double c0 = thread_cpu_s();
-    const auto a = std::chrono::steady_clock::now();
-    op();
-    double t[2] = {std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count(),
-                   thread_cpu_s() - c0};
-    c.all_reduce(TensorView::of(t, 2), ReduceOp::kMax);
-    wall.push_back(t[0]);
-    cpu.push_back(t[1]);
-  }
-  std::sort(wall.begin(), wall.end());
-  std::sort(cpu.begin(), cpu.end());
-  return Timing{wall[wall.size() / 2], cpu[cpu.size() / 2]};
-}
+using terse::bench::parse_size;
+using terse::bench::size_name;
+using terse::bench::time_collective;
+using terse::bench::Timing;
 
 }  // namespace
 
@@ -88,13 +44,8 @@ int main(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "--sizes") {
       sizes.clear();
-      std::string list = argv[i + 1];
-      size_t pos = 0;
-      while (pos <= list.size()) {
-        const size_t comma = std::min(list.find(',', pos), list.size());
-        sizes.push_back(parse_size(list.substr(pos, comma - pos)));
-        pos = comma + 1;
-      }
+      for (const std::string& s : terse::bench::split_list(argv[i + 1]))
+        sizes.push_back(parse_size(s));
     } else if (a == "--reps") {
       reps = std::atoi(argv[i + 1]);
     } else if (a == "--json") {
