@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# matrix.sh OUT_DIR "N ..." "RATE ..." METHOD ...   (root; issue 5's step-time measurements)
+# For every rank count N, link rate RATE (tc syntax, or none) and METHOD, trains the
+# communication-bound wide-mlp (5.8 M parameters, Fashion-MNIST, batch 32 per rank) for a few
+# steps under run.sh (one rank per shaped namespace) and writes OUT_DIR/N-RATE-METHOD.jsonl
+# (--metrics: the per-step compute / compression / communication split) and .out/.err.
+# The first SKIP steps (warm-up: MPI connections, 1-bit Adam's dense phase, PowerSGD's start)
+# are run but not meant to be measured; then STEPS more (fewer at 100mbit, where a dense
+# step takes seconds). scripts/slow-network-report.py turns the files into tables and plots.
+# METHOD: dense | dgc | dgc-ar | onebit | powersgd | ef21-topk (see method_args below).
+# Env: TERSE (binary, default build/release/apps/terse/terse), THREADS (per rank, default
+# cores / N), STEPS (default 20), SKIP (default 5), BATCH (default 32).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+die() {
+  echo "matrix.sh: error: $*" >&2
+  exit 2
+}
+(($# >= 4)) || die "usage: matrix.sh OUT_DIR \"N ...\" \"RATE ...\" METHOD ... (got '$*')"
+out=$1 ns=$2 rates=$3
+shift 3
+terse=$(readlink -f "${TERSE:-build/release/apps/terse/terse}")
+[[ -x $terse ]] || die "no terse binary at $terse; build it (scripts/build.sh release) or set TERSE"
+skip=${SKIP:-5} batch=${BATCH:-32}
+mkdir -p "$out"
+
+method_args() { # METHOD SKIP
+  local sgd=sgd:lr=0.1,momentum=0.9
+  case $1 in
+  dense) echo "--optimizer $sgd" ;;
+  dgc) echo "--optimizer $sgd --compress dgc:density=0.001" ;;
+  dgc-ar) echo "--optimizer $sgd --compress dgc:density=0.001,exchange=allreduce" ;;
+  onebit) echo "--optimizer onebit_adam:lr=0.001,freeze_step=$2" ;;
+  powersgd) echo "--optimizer $sgd --compress powersgd:rank=4,start=$2" ;;
+  ef21-topk) echo "--optimizer $sgd --compress topk:density=0.01 --feedback ef21" ;;
+  *) die "unknown method '$1'; use dense, dgc, dgc-ar, onebit, powersgd or ef21-topk" ;;
+  esac
+}
+for m in "$@"; do method_args "$m" 1 >/dev/null; done
+
+for n in $ns; do
+  threads=${THREADS:-$(($(nproc) / n))}
+  ((threads >= 1)) || threads=1
+  for rate in $rates; do
+    steps=${STEPS:-20}
+    [[ $rate == 100mbit ]] && steps=${STEPS_SLOW:-8}
+    for m in "$@"; do
+      name=$n-$rate-$m
+      limit=$(((skip + steps) * batch * n))
+      # shellcheck disable=SC2046 # method_args is a word list on purpose
+      if ! "$here/run.sh" "$n" "$rate" -- "$terse" train --model wide-mlp --epochs 1 \
+        --batch-size "$batch" --train-limit "$limit" --test-limit 512 --threads "$threads" \
+        --lr-schedule constant --timeout 600 $(method_args "$m" "$skip") \
+        --metrics "$out/$name.jsonl" -q >"$out/$name.out" 2>"$out/$name.err"; then
+        echo "$name: FAILED (tail of $out/$name.err:)"
+        tail -3 "$out/$name.err"
+        continue
+      fi
+      python3 - "$out/$name.jsonl" "$skip" "$name" <<'PY'
+import json, statistics, sys
+path, skip, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+steps = [json.loads(l) for l in open(path) if '"type":"step"' in l][skip:]
+med = lambda k: statistics.median(s[k] for s in steps)
+print(f"{name}: {len(steps)} steps, step {med('time_step_s')*1e3:.1f} ms = compute "
+      f"{med('time_compute_s')*1e3:.1f} + compress {med('time_compress_s')*1e3:.1f} + comm "
+      f"{med('time_comm_s')*1e3:.1f} + optim {med('time_optim_s')*1e3:.1f}; "
+      f"{med('bytes_sent')/1e6:.3f} MB sent/rank")
+PY
+    done
+  done
+done

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Issue 5's measurements on a many-core machine (the GPU machine's 16 cores: 8 ranks x 2
+# threads without oversubscription), as root. Builds terse (Release, no tests) against the
+# libtorch of the local PyTorch, then runs each PART given, writing under $OUT (default
+# out/slow-network):
+#   matrix:N  bench/shaped-net/matrix.sh at N ranks, 100mbit 1gbit 10gbit, every method
+#   tta:N     time-to-accuracy runs at N ranks on 1gbit (scripts/slow-network-tta.sh)
+#   coll:N    collectives_bench at N ranks, each rate
+# The GPU machine has no ip/tc: Debian's iproute2 travels in .deps/iproute2 (wrappers that use
+# their own loader), the Fashion-MNIST files in .deps/datasets (scripts/make-device-deps.sh).
+# Usage: scripts/slow-network-device.sh matrix:8 tta:8 ...
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+out=${OUT:-out/slow-network}
+mkdir -p "$out"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+[ -d .deps/iproute2/bin ] && export PATH=$PWD/.deps/iproute2/bin:$PATH
+if [ -d .deps/datasets/fashion-mnist ] && [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  mkdir -p /usr/share/datasets && cp -r .deps/datasets/fashion-mnist /usr/share/datasets/
+fi
+prefix="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null)"
+deps=""
+[ -d .deps/usr ] && deps="$PWD/.deps/usr"
+t0=$(date +%s)
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTERSE_BUILD_TESTS=OFF \
+  -DCMAKE_PREFIX_PATH="$prefix;$deps" -DCMAKE_CUDA_ARCHITECTURES=90 >"$out/configure.log" 2>&1 ||
+  { tail -20 "$out/configure.log"; exit 1; }
+targets=(terse)
+[ -f bench/collectives.cmake ] && targets+=(collectives_bench)
+cmake --build build/release -j "$(nproc)" --target "${targets[@]}" >"$out/build.log" 2>&1 ||
+  { grep -E "error|FAILED" "$out/build.log" | head -20; exit 1; }
+echo "build: $(($(date +%s) - t0)) s"
+terse=$PWD/build/release/apps/terse/terse
+nproc; lscpu | grep -E "Model name" || true
+for part in "$@"; do
+  kind=${part%%:*} n=${part#*:}
+  t0=$(date +%s)
+  case $kind in
+  matrix)
+    # shellcheck disable=SC2086 # METHODS is a list of words
+    TERSE=$terse bench/shaped-net/matrix.sh "$out/matrix" "$n" "${RATES:-100mbit 1gbit 10gbit}" \
+      ${METHODS:-dense dgc dgc-ar onebit powersgd ef21-topk}
+    ;;
+  tta)
+    # shellcheck disable=SC2086 # TTA_METHODS is a list of words
+    TERSE=$terse scripts/slow-network-tta.sh "$out/tta" "$n" "${TTA_RATE:-1gbit}" \
+      ${TTA_METHODS:-dense dgc dgc-ar onebit powersgd ef21-topk}
+    ;;
+  coll)
+    for rate in ${RATES:-100mbit 1gbit 10gbit}; do
+      dense=256,64k,1M,4M
+      [[ $rate == 100mbit ]] && dense=256,64k,1M
+      bench/shaped-net/run.sh "$n" "$rate" -- "$PWD/build/release/bench/collectives_bench" \
+        --numel 5800000 --densities 0.001,0.01 --dense "$dense" --reps "${REPS:-5}" \
+        --json "$out/coll-$n-$rate.json" >"$out/coll-$n-$rate.out" 2>&1 ||
+        { echo "coll $n $rate FAILED"; tail -5 "$out/coll-$n-$rate.out"; }
+      cat "$out/coll-$n-$rate.out"
+    done
+    ;;
+  *) echo "unknown part '$part'; use matrix:N, tta:N or coll:N" >&2 ;;
+  esac
+  echo "$part: $(($(date +%s) - t0)) s"
+done
