@@ -4,6 +4,7 @@
 # root namespace, and removes everything on exit, also on Ctrl-C or kill (trap EXIT INT TERM).
 # MPI traffic goes over TCP on 10.88.0.0/24 only (btl tcp,self: no shared memory, no loopback
 # path between ranks), so it crosses the shaped veth links. Extra mpirun flags: MPIRUN_ARGS.
+# --mca plm rsh overrides an environment that disables remote launch (OMPI_MCA_plm=isolated).
 # Example: run.sh 2 100mbit -- /work/main/build/lead/apps/terse/terse train --model mlp ...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -43,7 +44,7 @@ for ((i = 1; i <= n; i++)); do echo "10.88.0.$i slots=1"; done >"$hostfile"
 # a TERM would otherwise wait for the whole training run.
 # shellcheck disable=SC2086
 mpirun --allow-run-as-root --oversubscribe --bind-to none -n "$n" --hostfile "$hostfile" \
-  --mca plm_rsh_agent "$here/rsh-agent.sh" --mca plm_rsh_no_tree_spawn 1 \
+  --mca plm rsh --mca plm_rsh_agent "$here/rsh-agent.sh" --mca plm_rsh_no_tree_spawn 1 \
   --mca btl tcp,self --mca btl_tcp_if_include 10.88.0.0/24 \
   --mca oob_tcp_if_include 10.88.0.0/24 ${MPIRUN_ARGS:-} "$@" &
 mpirun_pid=$!
