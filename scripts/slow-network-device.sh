@@ -8,7 +8,8 @@
 #   coll:N    collectives_bench at N ranks, each rate
 # The GPU machine has no ip/tc: Debian's iproute2 travels in .deps/iproute2 (wrappers that use
 # their own loader), the Fashion-MNIST files in .deps/datasets (scripts/make-device-deps.sh).
-# Usage: scripts/slow-network-device.sh matrix:8 tta:8 ...
+# Usage: scripts/slow-network-device.sh matrix:8 tta:8 ...   (TAR_TO=DIR: also archive $OUT into
+# DIR/slow-network.tgz after each part)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-out/slow-network}
@@ -60,4 +61,6 @@ for part in "$@"; do
   *) echo "unknown part '$part'; use matrix:N, tta:N or coll:N" >&2 ;;
   esac
   echo "$part: $(($(date +%s) - t0)) s"
+  # The device tool brings back a few files only: one archive, refreshed after every part.
+  [ -n "${TAR_TO:-}" ] && tar czf "$TAR_TO/slow-network.tgz" -C "$out" .
 done

@@ -32,8 +32,9 @@ for m in "$@"; do
   esac
   name=$n-$rate-$m
   t0=$(date +%s)
-  "$here/../bench/shaped-net/run.sh" "$n" "$rate" -- "$terse" train --model wide-mlp \
-    --batch-size $batch --threads "$threads" --eval-every 26 --timeout 600 "${args[@]}" \
+  timeout -k 10 "${RUN_TIMEOUT:-900}" "$here/../bench/shaped-net/run.sh" "$n" "$rate" -- \
+    "$terse" train --model wide-mlp \
+    --batch-size $batch --threads "$threads" --eval-every 26 --timeout 120 "${args[@]}" \
     --metrics "$out/$name.jsonl" -q >"$out/$name.out" 2>"$out/$name.err" ||
     { echo "$name FAILED"; tail -3 "$out/$name.err"; continue; }
   echo "$name: $(($(date +%s) - t0)) s, $(grep -E "final test accuracy" "$out/$name.out")"
