@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # matrix.sh OUT_DIR "N ..." "RATE ..." METHOD ...   (root; issue 5's step-time measurements)
 # For every rank count N, link rate RATE (tc syntax, or none) and METHOD, trains the
-# communication-bound wide-mlp (5.8 M parameters, Fashion-MNIST, batch 32 per rank) for a few
+# communication-bound wide-mlp (5.8 M parameters, Fashion-MNIST, batch 64 per rank) for a few
 # steps under run.sh (one rank per shaped namespace) and writes OUT_DIR/N-RATE-METHOD.jsonl
 # (--metrics: the per-step compute / compression / communication split) and .out/.err.
 # The first SKIP steps (warm-up: MPI connections, 1-bit Adam's dense phase, PowerSGD's start)
@@ -10,7 +10,7 @@
 # METHOD: dense | dgc | dgc-ar | onebit | powersgd | ef21-topk (see method_args below).
 # Env: TERSE (binary, default build/release/apps/terse/terse), THREADS (per rank, default
 # cores / N), STEPS (default 20; STEPS_SLOW at 100mbit, default 8), SKIP (default 5), BATCH
-# (default 32), RUN_TIMEOUT (seconds per run, default 300).
+# (default 64), RUN_TIMEOUT (seconds per run, default 150).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 die() {
@@ -22,7 +22,7 @@ out=$1 ns=$2 rates=$3
 shift 3
 terse=$(readlink -f "${TERSE:-build/release/apps/terse/terse}")
 [[ -x $terse ]] || die "no terse binary at $terse; build it (scripts/build.sh release) or set TERSE"
-skip=${SKIP:-5} batch=${BATCH:-32}
+skip=${SKIP:-5} batch=${BATCH:-64}
 mkdir -p "$out"
 
 method_args() { # METHOD SKIP
@@ -54,7 +54,7 @@ for n in $ns; do
       rc=1
       for attempt in 1 2; do
         # shellcheck disable=SC2046 # method_args is a word list on purpose
-        timeout -k 10 "${RUN_TIMEOUT:-300}" "$here/run.sh" "$n" "$rate" -- "$terse" train \
+        timeout -k 10 "${RUN_TIMEOUT:-150}" "$here/run.sh" "$n" "$rate" -- "$terse" train \
           --model wide-mlp --epochs 1 --batch-size "$batch" --train-limit "$limit" \
           --test-limit 512 --threads "$threads" --lr-schedule constant --timeout 120 \
           $(method_args "$m" "$skip") --metrics "$out/$name.jsonl" -q \
