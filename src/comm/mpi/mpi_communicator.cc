@@ -3,7 +3,6 @@
 
 #include <mpi.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <sstream>
@@ -48,14 +47,6 @@ void ensure_mpi_initialized() {
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (initialized) return;
-    // Open MPI's non-blocking all-reduce (coll/libnbc) picks a binomial reduce + broadcast for
-    // every in-place call (ours all are) and below 4 ranks: each full vector crosses 2 log2(N)
-    // hops in turn, 3.1x slower than the line rate at 4 ranks on a shaped 1 Gbit/s link (16 MB:
-    // 684 ms, docs/shaped-network.md). Algorithm 3 is Rabenseifner's reduce-scatter +
-    // all-gather, 2 (N-1)/N of the vector per rank in 2 log2(N) rounds (218 ms, 96 % of the
-    // line rate), falling back to the ring for vectors of fewer elements than ranks. A value the
-    // user set (environment or mpirun -x / --mca) wins; other MPIs ignore the variable.
-    ::setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3", /*overwrite=*/0);
     int provided = 0;
     // THREAD_MULTIPLE so the trainer may drive communication from its own thread.
     const int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
@@ -144,6 +135,9 @@ MPI_Op mpi_op(ReduceOp op, DType dtype) {
 
 int to_int(int64_t v) { return static_cast<int>(v); }
 
+// libnbc's threshold for leaving the binomial all-reduce (see all_reduce_async).
+constexpr size_t kAllReduceCopyBytes = 65536;
+
 // int counts and displacements for the v-collectives; validated to fit beforehand.
 void counts_and_displs(const std::vector<int64_t>& counts, std::vector<int>* c,
                        std::vector<int>* d) {
@@ -170,8 +164,9 @@ class MpiWork : public Work {
   ~MpiWork() override = default;
 
   MPI_Request* request() { return &request_; }
-  // Buffers that must outlive the request (int counts and displacements).
+  // Buffers that must outlive the request (int counts and displacements, a send copy).
   std::vector<int> ints[4];
+  std::vector<uint8_t> send_copy;
 
   bool test() override {
     if (done_) return true;
@@ -255,7 +250,22 @@ class MpiCommunicator : public Communicator {
     detail::check_all_reduce(inout, op, rank_);
     detail::check_fits_int(inout.numel, "all_reduce", "inout", rank_);
     auto w = make_work("all_reduce", inout);
-    mpi_check(MPI_Iallreduce(MPI_IN_PLACE, inout.data, to_int(inout.numel), mpi_type(inout.dtype),
+    // Open MPI's non-blocking all-reduce (coll/libnbc 4.1) takes a binomial reduce + broadcast
+    // for every in-place call: each full vector crosses 2 log2(N) hops in turn, 3.1x slower
+    // than the line rate for 16 MB over 4 ranks on a shaped 1 Gbit/s link (684 vs 218 ms).
+    // From a separate send buffer it takes Rabenseifner's reduce-scatter + all-gather (N >= 4,
+    // >= 64 KiB), 2 (N-1)/N of the vector per rank. Forcing that algorithm instead
+    // (coll_libnbc_iallreduce_algorithm=3) is not safe: it falls back to a ring for vectors
+    // shorter than N, which gives wrong sums in place (open-mpi/ompi#9385). The copy costs one
+    // pass over the bucket; small vectors stay in place (latency-bound either way).
+    const size_t nbytes = static_cast<size_t>(inout.numel) * dtype_size(inout.dtype);
+    const void* send = MPI_IN_PLACE;
+    if (size_ >= 4 && nbytes >= kAllReduceCopyBytes) {
+      w->send_copy.assign(static_cast<const uint8_t*>(inout.data),
+                          static_cast<const uint8_t*>(inout.data) + nbytes);
+      send = w->send_copy.data();
+    }
+    mpi_check(MPI_Iallreduce(send, inout.data, to_int(inout.numel), mpi_type(inout.dtype),
                              mpi_op(op, inout.dtype), comm_, w->request()),
               "MPI_Iallreduce", rank_, size_);
     return w;
