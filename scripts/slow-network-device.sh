@@ -10,7 +10,9 @@
 # The GPU machine has no ip/tc: Debian's iproute2 travels in .deps/iproute2 (wrappers that use
 # their own loader), the Fashion-MNIST files in .deps/datasets (scripts/make-device-deps.sh).
 # Usage: scripts/slow-network-device.sh matrix:8 tta:8 ...   (TAR_TO=DIR: also archive $OUT into
-# DIR/slow-network.tgz after each part)
+# DIR/slow-network.tgz after each part; DIR must lie outside $OUT. Through the device tool:
+# `OUT=/tmp/sn TAR_TO="$DEVICE_OUT" ...` with DEVICE_OUT=$OUT saved first, since a prefix
+# assignment OUT=... is already visible to TAR_TO=$OUT in the same command)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-out/slow-network}
@@ -63,5 +65,10 @@ for part in "$@"; do
   esac
   echo "$part: $(($(date +%s) - t0)) s"
   # The device tool brings back a few files only: one archive, refreshed after every part.
-  [ -n "${TAR_TO:-}" ] && tar czf "$TAR_TO/slow-network.tgz" -C "$out" .
+  if [ -n "${TAR_TO:-}" ]; then
+    case $(readlink -f "$TAR_TO")/ in
+    "$(readlink -f "$out")"/*) echo "TAR_TO ($TAR_TO) lies inside OUT ($out); not archived" >&2 ;;
+    *) tar czf "$TAR_TO/slow-network.tgz" -C "$out" . ;;
+    esac
+  fi
 done
