@@ -7,7 +7,9 @@ usage: cost_model.py [--plot IMG_DIR] MEASURED...
   its name says which (h100-host or dev-vm); rates come from the file name (100mbit, 1gbit, ...).
 
 Time of one call on N ranks, n f32 elements, k pairs, link rate R (bit/s):
-  beta  = 8 / (0.957 R)   seconds per byte: TCP goodput through tbf, measured (shaped-network.md)
+  beta  = 8 / min(0.957 R, C / N)   seconds per byte: TCP goodput through tbf, measured
+          (shaped-network.md), or the host's bridge forwarding capacity C shared by the N
+          ranks of one machine (fitted; the projection assumes one host per worker)
   alpha = seconds per message round (fitted per machine)
   p     = seconds per pass over n f32 elements in memory (fitted per machine), i.e. local work
   all_reduce, >= 64 KiB, N >= 4 (libnbc Rabenseifner, terse sends from a copy):
@@ -18,7 +20,7 @@ Time of one call on N ranks, n f32 elements, k pairs, link rate R (bit/s):
   sparse_all_reduce (Ok-Topk, terse's SparseAllReduce): 7 (N-1) alpha + 2 (N-1)/N 8k beta + n p
   one_bit_all_reduce (1-bit Adam): 2 (N-1) alpha + 2 (N-1)/N n/8 beta + q n p   (q fitted)
 The bytes terms are the per-rank byte counts the algorithms report (ring-equivalent); the round
-counts follow their message structure. alpha, p and q are fitted (least squares on the relative
+counts follow their message structure. alpha, p, C and the pass counts are fitted (least squares on the relative
 error) to every collectives_bench point of a machine; the training steps' communication times
 are then predicted, not fitted.
 """
@@ -36,8 +38,13 @@ def rate_bits(name):
     return float(m.group(1)) * (1e6 if m.group(2) == "mbit" else 1e9)
 
 
-def beta(rate):
-    return 8.0 / (GOODPUT * rate)
+# Aggregate bits/s the host's kernel can forward through the bridge for all ranks together
+# (fitted per machine; on 2 cores, 8 ranks at 10 Gbit/s get ~1.3 Gbit/s each, not 10).
+HOST = {"cap": 1e12}
+
+
+def beta(rate, N=1):
+    return 8.0 / min(GOODPUT * rate, HOST["cap"] / N)
 
 
 def log2c(n):
@@ -45,7 +52,7 @@ def log2c(n):
 
 
 def t_all_reduce(N, n, rate, a, p, ring=False):
-    b = beta(rate)
+    b = beta(rate, N)
     L = log2c(N)
     if ring:
         return 2 * (N - 1) * a + 2 * (N - 1) / N * 4 * n * b + 2 * n * p
@@ -55,24 +62,24 @@ def t_all_reduce(N, n, rate, a, p, ring=False):
 
 
 def t_sparse_all_gather(N, n, k, rate, a, p, c=2.0, pair_bytes=8):
-    return 3 * (N - 1) * a + (N - 1) * pair_bytes * k * beta(rate) + c * n * p
+    return 3 * (N - 1) * a + (N - 1) * pair_bytes * k * beta(rate, N) + c * n * p
 
 
 def t_sparse_all_reduce(N, n, k, rate, a, p, c=1.0):
-    return 7 * (N - 1) * a + 2 * (N - 1) / N * 8 * k * beta(rate) + c * n * p
+    return 7 * (N - 1) * a + 2 * (N - 1) / N * 8 * k * beta(rate, N) + c * n * p
 
 
 def t_one_bit(N, n, rate, a, p, q):
-    return 2 * (N - 1) * a + 2 * (N - 1) / N * n / 8 * beta(rate) + q * n * p
+    return 2 * (N - 1) * a + 2 * (N - 1) / N * n / 8 * beta(rate, N) + q * n * p
 
 
 # Fitted per machine: alpha (s per round), p (s per element pass), and the local passes of the
 # sparse all-gather, the sparse all-reduce and the 1-bit all-reduce.
-NAMES = ("alpha", "p", "c_gather", "c_sparse_ar", "c_one_bit")
+NAMES = ("alpha", "p", "c_gather", "c_sparse_ar", "c_one_bit", "host_cap")
 
 
 def predict(row, N, rate, params):
-    a, p, cg, car, q = params
+    a, p, cg, car, q, HOST["cap"] = params
     algo, n, k = row["algo"], row["numel"], row["k"]
     if algo == "all_reduce":
         return t_all_reduce(N, n, rate, a, p)
@@ -93,8 +100,8 @@ WIDE_MLP_BIAS = 2048 + 2048 + 10
 def t_step(method, N, rate, params, nbytes):
     """time_comm_s of one step; nbytes = the step's measured bytes_sent (DGC's sampled top-k
     sends k or somewhat fewer pairs, so k comes from the measurement)."""
-    a, p, cg, car, q = params
-    b = beta(rate)
+    a, p, cg, car, q, HOST["cap"] = params
+    b = beta(rate, N)
     L = log2c(N)
     n = WIDE_MLP
     loss_rounds = 2 * L  # the mean-loss all-reduce of every step (binomial, one element)
@@ -143,7 +150,7 @@ def fit(points):
     best = None
     for a in [x * 1e-6 for x in (2, 5, 10, 20, 40, 80, 160, 320)]:
         for p in [x * 1e-3 for x in (0.2, 0.5, 1, 2, 4, 8)]:
-            params = (a, p / WIDE_MLP, 2.0, 1.0, 8.0)
+            params = (a, p / WIDE_MLP, 2.0, 1.0, 8.0, 100e9)
             v = loss(params)
             if best is None or v < best[0]:
                 best = (v, params)
@@ -176,10 +183,11 @@ def main(argv):
     for machine, d in sorted(data.items()):
         params = fit(d["coll"])
         fitted[machine] = params
-        a, p, cg, car, q = params
+        a, p, cg, car, q, cap = params
         print(f"\n### {machine}: alpha = {a * 1e6:.1f} us/round, one pass over 5.8 M f32 = "
               f"{p * WIDE_MLP * 1e3:.2f} ms; local passes: sparse all-gather {cg:.2f}, sparse "
-              f"all-reduce {car:.2f}, 1-bit all-reduce {q:.2f}\n")
+              f"all-reduce {car:.2f}, 1-bit all-reduce {q:.2f}; host forwarding cap "
+              f"{cap / 1e9:.1f} Gbit/s over all ranks\n")
         print("| ranks | link | algorithm | elements | k | measured ms | model ms | error |")
         print("|---|---|---|---|---|---|---|---|")
         for N, rate, row in sorted(d["coll"], key=lambda x: (x[0], x[1])):
@@ -208,7 +216,8 @@ def project(params, plot_dir):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    a, p, cg, car, q = params
+    a, p, cg, car, q, _ = params
+    HOST["cap"] = 1e15  # a real cluster: one host per worker, no shared bridge
     ns = [2 ** i for i in range(2, 11)]
     n = 25_557_032  # ResNet-50's gradient, as in the DGC paper
     k = round(0.001 * n)
