@@ -12,7 +12,7 @@ die() {
   echo "run.sh: error: $*" >&2
   exit 2
 }
-(($# >= 4)) && [[ $3 == -- ]] || die "usage: run.sh N RATE -- COMMAND... (got '$*')"
+if ! (($# >= 4)) || [[ $3 != -- ]]; then die "usage: run.sh N RATE -- COMMAND... (got '$*')"; fi
 n=$1 rate=$2
 shift 3
 command -v mpirun >/dev/null || die "mpirun not found on PATH; apt-get install openmpi-bin"
