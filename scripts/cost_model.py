@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Alpha-beta cost model of terse's collective algorithms (issue 5, docs/results.md "Slow network").
 
-usage: cost_model.py [--plot IMG_DIR] MEASURED...
+usage: cost_model.py [--plot IMG_DIR] [--max-error E] MEASURED...
+  --max-error E: exit with status 1, naming the points, when any prediction (collectives and
+  modelled training steps) is off by more than E (0.25 = 25 %); CTest runs it on the host data.
   MEASURED: collectives_bench --json files (coll-N-RATE.json) and/or the console output of
   scripts/slow-network-device.sh (bench/results/slow-network-*.txt). Each file is one machine:
   its name says which (h100-host or dev-vm); rates come from the file name (100mbit, 1gbit, ...).
@@ -173,10 +175,16 @@ def rate_name(rate):
 
 def main(argv):
     plot_dir = None
-    if len(argv) >= 2 and argv[0] == "--plot":
-        plot_dir, argv = Path(argv[1]), argv[2:]
+    max_error = None
+    while len(argv) >= 2 and argv[0] in ("--plot", "--max-error"):
+        if argv[0] == "--plot":
+            plot_dir = Path(argv[1])
+        else:
+            max_error = float(argv[1])
+        argv = argv[2:]
     if not argv:
         sys.exit(__doc__)
+    misses = []
     data = load(argv)
     fitted = {}
     worst = 0.0
@@ -194,6 +202,9 @@ def main(argv):
             pred = predict(row, N, rate, params) * 1e3
             err = pred / row["ms"] - 1
             worst = max(worst, abs(err))
+            if max_error is not None and abs(err) > max_error:
+                misses.append(f"{machine}: {row['algo']} N={N} {rate_name(rate)} k={row['k']}: "
+                              f"{err:+.0%}")
             print(f"| {N} | {rate_name(rate)} | {row['algo']} | {row['numel']} | {row['k']} | "
                   f"{row['ms']:.3f} | {pred:.3f} | {err:+.0%} |")
         for N, rate, method, comm, nbytes in d["steps"]:
@@ -204,11 +215,17 @@ def main(argv):
                       f" not modelled | |")
                 continue
             err = pred / comm - 1
+            if max_error is not None and abs(err) > max_error:
+                misses.append(f"{machine}: training step {method} N={N}: {err:+.0%}")
             print(f"| {N} | {rate_name(rate)} | training step, {method} (predicted) | {WIDE_MLP} | |"
                   f" {comm * 1e3:.1f} | {pred * 1e3:.1f} | {err:+.0%} |")
     print(f"\nlargest error over the collectives_bench points: {worst:.0%}")
     if plot_dir:
         project(fitted.get("h100-host") or next(iter(fitted.values())), plot_dir)
+    if misses:
+        print(f"\n{len(misses)} predictions off by more than {max_error:.0%}:\n  " +
+              "\n  ".join(misses), file=sys.stderr)
+        sys.exit(1)
 
 
 def project(params, plot_dir):
