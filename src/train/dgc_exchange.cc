@@ -74,6 +74,21 @@ DgcConfig parse(Spec spec) {
   return c;
 }
 
+// x[i] *= s where x[i] != 0 (0 * s is 0 anyway). At density 0.001 almost every block of 32 is
+// zero, so this reads the array once and writes back only the few blocks with an entry, where a
+// plain x[i] *= s would write all of it: one memory stream instead of two.
+void scale_nonzero(float* x, int64_t n, float s) {
+  constexpr int64_t kBlock = 32;
+  int64_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    int any = 0;
+    for (int64_t j = 0; j < kBlock; ++j) any |= x[i + j] != 0.0f ? 1 : 0;
+    if (any == 0) continue;
+    for (int64_t j = 0; j < kBlock; ++j) x[i + j] *= s;
+  }
+  for (; i < n; ++i) x[i] *= s;
+}
+
 class DgcExchange final : public GradientCompression {
  public:
   DgcExchange(Communicator& comm, const std::vector<Param>& params,
@@ -172,7 +187,7 @@ class DgcExchange final : public GradientCompression {
       float* gp = static_cast<float*>(g.data);
       std::memset(gp, 0, static_cast<size_t>(g.numel) * sizeof(float));
       for (const PayloadView& pv : views[j]) dgc.decode(pv.data, pv.len, g, /*accumulate=*/true);
-      for (int64_t k = 0; k < g.numel; ++k) gp[k] *= inv;
+      scale_nonzero(gp, g.numel, inv);
     }
     compress_s += seconds_since(tc);
     dense_.finish(params);

@@ -7,6 +7,7 @@
 #include "terse/compress/compressor.h"
 #include "terse/compress/error_feedback.h"
 #include "terse/core/check.h"
+#include "terse/core/finite.h"
 
 namespace terse {
 
@@ -20,12 +21,7 @@ bool compression_is_dgc(const std::string& compress) {
 
 namespace exchange {
 
-bool all_finite(const float* g, int64_t n) {
-  // Summing 0*x keeps the loop vectorisable: a NaN or Inf anywhere makes the sum NaN.
-  float acc = 0.0f;
-  for (int64_t i = 0; i < n; ++i) acc += 0.0f * g[i];
-  return acc == 0.0f;
-}
+bool all_finite(const float* g, int64_t n) { return terse::all_finite(g, n); }
 
 namespace {
 

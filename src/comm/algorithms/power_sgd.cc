@@ -8,6 +8,7 @@
 
 #include "terse/comm/algorithms/bucket_layout.h"
 #include "terse/core/check.h"
+#include "terse/core/finite.h"
 #include "terse/core/philox.h"
 
 namespace terse {
@@ -25,13 +26,6 @@ constexpr float kFlagBadArguments = -1.0f;
 constexpr int64_t kMaxNumel = int64_t{1} << 48;
 
 std::string shape_str(int64_t rows, int64_t cols) { return detail::str_cat(rows, "x", cols); }
-
-bool all_finite(const float* p, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    if (!std::isfinite(p[i])) return false;
-  }
-  return true;
-}
 
 // Modified Gram-Schmidt over the r columns of the row-major n x r matrix `a`, as torch's
 // _orthogonalize_gram_schmidt: col /= (||col|| + eps) (eps == 0: col /= ||col||), then that
