@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "terse/comm/local_communicator.h"
 #include "terse/core/error.h"
 #include "terse/core/philox.h"
+#include "terse/kernels/cpu_threads.h"
 #include "terse/train/data_parallel.h"
 
 namespace terse {
@@ -158,6 +160,44 @@ TEST(GradientCompression, DgcMasksMomentumWhereItSent) {
       for (size_t i = 0; i < 1600; ++i) ASSERT_NEAR(m.grad[i], g[i], 1e-6);
     }
   });
+}
+
+// The momentum correction and the selection run on cpu_threads() threads; the result must not
+// depend on how many (1.1M elements: 17 chunks of the correction, 2 selection threads).
+TEST(GradientCompression, DgcResultDoesNotDependOnTheThreadCount) {
+  auto run = [](int threads) {
+    set_cpu_threads(threads);
+    std::vector<std::vector<float>> out(2);
+    run_local_ranks(2, [&](Communicator& comm) {
+      Model m(1100, 1000);
+      CompressionOptions o = opts("dgc:density=0.001");
+      o.momentum = 0.9;
+      auto ex = make_gradient_compression(comm, m.params(), o);
+      std::vector<float>& mine = out[static_cast<size_t>(comm.rank())];
+      for (int step = 0; step < 4; ++step) {
+        fill(m, comm.rank(), step);
+        ex->exchange(m.params());
+        mine.insert(mine.end(), m.grad.begin(), m.grad.end());
+      }
+      const StateDict sd = ex->state_dict();
+      for (const auto& [key, t] : sd.tensors) {
+        for (size_t b = 0; b + 4 <= t.bytes.size(); b += 4) {
+          float f;
+          std::memcpy(&f, t.bytes.data() + b, 4);
+          mine.push_back(f);
+        }
+      }
+    });
+    set_cpu_threads(0);
+    return out;
+  };
+  const auto one = run(1);
+  const auto three = run(3);
+  for (size_t r = 0; r < 2; ++r) {
+    ASSERT_EQ(one[r].size(), three[r].size());
+    EXPECT_EQ(std::memcmp(one[r].data(), three[r].data(), one[r].size() * sizeof(float)), 0)
+        << "rank " << r;
+  }
 }
 
 TEST(GradientCompression, DgcSendsAboutDensityAndWarmsUp) {
