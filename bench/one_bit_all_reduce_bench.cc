@@ -1,7 +1,10 @@
 // one_bit_all_reduce_bench: OneBitAllReduce (1-bit Adam's two-phase compressed all-reduce)
 // against a dense f32 all-reduce (comm.all_reduce, sum) of the same buffer, per rank: time per
 // call and bytes. Run under MPI:
-//   mpiexec -n 4 one_bit_all_reduce_bench [--sizes 1M,4M,16M,64M] [--reps R] [--json FILE]
+//   mpiexec -n 4 one_bit_all_reduce_bench [--sizes 1M,4M,16M,64M] [--reps R] [--threads T]
+//                                         [--json FILE]
+// --threads: OneBitAllReduce::Options::threads per rank (default 1). Without mpiexec it runs
+// one rank in-process ("local").
 // Each timed call starts after a barrier; its time is the slowest rank's (max over ranks), and
 // the table shows the median over R calls (after one warm-up call of each kind). "cpu" is
 // the calling thread's CPU time (max over ranks, median over calls): on an oversubscribed
@@ -39,6 +42,7 @@ using terse::bench::Timing;
 int main(int argc, char** argv) {
   std::vector<int64_t> sizes = {1 << 20, 4 << 20, 16 << 20, 64 << 20};
   int reps = 5;
+  int threads = 1;
   std::string json_path;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
@@ -48,15 +52,22 @@ int main(int argc, char** argv) {
         sizes.push_back(parse_size(s));
     } else if (a == "--reps") {
       reps = std::atoi(argv[i + 1]);
+    } else if (a == "--threads") {
+      threads = std::atoi(argv[i + 1]);
     } else if (a == "--json") {
       json_path = argv[i + 1];
     } else {
-      std::fprintf(stderr, "unknown option %s; use --sizes, --reps or --json\n", a.c_str());
+      std::fprintf(stderr, "unknown option %s; use --sizes, --reps, --threads or --json\n",
+                   a.c_str());
       return 2;
     }
   }
   if (reps < 1) {
     std::fprintf(stderr, "--reps must be >= 1, got %d\n", reps);
+    return 2;
+  }
+  if (threads < 1) {
+    std::fprintf(stderr, "--threads must be >= 1, got %d\n", threads);
     return 2;
   }
   for (int64_t n : sizes) {
@@ -72,8 +83,10 @@ int main(int argc, char** argv) {
   const bool root = c.rank() == 0;
   nlohmann::json rows = nlohmann::json::array();
   if (root) {
-    std::printf("OneBitAllReduce vs dense f32 all_reduce, %d ranks (%s), median of %d calls\n", w,
-                c.backend(), reps);
+    std::printf(
+        "OneBitAllReduce vs dense f32 all_reduce, %d ranks (%s), %d thread(s) per rank, median "
+        "of %d calls\n",
+        w, c.backend(), threads, reps);
     std::printf("%8s %10s %10s %9s %12s %12s %14s %14s %14s %8s\n", "numel", "dense ms", "1-bit ms",
                 "speedup", "dense cpu", "1-bit cpu", "dense B/rank", "1-bit B/rank",
                 "1-bit payload", "bytes x");
@@ -82,7 +95,7 @@ int main(int argc, char** argv) {
     std::vector<float> grad(static_cast<size_t>(n)), work(grad.size());
     terse::PhiloxStream rng(42, static_cast<uint64_t>(c.rank()));
     for (float& g : grad) g = 2.0f * rng.uniform() - 1.0f;
-    terse::OneBitAllReduce algo(c, n);
+    terse::OneBitAllReduce algo(c, n, terse::OneBitAllReduce::Options{threads});
     terse::OneBitAllReduceReport rep;
     // Both start from the same data each call; the copy is outside the timing.
     const auto reset = [&] { work = grad; };
@@ -102,6 +115,7 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       rows.push_back({{"numel", n},
                       {"ranks", w},
+                      {"threads", threads},
                       {"dense_ms", dense.wall_s * 1e3},
                       {"onebit_ms", onebit.wall_s * 1e3},
                       {"dense_cpu_ms", dense.cpu_s * 1e3},

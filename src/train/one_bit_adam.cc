@@ -51,7 +51,10 @@ OneBitAdam::OneBitAdam(Communicator& comm, const OptionMap& options, std::vector
   groups_ = train_detail::make_flat_groups(kName, kOptions, options, std::move(groups), &numel_);
   exp_avg_.assign(static_cast<size_t>(numel_), 0.0f);
   exp_avg_sq_.assign(static_cast<size_t>(numel_), 0.0f);
-  onebit_ = std::make_unique<OneBitAllReduce>(comm_, numel_);
+  // The all-reduce's element-wise passes use the same threads as the update passes (no bit
+  // depends on the count).
+  onebit_ =
+      std::make_unique<OneBitAllReduce>(comm_, numel_, OneBitAllReduce::Options{cpu_threads()});
 }
 
 OneBitAdam::~OneBitAdam() = default;

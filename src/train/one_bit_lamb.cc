@@ -80,7 +80,10 @@ OneBitLamb::OneBitLamb(Communicator& comm, const OptionMap& options, std::vector
   exp_avg_.assign(static_cast<size_t>(numel_), 0.0f);
   exp_avg_sq_.assign(static_cast<size_t>(numel_), 0.0f);
   exp_avg_sq_fresh_.assign(static_cast<size_t>(numel_), 0.0f);
-  onebit_ = std::make_unique<OneBitAllReduce>(comm_, numel_);
+  // The all-reduce's element-wise passes use the same threads as the update passes (no bit
+  // depends on the count).
+  onebit_ =
+      std::make_unique<OneBitAllReduce>(comm_, numel_, OneBitAllReduce::Options{cpu_threads()});
 }
 
 OneBitLamb::~OneBitLamb() = default;

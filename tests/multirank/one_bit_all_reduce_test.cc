@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -26,11 +27,19 @@ using Vec = std::vector<float>;
 
 Communicator* g_comm = nullptr;
 
-// Squares in double, 8 lanes by index mod 8, lanes combined pairwise; f32(sqrt(ss / n)).
+// Summation order (the one the header documents): blocks of 2^16 elements by index; in a block,
+// squares in double, 8 lanes by index mod 8, lanes combined ((l0 + l1) + (l2 + l3)) + ((l4 + l5)
+// + (l6 + l7)); block values added in block order from 0; scale = f32(sqrt(ss / n)).
 float ref_scale(const Vec& v) {
-  double l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (size_t i = 0; i < v.size(); ++i) l[i % 8] += static_cast<double>(v[i]) * v[i];
-  const double ss = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+  const size_t block = size_t{1} << 16;
+  double ss = 0.0;
+  for (size_t b = 0; b < v.size(); b += block) {
+    double l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t i = b; i < std::min(v.size(), b + block); ++i) {
+      l[i % 8] += static_cast<double>(v[i]) * v[i];
+    }
+    ss += ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+  }
   return static_cast<float>(std::sqrt(ss / static_cast<double>(v.size())));
 }
 
@@ -108,20 +117,25 @@ bool same_bits(const Vec& a, const Vec& b) {
 TEST(MultirankOneBitAllReduce, BitExactAgainstReferenceOverThreeCalls) {
   const int w = g_comm->size();
   const int me = g_comm->rank();
-  for (int64_t numel : {int64_t{97}, int64_t{4097}, 5 * ref_padded(1, w), int64_t{100003}}) {
-    SCOPED_TRACE(testing::Message() << "numel " << numel << " rank " << me);
-    OneBitAllReduce algo(*g_comm, numel);
-    RefWorld ref(w, numel);
-    for (int k = 0; k < 3; ++k) {
-      std::vector<Vec> in;
-      for (int r = 0; r < w; ++r) in.push_back(input(numel, r, k));
-      Vec mine = in[me];
-      const OneBitAllReduceReport rep = algo.all_reduce(TensorView::of(mine.data(), numel));
-      const Vec want = ref.step(in);
-      EXPECT_TRUE(same_bits(mine, want)) << "output, call " << k;
-      EXPECT_TRUE(same_bits(algo.worker_error(), ref.ew[me])) << "worker error, call " << k;
-      EXPECT_TRUE(same_bits(algo.server_error(), ref.es[me])) << "server error, call " << k;
-      EXPECT_EQ(rep.bytes_sent, one_bit_all_reduce_bytes(numel, w));
+  // 100003 and 300007 span several 2^16-element norm blocks; 2 threads change no bit.
+  for (int64_t numel :
+       {int64_t{97}, int64_t{4097}, 5 * ref_padded(1, w), int64_t{100003}, int64_t{300007}}) {
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(testing::Message()
+                   << "numel " << numel << " rank " << me << " threads " << threads);
+      OneBitAllReduce algo(*g_comm, numel, OneBitAllReduce::Options{threads});
+      RefWorld ref(w, numel);
+      for (int k = 0; k < 3; ++k) {
+        std::vector<Vec> in;
+        for (int r = 0; r < w; ++r) in.push_back(input(numel, r, k));
+        Vec mine = in[me];
+        const OneBitAllReduceReport rep = algo.all_reduce(TensorView::of(mine.data(), numel));
+        const Vec want = ref.step(in);
+        EXPECT_TRUE(same_bits(mine, want)) << "output, call " << k;
+        EXPECT_TRUE(same_bits(algo.worker_error(), ref.ew[me])) << "worker error, call " << k;
+        EXPECT_TRUE(same_bits(algo.server_error(), ref.es[me])) << "server error, call " << k;
+        EXPECT_EQ(rep.bytes_sent, one_bit_all_reduce_bytes(numel, w));
+      }
     }
   }
 }

@@ -2,10 +2,18 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
+#include <mutex>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "terse/core/check.h"
 
@@ -19,48 +27,10 @@ constexpr float kFlagNonFinite = -2.0f;
 // Sizes above this cannot be real buffers and would overflow the byte counts.
 constexpr int64_t kMaxNumel = int64_t{1} << 48;
 constexpr int kLanes = 8;
-
-// ||v||^2 in the documented order: exact double squares, 8 lanes by index, pairwise combine.
-// `v` holds `count` elements, count a multiple of 8.
-double lanes_combine(const double* l) {
-  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
-}
-
-double sum_squares(const float* v, int64_t count) {
-  double lanes[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (int64_t i = 0; i < count; i += kLanes) {
-    for (int k = 0; k < kLanes; ++k) {
-      const double x = v[i + k];
-      lanes[k] += x * x;
-    }
-  }
-  return lanes_combine(lanes);
-}
-
-// The scale ||v|| / sqrt(count), rounded once to f32.
-float scale_of(double sum_sq, int64_t count) {
-  return static_cast<float>(std::sqrt(sum_sq / static_cast<double>(count)));
-}
-
-// Eight elements x (finite) -> their sign byte (bit 7 - k set iff x[k] >= 0, -0 included) and
-// e[k] = x[k] - s sgn(x[k]), as x - (+-s): x - (-s) is exactly x + s. The sign comes from the
-// bits and -s from flipping s's sign bit (s >= 0), so nothing branches on random signs and GCC
-// vectorises it without -fno-trapping-math.
-inline uint8_t encode8(const float* x, uint32_t s_bits, float* e) {
-  uint32_t neg[8];
-  for (int k = 0; k < 8; ++k) {
-    uint32_t u;
-    std::memcpy(&u, x + k, sizeof u);
-    neg[k] = (u >> 31) & static_cast<uint32_t>(u != 0x80000000u);
-    const uint32_t sv_bits = s_bits | (neg[k] << 31);
-    float sv;
-    std::memcpy(&sv, &sv_bits, sizeof sv);
-    e[k] = x[k] - sv;
-  }
-  unsigned byte = 0;
-  for (int k = 0; k < 8; ++k) byte |= (1u - neg[k]) << (7 - k);
-  return static_cast<uint8_t>(byte);
-}
+// Elements of one norm block (the header's summation order) and the unit of work one thread
+// takes: 2^16 floats (256 KiB) keeps the thread hand-off cost under 1 % of a block's work, and
+// blocks are fixed by index, not by thread, so the sum is the same for any thread count.
+constexpr int64_t kBlock = int64_t{1} << 16;
 
 uint32_t bits_of(float f) {
   uint32_t u;
@@ -68,18 +38,153 @@ uint32_t bits_of(float f) {
   return u;
 }
 
-// kSigns[b][k] = +1 when bit 7 - k of byte b is set (MSB first), else -1.
-struct SignTable {
-  float v[256][8];
-  SignTable() {
-    for (int b = 0; b < 256; ++b) {
-      for (int k = 0; k < 8; ++k) v[b][k] = ((b >> (7 - k)) & 1) ? 1.0f : -1.0f;
+// kPositiveByte[m], m bit k set iff lane k is negative: the wire byte, bit 7 - k set iff lane k
+// is not (MSB first).
+struct PositiveByteTable {
+  uint8_t v[256];
+  PositiveByteTable() {
+    for (int m = 0; m < 256; ++m) {
+      unsigned byte = 0;
+      for (int k = 0; k < 8; ++k) byte |= static_cast<unsigned>(((m >> k) & 1) == 0) << (7 - k);
+      v[m] = static_cast<uint8_t>(byte);
     }
   }
 };
-const SignTable& sign_table() {
-  static const SignTable t;
-  return t;
+const PositiveByteTable kPositiveByte;
+
+// ---- Eight-element kernels ------------------------------------------------------------------
+// Every full-length pass works on groups of 8 floats (one sign byte). With SSE2 (every x86-64)
+// they are written with intrinsics: GCC does not vectorise the byte packing, nor the sign-bit
+// selects, on its own, and these passes are the CPU cost of the call. The portable fallback
+// computes the same bits with the same IEEE operations in the same order.
+#if defined(__SSE2__)
+struct F8 {
+  __m128 lo, hi;
+};
+inline F8 load8(const float* p) { return {_mm_loadu_ps(p), _mm_loadu_ps(p + 4)}; }
+inline void store8(float* p, F8 v) {
+  _mm_storeu_ps(p, v.lo);
+  _mm_storeu_ps(p + 4, v.hi);
+}
+inline F8 zero8() { return {_mm_setzero_ps(), _mm_setzero_ps()}; }
+inline F8 add8(F8 a, F8 b) { return {_mm_add_ps(a.lo, b.lo), _mm_add_ps(a.hi, b.hi)}; }
+
+// s (bits s_bits, s >= 0) with the sign bit set in lane k where bit 7 - k of `byte` is clear:
+// +-s as the wire says, without a multiply or a table (+-s is exactly 1.0f * s and -1.0f * s).
+inline F8 signed8(unsigned byte, uint32_t s_bits) {
+  const __m128i b = _mm_set1_epi32(static_cast<int>(byte));
+  const __m128i sign = _mm_set1_epi32(static_cast<int>(0x80000000u));
+  const __m128i s = _mm_set1_epi32(static_cast<int>(s_bits));
+  const __m128i neg_lo =
+      _mm_cmpeq_epi32(_mm_and_si128(b, _mm_setr_epi32(128, 64, 32, 16)), _mm_setzero_si128());
+  const __m128i neg_hi =
+      _mm_cmpeq_epi32(_mm_and_si128(b, _mm_setr_epi32(8, 4, 2, 1)), _mm_setzero_si128());
+  return {_mm_castsi128_ps(_mm_or_si128(s, _mm_and_si128(neg_lo, sign))),
+          _mm_castsi128_ps(_mm_or_si128(s, _mm_and_si128(neg_hi, sign)))};
+}
+
+// Sign byte of x (bit 7 - k set iff x[k] >= 0, -0 included) and e = x - (+-s): x - (-s) is
+// exactly x + s, and -s is s with its sign bit set.
+inline uint8_t encode8(F8 x, uint32_t s_bits, float* e) {
+  const __m128 zero = _mm_setzero_ps();
+  const __m128 sign = _mm_castsi128_ps(_mm_set1_epi32(static_cast<int>(0x80000000u)));
+  const __m128 s = _mm_castsi128_ps(_mm_set1_epi32(static_cast<int>(s_bits)));
+  const __m128 neg_lo = _mm_cmpnge_ps(x.lo, zero);  // !(x >= 0), as the reference's sgn
+  const __m128 neg_hi = _mm_cmpnge_ps(x.hi, zero);
+  _mm_storeu_ps(e, _mm_sub_ps(x.lo, _mm_or_ps(s, _mm_and_ps(neg_lo, sign))));
+  _mm_storeu_ps(e + 4, _mm_sub_ps(x.hi, _mm_or_ps(s, _mm_and_ps(neg_hi, sign))));
+  return kPositiveByte.v[_mm_movemask_ps(neg_lo) | (_mm_movemask_ps(neg_hi) << 4)];
+}
+
+// Eight double lanes of a sum of squares, lane k holding the elements k mod 8.
+struct Lanes {
+  __m128d a[4] = {_mm_setzero_pd(), _mm_setzero_pd(), _mm_setzero_pd(), _mm_setzero_pd()};
+  void add_squares(F8 x) {
+    const __m128d d0 = _mm_cvtps_pd(x.lo), d1 = _mm_cvtps_pd(_mm_movehl_ps(x.lo, x.lo));
+    const __m128d d2 = _mm_cvtps_pd(x.hi), d3 = _mm_cvtps_pd(_mm_movehl_ps(x.hi, x.hi));
+    a[0] = _mm_add_pd(a[0], _mm_mul_pd(d0, d0));
+    a[1] = _mm_add_pd(a[1], _mm_mul_pd(d1, d1));
+    a[2] = _mm_add_pd(a[2], _mm_mul_pd(d2, d2));
+    a[3] = _mm_add_pd(a[3], _mm_mul_pd(d3, d3));
+  }
+  double lane(int k) const {
+    const __m128d v = a[k / 2];
+    return k % 2 == 0 ? _mm_cvtsd_f64(v) : _mm_cvtsd_f64(_mm_unpackhi_pd(v, v));
+  }
+};
+#else
+struct F8 {
+  float v[8];
+};
+inline F8 load8(const float* p) {
+  F8 r;
+  std::memcpy(r.v, p, sizeof r.v);
+  return r;
+}
+inline void store8(float* p, F8 v) { std::memcpy(p, v.v, sizeof v.v); }
+inline F8 zero8() { return F8{{0, 0, 0, 0, 0, 0, 0, 0}}; }
+inline F8 add8(F8 a, F8 b) {
+  for (int k = 0; k < 8; ++k) a.v[k] += b.v[k];
+  return a;
+}
+inline F8 signed8(unsigned byte, uint32_t s_bits) {
+  F8 r;
+  for (int k = 0; k < 8; ++k) {
+    const uint32_t u = s_bits | (static_cast<uint32_t>(((byte >> (7 - k)) & 1) == 0) << 31);
+    std::memcpy(&r.v[k], &u, sizeof u);
+  }
+  return r;
+}
+inline uint8_t encode8(F8 x, uint32_t s_bits, float* e) {
+  unsigned neg_mask = 0;
+  for (int k = 0; k < 8; ++k) {
+    const uint32_t neg = static_cast<uint32_t>(!(x.v[k] >= 0.0f));
+    const uint32_t u = s_bits | (neg << 31);
+    float sv;
+    std::memcpy(&sv, &u, sizeof sv);
+    e[k] = x.v[k] - sv;
+    neg_mask |= neg << k;
+  }
+  return kPositiveByte.v[neg_mask];
+}
+struct Lanes {
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  void add_squares(F8 x) {
+    for (int k = 0; k < 8; ++k) {
+      const double d = x.v[k];
+      a[k] += d * d;
+    }
+  }
+  double lane(int k) const { return a[k]; }
+};
+#endif
+
+// A block's lanes combined in the documented order.
+double combine(const Lanes& l) {
+  return ((l.lane(0) + l.lane(1)) + (l.lane(2) + l.lane(3))) +
+         ((l.lane(4) + l.lane(5)) + (l.lane(6) + l.lane(7)));
+}
+
+// ||v||^2 from per-block sums, added in block order (0 + b_0 is b_0 exactly: b_0 >= 0).
+double sum_blocks(const std::vector<double>& block_sums, int64_t blocks) {
+  double ss = 0.0;
+  for (int64_t b = 0; b < blocks; ++b) ss += block_sums[static_cast<size_t>(b)];
+  return ss;
+}
+
+// The scale ||v|| / sqrt(count), rounded once to f32.
+float scale_of(double sum_sq, int64_t count) {
+  return static_cast<float>(std::sqrt(sum_sq / static_cast<double>(count)));
+}
+
+int64_t blocks_of(int64_t count) { return (count + kBlock - 1) / kBlock; }
+
+// x[i, i + 8) = m + e_w, with m = 0 past numel (the padding).
+inline F8 worker_x(const float* m, const float* e, int64_t i, int64_t numel) {
+  if (i + kLanes <= numel) return add8(load8(m + i), load8(e + i));
+  float mp[kLanes];
+  for (int k = 0; k < kLanes; ++k) mp[k] = i + k < numel ? m[i + k] : 0.0f;
+  return add8(load8(mp), load8(e + i));
 }
 
 std::string check_input(const TensorView& inout, int64_t numel) {
@@ -102,6 +207,86 @@ std::string check_input(const TensorView& inout, int64_t numel) {
 
 }  // namespace
 
+// Up to T - 1 persistent workers (started when a pass first has blocks for them) plus the calling
+// thread. A pass is a few milliseconds, so waking sleeping workers (tens of microseconds) is
+// cheap next to it, and no thread is created per call. The tasks are plain arithmetic on
+// preallocated buffers and do not throw.
+class OneBitAllReduce::Pool {
+ public:
+  explicit Pool(int threads) : threads_(threads) {}
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& t : workers_) t.join();
+  }
+
+  // Calls fn(begin, end) over [0, blocks) split into at most `threads` contiguous ranges, one
+  // per thread (the first on the calling thread); returns when all are done.
+  template <typename Fn>
+  void for_blocks(int64_t blocks, const Fn& fn) {
+    const int tasks = static_cast<int>(std::min<int64_t>(threads_, blocks));
+    if (tasks <= 1) {
+      if (blocks > 0) fn(int64_t{0}, blocks);
+      return;
+    }
+    const std::function<void(int)> task = [&](int t) {
+      fn(blocks * t / tasks, blocks * (t + 1) / tasks);
+    };
+    while (static_cast<int>(workers_.size()) < tasks - 1) {
+      const int k = static_cast<int>(workers_.size()) + 1;
+      workers_.emplace_back([this, k] { loop(k); });
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      task_ = &task;
+      tasks_ = tasks;
+      pending_ = tasks - 1;
+      ++generation_;
+    }
+    wake_.notify_all();
+    task(0);
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [&] { return pending_ == 0; });
+    task_ = nullptr;
+  }
+
+ private:
+  void loop(int k) {
+    uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(int)>* task = nullptr;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        // A worker that slept through a generation did not miss work: the caller waited for
+        // every task of it before starting the next.
+        if (k >= tasks_) continue;
+        task = task_;
+      }
+      (*task)(k);
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  const int threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int)>* task_ = nullptr;
+  int tasks_ = 0;
+  int pending_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
 int64_t one_bit_padded_numel(int64_t numel, int world_size) {
   TERSE_CHECK(numel > 0 && numel <= kMaxNumel, InvalidArgument,
               "OneBitAllReduce: numel must be in [1, 2^48], got ", numel,
@@ -122,7 +307,13 @@ uint64_t one_bit_all_reduce_bytes(int64_t numel, int world_size) {
 }
 
 OneBitAllReduce::OneBitAllReduce(Communicator& comm, int64_t numel)
+    : OneBitAllReduce(comm, numel, Options()) {}
+
+OneBitAllReduce::OneBitAllReduce(Communicator& comm, int64_t numel, Options options)
     : Algorithm(comm), numel_(numel), padded_(one_bit_padded_numel(numel, comm.size())) {
+  TERSE_CHECK(options.threads >= 1, InvalidArgument,
+              "OneBitAllReduce: Options::threads must be >= 1, got ", options.threads,
+              "; pass 1 to run on the calling thread only");
   const size_t w = static_cast<size_t>(comm.size());
   const size_t n = static_cast<size_t>(padded_);
   worker_error_.assign(n, 0.0f);
@@ -134,8 +325,12 @@ OneBitAllReduce::OneBitAllReduce(Communicator& comm, int64_t numel)
   gathered_signs_.assign(n / 8, 0);
   worker_scales_.assign(w, 0.0f);
   server_scales_.assign(w, 0.0f);
-  sign_table();
+  server_c_bits_.assign(w, 0);
+  block_sums_.assign(static_cast<size_t>(blocks_of(padded_)), 0.0);
+  pool_ = std::make_unique<Pool>(options.threads);
 }
+
+OneBitAllReduce::~OneBitAllReduce() = default;
 
 void OneBitAllReduce::reset_errors() {
   std::fill(worker_error_.begin(), worker_error_.end(), 0.0f);
@@ -147,30 +342,33 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
   const int w = c.size();
   const int me = c.rank();
   const int64_t n = padded_;
+  const int64_t numel = numel_;
   const int64_t chunk = n / w;  // elements of one server chunk
   const int64_t chunk_bytes = chunk / 8;
   const std::string arg_error = check_input(inout, numel_);
   const float* m = arg_error.empty() ? inout.as<float>() : nullptr;
   float* e = worker_error_.data();
+  double* block_sums = block_sums_.data();
 
   // 1. ||m + e_w||^2 without touching any state: a non-finite input leaves everything unchanged.
   // double squares of finite floats cannot overflow, so the sum is finite iff every x is.
   float my_scale = kFlagBadArguments;
   if (arg_error.empty()) {
-    double lanes[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
-    const int64_t full = numel_ / kLanes * kLanes;
-    int64_t i = 0;
-    for (; i < full; i += kLanes) {
-      for (int k = 0; k < kLanes; ++k) {
-        const double x = m[i + k] + e[i + k];
-        lanes[k] += x * x;
+    const int64_t blocks = blocks_of(n);
+    pool_->for_blocks(blocks, [&](int64_t b0, int64_t b1) {
+      // Last block first: the encode pass below walks forward, so it starts on the blocks this
+      // pass read last, which may still be in the cache. Each block's sum is its own, so the
+      // order of visiting changes no bit.
+      for (int64_t b = b1 - 1; b >= b0; --b) {
+        Lanes lanes;
+        const int64_t end = std::min(n, (b + 1) * kBlock);
+        for (int64_t i = b * kBlock; i < end; i += kLanes) {
+          lanes.add_squares(worker_x(m, e, i, numel));
+        }
+        block_sums[b] = combine(lanes);
       }
-    }
-    for (; i < n; ++i) {
-      const double x = (i < numel_ ? m[i] : 0.0f) + e[i];
-      lanes[i % kLanes] += x * x;
-    }
-    const double ss = lanes_combine(lanes);
+    });
+    const double ss = sum_blocks(block_sums_, blocks);
     my_scale = std::isfinite(ss) ? scale_of(ss, n) : kFlagNonFinite;
   }
   c.all_gather(TensorView::of(&my_scale, 1), TensorView::of(worker_scales_.data(), w));
@@ -198,42 +396,58 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
                 " does not run this algorithm");
   }
 
-  // 2. Worker: signs of x (MSB first), e_w <- x - s sgn(x).
+  // 2. Worker: signs of x (MSB first), e_w <- x - s sgn(x). x is recomputed from m and e rather
+  // than kept from pass 1: storing it would cost the same memory traffic and would change e_w
+  // before every rank is known to have finite input.
   {
     const uint32_t s_bits = bits_of(worker_scales_[static_cast<size_t>(me)]);
     uint8_t* out = signs_.data();
-    float x[kLanes];
-    for (int64_t i = 0; i < n; i += kLanes) {
-      if (i + kLanes <= numel_) {
-        for (int k = 0; k < kLanes; ++k) x[k] = m[i + k] + e[i + k];
-      } else {
-        for (int k = 0; k < kLanes; ++k) x[k] = (i + k < numel_ ? m[i + k] : 0.0f) + e[i + k];
+    pool_->for_blocks(blocks_of(n), [&](int64_t b0, int64_t b1) {
+      const int64_t end = std::min(n, b1 * kBlock);
+      for (int64_t i = b0 * kBlock; i < end; i += kLanes) {
+        out[i / kLanes] = encode8(worker_x(m, e, i, numel), s_bits, e + i);
       }
-      out[i / kLanes] = encode8(x, s_bits, e + i);
-    }
+    });
   }
   c.all_to_all(TensorView::of(signs_.data(), n / 8), TensorView::of(received_.data(), n / 8));
 
-  // 3. Server for chunk `me`: y = sum_j (s_w^j / W) unpack(bits_j) + e_s.
-  const SignTable& table = sign_table();
-  float* y = server_sum_.data();
-  std::fill(server_sum_.begin(), server_sum_.end(), 0.0f);
+  // 3. Server for chunk `me`: y = sum_j (s_w^j / W) unpack(bits_j) + e_s, each element summed
+  // in registers over the W ranks (one pass over y instead of W), with ||y||^2 in the same pass.
+  std::vector<uint32_t>& c_bits = server_c_bits_;
   for (int j = 0; j < w; ++j) {
-    const float cj = worker_scales_[static_cast<size_t>(j)] / static_cast<float>(w);
-    const uint8_t* bits = received_.data() + static_cast<int64_t>(j) * chunk_bytes;
-    for (int64_t b = 0; b < chunk_bytes; ++b) {
-      const float* sg = table.v[bits[b]];
-      float* yb = y + b * kLanes;
-      for (int k = 0; k < kLanes; ++k) yb[k] += cj * sg[k];
-    }
+    c_bits[static_cast<size_t>(j)] =
+        bits_of(worker_scales_[static_cast<size_t>(j)] / static_cast<float>(w));
   }
+  float* y = server_sum_.data();
   float* es = server_error_.data();
-  for (int64_t i = 0; i < chunk; ++i) y[i] += es[i];
-  const float s_s = scale_of(sum_squares(y, chunk), chunk);
+  const uint8_t* recv = received_.data();
+  const int64_t server_blocks = blocks_of(chunk);
+  pool_->for_blocks(server_blocks, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      Lanes lanes;
+      const int64_t end = std::min(chunk, (b + 1) * kBlock);
+      for (int64_t i = b * kBlock; i < end; i += kLanes) {
+        const int64_t g = i / kLanes;
+        F8 acc = zero8();  // 0 + (+-c_0) keeps the reference's +0 for c_0 = 0
+        for (int j = 0; j < w; ++j) {
+          acc = add8(acc, signed8(recv[j * chunk_bytes + g], c_bits[static_cast<size_t>(j)]));
+        }
+        const F8 yv = add8(acc, load8(es + i));
+        store8(y + i, yv);
+        lanes.add_squares(yv);
+      }
+      block_sums[b] = combine(lanes);
+    }
+  });
+  const float s_s = scale_of(sum_blocks(block_sums_, server_blocks), chunk);
   const uint32_t ss_bits = bits_of(s_s);
-  for (int64_t b = 0; b < chunk_bytes; ++b) {
-    server_signs_[static_cast<size_t>(b)] = encode8(y + b * kLanes, ss_bits, es + b * kLanes);
-  }
+  uint8_t* ssigns = server_signs_.data();
+  pool_->for_blocks(server_blocks, [&](int64_t b0, int64_t b1) {
+    const int64_t end = std::min(chunk, b1 * kBlock);
+    for (int64_t i = b0 * kBlock; i < end; i += kLanes) {
+      ssigns[i / kLanes] = encode8(load8(y + i), ss_bits, es + i);
+    }
+  });
 
   // 4. Every server's signs and scale; out[chunk j] = s_s^j unpack(bits of j).
   float my_server_scale = s_s;
@@ -249,22 +463,25 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
                 r, " does not run this algorithm");
   }
   float* dst = inout.as<float>();
-  for (int j = 0; j < w; ++j) {
-    const float sj = server_scales_[static_cast<size_t>(j)];
-    const int64_t begin = static_cast<int64_t>(j) * chunk;
-    if (begin >= numel_) break;
-    const int64_t end = std::min(begin + chunk, numel_);
-    const int64_t full_end = begin + (end - begin) / kLanes * kLanes;
-    int64_t i = begin;
-    for (; i < full_end; i += kLanes) {
-      const float* sg = table.v[gathered_signs_[static_cast<size_t>(i / kLanes)]];
-      for (int k = 0; k < kLanes; ++k) dst[i + k] = sj * sg[k];
+  const uint8_t* gathered = gathered_signs_.data();
+  const float* scales = server_scales_.data();
+  pool_->for_blocks(blocks_of(numel), [&](int64_t b0, int64_t b1) {
+    const int64_t end = std::min(numel, b1 * kBlock);
+    const int64_t full_end = end / kLanes * kLanes;
+    int64_t i = b0 * kBlock;
+    while (i < full_end) {
+      // Chunks are multiples of 8 elements: a group never straddles two servers.
+      const int64_t j = i / chunk;
+      const uint32_t s_bits = bits_of(scales[j]);
+      const int64_t stop = std::min(full_end, (j + 1) * chunk);
+      for (; i < stop; i += kLanes) store8(dst + i, signed8(gathered[i / kLanes], s_bits));
     }
-    for (; i < end; ++i) {
-      const float* sg = table.v[gathered_signs_[static_cast<size_t>(i / kLanes)]];
-      dst[i] = sj * sg[i % kLanes];
+    if (i < end) {
+      float tail[kLanes];
+      store8(tail, signed8(gathered[i / kLanes], bits_of(scales[i / chunk])));
+      std::memcpy(dst + i, tail, sizeof(float) * static_cast<size_t>(end - i));
     }
-  }
+  });
 
   OneBitAllReduceReport rep;
   rep.path = "compressed";

@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -24,12 +25,19 @@ using ::testing::HasSubstr;
 using Vec = std::vector<float>;
 
 // ---- Single-process reference ----------------------------------------------------------------
-// Summation order (the one the header documents): squares in double, 8 lanes by index mod 8,
-// lanes combined ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)); scale = f32(sqrt(ss / n)).
+// Summation order (the one the header documents): blocks of 2^16 elements by index; in a block,
+// squares in double, 8 lanes by index mod 8, lanes combined ((l0 + l1) + (l2 + l3)) + ((l4 + l5)
+// + (l6 + l7)); block values added in block order from 0; scale = f32(sqrt(ss / n)).
 float ref_scale(const Vec& v) {
-  double l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (size_t i = 0; i < v.size(); ++i) l[i % 8] += static_cast<double>(v[i]) * v[i];
-  const double ss = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+  const size_t block = size_t{1} << 16;
+  double ss = 0.0;
+  for (size_t b = 0; b < v.size(); b += block) {
+    double l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t i = b; i < std::min(v.size(), b + block); ++i) {
+      l[i % 8] += static_cast<double>(v[i]) * v[i];
+    }
+    ss += ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+  }
   return static_cast<float>(std::sqrt(ss / static_cast<double>(v.size())));
 }
 
@@ -111,13 +119,13 @@ struct Trace {
   std::vector<std::vector<Vec>> out, ew, es;  // [call][rank]
 };
 
-Trace run_algorithm(int w, int64_t numel, int calls) {
+Trace run_algorithm(int w, int64_t numel, int calls, int threads = 1) {
   Trace t;
   t.out.assign(calls, std::vector<Vec>(w));
   t.ew = t.out;
   t.es = t.out;
   run_local_ranks(w, [&](Communicator& c) {
-    OneBitAllReduce algo(c, numel);
+    OneBitAllReduce algo(c, numel, OneBitAllReduce::Options{threads});
     for (int k = 0; k < calls; ++k) {
       Vec v = input(numel, c.rank(), k);
       algo.all_reduce(TensorView::of(v.data(), numel));
@@ -164,6 +172,104 @@ TEST(OneBitAllReduce, BitExactAgainstReference) {
       EXPECT_FALSE(same_bits(t.ew[0][0], t.ew[calls - 1][0]));
     }
   }
+}
+
+// Buffers of several 2^16-element norm blocks, for the worker vector and for the server chunk
+// (W = 3: N = 200016, chunks of 66672), against the reference on 1 and 2 threads: the blocked
+// summation order is the documented one (one running sum over all lanes gives other bits here).
+TEST(OneBitAllReduce, BitExactAgainstReferenceOverSeveralBlocks) {
+  for (int w : {1, 3}) {
+    for (int64_t numel : {int64_t{65536}, int64_t{150001}, int64_t{200003}}) {
+      for (int threads : {1, 2}) {
+        SCOPED_TRACE(testing::Message()
+                     << "W=" << w << " numel=" << numel << " threads=" << threads);
+        const int calls = 2;
+        const Trace t = run_algorithm(w, numel, calls, threads);
+        RefWorld ref(w, numel);
+        for (int k = 0; k < calls; ++k) {
+          std::vector<Vec> in;
+          for (int r = 0; r < w; ++r) in.push_back(input(numel, r, k));
+          const Vec want = ref.step(in);
+          for (int r = 0; r < w; ++r) {
+            ASSERT_TRUE(same_bits(t.out[k][r], want)) << "output, call " << k << " rank " << r;
+            ASSERT_TRUE(same_bits(t.ew[k][r], ref.ew[r]))
+                << "worker error, call " << k << " rank " << r;
+            ASSERT_TRUE(same_bits(t.es[k][r], ref.es[r]))
+                << "server error, call " << k << " rank " << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The norm's blocks are visible in the scale: one rank, 2^17 elements (two blocks), x[0] = A
+// and 8192 values 2^-27 in lane 0 of block 1. Blocked, lane 0 of block 1 sums to 2^-41 and
+// ss = A^2 + 2^-41; one running lane (the order before blocks) absorbs each 2^-54 into A^2
+// (below half an ulp) and gets ss = A^2. A is searched so that the two round to different f32
+// scales; the worker error's element 1 is 0 - s, so it shows which one was used.
+TEST(OneBitAllReduce, NormIsSummedInBlocksOf2To16) {
+  const int64_t numel = int64_t{1} << 17;
+  const auto scale = [&](double ss) {
+    return static_cast<float>(std::sqrt(ss / static_cast<double>(numel)));
+  };
+  float a = 1.0f;
+  while (a < 1.5f) {
+    const double a2 = static_cast<double>(a) * a;
+    if (scale(a2 + std::ldexp(1.0, -41)) != scale(a2)) break;
+    a = std::nextafter(a, 2.0f);
+  }
+  ASSERT_LT(a, 1.5f) << "no A found whose two sums round apart";
+  const double a2 = static_cast<double>(a) * a;
+  const float want = scale(a2 + std::ldexp(1.0, -41));
+  ASSERT_NE(want, scale(a2));
+  for (int threads : {1, 2}) {
+    run_local_ranks(1, [&](Communicator& c) {
+      OneBitAllReduce algo(c, numel, OneBitAllReduce::Options{threads});
+      Vec v(static_cast<size_t>(numel), 0.0f);
+      v[0] = a;
+      for (int64_t i = 65536; i < numel; i += 8) v[static_cast<size_t>(i)] = std::ldexp(1.0f, -27);
+      algo.all_reduce(TensorView::of(v.data(), numel));
+      EXPECT_EQ(-algo.worker_error()[1], want) << threads << " threads";
+    });
+  }
+}
+
+// The thread count changes no bit of the output or either error, for sizes that need padding,
+// n = 1, a buffer of exactly one block and buffers of several blocks split unevenly over 3.
+TEST(OneBitAllReduce, ThreadCountChangesNoBit) {
+  for (int w : {1, 2, 4}) {
+    for (int64_t numel : {int64_t{1}, int64_t{97}, int64_t{65536}, int64_t{65537},
+                          int64_t{4 * 65536 + 13}, int64_t{5 * 65536}}) {
+      SCOPED_TRACE(testing::Message() << "W=" << w << " numel=" << numel);
+      const int calls = 3;
+      const Trace one = run_algorithm(w, numel, calls, 1);
+      for (int threads : {2, 3}) {
+        const Trace many = run_algorithm(w, numel, calls, threads);
+        for (int k = 0; k < calls; ++k) {
+          for (int r = 0; r < w; ++r) {
+            ASSERT_TRUE(same_bits(many.out[k][r], one.out[k][r]))
+                << threads << " threads: output, call " << k << " rank " << r;
+            ASSERT_TRUE(same_bits(many.ew[k][r], one.ew[k][r]))
+                << threads << " threads: worker error, call " << k << " rank " << r;
+            ASSERT_TRUE(same_bits(many.es[k][r], one.es[k][r]))
+                << threads << " threads: server error, call " << k << " rank " << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(OneBitAllReduce, ThreadsBelowOneIsInvalidArgument) {
+  run_local_ranks(1, [](Communicator& c) {
+    try {
+      OneBitAllReduce algo(c, 100, OneBitAllReduce::Options{0});
+      ADD_FAILURE() << "no throw";
+    } catch (const InvalidArgument& e) {
+      EXPECT_THAT(e.what(), HasSubstr("Options::threads must be >= 1, got 0"));
+    }
+  });
 }
 
 TEST(OneBitAllReduce, SignOfZeroIsPlus) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,18 +36,34 @@ struct OneBitAllReduceReport : AlgorithmReport {
 // One call reduces one flat buffer: callers fuse every tensor into it, so a step costs four
 // collectives however many tensors the model has.
 // Rounding, fixed so that a single-process reference reproduces every bit: x = m + e_w in f32
-// (padding: 0.0f + e_w); ||v||^2 sums double(v_i)^2 (exact products) in 8 lanes, lane i mod 8
-// in index order, combined as ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)); a scale is
-// f32(sqrt(sum / count)) in double; c_j = s_w^j / f32(W) in f32 and y = ((0 + (+-c_0)) +
+// (padding: 0.0f + e_w); ||v||^2 splits v into blocks of 2^16 elements by index (the last one
+// may be shorter); a block sums double(v_i)^2 (exact products) in 8 lanes, lane i mod 8 in index
+// order, combined as ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)); the block values are
+// added in block order, ((0 + B_0) + B_1) + ... (so a vector of <= 2^16 elements is one block);
+// a scale is f32(sqrt(sum / count)) in double; c_j = s_w^j / f32(W) in f32 and y = ((0 + (+-c_0)) +
 // (+-c_1)) ... + e_s in f32, ranks in order; e <- x - s for x >= 0, x + s otherwise.
 // The worker scales travel as one f32 per rank; a rank whose input is not finite sends -2 and
 // one with invalid arguments sends -1 instead, so every rank learns it from the first collective
 // and throws together (nobody waits for a peer that already threw).
+// The element-wise passes (worker norm and encode, server sum, norm and encode, final decode)
+// can run on several threads (Options::threads); work is split in the 2^16-element blocks above,
+// so every output and error bit is the same for any thread count.
 class OneBitAllReduce : public Algorithm {
  public:
+  struct Options {
+    // Threads for the element-wise passes, the calling thread included (>= 1). The T - 1 extra
+    // threads start on the first call that has more than one block (2^16 elements) to split
+    // and sleep between passes; a buffer of one block always runs on the calling thread.
+    int threads = 1;
+  };
+
   // `numel`: elements of the flat buffer each call reduces (> 0, the same on every rank).
-  // Throws InvalidArgument for numel <= 0. The errors start at zero.
+  // Throws InvalidArgument for numel <= 0 or options.threads < 1. The errors start at zero.
   OneBitAllReduce(Communicator& comm, int64_t numel);
+  OneBitAllReduce(Communicator& comm, int64_t numel, Options options);
+  ~OneBitAllReduce() override;
+  OneBitAllReduce(const OneBitAllReduce&) = delete;
+  OneBitAllReduce& operator=(const OneBitAllReduce&) = delete;
 
   const char* name() const override { return "onebit"; }
   int64_t numel() const { return numel_; }
@@ -87,6 +104,12 @@ class OneBitAllReduce : public Algorithm {
   std::vector<uint8_t> gathered_signs_;
   std::vector<float> worker_scales_;
   std::vector<float> server_scales_;
+  // The server's per-rank weights s_w^j / W as f32 bits (W), and one sum of squares per norm
+  // block (N / 2^16 rounded up), written by whichever thread owns the block.
+  std::vector<uint32_t> server_c_bits_;
+  std::vector<double> block_sums_;
+  class Pool;
+  std::unique_ptr<Pool> pool_;
 };
 
 // N for `numel` elements on `world_size` ranks: numel rounded up to a multiple of
