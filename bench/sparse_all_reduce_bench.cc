@@ -2,7 +2,9 @@
 // forced) and a dense f32 all_reduce of the same vector, per rank: time per call and bytes.
 // Run under MPI:
 //   mpiexec -n 4 sparse_all_reduce_bench [--numel 6553600] [--densities 0.001,0.01] [--reps R]
-//                                        [--json FILE]
+//                                        [--quota waterfill|fixed] [--json FILE]
+// --quota picks SparseAllReduce's Options::quota (default waterfill); with fixed, the table also
+// shows fixed_bytes_per_rank (the model) and whether k >= fixed_min_budget(N).
 // Each rank holds k = ceil(density * numel) pairs at random indices (its own Philox stream,
 // new ones every call) and the budget is k, so count <= k and Ok-Topk's bound 2 k 8 applies.
 // Each timed call starts after a barrier; its time is the slowest rank's, the table shows the
@@ -87,6 +89,7 @@ int main(int argc, char** argv) {
   std::vector<double> densities = {0.001, 0.01};
   int reps = 5;
   std::string json_path;
+  std::string quota = "waterfill";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* next = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -102,12 +105,17 @@ int main(int argc, char** argv) {
     } else if (a == "--reps" && next) {
       reps = std::atoi(next);
       ++i;
+    } else if (a == "--quota" && next &&
+               (std::string(next) == "fixed" || std::string(next) == "waterfill")) {
+      quota = next;
+      ++i;
     } else if (a == "--json" && next) {
       json_path = next;
       ++i;
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--numel N] [--densities d1,d2] [--reps R] [--json FILE]\n"
+                   "usage: %s [--numel N] [--densities d1,d2] [--reps R] "
+                   "[--quota waterfill|fixed] [--json FILE]\n"
                    "unknown or incomplete argument: %s\n",
                    argv[0], a.c_str());
       return 2;
@@ -124,8 +132,9 @@ int main(int argc, char** argv) {
   std::vector<float> out(static_cast<size_t>(numel));
   nlohmann::json rows = nlohmann::json::array();
   if (c.rank() == 0) {
-    std::printf("N=%d numel=%lld reps=%d (median of the slowest rank; bytes: max over ranks)\n", n,
-                static_cast<long long>(numel), reps);
+    std::printf(
+        "N=%d numel=%lld reps=%d quota=%s (median of the slowest rank; bytes: max over ranks)\n", n,
+        static_cast<long long>(numel), reps, quota.c_str());
     std::printf("%-8s %9s | %12s %9s | %12s %9s %8s | %12s %9s\n", "density", "k", "gather B",
                 "gather ms", "ok-topk B", "ok-topk ms", "dropped", "dense B", "dense ms");
   }
@@ -141,8 +150,11 @@ int main(int argc, char** argv) {
     terse::SparseAllGather::Options go;
     go.allow_dense_fallback = false;
     terse::SparseAllGather gather(c, go);
-    terse::SparseAllReduce okt(c);
-    uint64_t gather_bytes = 0, okt_bytes = 0, dense_bytes = 0;
+    terse::SparseAllReduce::Options oo;
+    oo.quota = quota == "fixed" ? terse::SparseAllReduce::Quota::kFixed
+                                : terse::SparseAllReduce::Quota::kWaterFill;
+    terse::SparseAllReduce okt(c, oo);
+    uint64_t gather_bytes = 0, okt_bytes = 0, okt_control = 0, dense_bytes = 0;
     double dropped = 0;
     const double tg = time_calls(c, reps, [&](int call) {
       gather_bytes = gather.run(view(call), TensorView::of(out.data(), numel)).bytes_sent;
@@ -150,6 +162,7 @@ int main(int argc, char** argv) {
     const double to = time_calls(c, reps, [&](int call) {
       const auto r = okt.run(view(call), k, TensorView::of(out.data(), numel));
       okt_bytes = r.bytes_sent;
+      okt_control = r.bytes_control;
       dense_bytes = r.bytes_dense;
       dropped = static_cast<double>(r.dropped) / static_cast<double>(k);
     });
@@ -157,19 +170,35 @@ int main(int argc, char** argv) {
         c, reps, [&](int) { c.all_reduce(TensorView::of(out.data(), numel), ReduceOp::kSum); });
     gather_bytes = static_cast<uint64_t>(max_over_ranks(c, static_cast<double>(gather_bytes)));
     okt_bytes = static_cast<uint64_t>(max_over_ranks(c, static_cast<double>(okt_bytes)));
+    okt_control = static_cast<uint64_t>(max_over_ranks(c, static_cast<double>(okt_control)));
     dropped = max_over_ranks(c, dropped);
     if (c.rank() == 0) {
       std::printf("%-8g %9lld | %12llu %9.2f | %12llu %9.2f %7.0f%% | %12llu %9.2f\n", d,
                   static_cast<long long>(k), static_cast<unsigned long long>(gather_bytes),
                   tg * 1e3, static_cast<unsigned long long>(okt_bytes), to * 1e3, dropped * 100,
                   static_cast<unsigned long long>(dense_bytes), td * 1e3);
+      const uint64_t bound = 2u * 8u * static_cast<uint64_t>(k);
+      std::printf("  ok-topk bytes per rank %llu (control %llu) vs 2 k 8 = %llu: %s",
+                  static_cast<unsigned long long>(okt_bytes),
+                  static_cast<unsigned long long>(okt_control),
+                  static_cast<unsigned long long>(bound), okt_bytes <= bound ? "within" : "ABOVE");
+      if (quota == "fixed") {
+        std::printf(
+            "; model fixed_bytes_per_rank %llu, k >= fixed_min_budget(N) = %lld: %s",
+            static_cast<unsigned long long>(terse::SparseAllReduce::fixed_bytes_per_rank(k, n)),
+            static_cast<long long>(terse::SparseAllReduce::fixed_min_budget(n)),
+            k >= terse::SparseAllReduce::fixed_min_budget(n) ? "yes" : "no");
+      }
+      std::printf("\n");
       rows.push_back({{"world", n},
                       {"numel", numel},
                       {"density", d},
                       {"k", k},
                       {"gather_bytes_sent", gather_bytes},
                       {"gather_ms", tg * 1e3},
+                      {"quota", quota},
                       {"ok_topk_bytes_sent", okt_bytes},
+                      {"ok_topk_bytes_control", okt_control},
                       {"ok_topk_ms", to * 1e3},
                       {"ok_topk_max_dropped_fraction", dropped},
                       {"dense_bytes", dense_bytes},

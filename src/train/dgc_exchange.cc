@@ -38,6 +38,8 @@ struct DgcConfig {
   bool masking = true;
   int64_t dense_below = 0;
   std::string exchange = "gather";  // gather | allreduce
+  // exchange=allreduce only: SparseAllReduce's Quota (fixed: no per-peer control words).
+  std::string quota = "waterfill";  // waterfill | fixed
 
   // exchange=gather prints as before, so checkpoints of earlier runs still load.
   std::string str() const {
@@ -46,6 +48,7 @@ struct DgcConfig {
                     ",clip=" + fmt(clip) + ",masking=" + (masking ? "true" : "false") +
                     ",dense_below=" + std::to_string(dense_below);
     if (exchange != "gather") s += ",exchange=" + exchange;
+    if (quota != "waterfill") s += ",quota=" + quota;  // the default prints as before
     return s;
   }
   static std::string fmt(double v) {
@@ -66,8 +69,14 @@ DgcConfig parse(Spec spec) {
   c.masking = take_bool(spec, "masking", c.masking);
   c.dense_below = take_int(spec, "dense_below", c.dense_below, 0, int64_t{1} << 40);
   c.exchange = take_choice(spec, "exchange", c.exchange, {"gather", "allreduce"});
+  c.quota = take_choice(spec, "quota", c.quota, {"waterfill", "fixed"});
   reject_unknown(spec, {"density", "values", "sample", "warmup", "warmup_steps", "clip", "masking",
-                        "dense_below", "exchange"});
+                        "dense_below", "exchange", "quota"});
+  TERSE_CHECK(c.quota == "waterfill" || c.exchange == "allreduce", InvalidArgument,
+              "dgc quota= picks SparseAllReduce's budget split and needs exchange=allreduce; got "
+              "quota=",
+              c.quota, " with exchange=", c.exchange,
+              ": add exchange=allreduce or drop the quota key");
   TERSE_CHECK(c.exchange == "gather" || c.values == "f32", InvalidArgument,
               "dgc exchange=allreduce sums the pairs as f32 on the range owners; got values=",
               c.values, ": use values=f32 (or exchange=gather for f16 payloads)");
@@ -102,7 +111,10 @@ class DgcExchange final : public GradientCompression {
         split_(split_params(params, config_.dense_below)),
         dense_(comm, split_.dense, params),
         gather_(comm, split_.compressed.size()),
-        allreduce_(comm, SparseAllReduce::Options{SparseReduction::kAverage}) {
+        allreduce_(comm, SparseAllReduce::Options{SparseReduction::kAverage,
+                                                  config_.quota == "fixed"
+                                                      ? SparseAllReduce::Quota::kFixed
+                                                      : SparseAllReduce::Quota::kWaterFill}) {
     TERSE_CHECK(options.momentum >= 0 && options.momentum < 1, InvalidArgument,
                 "dgc's momentum correction needs the optimizer's momentum in [0, 1), got ",
                 options.momentum);

@@ -1,7 +1,7 @@
 // SparseAllReduce (Ok-Topk) over the MPI backend, on every rank: bit-exact against a
 // single-process reference every rank computes from all ranks' deterministic inputs, the byte
-// bound, identical rebalanced boundaries, and a bad pair failing every rank. Run under mpiexec
-// (CTest: multirank.sparse_all_reduce).
+// bound, identical rebalanced boundaries, and a bad pair failing every rank; the same for
+// Quota::kFixed. Run under mpiexec (CTest: multirank.sparse_all_reduce).
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -20,6 +20,8 @@ namespace terse {
 namespace {
 
 using testing::first_bit_difference;
+using testing::fixed_reference;
+using testing::FixedReference;
 using ::testing::HasSubstr;
 using testing::make_pairs;
 using testing::ok_topk_reference;
@@ -104,6 +106,56 @@ TEST(MpiSparseAllReduce, BadIndexFromOneRankFailsEveryRank) {
   } catch (const CorruptData& e) {
     EXPECT_THAT(e.what(), HasSubstr("rank " + std::to_string(bad) +
                                     " sent bad pairs: index 4 at position 2 of its 3"));
+  }
+  g_comm->barrier();
+}
+
+SparseAllReduce::Options fixed_options() {
+  SparseAllReduce::Options o;
+  o.quota = SparseAllReduce::Quota::kFixed;
+  return o;
+}
+
+// kFixed over steps: bit for bit the reference, kept flags, bytes <= 2 k 8 including control
+// (k >= fixed_min_budget(N)) and equal to the fixed blocks, identical boundaries.
+TEST(MpiSparseAllReduce, FixedQuotaMatchesTheReferenceOverSteps) {
+  const int64_t numel = 1 << 16;
+  const int n = g_comm->size();
+  SparseAllReduce algo(*g_comm, fixed_options());
+  for (uint64_t step = 0; step < 4; ++step) {
+    // ~655 pairs per rank; budgets below, near and above one rank's count, one not divisible.
+    const int64_t k = step == 3 ? 2 * n + 1 : 700 - 101 * static_cast<int64_t>(step);
+    const auto all = all_pairs(numel, 0.01, 50 + step);
+    const Pairs& mine = all[static_cast<size_t>(g_comm->rank())];
+    const std::vector<int64_t> before =
+        algo.boundaries().empty() ? SparseAllReduce::equal_boundaries(numel, n) : algo.boundaries();
+    std::vector<float> out(static_cast<size_t>(numel), 7.0f);
+    const auto rep = algo.run(mine.view(), k, TensorView::of(out.data(), numel));
+    const FixedReference ref = fixed_reference(all, numel, k, before, true);
+    EXPECT_EQ(first_bit_difference(out, ref.out), -1) << "step " << step;
+    EXPECT_EQ(rep.selected, static_cast<int64_t>(ref.selected.size())) << "step " << step;
+    EXPECT_EQ(rep.kept, ref.kept[static_cast<size_t>(g_comm->rank())]) << "step " << step;
+    EXPECT_LE(rep.bytes_sent, SparseAllReduce::fixed_bytes_per_rank(k, n));
+    if (k >= SparseAllReduce::fixed_min_budget(n)) {
+      EXPECT_LE(rep.bytes_sent, 2u * 8u * static_cast<uint64_t>(k)) << "step " << step;
+    }
+    expect_same_boundaries(algo.boundaries());
+  }
+}
+
+TEST(MpiSparseAllReduce, FixedQuotaBadIndexFromOneRankFailsEveryRank) {
+  const int bad = g_comm->size() - 1;
+  std::vector<int32_t> idx = {1, 4, 9};
+  if (g_comm->rank() == bad) idx = {1, 9, 4};
+  const std::vector<float> val = {1.0f, 2.0f, 3.0f};
+  std::vector<float> out(100);
+  try {
+    SparseAllReduce(*g_comm, fixed_options())
+        .run(SparseVector{idx.data(), val.data(), 3}, 10, TensorView::of(out.data(), 100));
+    ADD_FAILURE() << "rank " << g_comm->rank() << " did not throw";
+  } catch (const CorruptData& e) {
+    EXPECT_THAT(e.what(), HasSubstr("rank " + std::to_string(bad) +
+                                    " sent bad pairs: index 4 at position 2"));
   }
   g_comm->barrier();
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -88,7 +89,89 @@ std::string check_arguments(const SparseVector& mine, const TensorView& out,
   return std::string();
 }
 
+// kFixed's validation all_reduce (MAX): 10 x i64. A "-min" word holds the negated minimum.
+constexpr int64_t kFixedWords = 10;
+constexpr int64_t kFArgRank = 0, kFNumelMax = 1, kFNumelNegMin = 2, kFBudgetMax = 3,
+                  kFBudgetNegMin = 4, kFHashMax = 5, kFHashNegMin = 6, kFBadPos = 7, kFBadValue = 8,
+                  kFNonFinitePos = 9;
+constexpr uint64_t kFixedControlBytes = kFixedWords * sizeof(int64_t);
+// fixed_min_budget's factor: the control bytes per round over the 2 x 8 bytes of pairs that
+// every extra element of floor(k / N) saves (k - floor(k / N) pairs in each of two phases).
+static_assert(kFixedControlBytes % (2 * kPairBytes) == 0, "fixed_min_budget assumes exact");
+constexpr int64_t kFixedMinBudgetFactor = kFixedControlBytes / (2 * kPairBytes);
+
+// A word that MAX over ranks resolves to the highest rank that set it, with that rank's 32-bit
+// payload (a position < 2^31, or an index's bits); 0 when no rank set one.
+int64_t tagged(int rank, uint32_t payload) {
+  return static_cast<int64_t>((static_cast<uint64_t>(rank) + 1) << 32 | payload);
+}
+int tag_rank(int64_t w) { return static_cast<int>((w >> 32) - 1); }
+uint32_t tag_payload(int64_t w) { return static_cast<uint32_t>(w & 0xffffffff); }
+
+// Rounds of a recursive-doubling all_reduce.
+int64_t ceil_log2(int n) {
+  int64_t l = 0;
+  while ((int64_t{1} << l) < n) ++l;
+  return l;
+}
+
+// A kFixed block of `size` slots: real pairs (indices strictly increasing in [lo, hi), finite
+// values), then padding (kPadIndex, value 0). Sets `real`; returns what is wrong, or "".
+std::string check_fixed_block(const int32_t* idx, const float* val, int64_t size, int64_t lo,
+                              int64_t hi, int64_t& real) {
+  real = 0;
+  while (real < size && idx[real] != SparseAllReduce::kPadIndex) ++real;
+  const int64_t bad = first_bad_index(idx, real, lo, hi);
+  if (bad >= 0) {
+    return detail::str_cat("at position ", bad, " of ", size, ", ",
+                           bad_index_reason(idx, bad, lo, hi));
+  }
+  for (int64_t i = real; i < size; ++i) {
+    if (idx[i] != SparseAllReduce::kPadIndex) {
+      return detail::str_cat("at position ", i, " of ", size, ", index ", idx[i],
+                             " follows the padding (index ", SparseAllReduce::kPadIndex,
+                             ") that starts at position ", real,
+                             " (padding must come after the real pairs)");
+    }
+  }
+  for (int64_t i = real; i < size; ++i) {
+    if (val[i] != 0.0f) {
+      return detail::str_cat("at position ", i, " of ", size, ", the padding carries value ",
+                             val[i], " (must be 0)");
+    }
+  }
+  const int64_t nf = first_non_finite(val, real);
+  if (nf >= 0) {
+    return detail::str_cat("at position ", nf, " of ", size, ", value ", val[nf], " of index ",
+                           idx[nf], " is not finite");
+  }
+  return std::string();
+}
+
 }  // namespace
+
+std::vector<int64_t> SparseAllReduce::fixed_quotas(int64_t budget, int world) {
+  TERSE_CHECK(world >= 1 && budget >= 0, InvalidArgument,
+              "fixed_quotas needs budget >= 0 and world >= 1; got budget ", budget, ", world ",
+              world);
+  std::vector<int64_t> c(static_cast<size_t>(world), budget / world);
+  for (int64_t r = 0; r < budget % world; ++r) ++c[static_cast<size_t>(r)];
+  return c;
+}
+
+uint64_t SparseAllReduce::fixed_bytes_per_rank(int64_t budget, int world) {
+  TERSE_CHECK(world >= 1 && budget >= 0, InvalidArgument,
+              "fixed_bytes_per_rank needs budget >= 0 and world >= 1; got budget ", budget,
+              ", world ", world);
+  if (world == 1) return 0;
+  const uint64_t others = static_cast<uint64_t>(budget - budget / world);
+  return 2 * kPairBytes * others + kFixedControlBytes * static_cast<uint64_t>(ceil_log2(world));
+}
+
+int64_t SparseAllReduce::fixed_min_budget(int world) {
+  TERSE_CHECK(world >= 1, InvalidArgument, "fixed_min_budget needs world >= 1; got ", world);
+  return kFixedMinBudgetFactor * world * ceil_log2(world);
+}
 
 std::vector<int64_t> SparseAllReduce::quotas(int64_t budget,
                                              const std::vector<int64_t>& candidates) {
@@ -122,8 +205,6 @@ std::vector<int64_t> SparseAllReduce::quotas(int64_t budget,
   }
   return q;
 }
-
-namespace {}  // namespace
 
 std::vector<int64_t> SparseAllReduce::equal_boundaries(int64_t numel, int world) {
   TERSE_CHECK(world >= 1 && numel >= 0, InvalidArgument,
@@ -177,6 +258,7 @@ void SparseAllReduce::rebalance(const std::vector<int32_t>& selected, int64_t nu
 
 SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t budget,
                                            TensorView out) {
+  if (options_.quota == Quota::kFixed) return run_fixed(mine, budget, out);
   Communicator& c = comm();
   const int n = c.size();
   const int me = c.rank();
@@ -403,6 +485,232 @@ SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t bud
       report.bytes_control +
       kPairBytes * static_cast<uint64_t>(report.sent_pairs_phase1 + report.sent_pairs_phase3);
   rebalance(all_idx, numel);
+  return report;
+}
+
+SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64_t budget,
+                                                 TensorView out) {
+  Communicator& c = comm();
+  const int n = c.size();
+  const int me = c.rank();
+  const size_t un = static_cast<size_t>(n);
+
+  // 0. Validation in one all_reduce MAX of kFixedWords, whatever N. A rank with bad arguments
+  // still joins, so the others fail at once.
+  const std::string arg_error = check_arguments(mine, out, boundaries_);
+  if (arg_error.empty() && boundaries_.empty()) boundaries_ = equal_boundaries(out.numel, n);
+  constexpr int64_t kNone = std::numeric_limits<int64_t>::min();
+  std::vector<int64_t> w(kFixedWords, kNone);
+  w[kFArgRank] = 0;
+  w[kFBadPos] = w[kFBadValue] = w[kFNonFinitePos] = 0;
+  if (!arg_error.empty()) {
+    w[kFArgRank] = static_cast<int64_t>(me) + 1;
+  } else {
+    w[kFNumelMax] = out.numel;
+    w[kFNumelNegMin] = -out.numel;
+    w[kFBudgetMax] = budget;
+    w[kFBudgetNegMin] = -budget;
+    const int64_t hash = bounds_hash(boundaries_);
+    w[kFHashMax] = hash;
+    w[kFHashNegMin] = -hash;
+    // Positions are < count <= numel <= 2^31: they fit the 32-bit payload.
+    const int64_t bad = first_bad_index(mine.indices, mine.count, 0, out.numel);
+    if (bad >= 0) {
+      w[kFBadPos] = tagged(me, static_cast<uint32_t>(bad));
+      w[kFBadValue] = tagged(me, static_cast<uint32_t>(mine.indices[bad]));
+    }
+    const int64_t nf = first_non_finite(mine.values, mine.count);
+    if (nf >= 0) w[kFNonFinitePos] = tagged(me, static_cast<uint32_t>(nf));
+  }
+  if (n > 1) c.all_reduce(TensorView::of(w.data(), kFixedWords), ReduceOp::kMax);
+  TERSE_CHECK(arg_error.empty(), InvalidArgument, kName, " on rank ", me, " of ", n, ": ",
+              arg_error);
+  TERSE_CHECK(w[kFArgRank] == 0, CommError, kName, " on rank ", me, ": rank ", w[kFArgRank] - 1,
+              " passed invalid arguments (its own error says which; of several such ranks the "
+              "highest is named); fix that rank's call");
+  TERSE_CHECK(w[kFNumelMax] == -w[kFNumelNegMin], InvalidArgument, kName, " on rank ", me,
+              ": the ranks passed vectors of ", -w[kFNumelNegMin], " to ", w[kFNumelMax],
+              " elements (this rank: ", out.numel, "); every rank must pass the same bucket");
+  TERSE_CHECK(w[kFBudgetMax] == -w[kFBudgetNegMin], InvalidArgument, kName, " on rank ", me,
+              ": the ranks passed budgets from ", -w[kFBudgetNegMin], " to ", w[kFBudgetMax],
+              " (this rank: ", budget,
+              "); every rank must compute the same budget (the same density)");
+  const int64_t numel = out.numel;
+  TERSE_CHECK(budget >= 0 && budget <= numel, InvalidArgument, kName, " on rank ", me,
+              ": every rank passed budget ", budget, " for a vector of ", numel,
+              " elements; pass 0 <= budget <= numel");
+  TERSE_CHECK(w[kFHashMax] == -w[kFHashNegMin], InvalidArgument, kName, " on rank ", me,
+              ": the ranks hold different boundaries (hashes from ", -w[kFHashNegMin], " to ",
+              w[kFHashMax], ", this rank's ", bounds_hash(boundaries_),
+              "); restore every rank from the same checkpoint or none");
+  if (w[kFBadPos] != 0) {
+    const int r = tag_rank(w[kFBadPos]);
+    TERSE_THROW(CorruptData, kName, " on rank ", me, ": rank ", r, " sent bad pairs: index ",
+                static_cast<int32_t>(tag_payload(w[kFBadValue])), " at position ",
+                tag_payload(w[kFBadPos]), " (indices must be strictly increasing in [0, ", numel,
+                ")); fix the compressor that produced rank ", r, "'s pairs");
+  }
+  if (w[kFNonFinitePos] != 0) {
+    const int r = tag_rank(w[kFNonFinitePos]);
+    TERSE_THROW(NumericalError, kName, " on rank ", me, ": rank ", r,
+                " holds a NaN or Inf value at position ", tag_payload(w[kFNonFinitePos]),
+                " of its pairs; every rank stops: lower the learning rate or resume from a "
+                "checkpoint");
+  }
+
+  const std::vector<int64_t>& b = boundaries_;
+  const int64_t lo = b[static_cast<size_t>(me)], hi = b[static_cast<size_t>(me) + 1];
+  const std::vector<int64_t> quota = fixed_quotas(budget, n);
+  const int64_t q = quota[static_cast<size_t>(me)];
+  SparseAllReduceReport report;
+  report.path = "sparse";
+  report.bytes_dense = ring_all_reduce_bytes(static_cast<uint64_t>(numel) * sizeof(float), n);
+
+  // 1. Per range, my c_r pairs of largest |value| (all of them when I hold fewer), padded.
+  std::vector<int32_t> send_idx(static_cast<size_t>(budget), kPadIndex);
+  std::vector<float> send_val(static_cast<size_t>(budget), 0.0f);
+  std::vector<uint8_t> sent(static_cast<size_t>(mine.count), 0);
+  std::vector<int64_t> pick;
+  int64_t slot = 0;
+  for (int r = 0; r < n; ++r) {
+    const int32_t* first = mine.indices;
+    const int32_t* last = mine.indices + mine.count;
+    const int64_t from = std::lower_bound(first, last, b[static_cast<size_t>(r)]) - first;
+    const int64_t to = std::lower_bound(first, last, b[static_cast<size_t>(r) + 1]) - first;
+    const int64_t cr = quota[static_cast<size_t>(r)];
+    pick.clear();
+    for (int64_t i = from; i < to; ++i) pick.push_back(i);
+    if (to - from > cr) {
+      // Positions follow indices, so "lower position" is "lower index".
+      auto larger = [&](int64_t x, int64_t y) {
+        const float ax = std::fabs(mine.values[x]), ay = std::fabs(mine.values[y]);
+        return ax > ay || (ax == ay && x < y);
+      };
+      std::nth_element(pick.begin(), pick.begin() + cr, pick.end(), larger);
+      pick.resize(static_cast<size_t>(cr));
+      std::sort(pick.begin(), pick.end());
+    }
+    for (size_t j = 0; j < pick.size(); ++j) {
+      send_idx[static_cast<size_t>(slot) + j] = mine.indices[pick[j]];
+      send_val[static_cast<size_t>(slot) + j] = mine.values[pick[j]];
+      sent[static_cast<size_t>(pick[j])] = 1;
+    }
+    slot += cr;
+  }
+  // Every rank sends c_r to rank r and receives c_me from each: sizes known, nothing to exchange.
+  const std::vector<int64_t> recv_counts(un, q);
+  std::vector<int32_t> recv_idx;
+  std::vector<float> recv_val;
+  if (n > 1) {
+    recv_idx.resize(un * static_cast<size_t>(q));
+    recv_val.resize(un * static_cast<size_t>(q));
+    c.all_to_allv(TensorView::of(send_idx.data(), budget), quota,
+                  TensorView::of(recv_idx.data(), n * q), recv_counts);
+    c.all_to_allv(TensorView::of(send_val.data(), budget), quota,
+                  TensorView::of(recv_val.data(), n * q), recv_counts);
+  } else {
+    recv_idx = send_idx;
+    recv_val = send_val;
+  }
+  // Validate every block before writing anything: a corrupt peer must not cause an
+  // out-of-bounds write.
+  std::vector<int64_t> real(un, 0);
+  for (int r = 0; r < n; ++r) {
+    const size_t at = static_cast<size_t>(r) * static_cast<size_t>(q);
+    const std::string bad = check_fixed_block(recv_idx.data() + at, recv_val.data() + at, q, lo, hi,
+                                              real[static_cast<size_t>(r)]);
+    TERSE_CHECK(bad.empty(), CorruptData, kName, " on rank ", me, ": pairs received from rank ", r,
+                " for this rank's range: ", bad, "; the data was corrupted between ranks or rank ",
+                r, " does not run this algorithm's wire format (quota=fixed)");
+  }
+
+  // 2. Sum over my range in rank order, then keep my c_me of the largest |sum|, padded.
+  const size_t range = static_cast<size_t>(hi - lo);
+  std::vector<float> sums(range, 0.0f);
+  std::vector<uint8_t> touched(range, 0);
+  for (int r = 0; r < n; ++r) {
+    const size_t at = static_cast<size_t>(r) * static_cast<size_t>(q);
+    for (size_t i = at; i < at + static_cast<size_t>(real[static_cast<size_t>(r)]); ++i) {
+      const size_t e = static_cast<size_t>(recv_idx[i] - lo);
+      sums[e] += recv_val[i];
+      touched[e] = 1;
+    }
+  }
+  std::vector<int32_t> cand;
+  for (size_t i = 0; i < range; ++i) {
+    if (touched[i]) cand.push_back(static_cast<int32_t>(lo + static_cast<int64_t>(i)));
+  }
+  if (static_cast<int64_t>(cand.size()) > q) {
+    auto larger = [&](int32_t x, int32_t y) {
+      const float ax = std::fabs(sums[static_cast<size_t>(x - lo)]);
+      const float ay = std::fabs(sums[static_cast<size_t>(y - lo)]);
+      return ax > ay || (ax == ay && x < y);
+    };
+    std::nth_element(cand.begin(), cand.begin() + q, cand.end(), larger);
+    cand.resize(static_cast<size_t>(q));
+    std::sort(cand.begin(), cand.end());
+  }
+  std::vector<float> cand_val(static_cast<size_t>(q), 0.0f);
+  for (size_t i = 0; i < cand.size(); ++i) cand_val[i] = sums[static_cast<size_t>(cand[i] - lo)];
+  cand.resize(static_cast<size_t>(q), kPadIndex);
+
+  // 3. Gather every range's block (sizes c_r, known everywhere).
+  std::vector<int32_t> all_idx;
+  std::vector<float> all_val;
+  if (n > 1) {
+    all_idx.resize(static_cast<size_t>(budget));
+    all_val.resize(static_cast<size_t>(budget));
+    c.all_gatherv(TensorView::of(cand.data(), q), TensorView::of(all_idx.data(), budget), quota);
+    c.all_gatherv(TensorView::of(cand_val.data(), q), TensorView::of(all_val.data(), budget),
+                  quota);
+  } else {
+    all_idx = cand;
+    all_val = cand_val;
+  }
+  std::vector<int32_t> selected;
+  std::vector<float> selected_val;
+  int64_t offset = 0;
+  for (int r = 0; r < n; ++r) {
+    const int64_t cr = quota[static_cast<size_t>(r)];
+    const int64_t rlo = b[static_cast<size_t>(r)], rhi = b[static_cast<size_t>(r) + 1];
+    int64_t rreal = 0;
+    const std::string bad =
+        check_fixed_block(all_idx.data() + offset, all_val.data() + offset, cr, rlo, rhi, rreal);
+    TERSE_CHECK(bad.empty(), CorruptData, kName, " on rank ", me, ": selection received from rank ",
+                r, ": ", bad, "; the data was corrupted between ranks or rank ", r,
+                " does not run this algorithm's wire format (quota=fixed)");
+    selected.insert(selected.end(), all_idx.begin() + offset, all_idx.begin() + offset + rreal);
+    selected_val.insert(selected_val.end(), all_val.begin() + offset,
+                        all_val.begin() + offset + rreal);
+    offset += cr;
+  }
+  float* dst = out.as<float>();
+  std::fill(dst, dst + numel, 0.0f);
+  const bool average = options_.reduction == SparseReduction::kAverage && n > 1;
+  const float div = static_cast<float>(n);
+  for (size_t i = 0; i < selected.size(); ++i) {
+    dst[selected[i]] = average ? selected_val[i] / div : selected_val[i];
+  }
+
+  // 4. Kept: sent in phase 1 and selected (so its value is in out). Both lists are sorted.
+  report.selected = static_cast<int64_t>(selected.size());
+  report.kept.assign(static_cast<size_t>(mine.count), 0);
+  size_t g = 0;
+  for (int64_t i = 0; i < mine.count; ++i) {
+    while (g < selected.size() && selected[g] < mine.indices[i]) ++g;
+    const bool in =
+        sent[static_cast<size_t>(i)] && g < selected.size() && selected[g] == mine.indices[i];
+    report.kept[static_cast<size_t>(i)] = in ? 1 : 0;
+    if (!in) ++report.dropped;
+  }
+  // Padding included: the blocks are what goes on the wire.
+  report.sent_pairs_phase1 = n > 1 ? budget - q : 0;
+  report.sent_pairs_phase3 = n > 1 ? budget - q : 0;
+  report.bytes_control = n > 1 ? kFixedControlBytes * static_cast<uint64_t>(ceil_log2(n)) : 0;
+  report.bytes_sent =
+      report.bytes_control +
+      kPairBytes * static_cast<uint64_t>(report.sent_pairs_phase1 + report.sent_pairs_phase3);
+  rebalance(selected, numel);
   return report;
 }
 

@@ -1,7 +1,8 @@
 // SparseAllReduce (Ok-Topk) on threads-as-ranks: bit-exact against a single-process reference
 // ("sum every rank's pairs in rank order, keep each range's quota of the largest |sum|"), the
 // kept flags, the per-rank byte bound 2 k 8 + control, the rebalanced boundaries, skewed
-// inputs, and every error a bad call or a bad peer gives.
+// inputs, and every error a bad call or a bad peer gives. The same for Quota::kFixed, whose
+// bytes including control stay under 2 k 8 (on the wire for N <= 16, in the model to N = 1024).
 
 #include "terse/comm/algorithms/sparse_all_reduce.h"
 
@@ -28,6 +29,8 @@ namespace terse {
 namespace {
 
 using testing::first_bit_difference;
+using testing::fixed_reference;
+using testing::FixedReference;
 using ::testing::HasSubstr;
 using testing::make_pairs;
 using testing::ok_topk_reference;
@@ -92,9 +95,12 @@ struct StepResult {
 // One world of persistent algorithms, one thread per rank per step.
 class World {
  public:
-  World(int n, SparseReduction reduction) : comms_(make_local_communicators(n)) {
+  World(int n, SparseReduction reduction,
+        SparseAllReduce::Quota quota = SparseAllReduce::Quota::kWaterFill)
+      : comms_(make_local_communicators(n)) {
     SparseAllReduce::Options o;
     o.reduction = reduction;
+    o.quota = quota;
     for (auto& c : comms_) {
       c->set_timeout(std::chrono::seconds(30));
       algos_.push_back(std::make_unique<SparseAllReduce>(*c, o));
@@ -357,14 +363,15 @@ struct Call {
   int64_t budget = 10;
 };
 
-std::vector<Outcome> run_calls(int world, const std::function<void(int, Call&)>& edit) {
+std::vector<Outcome> run_calls(int world, const std::function<void(int, Call&)>& edit,
+                               SparseAllReduce::Options options = SparseAllReduce::Options()) {
   return run_each(world, [&](Communicator& comm) {
     Call call;
     edit(comm.rank(), call);
     std::vector<float> out(static_cast<size_t>(call.numel));
-    SparseAllReduce(comm).run(
-        SparseVector{call.idx.data(), call.val.data(), static_cast<int64_t>(call.idx.size())},
-        call.budget, TensorView::of(out.data(), call.numel));
+    SparseAllReduce(comm, options)
+        .run(SparseVector{call.idx.data(), call.val.data(), static_cast<int64_t>(call.idx.size())},
+             call.budget, TensorView::of(out.data(), call.numel));
   });
 }
 
@@ -560,6 +567,418 @@ TEST(SparseAllReduce, ReceiversRejectIndicesCorruptedOnTheWire) {
       EXPECT_THAT(o.what, HasSubstr(what)) << "rank " << r;
     }
   }
+}
+
+// ---- Quota::kFixed -------------------------------------------------------------------------
+
+using Quota = SparseAllReduce::Quota;
+
+int64_t rounds(int world) {  // ceil(log2 world), computed apart from the library
+  int64_t l = 0;
+  while ((int64_t{1} << l) < world) ++l;
+  return l;
+}
+
+SparseAllReduce::Options fixed_options() {
+  SparseAllReduce::Options o;
+  o.quota = Quota::kFixed;
+  return o;
+}
+
+// Checks one kFixed step against the reference on every rank; returns the reference.
+FixedReference expect_fixed_step(const StepResult& s, const std::vector<Pairs>& all, int64_t numel,
+                                 int64_t budget, bool average, const std::string& where) {
+  const int world = static_cast<int>(all.size());
+  const FixedReference ref = fixed_reference(all, numel, budget, s.before[0], average);
+  for (int r = 0; r < world; ++r) {
+    const size_t ur = static_cast<size_t>(r);
+    const SparseAllReduceReport& rep = s.report[ur];
+    EXPECT_EQ(s.before[ur], s.before[0]) << where << " rank " << r;
+    EXPECT_EQ(first_bit_difference(s.out[ur], ref.out), -1) << where << " rank " << r;
+    EXPECT_EQ(rep.selected, static_cast<int64_t>(ref.selected.size())) << where << " rank " << r;
+    EXPECT_EQ(rep.kept, ref.kept[ur]) << where << " rank " << r;
+    EXPECT_EQ(rep.dropped, std::count(ref.kept[ur].begin(), ref.kept[ur].end(), uint8_t{0}))
+        << where << " rank " << r;
+    // Exactly the fixed blocks (k - c_r pairs per phase) and the 80-byte all_reduce per round.
+    const int64_t share = budget / world + (r < budget % world ? 1 : 0);
+    const uint64_t want =
+        world == 1 ? 0u : 16u * static_cast<uint64_t>(budget - share) + 80u * rounds(world);
+    EXPECT_EQ(rep.bytes_sent, want) << where << " rank " << r;
+    EXPECT_EQ(rep.bytes_control, world == 1 ? 0u : 80u * rounds(world));
+    EXPECT_LE(rep.bytes_sent, SparseAllReduce::fixed_bytes_per_rank(budget, world));
+    EXPECT_EQ(s.after[ur], s.after[0]) << where << " rank " << r;
+  }
+  return ref;
+}
+
+TEST(SparseAllReduceFixed, QuotasAndTheBytesModel) {
+  using V = std::vector<int64_t>;
+  EXPECT_EQ(SparseAllReduce::fixed_quotas(10, 4), (V{3, 3, 2, 2}));
+  EXPECT_EQ(SparseAllReduce::fixed_quotas(3, 5), (V{1, 1, 1, 0, 0}));
+  EXPECT_EQ(SparseAllReduce::fixed_quotas(0, 2), (V{0, 0}));
+  EXPECT_EQ(SparseAllReduce::fixed_min_budget(1), 0);
+  EXPECT_EQ(SparseAllReduce::fixed_min_budget(2), 10);
+  EXPECT_EQ(SparseAllReduce::fixed_min_budget(3), 30);
+  EXPECT_EQ(SparseAllReduce::fixed_min_budget(8), 120);
+  EXPECT_EQ(SparseAllReduce::fixed_min_budget(1024), 51200);
+  EXPECT_EQ(SparseAllReduce::fixed_bytes_per_rank(5800, 4), 16u * (5800 - 1450) + 160u);
+  EXPECT_EQ(SparseAllReduce::fixed_bytes_per_rank(5800, 1), 0u);
+  EXPECT_THROW(SparseAllReduce::fixed_bytes_per_rank(-1, 4), InvalidArgument);
+  // For every N up to 1024: the bound 2 k 8 holds for every k >= 5 N ceil(log2 N) (checked for
+  // the first 3 N such k and for large ones; the slack 16 floor(k / N) - 80 ceil(log2 N) only
+  // grows with k), and fails just below it: the condition in the header is exact.
+  for (int world = 1; world <= 1024; ++world) {
+    const int64_t kmin = SparseAllReduce::fixed_min_budget(world);
+    ASSERT_EQ(kmin, world == 1 ? 0 : 5 * world * rounds(world)) << world;
+    std::vector<int64_t> ks;
+    for (int64_t k = kmin; k <= kmin + 3 * world; ++k) ks.push_back(k);
+    for (const int64_t k : {10 * kmin + 7, int64_t{5800}, int64_t{5800000}, int64_t{1} << 31}) {
+      if (k >= kmin) ks.push_back(k);
+    }
+    const std::vector<int64_t> small = SparseAllReduce::fixed_quotas(kmin + 1, world);
+    for (const int64_t k : ks) {
+      const uint64_t bytes = SparseAllReduce::fixed_bytes_per_rank(k, world);
+      ASSERT_LE(bytes, 2u * 8u * static_cast<uint64_t>(k)) << "N " << world << " k " << k;
+    }
+    // The model is the worst rank's bytes: the one with the smallest share.
+    uint64_t worst = 0;
+    for (const int64_t c : small) {
+      worst = std::max<uint64_t>(
+          worst, world == 1 ? 0u : 16u * static_cast<uint64_t>(kmin + 1 - c) + 80u * rounds(world));
+    }
+    ASSERT_EQ(SparseAllReduce::fixed_bytes_per_rank(kmin + 1, world), worst) << world;
+    if (world > 1) {
+      ASSERT_GT(SparseAllReduce::fixed_bytes_per_rank(kmin - 1, world), 2u * 8u * (kmin - 1))
+          << "N " << world;
+    }
+  }
+  // One budget that fits N = 1024 fits every N below it: bytes per rank do not grow with N.
+  for (int world = 1; world <= 1024; ++world) {
+    ASSERT_LE(SparseAllReduce::fixed_bytes_per_rank(51200, world), 2u * 8u * 51200u) << world;
+  }
+}
+
+// Random sizes, worlds 1..5, budgets 0, < N, about half the union, the union and numel, over
+// steps (rebalanced ranges): bit for bit the reference, kept flags, bytes.
+TEST(SparseAllReduceFixed, MatchesTheReferenceBitExact) {
+  PhiloxStream rng(2027, 0);
+  int64_t cut = 0, padded = 0;
+  for (int world = 1; world <= 5; ++world) {
+    for (int trial = 0; trial < 4; ++trial) {
+      const int64_t numel = trial == 0 ? 1 + static_cast<int64_t>(rng.below(6))
+                                       : 50 + static_cast<int64_t>(rng.below(4000));
+      const double density = trial == 3 ? 0.4 : (trial == 2 ? 0.01 : 0.08);
+      const bool average = trial % 2 == 1;
+      World w(world, average ? SparseReduction::kAverage : SparseReduction::kSum, Quota::kFixed);
+      for (uint64_t step = 0; step < 5; ++step) {
+        const auto all = pairs_of(world, numel, density, 1000 + 10 * trial + step);
+        const int64_t u = union_size(all, numel);
+        const int64_t budgets[] = {std::min<int64_t>(numel, (u + 1) / 2), 0,
+                                   std::min<int64_t>(numel, world - 1), u, numel};
+        const int64_t budget = budgets[step];
+        const std::string where = "world " + std::to_string(world) + " numel " +
+                                  std::to_string(numel) + " step " + std::to_string(step) +
+                                  " budget " + std::to_string(budget);
+        const StepResult s = w.step(all, numel, budget);
+        const FixedReference ref = expect_fixed_step(s, all, numel, budget, average, where);
+        for (size_t r = 0; r < all.size(); ++r) {
+          const int64_t sent = std::count(ref.sent[r].begin(), ref.sent[r].end(), uint8_t{1});
+          cut += static_cast<int64_t>(all[r].indices.size()) - sent;
+          padded += budget - sent;
+        }
+      }
+    }
+  }
+  // The inputs did exercise both a phase-1 cut and padding.
+  EXPECT_GT(cut, 0);
+  EXPECT_GT(padded, 0);
+}
+
+// Exact values (sums exact in any order): out is exactly the sum of the pairs flagged kept,
+// and nothing else; some pairs were cut in phase 1 at an index that still made the result.
+TEST(SparseAllReduceFixed, KeptFlagsAreExactlyWhatReachedTheResult) {
+  for (const int world : {3, 5}) {
+    const int64_t numel = 2000, budget = 60;
+    std::vector<Pairs> all;
+    for (int r = 0; r < world; ++r) all.push_back(make_pairs(r, numel, 0.05, 61, /*exact=*/true));
+    World w(world, SparseReduction::kSum, Quota::kFixed);
+    const StepResult s = w.step(all, numel, budget);
+    std::vector<float> want(static_cast<size_t>(numel), 0.0f);
+    for (int r = 0; r < world; ++r) {
+      const Pairs& p = all[static_cast<size_t>(r)];
+      for (size_t i = 0; i < p.indices.size(); ++i) {
+        if (s.report[static_cast<size_t>(r)].kept[i]) {
+          want[static_cast<size_t>(p.indices[i])] += p.values[i];
+        }
+      }
+    }
+    std::vector<uint8_t> in_result(static_cast<size_t>(numel), 0);
+    int64_t selected = 0;
+    for (int r = 0; r < world; ++r) {
+      EXPECT_EQ(first_bit_difference(s.out[static_cast<size_t>(r)], want), -1) << r;
+    }
+    const FixedReference ref = expect_fixed_step(s, all, numel, budget, false, "exact");
+    for (const int32_t i : ref.selected) in_result[static_cast<size_t>(i)] = 1;
+    selected = static_cast<int64_t>(ref.selected.size());
+    EXPECT_EQ(selected, budget);
+    int64_t cut_but_selected = 0;
+    for (int r = 0; r < world; ++r) {
+      const Pairs& p = all[static_cast<size_t>(r)];
+      for (size_t i = 0; i < p.indices.size(); ++i) {
+        if (!s.report[static_cast<size_t>(r)].kept[i] &&
+            in_result[static_cast<size_t>(p.indices[i])]) {
+          ++cut_but_selected;
+        }
+      }
+    }
+    EXPECT_GT(cut_but_selected, 0) << "world " << world;
+  }
+}
+
+// All pairs in the first 1 % of the indices: from equal ranges only range 0 has pairs (the
+// others send and select padding only), one step later the ranges have moved there.
+TEST(SparseAllReduceFixed, RangesWithoutPairsAndRebalancing) {
+  const int world = 4;
+  const int64_t numel = 100000, hot = 1000, k = 120;
+  auto skewed = [&](uint64_t salt) {
+    std::vector<Pairs> all;
+    for (int r = 0; r < world; ++r) all.push_back(make_pairs(r, hot, 0.08, salt));
+    return all;
+  };
+  World w(world, SparseReduction::kAverage, Quota::kFixed);
+  const auto first = skewed(1);
+  StepResult s = w.step(first, numel, k);
+  EXPECT_EQ(s.before[0], SparseAllReduce::equal_boundaries(numel, world));
+  FixedReference ref = expect_fixed_step(s, first, numel, k, true, "step 1");
+  EXPECT_EQ(static_cast<int64_t>(ref.selected.size()), k / world);  // range 0's share only
+  for (int r = 1; r < world; ++r) {
+    EXPECT_LT(s.after[0][static_cast<size_t>(r)], hot) << "boundary " << r;
+  }
+  const auto second = skewed(2);
+  s = w.step(second, numel, k);
+  ref = expect_fixed_step(s, second, numel, k, true, "step 2");
+  EXPECT_EQ(static_cast<int64_t>(ref.selected.size()), k);  // every share used
+}
+
+// On the wire: every rank's bytes (pairs, padding and control) <= 2 k 8 whatever N, and the
+// largest is the model's.
+TEST(SparseAllReduceFixed, BytesPerRankStayUnderTwoKPairsForEveryN) {
+  const int64_t numel = 1 << 16;
+  for (const int64_t k : {int64_t{320}, int64_t{333}}) {  // 320 = fixed_min_budget(16)
+    for (const int world : {1, 2, 3, 4, 8, 16}) {
+      ASSERT_GE(k, SparseAllReduce::fixed_min_budget(world));
+      World w(world, SparseReduction::kAverage, Quota::kFixed);
+      const auto all = pairs_of(world, numel, 0.003, 77);
+      const StepResult s = w.step(all, numel, k);
+      uint64_t most = 0;
+      for (int r = 0; r < world; ++r) {
+        const SparseAllReduceReport& rep = s.report[static_cast<size_t>(r)];
+        EXPECT_LE(rep.bytes_sent, 2u * 8u * static_cast<uint64_t>(k))
+            << "world " << world << " k " << k << " rank " << r;
+        most = std::max(most, rep.bytes_sent);
+      }
+      EXPECT_EQ(most, SparseAllReduce::fixed_bytes_per_rank(k, world)) << world;
+      if (world > 1) {
+        EXPECT_GT(most, 0u);
+      }
+    }
+  }
+}
+
+TEST(SparseAllReduceFixed, BadCallsFailEveryRankBeforePayloadMoves) {
+  const SparseAllReduce::Options o = fixed_options();
+  for (const int world : {2, 4}) {
+    const int bad = world - 1;
+    const std::string name = std::to_string(bad);
+    expect_everywhere(run_calls(
+                          world,
+                          [&](int r, Call& c) {
+                            if (r == bad) c.idx = {4, 1, 9};
+                          },
+                          o),
+                      "CorruptData", "rank " + name + " sent bad pairs: index 1 at position 1");
+    expect_everywhere(run_calls(
+                          world,
+                          [&](int r, Call& c) {
+                            if (r == bad) c.idx = {1, 4, 100};
+                          },
+                          o),
+                      "CorruptData", "rank " + name + " sent bad pairs: index 100 at position 2");
+    expect_everywhere(run_calls(
+                          world,
+                          [&](int r, Call& c) {
+                            if (r == bad) c.idx = {-3, 4, 9};
+                          },
+                          o),
+                      "CorruptData", "rank " + name + " sent bad pairs: index -3 at position 0");
+    expect_everywhere(run_calls(
+                          world,
+                          [&](int r, Call& c) {
+                            if (r == bad) c.val[1] = std::nanf("");
+                          },
+                          o),
+                      "NumericalError", "rank " + name + " holds a NaN or Inf value at position 1");
+  }
+  expect_everywhere(run_calls(
+                        3,
+                        [](int r, Call& c) {
+                          if (r == 1) c.numel = 101;
+                        },
+                        o),
+                    "InvalidArgument", "the ranks passed vectors of 100 to 101 elements");
+  expect_everywhere(run_calls(
+                        4,
+                        [](int r, Call& c) {
+                          if (r == 3) c.budget = 11;
+                        },
+                        o),
+                    "InvalidArgument", "the ranks passed budgets from 10 to 11");
+  expect_everywhere(run_calls(
+                        3, [](int, Call& c) { c.budget = 101; }, o),
+                    "InvalidArgument", "every rank passed budget 101 for a vector of 100");
+  expect_everywhere(run_calls(
+                        3, [](int, Call& c) { c.budget = -1; }, o),
+                    "InvalidArgument", "every rank passed budget -1");
+  const auto outcomes = run_calls(
+      3,
+      [](int r, Call& c) {
+        if (r == 2) c.numel = 2;
+      },
+      o);
+  EXPECT_EQ(outcomes[2].type, "InvalidArgument") << outcomes[2].what;
+  EXPECT_THAT(outcomes[2].what, HasSubstr("count is 3 for a vector of 2 elements"));
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(outcomes[static_cast<size_t>(r)].type, "CommError");
+    EXPECT_THAT(outcomes[static_cast<size_t>(r)].what,
+                HasSubstr("rank 2 passed invalid arguments"));
+  }
+  const auto bounds = run_each(3, [&](Communicator& comm) {
+    SparseAllReduce algo(comm, o);
+    algo.set_boundaries(comm.rank() == 1 ? std::vector<int64_t>{0, 10, 20, 100}
+                                         : std::vector<int64_t>{0, 30, 60, 100});
+    const int32_t idx[] = {5};
+    const float val[] = {1.0f};
+    std::vector<float> out(100);
+    algo.run(SparseVector{idx, val, 1}, 1, TensorView::of(out.data(), 100));
+  });
+  expect_everywhere(bounds, "InvalidArgument", "the ranks hold different boundaries");
+}
+
+// Forwards every verb to a local communicator; after the phase-1 all_to_allv (i32 indices or
+// f32 values) or the phase-3 all_gatherv, lets `patch` change this rank's received copy.
+class PatchingCommunicator : public Communicator {
+ public:
+  // (phase 1 or 3, received buffer, counts per source rank)
+  using Patch = std::function<void(int, TensorView, const std::vector<int64_t>&)>;
+  PatchingCommunicator(std::unique_ptr<Communicator> inner, Patch patch)
+      : inner_(std::move(inner)), patch_(std::move(patch)) {}
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  const char* backend() const override { return inner_->backend(); }
+  std::unique_ptr<Work> all_reduce_async(TensorView inout, ReduceOp op) override {
+    return inner_->all_reduce_async(inout, op);
+  }
+  std::unique_ptr<Work> all_gather_async(TensorView in, TensorView out) override {
+    return inner_->all_gather_async(in, out);
+  }
+  std::unique_ptr<Work> all_gatherv_async(TensorView in, TensorView out,
+                                          const std::vector<int64_t>& counts) override {
+    inner_->all_gatherv_async(in, out, counts)->wait(timeout());
+    patch_(3, out, counts);
+    return std::make_unique<Done>();
+  }
+  std::unique_ptr<Work> all_to_all_async(TensorView in, TensorView out) override {
+    return inner_->all_to_all_async(in, out);
+  }
+  std::unique_ptr<Work> all_to_allv_async(TensorView in, const std::vector<int64_t>& sc,
+                                          TensorView out, const std::vector<int64_t>& rc) override {
+    inner_->all_to_allv_async(in, sc, out, rc)->wait(timeout());
+    patch_(1, out, rc);
+    return std::make_unique<Done>();
+  }
+  std::unique_ptr<Work> broadcast_async(TensorView inout, int root) override {
+    return inner_->broadcast_async(inout, root);
+  }
+  std::unique_ptr<Work> barrier_async() override { return inner_->barrier_async(); }
+
+ private:
+  class Done : public Work {
+   public:
+    bool test() override { return true; }
+    void wait(std::chrono::milliseconds) override {}
+    void wait() override {}
+  };
+  std::unique_ptr<Communicator> inner_;
+  Patch patch_;
+};
+
+// Every rank sends one pair into each of 3 ranges of 99 (budget 6: blocks of 2, one real pair
+// and one padding slot); `patch` corrupts what each rank receives from rank 1.
+std::vector<Outcome> run_patched(int phase, DType dtype,
+                                 const std::function<void(int32_t*, float*)>& patch) {
+  const int world = 3, victim = 1;
+  auto locals = make_local_communicators(world);
+  std::vector<std::unique_ptr<Communicator>> comms;
+  for (auto& l : locals) {
+    l->set_timeout(std::chrono::seconds(20));
+    comms.push_back(std::make_unique<PatchingCommunicator>(
+        std::move(l), [=](int ph, TensorView out, const std::vector<int64_t>& counts) {
+          if (ph != phase || out.dtype != dtype) return;
+          int64_t offset = 0;
+          for (int r = 0; r < victim; ++r) offset += counts[static_cast<size_t>(r)];
+          if (dtype == DType::kI32) patch(out.as<int32_t>() + offset, nullptr);
+          if (dtype == DType::kF32) patch(nullptr, out.as<float>() + offset);
+        }));
+  }
+  return run_on(comms, [](Communicator& comm) {
+    const int32_t idx[] = {10, 50, 90};
+    const float val[] = {1.0f, 2.0f, 3.0f};
+    std::vector<float> out(99);
+    SparseAllReduce(comm, fixed_options())
+        .run(SparseVector{idx, val, 3}, 6, TensorView::of(out.data(), 99));
+  });
+}
+
+void expect_corrupt_everywhere(const std::vector<Outcome>& outcomes, const std::string& what) {
+  for (size_t r = 0; r < outcomes.size(); ++r) {
+    EXPECT_EQ(outcomes[r].type, "CorruptData") << "rank " << r << ": " << outcomes[r].what;
+    EXPECT_THAT(outcomes[r].what, HasSubstr(what)) << "rank " << r;
+  }
+}
+
+TEST(SparseAllReduceFixed, ReceiversRejectBlocksCorruptedOnTheWire) {
+  const std::string p1 = "pairs received from rank 1 for this rank's range: at position ";
+  const std::string p3 = "selection received from rank 1: at position ";
+  // Phase 1: an index outside the receiver's range, padding before a real pair, padding with a
+  // value, a non-finite value.
+  expect_corrupt_everywhere(
+      run_patched(1, DType::kI32, [](int32_t* i, float*) { i[0] = 2147483647; }),
+      p1 + "0 of 2, index 2147483647 is outside [");
+  expect_corrupt_everywhere(run_patched(1, DType::kI32,
+                                        [](int32_t* i, float*) {
+                                          i[1] = i[0];
+                                          i[0] = SparseAllReduce::kPadIndex;
+                                        }),
+                            p1 + "1 of 2, index");
+  expect_corrupt_everywhere(run_patched(1, DType::kF32, [](int32_t*, float* v) { v[1] = 0.5f; }),
+                            p1 + "1 of 2, the padding carries value 0.5");
+  expect_corrupt_everywhere(
+      run_patched(1, DType::kF32,
+                  [](int32_t*, float* v) { v[0] = std::numeric_limits<float>::infinity(); }),
+      p1 + "0 of 2, value inf");
+  // Phase 3: the same against the sender's range [33, 66).
+  expect_corrupt_everywhere(
+      run_patched(3, DType::kI32, [](int32_t* i, float*) { i[0] = 2147483647; }),
+      p3 + "0 of 2, index 2147483647 is outside [33, 66)");
+  expect_corrupt_everywhere(run_patched(3, DType::kI32, [](int32_t* i, float*) { i[1] = 40; }),
+                            p3 + "1 of 2, index 40 does not follow 50");
+  expect_corrupt_everywhere(run_patched(3, DType::kF32, [](int32_t*, float* v) { v[1] = -1.0f; }),
+                            p3 + "1 of 2, the padding carries value -1");
+  expect_corrupt_everywhere(run_patched(3, DType::kF32, [](int32_t*, float* v) { v[0] = NAN; }),
+                            p3 + "0 of 2, value nan");
+  // Unpatched, the same call succeeds (so the failures above are the patches').
+  const auto fine = run_patched(3, DType::kU8, [](int32_t*, float*) {});
+  for (const Outcome& o : fine) EXPECT_EQ(o.type, "") << o.what;
 }
 
 }  // namespace

@@ -434,6 +434,64 @@ TEST(GradientCompression, DgcAllReduceReturnsDroppedPairsToV) {
   EXPECT_GT(dropped_somewhere, 0);
 }
 
+// quota=fixed (SparseAllReduce::Quota::kFixed): parsed and printed only when not the default,
+// only with exchange=allreduce; every pair cut in phase 1 or dropped in phase 2 goes back into
+// V, so mass is conserved as with the water-filling quota.
+TEST(GradientCompression, DgcAllReduceFixedQuota) {
+  run_local_ranks(1, [](Communicator& comm) {
+    Model m(8, 8);
+    try {
+      make_gradient_compression(comm, m.params(), opts("dgc:density=0.1,quota=fixed"));
+      ADD_FAILURE() << "quota=fixed without exchange=allreduce was accepted";
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("needs exchange=allreduce"), std::string::npos)
+          << e.what();
+    }
+    EXPECT_THROW(make_gradient_compression(comm, m.params(),
+                                           opts("dgc:density=0.1,exchange=allreduce,quota=tight")),
+                 InvalidArgument);
+    CompressionOptions o = opts("dgc:density=0.1,exchange=allreduce,quota=waterfill");
+    o.momentum = 0.9;
+    EXPECT_EQ(make_gradient_compression(comm, m.params(), o)->describe().find("quota"),
+              std::string::npos);
+  });
+  const int world = 4;
+  std::mutex mu;
+  std::vector<std::vector<float>> v_after(world), out(world), g(world);
+  run_local_ranks(world, [&](Communicator& comm) {
+    Model m(40, 50);
+    CompressionOptions o = opts("dgc:density=0.05,sample=1,exchange=allreduce,quota=fixed");
+    o.momentum = 0.9;
+    auto ex = make_gradient_compression(comm, m.params(), o);
+    EXPECT_NE(ex->describe().find(",exchange=allreduce,quota=fixed"), std::string::npos)
+        << ex->describe();
+    fill(m, comm.rank(), 0);
+    const std::vector<float> grad(m.grad.begin(), m.grad.begin() + 2000);
+    const CommStats s = ex->exchange(m.params());
+    // Budget 100 over 4 ranges: 75 pairs per phase, 80 B x 2 rounds, the NaN flag, the bias.
+    EXPECT_EQ(s.bytes_sent, 16u * 75 + 160 + 3u * 8 + 2u * 3 * 4 * 50 / 4);
+    const std::vector<float> v = floats_of(ex->state_dict().tensor("dgc.v.0"));
+    std::lock_guard<std::mutex> lock(mu);
+    const size_t r = static_cast<size_t>(comm.rank());
+    v_after[r] = v;
+    out[r].assign(m.grad.begin(), m.grad.begin() + 2000);
+    g[r] = grad;
+  });
+  int64_t nonzero = 0;
+  for (size_t i = 0; i < 2000; ++i) {
+    double lhs = world * static_cast<double>(out[0][i]), rhs = 0.0;
+    for (int r = 0; r < world; ++r) {
+      EXPECT_EQ(out[static_cast<size_t>(r)][i], out[0][i]) << "rank " << r << " element " << i;
+      lhs += v_after[static_cast<size_t>(r)][i];
+      rhs += g[static_cast<size_t>(r)][i];
+    }
+    EXPECT_NEAR(lhs, rhs, 1e-5) << "element " << i;
+    nonzero += out[0][i] != 0.0f;
+  }
+  EXPECT_GT(nonzero, 0);
+  EXPECT_LE(nonzero, 100);
+}
+
 TEST(GradientCompression, DgcAllReduceCheckpointsTheBoundaries) {
   run_local_ranks(3, [](Communicator& comm) {
     Model a(30, 50), b(30, 50);

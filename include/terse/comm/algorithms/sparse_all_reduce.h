@@ -20,7 +20,8 @@ struct SparseAllReduceReport : AlgorithmReport {
   // ring all-gatherv equivalent, selected minus this rank's own selection.
   int64_t sent_pairs_phase1 = 0;
   int64_t sent_pairs_phase3 = 0;
-  // Of bytes_sent, the control words: (N-1) x (header + one phase-1 count + one candidate count).
+  // Of bytes_sent, the control words. kWaterFill: (N-1) x (header + one phase-1 count + one
+  // candidate count). kFixed: the validation all_reduce, 80 bytes x ceil(log2 N).
   uint64_t bytes_control = 0;
 };
 
@@ -65,10 +66,56 @@ struct SparseAllReduceReport : AlgorithmReport {
 // index out of range or not increasing (in the header or in a received block) -> CorruptData on
 // every rank that sees it, naming the rank that sent it.
 // N == 1: the result is the top-k of my own pairs; no messages.
+//
+// Options::quota = Quota::kFixed: the same three phases with no per-peer control word, so the
+// bytes per rank do not grow with N. Every range r has the fixed share c_r of the budget k
+// (fixed_quotas: k split evenly, the first k mod N ranges one more), known on every rank
+// without a message.
+//   0. all_reduce MAX of 10 x i64 (the highest rank with bad arguments, max and -min of numel,
+//      of budget and of the boundary hash, and for bad pairs and non-finite values the highest
+//      rank that holds one with its position and index): every bad call or bad pair still fails
+//      on EVERY rank with the same kind of error before any payload moves, in 80 bytes whatever
+//      N (a rank is named where MAX can name it: the highest bad one);
+//   1. rank p sends range r's owner exactly c_r pairs: all of its pairs in range r when it has
+//      at most c_r, else the c_r of largest |value| (ties: lower index), sorted by index; the
+//      block is padded after the real pairs with kPadIndex (-1) / 0.0f. Block sizes are the c_r,
+//      known everywhere, so the all_to_allv (indices, then values) needs no count exchange;
+//      pairs left out are dropped here (kept = 0: the caller feeds them back into its residual);
+//   2. rank r sums the real pairs received, in rank order (its own included), and keeps the
+//      q_r = c_r of largest |sum| (ties: lower index), sorted by index, padded to c_r;
+//   3. all_gatherv of the c_r-blocks (sizes known everywhere: no count exchange); out as above.
+//      kept[i] == 1 exactly when pair i was sent in phase 1 and its index was selected, i.e.
+//      exactly when its value is part of out.
+// The boundaries are rebalanced from the gathered real indices as above (each range holds about
+// |G| / N selected indices, so the next step's fixed shares drop little).
+// Bit-exact: equals "per rank and range, keep the top c_r of |value|; sum the kept pairs in rank
+// order into zeros; per range keep the top c_r of |sum|; divide by N" computed in one process.
+// Every received block is checked before use (real indices inside the receiver's range, resp.
+// the sender's range, strictly increasing; padding only after the real pairs, with value 0;
+// real values finite) -> CorruptData naming the sending rank.
+// Bytes (fixed_bytes_per_rank): rank p sends k - c_p pairs in phase 1 and k - c_p in phase 3
+// (the ring all-gatherv), 8 bytes each, padding included, plus bytes_control = 80 ceil(log2 N):
+// the recursive-doubling all_reduce sends its whole 80-byte message in each of ceil(log2 N)
+// rounds (a model: an MPI may add a round for N not a power of two, or pick another algorithm).
+// The largest, at c_p = floor(k / N), is 16 (k - floor(k / N)) + 80 ceil(log2 N), which is
+// <= 2 k 8 exactly when floor(k / N) >= 5 ceil(log2 N), i.e. when
+//   k >= fixed_min_budget(N) = 5 N ceil(log2 N)   (N = 1: any k; 0 bytes)
+// (N = 8: k >= 120; N = 1024: k >= 51200). Below it only the control words break the bound.
 class SparseAllReduce : public Algorithm {
  public:
+  // How phase 2 splits the budget over the ranges.
+  enum class Quota : uint8_t {
+    // Water-filling over the candidate counts; needs the count exchanges (72 (N-1) bytes).
+    kWaterFill = 0,
+    // Fixed shares c_r; no per-peer control word (see above).
+    kFixed = 1,
+  };
+  // The padding index of a kFixed block (its value is 0.0f).
+  static constexpr int32_t kPadIndex = -1;
+
   struct Options {
     SparseReduction reduction = SparseReduction::kAverage;
+    Quota quota = Quota::kWaterFill;
   };
 
   explicit SparseAllReduce(Communicator& comm) : SparseAllReduce(comm, Options()) {}
@@ -93,8 +140,17 @@ class SparseAllReduce : public Algorithm {
   // Each range's share of `budget` given its candidate counts (step 2): water-filling, so
   // sum q_r = min(budget, sum candidates) and q_r <= candidates[r].
   static std::vector<int64_t> quotas(int64_t budget, const std::vector<int64_t>& candidates);
+  // kFixed: c_r = floor(budget / world), plus one for r < budget mod world.
+  static std::vector<int64_t> fixed_quotas(int64_t budget, int world);
+  // kFixed: the largest bytes_sent of any rank for this budget and world size (the model above;
+  // run() reports exactly this on the rank owning a range of share floor(budget / world)).
+  static uint64_t fixed_bytes_per_rank(int64_t budget, int world);
+  // kFixed: the smallest budget with fixed_bytes_per_rank(budget, world) <= 2 budget 8:
+  // 5 world ceil(log2 world), 0 for one rank.
+  static int64_t fixed_min_budget(int world);
 
  private:
+  SparseAllReduceReport run_fixed(const SparseVector& mine, int64_t budget, TensorView out);
   void rebalance(const std::vector<int32_t>& selected, int64_t numel);
 
   Options options_;
