@@ -11,10 +11,13 @@
 #include <thread>
 #include <vector>
 
-#if defined(__SSE2__)
+// TERSE_ONE_BIT_PORTABLE builds the portable kernels on x86 too, to test them there.
+#if defined(__SSE2__) && !defined(TERSE_ONE_BIT_PORTABLE)
+#define TERSE_ONE_BIT_SSE2 1
 #include <emmintrin.h>
 #endif
 
+#include "terse/comm/work.h"
 #include "terse/core/check.h"
 
 namespace terse {
@@ -57,7 +60,7 @@ const PositiveByteTable kPositiveByte;
 // they are written with intrinsics: GCC does not vectorise the byte packing, nor the sign-bit
 // selects, on its own, and these passes are the CPU cost of the call. The portable fallback
 // computes the same bits with the same IEEE operations in the same order.
-#if defined(__SSE2__)
+#if defined(TERSE_ONE_BIT_SSE2)
 struct F8 {
   __m128 lo, hi;
 };
@@ -83,17 +86,22 @@ inline F8 signed8(unsigned byte, uint32_t s_bits) {
           _mm_castsi128_ps(_mm_or_si128(s, _mm_and_si128(neg_hi, sign)))};
 }
 
-// Sign byte of x (bit 7 - k set iff x[k] >= 0, -0 included) and e = x - (+-s): x - (-s) is
-// exactly x + s, and -s is s with its sign bit set.
-inline uint8_t encode8(F8 x, uint32_t s_bits, float* e) {
-  const __m128 zero = _mm_setzero_ps();
+// sgn(x) < 0 lanes, as the reference's !(x >= 0): -0 counts as positive.
+inline __m128 negative4(__m128 x) { return _mm_cmpnge_ps(x, _mm_setzero_ps()); }
+
+// Sign byte of x: bit 7 - k set iff x[k] >= 0.
+inline uint8_t sign_byte8(F8 x) {
+  return kPositiveByte
+      .v[_mm_movemask_ps(negative4(x.lo)) | (_mm_movemask_ps(negative4(x.hi)) << 4)];
+}
+
+// e = x - (+-s) with the sign of x: x - (-s) is exactly x + s, and -s is s with its sign bit
+// set (s >= 0), so nothing branches on random signs.
+inline void subtract_signed8(F8 x, uint32_t s_bits, float* e) {
   const __m128 sign = _mm_castsi128_ps(_mm_set1_epi32(static_cast<int>(0x80000000u)));
   const __m128 s = _mm_castsi128_ps(_mm_set1_epi32(static_cast<int>(s_bits)));
-  const __m128 neg_lo = _mm_cmpnge_ps(x.lo, zero);  // !(x >= 0), as the reference's sgn
-  const __m128 neg_hi = _mm_cmpnge_ps(x.hi, zero);
-  _mm_storeu_ps(e, _mm_sub_ps(x.lo, _mm_or_ps(s, _mm_and_ps(neg_lo, sign))));
-  _mm_storeu_ps(e + 4, _mm_sub_ps(x.hi, _mm_or_ps(s, _mm_and_ps(neg_hi, sign))));
-  return kPositiveByte.v[_mm_movemask_ps(neg_lo) | (_mm_movemask_ps(neg_hi) << 4)];
+  _mm_storeu_ps(e, _mm_sub_ps(x.lo, _mm_or_ps(s, _mm_and_ps(negative4(x.lo), sign))));
+  _mm_storeu_ps(e + 4, _mm_sub_ps(x.hi, _mm_or_ps(s, _mm_and_ps(negative4(x.hi), sign))));
 }
 
 // Eight double lanes of a sum of squares, lane k holding the elements k mod 8.
@@ -135,17 +143,18 @@ inline F8 signed8(unsigned byte, uint32_t s_bits) {
   }
   return r;
 }
-inline uint8_t encode8(F8 x, uint32_t s_bits, float* e) {
+inline uint8_t sign_byte8(F8 x) {
   unsigned neg_mask = 0;
+  for (int k = 0; k < 8; ++k) neg_mask |= static_cast<unsigned>(!(x.v[k] >= 0.0f)) << k;
+  return kPositiveByte.v[neg_mask];
+}
+inline void subtract_signed8(F8 x, uint32_t s_bits, float* e) {
   for (int k = 0; k < 8; ++k) {
-    const uint32_t neg = static_cast<uint32_t>(!(x.v[k] >= 0.0f));
-    const uint32_t u = s_bits | (neg << 31);
+    const uint32_t u = s_bits | (static_cast<uint32_t>(!(x.v[k] >= 0.0f)) << 31);
     float sv;
     std::memcpy(&sv, &u, sizeof sv);
     e[k] = x.v[k] - sv;
-    neg_mask |= neg << k;
   }
-  return kPositiveByte.v[neg_mask];
 }
 struct Lanes {
   double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -209,8 +218,8 @@ std::string check_input(const TensorView& inout, int64_t numel) {
 
 // Up to T - 1 persistent workers (started when a pass first has blocks for them) plus the calling
 // thread. A pass is a few milliseconds, so waking sleeping workers (tens of microseconds) is
-// cheap next to it, and no thread is created per call. The tasks are plain arithmetic on
-// preallocated buffers and do not throw.
+// cheap next to it, and no thread is created per call. The workers' tasks are plain arithmetic
+// on preallocated buffers and do not throw; only the calling thread's may (driving a Work).
 class OneBitAllReduce::Pool {
  public:
   explicit Pool(int threads) : threads_(threads) {}
@@ -225,17 +234,18 @@ class OneBitAllReduce::Pool {
     for (std::thread& t : workers_) t.join();
   }
 
-  // Calls fn(begin, end) over [0, blocks) split into at most `threads` contiguous ranges, one
-  // per thread (the first on the calling thread); returns when all are done.
+  // Calls fn(begin, end, on_caller) over [0, blocks) split into at most `threads` contiguous
+  // ranges, one per thread, the first on the calling thread (on_caller true: only it may drive
+  // the communicator); returns when all are done. Only the calling thread's range may throw.
   template <typename Fn>
   void for_blocks(int64_t blocks, const Fn& fn) {
     const int tasks = static_cast<int>(std::min<int64_t>(threads_, blocks));
     if (tasks <= 1) {
-      if (blocks > 0) fn(int64_t{0}, blocks);
+      if (blocks > 0) fn(int64_t{0}, blocks, true);
       return;
     }
     const std::function<void(int)> task = [&](int t) {
-      fn(blocks * t / tasks, blocks * (t + 1) / tasks);
+      fn(blocks * t / tasks, blocks * (t + 1) / tasks, t == 0);
     };
     while (static_cast<int>(workers_.size()) < tasks - 1) {
       const int k = static_cast<int>(workers_.size()) + 1;
@@ -249,13 +259,22 @@ class OneBitAllReduce::Pool {
       ++generation_;
     }
     wake_.notify_all();
-    task(0);
+    try {
+      task(0);
+    } catch (...) {
+      wait_for_workers();  // they still use `task`, which lives in this frame
+      throw;
+    }
+    wait_for_workers();
+  }
+
+ private:
+  void wait_for_workers() {
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [&] { return pending_ == 0; });
     task_ = nullptr;
   }
 
- private:
   void loop(int k) {
     uint64_t seen = 0;
     for (;;) {
@@ -350,20 +369,24 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
   float* e = worker_error_.data();
   double* block_sums = block_sums_.data();
 
-  // 1. ||m + e_w||^2 without touching any state: a non-finite input leaves everything unchanged.
-  // double squares of finite floats cannot overflow, so the sum is finite iff every x is.
+  // 1. ||m + e_w||^2 and the sign bytes of x (they do not depend on the scale), without
+  // touching any state: a non-finite input leaves everything unchanged. double squares of finite
+  // floats cannot overflow, so the sum is finite iff every x is.
   float my_scale = kFlagBadArguments;
+  uint8_t* signs = signs_.data();
   if (arg_error.empty()) {
     const int64_t blocks = blocks_of(n);
-    pool_->for_blocks(blocks, [&](int64_t b0, int64_t b1) {
-      // Last block first: the encode pass below walks forward, so it starts on the blocks this
+    pool_->for_blocks(blocks, [&](int64_t b0, int64_t b1, bool) {
+      // Last block first: the error pass below walks forward, so it starts on the blocks this
       // pass read last, which may still be in the cache. Each block's sum is its own, so the
       // order of visiting changes no bit.
       for (int64_t b = b1 - 1; b >= b0; --b) {
         Lanes lanes;
         const int64_t end = std::min(n, (b + 1) * kBlock);
         for (int64_t i = b * kBlock; i < end; i += kLanes) {
-          lanes.add_squares(worker_x(m, e, i, numel));
+          const F8 x = worker_x(m, e, i, numel);
+          lanes.add_squares(x);
+          signs[i / kLanes] = sign_byte8(x);
         }
         block_sums[b] = combine(lanes);
       }
@@ -396,23 +419,30 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
                 " does not run this algorithm");
   }
 
-  // 2. Worker: signs of x (MSB first), e_w <- x - s sgn(x). x is recomputed from m and e rather
-  // than kept from pass 1: storing it would cost the same memory traffic and would change e_w
-  // before every rank is known to have finite input.
+  // 2. The signs go out (all-to-all, chunk j to rank j) while e_w <- x - s sgn(x) is computed:
+  // the error update needs nothing from the wire, so it hides behind it. The calling thread
+  // drives the collective between its blocks (Open MPI progresses only inside MPI calls). x is
+  // recomputed from m and e rather than kept from pass 1: storing it would cost the same memory
+  // traffic and would change e_w before every rank is known to have finite input.
   {
+    const std::unique_ptr<Work> sent =
+        c.all_to_all_async(TensorView::of(signs, n / 8), TensorView::of(received_.data(), n / 8));
     const uint32_t s_bits = bits_of(worker_scales_[static_cast<size_t>(me)]);
-    uint8_t* out = signs_.data();
-    pool_->for_blocks(blocks_of(n), [&](int64_t b0, int64_t b1) {
-      const int64_t end = std::min(n, b1 * kBlock);
-      for (int64_t i = b0 * kBlock; i < end; i += kLanes) {
-        out[i / kLanes] = encode8(worker_x(m, e, i, numel), s_bits, e + i);
+    pool_->for_blocks(blocks_of(n), [&](int64_t b0, int64_t b1, bool on_caller) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t end = std::min(n, (b + 1) * kBlock);
+        for (int64_t i = b * kBlock; i < end; i += kLanes) {
+          subtract_signed8(worker_x(m, e, i, numel), s_bits, e + i);
+        }
+        if (on_caller) sent->test();
       }
     });
+    sent->wait(c.timeout());
   }
-  c.all_to_all(TensorView::of(signs_.data(), n / 8), TensorView::of(received_.data(), n / 8));
 
   // 3. Server for chunk `me`: y = sum_j (s_w^j / W) unpack(bits_j) + e_s, each element summed
-  // in registers over the W ranks (one pass over y instead of W), with ||y||^2 in the same pass.
+  // in registers over the W ranks (one pass over y instead of W), with ||y||^2 and the signs of
+  // y in the same pass.
   std::vector<uint32_t>& c_bits = server_c_bits_;
   for (int j = 0; j < w; ++j) {
     c_bits[static_cast<size_t>(j)] =
@@ -421,8 +451,9 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
   float* y = server_sum_.data();
   float* es = server_error_.data();
   const uint8_t* recv = received_.data();
+  uint8_t* ssigns = server_signs_.data();
   const int64_t server_blocks = blocks_of(chunk);
-  pool_->for_blocks(server_blocks, [&](int64_t b0, int64_t b1) {
+  pool_->for_blocks(server_blocks, [&](int64_t b0, int64_t b1, bool) {
     for (int64_t b = b0; b < b1; ++b) {
       Lanes lanes;
       const int64_t end = std::min(chunk, (b + 1) * kBlock);
@@ -435,25 +466,33 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
         const F8 yv = add8(acc, load8(es + i));
         store8(y + i, yv);
         lanes.add_squares(yv);
+        ssigns[g] = sign_byte8(yv);
       }
       block_sums[b] = combine(lanes);
     }
   });
-  const float s_s = scale_of(sum_blocks(block_sums_, server_blocks), chunk);
-  const uint32_t ss_bits = bits_of(s_s);
-  uint8_t* ssigns = server_signs_.data();
-  pool_->for_blocks(server_blocks, [&](int64_t b0, int64_t b1) {
-    const int64_t end = std::min(chunk, b1 * kBlock);
-    for (int64_t i = b0 * kBlock; i < end; i += kLanes) {
-      ssigns[i / kLanes] = encode8(load8(y + i), ss_bits, es + i);
-    }
-  });
+  float my_server_scale = scale_of(sum_blocks(block_sums_, server_blocks), chunk);
 
-  // 4. Every server's signs and scale; out[chunk j] = s_s^j unpack(bits of j).
-  float my_server_scale = s_s;
-  c.all_gather(TensorView::of(server_signs_.data(), chunk_bytes),
-               TensorView::of(gathered_signs_.data(), n / 8));
-  c.all_gather(TensorView::of(&my_server_scale, 1), TensorView::of(server_scales_.data(), w));
+  // 4. Every server's signs and scale go out while e_s <- y - s_s sgn(y) is computed; then
+  // out[chunk j] = s_s^j unpack(bits of j).
+  {
+    const std::unique_ptr<Work> signs_out = c.all_gather_async(
+        TensorView::of(ssigns, chunk_bytes), TensorView::of(gathered_signs_.data(), n / 8));
+    const std::unique_ptr<Work> scales_out = c.all_gather_async(
+        TensorView::of(&my_server_scale, 1), TensorView::of(server_scales_.data(), w));
+    const uint32_t ss_bits = bits_of(my_server_scale);
+    pool_->for_blocks(server_blocks, [&](int64_t b0, int64_t b1, bool on_caller) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t end = std::min(chunk, (b + 1) * kBlock);
+        for (int64_t i = b * kBlock; i < end; i += kLanes) {
+          subtract_signed8(load8(y + i), ss_bits, es + i);
+        }
+        if (on_caller) signs_out->test();
+      }
+    });
+    signs_out->wait(c.timeout());
+    scales_out->wait(c.timeout());
+  }
   for (int r = 0; r < w; ++r) {
     const float s = server_scales_[static_cast<size_t>(r)];
     TERSE_CHECK(std::isfinite(s) && s >= 0.0f, CorruptData, "OneBitAllReduce on rank ", me,
@@ -465,7 +504,7 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
   float* dst = inout.as<float>();
   const uint8_t* gathered = gathered_signs_.data();
   const float* scales = server_scales_.data();
-  pool_->for_blocks(blocks_of(numel), [&](int64_t b0, int64_t b1) {
+  pool_->for_blocks(blocks_of(numel), [&](int64_t b0, int64_t b1, bool) {
     const int64_t end = std::min(numel, b1 * kBlock);
     const int64_t full_end = end / kLanes * kLanes;
     int64_t i = b0 * kBlock;

@@ -45,9 +45,11 @@ struct OneBitAllReduceReport : AlgorithmReport {
 // The worker scales travel as one f32 per rank; a rank whose input is not finite sends -2 and
 // one with invalid arguments sends -1 instead, so every rank learns it from the first collective
 // and throws together (nobody waits for a peer that already threw).
-// The element-wise passes (worker norm and encode, server sum, norm and encode, final decode)
-// can run on several threads (Options::threads); work is split in the 2^16-element blocks above,
-// so every output and error bit is the same for any thread count.
+// The element-wise passes (worker norm and signs, worker error, server sum with its norm and
+// signs, server error, final decode) can run on several threads (Options::threads); work is
+// split in the 2^16-element blocks above, so every output and error bit is the same for any
+// thread count. The two error updates need nothing from the wire: the worker's runs while the
+// all-to-all is in flight, the server's while the two server all-gathers are.
 class OneBitAllReduce : public Algorithm {
  public:
   struct Options {
