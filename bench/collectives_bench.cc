@@ -4,9 +4,10 @@
 //   bench/shaped-net/run.sh 8 1gbit -- build/release/bench/collectives_bench
 //       --numel 5800000 --densities 0.001,0.01 --dense 256,64k,1M --reps 5 --json out.json
 // Algorithms: all_reduce (dense f32, the communicator's MPI_Iallreduce), sparse_all_gather and
-// sparse_all_reduce of k = density * numel random pairs per rank (budget k), one_bit_all_reduce
-// of numel. Each timed call starts after a barrier; its time is the slowest rank's, the median
-// over --reps calls after one warm-up. bytes_sent is the largest per-rank count any rank reports.
+// sparse_all_reduce (water-filled and fixed quotas) of k = density * numel random pairs per rank
+// (budget k), one_bit_all_reduce of numel on --threads threads. Each timed call starts after a
+// barrier; its time is the slowest rank's, the median over --reps calls after one warm-up.
+// bytes_sent is the largest per-rank count any rank reports.
 
 #include <cstdio>
 #include <fstream>
@@ -36,13 +37,14 @@ struct Args {
   std::vector<double> densities = {0.001, 0.01};
   std::vector<int64_t> dense = {256, 64 << 10, 1 << 20};
   int reps = 5;
+  int threads = 1;  // OneBitAllReduce::Options::threads
   std::string json_path;
 };
 
 int usage(const std::string& why) {
   std::fprintf(stderr,
                "collectives_bench: %s\nusage: collectives_bench [--numel N] [--densities "
-               "D,D] [--dense N,N] [--reps R] [--json FILE]\n",
+               "D,D] [--dense N,N] [--reps R] [--threads T] [--json FILE]\n",
                why.c_str());
   return 2;
 }
@@ -86,6 +88,8 @@ int main(int argc, char** argv) {
       for (const std::string& s : terse::bench::split_list(v)) a.dense.push_back(parse_size(s));
     } else if (k == "--reps") {
       a.reps = std::atoi(v.c_str());
+    } else if (k == "--threads") {
+      a.threads = std::atoi(v.c_str());
     } else if (k == "--json") {
       a.json_path = v;
     } else {
@@ -93,6 +97,7 @@ int main(int argc, char** argv) {
     }
   }
   if (a.reps < 1) return usage("--reps must be >= 1, got " + std::to_string(a.reps));
+  if (a.threads < 1) return usage("--threads must be >= 1, got " + std::to_string(a.threads));
   if (a.numel <= 0 || a.numel >= (int64_t{1} << 31))
     return usage("--numel must be in [1, 2^31), got " + std::to_string(a.numel));
   for (double d : a.densities)
@@ -152,13 +157,19 @@ int main(int argc, char** argv) {
         c, a.reps, [] {},
         [&] { bytes = reduce.run(mine, k, TensorView::of(out.data(), a.numel)).bytes_sent; });
     emit("sparse_all_reduce", a.numel, d, k, t, bytes);
+    terse::SparseAllReduce fixed(
+        c, {terse::SparseReduction::kAverage, terse::SparseAllReduce::Quota::kFixed});
+    t = time_collective(
+        c, a.reps, [] {},
+        [&] { bytes = fixed.run(mine, k, TensorView::of(out.data(), a.numel)).bytes_sent; });
+    emit("sparse_all_reduce_fixed", a.numel, d, k, t, bytes);
   }
 
   {
     std::vector<float> grad(static_cast<size_t>(a.numel));
     terse::PhiloxStream rng(42, static_cast<uint64_t>(c.rank()));
     for (float& g : grad) g = 2.0f * rng.uniform() - 1.0f;
-    terse::OneBitAllReduce algo(c, a.numel);
+    terse::OneBitAllReduce algo(c, a.numel, terse::OneBitAllReduce::Options{a.threads});
     uint64_t bytes = 0;
     const Timing t = time_collective(
         c, a.reps, [&] { work = grad; },

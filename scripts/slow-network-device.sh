@@ -43,7 +43,7 @@ for part in "$@"; do
   matrix) # matrix:N[:RATE]
     # shellcheck disable=SC2086 # METHODS is a list of words
     TERSE=$terse bench/shaped-net/matrix.sh "$out/matrix" "$n" "${what:-100mbit 1gbit 10gbit}" \
-      ${METHODS:-dense dgc dgc-ar onebit ef21-topk}
+      ${METHODS:-dense dgc dgc-ar dgc-arf onebit ef21-topk}
     ;;
   tta) # tta:N[:METHOD]
     # shellcheck disable=SC2086 # a list of words
@@ -56,7 +56,7 @@ for part in "$@"; do
       [[ $rate == 100mbit ]] && dense=256,64k,1M
       timeout -k 10 300 bench/shaped-net/run.sh "$n" "$rate" -- \
         "$PWD/build/release/bench/collectives_bench" --numel 5800000 --densities 0.001,0.01 \
-        --dense "$dense" --reps "${REPS:-5}" --json "$out/coll-$n-$rate.json" \
+        --dense "$dense" --reps "${REPS:-5}" --threads "$(($(nproc) / n > 0 ? $(nproc) / n : 1))" --json "$out/coll-$n-$rate.json" \
         >"$out/coll-$n-$rate.out" 2>&1 || { echo "coll $n $rate FAILED"; tail -5 "$out/coll-$n-$rate.out"; }
       grep -v "setpgid" "$out/coll-$n-$rate.out"
     done
