@@ -69,10 +69,13 @@ for n in $ns; do
 import json, statistics, sys
 path, skip, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 steps = [json.loads(l) for l in open(path) if '"type":"step"' in l][skip:]
-med = lambda k: statistics.median(s[k] for s in steps)
+for s in steps: s.setdefault('time_wait_s', 0.0)
+med = lambda k: statistics.median(s.get(k, 0.0) for s in steps)
 print(f"{name}: {len(steps)} steps, step {med('time_step_s')*1e3:.1f} ms = compute "
       f"{med('time_compute_s')*1e3:.1f} + compress {med('time_compress_s')*1e3:.1f} + comm "
-      f"{med('time_comm_s')*1e3:.1f} + optim {med('time_optim_s')*1e3:.1f}; "
+      f"{med('time_comm_s')*1e3:.1f} (wait {med('time_wait_s')*1e3:.1f}, transfer "
+      f"{statistics.median((s['time_comm_s'] - s['time_wait_s']) for s in steps)*1e3:.1f}) + optim "
+      f"{med('time_optim_s')*1e3:.1f}; "
       f"{med('bytes_sent')/1e6:.3f} MB sent/rank")
 PY
     done

@@ -223,6 +223,7 @@ class DgcExchange final : public GradientCompression {
     s.bytes_dense = ring_bytes(s.payload_dense_bytes, comm_.size());
     s.time_compress_s = compress_s;
     s.time_comm_s = std::max(0.0, seconds_since(t0) - compress_s);
+    s.time_wait_s = gather_.last_wait_s();
     return s;
   }
 
@@ -338,13 +339,16 @@ class DgcExchange final : public GradientCompression {
     }
     compress_s += seconds_since(tc);
     SparseAllReduceReport rep;
+    double wait_s = 0;  // the flag all-gather: it returns when the slowest rank arrives
     flat_.resize(static_cast<size_t>(split_.compressed_numel));  // run() zero-fills it
     try {
       // The NaN flag: one i64 per rank, so every rank stops at the same step (as the gather
       // path's length -1 does).
       std::vector<int64_t> flags(static_cast<size_t>(comm_.size()));
+      const auto tw = Clock::now();
       comm_.all_gather(TensorView::of(&bad_tensor, 1),
                        TensorView::of(flags.data(), static_cast<int64_t>(flags.size())));
+      wait_s = seconds_since(tw);
       for (int r = 0; r < comm_.size(); ++r) {
         const int64_t j = flags[static_cast<size_t>(r)];
         TERSE_CHECK(j < 0, NumericalError, "rank ", r, " could not compress the gradient of ",
@@ -395,6 +399,7 @@ class DgcExchange final : public GradientCompression {
     s.bytes_dense = ring_bytes(s.payload_dense_bytes, comm_.size());
     s.time_compress_s = compress_s;
     s.time_comm_s = std::max(0.0, seconds_since(t0) - compress_s);
+    s.time_wait_s = wait_s;
     return s;
   }
 

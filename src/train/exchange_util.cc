@@ -1,6 +1,7 @@
 #include "exchange_util.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <sstream>
@@ -240,10 +241,13 @@ const std::vector<std::vector<PayloadView>>& PayloadAllGather::run(
   TERSE_CHECK(lengths.size() == count_, InvalidArgument, "payload exchange of ", count_,
               " tensors was given ", lengths.size(), " lengths");
   all_lengths_.assign(count_ * w, 0);
+  last_wait_s_ = 0;
   if (count_ > 0) {
+    const auto t0 = std::chrono::steady_clock::now();
     comm_.all_gather(
         TensorView(const_cast<int64_t*>(lengths.data()), static_cast<int64_t>(count_), DType::kI64),
         TensorView(all_lengths_.data(), static_cast<int64_t>(count_ * w), DType::kI64));
+    last_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   std::vector<int64_t> blob_sizes(w, 0);
   int64_t total = 0;

@@ -88,6 +88,9 @@ class PayloadAllGather {
   // Wire bytes this rank sent in the last run under the ring model: (N-1)/N of all blobs plus
   // the lengths.
   uint64_t last_wire_bytes() const { return last_wire_bytes_; }
+  // Seconds the last run spent in its lengths all-gather: waiting for the slowest rank
+  // (CommStats::time_wait_s).
+  double last_wait_s() const { return last_wait_s_; }
 
  private:
   Communicator& comm_;
@@ -96,6 +99,7 @@ class PayloadAllGather {
   std::vector<uint8_t> gathered_;
   std::vector<std::vector<PayloadView>> views_;
   uint64_t last_wire_bytes_ = 0;
+  double last_wait_s_ = 0;
 };
 
 // seed_step for tensor `tensor` of rank `rank` at `step`: every choice is reproducible, and

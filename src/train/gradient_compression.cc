@@ -95,6 +95,7 @@ class PayloadExchange final : public GradientCompression {
     s.bytes_dense = ring_bytes(s.payload_dense_bytes, comm_.size());
     s.time_compress_s = compress_s;
     s.time_comm_s = std::max(0.0, seconds_since(t0) - compress_s);
+    s.time_wait_s = gather_.last_wait_s();
     return s;
   }
 

@@ -118,8 +118,8 @@ RunResult run(const TrainConfig& c, int world) {
 std::vector<nlohmann::json> deterministic(const std::string& path) {
   std::vector<nlohmann::json> out;
   for (nlohmann::json j : MetricsWriter::read(path)) {
-    for (const char* k : {"time_compute_s", "time_comm_s", "time_compress_s", "time_optim_s",
-                          "time_step_s", "train_time_s", "wall_s"})
+    for (const char* k : {"time_compute_s", "time_comm_s", "time_wait_s", "time_compress_s",
+                          "time_optim_s", "time_step_s", "train_time_s", "wall_s"})
       j.erase(k);
     out.push_back(j);
   }

@@ -96,6 +96,7 @@ json step_record(const StepMetrics& m) {
               {"wire_ratio", ratio(m.bytes_dense, m.bytes_sent)},
               {"time_compute_s", m.time_compute_s},
               {"time_comm_s", m.time_comm_s},
+              {"time_wait_s", m.time_wait_s},
               {"time_compress_s", m.time_compress_s},
               {"time_optim_s", m.time_optim_s},
               {"time_step_s", m.time_step_s},
@@ -358,6 +359,7 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       sm.payload_dense_bytes = cs.payload_dense_bytes;
       sm.time_comm_s = cs.time_comm_s + optim_comm_s + loss_comm_s;
       sm.time_compress_s = cs.time_compress_s;
+      sm.time_wait_s = cs.time_wait_s;
       sm.time_compute_s = std::max(0.0, t_forward_backward - cs.time_comm_s - cs.time_compress_s);
       sm.time_optim_s = std::max(0.0, seconds_since(t_optim) - optim_comm_s);
       sm.time_step_s = seconds_since(t0);

@@ -27,6 +27,11 @@ struct CommStats {
   double time_comm_s = 0;
   // Seconds spent encoding, decoding and updating error-feedback / DGC memory (0 when dense).
   double time_compress_s = 0;
+  // Of time_comm_s: seconds in the exchange's first collective, a few bytes that every rank
+  // sends once it has compressed, so it returns when the slowest rank arrives. That is waiting
+  // for stragglers (compute and compression imbalance), not moving data; time_comm_s - this is
+  // the transfer. 0 where the exchange has no such collective (the dense all-reduce).
+  double time_wait_s = 0;
 };
 
 }  // namespace terse

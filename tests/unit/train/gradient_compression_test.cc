@@ -4,10 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "terse/comm/local_communicator.h"
@@ -197,6 +199,27 @@ TEST(GradientCompression, DgcResultDoesNotDependOnTheThreadCount) {
     ASSERT_EQ(one[r].size(), three[r].size());
     EXPECT_EQ(std::memcmp(one[r].data(), three[r].data(), one[r].size() * sizeof(float)), 0)
         << "rank " << r;
+  }
+}
+
+// A rank that arrives late shows up on the others as time_wait_s, part of time_comm_s, for the
+// gather and for the all-reduce exchange; the late rank itself hardly waits.
+TEST(GradientCompression, WaitForTheSlowestRankIsReportedApart) {
+  for (const std::string spec :
+       {"dgc:density=0.01", "dgc:density=0.01,exchange=allreduce", "topk:density=0.01"}) {
+    std::vector<CommStats> stats(2);
+    run_local_ranks(2, [&](Communicator& comm) {
+      Model m(100, 100);
+      CompressionOptions o = opts(spec);
+      o.momentum = spec.rfind("dgc", 0) == 0 ? 0.9 : 0.0;
+      auto ex = make_gradient_compression(comm, m.params(), o);
+      fill(m, comm.rank(), 0);
+      if (comm.rank() == 1) std::this_thread::sleep_for(std::chrono::milliseconds(80));
+      stats[static_cast<size_t>(comm.rank())] = ex->exchange(m.params());
+    });
+    EXPECT_GE(stats[0].time_wait_s, 0.05) << spec;
+    EXPECT_LE(stats[0].time_wait_s, stats[0].time_comm_s) << spec;
+    EXPECT_LT(stats[1].time_wait_s, 0.05) << spec;
   }
 }
 

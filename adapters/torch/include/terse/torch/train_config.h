@@ -56,6 +56,9 @@ struct StepMetrics {
   uint64_t payload_bytes = 0, payload_dense_bytes = 0;  // this rank's message vs dense fp32
   double time_compute_s = 0, time_comm_s = 0, time_optim_s = 0, time_compress_s = 0;
   double time_step_s = 0;  // wall time of this step
+  // Of time_comm_s: waiting for the slowest rank in the exchange's first collective
+  // (CommStats::time_wait_s; 0 on the dense path).
+  double time_wait_s = 0;
   // Wall time of all training steps so far (resumed runs included), without evaluations and
   // checkpoints: the clock of time-to-accuracy.
   double train_time_s = 0;
