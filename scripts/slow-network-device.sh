@@ -54,7 +54,7 @@ for part in "$@"; do
     for rate in ${what:-100mbit 1gbit 10gbit}; do
       dense=256,64k,1M,4M
       [[ $rate == 100mbit ]] && dense=256,64k,1M
-      timeout -k 10 300 bench/shaped-net/run.sh "$n" "$rate" -- \
+      timeout -k 10 "${COLL_TIMEOUT:-300}" bench/shaped-net/run.sh "$n" "$rate" -- \
         "$PWD/build/release/bench/collectives_bench" --numel 5800000 --densities 0.001,0.01 \
         --dense "$dense" --reps "${REPS:-5}" --threads "$(($(nproc) / n > 0 ? $(nproc) / n : 1))" --json "$out/coll-$n-$rate.json" \
         >"$out/coll-$n-$rate.out" 2>&1 || { echo "coll $n $rate FAILED"; tail -5 "$out/coll-$n-$rate.out"; }

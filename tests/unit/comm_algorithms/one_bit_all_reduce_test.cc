@@ -8,11 +8,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "terse/comm/local_communicator.h"
@@ -523,6 +525,29 @@ class CountingCommunicator : public Communicator {
   }
   Communicator& inner_;
 };
+
+// compress_s times the CPU passes outside the collectives: positive, and no more than the call
+// (a 2M-element call spends milliseconds in them; a late rank's wait is not among them).
+TEST(OneBitAllReduce, ReportsItsCompressionTimeApartFromTheWait) {
+  const int64_t numel = 2'000'000;
+  std::vector<double> compress(2), wall(2);
+  run_local_ranks(2, [&](Communicator& c) {
+    OneBitAllReduce algo(c, numel);
+    Vec v = input(numel, c.rank(), 0);
+    if (c.rank() == 1) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const auto t0 = std::chrono::steady_clock::now();
+    const OneBitAllReduceReport rep = algo.all_reduce(TensorView::of(v.data(), numel));
+    const auto r = static_cast<size_t>(c.rank());
+    wall[r] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    compress[r] = rep.compress_s;
+  });
+  for (size_t r = 0; r < 2; ++r) {
+    EXPECT_GT(compress[r], 0.0) << "rank " << r;
+    EXPECT_LE(compress[r], wall[r]) << "rank " << r;
+  }
+  EXPECT_GE(wall[0], 0.09);      // rank 0 waited for rank 1 ...
+  EXPECT_LT(compress[0], 0.09);  // ... and that wait is communication, not compression
+}
 
 TEST(OneBitAllReduce, ReportsBytes) {
   // W = 4, 4097 elements: N = 4128, chunks of 129 bytes; ring model 2 * 3 * 129 + 2 * 3 * 4.

@@ -18,6 +18,11 @@ struct OneBitAllReduceReport : AlgorithmReport {
   // Number of collectives issued (4: all-to-all + all-gather of scales, all-gather of server
   // signs + all-gather of server scales), whatever the number of tensors in the flat buffer.
   int collectives = 0;
+  // Wall seconds of the CPU passes that run outside every collective (the norm and sign pass,
+  // the server sum, the final unpacking): compression, not communication. The rest of the call
+  // is communication, including the error updates that run while a collective is in flight
+  // (hidden behind the wire when it is slower).
+  double compress_s = 0;
 };
 
 // The two-phase 1-bit compressed all-reduce of 1-bit Adam (Tang et al., "1-bit Adam:
