@@ -205,6 +205,7 @@ CommStats one_bit_comm_stats(const OneBitAllReduceReport& report, int64_t numel,
   // The CPU passes outside the collectives are compression, as in the gradient exchanges.
   s.time_compress_s = std::min(seconds, report.compress_s);
   s.time_comm_s = seconds - s.time_compress_s;
+  s.time_wait_s = std::min(s.time_comm_s, report.wait_s);
   return s;
 }
 

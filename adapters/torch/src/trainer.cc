@@ -336,12 +336,14 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       ++step;
       double optim_comm_s = 0;      // a communicating optimizer's collective inside step()
       double optim_compress_s = 0;  // and its compression work
+      double optim_wait_s = 0;      // and, of its communication, the wait for the slowest rank
       if (communicating) {
         const CommStats oc = communicating->last_step_comm();
         cs.bytes_sent += oc.bytes_sent;
         cs.payload_bytes += oc.payload_bytes;
         optim_comm_s = oc.time_comm_s;
         optim_compress_s = oc.time_compress_s;
+        optim_wait_s = oc.time_wait_s;
         // The reference is a dense fp32 all-reduce on every step, also on 0/1 Adam's local
         // steps that send nothing (the optimizer reports zeros there).
         cs.bytes_dense = dense_wire_bytes;
@@ -361,7 +363,7 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       sm.payload_dense_bytes = cs.payload_dense_bytes;
       sm.time_comm_s = cs.time_comm_s + optim_comm_s + loss_comm_s;
       sm.time_compress_s = cs.time_compress_s + optim_compress_s;
-      sm.time_wait_s = cs.time_wait_s;
+      sm.time_wait_s = cs.time_wait_s + optim_wait_s;
       sm.time_compute_s = std::max(0.0, t_forward_backward - cs.time_comm_s - cs.time_compress_s);
       sm.time_optim_s = std::max(0.0, seconds_since(t_optim) - optim_comm_s - optim_compress_s);
       sm.time_step_s = seconds_since(t0);

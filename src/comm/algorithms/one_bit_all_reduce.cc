@@ -402,7 +402,10 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
     my_scale = std::isfinite(ss) ? scale_of(ss, n) : kFlagNonFinite;
   }
   compress_s += since(tc);
+  // The first collective: it returns when the slowest rank has arrived (the report's wait_s).
+  const auto tw = Clock::now();
   c.all_gather(TensorView::of(&my_scale, 1), TensorView::of(worker_scales_.data(), w));
+  const double wait_s = since(tw);
 
   TERSE_CHECK(arg_error.empty(), InvalidArgument, "OneBitAllReduce on rank ", me, " of ", w, ": ",
               arg_error);
@@ -537,6 +540,7 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
 
   OneBitAllReduceReport rep;
   rep.compress_s = compress_s;
+  rep.wait_s = wait_s;
   rep.path = "compressed";
   rep.collectives = 4;
   rep.bytes_sent = one_bit_all_reduce_bytes(numel_, w);

@@ -530,7 +530,7 @@ class CountingCommunicator : public Communicator {
 // (a 2M-element call spends milliseconds in them; a late rank's wait is not among them).
 TEST(OneBitAllReduce, ReportsItsCompressionTimeApartFromTheWait) {
   const int64_t numel = 2'000'000;
-  std::vector<double> compress(2), wall(2);
+  std::vector<double> compress(2), wall(2), wait(2);
   run_local_ranks(2, [&](Communicator& c) {
     OneBitAllReduce algo(c, numel);
     Vec v = input(numel, c.rank(), 0);
@@ -540,6 +540,7 @@ TEST(OneBitAllReduce, ReportsItsCompressionTimeApartFromTheWait) {
     const auto r = static_cast<size_t>(c.rank());
     wall[r] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     compress[r] = rep.compress_s;
+    wait[r] = rep.wait_s;
   });
   for (size_t r = 0; r < 2; ++r) {
     EXPECT_GT(compress[r], 0.0) << "rank " << r;
@@ -547,6 +548,9 @@ TEST(OneBitAllReduce, ReportsItsCompressionTimeApartFromTheWait) {
   }
   EXPECT_GE(wall[0], 0.09);      // rank 0 waited for rank 1 ...
   EXPECT_LT(compress[0], 0.09);  // ... and that wait is communication, not compression
+  EXPECT_GE(wait[0], 0.09);      // reported as the wait
+  EXPECT_LE(wait[0], wall[0] - compress[0]);
+  EXPECT_LT(wait[1], 0.05);  // the late rank itself hardly waits
 }
 
 TEST(OneBitAllReduce, ReportsBytes) {

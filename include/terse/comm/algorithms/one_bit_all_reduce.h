@@ -23,6 +23,9 @@ struct OneBitAllReduceReport : AlgorithmReport {
   // is communication, including the error updates that run while a collective is in flight
   // (hidden behind the wire when it is slower).
   double compress_s = 0;
+  // Wall seconds in the first collective (the worker scales' all-gather, a few bytes): it
+  // returns when the slowest rank arrives, so this is waiting for stragglers, not transfer.
+  double wait_s = 0;
 };
 
 // The two-phase 1-bit compressed all-reduce of 1-bit Adam (Tang et al., "1-bit Adam:
