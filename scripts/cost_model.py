@@ -437,7 +437,7 @@ def project(P, machine, plot_dir):
                        if t_sparse_all_reduce_fixed(N, nn, kk, rate, a, p, P["c_fixed"], P["s_fixed"])
                        > t_all_reduce(N, nn, rate, a, p, ring=True)), None)
             print(f"{what}, {rate_name(rate)}: the sparse all-gather costs more than the dense ring "
-                  f"all-reduce from N = {cross} workers; the fixed-quota all-reduce from N = {fx or "none below 65536"}")
+                  f"all-reduce from N = {cross} workers; the fixed-quota all-reduce from N = {fx or 'none below 65536'}")
     bytes_table()
 
 
