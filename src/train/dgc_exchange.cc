@@ -342,21 +342,22 @@ class DgcExchange final : public GradientCompression {
     double wait_s = 0;  // the flag all-gather: it returns when the slowest rank arrives
     flat_.resize(static_cast<size_t>(split_.compressed_numel));  // run() zero-fills it
     try {
-      // The NaN flag: one i64 per rank, so every rank stops at the same step (as the gather
-      // path's length -1 does).
-      std::vector<int64_t> flags(static_cast<size_t>(comm_.size()));
+      // The NaN flag: an all_reduce MAX of (tensor + 1) * N + rank from a rank that could not
+      // compress (0 elsewhere), so every rank stops at the same step (as the gather path's
+      // length -1 does) and names one culprit, in ceil(log2 N) small messages rather than an
+      // all-gather whose bytes grow with N.
+      const int64_t world = comm_.size();
+      int64_t flag = bad_tensor >= 0 ? (bad_tensor + 1) * world + comm_.rank() : 0;
       const auto tw = Clock::now();
-      comm_.all_gather(TensorView::of(&bad_tensor, 1),
-                       TensorView::of(flags.data(), static_cast<int64_t>(flags.size())));
+      comm_.all_reduce(TensorView::of(&flag, 1), ReduceOp::kMax);
       wait_s = seconds_since(tw);
-      for (int r = 0; r < comm_.size(); ++r) {
-        const int64_t j = flags[static_cast<size_t>(r)];
-        TERSE_CHECK(j < 0, NumericalError, "rank ", r, " could not compress the gradient of ",
-                    j < static_cast<int64_t>(count) ? names_[static_cast<size_t>(j)]
-                                                    : std::string("a tensor"),
-                    " (a NaN or Inf gradient); every rank stops at this step: lower the "
-                    "learning rate or resume from the last checkpoint");
-      }
+      TERSE_CHECK(flag == 0, NumericalError, "rank ", flag % world,
+                  " could not compress the gradient of ",
+                  flag / world - 1 < static_cast<int64_t>(count)
+                      ? names_[static_cast<size_t>(flag / world - 1)]
+                      : std::string("a tensor"),
+                  " (a NaN or Inf gradient); every rank stops at this step: lower the "
+                  "learning rate or resume from the last checkpoint");
       rep = allreduce_.run(
           SparseVector{pair_idx_.data(), pair_val_.data(), static_cast<int64_t>(pair_idx_.size())},
           budget, TensorView::of(flat_.data(), split_.compressed_numel));
@@ -390,7 +391,9 @@ class DgcExchange final : public GradientCompression {
     ++step_;
 
     CommStats s;
-    const uint64_t flag_bytes = static_cast<uint64_t>(comm_.size() - 1) * sizeof(int64_t);
+    // The NaN flag's all_reduce, counted as recursive doubling: ceil(log2 N) messages of 8 bytes.
+    uint64_t flag_bytes = 0;
+    for (int64_t p = 1; p < comm_.size(); p *= 2) flag_bytes += sizeof(int64_t);
     s.payload_bytes =
         8 * static_cast<uint64_t>(pair_idx_.size()) + 4 * static_cast<uint64_t>(split_.dense_numel);
     s.payload_dense_bytes = 4 * static_cast<uint64_t>(total_numel_);
