@@ -96,11 +96,12 @@ TensorView DataParallel::bucket_view(size_t b) const {
 }
 
 void DataParallel::broadcast_parameters() {
-  const auto t0 = Clock::now();
+  // Not timed into comm_seconds_: that belongs to the next step's finish(), and a broadcast
+  // before training (which waits for the last rank to start) is no step's communication. It
+  // made the first step's time_comm_s exceed its wall time.
   for (const Param& p : params_) {
     if (p.value.numel > 0) comm_.broadcast(p.value, 0);
   }
-  comm_seconds_ += seconds_since(t0);
 }
 
 void DataParallel::mark_ready(size_t index) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <exception>
@@ -318,6 +319,23 @@ TEST(DataParallel, BroadcastParametersCopiesRankZero) {
     EXPECT_EQ(seen[static_cast<size_t>(r)], seen[0]);
     EXPECT_EQ(seen[static_cast<size_t>(r)][6], 1.0f);  // rank 0's value of element 1 of w1
   }
+}
+
+// The broadcast before training waits for the last rank to start; that wait is no step's
+// communication. It used to land in the first step's time_comm_s, above the step's wall time.
+TEST(DataParallel, BroadcastWaitIsNotCountedInTheFirstStep) {
+  std::vector<double> comm_s(2);
+  run_ranks(2, [&](int rank, Communicator& comm) {
+    Model m({5, 7});
+    DataParallel dp(comm, m.params, 25.0);
+    if (rank == 1) std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    dp.broadcast_parameters();  // rank 0 waits here for rank 1
+    dp.mark_ready(0);
+    dp.mark_ready(1);
+    comm_s[static_cast<size_t>(rank)] = dp.finish().time_comm_s;
+  });
+  EXPECT_LT(comm_s[0], 0.1);
+  EXPECT_LT(comm_s[1], 0.1);
 }
 
 TEST(DataParallel, FinishTimesOutWhenAPeerNeverSends) {
