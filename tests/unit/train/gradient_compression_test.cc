@@ -214,12 +214,12 @@ TEST(GradientCompression, WaitForTheSlowestRankIsReportedApart) {
       o.momentum = spec.rfind("dgc", 0) == 0 ? 0.9 : 0.0;
       auto ex = make_gradient_compression(comm, m.params(), o);
       fill(m, comm.rank(), 0);
-      if (comm.rank() == 1) std::this_thread::sleep_for(std::chrono::milliseconds(80));
+      if (comm.rank() == 1) std::this_thread::sleep_for(std::chrono::milliseconds(300));
       stats[static_cast<size_t>(comm.rank())] = ex->exchange(m.params());
     });
-    EXPECT_GE(stats[0].time_wait_s, 0.05) << spec;
+    EXPECT_GE(stats[0].time_wait_s, 0.2) << spec;
     EXPECT_LE(stats[0].time_wait_s, stats[0].time_comm_s) << spec;
-    EXPECT_LT(stats[1].time_wait_s, 0.05) << spec;
+    EXPECT_LT(stats[1].time_wait_s, 0.1) << spec;
   }
 }
 
