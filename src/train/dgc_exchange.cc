@@ -22,7 +22,6 @@
 #include "terse/compress/dgc/dgc_warmup.h"
 #include "terse/compress/dgc_top_k.h"
 #include "terse/core/check.h"
-#include "terse/kernels/cpu_chunks.h"
 #include "terse/kernels/cpu_threads.h"
 
 namespace terse::exchange {
@@ -172,6 +171,7 @@ class DgcExchange final : public GradientCompression {
     dense_.start(params);
     auto tc = Clock::now();
     const DgcTopK& dgc = compressor_for(density_at(step_));
+    select_.threads = std::max(1, cpu_threads());  // correction and selection; no bit depends on it
     blob_.clear();
     lengths_.assign(split_.compressed.size(), 0);
     for (size_t j = 0; j < split_.compressed.size(); ++j) {
@@ -182,8 +182,9 @@ class DgcExchange final : public GradientCompression {
         lengths_[j] = -1;  // every rank learns of it in the length exchange and stops
         continue;
       }
-      const SparseSelection sel = compress_tensor(i, gp, g.numel, dgc.density(),
-                                                  seed_step(options_.seed, step_, j, comm_.rank()));
+      const SparseSelection sel =
+          DgcMemory::step(u_[i].data(), v_[i].data(), gp, g.numel, dgc.density(),
+                          seed_step(options_.seed, step_, j, comm_.rank()), memory_, select_);
       const size_t cap = dgc.max_encoded_bytes(g.numel);
       const size_t old = blob_.size();
       blob_.resize(old + cap);
@@ -315,6 +316,7 @@ class DgcExchange final : public GradientCompression {
     dense_.start(params);
     auto tc = Clock::now();
     const DgcTopK& dgc = compressor_for(density_at(step_));
+    select_.threads = std::max(1, cpu_threads());
     const size_t count = split_.compressed.size();
     pair_idx_.clear();
     pair_val_.clear();
@@ -330,8 +332,9 @@ class DgcExchange final : public GradientCompression {
         bad_tensor = static_cast<int64_t>(j);  // every rank learns of it below and stops
         continue;
       }
-      const SparseSelection sel = compress_tensor(i, gp, g.numel, dgc.density(),
-                                                  seed_step(options_.seed, step_, j, comm_.rank()));
+      const SparseSelection sel =
+          DgcMemory::step(u_[i].data(), v_[i].data(), gp, g.numel, dgc.density(),
+                          seed_step(options_.seed, step_, j, comm_.rank()), memory_, select_);
       for (size_t e = 0; e < sel.indices.size(); ++e) {
         pair_idx_.push_back(static_cast<int32_t>(offsets_[j] + sel.indices[e]));
         pair_val_.push_back(sel.values[e]);
@@ -403,27 +406,6 @@ class DgcExchange final : public GradientCompression {
     s.time_compress_s = compress_s;
     s.time_comm_s = std::max(0.0, seconds_since(t0) - compress_s);
     s.time_wait_s = wait_s;
-    return s;
-  }
-
-  // DgcMemory::step for parameter i, with the momentum correction split over cpu_threads() in
-  // cpu_for_each_chunk_piece's fixed chunks and the selection pass over as many threads. Both
-  // are element-wise or keep index order, so the result is DgcMemory::step's for any count;
-  // the threads matter where a rank's one core cannot draw the memory bandwidth alone.
-  SparseSelection compress_tensor(size_t i, float* g, int64_t n, double density, uint64_t seed) {
-    float* u = u_[i].data();
-    float* v = v_[i].data();
-    if (memory_.clip_max_norm > 0.0) {
-      DgcMemory::clip(g, n, memory_.clip_max_norm, memory_.num_workers);
-    }
-    const int threads = cpu_threads();
-    cpu_for_each_chunk_piece({0, n}, threads, [&](size_t, int64_t begin, int64_t end) {
-      DgcMemory::compensate(u + begin, v + begin, g + begin, end - begin, memory_);
-    });
-    DgcSelectOptions select = select_;
-    select.threads = std::max(1, threads);
-    SparseSelection s = dgc_select(v, n, density, seed, select);
-    DgcMemory::mask(u, v, n, s, memory_);
     return s;
   }
 

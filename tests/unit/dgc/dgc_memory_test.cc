@@ -105,6 +105,41 @@ TEST(DgcMemory, StepClipsBeforeCompensating) {
   EXPECT_NEAR(v[0], 0.6f, 1e-5);
 }
 
+// select_options.threads splits the compensation (and the selection): the same U, V and
+// selection for any count (1.5M elements: threads = 3 gives 2 parts of at least 2^19, the last
+// one shorter), and a count below 1 is refused before U or V change.
+TEST(DgcMemory, StepGivesTheSameBitsForAnyThreadCount) {
+  const int64_t n = 1'500'001;
+  std::vector<float> g0(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    g0[static_cast<size_t>(i)] = std::sin(0.001f * static_cast<float>(i));
+  DgcMemoryOptions o;
+  o.momentum = 0.9;
+  auto run = [&](int threads, std::vector<float>& u, std::vector<float>& v) {
+    u.assign(static_cast<size_t>(n), 0.25f);
+    v.assign(static_cast<size_t>(n), -0.5f);
+    std::vector<float> g = g0;
+    DgcSelectOptions so;
+    so.threads = threads;
+    return DgcMemory::step(u.data(), v.data(), g.data(), n, 0.001, 3, o, so);
+  };
+  std::vector<float> u1, v1, u3, v3;
+  const SparseSelection s1 = run(1, u1, v1);
+  const SparseSelection s3 = run(3, u3, v3);
+  EXPECT_EQ(u1, u3);
+  EXPECT_EQ(v1, v3);
+  EXPECT_EQ(s1.indices, s3.indices);
+  EXPECT_EQ(s1.values, s3.values);
+  EXPECT_FALSE(s1.indices.empty());
+
+  std::vector<float> u(4, 1.0f), v(4, 2.0f), g(4, 3.0f);
+  DgcSelectOptions bad;
+  bad.threads = 0;
+  EXPECT_THROW(DgcMemory::step(u.data(), v.data(), g.data(), 4, 0.5, 0, o, bad), InvalidArgument);
+  EXPECT_EQ(u, std::vector<float>(4, 1.0f));
+  EXPECT_EQ(v, std::vector<float>(4, 2.0f));
+}
+
 TEST(DgcMemory, DenseMomentum) {
   std::vector<float> u = {1.0f}, out = {0.0f};
   const std::vector<float> g = {2.0f};

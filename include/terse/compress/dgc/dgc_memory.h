@@ -36,7 +36,8 @@ struct DgcMemory {
   static double clip(float* g, int64_t n, double max_norm, int num_workers);
 
   // The whole per-step DGC compression of one tensor: clip (if on), compensate, select from V
-  // with dgc_select, mask. Returns the selection (values are V's before masking).
+  // with dgc_select, mask. select_options.threads splits the compensation and the selection
+  // pass (same result for any count). Returns the selection (values are V's before masking).
   static SparseSelection step(float* u, float* v, float* g, int64_t n, double density,
                               uint64_t seed_step, const DgcMemoryOptions& options,
                               const DgcSelectOptions& select_options = {});

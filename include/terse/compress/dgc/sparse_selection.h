@@ -33,8 +33,10 @@ struct DgcSelectOptions {
   double lower_bound = 0.8;    // adapt when count < lower_bound * k
   int max_adaptation_iters = 10;
   bool resample = true;  // count > upper_bound*k: exact top-k over the candidates
-  int threads = 1;       // threads for the selection pass; the result is the same for any count
-  uint64_t seed = 0;     // with seed_step, picks the random start of the strided sample
+  // Threads for the selection pass (and DgcMemory::step's momentum correction); the result is
+  // the same for any count.
+  int threads = 1;
+  uint64_t seed = 0;  // with seed_step, picks the random start of the strided sample
 };
 
 // The reference's sampling plan. Throws InvalidArgument for n < 1, density outside (0, 1] or a
