@@ -22,6 +22,7 @@
 #include "terse/compress/dgc/dgc_warmup.h"
 #include "terse/compress/dgc_top_k.h"
 #include "terse/core/check.h"
+#include "terse/core/finite.h"
 #include "terse/kernels/cpu_threads.h"
 
 namespace terse::exchange {

@@ -32,7 +32,4 @@ std::unique_ptr<GradientCompression> make_powersgd_exchange(Communicator& comm,
                                                             const CompressionOptions& options,
                                                             Spec spec);
 
-// True when every element of g is finite (one read pass; a NaN must not reach a selection).
-bool all_finite(const float* g, int64_t n);
-
 }  // namespace terse::exchange

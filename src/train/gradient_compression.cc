@@ -20,9 +20,6 @@ bool compression_is_dgc(const std::string& compress) {
 }
 
 namespace exchange {
-
-bool all_finite(const float* g, int64_t n) { return terse::all_finite(g, n); }
-
 namespace {
 
 // A pure Compressor applied per tensor to every compressed gradient, with an ErrorFeedback
