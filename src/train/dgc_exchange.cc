@@ -395,9 +395,7 @@ class DgcExchange final : public GradientCompression {
     ++step_;
 
     CommStats s;
-    // The NaN flag's all_reduce, counted as recursive doubling: ceil(log2 N) messages of 8 bytes.
-    uint64_t flag_bytes = 0;
-    for (int64_t p = 1; p < comm_.size(); p *= 2) flag_bytes += sizeof(int64_t);
+    const uint64_t flag_bytes = recursive_doubling_bytes(sizeof(int64_t), comm_.size());
     s.payload_bytes =
         8 * static_cast<uint64_t>(pair_idx_.size()) + 4 * static_cast<uint64_t>(split_.dense_numel);
     s.payload_dense_bytes = 4 * static_cast<uint64_t>(total_numel_);

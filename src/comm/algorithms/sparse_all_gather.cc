@@ -14,6 +14,12 @@ uint64_t ring_all_reduce_bytes(uint64_t nbytes, int world_size) {
   return 2 * (n - 1) * nbytes / n;
 }
 
+uint64_t recursive_doubling_bytes(uint64_t nbytes, int world_size) {
+  uint64_t rounds = 0;
+  for (int64_t reach = 1; reach < world_size; reach *= 2) ++rounds;
+  return rounds * nbytes;
+}
+
 namespace {
 
 // Header each rank all_gathers first: 4 x i64.

@@ -165,7 +165,7 @@ uint64_t SparseAllReduce::fixed_bytes_per_rank(int64_t budget, int world) {
               ", world ", world);
   if (world == 1) return 0;
   const uint64_t others = static_cast<uint64_t>(budget - budget / world);
-  return 2 * kPairBytes * others + kFixedControlBytes * static_cast<uint64_t>(ceil_log2(world));
+  return 2 * kPairBytes * others + recursive_doubling_bytes(kFixedControlBytes, world);
 }
 
 int64_t SparseAllReduce::fixed_min_budget(int world) {
@@ -706,7 +706,7 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
   // Padding included: the blocks are what goes on the wire.
   report.sent_pairs_phase1 = n > 1 ? budget - q : 0;
   report.sent_pairs_phase3 = n > 1 ? budget - q : 0;
-  report.bytes_control = n > 1 ? kFixedControlBytes * static_cast<uint64_t>(ceil_log2(n)) : 0;
+  report.bytes_control = recursive_doubling_bytes(kFixedControlBytes, n);
   report.bytes_sent =
       report.bytes_control +
       kPairBytes * static_cast<uint64_t>(report.sent_pairs_phase1 + report.sent_pairs_phase3);

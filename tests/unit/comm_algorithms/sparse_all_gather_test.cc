@@ -440,5 +440,13 @@ TEST(SparseAllGather, RingAllReduceBytes) {
   EXPECT_EQ(ring_all_reduce_bytes(4000, 3), 5333u);  // 16000 / 3 rounded down
 }
 
+TEST(SparseAllGather, RecursiveDoublingBytes) {
+  EXPECT_EQ(recursive_doubling_bytes(80, 1), 0u);
+  EXPECT_EQ(recursive_doubling_bytes(80, 2), 80u);
+  EXPECT_EQ(recursive_doubling_bytes(80, 4), 160u);
+  EXPECT_EQ(recursive_doubling_bytes(80, 5), 240u);  // ceil(log2 5) = 3 rounds
+  EXPECT_EQ(recursive_doubling_bytes(8, 1024), 80u);
+}
+
 }  // namespace
 }  // namespace terse

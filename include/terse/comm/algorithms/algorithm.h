@@ -36,5 +36,8 @@ class Algorithm {
 // Bytes a ring all-reduce of `nbytes` sends per rank: 2 (N-1)/N * nbytes, rounded down; 0 for
 // one rank.
 uint64_t ring_all_reduce_bytes(uint64_t nbytes, int world_size);
+// Bytes a recursive-doubling all-reduce of `nbytes` (the schedule of small all-reduces) sends per
+// rank: the whole message in each of ceil(log2 N) rounds; 0 for one rank.
+uint64_t recursive_doubling_bytes(uint64_t nbytes, int world_size);
 
 }  // namespace terse
