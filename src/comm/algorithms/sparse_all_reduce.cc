@@ -148,6 +148,29 @@ std::string check_fixed_block(const int32_t* idx, const float* val, int64_t size
   return std::string();
 }
 
+// Both modes' last steps: out = 0 but the selected sums (/N for kAverage), and which of my pairs
+// made the result (both lists sorted: one merge). sent == nullptr: every pair went out (the
+// water-filled mode); else pair i counts only where sent[i] (the fixed mode drops over-quota
+// pairs before phase 1, so one that reached the result came from another rank).
+void write_result(const std::vector<int32_t>& idx, const std::vector<float>& val, int world,
+                  SparseReduction reduction, const SparseVector& mine, const uint8_t* sent,
+                  float* dst, int64_t numel, SparseAllReduceReport& report) {
+  std::fill(dst, dst + numel, 0.0f);
+  const bool average = reduction == SparseReduction::kAverage && world > 1;
+  const float div = static_cast<float>(world);
+  for (size_t i = 0; i < idx.size(); ++i) dst[idx[i]] = average ? val[i] / div : val[i];
+  report.selected = static_cast<int64_t>(idx.size());
+  report.kept.assign(static_cast<size_t>(mine.count), 0);
+  size_t g = 0;
+  for (int64_t i = 0; i < mine.count; ++i) {
+    while (g < idx.size() && idx[g] < mine.indices[i]) ++g;
+    const bool in =
+        (sent == nullptr || sent[i] != 0) && g < idx.size() && idx[g] == mine.indices[i];
+    report.kept[static_cast<size_t>(i)] = in ? 1 : 0;
+    if (!in) ++report.dropped;
+  }
+}
+
 }  // namespace
 
 std::vector<int64_t> SparseAllReduce::fixed_quotas(int64_t budget, int world) {
@@ -460,24 +483,9 @@ SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t bud
     all_idx = cand;
     all_val = cand_val;
   }
-  float* dst = out.as<float>();
-  std::fill(dst, dst + numel, 0.0f);
-  const bool average = options_.reduction == SparseReduction::kAverage && n > 1;
-  const float div = static_cast<float>(n);
-  for (size_t i = 0; i < all_idx.size(); ++i) {
-    dst[all_idx[i]] = average ? all_val[i] / div : all_val[i];
-  }
-
-  // 4. Which of my pairs made it: both lists are sorted, one merge.
-  report.selected = static_cast<int64_t>(all_idx.size());
-  report.kept.assign(static_cast<size_t>(mine.count), 0);
-  size_t g = 0;
-  for (int64_t i = 0; i < mine.count; ++i) {
-    while (g < all_idx.size() && all_idx[g] < mine.indices[i]) ++g;
-    const bool in = g < all_idx.size() && all_idx[g] == mine.indices[i];
-    report.kept[static_cast<size_t>(i)] = in ? 1 : 0;
-    if (!in) ++report.dropped;
-  }
+  // 4. out, and which of my pairs made it.
+  write_result(all_idx, all_val, n, options_.reduction, mine, nullptr, out.as<float>(), numel,
+               report);
   report.sent_pairs_phase3 = n > 1 ? report.selected - my_sel : 0;
   const uint64_t others = static_cast<uint64_t>(n - 1);
   report.bytes_control = others * (kHeaderWords + 2) * sizeof(int64_t);
@@ -684,25 +692,9 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
                         all_val.begin() + offset + rreal);
     offset += cr;
   }
-  float* dst = out.as<float>();
-  std::fill(dst, dst + numel, 0.0f);
-  const bool average = options_.reduction == SparseReduction::kAverage && n > 1;
-  const float div = static_cast<float>(n);
-  for (size_t i = 0; i < selected.size(); ++i) {
-    dst[selected[i]] = average ? selected_val[i] / div : selected_val[i];
-  }
-
-  // 4. Kept: sent in phase 1 and selected (so its value is in out). Both lists are sorted.
-  report.selected = static_cast<int64_t>(selected.size());
-  report.kept.assign(static_cast<size_t>(mine.count), 0);
-  size_t g = 0;
-  for (int64_t i = 0; i < mine.count; ++i) {
-    while (g < selected.size() && selected[g] < mine.indices[i]) ++g;
-    const bool in =
-        sent[static_cast<size_t>(i)] && g < selected.size() && selected[g] == mine.indices[i];
-    report.kept[static_cast<size_t>(i)] = in ? 1 : 0;
-    if (!in) ++report.dropped;
-  }
+  // 4. out, and kept: sent in phase 1 and selected (so its value is in out).
+  write_result(selected, selected_val, n, options_.reduction, mine, sent.data(), out.as<float>(),
+               numel, report);
   // Padding included: the blocks are what goes on the wire.
   report.sent_pairs_phase1 = n > 1 ? budget - q : 0;
   report.sent_pairs_phase3 = n > 1 ? budget - q : 0;
