@@ -416,44 +416,72 @@ TEST(GradientCompression, DgcAllReduceEqualsTheGatherWhenTheBudgetCoversTheUnion
   });
 }
 
-// Budget below the union: the dropped pairs go back into V, so over all ranks
-// sum_r V_r(after) + N * result = sum_r (V_r(before) + U_r) = sum_r g_r at the first step.
-TEST(GradientCompression, DgcAllReduceReturnsDroppedPairsToV) {
-  const int world = 4;
+// One exchange=allreduce step of DGC on a 40 x 50 matrix (+ bias) over 4 ranks from zero state:
+// every rank's V afterwards, its result and its gradient (the matrix part), and its CommStats.
+struct FirstStep {
+  static constexpr int kWorld = 4;
+  std::vector<std::vector<float>> v_after, out, g;
+  std::vector<CommStats> stats;
+  std::vector<std::string> describe;
+};
+
+FirstStep dgc_first_step(const std::string& spec) {
+  FirstStep f;
+  f.v_after.resize(FirstStep::kWorld);
+  f.out.resize(FirstStep::kWorld);
+  f.g.resize(FirstStep::kWorld);
+  f.stats.resize(FirstStep::kWorld);
+  f.describe.resize(FirstStep::kWorld);
   std::mutex mu;
-  std::vector<std::vector<float>> v_after(world), out(world), g(world);
-  run_local_ranks(world, [&](Communicator& comm) {
+  run_local_ranks(FirstStep::kWorld, [&](Communicator& comm) {
     Model m(40, 50);
-    CompressionOptions o = opts("dgc:density=0.05,sample=1,exchange=allreduce");
+    CompressionOptions o = opts(spec);
     o.momentum = 0.9;
     auto ex = make_gradient_compression(comm, m.params(), o);
     fill(m, comm.rank(), 0);
     const std::vector<float> grad(m.grad.begin(), m.grad.begin() + 2000);
-    ex->exchange(m.params());
+    const CommStats s = ex->exchange(m.params());
     const std::vector<float> v = floats_of(ex->state_dict().tensor("dgc.v.0"));
     std::lock_guard<std::mutex> lock(mu);
     const size_t r = static_cast<size_t>(comm.rank());
-    v_after[r] = v;
-    out[r].assign(m.grad.begin(), m.grad.begin() + 2000);
-    g[r] = grad;
+    f.v_after[r] = v;
+    f.out[r].assign(m.grad.begin(), m.grad.begin() + 2000);
+    f.g[r] = grad;
+    f.stats[r] = s;
+    f.describe[r] = ex->describe();
   });
-  int64_t nonzero = 0, dropped_somewhere = 0;
+  return f;
+}
+
+// Every rank has the same result, and the dropped pairs went back into V: over all ranks
+// sum_r V_r(after) + N * result = sum_r (V_r(before) + U_r) = sum_r g_r at the first step.
+// Returns the result's non-zeros, and (dropped_somewhere) the (element, rank) pairs where the
+// result is 0 but V holds g: sent and dropped, or never sent.
+int64_t expect_mass_conserved(const FirstStep& f, int64_t* dropped_somewhere) {
+  int64_t nonzero = 0;
+  *dropped_somewhere = 0;
   for (size_t i = 0; i < 2000; ++i) {
-    double lhs = world * static_cast<double>(out[0][i]), rhs = 0.0;
-    for (int r = 0; r < world; ++r) {
-      const size_t ur = static_cast<size_t>(r);
-      EXPECT_EQ(out[ur][i], out[0][i]) << "rank " << r << " element " << i;
-      lhs += v_after[ur][i];
-      rhs += g[ur][i];
-      // A rank's V is zero where it sent and the pair was kept, g where it did not send, and g
-      // again where it sent but the pair was dropped.
-      if (out[0][i] == 0.0f && v_after[ur][i] == g[ur][i]) ++dropped_somewhere;
+    double lhs = FirstStep::kWorld * static_cast<double>(f.out[0][i]), rhs = 0.0;
+    for (size_t r = 0; r < FirstStep::kWorld; ++r) {
+      EXPECT_EQ(f.out[r][i], f.out[0][i]) << "rank " << r << " element " << i;
+      lhs += f.v_after[r][i];
+      rhs += f.g[r][i];
+      if (f.out[0][i] == 0.0f && f.v_after[r][i] == f.g[r][i]) ++*dropped_somewhere;
     }
     EXPECT_NEAR(lhs, rhs, 1e-5) << "element " << i;
-    nonzero += out[0][i] != 0.0f;
+    nonzero += f.out[0][i] != 0.0f;
   }
+  return nonzero;
+}
+
+// Budget below the union: the dropped pairs go back into V (mass conserved).
+TEST(GradientCompression, DgcAllReduceReturnsDroppedPairsToV) {
+  const FirstStep f = dgc_first_step("dgc:density=0.05,sample=1,exchange=allreduce");
+  int64_t dropped_somewhere = 0;
   // Budget ceil(0.05 * 2000) = 100 of a union of about 4 x 100 local selections.
-  EXPECT_EQ(nonzero, 100);
+  EXPECT_EQ(expect_mass_conserved(f, &dropped_somewhere), 100);
+  // A rank's V is zero where it sent and the pair was kept, g where it did not send, and g
+  // again where it sent but the pair was dropped.
   EXPECT_GT(dropped_somewhere, 0);
 }
 
@@ -478,40 +506,16 @@ TEST(GradientCompression, DgcAllReduceFixedQuota) {
     EXPECT_EQ(make_gradient_compression(comm, m.params(), o)->describe().find("quota"),
               std::string::npos);
   });
-  const int world = 4;
-  std::mutex mu;
-  std::vector<std::vector<float>> v_after(world), out(world), g(world);
-  run_local_ranks(world, [&](Communicator& comm) {
-    Model m(40, 50);
-    CompressionOptions o = opts("dgc:density=0.05,sample=1,exchange=allreduce,quota=fixed");
-    o.momentum = 0.9;
-    auto ex = make_gradient_compression(comm, m.params(), o);
-    EXPECT_NE(ex->describe().find(",exchange=allreduce,quota=fixed"), std::string::npos)
-        << ex->describe();
-    fill(m, comm.rank(), 0);
-    const std::vector<float> grad(m.grad.begin(), m.grad.begin() + 2000);
-    const CommStats s = ex->exchange(m.params());
-    // Budget 100 over 4 ranges: 75 pairs per phase, 80 B x 2 rounds, the NaN flag (8 B x 2 rounds),
-    // the bias.
-    EXPECT_EQ(s.bytes_sent, 16u * 75 + 160 + 2u * 8 + 2u * 3 * 4 * 50 / 4);
-    const std::vector<float> v = floats_of(ex->state_dict().tensor("dgc.v.0"));
-    std::lock_guard<std::mutex> lock(mu);
-    const size_t r = static_cast<size_t>(comm.rank());
-    v_after[r] = v;
-    out[r].assign(m.grad.begin(), m.grad.begin() + 2000);
-    g[r] = grad;
-  });
-  int64_t nonzero = 0;
-  for (size_t i = 0; i < 2000; ++i) {
-    double lhs = world * static_cast<double>(out[0][i]), rhs = 0.0;
-    for (int r = 0; r < world; ++r) {
-      EXPECT_EQ(out[static_cast<size_t>(r)][i], out[0][i]) << "rank " << r << " element " << i;
-      lhs += v_after[static_cast<size_t>(r)][i];
-      rhs += g[static_cast<size_t>(r)][i];
-    }
-    EXPECT_NEAR(lhs, rhs, 1e-5) << "element " << i;
-    nonzero += out[0][i] != 0.0f;
+  const FirstStep f = dgc_first_step("dgc:density=0.05,sample=1,exchange=allreduce,quota=fixed");
+  for (size_t r = 0; r < FirstStep::kWorld; ++r) {
+    EXPECT_NE(f.describe[r].find(",exchange=allreduce,quota=fixed"), std::string::npos)
+        << f.describe[r];
+    // Budget 100 over 4 ranges: 75 pairs per phase, 80 B x 2 rounds, the NaN flag (8 B x 2
+    // rounds), the bias.
+    EXPECT_EQ(f.stats[r].bytes_sent, 16u * 75 + 160 + 2u * 8 + 2u * 3 * 4 * 50 / 4) << r;
   }
+  int64_t dropped_somewhere = 0;
+  const int64_t nonzero = expect_mass_conserved(f, &dropped_somewhere);
   EXPECT_GT(nonzero, 0);
   EXPECT_LE(nonzero, 100);
 }
