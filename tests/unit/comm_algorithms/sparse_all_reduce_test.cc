@@ -483,14 +483,14 @@ TEST(SparseAllReduce, SetBoundariesValidatesAndRunChecksAgreement) {
   });
 }
 
-// Forwards every verb to a local communicator; corrupts, in this rank's received copy, the first
-// index from rank `victim_` of the first i32 all_to_allv (phase 1) or of the first i32
-// all_gatherv (phase 3).
-class CorruptingCommunicator : public Communicator {
+// Forwards every verb to a local communicator; after the phase-1 all_to_allv (i32 indices or
+// f32 values) or the phase-3 all_gatherv, lets `patch` change this rank's received copy.
+class PatchingCommunicator : public Communicator {
  public:
-  enum class Mode { kPhase1, kPhase3 };
-  CorruptingCommunicator(std::unique_ptr<Communicator> inner, int victim, Mode mode)
-      : inner_(std::move(inner)), victim_(victim), mode_(mode) {}
+  // (phase 1 or 3, received buffer, counts per source rank)
+  using Patch = std::function<void(int, TensorView, const std::vector<int64_t>&)>;
+  PatchingCommunicator(std::unique_ptr<Communicator> inner, Patch patch)
+      : inner_(std::move(inner)), patch_(std::move(patch)) {}
   int rank() const override { return inner_->rank(); }
   int size() const override { return inner_->size(); }
   const char* backend() const override { return inner_->backend(); }
@@ -503,7 +503,7 @@ class CorruptingCommunicator : public Communicator {
   std::unique_ptr<Work> all_gatherv_async(TensorView in, TensorView out,
                                           const std::vector<int64_t>& counts) override {
     inner_->all_gatherv_async(in, out, counts)->wait(timeout());
-    if (mode_ == Mode::kPhase3 && out.dtype == DType::kI32) corrupt(out, counts);
+    patch_(3, out, counts);
     return std::make_unique<Done>();
   }
   std::unique_ptr<Work> all_to_all_async(TensorView in, TensorView out) override {
@@ -512,7 +512,7 @@ class CorruptingCommunicator : public Communicator {
   std::unique_ptr<Work> all_to_allv_async(TensorView in, const std::vector<int64_t>& sc,
                                           TensorView out, const std::vector<int64_t>& rc) override {
     inner_->all_to_allv_async(in, sc, out, rc)->wait(timeout());
-    if (mode_ == Mode::kPhase1 && out.dtype == DType::kI32) corrupt(out, rc);
+    patch_(1, out, rc);
     return std::make_unique<Done>();
   }
   std::unique_ptr<Work> broadcast_async(TensorView inout, int root) override {
@@ -521,34 +521,33 @@ class CorruptingCommunicator : public Communicator {
   std::unique_ptr<Work> barrier_async() override { return inner_->barrier_async(); }
 
  private:
-  // The operation already completed (waited for in the *_async call, then patched).
   class Done : public Work {
    public:
     bool test() override { return true; }
     void wait(std::chrono::milliseconds) override {}
     void wait() override {}
   };
-  void corrupt(TensorView out, const std::vector<int64_t>& counts) {
-    int64_t offset = 0;
-    for (int r = 0; r < victim_; ++r) offset += counts[static_cast<size_t>(r)];
-    if (counts[static_cast<size_t>(victim_)] > 0) {
-      out.as<int32_t>()[offset] = std::numeric_limits<int32_t>::max();
-    }
-  }
   std::unique_ptr<Communicator> inner_;
-  int victim_;
-  Mode mode_;
+  Patch patch_;
 };
 
 TEST(SparseAllReduce, ReceiversRejectIndicesCorruptedOnTheWire) {
-  for (const auto mode :
-       {CorruptingCommunicator::Mode::kPhase1, CorruptingCommunicator::Mode::kPhase3}) {
+  for (const int phase : {1, 3}) {
     const int world = 3, victim = 1;
+    // In this rank's received copy, rank `victim`'s first index of the phase's i32 block.
+    const auto corrupt = [phase](int p, TensorView out, const std::vector<int64_t>& counts) {
+      if (p != phase || out.dtype != DType::kI32) return;
+      int64_t offset = 0;
+      for (int r = 0; r < victim; ++r) offset += counts[static_cast<size_t>(r)];
+      if (counts[static_cast<size_t>(victim)] > 0) {
+        out.as<int32_t>()[offset] = std::numeric_limits<int32_t>::max();
+      }
+    };
     auto locals = make_local_communicators(world);
     std::vector<std::unique_ptr<Communicator>> comms;
     for (auto& l : locals) {
       l->set_timeout(std::chrono::seconds(20));
-      comms.push_back(std::make_unique<CorruptingCommunicator>(std::move(l), victim, mode));
+      comms.push_back(std::make_unique<PatchingCommunicator>(std::move(l), corrupt));
     }
     // Every rank sends one pair into every range, so every block is non-empty.
     const auto outcomes = run_on(comms, [](Communicator& comm) {
@@ -557,7 +556,7 @@ TEST(SparseAllReduce, ReceiversRejectIndicesCorruptedOnTheWire) {
       std::vector<float> out(99);
       SparseAllReduce(comm).run(SparseVector{idx, val, 3}, 3, TensorView::of(out.data(), 99));
     });
-    const std::string what = mode == CorruptingCommunicator::Mode::kPhase1
+    const std::string what = phase == 1
                                  ? "pairs received from rank 1 for this rank's range"
                                  : "selection received from rank 1: at position 0 of 1, index "
                                    "2147483647 is outside [33, 66)";
@@ -863,54 +862,6 @@ TEST(SparseAllReduceFixed, BadCallsFailEveryRankBeforePayloadMoves) {
   });
   expect_everywhere(bounds, "InvalidArgument", "the ranks hold different boundaries");
 }
-
-// Forwards every verb to a local communicator; after the phase-1 all_to_allv (i32 indices or
-// f32 values) or the phase-3 all_gatherv, lets `patch` change this rank's received copy.
-class PatchingCommunicator : public Communicator {
- public:
-  // (phase 1 or 3, received buffer, counts per source rank)
-  using Patch = std::function<void(int, TensorView, const std::vector<int64_t>&)>;
-  PatchingCommunicator(std::unique_ptr<Communicator> inner, Patch patch)
-      : inner_(std::move(inner)), patch_(std::move(patch)) {}
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
-  const char* backend() const override { return inner_->backend(); }
-  std::unique_ptr<Work> all_reduce_async(TensorView inout, ReduceOp op) override {
-    return inner_->all_reduce_async(inout, op);
-  }
-  std::unique_ptr<Work> all_gather_async(TensorView in, TensorView out) override {
-    return inner_->all_gather_async(in, out);
-  }
-  std::unique_ptr<Work> all_gatherv_async(TensorView in, TensorView out,
-                                          const std::vector<int64_t>& counts) override {
-    inner_->all_gatherv_async(in, out, counts)->wait(timeout());
-    patch_(3, out, counts);
-    return std::make_unique<Done>();
-  }
-  std::unique_ptr<Work> all_to_all_async(TensorView in, TensorView out) override {
-    return inner_->all_to_all_async(in, out);
-  }
-  std::unique_ptr<Work> all_to_allv_async(TensorView in, const std::vector<int64_t>& sc,
-                                          TensorView out, const std::vector<int64_t>& rc) override {
-    inner_->all_to_allv_async(in, sc, out, rc)->wait(timeout());
-    patch_(1, out, rc);
-    return std::make_unique<Done>();
-  }
-  std::unique_ptr<Work> broadcast_async(TensorView inout, int root) override {
-    return inner_->broadcast_async(inout, root);
-  }
-  std::unique_ptr<Work> barrier_async() override { return inner_->barrier_async(); }
-
- private:
-  class Done : public Work {
-   public:
-    bool test() override { return true; }
-    void wait(std::chrono::milliseconds) override {}
-    void wait() override {}
-  };
-  std::unique_ptr<Communicator> inner_;
-  Patch patch_;
-};
 
 // Every rank sends one pair into each of 3 ranges of 99 (budget 6: blocks of 2, one real pair
 // and one padding slot); `patch` corrupts what each rank receives from rank 1.
