@@ -73,6 +73,22 @@ TEST(OneBitAllReduce, PaddedNumel) {
   EXPECT_THROW(one_bit_padded_numel(0, 4), InvalidArgument);
 }
 
+// Every call's output and both errors on every rank, bit for bit the reference's for the same
+// inputs (input(numel, r, k)).
+void expect_reference_trace(const Trace& t, int w, int64_t numel, int calls) {
+  RefWorld ref(w, numel);
+  for (int k = 0; k < calls; ++k) {
+    std::vector<Vec> in;
+    for (int r = 0; r < w; ++r) in.push_back(input(numel, r, k));
+    const Vec want = ref.step(in);
+    for (int r = 0; r < w; ++r) {
+      ASSERT_TRUE(same_bits(t.out[k][r], want)) << "output, call " << k << " rank " << r;
+      ASSERT_TRUE(same_bits(t.ew[k][r], ref.ew[r])) << "worker error, call " << k << " rank " << r;
+      ASSERT_TRUE(same_bits(t.es[k][r], ref.es[r])) << "server error, call " << k << " rank " << r;
+    }
+  }
+}
+
 TEST(OneBitAllReduce, BitExactAgainstReference) {
   for (int w : {1, 2, 3, 4, 8}) {
     // 3 * W * lcm(W, 8) is an exact multiple: no padding.
@@ -81,19 +97,7 @@ TEST(OneBitAllReduce, BitExactAgainstReference) {
       SCOPED_TRACE(testing::Message() << "W=" << w << " numel=" << numel);
       const int calls = 4;
       const Trace t = run_algorithm(w, numel, calls);
-      RefWorld ref(w, numel);
-      for (int k = 0; k < calls; ++k) {
-        std::vector<Vec> in;
-        for (int r = 0; r < w; ++r) in.push_back(input(numel, r, k));
-        const Vec want = ref.step(in);
-        for (int r = 0; r < w; ++r) {
-          ASSERT_TRUE(same_bits(t.out[k][r], want)) << "output, call " << k << " rank " << r;
-          ASSERT_TRUE(same_bits(t.ew[k][r], ref.ew[r]))
-              << "worker error, call " << k << " rank " << r;
-          ASSERT_TRUE(same_bits(t.es[k][r], ref.es[r]))
-              << "server error, call " << k << " rank " << r;
-        }
-      }
+      ASSERT_NO_FATAL_FAILURE(expect_reference_trace(t, w, numel, calls));
       // The errors carried over: the last call's worker error is not the first call's.
       EXPECT_FALSE(same_bits(t.ew[0][0], t.ew[calls - 1][0]));
     }
@@ -111,19 +115,7 @@ TEST(OneBitAllReduce, BitExactAgainstReferenceOverSeveralBlocks) {
                      << "W=" << w << " numel=" << numel << " threads=" << threads);
         const int calls = 2;
         const Trace t = run_algorithm(w, numel, calls, threads);
-        RefWorld ref(w, numel);
-        for (int k = 0; k < calls; ++k) {
-          std::vector<Vec> in;
-          for (int r = 0; r < w; ++r) in.push_back(input(numel, r, k));
-          const Vec want = ref.step(in);
-          for (int r = 0; r < w; ++r) {
-            ASSERT_TRUE(same_bits(t.out[k][r], want)) << "output, call " << k << " rank " << r;
-            ASSERT_TRUE(same_bits(t.ew[k][r], ref.ew[r]))
-                << "worker error, call " << k << " rank " << r;
-            ASSERT_TRUE(same_bits(t.es[k][r], ref.es[r]))
-                << "server error, call " << k << " rank " << r;
-          }
-        }
+        ASSERT_NO_FATAL_FAILURE(expect_reference_trace(t, w, numel, calls));
       }
     }
   }
