@@ -119,6 +119,57 @@ TEST(DgcSelect, ThreadCountDoesNotChangeResult) {
   EXPECT_THROW(dgc_select(x.data(), 8, 0.5, 0, bad), InvalidArgument);
 }
 
+// Given the final threshold t, the result is fixed by the reference's rules: S = {i : |x_i| >= t}
+// in index order; more than upper_bound * k of them (with resample) -> the exact top-k of S
+// (ties: lower index); otherwise the first k of S. This pins every bit of the selection,
+// including after adaptation rounds (which the loop below makes sure happen), however the
+// passes are organised.
+TEST(DgcSelect, ResultIsTheReferenceRuleAtItsFinalThreshold) {
+  const int64_t n = 1'000'003;  // not a multiple of the 32-element blocks
+  const double density = 0.001;
+  const int64_t k = dgc_num_selects(n, density);
+  int adapted = 0, resampled = 0;
+  for (const bool heavy : {false, true}) {
+    const auto x = heavy ? cauchy_data(n, 5) : normal_data(n, 5);
+    for (const bool resample : {true, false}) {
+      for (const int threads : {1, 2}) {
+        for (uint64_t step = 0; step < 24; ++step) {
+          DgcSelectOptions o;
+          o.resample = resample;
+          o.threads = threads;
+          const SparseSelection s = dgc_select(x.data(), n, density, step, o);
+          const auto t = static_cast<float>(s.threshold);
+          std::vector<int64_t> all;
+          for (int64_t i = 0; i < n; ++i) {
+            if (std::fabs(x[static_cast<size_t>(i)]) >= t) all.push_back(i);
+          }
+          std::vector<int64_t> want;
+          const bool exact = resample && static_cast<double>(all.size()) > o.upper_bound * k;
+          if (exact) {
+            std::vector<int64_t> order = all;
+            std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+              const float fa = std::fabs(x[static_cast<size_t>(a)]);
+              const float fb = std::fabs(x[static_cast<size_t>(b)]);
+              return fa > fb || (fa == fb && a < b);
+            });
+            want.assign(order.begin(), order.begin() + k);
+            std::sort(want.begin(), want.end());
+          } else {
+            want.assign(all.begin(), all.begin() + std::min<int64_t>(k, all.size()));
+          }
+          ASSERT_EQ(s.indices, want) << "heavy " << heavy << ", resample " << resample
+                                     << ", threads " << threads << ", step " << step;
+          expect_sorted_consistent(x.data(), s);
+          adapted += s.rounds > 0 ? 1 : 0;
+          resampled += exact ? 1 : 0;
+        }
+      }
+    }
+  }
+  EXPECT_GT(adapted, 0) << "no case adapted its threshold; the test does not cover the rounds";
+  EXPECT_GT(resampled, 0) << "no case took the exact top-k path";
+}
+
 TEST(DgcSelect, WholeSampleIsExactForSmallTensors) {
   // n <= ceil(2/rho): the whole tensor is the sample, the threshold is the exact k-th |x|.
   const std::vector<float> x = {0.5f, -3.0f, 1.0f, 2.0f, -0.25f, 4.0f, 0.0f, -1.5f};
