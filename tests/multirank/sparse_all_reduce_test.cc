@@ -1,12 +1,14 @@
 // SparseAllReduce (Ok-Topk) over the MPI backend, on every rank: bit-exact against a
 // single-process reference every rank computes from all ranks' deterministic inputs, the byte
 // bound, identical rebalanced boundaries, and a bad pair failing every rank; the same for
-// Quota::kFixed. Run under mpiexec (CTest: multirank.sparse_all_reduce).
+// Quota::kFixed, plus its validation's mismatch messages and error priority. Run under mpiexec
+// (CTest: multirank.sparse_all_reduce).
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -146,6 +148,80 @@ TEST(MpiSparseAllReduce, BadIndexFromOneRankFailsEveryRank) {
       EXPECT_THAT(e.what(), HasSubstr("rank " + std::to_string(bad) + want));
     }
     g_comm->barrier();
+  }
+}
+
+// One kFixed call on this rank; returns the kind of error it threw ("" if none) and its text.
+struct Thrown {
+  std::string type, what;
+};
+Thrown fixed_call(std::vector<int32_t> idx, std::vector<float> val, int64_t numel, int64_t budget,
+                  const std::vector<int64_t>& boundaries = {}) {
+  Thrown t;
+  std::vector<float> out(static_cast<size_t>(numel));
+  try {
+    SparseAllReduce algo(*g_comm, fixed_options());
+    if (!boundaries.empty()) algo.set_boundaries(boundaries);
+    algo.run(SparseVector{idx.data(), val.data(), static_cast<int64_t>(idx.size())}, budget,
+             TensorView::of(out.data(), numel));
+  } catch (const CorruptData& e) {
+    t = {"CorruptData", e.what()};
+  } catch (const InvalidArgument& e) {
+    t = {"InvalidArgument", e.what()};
+  } catch (const CommError& e) {
+    t = {"CommError", e.what()};
+  } catch (const NumericalError& e) {
+    t = {"NumericalError", e.what()};
+  }
+  g_comm->barrier();
+  return t;
+}
+
+// kFixed validates numel, budget and boundaries through one hash; a mismatch runs a second
+// all_reduce so every rank still says which differs and the values seen.
+TEST(MpiSparseAllReduce, FixedQuotaMismatchesNameWhatDiffers) {
+  const int n = g_comm->size(), me = g_comm->rank(), last = n - 1;
+  if (n < 2) GTEST_SKIP() << "needs two ranks";
+  const std::vector<int32_t> idx = {1, 4, 9};
+  const std::vector<float> val = {1.0f, 2.0f, 3.0f};
+  Thrown t = fixed_call(idx, val, me == last ? 101 : 100, 10);
+  EXPECT_EQ(t.type, "InvalidArgument") << t.what;
+  EXPECT_THAT(t.what, HasSubstr("the ranks passed vectors of 100 to 101 elements (this rank: " +
+                                std::to_string(me == last ? 101 : 100) + ")"));
+  t = fixed_call(idx, val, 100, me == 0 ? 8 : 10);
+  EXPECT_EQ(t.type, "InvalidArgument") << t.what;
+  EXPECT_THAT(t.what, HasSubstr("the ranks passed budgets from 8 to 10"));
+  std::vector<int64_t> bounds = SparseAllReduce::equal_boundaries(100, n);
+  if (me == last) bounds[1] += 1;
+  t = fixed_call(idx, val, 100, 10, bounds);
+  EXPECT_EQ(t.type, "InvalidArgument") << t.what;
+  EXPECT_THAT(t.what, HasSubstr("the ranks hold different boundaries (hashes from "));
+}
+
+// One error word: bad arguments outrank a bad pair, which outranks a non-finite value, on
+// whichever ranks they are; every rank throws the same one.
+TEST(MpiSparseAllReduce, FixedQuotaMostImportantErrorWinsOnEveryRank) {
+  const int n = g_comm->size(), me = g_comm->rank(), last = n - 1;
+  if (n < 2) GTEST_SKIP() << "needs two ranks";
+  std::vector<int32_t> idx = {1, 4, 9};
+  std::vector<float> val = {1.0f, 2.0f, 3.0f};
+  if (me == 0) idx = {1, 9, 4};            // bad pair on the lowest rank
+  if (me == last) val[1] = std::nanf("");  // non-finite on the highest
+  Thrown t = fixed_call(idx, val, 100, 10);
+  EXPECT_EQ(t.type, "CorruptData") << t.what;
+  EXPECT_THAT(t.what, HasSubstr("rank 0 sent bad pairs: index 4 at position 2"));
+  // Bad arguments on rank 0 (count 3 > numel 2): it throws InvalidArgument, every other rank
+  // CommError naming it, though the highest rank holds a bad pair.
+  idx = {1, 4, 9};
+  val = {1.0f, 2.0f, 3.0f};
+  if (me == last) idx = {1, 9, 4};
+  t = fixed_call(idx, val, me == 0 ? 2 : 100, 10);
+  if (me == 0) {
+    EXPECT_EQ(t.type, "InvalidArgument") << t.what;
+    EXPECT_THAT(t.what, HasSubstr("count is 3 for a vector of 2 elements"));
+  } else {
+    EXPECT_EQ(t.type, "CommError") << t.what;
+    EXPECT_THAT(t.what, HasSubstr("rank 0 passed invalid arguments"));
   }
 }
 

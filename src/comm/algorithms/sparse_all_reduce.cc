@@ -89,30 +89,49 @@ std::string check_arguments(const SparseVector& mine, const TensorView& out,
   return std::string();
 }
 
-// kFixed's validation all_reduce (MAX): 10 x i64. A "-min" word holds the negated minimum.
-constexpr int64_t kFixedWords = 10;
-constexpr int64_t kFArgRank = 0, kFNumelMax = 1, kFNumelNegMin = 2, kFBudgetMax = 3,
-                  kFBudgetNegMin = 4, kFHashMax = 5, kFHashNegMin = 6, kFBadPos = 7, kFBadValue = 8,
-                  kFNonFinitePos = 9;
+// kFixed's validation all_reduce (MAX): 3 x i64 on every call. Words 0 and 1: the max and the
+// bitwise-negated min (max of ~h = ~min h) of one hash of numel, budget and the boundaries;
+// word 2: the error word (error_word). A rank with bad arguments adds kNone to words 0 and 1.
+constexpr int64_t kFixedWords = 3;
+constexpr int64_t kFHashMax = 0, kFHashNotMin = 1, kFError = 2;
 constexpr uint64_t kFixedControlBytes = kFixedWords * sizeof(int64_t);
-// fixed_min_budget's factor: the control bytes per round over the 2 x 8 bytes of pairs that
-// every extra element of floor(k / N) saves (k - floor(k / N) pairs in each of two phases).
-static_assert(kFixedControlBytes % (2 * kPairBytes) == 0, "fixed_min_budget assumes exact");
-constexpr int64_t kFixedMinBudgetFactor = kFixedControlBytes / (2 * kPairBytes);
+// Only when the hash words disagree (every rank sees it, so every rank runs it): one more
+// all_reduce MAX of the detail words, max and -min of numel, of budget and of the boundary hash,
+// so the error names which differs and the values seen.
+constexpr int64_t kDetailWords = 6;
+constexpr int64_t kDNumelMax = 0, kDNumelNegMin = 1, kDBudgetMax = 2, kDBudgetNegMin = 3,
+                  kDHashMax = 4, kDHashNegMin = 5;
+// The identity of MAX: what a rank with bad arguments adds to the value words.
+constexpr int64_t kNone = std::numeric_limits<int64_t>::min();
 
-// A word that MAX over ranks resolves to the highest rank that set it, with that rank's 32-bit
-// payload (a position < 2^31, or an index's bits); 0 when no rank set one.
-int64_t tagged(int rank, uint32_t payload) {
-  return static_cast<int64_t>((static_cast<uint64_t>(rank) + 1) << 32 | payload);
+// The error word: MAX over ranks picks the highest kind, then within it the highest rank, with
+// that rank's 32-bit payload (a position < 2^31, or an index's bits). Bits [62..60] the kind,
+// [59..32] rank + 1, [31..0] the payload; 0 when no rank has a problem. Non-negative.
+enum class FixedError : uint64_t { kOk = 0, kNonFinite = 1, kBadPair = 2, kBadArguments = 3 };
+constexpr int kErrorRankBits = 28;
+// The largest world size whose rank + 1 fits the error word.
+constexpr int64_t kFixedMaxWorld = (int64_t{1} << kErrorRankBits) - 1;
+int64_t error_word(FixedError kind, int rank, uint32_t payload) {
+  return static_cast<int64_t>(static_cast<uint64_t>(kind) << 60 |
+                              (static_cast<uint64_t>(rank) + 1) << 32 | payload);
 }
-int tag_rank(int64_t w) { return static_cast<int>((w >> 32) - 1); }
-uint32_t tag_payload(int64_t w) { return static_cast<uint32_t>(w & 0xffffffff); }
+FixedError error_kind(int64_t w) { return static_cast<FixedError>(static_cast<uint64_t>(w) >> 60); }
+int error_rank(int64_t w) {
+  return static_cast<int>(
+      ((static_cast<uint64_t>(w) >> 32) & static_cast<uint64_t>(kFixedMaxWorld)) - 1);
+}
+uint32_t error_payload(int64_t w) { return static_cast<uint32_t>(w & 0xffffffff); }
 
-// Rounds of a recursive-doubling all_reduce.
-int64_t ceil_log2(int n) {
-  int64_t l = 0;
-  while ((int64_t{1} << l) < n) ++l;
-  return l;
+// One 64-bit hash of what every rank must agree on. With equal boundaries, numel and budget
+// within 32 bits each (numel <= 2^31 is checked) map one-to-one: a mismatch there is never
+// missed; a boundary mismatch is missed with probability ~2^-64.
+int64_t agreement_hash(int64_t numel, int64_t budget, int64_t boundary_hash) {
+  uint64_t h = static_cast<uint64_t>(boundary_hash) + 0x9e3779b97f4a7c15ull;  // murmur3 fmix64
+  h = (h ^ (h >> 33)) * 0xff51afd7ed558ccdull;
+  h = (h ^ (h >> 33)) * 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return static_cast<int64_t>(h ^ static_cast<uint64_t>(numel) << 32 ^
+                              static_cast<uint64_t>(budget));
 }
 
 // A kFixed block of `size` slots: real pairs (indices strictly increasing in [lo, hi), finite
@@ -193,7 +212,11 @@ uint64_t SparseAllReduce::fixed_bytes_per_rank(int64_t budget, int world) {
 
 int64_t SparseAllReduce::fixed_min_budget(int world) {
   TERSE_CHECK(world >= 1, InvalidArgument, "fixed_min_budget needs world >= 1; got ", world);
-  return kFixedMinBudgetFactor * world * ceil_log2(world);
+  // fixed_bytes_per_rank(k) <= 2 k 8 <=> 2 x 8 floor(k / world) >= control x ceil(log2 world),
+  // i.e. floor(k / world) >= m: the smallest such k is world x m.
+  const uint64_t control = recursive_doubling_bytes(kFixedControlBytes, world);
+  const int64_t m = static_cast<int64_t>((control + 2 * kPairBytes - 1) / (2 * kPairBytes));
+  return world * m;
 }
 
 std::vector<int64_t> SparseAllReduce::quotas(int64_t budget,
@@ -505,63 +528,80 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
 
   // 0. Validation in one all_reduce MAX of kFixedWords, whatever N. A rank with bad arguments
   // still joins, so the others fail at once.
+  TERSE_CHECK(n <= kFixedMaxWorld, InvalidArgument, kName, " on rank ", me,
+              ": quota=fixed runs on at most ", kFixedMaxWorld,
+              " ranks (its validation word holds rank + 1 in ", kErrorRankBits, " bits); got ", n,
+              "; use quota=waterfill");
   const std::string arg_error = check_arguments(mine, out, boundaries_);
   if (arg_error.empty() && boundaries_.empty()) boundaries_ = equal_boundaries(out.numel, n);
-  constexpr int64_t kNone = std::numeric_limits<int64_t>::min();
   std::vector<int64_t> w(kFixedWords, kNone);
-  w[kFArgRank] = 0;
-  w[kFBadPos] = w[kFBadValue] = w[kFNonFinitePos] = 0;
+  int64_t my_bad = -1;  // the position of my first bad index
   if (!arg_error.empty()) {
-    w[kFArgRank] = static_cast<int64_t>(me) + 1;
+    w[kFError] = error_word(FixedError::kBadArguments, me, 0);
   } else {
-    w[kFNumelMax] = out.numel;
-    w[kFNumelNegMin] = -out.numel;
-    w[kFBudgetMax] = budget;
-    w[kFBudgetNegMin] = -budget;
-    const int64_t hash = bounds_hash(boundaries_);
+    const int64_t hash = agreement_hash(out.numel, budget, bounds_hash(boundaries_));
     w[kFHashMax] = hash;
-    w[kFHashNegMin] = -hash;
+    w[kFHashNotMin] = ~hash;
     // Positions are < count <= numel <= 2^31: they fit the 32-bit payload.
-    const int64_t bad = first_bad_index(mine.indices, mine.count, 0, out.numel);
-    if (bad >= 0) {
-      w[kFBadPos] = tagged(me, static_cast<uint32_t>(bad));
-      w[kFBadValue] = tagged(me, static_cast<uint32_t>(mine.indices[bad]));
-    }
+    my_bad = first_bad_index(mine.indices, mine.count, 0, out.numel);
     const int64_t nf = first_non_finite(mine.values, mine.count);
-    if (nf >= 0) w[kFNonFinitePos] = tagged(me, static_cast<uint32_t>(nf));
+    w[kFError] = my_bad >= 0 ? error_word(FixedError::kBadPair, me, static_cast<uint32_t>(my_bad))
+                 : nf >= 0   ? error_word(FixedError::kNonFinite, me, static_cast<uint32_t>(nf))
+                             : 0;
   }
   if (n > 1) c.all_reduce(TensorView::of(w.data(), kFixedWords), ReduceOp::kMax);
   TERSE_CHECK(arg_error.empty(), InvalidArgument, kName, " on rank ", me, " of ", n, ": ",
               arg_error);
-  TERSE_CHECK(w[kFArgRank] == 0, CommError, kName, " on rank ", me, ": rank ", w[kFArgRank] - 1,
+  TERSE_CHECK(error_kind(w[kFError]) != FixedError::kBadArguments, CommError, kName, " on rank ",
+              me, ": rank ", error_rank(w[kFError]),
               " passed invalid arguments (its own error says which; of several such ranks the "
               "highest is named); fix that rank's call");
-  TERSE_CHECK(w[kFNumelMax] == -w[kFNumelNegMin], InvalidArgument, kName, " on rank ", me,
-              ": the ranks passed vectors of ", -w[kFNumelNegMin], " to ", w[kFNumelMax],
-              " elements (this rank: ", out.numel, "); every rank must pass the same bucket");
-  TERSE_CHECK(w[kFBudgetMax] == -w[kFBudgetNegMin], InvalidArgument, kName, " on rank ", me,
-              ": the ranks passed budgets from ", -w[kFBudgetNegMin], " to ", w[kFBudgetMax],
-              " (this rank: ", budget,
-              "); every rank must compute the same budget (the same density)");
   const int64_t numel = out.numel;
-  TERSE_CHECK(budget >= 0 && budget <= numel, InvalidArgument, kName, " on rank ", me,
-              ": every rank passed budget ", budget, " for a vector of ", numel,
-              " elements; pass 0 <= budget <= numel");
-  TERSE_CHECK(w[kFHashMax] == -w[kFHashNegMin], InvalidArgument, kName, " on rank ", me,
-              ": the ranks hold different boundaries (hashes from ", -w[kFHashNegMin], " to ",
-              w[kFHashMax], ", this rank's ", bounds_hash(boundaries_),
-              "); restore every rank from the same checkpoint or none");
-  if (w[kFBadPos] != 0) {
-    const int r = tag_rank(w[kFBadPos]);
+  auto check_budget_range = [&] {
+    TERSE_CHECK(budget >= 0 && budget <= numel, InvalidArgument, kName, " on rank ", me,
+                ": every rank passed budget ", budget, " for a vector of ", numel,
+                " elements; pass 0 <= budget <= numel");
+  };
+  if (w[kFHashMax] != ~w[kFHashNotMin]) {
+    // Some rank disagrees on numel, budget or the boundaries: every rank sees it, so every rank
+    // joins this second all_reduce, which says which of them and the values seen.
+    const int64_t bh = bounds_hash(boundaries_);
+    std::vector<int64_t> d = {numel, -numel, budget, -budget, bh, -bh};
+    c.all_reduce(TensorView::of(d.data(), kDetailWords), ReduceOp::kMax);
+    TERSE_CHECK(d[kDNumelMax] == -d[kDNumelNegMin], InvalidArgument, kName, " on rank ", me,
+                ": the ranks passed vectors of ", -d[kDNumelNegMin], " to ", d[kDNumelMax],
+                " elements (this rank: ", numel, "); every rank must pass the same bucket");
+    TERSE_CHECK(d[kDBudgetMax] == -d[kDBudgetNegMin], InvalidArgument, kName, " on rank ", me,
+                ": the ranks passed budgets from ", -d[kDBudgetNegMin], " to ", d[kDBudgetMax],
+                " (this rank: ", budget,
+                "); every rank must compute the same budget (the same density)");
+    check_budget_range();
+    TERSE_CHECK(d[kDHashMax] == -d[kDHashNegMin], InvalidArgument, kName, " on rank ", me,
+                ": the ranks hold different boundaries (hashes from ", -d[kDHashNegMin], " to ",
+                d[kDHashMax], ", this rank's ", bh,
+                "); restore every rank from the same checkpoint or none");
+    // Unreachable: equal numel, budget and boundary hash give equal agreement hashes.
+    TERSE_THROW(CommError, kName, " on rank ", me,
+                ": the validation hashes differ but numel, budget and boundaries agree; the "
+                "validation all_reduce was corrupted between ranks");
+  }
+  check_budget_range();
+  if (error_kind(w[kFError]) == FixedError::kBadPair) {
+    // The error word holds the position; the named rank adds the index in one more small
+    // all_reduce (every rank sees the same word, so every rank joins).
+    const int r = error_rank(w[kFError]);
+    int64_t index_bits = 0;
+    if (r == me) index_bits = static_cast<int64_t>(static_cast<uint32_t>(mine.indices[my_bad]));
+    if (n > 1) c.all_reduce(TensorView::of(&index_bits, 1), ReduceOp::kMax);
     TERSE_THROW(CorruptData, kName, " on rank ", me, ": rank ", r, " sent bad pairs: index ",
-                static_cast<int32_t>(tag_payload(w[kFBadValue])), " at position ",
-                tag_payload(w[kFBadPos]), " (indices must be strictly increasing in [0, ", numel,
+                static_cast<int32_t>(static_cast<uint32_t>(index_bits)), " at position ",
+                error_payload(w[kFError]), " (indices must be strictly increasing in [0, ", numel,
                 ")); fix the compressor that produced rank ", r, "'s pairs");
   }
-  if (w[kFNonFinitePos] != 0) {
-    const int r = tag_rank(w[kFNonFinitePos]);
+  if (error_kind(w[kFError]) == FixedError::kNonFinite) {
+    const int r = error_rank(w[kFError]);
     TERSE_THROW(NumericalError, kName, " on rank ", me, ": rank ", r,
-                " holds a NaN or Inf value at position ", tag_payload(w[kFNonFinitePos]),
+                " holds a NaN or Inf value at position ", error_payload(w[kFError]),
                 " of its pairs; every rank stops: lower the learning rate or resume from a "
                 "checkpoint");
   }

@@ -21,7 +21,7 @@ struct SparseAllReduceReport : AlgorithmReport {
   int64_t sent_pairs_phase1 = 0;
   int64_t sent_pairs_phase3 = 0;
   // Of bytes_sent, the control words. kWaterFill: (N-1) x (header + one phase-1 count + one
-  // candidate count). kFixed: the validation all_reduce, 80 bytes x ceil(log2 N).
+  // candidate count). kFixed: the validation all_reduce, 24 bytes x ceil(log2 N).
   uint64_t bytes_control = 0;
 };
 
@@ -71,11 +71,15 @@ struct SparseAllReduceReport : AlgorithmReport {
 // bytes per rank do not grow with N. Every range r has the fixed share c_r of the budget k
 // (fixed_quotas: k split evenly, the first k mod N ranges one more), known on every rank
 // without a message.
-//   0. all_reduce MAX of 10 x i64 (the highest rank with bad arguments, max and -min of numel,
-//      of budget and of the boundary hash, and for bad pairs and non-finite values the highest
-//      rank that holds one with its position and index): every bad call or bad pair still fails
-//      on EVERY rank with the same kind of error before any payload moves, in 80 bytes whatever
-//      N (a rank is named where MAX can name it: the highest bad one);
+//   0. all_reduce MAX of 3 x i64: max and ~min (max of ~h) of one hash of numel, budget and the
+//      boundary hash, and one error word: the most important problem over all ranks (bad
+//      arguments > bad pair index > non-finite value; bits [62..60] the kind, [59..32] the rank
+//      + 1, [31..0] the position), so MAX names the highest rank with the most important one.
+//      Every bad call or bad pair still fails on EVERY rank with the same kind of error before
+//      any payload moves, in 24 bytes whatever N (N < 2^28, else InvalidArgument). Only on an
+//      error path, where every rank sees the same words, a second small all_reduce adds the
+//      details: when the hashes differ, max and -min of numel, budget and the boundary hash
+//      (which of them differs, the values seen); for a bad pair, the named rank's bad index;
 //   1. rank p sends range r's owner exactly c_r pairs: all of its pairs in range r when it has
 //      at most c_r, else the c_r of largest |value| (ties: lower index), sorted by index; the
 //      block is padded after the real pairs with kPadIndex (-1) / 0.0f. Block sizes are the c_r,
@@ -94,13 +98,14 @@ struct SparseAllReduceReport : AlgorithmReport {
 // the sender's range, strictly increasing; padding only after the real pairs, with value 0;
 // real values finite) -> CorruptData naming the sending rank.
 // Bytes (fixed_bytes_per_rank): rank p sends k - c_p pairs in phase 1 and k - c_p in phase 3
-// (the ring all-gatherv), 8 bytes each, padding included, plus bytes_control = 80 ceil(log2 N):
-// the recursive-doubling all_reduce sends its whole 80-byte message in each of ceil(log2 N)
+// (the ring all-gatherv), 8 bytes each, padding included, plus bytes_control = 24 ceil(log2 N):
+// the recursive-doubling all_reduce sends its whole 24-byte message in each of ceil(log2 N)
 // rounds (a model: an MPI may add a round for N not a power of two, or pick another algorithm).
-// The largest, at c_p = floor(k / N), is 16 (k - floor(k / N)) + 80 ceil(log2 N), which is
-// <= 2 k 8 exactly when floor(k / N) >= 5 ceil(log2 N), i.e. when
-//   k >= fixed_min_budget(N) = 5 N ceil(log2 N)   (N = 1: any k; 0 bytes)
-// (N = 8: k >= 120; N = 1024: k >= 51200). Below it only the control words break the bound.
+// The largest, at c_p = floor(k / N), is 16 (k - floor(k / N)) + 24 ceil(log2 N), which is
+// <= 2 k 8 exactly when 16 floor(k / N) >= 24 ceil(log2 N), i.e. when
+//   k >= fixed_min_budget(N) = N ceil(3 ceil(log2 N) / 2)   (N = 1: any k; 0 bytes)
+// (N = 8: k >= 40; N = 1024: k >= 15360; ResNet-50's k = 25557 holds for every N <= 1024).
+// Below it only the control words break the bound.
 class SparseAllReduce : public Algorithm {
  public:
   // How phase 2 splits the budget over the ranges.
@@ -146,7 +151,7 @@ class SparseAllReduce : public Algorithm {
   // run() reports exactly this on the rank owning a range of share floor(budget / world)).
   static uint64_t fixed_bytes_per_rank(int64_t budget, int world);
   // kFixed: the smallest budget with fixed_bytes_per_rank(budget, world) <= 2 budget 8:
-  // 5 world ceil(log2 world), 0 for one rank.
+  // world ceil(3 ceil(log2 world) / 2), 0 for one rank.
   static int64_t fixed_min_budget(int world);
 
  private:
