@@ -510,9 +510,9 @@ TEST(GradientCompression, DgcAllReduceFixedQuota) {
   for (size_t r = 0; r < FirstStep::kWorld; ++r) {
     EXPECT_NE(f.describe[r].find(",exchange=allreduce,quota=fixed"), std::string::npos)
         << f.describe[r];
-    // Budget 100 over 4 ranges: 75 pairs per phase, 80 B x 2 rounds, the NaN flag (8 B x 2
-    // rounds), the bias.
-    EXPECT_EQ(f.stats[r].bytes_sent, 16u * 75 + 160 + 2u * 8 + 2u * 3 * 4 * 50 / 4) << r;
+    // Budget 100 over 4 ranges: 75 pairs per phase, the 24-byte validation x 2 rounds, the NaN
+    // flag (8 B x 2 rounds), the bias.
+    EXPECT_EQ(f.stats[r].bytes_sent, 16u * 75 + 2u * 24 + 2u * 8 + 2u * 3 * 4 * 50 / 4) << r;
   }
   int64_t dropped_somewhere = 0;
   const int64_t nonzero = expect_mass_conserved(f, &dropped_somewhere);
