@@ -5,6 +5,7 @@
 # MPI traffic goes over TCP on 10.88.0.0/24 only (btl tcp,self: no shared memory, no loopback
 # path between ranks), so it crosses the shaped veth links. Extra mpirun flags: MPIRUN_ARGS.
 # --mca plm rsh overrides an environment that disables remote launch (OMPI_MCA_plm=isolated).
+# PIN=1 starts each rank through pin.sh (rank r on its own share of the host's CPUs).
 # Example: run.sh 2 100mbit -- /work/main/build/lead/apps/terse/terse train --model mlp ...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,6 +38,8 @@ trap cleanup EXIT
 trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
 
+pin=()
+[[ ${PIN:-0} == 1 ]] && pin=("$here/pin.sh")
 "$here/netns.sh" up "$n" "$rate"
 for ((i = 1; i <= n; i++)); do echo "10.88.0.$i slots=1"; done >"$hostfile"
 
@@ -46,7 +49,7 @@ for ((i = 1; i <= n; i++)); do echo "10.88.0.$i slots=1"; done >"$hostfile"
 mpirun --allow-run-as-root --oversubscribe --bind-to none -n "$n" --hostfile "$hostfile" \
   --mca plm rsh --mca plm_rsh_agent "$here/rsh-agent.sh" --mca plm_rsh_no_tree_spawn 1 \
   --mca btl tcp,self --mca btl_tcp_if_include 10.88.0.0/24 \
-  --mca oob_tcp_if_include 10.88.0.0/24 ${MPIRUN_ARGS:-} "$@" &
+  --mca oob_tcp_if_include 10.88.0.0/24 ${MPIRUN_ARGS:-} "${pin[@]}" "$@" &
 mpirun_pid=$!
 rc=0
 wait "$mpirun_pid" || rc=$?
