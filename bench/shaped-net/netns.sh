@@ -38,9 +38,16 @@ shape() { # dev [netns]
   [[ $RATE == none ]] && return 0
   bits=$(rate_bits "$RATE")
   # tbf needs a bucket of at least rate/HZ bytes or it cannot reach the rate (HZ <= 1000; take
-  # 250 to be safe), and at least a few MTUs.
+  # 250 to be safe), and at least a few MTUs. BURST (bytes) overrides it: a bucket of 4 ms of
+  # line rate (500 KB at 1 Gbit/s) lets a message smaller than that leave an idle link at veth
+  # speed, where a real NIC would serialise it at the line rate.
   burst=$((bits / 8 / 250))
   ((burst < 32768)) && burst=32768
+  if [[ -n ${BURST:-} ]]; then
+    [[ $BURST =~ ^[0-9]+$ ]] && ((BURST >= 1600)) ||
+      die "BURST must be a byte count >= 1600 (one MTU and a header), got '$BURST'"
+    burst=$BURST
+  fi
   if [[ -n $ns ]]; then
     ip netns exec "$ns" tc qdisc replace dev "$dev" root tbf rate "$RATE" burst "$burst" latency 50ms
   else
