@@ -1,78 +1,97 @@
 #pragma once
 
-// The element-wise optimizers (sgd, adam, adamw) behind terse/optim/optimizer.h: option parsing
-// and validation per group, lazily allocated f32 state, one fused CPU pass per step.
+// An element-wise optimizer built from a definition `Def` (one per optimizer, in
+// src/optim/<name>.cc), which provides:
+//   static constexpr const char* kName = "...";  // registry name
+//   using Hyper = ...;                         // typed options of one group, lr excluded
+//   using Rule = std::variant<RuleA, ...>;      // every Rule type it may run
+//   static std::vector<OptionDef> options();    // names, types, official defaults
+//   static Hyper parse(const GroupOptions&);    // range checks, messages name option and value
+//   static std::vector<std::string> state_names(const Hyper&);  // torch/official names
+//   static void describe(const Hyper&, OptionMap& out);         // normalised options, lr aside
+//   static Rule rule(const Hyper&, double lr, int64_t step);   // per-step scalars, 1-based step
+// step() groups the tensors by Rule type and runs one cpu_multi_tensor_apply per type used.
 
 #include <cstdint>
 #include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
 #include <vector>
 
-#include "terse/optim/optimizer.h"
+#include "fused_optimizer_base.h"
+#include "terse/kernels/cpu_multi_tensor.h"
 
 namespace terse::optim_detail {
 
-enum class Kind { kSgd, kAdam, kAdamW };
+template <typename Variant>
+struct TaskLists;
 
-// Every hyper-parameter any of the kinds uses; each kind reads only its own.
-struct Hyper {
-  double lr = 1e-3;
-  double momentum = 0, dampening = 0, weight_decay = 0;
-  bool nesterov = false, maximize = false, amsgrad = false;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+// One task list per alternative of the Rule variant.
+template <typename... Rules>
+struct TaskLists<std::variant<Rules...>> {
+  std::tuple<std::vector<CpuTensorTask<Rules>>...> lists;
+
+  template <typename Rule>
+  std::vector<CpuTensorTask<Rule>>& of() {
+    return std::get<std::vector<CpuTensorTask<Rule>>>(lists);
+  }
+  void run() {
+    std::apply([](auto&... l) { ((l.empty() ? void() : cpu_multi_tensor_apply(l)), ...); }, lists);
+  }
 };
 
-enum class OptionType { kDouble, kBool, kPair };
-struct OptionDef {
-  const char* name;
-  OptionType type;
-  const char* default_value;  // torch.optim's default
-};
-
-struct KindInfo {
-  Kind kind;
-  const char* name;
-  std::vector<OptionDef> options;
-};
-
-const KindInfo& kind_info(Kind kind);
-// Throws InvalidArgument for an unknown name, listing the known ones.
-Kind kind_from_name(const std::string& name);
-
-class FusedOptimizer final : public Optimizer {
+template <typename Def>
+class FusedOptimizer final : public FusedOptimizerBase {
  public:
-  FusedOptimizer(Kind kind, const OptionMap& options, std::vector<ParamGroup> groups);
-
-  const char* name() const override { return info_.name; }
-  void step() override;
-  int64_t step_count() const override { return step_count_; }
-  size_t num_groups() const override { return groups_.size(); }
-  double lr(size_t group) const override;
-  void set_lr(double lr, size_t group) override;
-  void scale_lr(double factor) override;
-  double base_lr(size_t group) const override;
-  OptionMap options(size_t group) const override;
-  StateDict state_dict() const override;
-  void load_state_dict(const StateDict& state) override;
-  size_t state_bytes() const override;
+  FusedOptimizer(const OptionMap& options, std::vector<ParamGroup> groups)
+      : FusedOptimizerBase(Def::kName, defs()) {
+    add_groups(options, std::move(groups),
+               [this](const GroupOptions& o) { hypers_.push_back(Def::parse(o)); });
+  }
 
  private:
-  struct Group {
-    Hyper hyper;
-    double base_lr = 0;
-    OptionMap given;  // options and overrides as written, for options()
-    std::vector<Param> params;
-    // states[i][k]: state k (state_names order) of params[i]; empty until the first step.
-    std::vector<std::vector<std::vector<float>>> states;
-  };
+  using Hyper = typename Def::Hyper;
 
-  Hyper parse_group(const OptionMap& given, size_t group) const;
-  std::vector<std::string> state_names(const Hyper& h) const;
-  const Group& group_at(size_t group, const char* caller) const;
-  void check_lr(double lr, const char* what) const;
+  static const std::vector<OptionDef>& defs() {
+    static const std::vector<OptionDef> kDefs = Def::options();
+    return kDefs;
+  }
 
-  const KindInfo& info_;
-  std::vector<Group> groups_;
-  int64_t step_count_ = 0;
+  std::vector<std::string> state_names(size_t group) const override {
+    return Def::state_names(hypers_[group]);
+  }
+
+  void describe(size_t group, OptionMap& out) const override { Def::describe(hypers_[group], out); }
+
+  void run_step(int64_t t) override {
+    TaskLists<typename Def::Rule> tasks;
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      Group& grp = groups_[g];
+      const auto rule = Def::rule(hypers_[g], grp.lr, t);
+      std::visit(
+          [&](const auto& r) {
+            using R = std::decay_t<decltype(r)>;
+            auto& list = tasks.template of<R>();
+            for (size_t i = 0; i < grp.params.size(); ++i) {
+              list.emplace_back();
+              auto& task = list.back();
+              task.rule = r;
+              task.param = grp.params[i].value;
+              task.grad = grp.params[i].grad;
+              auto& st = grp.states[i];
+              for (size_t k = 0; k < st.size() && k < static_cast<size_t>(R::kNumStates); ++k) {
+                task.states[k] = st[k].data();
+              }
+            }
+          },
+          rule);
+    }
+    tasks.run();
+  }
+
+  std::vector<Hyper> hypers_;
 };
 
 }  // namespace terse::optim_detail

@@ -1,6 +1,6 @@
 #include "terse/optim/optimizer.h"
 
-#include "fused_optimizer.h"
+#include "optimizer_registry.h"
 #include "option_values.h"
 #include "terse/core/check.h"
 
@@ -48,8 +48,7 @@ std::string OptimizerSpec::str() const {
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec,
                                           std::vector<ParamGroup> groups) {
-  const auto kind = optim_detail::kind_from_name(spec.name);
-  return std::make_unique<optim_detail::FusedOptimizer>(kind, spec.options, std::move(groups));
+  return optim_detail::find_optimizer(spec.name).make(spec.options, std::move(groups));
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const std::string& spec, std::vector<Param> params) {
@@ -58,6 +57,10 @@ std::unique_ptr<Optimizer> make_optimizer(const std::string& spec, std::vector<P
   return make_optimizer(OptimizerSpec::parse(spec), std::move(groups));
 }
 
-std::vector<std::string> optimizer_names() { return {"sgd", "adam", "adamw"}; }
+std::vector<std::string> optimizer_names() {
+  std::vector<std::string> names;
+  for (const auto& e : optim_detail::optimizer_registry()) names.push_back(e.name);
+  return names;
+}
 
 }  // namespace terse

@@ -1,0 +1,69 @@
+#pragma once
+
+// What every element-wise optimizer shares, whatever its Rule: parameter groups and their
+// validation, lr and schedules, lazily allocated f32 state, options(), state_dict and
+// state_bytes. FusedOptimizer<Def> (fused_optimizer.h) adds the typed hyper-parameters and step.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "group_options.h"
+#include "option_def.h"
+#include "terse/optim/optimizer.h"
+
+namespace terse::optim_detail {
+
+class FusedOptimizerBase : public Optimizer {
+ public:
+  const char* name() const override { return name_; }
+  void step() override;
+  int64_t step_count() const override { return step_count_; }
+  size_t num_groups() const override { return groups_.size(); }
+  double lr(size_t group) const override;
+  void set_lr(double lr, size_t group) override;
+  void scale_lr(double factor) override;
+  double base_lr(size_t group) const override;
+  OptionMap options(size_t group) const override;
+  StateDict state_dict() const override;
+  void load_state_dict(const StateDict& state) override;
+  size_t state_bytes() const override;
+
+ protected:
+  struct Group {
+    double lr = 0;
+    double base_lr = 0;
+    OptionMap given;  // options and overrides as written, for options()
+    std::vector<Param> params;
+    // states[i][k]: state k (state_names order) of params[i]; empty until the first step.
+    std::vector<std::vector<std::vector<float>>> states;
+  };
+
+  FusedOptimizerBase(const char* name, const std::vector<OptionDef>& defs)
+      : name_(name), defs_(defs) {}
+
+  // Called once from the derived constructor: per group, merges the overrides, calls
+  // parse(options) (which validates and keeps the typed values), then checks the parameters.
+  void add_groups(const OptionMap& options, std::vector<ParamGroup> groups,
+                  const std::function<void(const GroupOptions&)>& parse);
+
+  // Names of the state buffers of `group`, in the order the Rule takes them (torch's names).
+  virtual std::vector<std::string> state_names(size_t group) const = 0;
+  // Runs step `t` (1-based) over every group; states are allocated already.
+  virtual void run_step(int64_t t) = 0;
+  // Adds the normalised optimizer-specific options (lr is done) to `out`, for options().
+  virtual void describe(size_t group, OptionMap& out) const = 0;
+
+  std::vector<Group> groups_;
+
+ private:
+  const Group& group_at(size_t group, const char* caller) const;
+  void check_lr(double lr, const char* what) const;
+
+  const char* name_;
+  const std::vector<OptionDef>& defs_;
+  int64_t step_count_ = 0;
+};
+
+}  // namespace terse::optim_detail
