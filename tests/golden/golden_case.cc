@@ -25,6 +25,7 @@ std::string terse_name(const std::string& reference) {
   if (reference.rfind("torch.optim.SGD ", 0) == 0) return "sgd";
   if (reference.rfind("torch.optim.AdamW ", 0) == 0) return "adamw";
   if (reference.rfind("torch.optim.Adam ", 0) == 0) return "adam";
+  if (reference.rfind("lucidrains/lion-pytorch ", 0) == 0) return "lion";
   return "";
 }
 

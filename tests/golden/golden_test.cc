@@ -87,7 +87,8 @@ TEST(GoldenSelfCheck, PerturbedHyperparameterFails) {
   } cases[] = {
       {"sgd_momentum.json", "momentum", "0.89"},  {"sgd_dampening.json", "dampening", "0.45"},
       {"sgd_nesterov.json", "nesterov", "false"}, {"adam.json", "lr", "0.0101"},
-      {"adam_amsgrad.json", "amsgrad", "false"},  {"adamw.json", "weight_decay", "0.09"}};
+      {"adam_amsgrad.json", "amsgrad", "false"},  {"adamw.json", "weight_decay", "0.09"},
+      {"lion.json", "weight_decay", "0.09"}};
   for (const auto& p : cases) {
     const std::string path = dir + "/" + p.file;
     if (!std::filesystem::exists(path)) continue;
