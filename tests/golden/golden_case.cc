@@ -26,6 +26,9 @@ std::string terse_name(const std::string& reference) {
   if (reference.rfind("torch.optim.AdamW ", 0) == 0) return "adamw";
   if (reference.rfind("torch.optim.Adam ", 0) == 0) return "adam";
   if (reference.rfind("lucidrains/lion-pytorch ", 0) == 0) return "lion";
+  if (reference.rfind("juntang-zhuang/Adabelief-Optimizer adabelief_pytorch 0.2", 0) == 0) {
+    return "adabelief";
+  }
   return "";
 }
 

@@ -85,10 +85,11 @@ TEST(GoldenSelfCheck, PerturbedHyperparameterFails) {
     const char* key;
     const char* value;
   } cases[] = {
-      {"sgd_momentum.json", "momentum", "0.89"},  {"sgd_dampening.json", "dampening", "0.45"},
-      {"sgd_nesterov.json", "nesterov", "false"}, {"adam.json", "lr", "0.0101"},
-      {"adam_amsgrad.json", "amsgrad", "false"},  {"adamw.json", "weight_decay", "0.09"},
-      {"lion.json", "weight_decay", "0.09"}};
+      {"sgd_momentum.json", "momentum", "0.89"},   {"sgd_dampening.json", "dampening", "0.45"},
+      {"sgd_nesterov.json", "nesterov", "false"},  {"adam.json", "lr", "0.0101"},
+      {"adam_amsgrad.json", "amsgrad", "false"},   {"adamw.json", "weight_decay", "0.09"},
+      {"lion.json", "weight_decay", "0.09"},       {"adabelief.json", "rectify", "false"},
+      {"adabelief_norectify.json", "lr", "0.0101"}};
   for (const auto& p : cases) {
     const std::string path = dir + "/" + p.file;
     if (!std::filesystem::exists(path)) continue;
