@@ -45,7 +45,7 @@ struct AdaBeliefDef {
     o.lr();
     Hyper h;
     h.weight_decay = o.weight_decay();
-    std::tie(h.beta1, h.beta2) = o.pair("betas");
+    std::tie(h.beta1, h.beta2) = o.betas();
     h.eps = o.number("eps");
     h.amsgrad = o.flag("amsgrad");
     h.weight_decouple = o.flag("weight_decouple");
@@ -53,9 +53,6 @@ struct AdaBeliefDef {
     h.rectify = o.flag("rectify");
     h.degenerated_to_sgd = o.flag("degenerated_to_sgd");
     const std::string& who = o.who();
-    TERSE_CHECK(h.beta1 >= 0 && h.beta1 < 1 && h.beta2 >= 0 && h.beta2 < 1, InvalidArgument, who,
-                ": betas must each be in [0, 1), got ", h.beta1, "/", h.beta2,
-                "; 0.9/0.999 is usual");
     // The official check is eps >= 0; it is added to the state every step, so keep it small.
     TERSE_CHECK(std::isfinite(h.eps) && h.eps >= 0, InvalidArgument, who,
                 ": eps must be a finite number >= 0, got ", h.eps,

@@ -33,14 +33,11 @@ struct AdamDef {
     o.lr();
     Hyper h;
     h.weight_decay = o.weight_decay();
-    std::tie(h.beta1, h.beta2) = o.pair("betas");
+    std::tie(h.beta1, h.beta2) = o.betas();
     h.eps = o.number("eps");
     h.amsgrad = o.flag("amsgrad");
     h.maximize = o.flag("maximize");
     const std::string& who = o.who();
-    TERSE_CHECK(h.beta1 >= 0 && h.beta1 < 1 && h.beta2 >= 0 && h.beta2 < 1, InvalidArgument, who,
-                ": betas must each be in [0, 1), got ", h.beta1, "/", h.beta2,
-                "; 0.9/0.999 is usual");
     TERSE_CHECK(std::isfinite(h.eps) && h.eps > 0, InvalidArgument, who,
                 ": eps must be a finite number > 0, got ", h.eps, "; 1e-8 is usual");
     return h;

@@ -46,4 +46,11 @@ double GroupOptions::weight_decay() const {
   return wd;
 }
 
+std::pair<double, double> GroupOptions::betas() const {
+  const auto [b1, b2] = pair("betas");
+  TERSE_CHECK(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1, InvalidArgument, who_,
+              ": betas must each be in [0, 1), got ", b1, "/", b2, "; 0.9/0.999 is usual");
+  return {b1, b2};
+}
+
 }  // namespace terse::optim_detail

@@ -29,6 +29,8 @@ class GroupOptions {
   // The checks shared by every optimizer; the messages are the same for all of them.
   double lr() const;            // finite, >= 0
   double weight_decay() const;  // finite, >= 0
+  // "betas", each in [0, 1) (Adam's range; the message suggests 0.9/0.999).
+  std::pair<double, double> betas() const;
 
  private:
   std::string who_;
