@@ -5,34 +5,15 @@
 #include <string>
 #include <vector>
 
+#include "optim_test_util.h"
 #include "terse/kernels/adabelief_rule.h"
 #include "terse/optim/optimizer.h"
 
 namespace terse {
 namespace {
 
-struct Buffers {
-  std::vector<float> value, grad;
-  Param param(const std::string& name = "") {
-    return Param{TensorView::of(value.data(), static_cast<int64_t>(value.size())),
-                 TensorView::of(grad.data(), static_cast<int64_t>(grad.size())),
-                 {static_cast<int64_t>(value.size())},
-                 name};
-  }
-};
-
-void expect_invalid(const std::string& spec, const std::vector<std::string>& parts) {
-  Buffers b{{1.0f}, {1.0f}};
-  try {
-    make_optimizer(spec, {b.param()});
-    ADD_FAILURE() << spec << " was accepted";
-  } catch (const InvalidArgument& e) {
-    for (const auto& p : parts) {
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
-          << spec << ": message lacks '" << p << "': " << e.what();
-    }
-  }
-}
+using test::Buffers;
+using test::expect_invalid;
 
 TEST(AdaBelief, DefaultsAreTheOfficialOnes) {
   Buffers b{{1.0f}, {1.0f}};

@@ -5,10 +5,13 @@
 #include <string>
 #include <vector>
 
+#include "optim_test_util.h"
 #include "terse/optim/optimizer.h"
 
 namespace terse {
 namespace {
+
+using test::expect_invalid;
 
 struct Tensor {
   explicit Tensor(size_t n, float v = 1.0f) : value(n, v), grad(n, 1.0f) {}
@@ -20,20 +23,6 @@ struct Tensor {
                  name};
   }
 };
-
-// Expects InvalidArgument whose message contains every one of `parts`.
-void expect_invalid(const std::string& spec, const std::vector<std::string>& parts) {
-  Tensor t(3);
-  try {
-    make_optimizer(spec, {t.param()});
-    ADD_FAILURE() << spec << " was accepted";
-  } catch (const InvalidArgument& e) {
-    for (const auto& p : parts) {
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
-          << spec << ": message lacks '" << p << "': " << e.what();
-    }
-  }
-}
 
 TEST(OptimizerOptions, TorchDefaults) {
   Tensor t(2);

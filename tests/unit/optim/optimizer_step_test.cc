@@ -5,20 +5,13 @@
 #include <cmath>
 #include <vector>
 
+#include "optim_test_util.h"
 #include "terse/optim/optimizer.h"
 
 namespace terse {
 namespace {
 
-struct Buffers {
-  std::vector<float> value, grad;
-  Param param() {
-    Param p;
-    p.value = TensorView::of(value.data(), static_cast<int64_t>(value.size()));
-    p.grad = TensorView::of(grad.data(), static_cast<int64_t>(grad.size()));
-    return p;
-  }
-};
+using test::Buffers;
 
 TEST(SgdStep, PlainWithWeightDecay) {
   Buffers b{{1.0f, -2.0f}, {0.5f, 0.25f}};

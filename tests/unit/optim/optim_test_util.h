@@ -1,0 +1,40 @@
+#pragma once
+
+// Shared by the optimizer unit tests: parameter buffers and the check of a rejected spec.
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "terse/optim/optimizer.h"
+
+namespace terse::test {
+
+// A 1-D parameter over owned value and gradient buffers (the same size).
+struct Buffers {
+  std::vector<float> value, grad;
+  Param param(const std::string& name = "") {
+    return Param{TensorView::of(value.data(), static_cast<int64_t>(value.size())),
+                 TensorView::of(grad.data(), static_cast<int64_t>(grad.size())),
+                 {static_cast<int64_t>(value.size())},
+                 name};
+  }
+};
+
+// Expects make_optimizer(spec) to throw InvalidArgument whose message contains every one of
+// `parts`.
+inline void expect_invalid(const std::string& spec, const std::vector<std::string>& parts) {
+  Buffers b{{1.0f}, {1.0f}};
+  try {
+    make_optimizer(spec, {b.param()});
+    ADD_FAILURE() << spec << " was accepted";
+  } catch (const InvalidArgument& e) {
+    for (const auto& p : parts) {
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
+          << spec << ": message lacks '" << p << "': " << e.what();
+    }
+  }
+}
+
+}  // namespace terse::test
