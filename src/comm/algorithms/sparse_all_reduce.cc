@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "terse/core/check.h"
@@ -188,6 +189,45 @@ void write_result(const std::vector<int32_t>& idx, const std::vector<float>& val
     report.kept[static_cast<size_t>(i)] = in ? 1 : 0;
     if (!in) ++report.dropped;
   }
+}
+
+// Phase 2's sums: the received pairs of the spans [begin, end) of (idx, val), added in span
+// order into the range [lo, hi) (so in rank order), and the touched indices, ascending.
+struct RangeSums {
+  std::vector<float> sums;
+  std::vector<int32_t> cand;
+};
+RangeSums sum_range(int64_t lo, int64_t hi, const std::vector<std::pair<size_t, size_t>>& spans,
+                    const std::vector<int32_t>& idx, const std::vector<float>& val) {
+  const size_t range = static_cast<size_t>(hi - lo);
+  RangeSums rs;
+  rs.sums.assign(range, 0.0f);
+  std::vector<uint8_t> touched(range, 0);
+  for (const auto& [begin, end] : spans) {
+    for (size_t i = begin; i < end; ++i) {
+      const size_t at = static_cast<size_t>(idx[i] - lo);
+      rs.sums[at] += val[i];
+      touched[at] = 1;
+    }
+  }
+  for (size_t i = 0; i < range; ++i) {
+    if (touched[i]) rs.cand.push_back(static_cast<int32_t>(lo + static_cast<int64_t>(i)));
+  }
+  return rs;
+}
+
+// Keeps the q candidates of largest |sum| (ties: lower index), in ascending index order.
+void keep_largest(std::vector<int32_t>& cand, const std::vector<float>& sums, int64_t lo,
+                  int64_t q) {
+  if (static_cast<int64_t>(cand.size()) <= q) return;
+  auto larger = [&](int32_t x, int32_t y) {
+    const float ax = std::fabs(sums[static_cast<size_t>(x - lo)]);
+    const float ay = std::fabs(sums[static_cast<size_t>(y - lo)]);
+    return ax > ay || (ax == ay && x < y);
+  };
+  std::nth_element(cand.begin(), cand.begin() + q, cand.end(), larger);
+  cand.resize(static_cast<size_t>(q));
+  std::sort(cand.begin(), cand.end());
 }
 
 }  // namespace
@@ -434,18 +474,9 @@ SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t bud
   }
 
   // 2. Sum over my range in rank order, then keep my quota of the largest |sum|.
-  const size_t range = static_cast<size_t>(hi - lo);
-  std::vector<float> sums(range, 0.0f);
-  std::vector<uint8_t> touched(range, 0);
-  for (size_t i = 0; i < recv_idx.size(); ++i) {
-    const size_t at = static_cast<size_t>(recv_idx[i] - lo);
-    sums[at] += recv_val[i];
-    touched[at] = 1;
-  }
-  std::vector<int32_t> cand;
-  for (size_t i = 0; i < range; ++i) {
-    if (touched[i]) cand.push_back(static_cast<int32_t>(lo + static_cast<int64_t>(i)));
-  }
+  RangeSums rs = sum_range(lo, hi, {{0, recv_idx.size()}}, recv_idx, recv_val);
+  const std::vector<float>& sums = rs.sums;
+  std::vector<int32_t>& cand = rs.cand;
   // Every rank learns every range's candidate count, so every rank computes the same quotas
   // (and so the phase-3 counts) without another message.
   int64_t my_cand = static_cast<int64_t>(cand.size());
@@ -463,16 +494,7 @@ SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t bud
   }
   const std::vector<int64_t> sel_counts = quotas(budget, cand_counts);
   const int64_t q = sel_counts[static_cast<size_t>(me)];
-  if (my_cand > q) {
-    auto larger = [&](int32_t x, int32_t y) {
-      const float ax = std::fabs(sums[static_cast<size_t>(x - lo)]);
-      const float ay = std::fabs(sums[static_cast<size_t>(y - lo)]);
-      return ax > ay || (ax == ay && x < y);
-    };
-    std::nth_element(cand.begin(), cand.begin() + q, cand.end(), larger);
-    cand.resize(static_cast<size_t>(q));
-    std::sort(cand.begin(), cand.end());
-  }
+  keep_largest(cand, sums, lo, q);
   std::vector<float> cand_val(cand.size());
   for (size_t i = 0; i < cand.size(); ++i) cand_val[i] = sums[static_cast<size_t>(cand[i] - lo)];
   const int64_t my_sel = static_cast<int64_t>(cand.size());
@@ -673,31 +695,15 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
   }
 
   // 2. Sum over my range in rank order, then keep my c_me of the largest |sum|, padded.
-  const size_t range = static_cast<size_t>(hi - lo);
-  std::vector<float> sums(range, 0.0f);
-  std::vector<uint8_t> touched(range, 0);
+  std::vector<std::pair<size_t, size_t>> spans;  // each rank's real pairs, before its padding
   for (int r = 0; r < n; ++r) {
     const size_t at = static_cast<size_t>(r) * static_cast<size_t>(q);
-    for (size_t i = at; i < at + static_cast<size_t>(real[static_cast<size_t>(r)]); ++i) {
-      const size_t e = static_cast<size_t>(recv_idx[i] - lo);
-      sums[e] += recv_val[i];
-      touched[e] = 1;
-    }
+    spans.emplace_back(at, at + static_cast<size_t>(real[static_cast<size_t>(r)]));
   }
-  std::vector<int32_t> cand;
-  for (size_t i = 0; i < range; ++i) {
-    if (touched[i]) cand.push_back(static_cast<int32_t>(lo + static_cast<int64_t>(i)));
-  }
-  if (static_cast<int64_t>(cand.size()) > q) {
-    auto larger = [&](int32_t x, int32_t y) {
-      const float ax = std::fabs(sums[static_cast<size_t>(x - lo)]);
-      const float ay = std::fabs(sums[static_cast<size_t>(y - lo)]);
-      return ax > ay || (ax == ay && x < y);
-    };
-    std::nth_element(cand.begin(), cand.begin() + q, cand.end(), larger);
-    cand.resize(static_cast<size_t>(q));
-    std::sort(cand.begin(), cand.end());
-  }
+  RangeSums rs = sum_range(lo, hi, spans, recv_idx, recv_val);
+  const std::vector<float>& sums = rs.sums;
+  std::vector<int32_t>& cand = rs.cand;
+  keep_largest(cand, sums, lo, q);
   std::vector<float> cand_val(static_cast<size_t>(q), 0.0f);
   for (size_t i = 0; i < cand.size(); ++i) cand_val[i] = sums[static_cast<size_t>(cand[i] - lo)];
   cand.resize(static_cast<size_t>(q), kPadIndex);
