@@ -804,27 +804,21 @@ TEST(SparseAllReduceFixed, BadCallsFailEveryRankBeforePayloadMoves) {
   for (const int world : {2, 4}) {
     const int bad = world - 1;
     const std::string name = std::to_string(bad);
-    expect_everywhere(run_calls(
-                          world,
-                          [&](int r, Call& c) {
-                            if (r == bad) c.idx = {4, 1, 9};
-                          },
-                          o),
-                      "CorruptData", "rank " + name + " sent bad pairs: index 1 at position 1");
-    expect_everywhere(run_calls(
-                          world,
-                          [&](int r, Call& c) {
-                            if (r == bad) c.idx = {1, 4, 100};
-                          },
-                          o),
-                      "CorruptData", "rank " + name + " sent bad pairs: index 100 at position 2");
-    expect_everywhere(run_calls(
-                          world,
-                          [&](int r, Call& c) {
-                            if (r == bad) c.idx = {-3, 4, 9};
-                          },
-                          o),
-                      "CorruptData", "rank " + name + " sent bad pairs: index -3 at position 0");
+    const struct {
+      std::vector<int32_t> idx;
+      const char* what;
+    } bad_pairs[] = {{{4, 1, 9}, "index 1 at position 1"},
+                     {{1, 4, 100}, "index 100 at position 2"},
+                     {{-3, 4, 9}, "index -3 at position 0"}};
+    for (const auto& p : bad_pairs) {
+      expect_everywhere(run_calls(
+                            world,
+                            [&](int r, Call& c) {
+                              if (r == bad) c.idx = p.idx;
+                            },
+                            o),
+                        "CorruptData", "rank " + name + " sent bad pairs: " + p.what);
+    }
     expect_everywhere(run_calls(
                           world,
                           [&](int r, Call& c) {
