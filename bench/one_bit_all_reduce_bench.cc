@@ -4,7 +4,9 @@
 //   mpiexec -n 4 one_bit_all_reduce_bench [--sizes 1M,4M,16M,64M] [--reps R] [--threads T]
 //                                         [--json FILE]
 // --threads: OneBitAllReduce::Options::threads per rank (default 1). Without mpiexec it runs
-// one rank in-process ("local").
+// one rank in-process ("local"). The 1-bit call runs twice per size: with the one-call
+// all-to-all / all-gather and with Options::pairwise (W - 1 rounds each); for each, a second
+// line splits rank 0's median call into the report's compress / wait / overlap / drain.
 // Each timed call starts after a barrier; its time is the slowest rank's (max over ranks), and
 // the table shows the median over R calls (after one warm-up call of each kind). "cpu" is
 // the calling thread's CPU time (max over ranks, median over calls): on an oversubscribed
@@ -36,6 +38,31 @@ using terse::bench::parse_size;
 using terse::bench::size_name;
 using terse::bench::time_collective;
 using terse::bench::Timing;
+
+// Median over calls (the warm-up call excluded) of each part of rank 0's report, in ms.
+nlohmann::json split_ms(const std::vector<terse::OneBitAllReduceReport>& reports) {
+  const auto median = [&](double terse::OneBitAllReduceReport::*field) {
+    std::vector<double> v;
+    for (size_t i = 1; i < reports.size(); ++i) v.push_back(reports[i].*field * 1e3);
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  return {{"compress", median(&terse::OneBitAllReduceReport::compress_s)},
+          {"wait", median(&terse::OneBitAllReduceReport::wait_s)},
+          {"overlap", median(&terse::OneBitAllReduceReport::overlap_s)},
+          {"drain", median(&terse::OneBitAllReduceReport::drain_s)}};
+}
+
+void print_split(const char* what, const Timing& t,
+                 const std::vector<terse::OneBitAllReduceReport>& reports) {
+  const nlohmann::json s = split_ms(reports);
+  std::printf(
+      "  %-15s %8.2f ms (slowest rank); rank 0: compress %.2f, wait %.2f, overlap %.2f, "
+      "drain %.2f\n",
+      what, t.wall_s * 1e3, s["compress"].get<double>(), s["wait"].get<double>(),
+      s["overlap"].get<double>(), s["drain"].get<double>());
+}
 
 }  // namespace
 
@@ -95,15 +122,27 @@ int main(int argc, char** argv) {
     std::vector<float> grad(static_cast<size_t>(n)), work(grad.size());
     terse::PhiloxStream rng(42, static_cast<uint64_t>(c.rank()));
     for (float& g : grad) g = 2.0f * rng.uniform() - 1.0f;
-    terse::OneBitAllReduce algo(c, n, terse::OneBitAllReduce::Options{threads});
+    terse::OneBitAllReduce::Options options;
+    options.threads = threads;
+    terse::OneBitAllReduce algo(c, n, options);
+    options.pairwise = true;
+    terse::OneBitAllReduce pairwise(c, n, options);
     terse::OneBitAllReduceReport rep;
+    std::vector<terse::OneBitAllReduceReport> reports[2];
     // Both start from the same data each call; the copy is outside the timing.
     const auto reset = [&] { work = grad; };
     const Timing dense = time_collective(
         c, reps, reset, [&] { c.all_reduce(TensorView::of(work.data(), n), ReduceOp::kSum); });
-    const Timing onebit = time_collective(
-        c, reps, reset, [&] { rep = algo.all_reduce(TensorView::of(work.data(), n)); });
+    const Timing onebit = time_collective(c, reps, reset, [&] {
+      rep = algo.all_reduce(TensorView::of(work.data(), n));
+      reports[0].push_back(rep);
+    });
+    const Timing onebit_pw = time_collective(c, reps, reset, [&] {
+      reports[1].push_back(pairwise.all_reduce(TensorView::of(work.data(), n)));
+    });
     if (root) {
+      print_split("1-bit", onebit, reports[0]);
+      print_split("1-bit pairwise", onebit_pw, reports[1]);
       const double bytes_x =
           rep.bytes_sent > 0 ? static_cast<double>(rep.bytes_dense) / rep.bytes_sent : 0.0;
       std::printf("%8s %10.2f %10.2f %8.2fx %12.2f %12.2f %14llu %14llu %14llu %7.1fx\n",
@@ -113,16 +152,20 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(rep.bytes_sent),
                   static_cast<unsigned long long>(rep.payload_bytes), bytes_x);
       std::fflush(stdout);
-      rows.push_back({{"numel", n},
-                      {"ranks", w},
-                      {"threads", threads},
-                      {"dense_ms", dense.wall_s * 1e3},
-                      {"onebit_ms", onebit.wall_s * 1e3},
-                      {"dense_cpu_ms", dense.cpu_s * 1e3},
-                      {"onebit_cpu_ms", onebit.cpu_s * 1e3},
-                      {"bytes_dense", rep.bytes_dense},
-                      {"bytes_onebit", rep.bytes_sent},
-                      {"payload_onebit", rep.payload_bytes}});
+      rows.push_back(
+          {{"numel", n},
+           {"ranks", w},
+           {"threads", threads},
+           {"dense_ms", dense.wall_s * 1e3},
+           {"onebit_ms", onebit.wall_s * 1e3},
+           {"dense_cpu_ms", dense.cpu_s * 1e3},
+           {"onebit_cpu_ms", onebit.cpu_s * 1e3},
+           {"bytes_dense", rep.bytes_dense},
+           {"bytes_onebit", rep.bytes_sent},
+           {"payload_onebit", rep.payload_bytes},
+           {"onebit_pairwise_ms", onebit_pw.wall_s * 1e3},
+           {"split_ms",
+            {{"onebit", split_ms(reports[0])}, {"onebit_pairwise", split_ms(reports[1])}}}});
     }
   }
   if (root && !json_path.empty()) {

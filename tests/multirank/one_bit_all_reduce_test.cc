@@ -49,9 +49,13 @@ TEST(MultirankOneBitAllReduce, BitExactAgainstReferenceOverThreeCalls) {
   for (int64_t numel :
        {int64_t{97}, int64_t{4097}, 5 * ref_padded(1, w), int64_t{100003}, int64_t{300007}}) {
     for (int threads : {1, 2}) {
+      // Two threads also take the pairwise rounds: one more code path, the same bits.
       SCOPED_TRACE(testing::Message()
                    << "numel " << numel << " rank " << me << " threads " << threads);
-      OneBitAllReduce algo(*g_comm, numel, OneBitAllReduce::Options{threads});
+      OneBitAllReduce::Options options;
+      options.threads = threads;
+      options.pairwise = threads == 2;
+      OneBitAllReduce algo(*g_comm, numel, options);
       RefWorld ref(w, numel);
       for (int k = 0; k < 3; ++k) {
         std::vector<Vec> in;

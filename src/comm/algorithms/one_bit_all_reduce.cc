@@ -18,6 +18,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "terse/comm/algorithms/pairwise_exchange.h"
 #include "terse/comm/work.h"
 #include "terse/core/check.h"
 
@@ -330,7 +331,10 @@ OneBitAllReduce::OneBitAllReduce(Communicator& comm, int64_t numel)
     : OneBitAllReduce(comm, numel, Options()) {}
 
 OneBitAllReduce::OneBitAllReduce(Communicator& comm, int64_t numel, Options options)
-    : Algorithm(comm), numel_(numel), padded_(one_bit_padded_numel(numel, comm.size())) {
+    : Algorithm(comm),
+      numel_(numel),
+      padded_(one_bit_padded_numel(numel, comm.size())),
+      pairwise_(options.pairwise) {
   TERSE_CHECK(options.threads >= 1, InvalidArgument,
               "OneBitAllReduce: Options::threads must be >= 1, got ", options.threads,
               "; pass 1 to run on the calling thread only");
@@ -380,6 +384,7 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
     return std::chrono::duration<double>(Clock::now() - t).count();
   };
   double compress_s = 0;  // the CPU passes outside every collective (the report's compress_s)
+  double overlap_s = 0, drain_s = 0;
   auto tc = Clock::now();
   if (arg_error.empty()) {
     const int64_t blocks = blocks_of(n);
@@ -436,8 +441,12 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
   // recomputed from m and e rather than kept from pass 1: storing it would cost the same memory
   // traffic and would change e_w before every rank is known to have finite input.
   {
-    const std::unique_ptr<Work> sent =
-        c.all_to_all_async(TensorView::of(signs, n / 8), TensorView::of(received_.data(), n / 8));
+    const TensorView signs_in = TensorView::of(signs, n / 8);
+    const TensorView signs_recv = TensorView::of(received_.data(), n / 8);
+    const std::unique_ptr<Work> sent = pairwise_
+                                           ? pairwise_all_to_all_async(c, signs_in, signs_recv)
+                                           : c.all_to_all_async(signs_in, signs_recv);
+    const auto to = Clock::now();
     const uint32_t s_bits = bits_of(worker_scales_[static_cast<size_t>(me)]);
     pool_->for_blocks(blocks_of(n), [&](int64_t b0, int64_t b1, bool on_caller) {
       for (int64_t b = b0; b < b1; ++b) {
@@ -448,7 +457,10 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
         if (on_caller) sent->test();
       }
     });
+    const auto td = Clock::now();
+    overlap_s += std::chrono::duration<double>(td - to).count();
     sent->wait(c.timeout());
+    drain_s += since(td);
   }
 
   // 3. Server for chunk `me`: y = sum_j (s_w^j / W) unpack(bits_j) + e_s, each element summed
@@ -489,10 +501,13 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
   // 4. Every server's signs and scale go out while e_s <- y - s_s sgn(y) is computed; then
   // out[chunk j] = s_s^j unpack(bits of j).
   {
-    const std::unique_ptr<Work> signs_out = c.all_gather_async(
-        TensorView::of(ssigns, chunk_bytes), TensorView::of(gathered_signs_.data(), n / 8));
+    const TensorView mine = TensorView::of(ssigns, chunk_bytes);
+    const TensorView all = TensorView::of(gathered_signs_.data(), n / 8);
+    const std::unique_ptr<Work> signs_out =
+        pairwise_ ? pairwise_all_gather_async(c, mine, all) : c.all_gather_async(mine, all);
     const std::unique_ptr<Work> scales_out = c.all_gather_async(
         TensorView::of(&my_server_scale, 1), TensorView::of(server_scales_.data(), w));
+    const auto to = Clock::now();
     const uint32_t ss_bits = bits_of(my_server_scale);
     pool_->for_blocks(server_blocks, [&](int64_t b0, int64_t b1, bool on_caller) {
       for (int64_t b = b0; b < b1; ++b) {
@@ -503,8 +518,11 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
         if (on_caller) signs_out->test();
       }
     });
+    const auto td = Clock::now();
+    overlap_s += std::chrono::duration<double>(td - to).count();
     signs_out->wait(c.timeout());
     scales_out->wait(c.timeout());
+    drain_s += since(td);
   }
   for (int r = 0; r < w; ++r) {
     const float s = server_scales_[static_cast<size_t>(r)];
@@ -541,11 +559,17 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
   OneBitAllReduceReport rep;
   rep.compress_s = compress_s;
   rep.wait_s = wait_s;
+  rep.overlap_s = overlap_s;
+  rep.drain_s = drain_s;
   rep.path = "compressed";
-  rep.collectives = 4;
+  rep.collectives = pairwise_ ? 2 + 2 * (w - 1) : 4;
   rep.bytes_sent = one_bit_all_reduce_bytes(numel_, w);
   rep.bytes_dense = ring_all_reduce_bytes(sizeof(float) * static_cast<uint64_t>(numel_), w);
-  rep.payload_bytes = static_cast<uint64_t>(n / 8) + sizeof(float) +
+  // The one-call forms hand over the whole buffer (own chunk included) and the server chunk once;
+  // the pairwise rounds hand over W - 1 chunks per exchange.
+  rep.payload_bytes =
+      pairwise_ ? 2 * static_cast<uint64_t>(w - 1) * static_cast<uint64_t>(chunk_bytes) + 8
+                : static_cast<uint64_t>(n / 8) + sizeof(float) +
                       static_cast<uint64_t>(chunk_bytes) + sizeof(float);
   return rep;
 }

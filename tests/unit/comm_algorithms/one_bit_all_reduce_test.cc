@@ -45,13 +45,16 @@ struct Trace {
   std::vector<std::vector<Vec>> out, ew, es;  // [call][rank]
 };
 
-Trace run_algorithm(int w, int64_t numel, int calls, int threads = 1) {
+Trace run_algorithm(int w, int64_t numel, int calls, int threads = 1, bool pairwise = false) {
   Trace t;
   t.out.assign(calls, std::vector<Vec>(w));
   t.ew = t.out;
   t.es = t.out;
   run_local_ranks(w, [&](Communicator& c) {
-    OneBitAllReduce algo(c, numel, OneBitAllReduce::Options{threads});
+    OneBitAllReduce::Options options;
+    options.threads = threads;
+    options.pairwise = pairwise;
+    OneBitAllReduce algo(c, numel, options);
     for (int k = 0; k < calls; ++k) {
       Vec v = input(numel, c.rank(), k);
       algo.all_reduce(TensorView::of(v.data(), numel));
@@ -96,10 +99,13 @@ TEST(OneBitAllReduce, BitExactAgainstReference) {
     for (int64_t numel : {int64_t{1}, int64_t{7}, int64_t{97}, int64_t{4097}, exact}) {
       SCOPED_TRACE(testing::Message() << "W=" << w << " numel=" << numel);
       const int calls = 4;
-      const Trace t = run_algorithm(w, numel, calls);
-      ASSERT_NO_FATAL_FAILURE(expect_reference_trace(t, w, numel, calls));
-      // The errors carried over: the last call's worker error is not the first call's.
-      EXPECT_FALSE(same_bits(t.ew[0][0], t.ew[calls - 1][0]));
+      for (bool pairwise : {false, true}) {
+        SCOPED_TRACE(pairwise ? "pairwise rounds" : "one-call collectives");
+        const Trace t = run_algorithm(w, numel, calls, 1, pairwise);
+        ASSERT_NO_FATAL_FAILURE(expect_reference_trace(t, w, numel, calls));
+        // The errors carried over: the last call's worker error is not the first call's.
+        EXPECT_FALSE(same_bits(t.ew[0][0], t.ew[calls - 1][0]));
+      }
     }
   }
 }
@@ -114,7 +120,7 @@ TEST(OneBitAllReduce, BitExactAgainstReferenceOverSeveralBlocks) {
         SCOPED_TRACE(testing::Message()
                      << "W=" << w << " numel=" << numel << " threads=" << threads);
         const int calls = 2;
-        const Trace t = run_algorithm(w, numel, calls, threads);
+        const Trace t = run_algorithm(w, numel, calls, threads, /*pairwise=*/threads == 2);
         ASSERT_NO_FATAL_FAILURE(expect_reference_trace(t, w, numel, calls));
       }
     }
@@ -448,7 +454,7 @@ class CountingCommunicator : public Communicator {
 // 2-core CI machine) shift when each reaches the first collective.
 TEST(OneBitAllReduce, ReportsItsCompressionTimeApartFromTheWait) {
   const int64_t numel = 2'000'000;
-  std::vector<double> compress(2), wall(2), wait(2);
+  std::vector<double> compress(2), wall(2), wait(2), overlap(2), drain(2);
   run_local_ranks(2, [&](Communicator& c) {
     OneBitAllReduce algo(c, numel);
     Vec v = input(numel, c.rank(), 0);
@@ -459,10 +465,17 @@ TEST(OneBitAllReduce, ReportsItsCompressionTimeApartFromTheWait) {
     wall[r] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     compress[r] = rep.compress_s;
     wait[r] = rep.wait_s;
+    overlap[r] = rep.overlap_s;
+    drain[r] = rep.drain_s;
   });
   for (size_t r = 0; r < 2; ++r) {
     EXPECT_GT(compress[r], 0.0) << "rank " << r;
     EXPECT_LE(compress[r], wall[r]) << "rank " << r;
+    // The two overlapped error updates pass over 2M + 1M floats: not free. The four parts are
+    // disjoint intervals of the call.
+    EXPECT_GT(overlap[r], 0.0) << "rank " << r;
+    EXPECT_GE(drain[r], 0.0) << "rank " << r;
+    EXPECT_LE(compress[r] + wait[r] + overlap[r] + drain[r], wall[r]) << "rank " << r;
   }
   EXPECT_GE(wall[0], 0.25);     // rank 0 waited for rank 1 ...
   EXPECT_LT(compress[0], 0.2);  // ... and that wait is communication, not compression
@@ -477,19 +490,26 @@ TEST(OneBitAllReduce, ReportsBytes) {
   EXPECT_EQ(one_bit_all_reduce_bytes(4097, 1), 0u);
   for (int w : {1, 3, 4}) {
     for (int64_t numel : {int64_t{7}, int64_t{4097}}) {
-      run_local_ranks(w, [&](Communicator& inner) {
-        CountingCommunicator c(inner);
-        OneBitAllReduce algo(c, numel);
-        Vec v = input(numel, c.rank(), 0);
-        const OneBitAllReduceReport rep = algo.all_reduce(TensorView::of(v.data(), numel));
-        const uint64_t n = static_cast<uint64_t>(algo.padded_numel());
-        EXPECT_EQ(rep.bytes_sent, one_bit_all_reduce_bytes(numel, w));
-        EXPECT_EQ(rep.payload_bytes, c.bytes_);
-        EXPECT_EQ(rep.payload_bytes, n / 8 + n / (8 * static_cast<uint64_t>(w)) + 8);
-        EXPECT_EQ(rep.bytes_dense, ring_all_reduce_bytes(4 * static_cast<uint64_t>(numel), w));
-        EXPECT_EQ(rep.collectives, 4);
-        EXPECT_EQ(c.calls_, 4);
-      });
+      for (bool pairwise : {false, true}) {
+        run_local_ranks(w, [&](Communicator& inner) {
+          CountingCommunicator c(inner);
+          OneBitAllReduce::Options options;
+          options.pairwise = pairwise;
+          OneBitAllReduce algo(c, numel, options);
+          Vec v = input(numel, c.rank(), 0);
+          const OneBitAllReduceReport rep = algo.all_reduce(TensorView::of(v.data(), numel));
+          const uint64_t n = static_cast<uint64_t>(algo.padded_numel());
+          const uint64_t chunk_bytes = n / (8 * static_cast<uint64_t>(w));
+          EXPECT_EQ(rep.bytes_sent, one_bit_all_reduce_bytes(numel, w));
+          EXPECT_EQ(rep.payload_bytes, c.bytes_) << "pairwise " << pairwise;
+          EXPECT_EQ(rep.payload_bytes, pairwise ? 2 * static_cast<uint64_t>(w - 1) * chunk_bytes + 8
+                                                : n / 8 + chunk_bytes + 8);
+          EXPECT_EQ(rep.bytes_dense, ring_all_reduce_bytes(4 * static_cast<uint64_t>(numel), w));
+          const int calls = pairwise ? 2 + 2 * (w - 1) : 4;
+          EXPECT_EQ(rep.collectives, calls);
+          EXPECT_EQ(c.calls_, calls);
+        });
+      }
     }
   }
 }

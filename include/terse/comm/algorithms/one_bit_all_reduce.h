@@ -16,7 +16,8 @@ struct OneBitAllReduceReport : AlgorithmReport {
   // the measured message bytes, not a model.
   uint64_t payload_bytes = 0;
   // Number of collectives issued (4: all-to-all + all-gather of scales, all-gather of server
-  // signs + all-gather of server scales), whatever the number of tensors in the flat buffer.
+  // signs + all-gather of server scales), whatever the number of tensors in the flat buffer;
+  // with Options::pairwise the sign exchanges are W - 1 rounds each: 2 + 2 (W - 1).
   int collectives = 0;
   // Wall seconds of the CPU passes that run outside every collective (the norm and sign pass,
   // the server sum, the final unpacking): compression, not communication. The rest of the call
@@ -26,6 +27,11 @@ struct OneBitAllReduceReport : AlgorithmReport {
   // Wall seconds in the first collective (the worker scales' all-gather, a few bytes): it
   // returns when the slowest rank arrives, so this is waiting for stragglers, not transfer.
   double wait_s = 0;
+  // Of the rest: wall seconds of the two error updates that run while a collective is in flight
+  // (overlap_s), and of the waits for those collectives after them (drain_s). A drain_s near 0
+  // means the CPU pass, not the wire, bounds the phase.
+  double overlap_s = 0;
+  double drain_s = 0;
 };
 
 // The two-phase 1-bit compressed all-reduce of 1-bit Adam (Tang et al., "1-bit Adam:
@@ -65,6 +71,10 @@ class OneBitAllReduce : public Algorithm {
     // threads start on the first call that has more than one block (2^16 elements) to split
     // and sleep between passes; a buffer of one block always runs on the calling thread.
     int threads = 1;
+    // Run the sign all-to-all and the server all-gather as W - 1 pairwise rounds
+    // (pairwise_exchange.h) instead of one all_to_all / all_gather call each. Same bytes and the
+    // same bits; it keeps W - 1 senders from targeting one receiver at once.
+    bool pairwise = false;
   };
 
   // `numel`: elements of the flat buffer each call reduces (> 0, the same on every rank).
@@ -101,6 +111,7 @@ class OneBitAllReduce : public Algorithm {
  private:
   int64_t numel_;
   int64_t padded_;
+  bool pairwise_;
   std::vector<float> worker_error_;
   std::vector<float> server_error_;
   // Scratch, sized once in the constructor so a call allocates nothing: this rank's signs
