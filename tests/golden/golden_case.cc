@@ -30,6 +30,7 @@ std::string terse_name(const std::string& reference) {
     return "adabelief";
   }
   if (reference.rfind("AnonymousAlethiometer/SGD_SaI ", 0) == 0) return "sgd_sai";
+  if (reference.rfind("sail-sg/Adan ", 0) == 0) return "adan";
   return "";
 }
 
