@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "terse/core/macros.h"
 
@@ -40,7 +41,10 @@ struct AdanRule {
   float neg_step_size_diff = 0;  // -lr * beta2 / bc2
   float decay = 1;               // 1 - lr * wd (no_prox), else 1
   float prox = 1;                // 1 + lr * wd (proximal), else 1
-  bool restart = false;          // first step since the start or a restart: states start afresh
+  // All ones, or 0 on the first step since the start or a restart, where the states start afresh.
+  // A bit mask rather than a bool: GCC does not vectorise the loop with four selects on a bool,
+  // and masking clears even an inf or NaN state, as the official zeroing does.
+  uint32_t keep = ~0u;
 
   // Scalars in double on the host with the official operation order; `step` is 1-based and
   // counts from the last restart.
@@ -64,19 +68,19 @@ struct AdanRule {
     r.neg_step_size_diff = static_cast<float>(-(lr * beta2 / bc2));
     r.decay = no_prox ? static_cast<float>(1.0 - lr * weight_decay) : 1.0f;
     r.prox = no_prox ? 1.0f : static_cast<float>(1.0 + lr * weight_decay);
-    r.restart = step == 1;
+    r.keep = step == 1 ? 0u : ~0u;
     return r;
   }
 
   TERSE_HD TERSE_FORCEINLINE void operator()(float& p, float g, float& s0, float& s1, float& s2,
                                              float& s3) const {
     g = g * clip;
-    const float neg_prev = restart ? -g : s3;
+    const float neg_prev = masked(s3, keep) + masked(-g, ~keep);  // -g after a restart
     const float d = neg_prev + g;
-    const float m = beta1 * (restart ? 0.0f : s0) + one_minus_beta1 * g;
-    const float diff_avg = beta2 * (restart ? 0.0f : s2) + one_minus_beta2 * d;
+    const float m = beta1 * masked(s0, keep) + one_minus_beta1 * g;
+    const float diff_avg = beta2 * masked(s2, keep) + one_minus_beta2 * d;
     const float u = d * beta2 + g;
-    const float n = beta3 * (restart ? 0.0f : s1) + one_minus_beta3 * u * u;
+    const float n = beta3 * masked(s1, keep) + one_minus_beta3 * u * u;
     const float den = std::sqrt(n) / bias_correction3_sqrt + eps;
     p = p * decay;
     p = p + neg_step_size * (m / den);
@@ -86,6 +90,15 @@ struct AdanRule {
     s1 = n;
     s2 = diff_avg;
     s3 = -g;
+  }
+
+  // x with its bits ANDed with `mask`: x itself or +0.
+  TERSE_HD static TERSE_FORCEINLINE float masked(float x, uint32_t mask) {
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    bits &= mask;
+    std::memcpy(&x, &bits, sizeof bits);
+    return x;
   }
 };
 
