@@ -11,8 +11,24 @@
 //   static void describe(const Hyper&, OptionMap& out);         // normalised options, lr aside
 //   static Rule rule(const Hyper&, double lr, int64_t step);   // per-step scalars, 1-based step
 // step() groups the tensors by Rule type and runs one cpu_multi_tensor_apply per type used.
+// A Rule has kNumStates <= 4 f32 states per element (cpu_multi_tensor.h).
+//
+// Optional hooks (each used only when Def declares it; the Defs without them are unchanged):
+// - Per-tensor scalar (SGD-SaI's g-SNR), computed once per tensor from its first gradient:
+//     static constexpr const char* kTensorScalarName = "...";    // state_dict name
+//     static float tensor_scalar(const Hyper&, const Param&);   // called at step 1, before the
+//                                                               // update; finite and >= 0
+//     static R for_tensor(const R& group_rule, float scalar);   // the tensor's Rule, per R
+//   The scalar is optimizer state: kept, saved, validated on load and counted in state_bytes.
+// - Global pre-pass (Adan's max_grad_norm clip), once per step before any update:
+//     static double global_scalar(const std::vector<Hyper>& all_groups,
+//                                 const std::function<double()>& global_grad_norm);
+//     static Rule rule(const Hyper&, double lr, int64_t step, double global);  // replaces rule()
+//   global_grad_norm() is the L2 norm of every gradient of every group, computed when called
+//   (so a Def that does not need it this step costs no pass over the gradients).
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -42,6 +58,16 @@ struct TaskLists<std::variant<Rules...>> {
   }
 };
 
+template <typename Def, typename = void>
+struct HasTensorScalar : std::false_type {};
+template <typename Def>
+struct HasTensorScalar<Def, std::void_t<decltype(Def::kTensorScalarName)>> : std::true_type {};
+
+template <typename Def, typename = void>
+struct HasGlobalScalar : std::false_type {};
+template <typename Def>
+struct HasGlobalScalar<Def, std::void_t<decltype(&Def::global_scalar)>> : std::true_type {};
+
 template <typename Def>
 class FusedOptimizer final : public FusedOptimizerBase {
  public:
@@ -65,11 +91,38 @@ class FusedOptimizer final : public FusedOptimizerBase {
 
   void describe(size_t group, OptionMap& out) const override { Def::describe(hypers_[group], out); }
 
+  const char* tensor_scalar_name() const override {
+    if constexpr (HasTensorScalar<Def>::value) {
+      return Def::kTensorScalarName;
+    } else {
+      return nullptr;
+    }
+  }
+
+  float tensor_scalar(size_t group, const Param& param) const override {
+    if constexpr (HasTensorScalar<Def>::value) {
+      return Def::tensor_scalar(hypers_[group], param);
+    } else {
+      return 0;
+    }
+  }
+
   void run_step(int64_t t) override {
     TaskLists<typename Def::Rule> tasks;
+    double global = 0;
+    if constexpr (HasGlobalScalar<Def>::value) {
+      global = Def::global_scalar(hypers_, [this] { return global_grad_norm(); });
+    }
+    (void)global;
     for (size_t g = 0; g < groups_.size(); ++g) {
       Group& grp = groups_[g];
-      const auto rule = Def::rule(hypers_[g], grp.lr, t);
+      const auto rule = [&] {
+        if constexpr (HasGlobalScalar<Def>::value) {
+          return Def::rule(hypers_[g], grp.lr, t, global);
+        } else {
+          return Def::rule(hypers_[g], grp.lr, t);
+        }
+      }();
       std::visit(
           [&](const auto& r) {
             using R = std::decay_t<decltype(r)>;
@@ -77,7 +130,11 @@ class FusedOptimizer final : public FusedOptimizerBase {
             for (size_t i = 0; i < grp.params.size(); ++i) {
               list.emplace_back();
               auto& task = list.back();
-              task.rule = r;
+              if constexpr (HasTensorScalar<Def>::value) {
+                task.rule = Def::for_tensor(r, grp.tensor_scalars[i]);
+              } else {
+                task.rule = r;
+              }
               task.param = grp.params[i].value;
               task.grad = grp.params[i].grad;
               auto& st = grp.states[i];

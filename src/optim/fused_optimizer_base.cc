@@ -6,6 +6,9 @@
 
 #include "option_values.h"
 #include "terse/core/check.h"
+#include "terse/core/dtype.h"
+#include "terse/kernels/cpu_chunks.h"
+#include "terse/kernels/cpu_threads.h"
 
 namespace terse::optim_detail {
 namespace {
@@ -76,8 +79,78 @@ void FusedOptimizerBase::step() {
       }
     }
   }
+  if (const char* scalar_name = tensor_scalar_name(); scalar_name != nullptr) {
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      Group& grp = groups_[g];
+      if (grp.tensor_scalars.size() == grp.params.size()) continue;
+      // First step: from the first gradient, before any update (SGD-SaI's warmup_step).
+      grp.tensor_scalars.resize(grp.params.size());
+      for (size_t i = 0; i < grp.params.size(); ++i) {
+        grp.tensor_scalars[i] = tensor_scalar(g, grp.params[i]);
+      }
+    }
+  }
   run_step(t);
   step_count_ = t;
+}
+
+namespace {
+
+// Sum of g^2 over [begin, end) in double, in 8 fixed lanes so the order (and the bits) do not
+// depend on the vector width the compiler picks.
+template <typename T>
+double sum_squares(const T* g, int64_t begin, int64_t end) {
+  constexpr int kLanes = 8;
+  double lane[kLanes] = {};
+  int64_t i = begin;
+  for (; i + kLanes <= end; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const double v = load_as_float(g, i + l);
+      lane[l] += v * v;
+    }
+  }
+  for (int l = 0; i < end; ++i, ++l) {
+    const double v = load_as_float(g, i);
+    lane[l] += v * v;
+  }
+  double s = 0;
+  for (double v : lane) s += v;
+  return s;
+}
+
+}  // namespace
+
+double FusedOptimizerBase::global_grad_norm() const {
+  std::vector<const TensorView*> grads;
+  std::vector<int64_t> offsets{0};
+  for (const auto& grp : groups_) {
+    for (const auto& p : grp.params) {
+      grads.push_back(&p.grad);
+      offsets.push_back(offsets.back() + p.grad.numel);
+    }
+  }
+  // One partial sum per fixed chunk (a chunk runs on one thread), added up in chunk order.
+  std::vector<double> partial(
+      static_cast<size_t>((offsets.back() + kCpuChunkElements - 1) / kCpuChunkElements), 0.0);
+  cpu_for_each_chunk_piece(offsets, cpu_threads(), [&](size_t i, int64_t begin, int64_t end) {
+    const TensorView& g = *grads[i];
+    double s = 0;
+    switch (g.dtype) {
+      case DType::kBF16:
+        s = sum_squares(static_cast<const BFloat16*>(g.data), begin, end);
+        break;
+      case DType::kF16:
+        s = sum_squares(static_cast<const Half*>(g.data), begin, end);
+        break;
+      default:  // f32: add_groups admits nothing else
+        s = sum_squares(static_cast<const float*>(g.data), begin, end);
+        break;
+    }
+    partial[static_cast<size_t>((offsets[i] + begin) / kCpuChunkElements)] += s;
+  });
+  double total = 0;
+  for (double s : partial) total += s;
+  return std::sqrt(total);
 }
 
 const FusedOptimizerBase::Group& FusedOptimizerBase::group_at(size_t group,
@@ -129,13 +202,15 @@ size_t FusedOptimizerBase::state_bytes() const {
     for (const auto& st : grp.states) {
       for (const auto& buf : st) bytes += buf.size() * sizeof(float);
     }
+    bytes += grp.tensor_scalars.size() * sizeof(float);
   }
   return bytes;
 }
 
 // Layout: strings "optimizer"; ints "step_count", "num_groups", "group.G.num_params";
 // floats "group.G.lr"; strings "param.K.name" (named params); tensors "state.K.<torch name>"
-// with K the parameter's index over all groups, as in torch's state_dict.
+// with K the parameter's index over all groups, as in torch's state_dict; a per-tensor scalar is
+// the 1-element tensor "state.K.<tensor_scalar_name()>".
 StateDict FusedOptimizerBase::state_dict() const {
   StateDict sd;
   sd.strings["optimizer"] = name_;
@@ -158,6 +233,10 @@ StateDict FusedOptimizerBase::state_dict() const {
                         DType::kF32);
         sd.tensors["state." + kp + "." + names[s]] = StateTensor::copy_of(view, p.shape);
       }
+      if (i < grp.tensor_scalars.size()) {
+        TensorView view(const_cast<float*>(&grp.tensor_scalars[i]), 1, DType::kF32);
+        sd.tensors["state." + kp + "." + tensor_scalar_name()] = StateTensor::copy_of(view);
+      }
     }
   }
   return sd;
@@ -177,6 +256,8 @@ void FusedOptimizerBase::load_state_dict(const StateDict& sd) {
               " has ", groups_.size(), "; build it with the same groups");
   // Everything is checked and copied into `fresh` first, so an error leaves *this unchanged.
   std::vector<std::vector<std::vector<std::vector<float>>>> fresh(groups_.size());
+  std::vector<std::vector<float>> fresh_scalars(groups_.size());
+  const char* scalar_name = tensor_scalar_name();
   std::vector<double> lrs(groups_.size());
   size_t used = 0;
   size_t k = 0;
@@ -209,6 +290,15 @@ void FusedOptimizerBase::load_state_dict(const StateDict& sd) {
         fresh[g][i].push_back(std::move(buf));
         ++used;
       }
+      if (scalar_name != nullptr) {
+        const std::string key = "state." + kp + "." + scalar_name;
+        float v = 0;
+        sd.tensor(key).copy_to(TensorView::of(&v, 1), key);
+        TERSE_CHECK(std::isfinite(v) && v >= 0, CorruptData, "load_state_dict: ", key, " is ", v,
+                    "; it must be a finite number >= 0, the state dict is damaged");
+        fresh_scalars[g].push_back(v);
+        ++used;
+      }
     }
   }
   size_t state_tensors = 0;
@@ -219,6 +309,7 @@ void FusedOptimizerBase::load_state_dict(const StateDict& sd) {
               "was saved with");
   for (size_t g = 0; g < groups_.size(); ++g) {
     groups_[g].states = std::move(fresh[g]);
+    groups_[g].tensor_scalars = std::move(fresh_scalars[g]);
     groups_[g].lr = lrs[g];
   }
   step_count_ = steps;

@@ -38,6 +38,9 @@ class FusedOptimizerBase : public Optimizer {
     std::vector<Param> params;
     // states[i][k]: state k (state_names order) of params[i]; empty until the first step.
     std::vector<std::vector<std::vector<float>>> states;
+    // tensor_scalars[i]: the per-tensor scalar of params[i] (see tensor_scalar_name()); empty
+    // until the first step, and always when the optimizer keeps none.
+    std::vector<float> tensor_scalars;
   };
 
   FusedOptimizerBase(const char* name, const std::vector<OptionDef>& defs)
@@ -54,6 +57,16 @@ class FusedOptimizerBase : public Optimizer {
   virtual void run_step(int64_t t) = 0;
   // Adds the normalised optimizer-specific options (lr is done) to `out`, for options().
   virtual void describe(size_t group, OptionMap& out) const = 0;
+  // Optional per-tensor scalar (SGD-SaI's g-SNR): its state-dict name, or nullptr (the default)
+  // when the optimizer keeps none. When named, step() calls tensor_scalar() once per tensor at
+  // the first step, from the first gradient, before run_step; the value is state (state_dict
+  // "state.K.<name>", 1 element; state_bytes) and must be finite and >= 0 (checked on load).
+  virtual const char* tensor_scalar_name() const { return nullptr; }
+  virtual float tensor_scalar(size_t /*group*/, const Param& /*param*/) const { return 0; }
+
+  // L2 norm of every gradient of every group, accumulated in double in a fixed order (the same
+  // result for any thread count), for optimizers that clip by the global gradient norm.
+  double global_grad_norm() const;
 
   std::vector<Group> groups_;
 

@@ -24,6 +24,8 @@ GroupOptions::GroupOptions(const char* optimizer, const std::vector<OptionDef>& 
     const std::string what = who_ + " option '" + d.name + "'";
     if (d.type == OptionType::kPair) {
       pairs_[d.name] = parse_pair(what, text);
+    } else if (d.type == OptionType::kTriple) {
+      triples_[d.name] = parse_triple(what, text);
     } else if (d.type == OptionType::kBool) {
       flags_[d.name] = parse_bool(what, text);
     } else {

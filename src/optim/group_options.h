@@ -4,6 +4,7 @@
 // are rejected (listing the valid ones), every value is parsed in definition order, defaults
 // fill the rest. Each optimizer's parse() then reads typed values and checks their ranges.
 
+#include <array>
 #include <map>
 #include <string>
 #include <utility>
@@ -25,6 +26,7 @@ class GroupOptions {
   double number(const std::string& name) const { return numbers_.at(name); }
   bool flag(const std::string& name) const { return flags_.at(name); }
   std::pair<double, double> pair(const std::string& name) const { return pairs_.at(name); }
+  std::array<double, 3> triple(const std::string& name) const { return triples_.at(name); }
 
   // The checks shared by every optimizer; the messages are the same for all of them.
   double lr() const;            // finite, >= 0
@@ -37,6 +39,7 @@ class GroupOptions {
   std::map<std::string, double> numbers_;
   std::map<std::string, bool> flags_;
   std::map<std::string, std::pair<double, double>> pairs_;
+  std::map<std::string, std::array<double, 3>> triples_;
 };
 
 }  // namespace terse::optim_detail

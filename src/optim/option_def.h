@@ -5,7 +5,7 @@
 
 namespace terse::optim_detail {
 
-enum class OptionType { kDouble, kBool, kPair };
+enum class OptionType { kDouble, kBool, kPair, kTriple };  // kTriple: "a/b/c" (Adan's betas)
 
 struct OptionDef {
   const char* name;

@@ -50,6 +50,16 @@ std::pair<double, double> parse_pair(const std::string& what, const std::string&
   return {parse_double(what, text.substr(0, slash)), parse_double(what, text.substr(slash + 1))};
 }
 
+std::array<double, 3> parse_triple(const std::string& what, const std::string& text) {
+  const auto a = text.find('/');
+  const auto b = a == std::string::npos ? a : text.find('/', a + 1);
+  TERSE_CHECK(b != std::string::npos && text.find('/', b + 1) == std::string::npos, InvalidArgument,
+              what, " = '", text,
+              "' must be three numbers written a/b/c, e.g. betas=0.98/0.92/0.99");
+  return {parse_double(what, text.substr(0, a)), parse_double(what, text.substr(a + 1, b - a - 1)),
+          parse_double(what, text.substr(b + 1))};
+}
+
 std::string format_double(double v) {
   char buf[40];
   for (int precision = 1; precision <= 17; ++precision) {

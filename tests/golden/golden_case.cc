@@ -29,6 +29,8 @@ std::string terse_name(const std::string& reference) {
   if (reference.rfind("juntang-zhuang/Adabelief-Optimizer adabelief_pytorch 0.2", 0) == 0) {
     return "adabelief";
   }
+  if (reference.rfind("AnonymousAlethiometer/SGD_SaI ", 0) == 0) return "sgd_sai";
+  if (reference.rfind("sail-sg/Adan ", 0) == 0) return "adan";
   return "";
 }
 
@@ -60,7 +62,9 @@ GoldenCase load_golden(const std::string& path) {
   c.optimizer = terse_name(c.reference);
   for (const auto& [key, value] : j.at("hyperparameters").items()) {
     if (key == "betas") {
-      c.options["betas"] = number_text(value.at(0)) + "/" + number_text(value.at(1));
+      c.options["betas"] = number_text(value.at(0));  // "a/b", or "a/b/c" for Adan
+      for (size_t i = 1; i < value.size(); ++i)
+        c.options["betas"] += "/" + number_text(value.at(i));
     } else if (value.is_number() || value.is_boolean()) {
       c.options[key] = number_text(value);
     }

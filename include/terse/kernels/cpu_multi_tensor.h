@@ -11,7 +11,8 @@
 namespace terse {
 
 // One tensor of a multi-tensor step: the parameter (read and written), its gradient (read, same
-// dtype and numel) and the Rule's f32 state buffers (numel each, read and written). The rule is
+// dtype and numel) and the Rule's f32 state buffers (Rule::kNumStates <= 4 of them, numel each,
+// read and written). The rule is
 // per tensor so tensors of one call may carry different scalars (groups, per-tensor steps).
 template <typename Rule>
 struct CpuTensorTask {

@@ -21,46 +21,57 @@ namespace cpu_multi_tensor_detail {
 // lets sqrt and the selects vectorise; target_clones picks AVX-512 / AVX2 / baseline at load
 // time, so the library is never built for one machine only. -ffp-contract=off (set for every
 // library that includes this) keeps every clone and the scalar tail bit-identical.
+// Rules with up to 3 states take operator()(p, g, s0, s1, s2); a Rule with kNumStates == 4
+// takes operator()(p, g, s0, s1, s2, s3) (the 4th slot exists only for it, so the loops of
+// the other Rules are unchanged).
 template <typename Rule, typename T>
 __attribute__((target_clones("avx512f", "avx2", "default"))) void run_range(
     const Rule& rule, T* __restrict p, const T* __restrict g, float* __restrict s0,
-    float* __restrict s1, float* __restrict s2, int64_t n) {
+    float* __restrict s1, float* __restrict s2, float* __restrict s3, int64_t n) {
   constexpr int kN = Rule::kNumStates;
+  static_assert(kN >= 0 && kN <= 4, "a Rule keeps at most 4 f32 states per element");
   const Rule r = rule;
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     // Scalars, not a local array: GCC privatises an array per SIMD lane and then gives up.
-    float x0 = 0, x1 = 0, x2 = 0;
+    float x0 = 0, x1 = 0, x2 = 0, x3 = 0;
     if constexpr (kN > 0) x0 = s0[i];
     if constexpr (kN > 1) x1 = s1[i];
     if constexpr (kN > 2) x2 = s2[i];
+    if constexpr (kN > 3) x3 = s3[i];
     float pv = load_as_float(p, i);
-    r(pv, load_as_float(g, i), x0, x1, x2);
+    if constexpr (kN > 3) {
+      r(pv, load_as_float(g, i), x0, x1, x2, x3);
+    } else {
+      (void)x3;
+      r(pv, load_as_float(g, i), x0, x1, x2);
+    }
     store_from_float(p, i, pv);
     if constexpr (kN > 0) s0[i] = x0;
     if constexpr (kN > 1) s1[i] = x1;
     if constexpr (kN > 2) s2[i] = x2;
+    if constexpr (kN > 3) s3[i] = x3;
   }
 }
 
 template <typename Rule>
 void run_segment(const CpuTensorTask<Rule>& t, int64_t begin, int64_t end) {
   constexpr int kN = Rule::kNumStates;
-  float* s[3] = {nullptr, nullptr, nullptr};
+  float* s[4] = {nullptr, nullptr, nullptr, nullptr};
   for (int k = 0; k < kN; ++k) s[k] = t.states[k] + begin;
   const int64_t n = end - begin;
   switch (t.param.dtype) {
     case DType::kF32:
       run_range(t.rule, static_cast<float*>(t.param.data) + begin,
-                static_cast<const float*>(t.grad.data) + begin, s[0], s[1], s[2], n);
+                static_cast<const float*>(t.grad.data) + begin, s[0], s[1], s[2], s[3], n);
       break;
     case DType::kBF16:
       run_range(t.rule, static_cast<BFloat16*>(t.param.data) + begin,
-                static_cast<const BFloat16*>(t.grad.data) + begin, s[0], s[1], s[2], n);
+                static_cast<const BFloat16*>(t.grad.data) + begin, s[0], s[1], s[2], s[3], n);
       break;
     case DType::kF16:
       run_range(t.rule, static_cast<Half*>(t.param.data) + begin,
-                static_cast<const Half*>(t.grad.data) + begin, s[0], s[1], s[2], n);
+                static_cast<const Half*>(t.grad.data) + begin, s[0], s[1], s[2], s[3], n);
       break;
     default:
       break;  // rejected by validate() before any thread starts

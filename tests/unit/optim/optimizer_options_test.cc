@@ -46,7 +46,10 @@ TEST(OptimizerOptions, TorchDefaults) {
   auto adamw = make_optimizer("adamw", {t.param()});
   EXPECT_EQ(adamw->options().at("weight_decay"), "0.01");
   EXPECT_STREQ(adamw->name(), "adamw");
-  EXPECT_EQ(optimizer_names(),
+  // optimizer_list.h order; later lines (issue 6 optimizers) follow these.
+  const std::vector<std::string> names = optimizer_names();
+  ASSERT_GE(names.size(), 5u);
+  EXPECT_EQ(std::vector<std::string>(names.begin(), names.begin() + 5),
             (std::vector<std::string>{"sgd", "adam", "adamw", "lion", "adabelief"}));
 }
 
