@@ -80,7 +80,10 @@ struct SpamDef {
     out["eps"] = format_double(h.eps);
     out["correct_bias"] = h.correct_bias ? "true" : "false";
     out["warmup_steps"] = n(h.schedule.warmup_steps);
-    out["threshold"] = format_double(h.threshold);
+    // Whole thresholds as the official int ("5000", not format_double's "5e+03").
+    out["threshold"] = h.threshold == std::floor(h.threshold) && h.threshold < 9e15
+                           ? n(static_cast<int64_t>(h.threshold))
+                           : format_double(h.threshold);
     out["DeltaT"] = n(h.schedule.delta_t);
     out["grad_accu_steps"] = n(h.schedule.grad_accu_steps);
   }
