@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "optim_test_util.h"
+#include "terse/kernels/diffgrad_rule.h"
 #include "terse/optim/optimizer.h"
 
 namespace terse {
@@ -80,6 +82,20 @@ TEST(DiffGrad, CoupledDecayEntersTheGradientAndThePreviousGradient) {
   EXPECT_NEAR(b.value[0], 1.0 - 0.1 * sigmoid(0.5), 1e-6);
   EXPECT_FLOAT_EQ(state_value(*opt, "state.0.previous_grad", 0), 0.5f);
   EXPECT_FLOAT_EQ(b.grad[0], 0.4f);  // terse leaves the gradient alone
+}
+
+TEST(DiffGrad, VectorisableExpIsWithinTwoUlpOfLibm) {
+  // Up to the clamp at 87 (past it exp(-87), where 1 / (1 + e) is 1 in f32), and the edges.
+  for (float d = 0.0f; d <= 87.0f; d = d * 1.01f + 1e-4f) {
+    const float want = std::exp(-d);
+    EXPECT_NEAR(DiffGradRule::exp_neg(d), want, 2.5f * std::numeric_limits<float>::epsilon() * want)
+        << "d = " << d;
+  }
+  EXPECT_EQ(DiffGradRule::exp_neg(0.0f), 1.0f);
+  EXPECT_LT(DiffGradRule::exp_neg(88.0f), 2e-38f);
+  EXPECT_LT(DiffGradRule::exp_neg(1e30f), 2e-38f);
+  EXPECT_LT(DiffGradRule::exp_neg(std::numeric_limits<float>::infinity()), 2e-38f);
+  EXPECT_TRUE(std::isnan(DiffGradRule::exp_neg(std::numeric_limits<float>::quiet_NaN())));
 }
 
 TEST(DiffGrad, StateRoundTripAndBytes) {
