@@ -68,6 +68,12 @@ struct SpamDef {
     s.delta_t = whole(o, "DeltaT", 1, "500 is the default; a huge value never resets");
     s.grad_accu_steps = whole(o, "grad_accu_steps", 0, "20 is the default");
     s.clipping = h.threshold != 0;
+    // Clipping on while v = 0 zeroes every gradient, so v stays 0: the official code then never
+    // moves (0) or not before step DeltaT (1). Rejected rather than reproduced.
+    TERSE_CHECK(!s.clipping || s.grad_accu_steps >= 2, InvalidArgument, who,
+                ": grad_accu_steps must be >= 2 with threshold != 0, got ", s.grad_accu_steps,
+                "; with 0 or 1 clipping starts while exp_avg_sq is 0 and zeroes every gradient ",
+                "(20 is the default; threshold=0 turns clipping off)");
     return h;
   }
 

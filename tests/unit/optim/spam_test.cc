@@ -50,6 +50,12 @@ TEST(Spam, BadOptionsNameTheOptionAndValue) {
   expect_invalid("spam:warmup_steps=-1", {"warmup_steps must be a whole number >= 0", "-1"});
   expect_invalid("spam:grad_accu_steps=1.5", {"grad_accu_steps must be a whole number", "1.5"});
   expect_invalid("spam:grad_accu_steps=inf", {"grad_accu_steps", "inf"});
+  // Clipping against the zero second moment would zero every gradient (the official code
+  // then never moves with 0, or not before step DeltaT with 1).
+  expect_invalid("spam:grad_accu_steps=1", {"grad_accu_steps must be >= 2 with threshold", "1"});
+  expect_invalid("spam:grad_accu_steps=0", {"grad_accu_steps must be >= 2", "got 0"});
+  Buffers b{{1.0f}, {0.5f}};
+  EXPECT_NO_THROW(make_optimizer("spam:grad_accu_steps=0,threshold=0", {b.param()}));
   expect_invalid("spam:threshold=-3", {"threshold must be a finite number >= 0", "-3"});
   expect_invalid("spam:eps=0", {"eps must be a finite number > 0", "got 0"});
   expect_invalid("spam:betas=0.9/1", {"betas must each be in [0, 1)", "0.9/1"});
