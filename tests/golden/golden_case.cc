@@ -31,6 +31,9 @@ std::string terse_name(const std::string& reference) {
   }
   if (reference.rfind("AnonymousAlethiometer/SGD_SaI ", 0) == 0) return "sgd_sai";
   if (reference.rfind("sail-sg/Adan ", 0) == 0) return "adan";
+  if (reference.rfind("AhmedMostafa16/EXAdam exadam.py EXAdam", 0) == 0) return "exadam";
+  if (reference.rfind("shivram1987/diffGrad diffGrad_v2.py ", 0) == 0) return "diffgrad";
+  if (reference.rfind("TianjinYellow/SPAM-Optimizer galore_torch/SPAM.py ", 0) == 0) return "spam";
   return "";
 }
 
