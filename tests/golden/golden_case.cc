@@ -29,6 +29,7 @@ std::string terse_name(const std::string& reference) {
   if (reference.rfind("juntang-zhuang/Adabelief-Optimizer adabelief_pytorch 0.2", 0) == 0) {
     return "adabelief";
   }
+  if (reference.rfind("KellerJordan/Muon ", 0) == 0) return "muon";
   return "";
 }
 
