@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -162,7 +163,10 @@ TEST(Muon, HandComputedMomentumNesterovAndPlain) {
     for (int step = 0; step < 3; ++step) {
       // Gradients that are not multiples of each other: the normalisation would hide a wrong
       // mix of g and m otherwise.
-      if (step > 0) t.grad = make_tensor({3, 4}, 30 + static_cast<uint32_t>(step)).grad;
+      if (step > 0) {
+        const auto g = make_tensor({3, 4}, 30 + static_cast<uint32_t>(step)).grad;
+        std::copy(g.begin(), g.end(), t.grad.begin());  // in place: the Param views t.grad
+      }
       opt->step();
       std::vector<double> u(12);
       for (size_t i = 0; i < 12; ++i) {
