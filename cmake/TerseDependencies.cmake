@@ -9,6 +9,27 @@ find_package(Threads REQUIRED)
 find_package(ZLIB REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 
+# A CBLAS for muon's Newton-Schulz matrix products (src/optim/newton_schulz.cc). Required: terse
+# does not hand-write a GEMM, and a build whose optimizer list depends on the machine would be a
+# surprise. OpenBLAS first (Debian libopenblas-dev), else any BLAS that has the cblas_ symbols.
+set(BLA_VENDOR OpenBLAS)
+find_package(BLAS QUIET)
+if(NOT BLAS_FOUND)
+  unset(BLA_VENDOR)
+  find_package(BLAS QUIET)
+endif()
+if(BLAS_FOUND)
+  include(CheckSymbolExists)
+  set(CMAKE_REQUIRED_LIBRARIES ${BLAS_LIBRARIES})
+  check_symbol_exists(cblas_sgemm "cblas.h" TERSE_HAVE_CBLAS)
+  unset(CMAKE_REQUIRED_LIBRARIES)
+endif()
+if(NOT BLAS_FOUND OR NOT TERSE_HAVE_CBLAS)
+  message(FATAL_ERROR "terse needs a BLAS with the CBLAS interface (cblas.h, cblas_sgemm) for the "
+                      "muon optimizer: install libopenblas-dev (scripts/install-deps.sh does) and "
+                      "configure again, or point CMake at another with -DBLAS_LIBRARIES=...")
+endif()
+
 find_package(OpenMP COMPONENTS CXX)
 set(TERSE_HAVE_OPENMP ${OpenMP_CXX_FOUND})
 

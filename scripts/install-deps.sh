@@ -7,6 +7,7 @@ packages=(
   libtorch-dev                          # models and autograd (libtorch 1.13 in Debian 12)
   libcli11-dev nlohmann-json3-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libopenblas-dev                       # CBLAS sgemm for muon's Newton-Schulz iteration
   dataset-fashion-mnist                 # /usr/share/datasets/fashion-mnist
   jargon-text                           # /usr/share/doc/jargon-text/jargon.txt.gz (--model lm)
   clang-format

@@ -34,6 +34,7 @@ std::string terse_name(const std::string& reference) {
   if (reference.rfind("AhmedMostafa16/EXAdam exadam.py EXAdam", 0) == 0) return "exadam";
   if (reference.rfind("shivram1987/diffGrad diffGrad_v2.py ", 0) == 0) return "diffgrad";
   if (reference.rfind("TianjinYellow/SPAM-Optimizer galore_torch/SPAM.py ", 0) == 0) return "spam";
+  if (reference.rfind("KellerJordan/Muon ", 0) == 0) return "muon";
   return "";
 }
 
