@@ -47,7 +47,8 @@ TEST(OptimizerOptions, TorchDefaults) {
   EXPECT_EQ(adamw->options().at("weight_decay"), "0.01");
   EXPECT_STREQ(adamw->name(), "adamw");
   EXPECT_EQ(optimizer_names(),
-            (std::vector<std::string>{"sgd", "adam", "adamw", "lion", "adabelief"}));
+            (std::vector<std::string>{"sgd", "adam", "adamw", "lion", "adabelief", "adam8bit",
+                                      "adamw8bit", "momentum8bit", "lion8bit"}));
 }
 
 TEST(OptimizerOptions, SpecParse) {
