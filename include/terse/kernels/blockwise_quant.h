@@ -13,6 +13,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <limits>
 
 #include "terse/kernels/dynamic_map.h"
 
@@ -23,25 +25,51 @@ inline constexpr int64_t kQuantBlockSize = 256;
 
 inline int64_t quant_num_blocks(int64_t n) { return (n + kQuantBlockSize - 1) / kQuantBlockSize; }
 
-// max |x[i]| over i < n; NaN if any element is NaN (std::max and fmaxf would drop it).
+// max |x[i]| over i < n; NaN if any element is NaN (std::max and fmaxf would drop it). Eight
+// independent partial maxima, so the loop is not one chain of dependent compares (it vectorises).
 inline float block_absmax(const float* x, int64_t n) {
-  float m = 0.0f;
-  for (int64_t i = 0; i < n; ++i) {
-    const float a = std::fabs(x[i]);
-    m = (a > m || a != a) ? a : m;
+  constexpr int kLanes = 8;
+  float m[kLanes] = {};
+  int nan[kLanes] = {};
+  const int64_t full = n - n % kLanes;
+  int64_t i = 0;
+  for (; i < full; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const float a = std::fabs(x[i + l]);
+      m[l] = a > m[l] ? a : m[l];
+      nan[l] |= a != a;
+    }
   }
-  return m;
+  for (; i < n; ++i) {
+    const float a = std::fabs(x[i]);
+    m[0] = a > m[0] ? a : m[0];
+    nan[0] |= a != a;
+  }
+  float r = 0.0f;
+  int any_nan = 0;
+  for (int l = 0; l < kLanes; ++l) {
+    r = m[l] > r ? m[l] : r;
+    any_nan |= nan[l];
+  }
+  return any_nan ? std::numeric_limits<float>::quiet_NaN() : r;
 }
 
-// codes[i] = map.quantize(x[i] / absmax); the zero code when absmax is not > 0 (zero block, or
-// NaN: that block dequantizes to NaN through its absmax anyway).
+// codes[i] = map.quantize(x[i] * (1 / absmax)), n <= kQuantBlockSize; the zero code when absmax
+// is not > 0 (zero block, or NaN: that block dequantizes to NaN through its absmax anyway). The
+// reciprocal (bnb divides with __fdividef, also approximate) differs from x / absmax by an ulp at
+// most, which moves a code only for x within an ulp of a midpoint.
 inline void quantize_block(const float* x, int64_t n, float absmax, const DynamicMap& map,
                            uint8_t* codes) {
   if (!(absmax > 0.0f)) {
     for (int64_t i = 0; i < n; ++i) codes[i] = map.zero_code();
     return;
   }
-  for (int64_t i = 0; i < n; ++i) codes[i] = map.quantize(x[i] / absmax);
+  const float inv = 1.0f / absmax;
+  // Codes go to a local array first: a store through uint8_t* may alias the map, which would
+  // make the compiler reload its tables every element.
+  uint8_t local[kQuantBlockSize];
+  for (int64_t i = 0; i < n; ++i) local[i] = map.quantize(x[i] * inv);
+  std::memcpy(codes, local, static_cast<size_t>(n));
 }
 
 inline void dequantize_block(const uint8_t* codes, int64_t n, float absmax, const DynamicMap& map,

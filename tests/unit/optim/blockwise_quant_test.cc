@@ -44,16 +44,19 @@ int ulp_distance(float a, float b) {
   return std::abs(static_cast<int>(float_to_bits(a)) - static_cast<int>(float_to_bits(b)));
 }
 
-// Index of the nearest code by brute force (ties to the lower index).
+// The nearest code by brute force: the number of midpoints between adjacent codes below x (so
+// an exact tie takes the lower code), checked to be no farther from x than any other code up to
+// a few ulp of x (the midpoints are rounded).
 int nearest(const DynamicMap& m, float x) {
-  int best = 0;
-  for (int c = 1; c < DynamicMap::kCodes; ++c) {
-    if (std::fabs(x - m.value(static_cast<uint8_t>(c))) <
-        std::fabs(x - m.value(static_cast<uint8_t>(best)))) {
-      best = c;
-    }
+  int below = 0;
+  for (int c = 0; c + 1 < DynamicMap::kCodes; ++c) {
+    below += (m.value(static_cast<uint8_t>(c)) + m.value(static_cast<uint8_t>(c + 1))) / 2 < x;
   }
-  return best;
+  const float d = std::fabs(x - m.value(static_cast<uint8_t>(below)));
+  for (int c = 0; c < DynamicMap::kCodes; ++c) {
+    EXPECT_LE(d, std::fabs(x - m.value(static_cast<uint8_t>(c))) + 5e-7f * std::fabs(x)) << x;
+  }
+  return below;
 }
 
 TEST(DynamicMap, TablesAreBnbsMaps) {
@@ -100,6 +103,26 @@ TEST(DynamicMap, QuantizeIsNearestCode) {
         EXPECT_EQ(got, 126) << x;
       } else {
         EXPECT_EQ(got, want) << x;
+      }
+    }
+    // Around every midpoint (where the code changes) and at both ends of every 16-bit bucket of
+    // the lookup table.
+    for (int c = 0; c + 1 < 256; ++c) {
+      const float mid =
+          (m->value(static_cast<uint8_t>(c)) + m->value(static_cast<uint8_t>(c + 1))) / 2;
+      // Exactly on the midpoint: the lower code (the sign rule aside).
+      EXPECT_EQ(m->quantize(mid), m->is_signed() && c == 127 && std::signbit(mid) ? 126 : c);
+      for (const float x : {std::nextafter(mid, -2.0f), std::nextafter(mid, 2.0f)}) {
+        const int want = nearest(*m, x);
+        EXPECT_EQ(m->quantize(x), std::signbit(x) && want == 127 ? 126 : want) << x;
+      }
+    }
+    for (uint32_t b = 0; b < (1u << 16); b += 1) {
+      for (const uint32_t low : {0u, 0xffffu}) {
+        const float x = bits_to_float((b << 16) | low);
+        if (!(std::fabs(x) <= 1.5f) || (!m->is_signed() && x < 0)) continue;
+        const int want = nearest(*m, x);
+        EXPECT_EQ(m->quantize(x), std::signbit(x) && want == 127 ? 126 : want) << x;
       }
     }
     // Every code quantizes to itself, and the search reaches both ends.
