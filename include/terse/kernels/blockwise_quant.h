@@ -1,0 +1,101 @@
+#pragma once
+
+// Block-wise 8-bit quantization with a DynamicMap (bitsandbytes' optimizer state format, spec
+// optimizers.md §10): a buffer is cut into blocks of kQuantBlockSize elements (the last may be
+// shorter); each block stores one f32 absmax = max |x| over the block and one code per element,
+// code = nearest map value to x / absmax, so x ≈ map[code] * absmax. Round-trip error per
+// element <= absmax * DynamicMap::max_gap() / 2 (the negative end is -0.99296875 of absmax, which
+// sits exactly at that bound); a zero block stores absmax 0 and the zero code.
+//
+// Non-finite values are not representable by a code; a NaN or inf anywhere in a block makes the
+// block's absmax NaN or inf, so the whole block dequantizes to non-finite values: the damage shows
+// instead of being silently turned into zeros.
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "terse/kernels/dynamic_map.h"
+
+namespace terse {
+
+// bnb's block size for optimizer states since PR #1365 (it was 2048 in the paper).
+inline constexpr int64_t kQuantBlockSize = 256;
+
+inline int64_t quant_num_blocks(int64_t n) { return (n + kQuantBlockSize - 1) / kQuantBlockSize; }
+
+// max |x[i]| over i < n; NaN if any element is NaN (std::max and fmaxf would drop it). Eight
+// independent partial maxima, so the loop is not one chain of dependent compares (it vectorises).
+inline float block_absmax(const float* x, int64_t n) {
+  constexpr int kLanes = 8;
+  float m[kLanes] = {};
+  int nan[kLanes] = {};
+  const int64_t full = n - n % kLanes;
+  int64_t i = 0;
+  for (; i < full; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const float a = std::fabs(x[i + l]);
+      m[l] = a > m[l] ? a : m[l];
+      nan[l] |= a != a;
+    }
+  }
+  for (; i < n; ++i) {
+    const float a = std::fabs(x[i]);
+    m[0] = a > m[0] ? a : m[0];
+    nan[0] |= a != a;
+  }
+  float r = 0.0f;
+  int any_nan = 0;
+  for (int l = 0; l < kLanes; ++l) {
+    r = m[l] > r ? m[l] : r;
+    any_nan |= nan[l];
+  }
+  return any_nan ? std::numeric_limits<float>::quiet_NaN() : r;
+}
+
+// codes[i] = map.quantize(x[i] * (1 / absmax)), n <= kQuantBlockSize; the zero code when absmax
+// is not > 0 (zero block, or NaN: that block dequantizes to NaN through its absmax anyway). The
+// reciprocal (bnb divides with __fdividef, also approximate) differs from x / absmax by an ulp at
+// most, which moves a code only for x within an ulp of a midpoint.
+inline void quantize_block(const float* x, int64_t n, float absmax, const DynamicMap& map,
+                           uint8_t* codes) {
+  if (!(absmax > 0.0f)) {
+    for (int64_t i = 0; i < n; ++i) codes[i] = map.zero_code();
+    return;
+  }
+  const float inv = 1.0f / absmax;
+  // Codes go to a local array first: a store through uint8_t* may alias the map, which would
+  // make the compiler reload its tables every element.
+  uint8_t local[kQuantBlockSize];
+  for (int64_t i = 0; i < n; ++i) local[i] = map.quantize(x[i] * inv);
+  std::memcpy(codes, local, static_cast<size_t>(n));
+}
+
+inline void dequantize_block(const uint8_t* codes, int64_t n, float absmax, const DynamicMap& map,
+                             float* out) {
+  const float* code = map.codes();
+  for (int64_t i = 0; i < n; ++i) out[i] = code[codes[i]] * absmax;
+}
+
+// Whole buffers: absmax holds quant_num_blocks(n) floats.
+inline void quantize_blockwise(const float* x, int64_t n, const DynamicMap& map, uint8_t* codes,
+                               float* absmax) {
+  for (int64_t b = 0; b * kQuantBlockSize < n; ++b) {
+    const int64_t lo = b * kQuantBlockSize;
+    const int64_t len = n - lo < kQuantBlockSize ? n - lo : kQuantBlockSize;
+    absmax[b] = block_absmax(x + lo, len);
+    quantize_block(x + lo, len, absmax[b], map, codes + lo);
+  }
+}
+
+inline void dequantize_blockwise(const uint8_t* codes, const float* absmax, int64_t n,
+                                 const DynamicMap& map, float* out) {
+  for (int64_t b = 0; b * kQuantBlockSize < n; ++b) {
+    const int64_t lo = b * kQuantBlockSize;
+    const int64_t len = n - lo < kQuantBlockSize ? n - lo : kQuantBlockSize;
+    dequantize_block(codes + lo, len, absmax[b], map, out + lo);
+  }
+}
+
+}  // namespace terse

@@ -1,0 +1,87 @@
+#pragma once
+
+// One pass of a bitsandbytes-style 8-bit optimizer over one quantization block (spec
+// optimizers.md §10): dequantize the states (code -> map value * absmax), run the element Rule in
+// f32 (the same Rule functors as the 32-bit optimizers: SgdRule, LionRule, BnbAdamRule), take the
+// new block absmax, requantize. The parameter update uses the f32 states of this step, as bnb's
+// kernels do; only what is stored is quantized. Small tensors keep f32 states and run
+// f32_state_step, the same Rule without quantization.
+
+#include <cmath>
+#include <cstdint>
+
+#include "terse/core/dtype.h"
+#include "terse/kernels/blockwise_quant.h"
+#include "terse/kernels/dynamic_map.h"
+
+namespace terse {
+
+// Rule::kNumStates (1 or 2) quantized states: codes[k] (n codes of this block), *absmax[k] (this
+// block's scale, read then overwritten) and maps[k]. kSkipNonFiniteGrad is bnb's 2-state rule: an
+// element whose gradient is NaN or inf keeps its parameter and gets zero states.
+template <typename Rule, bool kSkipNonFiniteGrad, typename T>
+void eightbit_block_step(const Rule& rule, T* __restrict p, const T* __restrict g, int64_t n,
+                         uint8_t* const codes[2], float* const absmax[2],
+                         const DynamicMap* const maps[2]) {
+  constexpr int kN = Rule::kNumStates;
+  static_assert(kN == 1 || kN == 2, "8-bit optimizers keep one or two states");
+  float s0[kQuantBlockSize];
+  float s1[kQuantBlockSize];
+  const Rule r = rule;
+  const float a0 = *absmax[0];
+  const float a1 = kN > 1 ? *absmax[1] : 0.0f;
+  const float* q0 = maps[0]->codes();
+  const float* q1 = kN > 1 ? maps[1]->codes() : q0;
+  const uint8_t* c0 = codes[0];
+  const uint8_t* c1 = kN > 1 ? codes[1] : codes[0];
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    float x0 = q0[c0[i]] * a0;
+    float x1 = kN > 1 ? q1[c1[i]] * a1 : 0.0f;
+    float x2 = 0.0f;
+    const float gv = load_as_float(g, i);
+    const float old = load_as_float(p, i);
+    float pv = old;
+    r(pv, gv, x0, x1, x2);
+    if constexpr (kSkipNonFiniteGrad) {
+      const bool finite = std::isfinite(gv);
+      x0 = finite ? x0 : 0.0f;
+      x1 = finite ? x1 : 0.0f;
+      pv = finite ? pv : old;  // a 16-bit parameter round-trips exactly
+    }
+    store_from_float(p, i, pv);
+    s0[i] = x0;
+    s1[i] = x1;
+  }
+  const float m0 = block_absmax(s0, n);
+  *absmax[0] = m0;
+  quantize_block(s0, n, m0, *maps[0], codes[0]);
+  if constexpr (kN > 1) {
+    const float m1 = block_absmax(s1, n);
+    *absmax[1] = m1;
+    quantize_block(s1, n, m1, *maps[1], codes[1]);
+  }
+}
+
+// The 32-bit path of the same optimizer (tensors below min_8bit_size): s0, s1 are f32 states.
+// Same loop as the CPU multi-tensor executor, so the bits match the 32-bit optimizers' where
+// their Rule is the same.
+template <typename Rule, typename T>
+void f32_state_step(const Rule& rule, T* __restrict p, const T* __restrict g, int64_t n,
+                    float* __restrict s0, float* __restrict s1) {
+  constexpr int kN = Rule::kNumStates;
+  const Rule r = rule;
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    float x0 = s0[i];
+    float x1 = kN > 1 ? s1[i] : 0.0f;
+    float x2 = 0.0f;
+    float pv = load_as_float(p, i);
+    r(pv, load_as_float(g, i), x0, x1, x2);
+    store_from_float(p, i, pv);
+    s0[i] = x0;
+    if constexpr (kN > 1) s1[i] = x1;
+  }
+}
+
+}  // namespace terse

@@ -1,0 +1,112 @@
+#pragma once
+
+// An 8-bit optimizer built from a definition `Def` (adam8bit.cc, momentum8bit.cc, lion8bit.cc):
+//   static constexpr const char* kName;          // registry name
+//   static constexpr bool kSkipNonFiniteGrad;    // bnb's 2-state kernel skips NaN/inf grads
+//   using Hyper = ...;  Hyper::min_8bit_size     // typed options of one group, lr excluded
+//   using Rule = ...;                            // element Rule, kNumStates 1 or 2
+//   static std::vector<OptionDef> options();
+//   static Hyper parse(const GroupOptions&);
+//   static void describe(const Hyper&, OptionMap& out);
+//   static Rule rule(const Hyper&, double lr, int64_t step);
+// step() runs every tensor in block-aligned work items shared by the OpenMP threads: a tensor
+// with 8-bit states goes block by block through eightbit_block_step, a small one through
+// f32_state_step.
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "eightbit_optimizer_base.h"
+#include "terse/kernels/blockwise_quant.h"
+#include "terse/kernels/cpu_threads.h"
+#include "terse/kernels/eightbit_block_step.h"
+
+namespace terse::optim_detail {
+
+template <typename Def>
+class EightBitOptimizer final : public EightBitOptimizerBase {
+ public:
+  EightBitOptimizer(const OptionMap& options, std::vector<ParamGroup> groups)
+      : EightBitOptimizerBase(Def::kName, defs(), Rule::kNumStates) {
+    add_groups(options, std::move(groups),
+               [this](const GroupOptions& o) { hypers_.push_back(Def::parse(o)); });
+    init_states();
+  }
+
+ private:
+  using Hyper = typename Def::Hyper;
+  using Rule = typename Def::Rule;
+  static constexpr int kN = Rule::kNumStates;
+
+  static const std::vector<OptionDef>& defs() {
+    static const std::vector<OptionDef> kDefs = Def::options();
+    return kDefs;
+  }
+
+  int64_t min_8bit_size(size_t group) const override { return hypers_[group].min_8bit_size; }
+  void describe(size_t group, OptionMap& out) const override { Def::describe(hypers_[group], out); }
+
+  void run_step(int64_t t) override {
+    allocate_states();
+    std::vector<Rule> rules;
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      rules.push_back(Def::rule(hypers_[g], groups_[g].lr, t));
+    }
+    const std::vector<WorkItem> items = work_items();
+    const auto count = static_cast<int64_t>(items.size());
+    const auto run = [&](int64_t k) {
+      const WorkItem& w = items[static_cast<size_t>(k)];
+      const Param& p = groups_[w.group].params[w.param];
+      switch (p.value.dtype) {
+        case DType::kF32:
+          run_item<float>(rules[w.group], p, w);
+          break;
+        case DType::kBF16:
+          run_item<BFloat16>(rules[w.group], p, w);
+          break;
+        case DType::kF16:
+          run_item<Half>(rules[w.group], p, w);
+          break;
+        default:
+          break;  // add_groups accepts only the three above
+      }
+    };
+#ifdef _OPENMP
+    const int threads = cpu_threads();
+    if (threads > 1 && count > 1) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+      for (int64_t k = 0; k < count; ++k) run(k);
+      return;
+    }
+#endif
+    for (int64_t k = 0; k < count; ++k) run(k);
+  }
+
+  template <typename T>
+  void run_item(const Rule& rule, const Param& p, const WorkItem& w) {
+    T* value = static_cast<T*>(p.value.data);
+    const T* grad = static_cast<const T*>(p.grad.data);
+    ParamState& st = qstates_[w.group][w.param];
+    if (!st.eight_bit) {
+      float* s0 = st.buffers[0].values.data() + w.begin;
+      float* s1 = kN > 1 ? st.buffers[kN - 1].values.data() + w.begin : s0;
+      f32_state_step(rule, value + w.begin, grad + w.begin, w.end - w.begin, s0, s1);
+      return;
+    }
+    const DynamicMap* maps[2] = {&state_map(0), &state_map(kN - 1)};
+    for (int64_t lo = w.begin; lo < w.end; lo += kQuantBlockSize) {
+      const int64_t len = w.end - lo < kQuantBlockSize ? w.end - lo : kQuantBlockSize;
+      const int64_t block = lo / kQuantBlockSize;
+      uint8_t* codes[2] = {st.buffers[0].codes.data() + lo, st.buffers[kN - 1].codes.data() + lo};
+      float* absmax[2] = {st.buffers[0].absmax.data() + block,
+                          st.buffers[kN - 1].absmax.data() + block};
+      eightbit_block_step<Rule, Def::kSkipNonFiniteGrad>(rule, value + lo, grad + lo, len, codes,
+                                                         absmax, maps);
+    }
+  }
+
+  std::vector<Hyper> hypers_;
+};
+
+}  // namespace terse::optim_detail
