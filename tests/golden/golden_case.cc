@@ -29,6 +29,8 @@ std::string terse_name(const std::string& reference) {
   if (reference.rfind("juntang-zhuang/Adabelief-Optimizer adabelief_pytorch 0.2", 0) == 0) {
     return "adabelief";
   }
+  if (reference.rfind("clovaai/AdamP adamp/adamp.py AdamP", 0) == 0) return "adamp";
+  if (reference.rfind("clovaai/AdamP adamp/sgdp.py SGDP", 0) == 0) return "sgdp";
   return "";
 }
 
