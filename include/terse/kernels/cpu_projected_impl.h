@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "terse/core/check.h"
@@ -19,9 +20,14 @@
 namespace terse {
 namespace cpu_projected_detail {
 
-// Sums over a row accumulate element i into lane i % kLanes, each lane in element order, and
-// the lanes are added in a fixed tree: the same bits whatever vector width a clone uses.
+// Sums over a row accumulate element i into lane i % kLanes of a GCC vector (the same lanes
+// whatever vector width a target clone has), each lane in element order, and the lanes are
+// added in a fixed tree: the same bits on every CPU.
 constexpr int kLanes = 8;
+using Lanes = double __attribute__((vector_size(kLanes * sizeof(double))));
+using LanesF = float __attribute__((vector_size(kLanes * sizeof(float))));
+// Elements per block of the first pass: its element-wise part vectorises over a whole block.
+constexpr int kBlock = 256;
 
 // <g,theta>, |g|^2, |theta|^2, <theta,perturb> of one row (or piece of a row).
 struct RowSums {
@@ -57,32 +63,45 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void single_pass(
 }
 
 // First pass of a projected tensor over n elements of one row: advances the states and
-// returns the row's sums (exact f32 x f32 products, summed in double).
+// returns the row's sums (exact f32 x f32 products, summed in double). Per block: the
+// element-wise update into small buffers, then the sums over them, 8 lanes at a time.
 template <typename Rule, typename T>
 __attribute__((target_clones("avx512f", "avx2", "default"))) RowSums first_pass(
     const Rule& rule, const T* __restrict p, const T* __restrict g, float* __restrict s0,
     float* __restrict s1, int64_t n) {
   const Rule r = rule;
-  double gp[kLanes] = {}, gg[kLanes] = {}, pp[kLanes] = {}, pd[kLanes] = {};
-  const auto one = [&](int64_t i, int j) __attribute__((always_inline)) {
-    float x0 = s0[i], x1 = state1<Rule>(s1, i);
-    const float gv = load_as_float(g, i);
-    const double d = r.update(gv, x0, x1);
-    s0[i] = x0;
-    if constexpr (Rule::kNumStates > 1) s1[i] = x1;
-    const double gd = gv, pv = load_as_float(p, i);
-    gp[j] += gd * pv;
-    gg[j] += gd * gd;
-    pp[j] += pv * pv;
-    pd[j] += pv * d;
-  };
-  const int64_t full = n / kLanes * kLanes;
-  for (int64_t b = 0; b < full; b += kLanes) {
+  Lanes gp = {}, gg = {}, pp = {}, pd = {};
+  alignas(64) float gb[kBlock], pb[kBlock], db[kBlock];
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int m = static_cast<int>(std::min<int64_t>(kBlock, n - b));
 #pragma omp simd
-    for (int j = 0; j < kLanes; ++j) one(b + j, j);
+    for (int j = 0; j < m; ++j) {
+      const int64_t i = b + j;
+      float x0 = s0[i], x1 = state1<Rule>(s1, i);
+      const float gv = load_as_float(g, i);
+      db[j] = r.update(gv, x0, x1);
+      s0[i] = x0;
+      if constexpr (Rule::kNumStates > 1) s1[i] = x1;
+      gb[j] = gv;
+      pb[j] = load_as_float(p, i);
+    }
+    // Zeros after the last element fill its lane group and add nothing.
+    for (int j = m; j < (m + kLanes - 1) / kLanes * kLanes; ++j) gb[j] = pb[j] = db[j] = 0.0f;
+    for (int j = 0; j < m; j += kLanes) {
+      LanesF gf, pf, df;
+      std::memcpy(&gf, gb + j, sizeof gf);
+      std::memcpy(&pf, pb + j, sizeof pf);
+      std::memcpy(&df, db + j, sizeof df);
+      const Lanes gd = __builtin_convertvector(gf, Lanes);
+      const Lanes pv = __builtin_convertvector(pf, Lanes);
+      const Lanes dd = __builtin_convertvector(df, Lanes);
+      gp += gd * pv;
+      gg += gd * gd;
+      pp += pv * pv;
+      pd += pv * dd;
+    }
   }
-  for (int64_t i = full; i < n; ++i) one(i, static_cast<int>(i - full));
-  const auto tree = [](const double* x) {
+  const auto tree = [](const Lanes& x) {
     return ((x[0] + x[1]) + (x[2] + x[3])) + ((x[4] + x[5]) + (x[6] + x[7]));
   };
   return RowSums{tree(gp), tree(gg), tree(pp), tree(pd)};
