@@ -238,6 +238,35 @@ void expect_matches_official(bool nesterov) {
 TEST(AdamP, MatchesTheOfficialStepInDouble) { expect_matches_official(false); }
 TEST(AdamP, NesterovMatchesTheOfficialStepInDouble) { expect_matches_official(true); }
 
+// Groups with different Rules (nesterov or not) each get their own hyper-parameters.
+TEST(AdamP, GroupsMayDifferInNesterovAndDelta) {
+  std::mt19937 rng(13);
+  Tensor a({6, 10}, rng), b({4, 2, 3, 3}, rng);
+  Tensor a1 = a, b1 = b;
+  std::vector<ParamGroup> groups(2);
+  groups[0].params = {a.param()};
+  groups[0].overrides = {{"nesterov", "true"}};
+  groups[1].params = {b.param()};
+  groups[1].overrides = {{"delta", "0"}};
+  auto both = make_optimizer(OptimizerSpec{"adamp", {{"lr", "0.01"}, {"weight_decay", "0.1"}}},
+                             std::move(groups));
+  auto alone_a = make_optimizer("adamp:lr=0.01,weight_decay=0.1,nesterov=true", {a1.param()});
+  auto alone_b = make_optimizer("adamp:lr=0.01,weight_decay=0.1,delta=0", {b1.param()});
+  for (int s = 0; s < 3; ++s) {
+    test::make_grad(a, GradKind::kRowOrthogonal, rng);
+    test::make_grad(b, GradKind::kRowOrthogonal, rng);
+    a1.grad = a.grad;
+    b1.grad = b.grad;
+    both->step();
+    alone_a->step();
+    alone_b->step();
+  }
+  EXPECT_EQ(a.value, a1.value);
+  EXPECT_EQ(b.value, b1.value);
+  EXPECT_EQ(both->options(0).at("nesterov"), "true");
+  EXPECT_EQ(both->options(1).at("delta"), "0");
+}
+
 TEST(AdamP, ResultDoesNotDependOnTheThreadCount) {
   std::vector<std::vector<float>> results;
   for (int threads : {1, 3}) {

@@ -46,8 +46,8 @@ TEST(OptimizerOptions, TorchDefaults) {
   auto adamw = make_optimizer("adamw", {t.param()});
   EXPECT_EQ(adamw->options().at("weight_decay"), "0.01");
   EXPECT_STREQ(adamw->name(), "adamw");
-  EXPECT_EQ(optimizer_names(),
-            (std::vector<std::string>{"sgd", "adam", "adamw", "lion", "adabelief", "adamp", "sgdp"}));
+  EXPECT_EQ(optimizer_names(), (std::vector<std::string>{"sgd", "adam", "adamw", "lion",
+                                                         "adabelief", "adamp", "sgdp"}));
 }
 
 TEST(OptimizerOptions, SpecParse) {
