@@ -35,6 +35,8 @@ std::string terse_name(const std::string& reference) {
   if (reference.rfind("shivram1987/diffGrad diffGrad_v2.py ", 0) == 0) return "diffgrad";
   if (reference.rfind("TianjinYellow/SPAM-Optimizer galore_torch/SPAM.py ", 0) == 0) return "spam";
   if (reference.rfind("KellerJordan/Muon ", 0) == 0) return "muon";
+  if (reference.rfind("clovaai/AdamP adamp/adamp.py AdamP", 0) == 0) return "adamp";
+  if (reference.rfind("clovaai/AdamP adamp/sgdp.py SGDP", 0) == 0) return "sgdp";
   return "";
 }
 
