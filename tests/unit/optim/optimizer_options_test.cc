@@ -47,7 +47,7 @@ TEST(OptimizerOptions, TorchDefaults) {
   EXPECT_EQ(adamw->options().at("weight_decay"), "0.01");
   EXPECT_STREQ(adamw->name(), "adamw");
   EXPECT_EQ(optimizer_names(),
-            (std::vector<std::string>{"sgd", "adam", "adamw", "lion", "adabelief"}));
+            (std::vector<std::string>{"sgd", "adam", "adamw", "lion", "adabelief", "lookahead"}));
 }
 
 TEST(OptimizerOptions, SpecParse) {
