@@ -129,8 +129,14 @@ void ProgressObserver::on_epoch(const EpochMetrics& epoch) {
           ? sformat("val loss %.4f  perplexity %.3f  bits/byte %.4f  next-byte accuracy %.4f",
                     epoch.val_loss, epoch.perplexity, epoch.bits_per_byte, epoch.test_accuracy)
           : sformat("test loss %.4f  test accuracy %.4f", epoch.test_loss, epoch.test_accuracy);
-  out_ << sformat("epoch %d/%d done: train loss %.4f  %s  %s", epoch.epoch, epochs_,
-                  epoch.train_loss, held_out.c_str(), format_duration(epoch.wall_s).c_str())
+  const std::string ema =
+      epoch.has_ema
+          ? sformat("  EMA %s %.4f", epoch.language_model ? "next-byte accuracy" : "test accuracy",
+                    epoch.ema_test_accuracy)
+          : std::string();
+  out_ << sformat("epoch %d/%d done: train loss %.4f  %s%s  %s", epoch.epoch, epochs_,
+                  epoch.train_loss, held_out.c_str(), ema.c_str(),
+                  format_duration(epoch.wall_s).c_str())
        << "  sent " << format_bytes(epoch.bytes_sent) << "/rank (dense "
        << format_bytes(epoch.bytes_dense) << ")"
        << (epoch.payload_bytes > 0 && epoch.payload_bytes != epoch.payload_dense_bytes
@@ -171,6 +177,14 @@ void print_summary(std::ostream& out, const TrainConfig& config, const TrainSumm
         sformat("%.4f (%.2f%%)", summary.final_test_accuracy, 100.0 * summary.final_test_accuracy));
     row("final test loss", sformat("%.4f", summary.final_test_loss));
   }
+  if (summary.has_ema) {
+    row("ema", config.ema);
+    row(summary.language_model ? "final EMA next-byte accuracy" : "final EMA test accuracy",
+        sformat("%.4f (%.2f%%)", summary.final_ema_test_accuracy,
+                100.0 * summary.final_ema_test_accuracy));
+    row(summary.language_model ? "final EMA validation loss" : "final EMA test loss",
+        sformat("%.4f", summary.final_ema_test_loss));
+  }
   row("final train loss", sformat("%.4f", summary.final_train_loss));
   row("wall time", format_duration(summary.wall_s));
   row("message bytes per rank", format_bytes(summary.payload_bytes) + " (dense fp32 " +
@@ -186,6 +200,7 @@ void print_summary(std::ostream& out, const TrainConfig& config, const TrainSumm
                                               format_duration(summary.time_compress_s) + " / " +
                                               format_duration(summary.time_optim_s));
   row("optimizer state memory", format_bytes(summary.optimizer_state_bytes));
+  if (summary.has_ema) row("EMA memory", format_bytes(summary.ema_state_bytes));
   if (summary.compression_state_bytes > 0)
     row("compression state memory", format_bytes(summary.compression_state_bytes));
   out << std::flush;

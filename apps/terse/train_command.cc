@@ -21,6 +21,7 @@
 #include "terse/data/text_corpus.h"
 #include "terse/optim/lr_schedule.h"
 #include "terse/optim/optimizer.h"
+#include "terse/optim/param_ema.h"
 #include "terse/torch/trainer.h"
 #include "terse/train/communicating_optimizer.h"
 #include "terse/train/gradient_compression.h"
@@ -180,6 +181,11 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& flags) {
                    "Optimizer spec NAME[:key=value,...], torch.optim option names "
                    "(e.g. adamw:lr=1e-3,weight_decay=0.01)")
       ->capture_default_str();
+  train
+      ->add_option("--ema", c.ema,
+                   "Also keep an EMA of the weights and evaluate the test set with it each epoch: "
+                   "decay=D[,warmup=true,warmup_power=P,...] (timm ModelEmaV3; docs/optimizers.md)")
+      ->capture_default_str();
   train->add_option("--lr-schedule", c.lr_schedule, "Learning-rate schedule spec")
       ->capture_default_str();
   train->add_option("--epochs", c.epochs, "Epochs to train (in total, counting resumed ones)")
@@ -280,6 +286,10 @@ void validate_train_flags(TrainFlags& flags) {
               " are used: not one step per epoch; lower --batch-size", (lm ? " or --context" : ""),
               " or raise --train-limit");
   validate_optimizer(c.optimizer);
+  if (!c.ema.empty()) {
+    float value = 0;
+    ParamEma::from_spec(c.ema, {Param{TensorView::of(&value, 1), TensorView{}, {1}, "validation"}});
+  }
   validate_compression(c.compress, c.feedback, c.optimizer);
   make_lr_schedule(c.lr_schedule, static_cast<int64_t>(c.epochs) * (images / global_batch));
   if (!lm) FashionMnist::check_files(c.data_dir);

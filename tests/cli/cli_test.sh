@@ -83,7 +83,7 @@ copy_dataset() {
 case "$CASE" in
   help | version | info | no_command | unknown_flag | bad_values | resume_needs_checkpoint_dir | \
     unknown_optimizer | unknown_option | out_of_range | bad_lr_schedule | missing_dataset | \
-    bad_fault_env | bad_compress) ;;  # these fail (or finish) before the dataset is looked at
+    bad_fault_env | bad_compress | bad_lookahead_ema) ;;  # these fail (or finish) before the dataset is looked at
   *)
     [ -f "$DATA/train-images-idx3-ubyte.gz" ] || {
       echo "SKIP [$CASE]: no Fashion-MNIST in $DATA (apt-get install dataset-fashion-mnist)" >&2
@@ -214,6 +214,45 @@ assert steps[0]["payload_bytes"] > 10 * steps[-1]["payload_bytes"], (steps[0], s
 PY
     expect_invalid "gradient exchange" train "${HAPPY[@]}" --compress topk:density=0.01 \
       --checkpoint-dir "$WORK/ckpt" --resume --epochs 2
+    ;;
+  bad_lookahead_ema)
+    expect_invalid 'decay must be in \[0, 1\).*got 1' train --ema decay=1
+    expect_invalid "unknown option 'foo'.*decay, warmup" train --ema foo=1
+    expect_invalid "'decay' is not key=value" train --ema decay
+    expect_invalid 'k must be an integer >= 1' train --optimizer lookahead:inner=sgd,k=0
+    expect_invalid 'alpha must be in \(0, 1\]' train --optimizer lookahead:inner=sgd,alpha=2
+    expect_invalid "lookahead \(inner=adam\).*unknown option 'foo'" train \
+      --optimizer lookahead:inner=adam,foo=1
+    ;;
+  ema_run)
+    # Lookahead around SGD with an EMA: both accuracies reported, EMA fields in the epoch
+    # records, the EMA saved and resumed; resuming with --ema needs a checkpoint that has one.
+    run 120 train "${SMALL[@]}" --epochs 2 \
+      --optimizer lookahead:inner=sgd,k=3,alpha=0.5,lr=0.05,momentum=0.9 \
+      --ema decay=0.9,warmup=true --metrics "$WORK/m.jsonl" --checkpoint-dir "$WORK/ckpt"
+    expect_rc 0
+    expect_out '^  final test accuracy +0\.[0-9]{4} '
+    expect_out '^  final EMA test accuracy +0\.[0-9]{4} '
+    expect_out '^  final EMA test loss +[0-9.]+$'
+    expect_out '^  EMA memory +[0-9.]+ (KiB|MiB)$'
+    python3 - "$WORK/m.jsonl" <<'PY' || fail "EMA metrics check failed"
+import json, sys
+epochs = [json.loads(l) for l in open(sys.argv[1]) if '"type":"epoch"' in l]
+assert len(epochs) == 2, epochs
+for e in epochs:
+    assert 0 < e["ema_test_accuracy"] <= 1 and e["ema_test_loss"] > 0, e
+assert epochs[-1]["ema_test_loss"] != epochs[-1]["test_loss"], epochs[-1]
+PY
+    run 120 train "${SMALL[@]}" --epochs 3 \
+      --optimizer lookahead:inner=sgd,k=3,alpha=0.5,lr=0.05,momentum=0.9 \
+      --ema decay=0.9,warmup=true --checkpoint-dir "$WORK/ckpt" --resume
+    expect_rc 0
+    expect_out '^  epochs +3 \(resumed after epoch 2\)$'
+    expect_out '^  final EMA test accuracy +0\.[0-9]{4} '
+    run 120 train "${SMALL[@]}" --checkpoint-dir "$WORK/plain"
+    expect_rc 0
+    expect_invalid 'written without --ema' train "${SMALL[@]}" --epochs 2 --ema decay=0.9 \
+      --checkpoint-dir "$WORK/plain" --resume
     ;;
   bad_lr_schedule)
     expect_invalid "unknown lr schedule 'wiggly'" train --lr-schedule wiggly

@@ -231,6 +231,71 @@ TEST(Trainer, ResumeIsExact) {
   EXPECT_TRUE(a.sections.at("optimizer") == b.sections.at("optimizer"));
 }
 
+// Lookahead (mid-cycle at the checkpoint: 16 steps per epoch, k = 3) and the parameter EMA
+// resume exactly; evaluating with the EMA weights leaves the raw training untouched.
+TEST(Trainer, LookaheadAndEmaResumeExactly) {
+  TrainConfig straight = small_config();
+  straight.optimizer = "lookahead:inner=adamw,k=3,alpha=0.5,lr=0.002";
+  straight.ema = "decay=0.9,warmup=true";
+  straight.lr_schedule = "step:step_size=10,gamma=0.5";  // the same whatever --epochs says
+  straight.metrics_path = scratch("ema_straight") + "/m.jsonl";
+  straight.checkpoint_dir = scratch("ema_straight") + "/ckpt";
+  const RunResult full = run(straight, 2);
+  ASSERT_EQ(full.rank0.epochs.size(), 2u);
+  for (const EpochMetrics& e : full.rank0.epochs) {
+    EXPECT_TRUE(e.has_ema);
+    EXPECT_GT(e.ema_test_accuracy, 0.3);
+    EXPECT_NE(e.ema_test_loss, e.test_loss);
+  }
+  EXPECT_TRUE(full.summary.has_ema);
+  EXPECT_EQ(full.summary.final_ema_test_accuracy, full.rank0.epochs.back().ema_test_accuracy);
+  const auto params = static_cast<size_t>(full.summary.parameters);
+  EXPECT_EQ(full.summary.ema_state_bytes, 4 * params);
+  EXPECT_EQ(full.summary.optimizer_state_bytes, 3 * 4 * params);  // adamw's 2 + the slow copy
+
+  TrainConfig raw = straight;  // the same run without the EMA trains the same weights
+  raw.ema.clear();
+  raw.metrics_path.clear();
+  raw.checkpoint_dir.clear();
+  const RunResult plain = run(raw, 2);
+  EXPECT_FALSE(plain.summary.has_ema);
+  EXPECT_EQ(plain.summary.final_test_loss, full.summary.final_test_loss);
+  EXPECT_EQ(plain.summary.final_train_loss, full.summary.final_train_loss);
+
+  TrainConfig first = straight;
+  first.epochs = 1;
+  first.metrics_path = scratch("ema_resumed") + "/m.jsonl";
+  first.checkpoint_dir = scratch("ema_resumed") + "/ckpt";
+  run(first, 2);
+  TrainConfig second = first;
+  second.epochs = 2;
+  second.resume = true;
+  const RunResult resumed = run(second, 2);
+  EXPECT_EQ(deterministic(first.metrics_path), deterministic(straight.metrics_path));
+  EXPECT_EQ(resumed.summary.final_ema_test_accuracy, full.summary.final_ema_test_accuracy);
+  EXPECT_EQ(resumed.summary.final_ema_test_loss, full.summary.final_ema_test_loss);
+  const Checkpoint a = load_latest(straight.checkpoint_dir), b = load_latest(first.checkpoint_dir);
+  EXPECT_TRUE(a.sections.at("ema") == b.sections.at("ema"));
+  EXPECT_TRUE(a.sections.at("optimizer") == b.sections.at("optimizer"));
+  EXPECT_TRUE(a.sections.at("model") == b.sections.at("model"));
+
+  // A checkpoint without an EMA cannot be resumed with one.
+  TrainConfig no_ema = raw;
+  no_ema.epochs = 1;
+  no_ema.checkpoint_dir = scratch("ema_missing") + "/ckpt";
+  run(no_ema, 2);
+  TrainConfig with_ema = no_ema;
+  with_ema.epochs = 2;
+  with_ema.resume = true;
+  with_ema.ema = "decay=0.9";
+  try {
+    run(with_ema, 2);
+    ADD_FAILURE() << "resumed with --ema from a checkpoint without one";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("written without --ema"), std::string::npos) << e.what();
+  }
+}
+
 // Compressed exchanges keep per-rank state (residuals, DGC's U and V, PowerSGD's Q and error):
 // a resumed run continues exactly as the uninterrupted one, and the bytes shrink as claimed.
 TEST(Trainer, CompressedResumeIsExact) {

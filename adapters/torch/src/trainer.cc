@@ -22,6 +22,7 @@
 #include "terse/kernels/cpu_threads.h"
 #include "terse/optim/lr_schedule.h"
 #include "terse/optim/optimizer.h"
+#include "terse/optim/param_ema.h"
 #include "terse/torch/grad_hooks.h"
 #include "terse/torch/image_classification_workload.h"
 #include "terse/torch/language_model_workload.h"
@@ -127,6 +128,10 @@ json epoch_record(const EpochMetrics& m) {
          {"wire_ratio", ratio(m.bytes_dense, m.bytes_sent)},
          {"wall_s", m.wall_s},
          {"train_time_s", m.train_time_s}};
+  if (m.has_ema) {
+    j["ema_test_loss"] = m.ema_test_loss;
+    j["ema_test_accuracy"] = m.ema_test_accuracy;
+  }
   if (m.language_model) {
     j["val_loss"] = m.val_loss;
     j["perplexity"] = m.perplexity;
@@ -209,6 +214,9 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
     spec.options.erase("dampening");
     optimizer = make_optimizer(spec, {ParamGroup{dp.params(), {}}});
   }
+  // Updated after every step on every rank alike (the parameters are the same everywhere).
+  std::optional<ParamEma> ema;
+  if (!config.ema.empty()) ema.emplace(ParamEma::from_spec(config.ema, dp.params()));
   // Collective: every rank checks here that all built the same exchange.
   dp.set_compression(make_gradient_compression(comm, dp.params(), compression));
   GradientCompression* const exchange = dp.compression();
@@ -267,6 +275,11 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
     for (const Param& p : dp.params()) model_state.tensor(p.name).copy_to(p.value, p.name);
     optimizer->load_state_dict(section("optimizer"));
     if (exchange) exchange->load_state_dict(section("compression"));
+    if (ema) {
+      TERSE_CHECK(ckpt.sections.count("ema") == 1, InvalidArgument, "checkpoint ", *latest,
+                  " was written without --ema; resume without --ema or start without --resume");
+      ema->load_state_dict(section("ema"));
+    }
     const StateDict& trainer_state = section("trainer");
     start_epoch = static_cast<int>(trainer_state.int_value("epoch"));
     step = trainer_state.int_value("step");
@@ -279,6 +292,10 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
     summary.final_test_loss = trainer_state.float_value("test_loss");
     summary.final_test_accuracy = trainer_state.float_value("test_accuracy");
     // Absent from checkpoints written before time-to-accuracy was tracked: count from 0 then.
+    if (ema) {
+      summary.final_ema_test_loss = trainer_state.float_value("ema_test_loss");
+      summary.final_ema_test_accuracy = trainer_state.float_value("ema_test_accuracy");
+    }
     const auto tt = trainer_state.floats.find("train_time_s");
     if (tt != trainer_state.floats.end()) train_time_s = tt->second;
     summary.resumed_from_epoch = start_epoch;
@@ -333,6 +350,7 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       const auto t_optim = Clock::now();
       optimizer->scale_lr(schedule.factor(step));
       optimizer->step();
+      if (ema) ema->update();
       ++step;
       double optim_comm_s = 0;      // a communicating optimizer's collective inside step()
       double optim_compress_s = 0;  // and its compression work
@@ -393,6 +411,16 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       if (metrics) metrics->write(eval_record(evm));
       if (observer) observer->on_eval(evm);
     }
+    if (ema) {  // the same test set with the EMA weights, then the raw weights back
+      ema->load_into_params();
+      const Evaluation ev_ema = workload->evaluate(comm);
+      ema->restore_params();
+      em.has_ema = true;
+      em.ema_test_loss = ev_ema.loss;
+      em.ema_test_accuracy = ev_ema.accuracy;
+      summary.final_ema_test_loss = ev_ema.loss;
+      summary.final_ema_test_accuracy = ev_ema.accuracy;
+    }
     em.step = step;
     em.train_loss = loss_sum / static_cast<double>(steps_per_epoch);
     em.test_loss = ev.loss;
@@ -429,6 +457,10 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       }
       ckpt.sections["optimizer"] = optimizer->state_dict();
       if (exchange) ckpt.sections["compression"] = exchange->state_dict();
+      if (ema) {
+        ckpt.meta["ema"] = config.ema;
+        ckpt.sections["ema"] = ema->state_dict();
+      }
       StateDict& trainer_state = ckpt.sections["trainer"];
       trainer_state.ints["epoch"] = epoch;
       trainer_state.ints["step"] = step;
@@ -440,6 +472,10 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       trainer_state.floats["test_loss"] = em.test_loss;
       trainer_state.floats["test_accuracy"] = em.test_accuracy;
       trainer_state.floats["train_time_s"] = train_time_s;
+      if (ema) {
+        trainer_state.floats["ema_test_loss"] = em.ema_test_loss;
+        trainer_state.floats["ema_test_accuracy"] = em.ema_test_accuracy;
+      }
       store->save_rank(epoch, rank, ckpt);
       comm.barrier();  // every rank's file is on disk before LATEST names the epoch
       if (rank == 0) store->commit(epoch);
@@ -460,6 +496,10 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   summary.epochs_run = std::max(start_epoch, config.epochs);
   summary.steps = step;
   summary.optimizer_state_bytes = optimizer->state_bytes();
+  if (ema) {
+    summary.has_ema = true;
+    summary.ema_state_bytes = ema->state_bytes();
+  }
   if (exchange) {
     summary.compression_state_bytes = exchange->state_bytes();
     summary.exchange = exchange->describe();

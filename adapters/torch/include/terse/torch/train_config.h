@@ -41,6 +41,9 @@ struct TrainConfig {
   // policy around a compressor: none | ef14 | ef21 | ef21w.
   std::string compress = "none";
   std::string feedback = "none";
+  // Parameter EMA (terse/optim/param_ema.h spec, e.g. "decay=0.999,warmup=true"), updated after
+  // every step; each epoch also evaluates the test set with the EMA weights. Empty: none.
+  std::string ema;
 };
 
 // One optimizer step, as reported to observers and written to the metrics file.
@@ -87,6 +90,9 @@ struct EpochMetrics {
   // exp(val_loss) and val_loss / ln 2. test_accuracy is then the next-byte accuracy.
   bool language_model = false;
   double val_loss = 0, perplexity = 0, bits_per_byte = 0;
+  // With an EMA (TrainConfig::ema): the test (lm: validation) set with the EMA weights.
+  bool has_ema = false;
+  double ema_test_loss = 0, ema_test_accuracy = 0;
 };
 
 struct TrainSummary {
@@ -106,6 +112,10 @@ struct TrainSummary {
   // "lm" only, as in EpochMetrics, of the last epoch.
   bool language_model = false;
   double final_val_loss = 0, final_perplexity = 0, final_bits_per_byte = 0;
+  // With an EMA, as in EpochMetrics, of the last epoch, and the EMA's memory.
+  bool has_ema = false;
+  double final_ema_test_loss = 0, final_ema_test_accuracy = 0;
+  size_t ema_state_bytes = 0;
 };
 
 // Receives progress on every rank; the CLI prints on rank 0 only.
