@@ -30,14 +30,14 @@
 #include "optim/copy_bandwidth.h"
 #include "optim/machine.h"
 #include "optim/optim_entry.h"
+#include "optim/param_set.h"
 #include "optim/timing.h"
 #include "optim/traffic_twin.h"
-#include "terse/core/philox.h"
 #include "terse/kernels/cpu_threads.h"
 #include "terse/optim/optimizer.h"
 
 #ifdef TERSE_BENCH_TORCH
-#include <torch/torch.h>
+#include "optim/torch_step.h"
 #endif
 
 namespace {
@@ -64,33 +64,6 @@ int64_t sum(const std::vector<int64_t>& v) {
   return s;
 }
 
-// Params and grads of one dtype (random, fixed seed) and the terse::Param views of them.
-template <typename T>
-struct ParamSet {
-  std::vector<std::vector<T>> values, grads;
-  std::vector<terse::Param> params;
-
-  ParamSet(const std::vector<int64_t>& sizes, int rows) {
-    terse::PhiloxStream rng(1, 0);
-    for (const int64_t n : sizes) {
-      values.emplace_back(static_cast<size_t>(n));
-      grads.emplace_back(static_cast<size_t>(n));
-      for (int64_t e = 0; e < n; ++e) {
-        terse::store_from_float(values.back().data(), e, rng.uniform() - 0.5f);
-        terse::store_from_float(grads.back().data(), e, rng.uniform() * 1e-3f);
-      }
-    }
-    for (size_t i = 0; i < values.size(); ++i) {
-      const auto n = static_cast<int64_t>(values[i].size());
-      std::vector<int64_t> shape = {n};
-      if (rows > 0) shape = {rows, n / rows};
-      params.push_back(terse::Param{terse::TensorView::of(values[i].data(), n),
-                                    terse::TensorView::of(grads[i].data(), n), shape,
-                                    "t" + std::to_string(i)});
-    }
-  }
-};
-
 struct Cell {
   Timing terse, twin;  // seconds per call of steps_per_call steps
   bool has_twin = false;
@@ -101,7 +74,7 @@ struct Cell {
 // terse's step and its traffic twin (if any) on tensors of the same sizes, timed interleaved.
 template <typename T>
 Cell time_cell(const OptimEntry& o, const std::vector<int64_t>& sizes, int reps) {
-  ParamSet<T> set(sizes, o.rows);
+  terse_bench::ParamSet<T> set(sizes, o.rows);
   auto opt = terse::make_optimizer(o.spec, set.params);
   const auto terse_call = [&] {
     for (int s = 0; s < o.steps_per_call; ++s) opt->step();
@@ -141,46 +114,11 @@ Cell time_cell_for(terse::DType dtype, const OptimEntry& o, const std::vector<in
 template <typename T>
 void preflight(const OptimEntry& o) {
   const int64_t n = o.rows > 0 ? int64_t{o.rows} * 64 : 8192;
-  ParamSet<T> set({n, n / 2 / std::max(o.rows, 1) * std::max(o.rows, 1)}, o.rows);
+  terse_bench::ParamSet<T> set({n, n / 2 / std::max(o.rows, 1) * std::max(o.rows, 1)}, o.rows);
   auto opt = terse::make_optimizer(o.spec, set.params);
   opt->step();
   opt->step();
 }
-
-#ifdef TERSE_BENCH_TORCH
-// torch::optim with the same hyper-parameters, for the optimizers libtorch has.
-bool has_torch(const OptimEntry& o) {
-  const std::string n = o.name;
-  return n == "sgd" || n == "adam" || n == "adamw";
-}
-
-Timing time_torch(const OptimEntry& o, const std::vector<int64_t>& sizes, int reps,
-                  terse::DType dtype) {
-  torch::manual_seed(1);
-  const auto type = dtype == terse::DType::kBF16  ? torch::kBFloat16
-                    : dtype == terse::DType::kF16 ? torch::kHalf
-                                                  : torch::kFloat;
-  std::vector<torch::Tensor> params;
-  for (const int64_t n : sizes) {
-    auto p = (torch::rand({n}) - 0.5).to(type);
-    p.set_requires_grad(true);
-    p.mutable_grad() = (torch::rand({n}) * 1e-3).to(type);
-    params.push_back(p);
-  }
-  std::unique_ptr<torch::optim::Optimizer> opt;
-  const std::string name = o.name;
-  if (name == "sgd") {
-    opt = std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(0.01).momentum(0.9));
-  } else if (name == "adam") {
-    opt = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(0.001));
-  } else {
-    opt = std::make_unique<torch::optim::AdamW>(
-        params, torch::optim::AdamWOptions(0.001).weight_decay(0.01));
-  }
-  torch::NoGradGuard no_grad;
-  return terse_bench::time_calls(reps, [&] { opt->step(); });
-}
-#endif
 
 // The table rows to run: registered ones, in table order, narrowed by --optimizers. Exits with
 // status 2 when a registered optimizer has no row or a requested name is unknown.
@@ -226,6 +164,93 @@ std::vector<const OptimEntry*> select(const BenchArgs& args, nlohmann::json& ski
   return out;
 }
 
+// Stops the run (false, with a message) when an optimizer cannot be built and stepped on two
+// small tensors, so a bad option string or an unsupported dtype shows in a second instead of
+// after minutes of other rows.
+bool preflight_all(const std::vector<const OptimEntry*>& optims, terse::DType dtype) {
+  for (const OptimEntry* o : optims) {
+    try {
+      if (dtype == terse::DType::kBF16) {
+        preflight<terse::BFloat16>(*o);
+      } else if (dtype == terse::DType::kF16) {
+        preflight<terse::Half>(*o);
+      } else {
+        preflight<float>(*o);
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr,
+                   "optim_bench: %s ('%s', %s) fails a 2-step check: %s\nFix its row in "
+                   "bench/optim/optim_entry.cc or leave it out with --optimizers.\n",
+                   o->name, o->spec, terse::dtype_name(dtype), e.what());
+      return false;
+    }
+  }
+  return true;
+}
+
+// One table row: the stream copy, then the optimizer and its twin; printed and returned as JSON.
+nlohmann::json run_row(const BenchArgs& args, const OptimEntry& o, int64_t size, int threads,
+                       int64_t l3, bool with_torch) {
+  const std::vector<int64_t> sizes = tensor_sizes(size, o.rows);
+  const int64_t n = sum(sizes);
+  const auto row_bw = terse_bench::CopyBandwidth::measure(threads, args.reps);
+  const double copy_gbps = row_bw.loop_gbps;
+  const Cell cell = time_cell_for(args.dtype, o, sizes, args.reps);
+  const double ts = cell.terse.best / o.steps_per_call;
+  const double bytes = o.bytes_per_param(args.dtype) * static_cast<double>(n);
+  const double gbps = bytes / ts / 1e9;
+  const double pct_copy = 100 * gbps / copy_gbps;
+  const double working_set =
+      2.0 * static_cast<double>(terse::dtype_size(args.dtype)) * static_cast<double>(n) +
+      static_cast<double>(cell.state_bytes);
+  const bool cache_resident = l3 > 0 && working_set <= static_cast<double>(l3);
+  nlohmann::json row = {{"optimizer", o.name},
+                        {"spec", o.spec},
+                        {"params", n},
+                        {"threads", threads},
+                        {"bytes_per_param", o.bytes_per_param(args.dtype)},
+                        {"working_set_bytes", working_set},
+                        {"cache_resident", cache_resident},
+                        {"steps_per_call", o.steps_per_call},
+                        {"terse_ms", ts * 1e3},
+                        {"terse_median_ms", cell.terse.median / o.steps_per_call * 1e3},
+                        {"gbps", gbps},
+                        {"copy_gbps", copy_gbps},
+                        {"copy_memcpy_gbps", row_bw.memcpy_gbps},
+                        {"pct_copy", pct_copy},
+                        {"note", o.note}};
+  std::printf("%-12s %7s %7.0f %-3s %8.2f %7.1f %7.1f %5.0f%%", o.name,
+              terse_bench::size_label(n).c_str(), working_set / (1 << 20),
+              cache_resident ? "yes" : "no", ts * 1e3, gbps, copy_gbps, pct_copy);
+  if (cell.has_twin) {
+    const double tw = cell.twin.best / o.steps_per_call;
+    row["twin_ms"] = tw * 1e3;
+    row["twin_median_ms"] = cell.twin.median / o.steps_per_call * 1e3;
+    row["twin_gbps"] = bytes / tw / 1e9;
+    row["pct_twin"] = 100 * tw / ts;
+    row["twin_checksum"] = cell.twin_checksum;
+    std::printf(" %8.2f %5.0f%%", tw * 1e3, 100 * tw / ts);
+  } else {
+    std::printf(" %8s %6s", "-", "-");
+  }
+#ifdef TERSE_BENCH_TORCH
+  if (with_torch && terse_bench::torch_has(o.name)) {
+    const Timing torch_t = terse_bench::torch_step_time(o.name, sizes, args.reps, args.dtype);
+    row["torch_ms"] = torch_t.best * 1e3;
+    row["torch_median_ms"] = torch_t.median * 1e3;
+    row["speedup_vs_torch"] = torch_t.best / ts;
+    std::printf(" %9.2f %6.2fx\n", torch_t.best * 1e3, torch_t.best / ts);
+  } else {
+    std::printf(" %9s %7s\n", "-", "-");
+  }
+#else
+  (void)with_torch;
+  std::printf(" %9s %7s\n", "-", "-");
+#endif
+  std::fflush(stdout);
+  return row;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -237,23 +262,7 @@ int main(int argc, char** argv) {
   nlohmann::json out;
   out["skipped"] = nlohmann::json::array();
   const std::vector<const OptimEntry*> optims = select(args, out["skipped"]);
-  for (const OptimEntry* o : optims) {
-    try {
-      if (args.dtype == terse::DType::kBF16) {
-        preflight<terse::BFloat16>(*o);
-      } else if (args.dtype == terse::DType::kF16) {
-        preflight<terse::Half>(*o);
-      } else {
-        preflight<float>(*o);
-      }
-    } catch (const std::exception& e) {
-      std::fprintf(stderr,
-                   "optim_bench: %s ('%s', %s) fails a 2-step check: %s\nFix its row in "
-                   "bench/optim/optim_entry.cc or leave it out with --optimizers.\n",
-                   o->name, o->spec, terse::dtype_name(args.dtype), e.what());
-      return 1;
-    }
-  }
+  if (!preflight_all(optims, args.dtype)) return 1;
 
   const auto [l3, l3_source] = terse_bench::l3_cache();
   char date[32];
@@ -283,7 +292,7 @@ int main(int argc, char** argv) {
   for (const int t : args.threads) {
     terse::set_cpu_threads(t);
 #ifdef TERSE_BENCH_TORCH
-    torch::set_num_threads(t);
+    terse_bench::torch_set_threads(t);
 #endif
     const auto bw = terse_bench::CopyBandwidth::measure(t, args.reps);
     out["copy_gbps"][std::to_string(t)] = {{"memcpy", bw.memcpy_gbps}, {"loop", bw.loop_gbps}};
@@ -294,62 +303,7 @@ int main(int argc, char** argv) {
                 "speedup");
     for (const OptimEntry* o : optims) {
       for (const int64_t size : args.sizes) {
-        const std::vector<int64_t> sizes = tensor_sizes(size, o->rows);
-        const int64_t n = sum(sizes);
-        const double copy_gbps = terse_bench::CopyBandwidth::measure(t, args.reps).loop_gbps;
-        const Cell cell = time_cell_for(args.dtype, *o, sizes, args.reps);
-        const double ts = cell.terse.best / o->steps_per_call;
-        const double bytes = o->bytes_per_param(args.dtype) * static_cast<double>(n);
-        const double gbps = bytes / ts / 1e9;
-        const double pct_copy = 100 * gbps / copy_gbps;
-        const double working_set =
-            2.0 * static_cast<double>(terse::dtype_size(args.dtype)) * static_cast<double>(n) +
-            static_cast<double>(cell.state_bytes);
-        const bool cache_resident = l3 > 0 && working_set <= static_cast<double>(l3);
-        nlohmann::json row = {{"optimizer", o->name},
-                              {"spec", o->spec},
-                              {"params", n},
-                              {"threads", t},
-                              {"bytes_per_param", o->bytes_per_param(args.dtype)},
-                              {"working_set_bytes", working_set},
-                              {"cache_resident", cache_resident},
-                              {"steps_per_call", o->steps_per_call},
-                              {"terse_ms", ts * 1e3},
-                              {"terse_median_ms", cell.terse.median / o->steps_per_call * 1e3},
-                              {"gbps", gbps},
-                              {"copy_gbps", copy_gbps},
-                              {"pct_copy", pct_copy},
-                              {"note", o->note}};
-        std::printf("%-12s %7s %7.0f %-3s %8.2f %7.1f %7.1f %5.0f%%", o->name,
-                    terse_bench::size_label(n).c_str(), working_set / (1 << 20),
-                    cache_resident ? "yes" : "no", ts * 1e3, gbps, copy_gbps, pct_copy);
-        if (cell.has_twin) {
-          const double tw = cell.twin.best / o->steps_per_call;
-          row["twin_ms"] = tw * 1e3;
-          row["twin_median_ms"] = cell.twin.median / o->steps_per_call * 1e3;
-          row["twin_gbps"] = bytes / tw / 1e9;
-          row["pct_twin"] = 100 * tw / ts;
-          row["twin_checksum"] = cell.twin_checksum;
-          std::printf(" %8.2f %5.0f%%", tw * 1e3, 100 * tw / ts);
-        } else {
-          std::printf(" %8s %6s", "-", "-");
-        }
-#ifdef TERSE_BENCH_TORCH
-        if (with_torch && has_torch(*o)) {
-          const Timing torch_t = time_torch(*o, sizes, args.reps, args.dtype);
-          row["torch_ms"] = torch_t.best * 1e3;
-          row["torch_median_ms"] = torch_t.median * 1e3;
-          row["speedup_vs_torch"] = torch_t.best / ts;
-          std::printf(" %9.2f %6.2fx\n", torch_t.best * 1e3, torch_t.best / ts);
-        } else {
-          std::printf(" %9s %7s\n", "-", "-");
-        }
-#else
-        (void)with_torch;
-        std::printf(" %9s %7s\n", "-", "-");
-#endif
-        std::fflush(stdout);
-        out["results"].push_back(row);
+        out["results"].push_back(run_row(args, *o, size, t, l3, with_torch));
       }
     }
   }

@@ -1,4 +1,4 @@
-#include "bench_args.h"
+#include "optim/bench_args.h"
 
 #include <cstdio>
 #include <cstdlib>

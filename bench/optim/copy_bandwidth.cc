@@ -1,11 +1,11 @@
-#include "copy_bandwidth.h"
+#include "optim/copy_bandwidth.h"
 
 #include <cstdint>
 #include <cstring>
 #include <functional>
 #include <vector>
 
-#include "timing.h"
+#include "optim/timing.h"
 
 namespace terse_bench {
 namespace {

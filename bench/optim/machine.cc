@@ -1,4 +1,4 @@
-#include "machine.h"
+#include "optim/machine.h"
 
 #include <unistd.h>
 
@@ -6,7 +6,7 @@
 #include <exception>
 #include <fstream>
 
-#include "bench_args.h"
+#include "optim/bench_args.h"
 
 namespace terse_bench {
 

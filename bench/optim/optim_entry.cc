@@ -1,4 +1,4 @@
-#include "optim_entry.h"
+#include "optim/optim_entry.h"
 
 namespace terse_bench {
 
