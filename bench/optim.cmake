@@ -7,7 +7,8 @@ add_executable(optim_bench
   ${CMAKE_CURRENT_LIST_DIR}/optim/bench_args.cc
   ${CMAKE_CURRENT_LIST_DIR}/optim/copy_bandwidth.cc
   ${CMAKE_CURRENT_LIST_DIR}/optim/machine.cc
-  ${CMAKE_CURRENT_LIST_DIR}/optim/optim_entry.cc)
+  ${CMAKE_CURRENT_LIST_DIR}/optim/optim_entry.cc
+  ${CMAKE_CURRENT_LIST_DIR}/optim/stream_copy.cc)
 target_include_directories(optim_bench PRIVATE ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(optim_bench PRIVATE terse_optim nlohmann_json::nlohmann_json terse_flags)
 # Same code generation as the kernels (-O3, omp simd, target_clones) for the twins and copy loop.

@@ -1,8 +1,8 @@
 // CPU optimizer step: every optimizer registered in terse's registry, in GB/s of the memory
 // traffic its step must move (spec optimizers.md §19, bench/optim/optim_entry.cc), against
-//  - the copy bandwidth of the machine: a stream-copy loop measured in the same process with the
-//    same threads right before each row ("% copy"; an in-place update pays no read for ownership,
-//    so it can exceed 100 %), and
+//  - the copy bandwidth of the machine: a stream copy of as many floats as the row has params,
+//    same threads and schedule, timed in the same rounds as the step ("% copy"; an in-place update
+//    pays no read for ownership, so it can exceed 100 %), and
 //  - a "traffic twin" of the optimizer's access pattern where one fits (read p, g and its states,
 //    write p and the states, one add per stream, built and scheduled like the real kernels;
 //    "% twin" = twin time / terse time, 100 % = the roofline of that pattern), and
@@ -20,10 +20,10 @@
 #include <ctime>
 #include <exception>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "optim/bench_args.h"
@@ -31,6 +31,7 @@
 #include "optim/machine.h"
 #include "optim/optim_entry.h"
 #include "optim/param_set.h"
+#include "optim/stream_copy.h"
 #include "optim/timing.h"
 #include "optim/traffic_twin.h"
 #include "terse/kernels/cpu_threads.h"
@@ -66,29 +67,42 @@ int64_t sum(const std::vector<int64_t>& v) {
 
 struct Cell {
   Timing terse, twin;  // seconds per call of steps_per_call steps
+  Timing copy;         // seconds per StreamCopy of as many floats as there are params
+  double copy_bytes = 0;
   bool has_twin = false;
   double twin_checksum = 0;
   size_t state_bytes = 0;
 };
 
-// terse's step and its traffic twin (if any) on tensors of the same sizes, timed interleaved.
+// terse's step, its traffic twin (if any) and a stream copy of the same element count, timed in
+// the same rounds so that all three see the same machine state.
 template <typename T>
 Cell time_cell(const OptimEntry& o, const std::vector<int64_t>& sizes, int reps) {
+  const int threads = terse::cpu_threads();
   terse_bench::ParamSet<T> set(sizes, o.rows);
   auto opt = terse::make_optimizer(o.spec, set.params);
-  const auto terse_call = [&] {
-    for (int s = 0; s < o.steps_per_call; ++s) opt->step();
-  };
+  terse_bench::StreamCopy copy(sum(sizes));
+  std::vector<std::function<void()>> fns = {[&] {
+                                              for (int s = 0; s < o.steps_per_call; ++s)
+                                                opt->step();
+                                            },
+                                            [&] { copy.run(threads); }};
   Cell cell;
+  cell.copy_bytes = copy.bytes();
   if (o.twin_states == 0) {
-    cell.terse = terse_bench::time_interleaved(reps, terse_call, nullptr).first;
+    const auto t = terse_bench::time_interleaved(reps, fns);
+    cell.terse = t[0];
+    cell.copy = t[1];
   } else {
-    const int threads = terse::cpu_threads();
     terse_bench::visit_twin<terse_bench::TwinStorage<T>>(
         o.twin_states, o.twin_state_size, sizes, [&](auto& twin) {
-          std::tie(cell.terse, cell.twin) = terse_bench::time_interleaved(reps, terse_call, [&] {
+          fns.push_back([&] {
             for (int s = 0; s < o.steps_per_call; ++s) twin.step(threads);
           });
+          const auto t = terse_bench::time_interleaved(reps, fns);
+          cell.terse = t[0];
+          cell.copy = t[1];
+          cell.twin = t[2];
           if (!twin.verify()) {
             std::fprintf(stderr, "optim_bench: %s traffic twin gave wrong values at %lld params\n",
                          o.name, static_cast<long long>(sum(sizes)));
@@ -188,14 +202,13 @@ bool preflight_all(const std::vector<const OptimEntry*>& optims, terse::DType dt
   return true;
 }
 
-// One table row: the stream copy, then the optimizer and its twin; printed and returned as JSON.
+// One table row, printed and returned as JSON.
 nlohmann::json run_row(const BenchArgs& args, const OptimEntry& o, int64_t size, int threads,
                        int64_t l3, bool with_torch) {
   const std::vector<int64_t> sizes = tensor_sizes(size, o.rows);
   const int64_t n = sum(sizes);
-  const auto row_bw = terse_bench::CopyBandwidth::measure(threads, args.reps);
-  const double copy_gbps = row_bw.loop_gbps;
   const Cell cell = time_cell_for(args.dtype, o, sizes, args.reps);
+  const double copy_gbps = cell.copy_bytes / cell.copy.best / 1e9;
   const double ts = cell.terse.best / o.steps_per_call;
   const double bytes = o.bytes_per_param(args.dtype) * static_cast<double>(n);
   const double gbps = bytes / ts / 1e9;
@@ -216,7 +229,6 @@ nlohmann::json run_row(const BenchArgs& args, const OptimEntry& o, int64_t size,
                         {"terse_median_ms", cell.terse.median / o.steps_per_call * 1e3},
                         {"gbps", gbps},
                         {"copy_gbps", copy_gbps},
-                        {"copy_memcpy_gbps", row_bw.memcpy_gbps},
                         {"pct_copy", pct_copy},
                         {"note", o.note}};
   std::printf("%-12s %7s %7.0f %-3s %8.2f %7.1f %7.1f %5.0f%%", o.name,
@@ -282,7 +294,7 @@ int main(int argc, char** argv) {
   std::printf(
       "CPU optimizer step, %s params, %s, L3 %.0f MiB (%s), %s\n"
       "best of %d steps; GB/s = spec §19 bytes/param x params / time; %% copy = GB/s / stream "
-      "copy measured before the row;\n%% twin = twin time / terse time\n",
+      "copy of as many floats, timed in the same rounds;\n%% twin = twin time / terse time\n",
       terse::dtype_name(args.dtype), terse_bench::cpu_model().c_str(),
       static_cast<double>(l3) / (1 << 20), l3_source.c_str(), date, args.reps);
   for (const OptimEntry* o : optims) {

@@ -39,17 +39,18 @@ inline double warm_then_time(const std::function<void()>& fn) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// `reps` rounds of warm_then_time(a) then warm_then_time(b) (b may be empty): both see the same
-// machine state, and each is timed on a cache warmed with its own data (which matters only where
-// the working set fits the L3).
-inline std::pair<Timing, Timing> time_interleaved(int reps, const std::function<void()>& a,
-                                                  const std::function<void()>& b) {
-  std::vector<double> ta, tb;
+// `reps` rounds of warm_then_time(fn) for each fn in turn: all see the same machine state (on a
+// shared machine, other users' work changes it from second to second), and each is timed on a
+// cache warmed with its own data (which matters only where the working set fits the L3).
+inline std::vector<Timing> time_interleaved(int reps,
+                                            const std::vector<std::function<void()>>& fns) {
+  std::vector<std::vector<double>> t(fns.size());
   for (int r = 0; r < reps; ++r) {
-    ta.push_back(warm_then_time(a));
-    if (b) tb.push_back(warm_then_time(b));
+    for (size_t i = 0; i < fns.size(); ++i) t[i].push_back(warm_then_time(fns[i]));
   }
-  return {Timing::of(std::move(ta)), b ? Timing::of(std::move(tb)) : Timing{}};
+  std::vector<Timing> out;
+  for (auto& ti : t) out.push_back(Timing::of(std::move(ti)));
+  return out;
 }
 
 }  // namespace terse_bench
