@@ -210,7 +210,9 @@ nlohmann::json run_row(const BenchArgs& args, const OptimEntry& o, int64_t size,
   const Cell cell = time_cell_for(args.dtype, o, sizes, args.reps);
   const double copy_gbps = cell.copy_bytes / cell.copy.best / 1e9;
   const double ts = cell.terse.best / o.steps_per_call;
-  const double bytes = o.bytes_per_param(args.dtype) * static_cast<double>(n);
+  const double bytes_per_param =
+      o.bytes_per_param(args.dtype, static_cast<double>(cell.state_bytes) / static_cast<double>(n));
+  const double bytes = bytes_per_param * static_cast<double>(n);
   const double gbps = bytes / ts / 1e9;
   const double pct_copy = 100 * gbps / copy_gbps;
   const double working_set =
@@ -221,7 +223,7 @@ nlohmann::json run_row(const BenchArgs& args, const OptimEntry& o, int64_t size,
                         {"spec", o.spec},
                         {"params", n},
                         {"threads", threads},
-                        {"bytes_per_param", o.bytes_per_param(args.dtype)},
+                        {"bytes_per_param", bytes_per_param},
                         {"working_set_bytes", working_set},
                         {"cache_resident", cache_resident},
                         {"steps_per_call", o.steps_per_call},
@@ -231,9 +233,9 @@ nlohmann::json run_row(const BenchArgs& args, const OptimEntry& o, int64_t size,
                         {"copy_gbps", copy_gbps},
                         {"pct_copy", pct_copy},
                         {"note", o.note}};
-  std::printf("%-12s %7s %7.0f %-3s %8.2f %7.1f %7.1f %5.0f%%", o.name,
+  std::printf("%-12s %7s %7.0f %-3s %6.2f %8.2f %7.1f %7.1f %5.0f%%", o.name,
               terse_bench::size_label(n).c_str(), working_set / (1 << 20),
-              cache_resident ? "yes" : "no", ts * 1e3, gbps, copy_gbps, pct_copy);
+              cache_resident ? "yes" : "no", bytes_per_param, ts * 1e3, gbps, copy_gbps, pct_copy);
   if (cell.has_twin) {
     const double tw = cell.twin.best / o.steps_per_call;
     row["twin_ms"] = tw * 1e3;
@@ -287,10 +289,7 @@ int main(int argc, char** argv) {
   out["l3_source"] = l3_source;
   out["dtype"] = terse::dtype_name(args.dtype);
   out["results"] = nlohmann::json::array();
-  for (const OptimEntry* o : optims) {
-    out["bytes_per_param"][o->name] = o->bytes_per_param(args.dtype);
-    out["specs"][o->name] = o->spec;
-  }
+  for (const OptimEntry* o : optims) out["specs"][o->name] = o->spec;
   std::printf(
       "CPU optimizer step, %s params, %s, L3 %.0f MiB (%s), %s\n"
       "best of %d steps; GB/s = spec §19 bytes/param x params / time; %% copy = GB/s / stream "
@@ -298,8 +297,13 @@ int main(int argc, char** argv) {
       terse::dtype_name(args.dtype), terse_bench::cpu_model().c_str(),
       static_cast<double>(l3) / (1 << 20), l3_source.c_str(), date, args.reps);
   for (const OptimEntry* o : optims) {
-    std::printf("  %-12s %6.2f B/param  %s%s%s\n", o->name, o->bytes_per_param(args.dtype), o->spec,
-                *o->note ? "  -- " : "", o->note);
+    if (o->state_bytes == OptimEntry::kMeasuredState) {
+      std::printf("  %-12s %5.1f + 2 x state_bytes() / params  ", o->name,
+                  o->param_streams * static_cast<double>(terse::dtype_size(args.dtype)));
+    } else {
+      std::printf("  %-12s %6.2f B/param  ", o->name, o->bytes_per_param(args.dtype, 0));
+    }
+    std::printf("%s%s%s\n", o->spec, *o->note ? "  -- " : "", o->note);
   }
   for (const int t : args.threads) {
     terse::set_cpu_threads(t);
@@ -310,9 +314,9 @@ int main(int argc, char** argv) {
     out["copy_gbps"][std::to_string(t)] = {{"memcpy", bw.memcpy_gbps}, {"loop", bw.loop_gbps}};
     std::printf("\nthreads=%d  copy bandwidth (read+write): memcpy %.1f GB/s, loop %.1f GB/s\n", t,
                 bw.memcpy_gbps, bw.loop_gbps);
-    std::printf("%-12s %7s %7s %-3s %8s %7s %7s %6s %8s %6s %9s %7s\n", "optim", "params", "ws MiB",
-                "L3", "ms/step", "GB/s", "copy", "%copy", "twin ms", "%twin", "torch ms",
-                "speedup");
+    std::printf("%-12s %7s %7s %-3s %6s %8s %7s %7s %6s %8s %6s %9s %7s\n", "optim", "params",
+                "ws MiB", "L3", "B/p", "ms/step", "GB/s", "copy", "%copy", "twin ms", "%twin",
+                "torch ms", "speedup");
     for (const OptimEntry* o : optims) {
       for (const int64_t size : args.sizes) {
         out["results"].push_back(run_row(args, *o, size, t, l3, with_torch));

@@ -44,17 +44,16 @@ const std::vector<OptimEntry>& OptimEntry::table() {
        "element-wise traffic only: the Newton-Schulz matmuls dominate the time"},
       {"auon", "auon:lr=0.24,momentum=0.95", 3, 24, 0, 4, 64, 1,
        "+ 2 reduction passes over 8 B (spec section 19)"},
-      // FRUGAL in block mode, density 0.25: a quarter of the params AdamW (28 B), the rest
-      // signSGD (12 B).
-      {"frugal", "frugal:lr=0.001,density=0.25", 3, 4, 0, 4, 1024, 1,
-       "0.25 * AdamW 28 B + 0.75 * signSGD 12 B (block mode)"},
+      // FRUGAL, block mode, density 0.25: whole matrices (round(5 * 0.25) = 1 of the 5 here,
+      // picked at random) take AdamW (28 B), the others signSGD (12 B), so the state traffic is
+      // read from the optimizer's state_bytes().
+      {"frugal", "frugal:lr=0.001,density=0.25", 3, kMeasuredState, 0, 4, 1024, 1,
+       "AdamW on the state-full matrices, signSGD (12 B) on the rest"},
       // Lookahead over AdamW, k = 5: every 5th step reads p and the slow copy and writes both
-      // (8 + 8 B), amortised over the 5 steps timed as one call.
-      {"lookahead", "lookahead:optimizer=adamw,lr=0.001,k=5,alpha=0.5", 3 + 2.0 / 5, 16 + 8.0 / 5,
-       0, 4, 0, 5, "AdamW + every 5th step a pass over p and the slow copy (16 B / 5)"},
-      // Parameter EMA after an AdamW step, as its own pass: reads p and e, writes e (+12 B).
-      {"ema", "ema:optimizer=adamw,lr=0.001,decay=0.9999", 4, 24, 0, 4, 0, 1,
-       "AdamW + EMA pass reading p, e and writing e (+12 B)"},
+      // (8 + 8 B), amortised over the 5 steps timed as one call. (Parameter EMA is a separate
+      // class, not a registered optimizer, so it has no row.)
+      {"lookahead", "lookahead:inner=adamw,k=5,alpha=0.5,lr=0.001,weight_decay=0.01", 3 + 2.0 / 5,
+       16 + 8.0 / 5, 0, 4, 0, 5, "AdamW + every 5th step a pass over p and the slow copy"},
   };
   return kTable;
 }
