@@ -23,12 +23,15 @@ const std::vector<OptimEntry>& OptimEntry::table() {
       {"exadam", "exadam:lr=0.001", 3, 16, 2, 4, 0, 1, ""},
       {"diffgrad", "diffgrad:lr=0.001", 3, 24, 3, 4, 0, 1, "states m, v, prev g"},
       {"spam", "spam:lr=0.001", 3, 16, 2, 4, 0, 1, ""},
-      // Projection pass (ndim > 1): reads p, g, m, v for the per-row and per-tensor dot products,
-      // then the one-pass update: 16 + 28 = 44 B, not §19's one-pass 28.
-      {"adamp", "adamp:lr=0.001,weight_decay=0.01", 5, 24, 0, 4, 1024, 1,
-       "2 passes: projection reads p, g, m, v (16 B) + update (28 B)"},
-      {"sgdp", "sgdp:lr=0.1,momentum=0.9,weight_decay=0.0001", 5, 12, 0, 4, 1024, 1,
-       "2 passes: projection reads p, g, b (12 B) + update (20 B)"},
+      // Projected tensors (ndim > 1) take two passes (cpu_projected_impl.h on the adamp
+      // branch): the first reads p, g and the states and writes the states (advanced) while it
+      // sums the per-row dot products; the second reads p and the states and writes p (g too
+      // with nesterov=true, +4 B). AdamP 24 + 16 = 40 B, SGDP 16 + 12 = 28 B, against §19's
+      // one-pass 28 / 20.
+      {"adamp", "adamp:lr=0.001,weight_decay=0.01", 4, 24, 0, 4, 1024, 1,
+       "2 passes: p, g, m, v read, m, v written (24 B), then p, m, v read, p written (16 B)"},
+      {"sgdp", "sgdp:lr=0.1,momentum=0.9,weight_decay=0.0001", 4, 12, 0, 4, 1024, 1,
+       "2 passes: p, g, b read, b written (16 B), then p, b read, p written (12 B)"},
       {"adam8bit", "adam8bit:lr=0.001", 3, 2 * (2 + kAbsmax), 2, 1, 0, 1,
        "2 uint8 codes + absmax per 256"},
       {"adamw8bit", "adamw8bit:lr=0.001,weight_decay=0.01", 3, 2 * (2 + kAbsmax), 2, 1, 0, 1,
