@@ -1,8 +1,9 @@
 #pragma once
 
-// What every element-wise optimizer shares, whatever its Rule: parameter groups and their
-// validation, lr and schedules, lazily allocated f32 state, options(), state_dict and
-// state_bytes. FusedOptimizer<Def> (fused_optimizer.h) adds the typed hyper-parameters and step.
+// What every element-wise optimizer shares, whatever its Rule: on top of GroupedOptimizerBase
+// (groups, lr and schedules, options(), the state dict's header), lazily allocated full-size f32
+// state per state name, the per-tensor scalar and global-norm hooks, state_dict and state_bytes.
+// FusedOptimizer<Def> (fused_optimizer.h) adds the typed hyper-parameters and step.
 
 #include <cstdint>
 #include <functional>
@@ -10,41 +11,36 @@
 #include <vector>
 
 #include "group_options.h"
+#include "grouped_optimizer_base.h"
 #include "option_def.h"
 #include "terse/optim/optimizer.h"
 
 namespace terse::optim_detail {
 
-class FusedOptimizerBase : public Optimizer {
+struct FusedGroup {
+  double lr = 0;
+  double base_lr = 0;
+  OptionMap given;  // options and overrides as written, for options()
+  std::vector<Param> params;
+  // states[i][k]: state k (state_names order) of params[i]; empty until the first step.
+  std::vector<std::vector<std::vector<float>>> states;
+  // tensor_scalars[i]: the per-tensor scalar of params[i] (see tensor_scalar_name()); empty
+  // until the first step, and always when the optimizer keeps none.
+  std::vector<float> tensor_scalars;
+};
+
+class FusedOptimizerBase : public GroupedOptimizerBase<FusedGroup> {
  public:
-  const char* name() const override { return name_; }
   void step() override;
-  int64_t step_count() const override { return step_count_; }
-  size_t num_groups() const override { return groups_.size(); }
-  double lr(size_t group) const override;
-  void set_lr(double lr, size_t group) override;
-  void scale_lr(double factor) override;
-  double base_lr(size_t group) const override;
-  OptionMap options(size_t group) const override;
   StateDict state_dict() const override;
   void load_state_dict(const StateDict& state) override;
   size_t state_bytes() const override;
 
  protected:
-  struct Group {
-    double lr = 0;
-    double base_lr = 0;
-    OptionMap given;  // options and overrides as written, for options()
-    std::vector<Param> params;
-    // states[i][k]: state k (state_names order) of params[i]; empty until the first step.
-    std::vector<std::vector<std::vector<float>>> states;
-    // tensor_scalars[i]: the per-tensor scalar of params[i] (see tensor_scalar_name()); empty
-    // until the first step, and always when the optimizer keeps none.
-    std::vector<float> tensor_scalars;
-  };
+  using Group = FusedGroup;
 
   FusedOptimizerBase(const char* name, const std::vector<OptionDef>& defs)
-      : name_(name), defs_(defs) {}
+      : GroupedOptimizerBase(name, defs) {}
 
   // Called once from the derived constructor: per group, merges the overrides, calls
   // parse(options) (which validates and keeps the typed values), then checks the parameters.
@@ -55,8 +51,6 @@ class FusedOptimizerBase : public Optimizer {
   virtual std::vector<std::string> state_names(size_t group) const = 0;
   // Runs step `t` (1-based) over every group; states are allocated already.
   virtual void run_step(int64_t t) = 0;
-  // Adds the normalised optimizer-specific options (lr is done) to `out`, for options().
-  virtual void describe(size_t group, OptionMap& out) const = 0;
   // Optional per-tensor scalar (SGD-SaI's g-SNR): its state-dict name, or nullptr (the default)
   // when the optimizer keeps none. When named, step() calls tensor_scalar() once per tensor at
   // the first step, from the first gradient, before run_step; the value is state (state_dict
@@ -67,16 +61,6 @@ class FusedOptimizerBase : public Optimizer {
   // L2 norm of every gradient of every group, accumulated in double in a fixed order (the same
   // result for any thread count), for optimizers that clip by the global gradient norm.
   double global_grad_norm() const;
-
-  std::vector<Group> groups_;
-
- private:
-  const Group& group_at(size_t group, const char* caller) const;
-  void check_lr(double lr, const char* what) const;
-
-  const char* name_;
-  const std::vector<OptionDef>& defs_;
-  int64_t step_count_ = 0;
 };
 
 }  // namespace terse::optim_detail

@@ -1,10 +1,11 @@
 #pragma once
 
-// What the optimizers that are not element-wise share (muon, auon, frugal): parameter groups and
-// their validation, lr and schedules, options() with text-valued options beside the typed ones,
-// and state_dict / state_bytes over per-parameter buffers whose names and sizes may differ from
-// parameter to parameter (Muon's aux Adam, FRUGAL's subspace moments). FusedOptimizerBase keeps
-// one fixed set of full-size buffers per group, which these optimizers cannot use.
+// What the optimizers that are not element-wise share (muon, auon, frugal): on top of
+// GroupedOptimizerBase (groups, lr and schedules, options() with word-valued options beside the
+// typed ones, the state dict's header), state_dict / state_bytes over per-parameter buffers whose
+// names and sizes may differ from parameter to parameter (Muon's aux Adam, FRUGAL's subspace
+// moments). FusedOptimizerBase keeps one fixed set of full-size buffers per group, which these
+// optimizers cannot use.
 
 #include <cstdint>
 #include <functional>
@@ -14,53 +15,41 @@
 #include <vector>
 
 #include "group_options.h"
+#include "grouped_optimizer_base.h"
 #include "option_def.h"
 #include "terse/optim/optimizer.h"
 
 namespace terse::optim_detail {
 
-// An option whose value is one of a few words ("block", "sign_sgd").
-struct WordOptionDef {
-  const char* name;
-  const char* default_value;
-  std::vector<std::string> allowed;
+struct MatrixBuffer {
+  std::string name;  // torch's / the official code's name ("momentum_buffer", "exp_avg")
+  std::vector<float> data;
 };
 
-using WordOptions = std::map<std::string, std::string>;
+struct MatrixGroup {
+  double lr = 0;
+  double base_lr = 0;
+  OptionMap given;  // options and overrides as written, for options()
+  std::vector<Param> params;
+  std::vector<std::vector<MatrixBuffer>> states;  // states[i]: buffers of params[i]
+};
 
-class MatrixOptimizerBase : public Optimizer {
+class MatrixOptimizerBase : public GroupedOptimizerBase<MatrixGroup> {
  public:
-  const char* name() const override { return name_; }
   void step() override;
-  int64_t step_count() const override { return step_count_; }
-  size_t num_groups() const override { return groups_.size(); }
-  double lr(size_t group) const override;
-  void set_lr(double lr, size_t group) override;
-  void scale_lr(double factor) override;
-  double base_lr(size_t group) const override;
-  OptionMap options(size_t group) const override;
   StateDict state_dict() const override;
   void load_state_dict(const StateDict& state) override;
   size_t state_bytes() const override;
 
  protected:
-  struct Buffer {
-    std::string name;  // torch's / the official code's name ("momentum_buffer", "exp_avg")
-    std::vector<float> data;
-  };
-  struct Group {
-    double lr = 0;
-    double base_lr = 0;
-    OptionMap given;  // options and overrides as written, for options()
-    std::vector<Param> params;
-    std::vector<std::vector<Buffer>> states;  // states[i]: buffers of params[i]
-  };
+  using Buffer = MatrixBuffer;
+  using Group = MatrixGroup;
   // (name, number of floats) of one parameter's buffers.
   using Layout = std::vector<std::pair<std::string, size_t>>;
 
   MatrixOptimizerBase(const char* name, std::vector<OptionDef> defs,
                       std::vector<WordOptionDef> words)
-      : name_(name), defs_(std::move(defs)), words_(std::move(words)) {}
+      : GroupedOptimizerBase(name, std::move(defs), std::move(words)) {}
 
   // Called once from the derived constructor: per group, merges the overrides, calls
   // parse(options, words) (which validates and keeps the typed values), checks the parameters.
@@ -69,8 +58,6 @@ class MatrixOptimizerBase : public Optimizer {
 
   // Runs step `t` (1-based); allocates state as it needs it.
   virtual void run_step(int64_t t) = 0;
-  // Adds the normalised optimizer-specific options (lr is done) to `out`, for options().
-  virtual void describe(size_t group, OptionMap& out) const = 0;
   // The buffers params[i] of `group` holds after `steps` >= 1 steps, in order; load checks them.
   virtual Layout state_layout(size_t group, size_t i, int64_t steps) const = 0;
   // After a load has replaced the buffers: rebuild what derives from the step count.
@@ -83,16 +70,6 @@ class MatrixOptimizerBase : public Optimizer {
   // lr(group) / base_lr(group), or 1 when base_lr is 0: the schedule's factor, for options
   // such as Muon's adam_lr that follow the group's schedule.
   double lr_factor(size_t group) const;
-
-  std::vector<Group> groups_;
-
- private:
-  const Group& group_at(size_t group, const char* caller) const;
-
-  const char* name_;
-  std::vector<OptionDef> defs_;
-  std::vector<WordOptionDef> words_;
-  int64_t step_count_ = 0;
 };
 
 }  // namespace terse::optim_detail

@@ -1,7 +1,11 @@
 #pragma once
 
-// One option an element-wise optimizer accepts: its name, how its text is parsed and the
-// default (the reference implementation's), as text so options() can print it unchanged.
+// One option an optimizer accepts: its name, how its text is parsed and the default (the
+// reference implementation's), as text so options() can print it unchanged.
+
+#include <map>
+#include <string>
+#include <vector>
 
 namespace terse::optim_detail {
 
@@ -12,5 +16,14 @@ struct OptionDef {
   OptionType type;
   const char* default_value;  // torch's or the official code's default
 };
+
+// An option whose value is one of a few words ("block", "sign_sgd").
+struct WordOptionDef {
+  const char* name;
+  const char* default_value;
+  std::vector<std::string> allowed;
+};
+
+using WordOptions = std::map<std::string, std::string>;
 
 }  // namespace terse::optim_detail

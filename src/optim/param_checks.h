@@ -1,0 +1,16 @@
+#pragma once
+
+#include <set>
+
+#include "terse/optim/param.h"
+
+namespace terse::optim_detail {
+
+// Throws InvalidArgument, naming `who`, the parameter ("param I of group G ('name')") and the
+// fix, unless `p` is a CPU f32/bf16/f16 tensor with a gradient of the same dtype and size,
+// non-null data when non-empty, a shape (if given) of non-negative dimensions whose product is
+// its numel, and data not already in `seen` (every parameter once, across groups).
+void check_param(const char* who, const Param& p, size_t group, size_t index,
+                 std::set<const void*>& seen);
+
+}  // namespace terse::optim_detail
