@@ -34,12 +34,9 @@ struct AdamDef {
     Hyper h;
     h.weight_decay = o.weight_decay();
     std::tie(h.beta1, h.beta2) = o.betas();
-    h.eps = o.number("eps");
     h.amsgrad = o.flag("amsgrad");
     h.maximize = o.flag("maximize");
-    const std::string& who = o.who();
-    TERSE_CHECK(std::isfinite(h.eps) && h.eps > 0, InvalidArgument, who,
-                ": eps must be a finite number > 0, got ", h.eps, "; 1e-8 is usual");
+    h.eps = o.positive("eps", "1e-8 is usual");
     return h;
   }
 

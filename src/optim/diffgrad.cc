@@ -37,10 +37,8 @@ struct DiffGradDef {
     Hyper h;
     h.weight_decay = o.weight_decay();
     std::tie(h.beta1, h.beta2) = o.betas();
-    h.eps = o.number("eps");
     // The official check is eps >= 0, but eps = 0 makes m / sqrt(v) 0/0 wherever g was 0.
-    TERSE_CHECK(std::isfinite(h.eps) && h.eps > 0, InvalidArgument, o.who(),
-                ": eps must be a finite number > 0, got ", h.eps, "; 1e-8 is usual");
+    h.eps = o.positive("eps", "1e-8 is usual");
     return h;
   }
 

@@ -48,6 +48,13 @@ double GroupOptions::weight_decay() const {
   return wd;
 }
 
+double GroupOptions::positive(const std::string& name, const char* advice) const {
+  const double v = number(name);
+  TERSE_CHECK(std::isfinite(v) && v > 0, InvalidArgument, who_, ": ", name,
+              " must be a finite number > 0, got ", v, "; ", advice);
+  return v;
+}
+
 std::pair<double, double> GroupOptions::betas() const {
   const auto [b1, b2] = pair("betas");
   TERSE_CHECK(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1, InvalidArgument, who_,

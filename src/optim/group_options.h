@@ -31,6 +31,9 @@ class GroupOptions {
   // The checks shared by every optimizer; the messages are the same for all of them.
   double lr() const;            // finite, >= 0
   double weight_decay() const;  // finite, >= 0
+  // Option `name`, which must be finite and > 0 (eps-like: it divides or sits under a root);
+  // the error ends with `advice` ("1e-8 is usual").
+  double positive(const std::string& name, const char* advice) const;
   // "betas", each in [0, 1) (Adam's range; the message suggests 0.9/0.999).
   std::pair<double, double> betas() const;
 

@@ -66,9 +66,7 @@ MuonHyper parse_muon(const GroupOptions& o) {
   TERSE_CHECK(h.adam_beta1 >= 0 && h.adam_beta1 < 1 && h.adam_beta2 >= 0 && h.adam_beta2 < 1,
               InvalidArgument, who, ": adam_betas must each be in [0, 1), got ", h.adam_beta1, "/",
               h.adam_beta2, "; 0.9/0.95 is the default");
-  h.adam_eps = o.number("adam_eps");
-  TERSE_CHECK(std::isfinite(h.adam_eps) && h.adam_eps > 0, InvalidArgument, who,
-              ": adam_eps must be a finite number > 0, got ", h.adam_eps, "; 1e-10 is the default");
+  h.adam_eps = o.positive("adam_eps", "1e-10 is the default");
   h.adam_wd = o.number("adam_weight_decay");
   TERSE_CHECK(std::isfinite(h.adam_wd) && h.adam_wd >= 0, InvalidArgument, who,
               ": adam_weight_decay must be a finite number >= 0, got ", h.adam_wd);

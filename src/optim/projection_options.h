@@ -17,12 +17,10 @@ struct ProjectionOptions {
 
   static ProjectionOptions parse(const GroupOptions& o) {
     ProjectionOptions p;
-    p.eps = o.number("eps");
     p.delta = o.number("delta");
     p.wd_ratio = o.number("wd_ratio");
     const std::string& who = o.who();
-    TERSE_CHECK(std::isfinite(p.eps) && p.eps > 0, InvalidArgument, who,
-                ": eps must be a finite number > 0, got ", p.eps, "; 1e-8 is usual");
+    p.eps = o.positive("eps", "1e-8 is usual");
     // The test is |cos| < delta / sqrt(row length): delta = 0 never projects (plain Adam / SGD
     // with decoupled decay); a negative delta would do the same less clearly.
     TERSE_CHECK(std::isfinite(p.delta) && p.delta >= 0, InvalidArgument, who,

@@ -60,15 +60,13 @@ struct SgdSaiDef {
     Hyper h;
     h.weight_decay = o.weight_decay();
     h.momentum = o.number("momentum");
-    h.eps = o.number("eps");
     const std::string& who = o.who();
     TERSE_CHECK(h.momentum >= 0 && h.momentum < 1, InvalidArgument, who,
                 ": momentum must be in [0, 1), got ", h.momentum, "; 0.9 is the default");
     // Official: eps >= 0. terse wants eps > 0: a 1-element or constant gradient has std 0, and
     // gsnr = ||g|| / (0 + 0) would be inf or NaN for the rest of training.
-    TERSE_CHECK(std::isfinite(h.eps) && h.eps > 0, InvalidArgument, who,
-                ": eps must be a finite number > 0, got ", h.eps,
-                "; 1e-8 is the default (it keeps ||g|| / (std + eps) finite when std is 0)");
+    h.eps = o.positive("eps",
+                       "1e-8 is the default (it keeps ||g|| / (std + eps) finite when std is 0)");
     return h;
   }
 

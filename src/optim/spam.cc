@@ -52,13 +52,11 @@ struct SpamDef {
     Hyper h;
     h.weight_decay = o.weight_decay();
     std::tie(h.beta1, h.beta2) = o.betas();
-    h.eps = o.number("eps");
     h.correct_bias = o.flag("correct_bias");
     h.threshold = o.number("threshold");
     const std::string& who = o.who();
     // The official check is eps >= 0, but eps = 0 makes m / sqrt(v) 0/0 wherever g was 0.
-    TERSE_CHECK(std::isfinite(h.eps) && h.eps > 0, InvalidArgument, who,
-                ": eps must be a finite number > 0, got ", h.eps, "; 1e-6 is the default");
+    h.eps = o.positive("eps", "1e-6 is the default");
     TERSE_CHECK(std::isfinite(h.threshold) && h.threshold >= 0, InvalidArgument, who,
                 ": threshold must be a finite number >= 0 (0 turns clipping off), got ",
                 h.threshold, "; 5000 is the default");

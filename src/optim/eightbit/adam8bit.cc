@@ -39,10 +39,8 @@ struct Adam8bitDef {
     Hyper h;
     h.weight_decay = o.weight_decay();
     std::tie(h.beta1, h.beta2) = o.betas();
-    h.eps = o.number("eps");
     const std::string& who = o.who();
-    TERSE_CHECK(std::isfinite(h.eps) && h.eps > 0, InvalidArgument, who,
-                ": eps must be a finite number > 0, got ", h.eps, "; 1e-8 is usual");
+    h.eps = o.positive("eps", "1e-8 is usual");
     TERSE_CHECK(!o.flag("amsgrad"), InvalidArgument, who,
                 ": amsgrad=true is not supported: bitsandbytes' 8-bit Adam has no AMSGrad (it ",
                 "raises); use adam:amsgrad=true for 32-bit states");
