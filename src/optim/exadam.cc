@@ -1,13 +1,10 @@
 // exadam: Adly 2024 as in AhmedMostafa16/EXAdam `exadam.py` `EXAdam`
 // (Rule: terse/kernels/exadam_rule.h).
 
-#include <cmath>
-#include <tuple>
 #include <variant>
 
+#include "adam_like_hyper.h"
 #include "fused_optimizer.h"
-#include "option_values.h"
-#include "terse/core/check.h"
 #include "terse/kernels/cpu_multi_tensor_impl.h"
 #include "terse/kernels/exadam_rule.h"
 
@@ -20,35 +17,15 @@ namespace {
 
 struct ExAdamDef {
   static constexpr const char* kName = "exadam";
-  struct Hyper {
-    double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
-  };
+  using Hyper = AdamLikeHyper;
   using Rule = std::variant<ExAdamRule>;
 
-  static std::vector<OptionDef> options() {
-    return {{"lr", OptionType::kDouble, "0.001"},
-            {"betas", OptionType::kPair, "0.9/0.999"},
-            {"eps", OptionType::kDouble, "1e-08"},
-            {"weight_decay", OptionType::kDouble, "0"}};
-  }
-
-  static Hyper parse(const GroupOptions& o) {
-    o.lr();
-    Hyper h;
-    h.weight_decay = o.weight_decay();
-    std::tie(h.beta1, h.beta2) = o.betas();
-    // The official check is eps >= 0, but eps = 0 makes v / (v + eps) 0/0 wherever g was 0.
-    h.eps = o.positive("eps", "1e-8 is usual");
-    return h;
-  }
+  static std::vector<OptionDef> options() { return AdamLikeHyper::options(); }
+  static Hyper parse(const GroupOptions& o) { return AdamLikeHyper::parse(o); }
 
   static std::vector<std::string> state_names(const Hyper&) { return {"m", "v"}; }
 
-  static void describe(const Hyper& h, OptionMap& out) {
-    out["weight_decay"] = format_double(h.weight_decay);
-    out["betas"] = format_double(h.beta1) + "/" + format_double(h.beta2);
-    out["eps"] = format_double(h.eps);
-  }
+  static void describe(const Hyper& h, OptionMap& out) { h.describe(out); }
 
   static Rule rule(const Hyper& h, double lr, int64_t step) {
     return ExAdamRule::for_step(lr, h.beta1, h.beta2, h.eps, h.weight_decay, step);
