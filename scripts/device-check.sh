@@ -9,18 +9,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/terse-device}
 mkdir -p "$out"
-export NCCL_NVLS_ENABLE=0 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-prefix="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
-deps=""
-[ -d .deps/usr ] && deps="$PWD/.deps/usr"
-if [ -d .deps/datasets/fashion-mnist ] && [ ! -d /usr/share/datasets/fashion-mnist ]; then
-  mkdir -p /usr/share/datasets && cp -r .deps/datasets/fashion-mnist /usr/share/datasets/
-fi
+# shellcheck source=scripts/device-env.sh
+. scripts/device-env.sh
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 g++ --version | head -1; nvcc --version | tail -1; mpirun --version | head -1
-cmake -S . -B build/device -G Ninja -DCMAKE_BUILD_TYPE=Release -DTERSE_WERROR="${WERROR:-ON}" \
-  -DCMAKE_PREFIX_PATH="$prefix;$deps" -DCMAKE_CUDA_ARCHITECTURES=90 >"$out/configure.log" 2>&1
+cmake -S . -B build/device "${TERSE_CMAKE_ARGS[@]}" -DTERSE_WERROR="${WERROR:-ON}" \
+  >"$out/configure.log" 2>&1
 status=$?
 grep -E "terse:|Torch|Error" "$out/configure.log"
 [ $status -eq 0 ] || { tail -30 "$out/configure.log"; exit $status; }

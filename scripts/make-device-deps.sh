@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Copies the Debian packages' files that the GPU machine lacks into .deps/ (git-ignored), for
-# scripts/device-check.sh to carry there.
+# scripts/device-env.sh to use there (carry .deps/usr, .deps/datasets, .deps/blaspack).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .deps && mkdir -p .deps/datasets
@@ -16,4 +16,10 @@ done
 cp -r /usr/share/datasets/fashion-mnist .deps/datasets/
 # The --model lm corpus (Debian jargon-text); on the device pass --text .deps/datasets/jargon.txt.gz.
 cp /usr/share/doc/jargon-text/jargon.txt.gz .deps/datasets/
+# A static OpenBLAS with its headers (the GPU machine has no BLAS; scripts/device-env.sh unpacks it).
+mkdir -p .deps/blaspack /tmp/blaspack.$$
+cp /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.a \
+  /usr/include/x86_64-linux-gnu/openblas-pthread/{cblas.h,openblas_config.h} /tmp/blaspack.$$/
+tar cJf .deps/blaspack/openblas.tar.xz -C /tmp/blaspack.$$ .
+rm -rf /tmp/blaspack.$$
 du -sh .deps

@@ -9,6 +9,7 @@
 # PowerSGD is left out by default: its 8-rank runs on shaped links hung (docs/results.md).
 # The GPU machine has no ip/tc: Debian's iproute2 travels in .deps/iproute2 (wrappers that use
 # their own loader), the Fashion-MNIST files in .deps/datasets (scripts/make-device-deps.sh).
+# EXTRA_TARGETS: more targets to build (e.g. one_bit_all_reduce_bench optim_bench).
 # Usage: scripts/slow-network-device.sh matrix:8 tta:8 ...   (TAR_TO=DIR: also archive $OUT into
 # DIR/slow-network.tgz after each part; DIR must lie outside $OUT. Through the device tool:
 # `OUT=/tmp/sn TAR_TO="$DEVICE_OUT" ...` with DEVICE_OUT=$OUT saved first, since a prefix
@@ -17,20 +18,16 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-out/slow-network}
 mkdir -p "$out"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 [ -d .deps/iproute2/bin ] && export PATH=$PWD/.deps/iproute2/bin:$PATH
-if [ -d .deps/datasets/fashion-mnist ] && [ ! -d /usr/share/datasets/fashion-mnist ]; then
-  mkdir -p /usr/share/datasets && cp -r .deps/datasets/fashion-mnist /usr/share/datasets/
-fi
-prefix="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null)"
-deps=""
-[ -d .deps/usr ] && deps="$PWD/.deps/usr"
+# shellcheck source=scripts/device-env.sh
+. scripts/device-env.sh
 t0=$(date +%s)
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTERSE_BUILD_TESTS=OFF \
-  -DCMAKE_PREFIX_PATH="$prefix;$deps" -DCMAKE_CUDA_ARCHITECTURES=90 >"$out/configure.log" 2>&1 ||
+cmake -S . -B build/release "${TERSE_CMAKE_ARGS[@]}" -DTERSE_BUILD_TESTS=OFF >"$out/configure.log" 2>&1 ||
   { tail -20 "$out/configure.log"; exit 1; }
 targets=(terse)
 [ -f bench/collectives.cmake ] && targets+=(collectives_bench)
+# shellcheck disable=SC2206 # EXTRA_TARGETS is a list of words
+targets+=(${EXTRA_TARGETS:-})
 cmake --build build/release -j "$(nproc)" --target "${targets[@]}" >"$out/build.log" 2>&1 ||
   { grep -E "error|FAILED" "$out/build.log" | head -20; exit 1; }
 echo "build: $(($(date +%s) - t0)) s"

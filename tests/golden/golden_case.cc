@@ -98,6 +98,19 @@ double relative_error(const std::vector<float>& actual, const std::vector<double
   return worst;
 }
 
+double norm_error(const std::vector<float>& actual, const std::vector<double>& expected) {
+  if (actual.size() != expected.size()) return INFINITY;
+  double diff = 0, ref = 0;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    const double d = static_cast<double>(actual[i]) - expected[i];
+    diff += d * d;
+    ref += expected[i] * expected[i];
+  }
+  if (ref == 0) return diff == 0 ? 0 : INFINITY;
+  const double r = std::sqrt(diff / ref);
+  return r == r ? r : INFINITY;
+}
+
 namespace {
 
 template <typename T>
@@ -140,6 +153,7 @@ ReplayResult replay_typed(const GoldenCase& c, const OptionMap& options) {
         actual[e] = load_as_float(values[i].data(), static_cast<int64_t>(e));
       }
       const double err = relative_error(actual, it->second[i]);
+      r.max_norm_error = std::max(r.max_norm_error, norm_error(actual, it->second[i]));
       if (!(err <= r.max_error)) {
         r.max_error = err;
         r.worst_step = step;

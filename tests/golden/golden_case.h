@@ -37,8 +37,12 @@ GoldenCase load_golden(const std::string& path);
 // 1e-2 floor on sgd_dampening, identical in a Python f32 emulation of torch's formula).
 double relative_error(const std::vector<float>& actual, const std::vector<double>& expected);
 
+// Norm-wise relative error ||a - b||_2 / ||b||_2 over one tensor (0 when both are zero).
+double norm_error(const std::vector<float>& actual, const std::vector<double>& expected);
+
 struct ReplayResult {
   double max_error = 0;  // over every recorded step and tensor
+  double max_norm_error = 0;  // norm_error, worst over every recorded step and tensor
   int64_t worst_step = 0;
   size_t worst_tensor = 0;
 };

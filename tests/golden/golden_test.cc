@@ -47,7 +47,7 @@ class GoldenTest : public ::testing::Test {
                                 << " params: worst relative error " << r.max_error << " at step "
                                 << r.worst_step << ", tensor " << r.worst_tensor;
     std::cout << c.name << " (" << dtype_name(dtype_) << "): max relative error " << r.max_error
-              << ", tolerance " << tol << "\n";
+              << ", tolerance " << tol << "; norm-wise " << r.max_norm_error << "\n";
   }
 
  private:
