@@ -87,6 +87,8 @@ std::vector<std::string> mpirun_command(int np, const std::string& executable,
   return command;
 }
 
+void prepare_rank_environment() { ::setenv("OMP_WAIT_POLICY", "PASSIVE", 0); }
+
 std::string self_executable() {
   char buffer[PATH_MAX];
   const ssize_t n = ::readlink("/proc/self/exe", buffer, sizeof buffer - 1);

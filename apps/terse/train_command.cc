@@ -305,6 +305,7 @@ int run_train(TrainFlags& flags, const std::vector<std::string>& args) {
     if (flags.np > 1) {
       // mpirun hands the ranks a pipe for stderr; tell them whether the user sees a terminal.
       ::setenv(kProgressTtyEnv, progress_on_tty() ? "1" : "0", 1);
+      prepare_rank_environment();
       const auto command = mpirun_command(flags.np, self_executable(), "train", strip_np_flag(args),
                                           ::geteuid() == 0);
       return run_and_wait(command,

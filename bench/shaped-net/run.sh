@@ -6,6 +6,7 @@
 # path between ranks), so it crosses the shaped veth links. Extra mpirun flags: MPIRUN_ARGS.
 # --mca plm rsh overrides an environment that disables remote launch (OMPI_MCA_plm=isolated).
 # PIN=1 starts each rank through pin.sh (rank r on its own share of the host's CPUs).
+# The ranks get OMP_WAIT_POLICY=PASSIVE (as `terse train --np` gives them) unless it is set.
 # Example: run.sh 2 100mbit -- /work/main/build/lead/apps/terse/terse train --model mlp ...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,7 +50,8 @@ for ((i = 1; i <= n; i++)); do echo "10.88.0.$i slots=1"; done >"$hostfile"
 mpirun --allow-run-as-root --oversubscribe --bind-to none -n "$n" --hostfile "$hostfile" \
   --mca plm rsh --mca plm_rsh_agent "$here/rsh-agent.sh" --mca plm_rsh_no_tree_spawn 1 \
   --mca btl tcp,self --mca btl_tcp_if_include 10.88.0.0/24 \
-  --mca oob_tcp_if_include 10.88.0.0/24 ${MPIRUN_ARGS:-} "${pin[@]}" "$@" &
+  --mca oob_tcp_if_include 10.88.0.0/24 -x OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" \
+  ${MPIRUN_ARGS:-} "${pin[@]}" "$@" &
 mpirun_pid=$!
 rc=0
 wait "$mpirun_pid" || rc=$?

@@ -5,6 +5,8 @@ torch and hardware this runs on, and prints the golden test's error metric (max 
 
 Question it answers: does the official code itself, on another machine or torch version, land
 within 1e-2 of the golden file? Usage: python3 replay_reference.py tests/golden/data/muon.json
+[--write OUT.json]: also writes the CPU bf16 trajectory as a golden file of the same inputs (the
+official code on this torch), which tests/golden checks terse against.
 """
 import json
 import sys
@@ -62,8 +64,22 @@ def errors(got, case):
     return worst_el, worst_norm
 
 
+def write_golden(case, path):
+    got = replay(case, "cpu", torch.bfloat16)
+    out = dict(case)
+    out["name"] = "muon_torch" + torch.__version__.split("+")[0].replace(".", "_")
+    out["reference"] = (case["reference"] + "; re-run with torch " + torch.__version__ +
+                        " on the CPU by experiments/muon-golden/replay_reference.py")
+    out["params_after_step"] = {str(t): v for t, v in got.items()}
+    with open(path, "w") as f:
+        json.dump(out, f)
+    print("wrote", path)
+
+
 def main():
     case = json.load(open(sys.argv[1]))
+    if len(sys.argv) == 4 and sys.argv[2] == "--write":
+        write_golden(case, sys.argv[3])
     print("torch", torch.__version__, "mkldnn bf16:",
           getattr(torch.backends.mkldnn, "is_available", lambda: None)(),
           torch.ops.mkldnn._is_mkldnn_bf16_supported() if hasattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported") else "?")

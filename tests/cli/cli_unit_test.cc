@@ -68,6 +68,17 @@ TEST(CliLauncher, MpirunCommand) {
   EXPECT_EQ(as_root[7], "/opt/terse");
 }
 
+TEST(CliLauncher, RanksGetPassiveOpenMpUnlessTheUserChose) {
+  ::unsetenv("OMP_WAIT_POLICY");
+  prepare_rank_environment();
+  ASSERT_NE(std::getenv("OMP_WAIT_POLICY"), nullptr);
+  EXPECT_STREQ(std::getenv("OMP_WAIT_POLICY"), "PASSIVE");
+  ::setenv("OMP_WAIT_POLICY", "ACTIVE", 1);
+  prepare_rank_environment();
+  EXPECT_STREQ(std::getenv("OMP_WAIT_POLICY"), "ACTIVE");
+  ::unsetenv("OMP_WAIT_POLICY");
+}
+
 TEST(CliLauncher, RunAndWaitReturnsStatusAndNamesHint) {
   EXPECT_EQ(run_and_wait({"sh", "-c", "exit 7"}, "hint"), 7);
   EXPECT_EQ(run_and_wait({"sh", "-c", "kill -9 $$"}, "hint"), 128 + 9);
