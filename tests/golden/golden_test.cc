@@ -7,6 +7,12 @@
 //   bf16 / f16 params and grads: 1e-5 + t * u, u = 2^-8 (bf16) or 2^-11 (f16) = one unit of
 //     storage rounding per step over the t steps replayed (grads are rounded on input, params
 //     after every update). Measured worst: bf16 0.074 (sgd_momentum), f16 0.0055.
+//   muon.json: its Newton-Schulz ran in bf16 on the machine that made the file, and bf16
+//     rounding differs between machines and torch versions. The official code itself, re-run
+//     with torch 2.11 on a CPU and on an H100 (experiments/muon-golden), lands 0.0489 from the
+//     file element-wise and 0.0091 norm-wise. So the f32 check is the norm-wise error <= 1e-2
+//     (the spec's bound for bf16 Newton-Schulz) with the element-wise one <= 0.06. The file
+//     that re-run wrote, muon_torch2_11_0.json, is held to the f32 1e-5 like every other file.
 
 #include <gtest/gtest.h>
 
@@ -21,6 +27,7 @@ namespace terse::golden {
 namespace {
 
 constexpr double kF32Tolerance = 1e-5;
+constexpr double kMuonNormTolerance = 1e-2;
 
 double base_tolerance(const std::string& name) { return name == "muon" ? 0.06 : kF32Tolerance; }
 
@@ -46,6 +53,9 @@ class GoldenTest : public ::testing::Test {
     EXPECT_LE(r.max_error, tol) << c.name << " with " << dtype_name(dtype_)
                                 << " params: worst relative error " << r.max_error << " at step "
                                 << r.worst_step << ", tensor " << r.worst_tensor;
+    if (c.name == "muon" && dtype_ == DType::kF32) {
+      EXPECT_LE(r.max_norm_error, kMuonNormTolerance) << "muon norm-wise error";
+    }
     std::cout << c.name << " (" << dtype_name(dtype_) << "): max relative error " << r.max_error
               << ", tolerance " << tol << "; norm-wise " << r.max_norm_error << "\n";
   }
@@ -92,7 +102,8 @@ TEST(GoldenSelfCheck, PerturbedHyperparameterFails) {
       {"sgd_nesterov.json", "nesterov", "false"},   {"adam.json", "lr", "0.0101"},
       {"adam_amsgrad.json", "amsgrad", "false"},    {"adamw.json", "weight_decay", "0.09"},
       {"lion.json", "weight_decay", "0.09"},        {"adabelief.json", "rectify", "false"},
-      {"adabelief_norectify.json", "lr", "0.0101"}, {"muon.json", "lr", "0.022"}};
+      {"adabelief_norectify.json", "lr", "0.0101"}, {"muon.json", "lr", "0.022"},
+      {"muon_torch2_11_0.json", "lr", "0.0202"}};
   for (const auto& p : cases) {
     const std::string path = dir + "/" + p.file;
     if (!std::filesystem::exists(path)) continue;
