@@ -17,13 +17,15 @@
 
 namespace terse {
 
+// target_clones as the CPU multi-tensor executor (bits identical under -ffp-contract=off): AVX-512
+// masks also if-convert LionRule's sign, which stays scalar on baseline x86-64.
 // Rule::kNumStates (1 or 2) quantized states: codes[k] (n codes of this block), *absmax[k] (this
 // block's scale, read then overwritten) and maps[k]. kSkipNonFiniteGrad is bnb's 2-state rule: an
 // element whose gradient is NaN or inf keeps its parameter and gets zero states.
 template <typename Rule, bool kSkipNonFiniteGrad, typename T>
-void eightbit_block_step(const Rule& rule, T* __restrict p, const T* __restrict g, int64_t n,
-                         uint8_t* const codes[2], float* const absmax[2],
-                         const DynamicMap* const maps[2]) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void eightbit_block_step(
+    const Rule& rule, T* __restrict p, const T* __restrict g, int64_t n, uint8_t* const codes[2],
+    float* const absmax[2], const DynamicMap* const maps[2]) {
   constexpr int kN = Rule::kNumStates;
   static_assert(kN == 1 || kN == 2, "8-bit optimizers keep one or two states");
   float s0[kQuantBlockSize];
