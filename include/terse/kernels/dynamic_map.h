@@ -7,6 +7,7 @@
 #include "terse/core/check.h"
 #include "terse/core/dtype.h"
 #include "terse/core/macros.h"
+#include "terse/kernels/quant_avx2.h"
 
 namespace terse {
 
@@ -69,16 +70,27 @@ class DynamicMap {
   // of the lowest float whose top 17 bits are k and, from bit 16, the largest `low` that still
   // has code c: a 17-bit bucket holds at most one midpoint (the sign rule only merges codes), so
   // its codes are c and c + 1. `low` is the other 15 bits, flipped for a negative x so that it
-  // grows with x. The table is built from quantize(), so the codes are the same.
-  TERSE_FORCEINLINE void quantize_scaled(const float* __restrict x, int64_t n, float scale,
-                                         uint8_t* __restrict out) const {
-    const uint32_t* fine = fine_;
-    for (int64_t i = 0; i < n; ++i) {
-      const uint32_t bits = float_to_bits(x[i] * scale);
-      const uint32_t e = fine[bits >> 15];
-      const uint32_t low = (bits ^ (0u - (bits >> 31))) & 0x7fffu;
-      out[i] = static_cast<uint8_t>((e & 0xffu) + (low > (e >> 16) ? 1u : 0u));
+  // grows with x. The table is built from quantize(), so the codes are the same. `simd`: the
+  // AVX2 loop where the CPU has it (false: the portable loop, for tests).
+  void quantize_scaled(const float* __restrict x, int64_t n, float scale, uint8_t* __restrict out,
+                       bool simd = true) const {
+#if defined(__x86_64__)
+    if (simd && quant_avx2::has_avx2()) {
+      quant_avx2::quantize(fine_, x, n, scale, out);
+      return;
     }
+#else
+    (void)simd;
+#endif
+    for (int64_t i = 0; i < n; ++i) out[i] = fine_code(fine_, x[i] * scale);
+  }
+
+  // quantize_scaled's rule for one value (also the AVX2 loop's tail).
+  static TERSE_FORCEINLINE uint8_t fine_code(const uint32_t* fine, float x) {
+    const uint32_t bits = float_to_bits(x);
+    const uint32_t e = fine[bits >> 15];
+    const uint32_t low = (bits ^ (0u - (bits >> 31))) & 0x7fffu;
+    return static_cast<uint8_t>((e & 0xffu) + (low > (e >> 16) ? 1u : 0u));
   }
 
  private:
