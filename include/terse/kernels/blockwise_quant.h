@@ -25,33 +25,18 @@ inline constexpr int64_t kQuantBlockSize = 256;
 
 inline int64_t quant_num_blocks(int64_t n) { return (n + kQuantBlockSize - 1) / kQuantBlockSize; }
 
-// max |x[i]| over i < n; NaN if any element is NaN (std::max and fmaxf would drop it). Eight
-// independent partial maxima, so the loop is not one chain of dependent compares (it vectorises).
+// max |x[i]| over i < n; NaN if any element is NaN (std::max and fmaxf would drop it). NaN is
+// a separate flag, so the order in which `omp simd` combines the partial maxima cannot matter.
 inline float block_absmax(const float* x, int64_t n) {
-  constexpr int kLanes = 8;
-  float m[kLanes] = {};
-  int nan[kLanes] = {};
-  const int64_t full = n - n % kLanes;
-  int64_t i = 0;
-  for (; i < full; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      const float a = std::fabs(x[i + l]);
-      m[l] = a > m[l] ? a : m[l];
-      nan[l] |= a != a;
-    }
-  }
-  for (; i < n; ++i) {
+  float m = 0.0f;
+  int nan = 0;
+#pragma omp simd reduction(max : m) reduction(| : nan)
+  for (int64_t i = 0; i < n; ++i) {
     const float a = std::fabs(x[i]);
-    m[0] = a > m[0] ? a : m[0];
-    nan[0] |= a != a;
+    m = a > m ? a : m;
+    nan |= a != a ? 1 : 0;
   }
-  float r = 0.0f;
-  int any_nan = 0;
-  for (int l = 0; l < kLanes; ++l) {
-    r = m[l] > r ? m[l] : r;
-    any_nan |= nan[l];
-  }
-  return any_nan ? std::numeric_limits<float>::quiet_NaN() : r;
+  return nan != 0 ? std::numeric_limits<float>::quiet_NaN() : m;
 }
 
 // codes[i] = map.quantize(x[i] * (1 / absmax)), n <= kQuantBlockSize; the zero code when absmax
@@ -68,7 +53,7 @@ inline void quantize_block(const float* x, int64_t n, float absmax, const Dynami
   // Codes go to a local array first: a store through uint8_t* may alias the map, which would
   // make the compiler reload its tables every element.
   uint8_t local[kQuantBlockSize];
-  for (int64_t i = 0; i < n; ++i) local[i] = map.quantize(x[i] * inv);
+  map.quantize_scaled(x, n, inv, local);
   std::memcpy(codes, local, static_cast<size_t>(n));
 }
 

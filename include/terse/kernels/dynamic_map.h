@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstdint>
 
+#include "terse/core/check.h"
 #include "terse/core/dtype.h"
 #include "terse/core/macros.h"
+#include "terse/kernels/quant_avx2.h"
 
 namespace terse {
 
@@ -63,6 +65,34 @@ class DynamicMap {
     return static_cast<uint8_t>(c);
   }
 
+  // out[i] = quantize(x[i] * scale) for i < n: one independent load per element (a 512 KiB
+  // table) and integer compares, where quantize() chains three loads. fine_[k] holds the code c
+  // of the lowest float whose top 17 bits are k and, from bit 16, the largest `low` that still
+  // has code c: a 17-bit bucket holds at most one midpoint (the sign rule only merges codes), so
+  // its codes are c and c + 1. `low` is the other 15 bits, flipped for a negative x so that it
+  // grows with x. The table is built from quantize(), so the codes are the same. `simd`: the
+  // AVX2 loop where the CPU has it (false: the portable loop, for tests).
+  void quantize_scaled(const float* __restrict x, int64_t n, float scale, uint8_t* __restrict out,
+                       bool simd = true) const {
+#if defined(__x86_64__)
+    if (simd && quant_avx2::has_avx2()) {
+      quant_avx2::quantize(fine_, x, n, scale, out);
+      return;
+    }
+#else
+    (void)simd;
+#endif
+    for (int64_t i = 0; i < n; ++i) out[i] = fine_code(fine_, x[i] * scale);
+  }
+
+  // quantize_scaled's rule for one value (also the AVX2 loop's tail).
+  static TERSE_FORCEINLINE uint8_t fine_code(const uint32_t* fine, float x) {
+    const uint32_t bits = float_to_bits(x);
+    const uint32_t e = fine[bits >> 15];
+    const uint32_t low = (bits ^ (0u - (bits >> 31))) & 0x7fffu;
+    return static_cast<uint8_t>((e & 0xffu) + (low > (e >> 16) ? 1u : 0u));
+  }
+
  private:
   explicit DynamicMap(bool is_signed) : signed_(is_signed) {
     const uint32_t* bits = is_signed ? kSignedBits : kUnsignedBits;
@@ -77,6 +107,23 @@ class DynamicMap {
     for (uint32_t b = 0; b < kBuckets; ++b) {
       const float lo = bits_to_float((b & 0x8000u) ? (b << 16) | 0xffffu : b << 16);
       start_[b] = static_cast<uint8_t>(std::lower_bound(mid_, mid_ + kCodes - 1, lo) - mid_);
+    }
+    for (uint32_t k = 0; k < kFine; ++k) {
+      const uint32_t flip = (k >> 16) != 0 ? 0x7fffu : 0u;
+      const auto code = [&](uint32_t low) {
+        return quantize(bits_to_float(k << 15 | (low ^ flip)));
+      };
+      const uint32_t c = code(0);
+      uint32_t below = 0x7fff;  // the largest low with code c
+      if (code(0x7fff) != c) {
+        TERSE_CHECK(code(0x7fff) == c + 1, Error, "DynamicMap: two midpoints in bucket ", k);
+        below = 0;
+        for (uint32_t hi = 0x7fff; hi - below > 1;) {
+          const uint32_t m = (below + hi) / 2;
+          (code(m) == c ? below : hi) = m;
+        }
+      }
+      fine_[k] = c | below << 16;
     }
   }
 
@@ -165,6 +212,8 @@ class DynamicMap {
   float mid_[kCodes] = {};
   static constexpr uint32_t kBuckets = 1u << 16;
   uint8_t start_[kBuckets] = {};
+  static constexpr uint32_t kFine = 1u << 17;
+  uint32_t fine_[kFine] = {};
 };
 
 }  // namespace terse

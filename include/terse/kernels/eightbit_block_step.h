@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "terse/core/dtype.h"
 #include "terse/kernels/blockwise_quant.h"
@@ -16,42 +17,44 @@
 
 namespace terse {
 
+// target_clones as the CPU multi-tensor executor (bits identical under -ffp-contract=off): AVX-512
+// masks also if-convert LionRule's sign, which stays scalar on baseline x86-64.
 // Rule::kNumStates (1 or 2) quantized states: codes[k] (n codes of this block), *absmax[k] (this
 // block's scale, read then overwritten) and maps[k]. kSkipNonFiniteGrad is bnb's 2-state rule: an
 // element whose gradient is NaN or inf keeps its parameter and gets zero states.
 template <typename Rule, bool kSkipNonFiniteGrad, typename T>
-void eightbit_block_step(const Rule& rule, T* __restrict p, const T* __restrict g, int64_t n,
-                         uint8_t* const codes[2], float* const absmax[2],
-                         const DynamicMap* const maps[2]) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void eightbit_block_step(
+    const Rule& rule, T* __restrict p, const T* __restrict g, int64_t n, uint8_t* const codes[2],
+    float* const absmax[2], const DynamicMap* const maps[2]) {
   constexpr int kN = Rule::kNumStates;
   static_assert(kN == 1 || kN == 2, "8-bit optimizers keep one or two states");
   float s0[kQuantBlockSize];
   float s1[kQuantBlockSize];
   const Rule r = rule;
-  const float a0 = *absmax[0];
-  const float a1 = kN > 1 ? *absmax[1] : 0.0f;
-  const float* q0 = maps[0]->codes();
-  const float* q1 = kN > 1 ? maps[1]->codes() : q0;
-  const uint8_t* c0 = codes[0];
-  const uint8_t* c1 = kN > 1 ? codes[1] : codes[0];
+  // Dequantize first: the code gathers in the Rule loop would keep it from vectorising.
+  dequantize_block(codes[0], n, *absmax[0], *maps[0], s0);
+  if constexpr (kN > 1) dequantize_block(codes[1], n, *absmax[1], *maps[1], s1);
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
-    float x0 = q0[c0[i]] * a0;
-    float x1 = kN > 1 ? q1[c1[i]] * a1 : 0.0f;
+    float x0 = s0[i];
+    float x1 = kN > 1 ? s1[i] : 0.0f;
     float x2 = 0.0f;
     const float gv = load_as_float(g, i);
     const float old = load_as_float(p, i);
     float pv = old;
     r(pv, gv, x0, x1, x2);
     if constexpr (kSkipNonFiniteGrad) {
-      const bool finite = std::isfinite(gv);
-      x0 = finite ? x0 : 0.0f;
-      x1 = finite ? x1 : 0.0f;
-      pv = finite ? pv : old;  // a 16-bit parameter round-trips exactly
+      // A skipped element keeps `old` (a 16-bit parameter round-trips exactly). Bit-mask
+      // selects: with `finite ? x : y` GCC sinks the Rule into a branch it cannot if-convert
+      // (sqrt and division may trap), and the loop stays scalar.
+      const uint32_t keep = std::fabs(gv) <= std::numeric_limits<float>::max() ? ~0u : 0u;
+      x0 = bits_to_float(float_to_bits(x0) & keep);
+      x1 = bits_to_float(float_to_bits(x1) & keep);
+      pv = bits_to_float((float_to_bits(pv) & keep) | (float_to_bits(old) & ~keep));
     }
     store_from_float(p, i, pv);
     s0[i] = x0;
-    s1[i] = x1;
+    if constexpr (kN > 1) s1[i] = x1;
   }
   const float m0 = block_absmax(s0, n);
   *absmax[0] = m0;
