@@ -22,6 +22,12 @@ namespace terse {
 // Rule::kNumStates (1 or 2) quantized states: codes[k] (n codes of this block), *absmax[k] (this
 // block's scale, read then overwritten) and maps[k]. kSkipNonFiniteGrad is bnb's 2-state rule: an
 // element whose gradient is NaN or inf keeps its parameter and gets zero states.
+// GCC (12, with ASan) cannot see that the Rule loop writes s0[0, n) before block_absmax reads it,
+// and warns; filling the arrays first would cost a store per element.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 template <typename Rule, bool kSkipNonFiniteGrad, typename T>
 __attribute__((target_clones("avx512f", "avx2", "default"))) void eightbit_block_step(
     const Rule& rule, T* __restrict p, const T* __restrict g, int64_t n, uint8_t* const codes[2],
@@ -65,6 +71,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void eightbit_block
     quantize_block(s1, n, m1, *maps[1], codes[1]);
   }
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 // The 32-bit path of the same optimizer (tensors below min_8bit_size): s0, s1 are f32 states.
 // Same loop as the CPU multi-tensor executor, so the bits match the 32-bit optimizers' where
