@@ -41,7 +41,7 @@ double relative_error(const std::vector<float>& actual, const std::vector<double
 double norm_error(const std::vector<float>& actual, const std::vector<double>& expected);
 
 struct ReplayResult {
-  double max_error = 0;  // over every recorded step and tensor
+  double max_error = 0;       // over every recorded step and tensor
   double max_norm_error = 0;  // norm_error, worst over every recorded step and tensor
   int64_t worst_step = 0;
   size_t worst_tensor = 0;
