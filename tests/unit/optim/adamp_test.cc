@@ -23,17 +23,8 @@ using test::Buffers;
 using test::expect_invalid;
 using test::GradKind;
 using test::RefView;
+using test::Shaped;
 using test::Tensor;
-
-// A parameter of the given shape over owned buffers.
-struct Shaped {
-  std::vector<int64_t> shape;
-  std::vector<float> value, grad;
-  Param param(const std::string& name = "") {
-    return Param{TensorView::of(value.data(), static_cast<int64_t>(value.size())),
-                 TensorView::of(grad.data(), static_cast<int64_t>(grad.size())), shape, name};
-  }
-};
 
 TEST(AdamP, DefaultsAreTheOfficialOnes) {
   Buffers b{{1.0f}, {1.0f}};

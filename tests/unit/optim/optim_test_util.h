@@ -22,6 +22,16 @@ struct Buffers {
   }
 };
 
+// A parameter of the given shape over owned buffers (for optimizers that read the shape).
+struct Shaped {
+  std::vector<int64_t> shape;
+  std::vector<float> value, grad;
+  Param param(const std::string& name = "") {
+    return Param{TensorView::of(value.data(), static_cast<int64_t>(value.size())),
+                 TensorView::of(grad.data(), static_cast<int64_t>(grad.size())), shape, name};
+  }
+};
+
 // Expects make_optimizer(spec) to throw InvalidArgument whose message contains every one of
 // `parts`.
 inline void expect_invalid(const std::string& spec, const std::vector<std::string>& parts) {

@@ -18,17 +18,9 @@ using test::Buffers;
 using test::expect_invalid;
 using test::GradKind;
 using test::RefView;
+using test::Shaped;
 using test::SgdPRef;
 using test::Tensor;
-
-struct Shaped {
-  std::vector<int64_t> shape;
-  std::vector<float> value, grad;
-  Param param(const std::string& name = "") {
-    return Param{TensorView::of(value.data(), static_cast<int64_t>(value.size())),
-                 TensorView::of(grad.data(), static_cast<int64_t>(grad.size())), shape, name};
-  }
-};
 
 TEST(SgdP, DefaultsAreTheOfficialOnesAndLrIsRequired) {
   Buffers b{{1.0f}, {1.0f}};
