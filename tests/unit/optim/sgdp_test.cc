@@ -18,8 +18,8 @@ using test::Buffers;
 using test::expect_invalid;
 using test::GradKind;
 using test::RefView;
-using test::Shaped;
 using test::SgdPRef;
+using test::Shaped;
 using test::Tensor;
 
 TEST(SgdP, DefaultsAreTheOfficialOnesAndLrIsRequired) {
