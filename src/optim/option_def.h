@@ -26,4 +26,12 @@ struct WordOptionDef {
 
 using WordOptions = std::map<std::string, std::string>;
 
+// Def::options() built once, for the optimizers made from a definition `Def` (FusedOptimizer,
+// ProjectedOptimizer, EightBitOptimizer), whose bases keep a reference to the table.
+template <typename Def>
+const std::vector<OptionDef>& def_options() {
+  static const std::vector<OptionDef> kDefs = Def::options();
+  return kDefs;
+}
+
 }  // namespace terse::optim_detail

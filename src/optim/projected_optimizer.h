@@ -22,18 +22,13 @@ template <typename Def>
 class ProjectedOptimizer final : public FusedOptimizerBase {
  public:
   ProjectedOptimizer(const OptionMap& options, std::vector<ParamGroup> groups)
-      : FusedOptimizerBase(Def::kName, defs()) {
+      : FusedOptimizerBase(Def::kName, def_options<Def>()) {
     add_groups(options, std::move(groups),
                [this](const GroupOptions& o) { hypers_.push_back(Def::parse(o)); });
   }
 
  private:
   using Hyper = typename Def::Hyper;
-
-  static const std::vector<OptionDef>& defs() {
-    static const std::vector<OptionDef> kDefs = Def::options();
-    return kDefs;
-  }
 
   std::vector<std::string> state_names(size_t group) const override {
     return Def::state_names(hypers_[group]);

@@ -28,7 +28,7 @@ template <typename Def>
 class EightBitOptimizer final : public EightBitOptimizerBase {
  public:
   EightBitOptimizer(const OptionMap& options, std::vector<ParamGroup> groups)
-      : EightBitOptimizerBase(Def::kName, defs(), Rule::kNumStates) {
+      : EightBitOptimizerBase(Def::kName, def_options<Def>(), Rule::kNumStates) {
     add_groups(options, std::move(groups),
                [this](const GroupOptions& o) { hypers_.push_back(Def::parse(o)); });
     init_states();
@@ -38,11 +38,6 @@ class EightBitOptimizer final : public EightBitOptimizerBase {
   using Hyper = typename Def::Hyper;
   using Rule = typename Def::Rule;
   static constexpr int kN = Rule::kNumStates;
-
-  static const std::vector<OptionDef>& defs() {
-    static const std::vector<OptionDef> kDefs = Def::options();
-    return kDefs;
-  }
 
   int64_t min_8bit_size(size_t group) const override { return hypers_[group].min_8bit_size; }
   void describe(size_t group, OptionMap& out) const override { Def::describe(hypers_[group], out); }
