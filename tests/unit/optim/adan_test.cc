@@ -14,13 +14,7 @@ namespace {
 
 using test::Buffers;
 using test::expect_invalid;
-
-std::vector<float> state_of(const StateDict& sd, const std::string& key) {
-  const StateTensor& t = sd.tensor(key);
-  std::vector<float> v(static_cast<size_t>(t.numel()));
-  t.copy_to(TensorView::of(v.data(), t.numel()), key);
-  return v;
-}
+using test::state_floats;
 
 TEST(Adan, DefaultsAreTheOfficialOnes) {
   Buffers b{{1.0f}, {1.0f}};
@@ -92,10 +86,10 @@ TEST(Adan, SecondStepUsesTheGradientDifference) {
   opt->step();
   EXPECT_NEAR(b.value[0], 0.9 - 0.3 / std::sqrt(11.0), 1e-6);
   const StateDict sd = opt->state_dict();
-  EXPECT_FLOAT_EQ(state_of(sd, "state.0.exp_avg")[0], 1.75f);
-  EXPECT_FLOAT_EQ(state_of(sd, "state.0.exp_avg_sq")[0], 8.25f);
-  EXPECT_FLOAT_EQ(state_of(sd, "state.0.exp_avg_diff")[0], 1.0f);
-  EXPECT_FLOAT_EQ(state_of(sd, "state.0.neg_pre_grad")[0], -3.0f);
+  EXPECT_FLOAT_EQ(state_floats(sd, "state.0.exp_avg")[0], 1.75f);
+  EXPECT_FLOAT_EQ(state_floats(sd, "state.0.exp_avg_sq")[0], 8.25f);
+  EXPECT_FLOAT_EQ(state_floats(sd, "state.0.exp_avg_diff")[0], 1.0f);
+  EXPECT_FLOAT_EQ(state_floats(sd, "state.0.neg_pre_grad")[0], -3.0f);
   EXPECT_EQ(b.grad[0], 3.0f);  // the gradient is read, not written
 }
 
@@ -110,16 +104,16 @@ TEST(Adan, ClipUsesTheNormOfAllGroups) {
   auto opt = make_optimizer(OptimizerSpec{"adan", {{"max_grad_norm", "1"}}}, std::move(groups));
   opt->step();
   const StateDict sd = opt->state_dict();
-  EXPECT_FLOAT_EQ(state_of(sd, "state.0.neg_pre_grad")[0], -0.6f);
-  EXPECT_FLOAT_EQ(state_of(sd, "state.1.neg_pre_grad")[0], -0.8f);
-  EXPECT_FLOAT_EQ(state_of(sd, "state.1.exp_avg")[0], 0.02f * 0.8f);
+  EXPECT_FLOAT_EQ(state_floats(sd, "state.0.neg_pre_grad")[0], -0.6f);
+  EXPECT_FLOAT_EQ(state_floats(sd, "state.1.neg_pre_grad")[0], -0.8f);
+  EXPECT_FLOAT_EQ(state_floats(sd, "state.1.exp_avg")[0], 0.02f * 0.8f);
   EXPECT_EQ(a.grad[0], 3.0f);
   EXPECT_EQ(b.grad[0], 4.0f);
   // A norm below max_grad_norm leaves the gradients as they are (the coefficient is <= 1).
   Buffers c{{1.0f}, {3.0f}}, d{{1.0f}, {4.0f}};
   auto loose = make_optimizer("adan:max_grad_norm=10", {c.param(), d.param()});
   loose->step();
-  EXPECT_FLOAT_EQ(state_of(loose->state_dict(), "state.1.neg_pre_grad")[0], -4.0f);
+  EXPECT_FLOAT_EQ(state_floats(loose->state_dict(), "state.1.neg_pre_grad")[0], -4.0f);
 }
 
 TEST(Adan, RestartEveryStartsTheStatesAndStepCountAfresh) {
@@ -150,7 +144,7 @@ TEST(Adan, RestartEveryStartsTheStatesAndStepCountAfresh) {
   EXPECT_NE(never.value, fresh_b.value);
   for (const char* s : {"exp_avg", "exp_avg_sq", "exp_avg_diff", "neg_pre_grad"}) {
     const std::string key = std::string("state.0.") + s;
-    EXPECT_EQ(state_of(opt->state_dict(), key), state_of(fresh->state_dict(), key)) << key;
+    EXPECT_EQ(state_floats(opt->state_dict(), key), state_floats(fresh->state_dict(), key)) << key;
   }
 }
 

@@ -1,12 +1,14 @@
 #pragma once
 
-// Shared by the optimizer unit tests: parameter buffers and the check of a rejected spec.
+// Shared by the optimizer unit tests: parameter buffers, state-dict readers and the check of a
+// rejected spec.
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
+#include "terse/core/state_dict.h"
 #include "terse/optim/optimizer.h"
 
 namespace terse::test {
@@ -31,6 +33,21 @@ struct Shaped {
                  TensorView::of(grad.data(), static_cast<int64_t>(grad.size())), shape, name};
   }
 };
+
+// State tensor `key` of a state dict as floats.
+inline std::vector<float> state_floats(const StateDict& sd, const std::string& key) {
+  const StateTensor& t = sd.tensor(key);
+  std::vector<float> v(static_cast<size_t>(t.numel()));
+  t.copy_to(TensorView::of(v.data(), t.numel()), key);
+  return v;
+}
+
+// State tensor `key` that holds one element (copy_to throws when it holds another count).
+inline float state_scalar(const StateDict& sd, const std::string& key) {
+  float v = 0;
+  sd.tensor(key).copy_to(TensorView::of(&v, 1), key);
+  return v;
+}
 
 // Expects make_optimizer(spec) to throw InvalidArgument whose message contains every one of
 // `parts`.

@@ -14,12 +14,7 @@ namespace {
 
 using test::Buffers;
 using test::expect_invalid;
-
-float state_scalar(const StateDict& sd, const std::string& key) {
-  float v = 0;
-  sd.tensor(key).copy_to(TensorView::of(&v, 1), key);
-  return v;
-}
+using test::state_scalar;
 
 TEST(SgdSai, DefaultsAreTheOfficialOnes) {
   Buffers b{{1.0f}, {1.0f}};

@@ -15,12 +15,7 @@ namespace {
 
 using test::Buffers;
 using test::expect_invalid;
-
-float state_value(const Optimizer& opt, const std::string& key) {
-  float v = 0;
-  opt.state_dict().tensor(key).copy_to(TensorView::of(&v, 1), key);
-  return v;
-}
+using test::state_scalar;
 
 // lr * sqrt(bc2) / bc1 at step t, the bias-corrected step size of the official code.
 double step_size(double lr, int t) {
@@ -101,7 +96,8 @@ TEST(Spam, MomentumResetAndCosineWarmUpAtTheExactSteps) {
     opt->step();
     EXPECT_NEAR(before - b.value[0], step_size(0.1, t) * scale * m / std::sqrt(v), 1e-6)
         << "step " << t;
-    EXPECT_FLOAT_EQ(state_value(*opt, "state.0.exp_avg"), static_cast<float>(m)) << "step " << t;
+    EXPECT_FLOAT_EQ(state_scalar(opt->state_dict(), "state.0.exp_avg"), static_cast<float>(m))
+        << "step " << t;
   }
   // Before the first reset the steps are the plain bias-corrected ones, lr * 1.
   Buffers c{{0.0f}, {1.0f}};
@@ -119,7 +115,7 @@ float second_moment_after_spike(const std::string& spec, int spike) {
     b.grad = {t == spike ? 100.0f : 1.0f};
     opt->step();
   }
-  return state_value(*opt, "state.0.exp_avg_sq");
+  return state_scalar(opt->state_dict(), "state.0.exp_avg_sq");
 }
 
 TEST(Spam, SpikeClippingIsOffForGradAccuStepsFromEveryReset) {
@@ -139,7 +135,8 @@ TEST(Spam, SpikeClippingIsOffForGradAccuStepsFromEveryReset) {
   opt->step();
   b.grad = {-100.0f};
   opt->step();
-  EXPECT_NEAR(state_value(*opt, "state.0.exp_avg"), 0.09 - 0.1 * std::sqrt(0.003), 1e-7);
+  EXPECT_NEAR(state_scalar(opt->state_dict(), "state.0.exp_avg"), 0.09 - 0.1 * std::sqrt(0.003),
+              1e-7);
   EXPECT_FLOAT_EQ(b.grad[0], -100.0f);  // terse leaves the gradient alone
   // threshold = 0 turns clipping off; grad_accu_steps = 3 delays it to t % 4 >= 3.
   EXPECT_GT(second_moment_after_spike("spam:threshold=0,DeltaT=4,grad_accu_steps=2", 2), 1.0f);
