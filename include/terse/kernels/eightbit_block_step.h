@@ -17,8 +17,7 @@
 
 namespace terse {
 
-// target_clones as the CPU multi-tensor executor (bits identical under -ffp-contract=off): AVX-512
-// masks also if-convert LionRule's sign, which stays scalar on baseline x86-64.
+// target_clones as the CPU multi-tensor executor (bits identical under -ffp-contract=off).
 // Rule::kNumStates (1 or 2) quantized states: codes[k] (n codes of this block), *absmax[k] (this
 // block's scale, read then overwritten) and maps[k]. kSkipNonFiniteGrad is bnb's 2-state rule: an
 // element whose gradient is NaN or inf keeps its parameter and gets zero states.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "terse/core/macros.h"
@@ -40,7 +41,11 @@ struct LionRule {
                                              float& /*s2*/) const {
     p = p * decay;
     const float c = beta1 * s0 + one_minus_beta1 * g;
-    const float sign = c > 0.0f ? 1.0f : (c < 0.0f ? -1.0f : c);  // c itself when 0 or NaN
+    // sign(c), or c itself when 0 or NaN, with one select: from the two nested `?:` GCC sank the
+    // product below into branches that only AVX-512 masks if-convert (a product may trap); on
+    // AVX2 and baseline the loop stayed scalar, mispredicting on random signs.
+    const float one = std::copysign(1.0f, c);
+    const float sign = std::fabs(c) > 0.0f ? one : c;
     p = p + neg_lr * sign;
     s0 = beta2 * s0 + one_minus_beta2 * g;
   }
