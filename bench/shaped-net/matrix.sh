@@ -58,7 +58,7 @@ for n in $ns; do
         timeout -k 10 "${RUN_TIMEOUT:-150}" "$here/run.sh" "$n" "$rate" -- "$terse" train \
           --model wide-mlp --epochs 1 --batch-size "$batch" --train-limit "$limit" \
           --test-limit 512 --threads "$threads" --lr-schedule constant --timeout 120 \
-          $(method_args "$m" "$skip") --metrics "$out/$name.jsonl" -q \
+          $(method_args "$m" "$skip") --metrics "$out/$name.jsonl" --metrics-every-rank -q \
           >"$out/$name.out" 2>"$out/$name.err" && { rc=0; break; } || rc=$?
         echo "$name: attempt $attempt failed with status $rc; tail of $out/$name.err:"
         tail -3 "$out/$name.err"
@@ -77,6 +77,24 @@ print(f"{name}: {len(steps)} steps, step {med('time_step_s')*1e3:.1f} ms = compu
       f"{statistics.median((s['time_comm_s'] - s['time_wait_s']) for s in steps)*1e3:.1f}) + optim "
       f"{med('time_optim_s')*1e3:.1f}; "
       f"{med('bytes_sent')/1e6:.3f} MB sent/rank")
+# Every rank's own file (--metrics-every-rank): its local work (compute + compress + optim) and
+# its wait, medians over the same steps; the rank with the most work is the one the others wait
+# for.
+import glob, os, re
+stem, ext = os.path.splitext(path)
+files = {0: path}
+for f in glob.glob(glob.escape(stem) + '.rank*' + ext):
+    m = re.search(r'\.rank(\d+)' + re.escape(ext) + '$', f)
+    if m: files[int(m.group(1))] = f
+if len(files) > 1:
+    cells = []
+    for r in sorted(files):
+        st = [json.loads(l) for l in open(files[r]) if '"type":"step"' in l][skip:]
+        if not st: continue
+        work = statistics.median(s['time_compute_s'] + s['time_compress_s'] + s['time_optim_s'] for s in st)
+        wait = statistics.median(s.get('time_wait_s', 0.0) for s in st)
+        cells.append(f"r{r} {work*1e3:.1f}/{wait*1e3:.1f}")
+    print(f"{name}: per rank, local work / wait ms: " + ", ".join(cells))
 PY
     done
   done

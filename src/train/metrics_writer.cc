@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <utility>
 
@@ -77,6 +78,17 @@ std::vector<nlohmann::json> MetricsWriter::read(const std::string& path) {
     out.push_back(std::move(j));
   }
   return out;
+}
+
+std::string MetricsWriter::rank_path(const std::string& path, int rank) {
+  TERSE_CHECK(rank >= 0, InvalidArgument, "MetricsWriter::rank_path needs rank >= 0, got ", rank,
+              "; pass the communicator's rank");
+  if (rank == 0) return path;
+  const std::filesystem::path p(path);
+  std::filesystem::path out = p.parent_path() / p.stem();
+  out += ".rank" + std::to_string(rank);
+  out += p.extension();
+  return out.string();
 }
 
 }  // namespace terse

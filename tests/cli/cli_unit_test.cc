@@ -267,6 +267,9 @@ TEST(CliTrainFlags, FillTheConfig) {
   EXPECT_TRUE(flags.config.resume);
   EXPECT_EQ(flags.config.checkpoint_dir, "/tmp/c");
   EXPECT_EQ(flags.config.metrics_path, "m.jsonl");
+  EXPECT_FALSE(flags.config.metrics_every_rank);
+  EXPECT_TRUE(
+      parse_train({"--metrics", "m.jsonl", "--metrics-every-rank"}).config.metrics_every_rank);
 }
 
 TEST(CliTrainFlags, RepeatedFlagTakesTheLastValue) {
@@ -279,6 +282,7 @@ TEST(CliTrainFlags, RejectsOutOfRange) {
   EXPECT_THROW(parse_train({"--np", "-2"}), CLI::ValidationError);
   EXPECT_THROW(parse_train({"--batch-size", "x"}), CLI::ParseError);
   EXPECT_THROW(parse_train({"--resume"}), CLI::RequiresError);
+  EXPECT_THROW(parse_train({"--metrics-every-rank"}), CLI::RequiresError);
   EXPECT_THROW(parse_train({"--model", "vgg"}), CLI::ValidationError);
   EXPECT_THROW(parse_train({"--wat"}), CLI::ExtrasError);
 }

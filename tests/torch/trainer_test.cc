@@ -134,6 +134,37 @@ TEST(Trainer, CnnLossDecreasesOnTwoRanks) {
   }
 }
 
+// --metrics-every-rank: each rank writes its own file, with the same steps and the same mean
+// loss as rank 0's (the timings differ).
+TEST(Trainer, MetricsEveryRankWritesOneFilePerRank) {
+  TrainConfig c = small_config("mlp");
+  c.epochs = 1;
+  c.metrics_path = scratch("every-rank") + "/m.jsonl";
+  c.metrics_every_rank = true;
+  run(c, 3);
+  const std::vector<nlohmann::json> r0 = MetricsWriter::read(c.metrics_path);
+  ASSERT_FALSE(r0.empty());
+  for (int r = 1; r < 3; ++r) {
+    const std::vector<nlohmann::json> lines =
+        MetricsWriter::read(MetricsWriter::rank_path(c.metrics_path, r));
+    ASSERT_EQ(lines.size(), r0.size()) << "rank " << r;
+    for (size_t i = 0; i < lines.size(); ++i) {
+      EXPECT_EQ(lines[i]["type"], r0[i]["type"]);
+      EXPECT_EQ(lines[i]["step"], r0[i]["step"]);
+      if (lines[i]["type"] == "step") {
+        EXPECT_EQ(lines[i]["loss"], r0[i]["loss"]);
+        EXPECT_TRUE(lines[i].contains("time_wait_s"));
+      }
+    }
+  }
+  c.metrics_every_rank = false;
+  const std::string other = scratch("rank0-only") + "/m.jsonl";
+  c.metrics_path = other;
+  run(c, 2);
+  EXPECT_TRUE(fs::exists(other));
+  EXPECT_FALSE(fs::exists(MetricsWriter::rank_path(other, 1)));
+}
+
 // --eval-every: a point at every multiple of N steps and at each epoch's end; its clock is the
 // training steps' wall time, the sum of time_step_s, without the evaluations themselves.
 TEST(Trainer, EvalEveryGivesATimeToAccuracyCurve) {

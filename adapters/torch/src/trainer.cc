@@ -307,8 +307,10 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   dp.broadcast_parameters();
 
   std::optional<MetricsWriter> metrics;
-  if (rank == 0 && !config.metrics_path.empty())
-    metrics.emplace(config.metrics_path, config.resume);
+  // Rank 0's file holds the run; with metrics_every_rank the others write theirs, so a
+  // straggler shows in its own step times (rank 0's wait says only that some rank was late).
+  if (!config.metrics_path.empty() && (rank == 0 || config.metrics_every_rank))
+    metrics.emplace(MetricsWriter::rank_path(config.metrics_path, rank), config.resume);
   if (observer) observer->on_start(config, steps_per_epoch, world);
 
   for (int epoch = start_epoch + 1; epoch <= config.epochs; ++epoch) {

@@ -34,6 +34,11 @@ class MetricsWriter {
   // the line number. Blank lines are skipped.
   static std::vector<nlohmann::json> read(const std::string& path);
 
+  // The file of rank `rank` when every rank writes its own (`terse train --metrics-every-rank`):
+  // rank 0 keeps `path`, rank r > 0 gets ".rank<r>" before the extension (run/m.jsonl ->
+  // run/m.rank3.jsonl; a name without an extension gets the suffix at its end).
+  static std::string rank_path(const std::string& path, int rank);
+
  private:
   std::string path_;
   std::FILE* file_ = nullptr;

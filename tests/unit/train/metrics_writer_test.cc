@@ -113,5 +113,14 @@ TEST_F(MetricsFile, MoveKeepsWriting) {
   EXPECT_EQ(MetricsWriter::read(path_).size(), 2u);
 }
 
+TEST(MetricsRankPath, RankZeroKeepsThePathOthersGetASuffix) {
+  EXPECT_EQ(MetricsWriter::rank_path("run/m.jsonl", 0), "run/m.jsonl");
+  EXPECT_EQ(MetricsWriter::rank_path("run/m.jsonl", 3), "run/m.rank3.jsonl");
+  EXPECT_EQ(MetricsWriter::rank_path("m.jsonl", 12), "m.rank12.jsonl");
+  EXPECT_EQ(MetricsWriter::rank_path("/tmp/x/metrics", 1), "/tmp/x/metrics.rank1");
+  EXPECT_EQ(MetricsWriter::rank_path("a.b/m.json.l", 2), "a.b/m.json.rank2.l");
+  EXPECT_THROW(MetricsWriter::rank_path("m.jsonl", -1), InvalidArgument);
+}
+
 }  // namespace
 }  // namespace terse

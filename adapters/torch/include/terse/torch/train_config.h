@@ -27,6 +27,7 @@ struct TrainConfig {
   std::string checkpoint_dir;                // empty: no checkpoints
   bool resume = false;                       // continue from checkpoint_dir's latest checkpoint
   std::string metrics_path;                  // JSON lines; empty: none
+  bool metrics_every_rank = false;  // every rank writes MetricsWriter::rank_path(metrics_path, r)
   double bucket_mb = 25.0;                   // gradient bucket size
   std::chrono::milliseconds timeout{60000};  // every collective wait
   // Use only the first N training / test images ("lm": training / validation windows); 0: all.
