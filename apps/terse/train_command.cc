@@ -216,8 +216,8 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& flags) {
                                                   "Write a checkpoint here after every epoch");
   train->add_flag("--resume", c.resume, "Continue from the latest checkpoint in --checkpoint-dir")
       ->needs(checkpoint_dir);
-  CLI::Option* metrics =
-      train->add_option("--metrics", c.metrics_path, "Write JSON-lines metrics (every step, epoch)");
+  CLI::Option* metrics = train->add_option("--metrics", c.metrics_path,
+                                           "Write JSON-lines metrics (every step, epoch)");
   train
       ->add_flag("--metrics-every-rank", c.metrics_every_rank,
                  "Every rank r > 0 also writes its own metrics, to FILE with .rank<r> before the "
