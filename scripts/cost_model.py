@@ -482,8 +482,16 @@ def load(paths):
                 continue
             rate = rate_bits(m.group(2))
             d = data.setdefault(host_of(dsname), {"coll": [], "runs": []})
+            method = m.group(3)
+            # Runs from before the trainer split a method's wait (or the 1-bit optimizer's
+            # compression) out of comm measure something else: not repeats of later runs.
+            if method not in ("dense", "powersgd") and all(
+                    r.get("time_wait_s", 0.0) == 0.0 for r in steps):
+                method += (" (comm holds compression and the wait)"
+                           if all(r.get("time_compress_s", 0.0) == 0.0 for r in steps)
+                           else " (comm holds the wait)")
             d["runs"].append({
-                "ds": dsname, "N": int(m.group(1)), "rate": rate, "method": m.group(3),
+                "ds": dsname, "N": int(m.group(1)), "rate": rate, "method": method,
                 "bucket": bucket_for(path, ds, rate), "path": path,
                 "src": str(path.relative_to(ds)) if ds else path.name,
                 "transfer": run_statistic([r["time_comm_s"] - r.get("time_wait_s", 0.0)
@@ -918,7 +926,11 @@ def main(argv):
         pts = step_points(d["runs"])
         steps = []
         if pts:
-            print()
+            print("\nTraining transfers (time_comm_s - time_wait_s, rank 0). A run's value is the "
+                  f"10 %-trimmed mean of its steps after {WARMUP_STEPS} warm-up steps (their median "
+                  "in brackets); runs with the same inputs (ranks, rate, bucket, method) are "
+                  "repeats, whichever folder holds them, and the measured point is the median over "
+                  "the repeats, their spread beside it. Nothing is dropped.\n")
             steps = step_table(pts, P)
         print(f"\n{host}: largest error per data set (checked points)\n")
         print("| data set | collectives points | within 25 % | largest error | training points "
