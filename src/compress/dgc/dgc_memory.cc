@@ -1,6 +1,7 @@
 #include "terse/compress/dgc/dgc_memory.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <thread>
 #include <vector>
@@ -106,16 +107,30 @@ double DgcMemory::clip(float* g, int64_t n, double max_norm, int num_workers) {
 
 SparseSelection DgcMemory::step(float* u, float* v, float* g, int64_t n, double density,
                                 uint64_t seed_step, const DgcMemoryOptions& options,
-                                const DgcSelectOptions& select_options) {
+                                const DgcSelectOptions& select_options, DgcStepProfile* profile) {
+  using Clock = std::chrono::steady_clock;
+  auto t = profile != nullptr ? Clock::now() : Clock::time_point{};
+  auto lap = [&](double DgcStepProfile::*phase) {  // no clock is read without a profile
+    if (profile == nullptr) return;
+    const auto now = Clock::now();
+    profile->*phase += std::chrono::duration<double>(now - t).count();
+    t = now;
+  };
   if (options.clip_max_norm > 0.0) clip(g, n, options.clip_max_norm, options.num_workers);
+  lap(&DgcStepProfile::clip_s);
   check_options(options);
   check_buffers(u, v, g, n, "DgcMemory::step");
   TERSE_CHECK(select_options.threads >= 1, InvalidArgument,
               "DgcMemory::step needs threads >= 1, got ", select_options.threads,
               "; pass 1 for the calling thread only");
+  const DgcSamplePlan plan = dgc_sample_plan(n, density, select_options.sample_ratio);
   compensate_parallel(u, v, g, n, options, select_options.threads);
-  SparseSelection s = dgc_select(v, n, density, seed_step, select_options);
+  lap(&DgcStepProfile::compensate_s);
+  SparseSelection s = dgc_select_planned(v, plan, seed_step, select_options,
+                                         profile != nullptr ? &profile->select : nullptr);
+  if (profile != nullptr) t = Clock::now();  // the selection timed its own phases
   mask(u, v, n, s, options);
+  lap(&DgcStepProfile::mask_s);
   return s;
 }
 

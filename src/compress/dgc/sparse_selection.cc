@@ -1,6 +1,7 @@
 #include "terse/compress/dgc/sparse_selection.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <thread>
@@ -107,6 +108,24 @@ void collect_parallel(const float* x, int64_t n, float thr, int threads, Candida
   }
 }
 
+// Adds the seconds since t to *acc and restarts t; no clock is read without a profile.
+class PhaseClock {
+ public:
+  explicit PhaseClock(bool on) : on_(on) {
+    if (on_) t_ = std::chrono::steady_clock::now();
+  }
+  void lap(double* acc) {
+    if (!on_) return;
+    const auto now = std::chrono::steady_clock::now();
+    *acc += std::chrono::duration<double>(now - t_).count();
+    t_ = now;
+  }
+
+ private:
+  bool on_;
+  std::chrono::steady_clock::time_point t_;
+};
+
 SparseSelection finish(const float* x, std::vector<int64_t> idx, double thr, int rounds) {
   SparseSelection s;
   s.indices = std::move(idx);
@@ -185,7 +204,7 @@ SparseSelection dgc_select(const float* x, int64_t n, double density, uint64_t s
 }
 
 SparseSelection dgc_select_planned(const float* x, const DgcSamplePlan& plan, uint64_t seed_step,
-                                   const DgcSelectOptions& options) {
+                                   const DgcSelectOptions& options, DgcSelectProfile* profile) {
   const int64_t n = plan.numel;
   TERSE_CHECK(n >= 1 && plan.stride >= 1 && plan.num_selects >= 1 && plan.top_k_samples >= 1,
               InvalidArgument, "DGC sample plan is not valid (numel ", n, ", stride ", plan.stride,
@@ -201,6 +220,9 @@ SparseSelection dgc_select_planned(const float* x, const DgcSamplePlan& plan, ui
       options.max_adaptation_iters, ", threads ", options.threads,
       "; the reference uses 1.3, 0.8, 10");
   const int64_t k = plan.num_selects;
+  DgcSelectProfile unused;
+  DgcSelectProfile& prof = profile != nullptr ? *profile : unused;
+  PhaseClock clock(profile != nullptr);
 
   // Strided sample of |x| from a random start in [0, stride - 1].
   int64_t start = 0;
@@ -221,9 +243,11 @@ SparseSelection dgc_select_planned(const float* x, const DgcSamplePlan& plan, ui
   const int64_t ks = std::min<int64_t>(plan.top_k_samples, static_cast<int64_t>(sample.size()));
   std::nth_element(sample.begin(), sample.begin() + (ks - 1), sample.end(), std::greater<>());
   float thr = sample[static_cast<size_t>(ks - 1)];
+  clock.lap(&prof.threshold_s);
 
   Candidates cand;
   collect_parallel(x, n, thr, options.threads, cand);
+  ++prof.full_scans;
   int rounds = 0;
   // Adapt only when the threshold came from a true sample (the reference: n > num_samples).
   if (n > plan.num_samples) {
@@ -246,12 +270,15 @@ SparseSelection dgc_select_planned(const float* x, const DgcSamplePlan& plan, ui
       }
       ++rounds;
       collect_parallel(x, n, thr, options.threads, cand);
+      ++prof.full_scans;
     }
   }
   std::vector<int64_t> idx = std::move(cand.idx);
   // The reference's final truncation keeps the first k in index order, not the largest.
   if (static_cast<int64_t>(idx.size()) > k) idx.resize(static_cast<size_t>(k));
-  return finish(x, std::move(idx), thr, rounds);
+  SparseSelection s = finish(x, std::move(idx), thr, rounds);
+  clock.lap(&prof.scan_s);
+  return s;
 }
 
 SparseSelection exact_topk_select(const float* x, int64_t n, int64_t k) {

@@ -19,6 +19,14 @@ struct DgcMemoryOptions {
   int num_workers = 1;
 };
 
+// Where one DgcMemory::step's time went (benchmarks fill it; nullptr costs nothing). Seconds.
+struct DgcStepProfile {
+  double clip_s = 0.0;
+  double compensate_s = 0.0;  // U = mU + g, V += U
+  DgcSelectProfile select;    // sample, threshold, scans (dgc_select)
+  double mask_s = 0.0;
+};
+
 struct DgcMemory {
   // Momentum correction, in place, one pass: U = m*U + g; V += U (Nesterov: U = m*(U + g);
   // V += U + g). g is read only.
@@ -40,7 +48,8 @@ struct DgcMemory {
   // pass (same result for any count). Returns the selection (values are V's before masking).
   static SparseSelection step(float* u, float* v, float* g, int64_t n, double density,
                               uint64_t seed_step, const DgcMemoryOptions& options,
-                              const DgcSelectOptions& select_options = {});
+                              const DgcSelectOptions& select_options = {},
+                              DgcStepProfile* profile = nullptr);
 };
 
 // Momentum applied to densely exchanged tensors after the all-reduce (the reference's

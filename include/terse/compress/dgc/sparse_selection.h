@@ -39,6 +39,14 @@ struct DgcSelectOptions {
   uint64_t seed = 0;  // with seed_step, picks the random start of the strided sample
 };
 
+// Where one selection's time went (benchmarks fill it; nullptr costs nothing). Seconds.
+struct DgcSelectProfile {
+  double threshold_s = 0.0;  // the strided sample of |x| and its nth_element
+  double scan_s = 0.0;       // every pass collecting |x| >= threshold, adaptation rounds included
+  int full_scans = 0;        // passes over all n elements
+  int list_scans = 0;        // passes over a candidate list instead (DgcMemory::step's fusion)
+};
+
 // The reference's sampling plan. Throws InvalidArgument for n < 1, density outside (0, 1] or a
 // sample_ratio outside (0, 1].
 DgcSamplePlan dgc_sample_plan(int64_t n, double density, double sample_ratio = 0.01);
@@ -56,7 +64,8 @@ SparseSelection dgc_select(const float* x, int64_t n, double density, uint64_t s
 
 // Same, with a precomputed plan (the reference recomputes it only when the density changes).
 SparseSelection dgc_select_planned(const float* x, const DgcSamplePlan& plan, uint64_t seed_step,
-                                   const DgcSelectOptions& options = {});
+                                   const DgcSelectOptions& options = {},
+                                   DgcSelectProfile* profile = nullptr);
 
 // Exact top-k of |x| by nth_element: the k largest |x|, ties at the k-th value broken by lower
 // index. Throws InvalidArgument for k outside [0, n], NumericalError when x holds a NaN.
