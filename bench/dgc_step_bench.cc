@@ -4,10 +4,9 @@
 // per-coordinate scale s_i (log-normal, so some coordinates are persistently larger) plus a few
 // heavy-tailed entries, so V evolves as in training. The caches are flushed before every step
 // (backward passes stream far more than L3 between two exchanges).
-// --fuse off runs today's exchange path (all_finite on one thread, DgcMemory::step without a
-// state); on runs all_finite on the threads and step with a DgcStepState; both runs the two on
-// separate U and V from the same g, alternating which goes first, and checks that they give the
-// same bits.
+// --fuse off runs DgcMemory::step without a state (the path before the fusion); on runs it with a
+// DgcStepState, as DgcExchange now does; both runs the two on separate U and V from the same g,
+// alternating which goes first, and checks that they give the same bits.
 // Usage: dgc_step_bench [--sizes N,N,...] [--density D] [--steps S] [--warmup W] [--threads T]
 //                       [--fuse off|on|both] [--list-k F] [--heavy F] [--seed X] [--json FILE]
 // Prints the median over the timed steps of each phase per tensor, and the total.
@@ -138,8 +137,7 @@ void flush_caches(std::vector<float>& junk) {
 bool compress(Tensor& t, Run& r, const Config& c, uint64_t seed_step, const terse::DgcTopK& dgc,
               const terse::DgcMemoryOptions& mo, const terse::DgcSelectOptions& so, bool record) {
   const auto t0 = Clock::now();
-  const bool ok =
-      r.fused ? terse::all_finite(t.g.data(), t.n, c.threads) : terse::all_finite(t.g.data(), t.n);
+  const bool ok = terse::all_finite(t.g.data(), t.n);
   const double finite_s = since(t0);
   if (!ok) return false;
   terse::DgcStepProfile p;

@@ -10,8 +10,4 @@ namespace terse {
 // and runs at one add latency per element (about 8x slower on 5.8M floats).
 bool all_finite(const float* x, int64_t n);
 
-// The same over `threads` contiguous parts (fewer below ~1M elements a part), for callers whose
-// rank has more than one core: the same answer for any count.
-bool all_finite(const float* x, int64_t n, int threads);
-
 }  // namespace terse
