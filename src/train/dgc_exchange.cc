@@ -131,6 +131,7 @@ class DgcExchange final : public GradientCompression {
       u_[i].assign(n, 0.0f);
       v_[i].assign(n, 0.0f);
     }
+    steps_.resize(split_.compressed.size());
     for (size_t i : split_.dense) u_[i].assign(static_cast<size_t>(params[i].value.numel), 0.0f);
     for (const Param& p : params) total_numel_ += p.value.numel;
     if (config_.exchange == "allreduce") {
@@ -179,13 +180,13 @@ class DgcExchange final : public GradientCompression {
       const size_t i = split_.compressed[j];
       const TensorView& g = params[i].grad;
       float* gp = static_cast<float*>(g.data);
-      if (!all_finite(gp, g.numel)) {
+      if (!all_finite(gp, g.numel)) {  // before U and V change
         lengths_[j] = -1;  // every rank learns of it in the length exchange and stops
         continue;
       }
-      const SparseSelection sel =
-          DgcMemory::step(u_[i].data(), v_[i].data(), gp, g.numel, dgc.density(),
-                          seed_step(options_.seed, step_, j, comm_.rank()), memory_, select_);
+      const SparseSelection sel = DgcMemory::step(
+          u_[i].data(), v_[i].data(), gp, g.numel, dgc.density(),
+          seed_step(options_.seed, step_, j, comm_.rank()), memory_, select_, &steps_[j]);
       const size_t cap = dgc.max_encoded_bytes(g.numel);
       const size_t old = blob_.size();
       blob_.resize(old + cap);
@@ -303,6 +304,7 @@ class DgcExchange final : public GradientCompression {
           .copy_to(TensorView::of(v.data(), static_cast<int64_t>(v.size())), "dgc.v");
     }
     if (config_.exchange == "allreduce") allreduce_.set_boundaries(std::move(bounds));
+    for (DgcStepState& st : steps_) st.hint = 0.0f;  // made for the V just replaced
     step_ = step;
   }
 
@@ -329,13 +331,13 @@ class DgcExchange final : public GradientCompression {
       float* gp = static_cast<float*>(g.data);
       budget += dgc.k_for(g.numel);
       if (bad_tensor >= 0) continue;
-      if (!all_finite(gp, g.numel)) {
-        bad_tensor = static_cast<int64_t>(j);  // every rank learns of it below and stops
+      if (!all_finite(gp, g.numel)) {  // before U and V change
+        bad_tensor = static_cast<int64_t>(j);           // every rank learns of it below and stops
         continue;
       }
-      const SparseSelection sel =
-          DgcMemory::step(u_[i].data(), v_[i].data(), gp, g.numel, dgc.density(),
-                          seed_step(options_.seed, step_, j, comm_.rank()), memory_, select_);
+      const SparseSelection sel = DgcMemory::step(
+          u_[i].data(), v_[i].data(), gp, g.numel, dgc.density(),
+          seed_step(options_.seed, step_, j, comm_.rank()), memory_, select_, &steps_[j]);
       for (size_t e = 0; e < sel.indices.size(); ++e) {
         pair_idx_.push_back(static_cast<int32_t>(offsets_[j] + sel.indices[e]));
         pair_val_.push_back(sel.values[e]);
@@ -446,6 +448,9 @@ class DgcExchange final : public GradientCompression {
   DgcSelectOptions select_;
   std::map<size_t, std::vector<float>> u_;  // by parameter index: compressed and dense tensors
   std::map<size_t, std::vector<float>> v_;  // compressed tensors only
+  // By compressed tensor: what DgcMemory::step carries over to fuse its passes. No bit of the
+  // result depends on it, so it is neither checkpointed nor restored.
+  std::vector<DgcStepState> steps_;
   std::map<double, std::unique_ptr<Compressor>> compressors_;
   std::vector<std::string> names_;
   std::vector<uint8_t> blob_;

@@ -1,10 +1,12 @@
 #include "terse/compress/dgc/dgc_memory.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <thread>
 #include <vector>
 
+#include "prescan.h"
 #include "terse/core/check.h"
 
 namespace terse {
@@ -29,10 +31,7 @@ void check_buffers(const void* a, const void* b, const void* c, int64_t n, const
 // bandwidth alone (8 ranks x 2 threads on a 16-core host).
 void compensate_parallel(float* u, float* v, const float* g, int64_t n,
                          const DgcMemoryOptions& options, int threads) {
-  // Below ~1M elements a thread start costs more than the pass it would split (as the selection).
-  constexpr int64_t kMinPerThread = int64_t{1} << 19;
-  const int t =
-      static_cast<int>(std::min<int64_t>(threads, std::max<int64_t>(1, n / kMinPerThread)));
+  const int t = dgc_detail::parts_for(n, threads);
   if (t <= 1) {
     DgcMemory::compensate(u, v, g, n, options);
     return;
@@ -54,20 +53,7 @@ void DgcMemory::compensate(float* u, float* v, const float* g, int64_t n,
                            const DgcMemoryOptions& options) {
   check_options(options);
   check_buffers(u, v, g, n, "DgcMemory::compensate");
-  const auto m = static_cast<float>(options.momentum);
-  if (options.nesterov) {
-    for (int64_t i = 0; i < n; ++i) {
-      const float ui = m * (u[i] + g[i]);
-      u[i] = ui;
-      v[i] += ui + g[i];
-    }
-  } else {
-    for (int64_t i = 0; i < n; ++i) {
-      const float ui = m * u[i] + g[i];
-      u[i] = ui;
-      v[i] += ui;
-    }
-  }
+  dgc_detail::compensate_loop(u, v, g, n, static_cast<float>(options.momentum), options.nesterov);
 }
 
 void DgcMemory::mask(float* u, float* v, int64_t n, const SparseSelection& selection,
@@ -106,16 +92,49 @@ double DgcMemory::clip(float* g, int64_t n, double max_norm, int num_workers) {
 
 SparseSelection DgcMemory::step(float* u, float* v, float* g, int64_t n, double density,
                                 uint64_t seed_step, const DgcMemoryOptions& options,
-                                const DgcSelectOptions& select_options) {
+                                const DgcSelectOptions& select_options, DgcStepState* state,
+                                DgcStepProfile* profile) {
+  using Clock = std::chrono::steady_clock;
+  auto t = profile != nullptr ? Clock::now() : Clock::time_point{};
+  auto lap = [&](double DgcStepProfile::*phase) {  // no clock is read without a profile
+    if (profile == nullptr) return;
+    const auto now = Clock::now();
+    profile->*phase += std::chrono::duration<double>(now - t).count();
+    t = now;
+  };
   if (options.clip_max_norm > 0.0) clip(g, n, options.clip_max_norm, options.num_workers);
+  lap(&DgcStepProfile::clip_s);
   check_options(options);
   check_buffers(u, v, g, n, "DgcMemory::step");
   TERSE_CHECK(select_options.threads >= 1, InvalidArgument,
               "DgcMemory::step needs threads >= 1, got ", select_options.threads,
               "; pass 1 for the calling thread only");
-  compensate_parallel(u, v, g, n, options, select_options.threads);
-  SparseSelection s = dgc_select(v, n, density, seed_step, select_options);
+  TERSE_CHECK(state == nullptr || (state->list_k >= 1.0 && state->list_k <= 1e6), InvalidArgument,
+              "DgcStepState::list_k must be in [1, 1e6], got ", state->list_k,
+              "; the default 4 lists about 4k elements");
+  const DgcSamplePlan plan = dgc_sample_plan(n, density, select_options.sample_ratio);
+  DgcSelectProfile* select_profile = profile != nullptr ? &profile->select : nullptr;
+  SparseSelection s;
+  if (state == nullptr) {
+    compensate_parallel(u, v, g, n, options, select_options.threads);
+    lap(&DgcStepProfile::compensate_s);
+    s = dgc_select_planned(v, plan, seed_step, select_options, select_profile);
+  } else {
+    const float hint = state->hint > 0.0f && std::isfinite(state->hint) ? state->hint : 0.0f;
+    dgc_detail::compensate_prescan(u, v, g, n, options, plan,
+                                   dgc_sample_start(plan, seed_step, select_options), hint,
+                                   select_options.threads, *state);
+    state->list_overflowed = hint > 0.0f && !state->prescan.has_list;
+    lap(&DgcStepProfile::compensate_s);
+    state->prescan.next_rank =
+        static_cast<int64_t>(std::ceil(state->list_k * static_cast<double>(plan.top_k_samples)));
+    state->hint = 0.0f;  // stays 0 when the selection throws
+    s = dgc_select_prescanned(v, plan, seed_step, state->prescan, select_options, select_profile);
+    state->hint = state->prescan.next_threshold;
+  }
+  if (profile != nullptr) t = Clock::now();  // the selection timed its own phases
   mask(u, v, n, s, options);
+  lap(&DgcStepProfile::mask_s);
   return s;
 }
 

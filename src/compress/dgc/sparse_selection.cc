@@ -1,19 +1,19 @@
 #include "terse/compress/dgc/sparse_selection.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <thread>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
+#include "collect.h"
 #include "terse/core/check.h"
 #include "terse/core/philox.h"
 
 namespace terse {
 namespace {
+
+using dgc_detail::collect_at_least;
 
 // Philox stream id of the sample start, so other users of the same seed draw other numbers.
 constexpr uint64_t kSampleStartStream = 0x0D6C'5A4D'0000'0001ULL;
@@ -24,61 +24,9 @@ void check_density(double density) {
               "; pass the fraction of elements to keep (e.g. 0.001)");
 }
 
-// The elements with |x[i]| >= the round's threshold, in ascending index order, with their
-// magnitudes (so the exact top-k over them reads no x).
-struct Candidates {
-  std::vector<int64_t> idx;
-  std::vector<float> mag;
-};
-
-// Bit j of the result is |x[j]| >= thr, for j in [0, 32). NaN compares false, so it is never
-// selected. SSE2 (every x86-64) compares 4 at a time; elsewhere the integer OR of shifted
-// comparisons vectorises.
-uint32_t block_mask(const float* x, float thr) {
-#if defined(__SSE2__)
-  const __m128 abs_bits = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
-  const __m128 t = _mm_set1_ps(thr);
-  uint32_t m = 0;
-  for (int j = 0; j < 32; j += 4) {
-    const __m128 a = _mm_and_ps(_mm_loadu_ps(x + j), abs_bits);
-    m |= static_cast<uint32_t>(_mm_movemask_ps(_mm_cmpge_ps(a, t))) << j;
-  }
-  return m;
-#else
-  uint32_t m = 0;
-  for (int j = 0; j < 32; ++j) m |= (std::fabs(x[j]) >= thr ? 1u : 0u) << j;
-  return m;
-#endif
-}
-
-// Appends to c every i in [begin, end) with |x[i]| >= thr. Each block of 32 becomes a bit mask
-// and only its set bits are visited, so the pass costs one read of x plus a few instructions
-// per hit, however low the threshold (a first lowering of the threshold multiplies the hits
-// about tenfold on a normal distribution).
-void collect_at_least(const float* x, int64_t begin, int64_t end, float thr, Candidates& c) {
-  constexpr int64_t kBlock = 32;
-  int64_t i = begin;
-  for (; i + kBlock <= end; i += kBlock) {
-    uint32_t m = block_mask(x + i, thr);
-    while (m != 0) {
-      const int64_t at = i + __builtin_ctz(m);
-      c.idx.push_back(at);
-      c.mag.push_back(std::fabs(x[at]));
-      m &= m - 1;
-    }
-  }
-  for (; i < end; ++i) {
-    const float a = std::fabs(x[i]);
-    if (a >= thr) {
-      c.idx.push_back(i);
-      c.mag.push_back(a);
-    }
-  }
-}
-
 // collect_at_least over [0, n) split into `threads` contiguous chunks; concatenating the
 // chunks in order keeps the indices ascending, so the result does not depend on threads.
-void collect_parallel(const float* x, int64_t n, float thr, int threads, Candidates& out) {
+void collect_parallel(const float* x, int64_t n, float thr, int threads, DgcCandidates& out) {
   out.idx.clear();
   out.mag.clear();
   // Below ~1M elements a thread start costs more than the pass it would split.
@@ -89,7 +37,7 @@ void collect_parallel(const float* x, int64_t n, float thr, int threads, Candida
     collect_at_least(x, 0, n, thr, out);
     return;
   }
-  std::vector<Candidates> parts(static_cast<size_t>(t));
+  std::vector<DgcCandidates> parts(static_cast<size_t>(t));
   std::vector<std::thread> pool;
   const int64_t chunk = (n + t - 1) / t;
   for (int w = 1; w < t; ++w) {
@@ -101,11 +49,29 @@ void collect_parallel(const float* x, int64_t n, float thr, int threads, Candida
   collect_at_least(x, 0, std::min(n, chunk), thr, out);
   for (auto& th : pool) th.join();
   for (int w = 1; w < t; ++w) {
-    const Candidates& p = parts[static_cast<size_t>(w)];
+    const DgcCandidates& p = parts[static_cast<size_t>(w)];
     out.idx.insert(out.idx.end(), p.idx.begin(), p.idx.end());
     out.mag.insert(out.mag.end(), p.mag.begin(), p.mag.end());
   }
 }
+
+// Adds the seconds since t to *acc and restarts t; no clock is read without a profile.
+class PhaseClock {
+ public:
+  explicit PhaseClock(bool on) : on_(on) {
+    if (on_) t_ = std::chrono::steady_clock::now();
+  }
+  void lap(double* acc) {
+    if (!on_) return;
+    const auto now = std::chrono::steady_clock::now();
+    *acc += std::chrono::duration<double>(now - t_).count();
+    t_ = now;
+  }
+
+ private:
+  bool on_;
+  std::chrono::steady_clock::time_point t_;
+};
 
 SparseSelection finish(const float* x, std::vector<int64_t> idx, double thr, int rounds) {
   SparseSelection s;
@@ -120,7 +86,7 @@ SparseSelection finish(const float* x, std::vector<int64_t> idx, double thr, int
 // Exact top-k of the candidates' magnitudes, returned in ascending index order; ties at the k-th
 // value broken by lower index. Works on packed (magnitude, index) pairs, so the partition reads
 // contiguous memory instead of gathering x at every comparison.
-std::vector<int64_t> topk_of_candidates(const Candidates& c, int64_t k) {
+std::vector<int64_t> topk_of_candidates(const DgcCandidates& c, int64_t k) {
   struct Entry {
     float mag;
     int64_t idx;
@@ -135,6 +101,133 @@ std::vector<int64_t> topk_of_candidates(const Candidates& c, int64_t k) {
   for (int64_t j = 0; j < k; ++j) order[static_cast<size_t>(j)] = e[static_cast<size_t>(j)].idx;
   std::sort(order.begin(), order.end());
   return order;
+}
+
+// The caller's arguments, checked before anything is read.
+void check_select(const float* x, const DgcSamplePlan& plan, const DgcSelectOptions& options) {
+  const int64_t n = plan.numel;
+  TERSE_CHECK(n >= 1 && plan.stride >= 1 && plan.num_selects >= 1 && plan.top_k_samples >= 1,
+              InvalidArgument, "DGC sample plan is not valid (numel ", n, ", stride ", plan.stride,
+              ", num_selects ", plan.num_selects, "); build it with dgc_sample_plan");
+  TERSE_CHECK(x != nullptr, InvalidArgument, "dgc_select got a null pointer for ", n,
+              " elements; pass the tensor's data");
+  TERSE_CHECK(
+      options.upper_bound >= 1.0 && options.lower_bound > 0.0 && options.lower_bound <= 1.0 &&
+          options.max_adaptation_iters >= 0 && options.threads >= 1,
+      InvalidArgument,
+      "DGC options must satisfy upper >= 1, 0 < lower <= 1, iters >= 0, threads >= 1; got upper ",
+      options.upper_bound, ", lower ", options.lower_bound, ", iters ",
+      options.max_adaptation_iters, ", threads ", options.threads,
+      "; the reference uses 1.3, 0.8, 10");
+}
+
+[[noreturn]] void throw_sampled_nan(int64_t i, int64_t n) {
+  TERSE_THROW(NumericalError, "DGC selection found NaN at index ", i, " of ", n,
+              "; the gradient or accumulated velocity diverged: lower the learning rate or "
+              "enable clipping");
+}
+
+// The r-th largest of the sample (0 when r is 0 or past its end), after the nth_element that put
+// its ks-th largest at pool[ks - 1], pool being the sample or `high` (its values at or above a
+// threshold, in which case the sample is untouched).
+float rank_value(std::vector<float>& sample, std::vector<float>& high,
+                 const std::vector<float>& pool, int64_t ks, int64_t r) {
+  if (r < 1 || r > static_cast<int64_t>(sample.size())) return 0.0f;
+  if (r == ks) return pool[static_cast<size_t>(ks - 1)];
+  auto nth = [r](std::vector<float>& v, int64_t from) {
+    std::nth_element(v.begin() + from, v.begin() + (r - 1), v.end(), std::greater<>());
+    return v[static_cast<size_t>(r - 1)];
+  };
+  // Past ks, the partitioned pool holds the rest below pool[ks - 1]: search only there (high
+  // holds the sample's |high| largest). Otherwise the whole sample.
+  if (r > ks && &pool == &high && static_cast<int64_t>(high.size()) >= r) return nth(high, ks);
+  if (r > ks && &pool == &sample) return nth(sample, ks);
+  return nth(sample, 0);
+}
+
+// The selection from the sample of |x| onwards (the reference's threshold estimate, scans and
+// adaptation rounds). With a prescan list, every pass at a threshold at or above its threshold
+// filters the list (a superset of that pass's hits, in the same order) instead of reading x.
+SparseSelection select_sampled(const float* x, const DgcSamplePlan& plan,
+                               std::vector<float>& sample, DgcPrescan* pre,
+                               const DgcSelectOptions& options, DgcSelectProfile* profile,
+                               PhaseClock& clock) {
+  const int64_t n = plan.numel;
+  const int64_t k = plan.num_selects;
+  DgcSelectProfile unused;
+  DgcSelectProfile& prof = profile != nullptr ? *profile : unused;
+  const bool use_list = pre != nullptr && pre->has_list;
+  const int64_t ks = std::min<int64_t>(plan.top_k_samples, static_cast<int64_t>(sample.size()));
+  // The ks-th largest sampled value. When at least ks of them are >= the list's threshold, they
+  // hold the ks largest, so the nth_element over them alone finds the same value.
+  std::vector<float> high;
+  if (use_list) {
+    for (const float a : sample) {
+      if (a >= pre->list_threshold) high.push_back(a);
+    }
+  }
+  std::vector<float>& pool = static_cast<int64_t>(high.size()) >= ks ? high : sample;
+  std::nth_element(pool.begin(), pool.begin() + (ks - 1), pool.end(), std::greater<>());
+  float thr = pool[static_cast<size_t>(ks - 1)];
+  if (pre != nullptr) {
+    // A list whose threshold sampled within a factor 2 of the aimed rank keeps it (no search).
+    const auto h = static_cast<int64_t>(high.size());
+    const int64_t r = pre->next_rank;
+    pre->next_threshold = use_list && r >= 1 && 2 * h >= r && h <= 2 * r
+                              ? pre->list_threshold
+                              : rank_value(sample, high, pool, ks, r);
+  }
+  clock.lap(&prof.threshold_s);
+
+  DgcCandidates cand;
+  auto scan = [&](float t) {
+    if (use_list && t >= pre->list_threshold) {
+      cand.idx.clear();
+      cand.mag.clear();
+      const DgcCandidates& l = pre->list;
+      for (size_t j = 0; j < l.idx.size(); ++j) {
+        if (l.mag[j] >= t) {
+          cand.idx.push_back(l.idx[j]);
+          cand.mag.push_back(l.mag[j]);
+        }
+      }
+      ++prof.list_scans;
+    } else {
+      collect_parallel(x, n, t, options.threads, cand);
+      ++prof.full_scans;
+    }
+  };
+  scan(thr);
+  int rounds = 0;
+  // Adapt only when the threshold came from a true sample (the reference: n > num_samples).
+  if (n > plan.num_samples) {
+    for (int it = 0; it < options.max_adaptation_iters; ++it) {
+      const auto count = static_cast<double>(cand.idx.size());
+      if (count > static_cast<double>(k)) {
+        if (count > options.upper_bound * static_cast<double>(k)) {
+          if (options.resample) {
+            cand.idx = topk_of_candidates(cand, k);
+            break;
+          }
+          thr = static_cast<float>(static_cast<double>(thr) * options.upper_bound);
+        } else {
+          break;
+        }
+      } else if (count < options.lower_bound * static_cast<double>(k)) {
+        thr = static_cast<float>(static_cast<double>(thr) * options.lower_bound);
+      } else {
+        break;
+      }
+      ++rounds;
+      scan(thr);
+    }
+  }
+  std::vector<int64_t> idx = std::move(cand.idx);
+  // The reference's final truncation keeps the first k in index order, not the largest.
+  if (static_cast<int64_t>(idx.size()) > k) idx.resize(static_cast<size_t>(k));
+  SparseSelection s = finish(x, std::move(idx), thr, rounds);
+  clock.lap(&prof.scan_s);
+  return s;
 }
 
 }  // namespace
@@ -184,74 +277,43 @@ SparseSelection dgc_select(const float* x, int64_t n, double density, uint64_t s
                             options);
 }
 
-SparseSelection dgc_select_planned(const float* x, const DgcSamplePlan& plan, uint64_t seed_step,
-                                   const DgcSelectOptions& options) {
-  const int64_t n = plan.numel;
-  TERSE_CHECK(n >= 1 && plan.stride >= 1 && plan.num_selects >= 1 && plan.top_k_samples >= 1,
-              InvalidArgument, "DGC sample plan is not valid (numel ", n, ", stride ", plan.stride,
-              ", num_selects ", plan.num_selects, "); build it with dgc_sample_plan");
-  TERSE_CHECK(x != nullptr, InvalidArgument, "dgc_select got a null pointer for ", n,
-              " elements; pass the tensor's data");
-  TERSE_CHECK(
-      options.upper_bound >= 1.0 && options.lower_bound > 0.0 && options.lower_bound <= 1.0 &&
-          options.max_adaptation_iters >= 0 && options.threads >= 1,
-      InvalidArgument,
-      "DGC options must satisfy upper >= 1, 0 < lower <= 1, iters >= 0, threads >= 1; got upper ",
-      options.upper_bound, ", lower ", options.lower_bound, ", iters ",
-      options.max_adaptation_iters, ", threads ", options.threads,
-      "; the reference uses 1.3, 0.8, 10");
-  const int64_t k = plan.num_selects;
+int64_t dgc_sample_start(const DgcSamplePlan& plan, uint64_t seed_step,
+                         const DgcSelectOptions& options) {
+  if (plan.stride <= 1) return 0;
+  const Philox4x32 gen(options.seed);
+  const auto r = gen.at(seed_step, kSampleStartStream);
+  return static_cast<int64_t>(r.x % static_cast<uint64_t>(plan.stride));
+}
 
+SparseSelection dgc_select_planned(const float* x, const DgcSamplePlan& plan, uint64_t seed_step,
+                                   const DgcSelectOptions& options, DgcSelectProfile* profile) {
+  check_select(x, plan, options);
+  PhaseClock clock(profile != nullptr);
   // Strided sample of |x| from a random start in [0, stride - 1].
-  int64_t start = 0;
-  if (plan.stride > 1) {
-    const Philox4x32 gen(options.seed);
-    const auto r = gen.at(seed_step, kSampleStartStream);
-    start = static_cast<int64_t>(r.x % static_cast<uint64_t>(plan.stride));
-  }
+  const int64_t n = plan.numel;
   std::vector<float> sample;
   sample.reserve(static_cast<size_t>(n / plan.stride + 1));
-  for (int64_t i = start; i < n; i += plan.stride) {
+  for (int64_t i = dgc_sample_start(plan, seed_step, options); i < n; i += plan.stride) {
     const float a = std::fabs(x[i]);
-    TERSE_CHECK(!std::isnan(a), NumericalError, "DGC selection found NaN at index ", i, " of ", n,
-                "; the gradient or accumulated velocity diverged: lower the learning rate or "
-                "enable clipping");
+    if (std::isnan(a)) throw_sampled_nan(i, n);
     sample.push_back(a);
   }
-  const int64_t ks = std::min<int64_t>(plan.top_k_samples, static_cast<int64_t>(sample.size()));
-  std::nth_element(sample.begin(), sample.begin() + (ks - 1), sample.end(), std::greater<>());
-  float thr = sample[static_cast<size_t>(ks - 1)];
+  return select_sampled(x, plan, sample, nullptr, options, profile, clock);
+}
 
-  Candidates cand;
-  collect_parallel(x, n, thr, options.threads, cand);
-  int rounds = 0;
-  // Adapt only when the threshold came from a true sample (the reference: n > num_samples).
-  if (n > plan.num_samples) {
-    for (int it = 0; it < options.max_adaptation_iters; ++it) {
-      const auto count = static_cast<double>(cand.idx.size());
-      if (count > static_cast<double>(k)) {
-        if (count > options.upper_bound * static_cast<double>(k)) {
-          if (options.resample) {
-            cand.idx = topk_of_candidates(cand, k);
-            break;
-          }
-          thr = static_cast<float>(static_cast<double>(thr) * options.upper_bound);
-        } else {
-          break;
-        }
-      } else if (count < options.lower_bound * static_cast<double>(k)) {
-        thr = static_cast<float>(static_cast<double>(thr) * options.lower_bound);
-      } else {
-        break;
-      }
-      ++rounds;
-      collect_parallel(x, n, thr, options.threads, cand);
-    }
-  }
-  std::vector<int64_t> idx = std::move(cand.idx);
-  // The reference's final truncation keeps the first k in index order, not the largest.
-  if (static_cast<int64_t>(idx.size()) > k) idx.resize(static_cast<size_t>(k));
-  return finish(x, std::move(idx), thr, rounds);
+SparseSelection dgc_select_prescanned(const float* x, const DgcSamplePlan& plan, uint64_t seed_step,
+                                      DgcPrescan& pre, const DgcSelectOptions& options,
+                                      DgcSelectProfile* profile) {
+  check_select(x, plan, options);
+  PhaseClock clock(profile != nullptr);
+  if (pre.nan_at >= 0) throw_sampled_nan(pre.nan_at, plan.numel);
+  const int64_t want =
+      (plan.numel - dgc_sample_start(plan, seed_step, options) + plan.stride - 1) / plan.stride;
+  TERSE_CHECK(static_cast<int64_t>(pre.sample.size()) == want, InvalidArgument,
+              "dgc_select_prescanned got a sample of ", pre.sample.size(),
+              " elements where the plan (numel ", plan.numel, ", stride ", plan.stride, ") takes ",
+              want, " at this step; gather it from dgc_sample_start at the plan's stride");
+  return select_sampled(x, plan, pre.sample, &pre, options, profile, clock);
 }
 
 SparseSelection exact_topk_select(const float* x, int64_t n, int64_t k) {

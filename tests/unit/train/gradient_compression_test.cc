@@ -363,6 +363,38 @@ TEST(GradientCompression, NanGradientOnOneRankStopsEveryRank) {
   }
 }
 
+// A NaN or Inf gradient is found before the momentum correction touches its tensor: the rank
+// that saw it keeps that tensor's U and V as the last good step left them, on the threaded
+// check and the fused selection too (1.1M elements on 2 threads), and the exchange stops.
+TEST(GradientCompression, DgcNonFiniteGradientLeavesUAndVUntouched) {
+  set_cpu_threads(2);
+  for (const char* spec : {"dgc:density=0.001", "dgc:density=0.001,exchange=allreduce"}) {
+    for (const float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+      run_local_ranks(2, [&](Communicator& comm) {
+        Model m(1100, 1000);
+        CompressionOptions o = opts(spec);
+        o.momentum = 0.9;
+        auto ex = make_gradient_compression(comm, m.params(), o);
+        for (int step = 0; step < 3; ++step) {
+          fill(m, comm.rank(), step);
+          ex->exchange(m.params());
+        }
+        const StateDict before = ex->state_dict();
+        fill(m, comm.rank(), 3);
+        if (comm.rank() == 1) m.grad[777'777] = bad;
+        EXPECT_THROW(ex->exchange(m.params()), NumericalError) << spec;
+        if (comm.rank() != 1) return;
+        const StateDict after = ex->state_dict();
+        for (const char* key : {"dgc.u.0", "dgc.v.0"}) {
+          EXPECT_EQ(before.tensors.at(key).bytes, after.tensors.at(key).bytes)
+              << spec << " " << key << " after " << bad;
+        }
+      });
+    }
+  }
+  set_cpu_threads(0);
+}
+
 // exchange=allreduce (SparseAllReduce, Ok-Topk) against the all-gather.
 
 std::vector<float> floats_of(const StateTensor& t) {
