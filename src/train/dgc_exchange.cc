@@ -181,7 +181,7 @@ class DgcExchange final : public GradientCompression {
       const TensorView& g = params[i].grad;
       float* gp = static_cast<float*>(g.data);
       if (!all_finite(gp, g.numel)) {  // before U and V change
-        lengths_[j] = -1;  // every rank learns of it in the length exchange and stops
+        lengths_[j] = -1;              // every rank learns of it in the length exchange and stops
         continue;
       }
       const SparseSelection sel = DgcMemory::step(
@@ -331,8 +331,8 @@ class DgcExchange final : public GradientCompression {
       float* gp = static_cast<float*>(g.data);
       budget += dgc.k_for(g.numel);
       if (bad_tensor >= 0) continue;
-      if (!all_finite(gp, g.numel)) {  // before U and V change
-        bad_tensor = static_cast<int64_t>(j);           // every rank learns of it below and stops
+      if (!all_finite(gp, g.numel)) {          // before U and V change
+        bad_tensor = static_cast<int64_t>(j);  // every rank learns of it below and stops
         continue;
       }
       const SparseSelection sel = DgcMemory::step(
