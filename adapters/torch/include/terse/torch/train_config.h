@@ -24,11 +24,11 @@ struct TrainConfig {
   std::string text_path = "/usr/share/doc/jargon-text/jargon.txt.gz";
   int context = 64;
   static constexpr int kMaxContext = 1024;
-  std::string checkpoint_dir;                // empty: no checkpoints
-  bool resume = false;                       // continue from checkpoint_dir's latest checkpoint
-  std::string metrics_path;                  // JSON lines; empty: none
+  std::string checkpoint_dir;       // empty: no checkpoints
+  bool resume = false;              // continue from checkpoint_dir's latest checkpoint
+  std::string metrics_path;         // JSON lines; empty: none
   bool metrics_every_rank = false;  // every rank writes MetricsWriter::rank_path(metrics_path, r)
-  double bucket_mb = 25.0;                   // gradient bucket size
+  double bucket_mb = 25.0;          // gradient bucket size
   std::chrono::milliseconds timeout{60000};  // every collective wait
   // Use only the first N training / test images ("lm": training / validation windows); 0: all.
   int64_t train_limit = 0;
