@@ -1,11 +1,10 @@
 #include "terse/compress/dgc/dgc_memory.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
-#include <thread>
 #include <vector>
 
+#include "parts.h"
 #include "prescan.h"
 #include "terse/core/check.h"
 
@@ -31,20 +30,9 @@ void check_buffers(const void* a, const void* b, const void* c, int64_t n, const
 // bandwidth alone (8 ranks x 2 threads on a 16-core host).
 void compensate_parallel(float* u, float* v, const float* g, int64_t n,
                          const DgcMemoryOptions& options, int threads) {
-  const int t = dgc_detail::parts_for(n, threads);
-  if (t <= 1) {
-    DgcMemory::compensate(u, v, g, n, options);
-    return;
-  }
-  const int64_t chunk = (n + t - 1) / t;
-  std::vector<std::thread> pool;
-  for (int w = 1; w < t; ++w) {
-    const int64_t b = w * chunk, e = std::min(n, (w + 1) * chunk);
-    pool.emplace_back(
-        [=, &options] { DgcMemory::compensate(u + b, v + b, g + b, e - b, options); });
-  }
-  DgcMemory::compensate(u, v, g, std::min(n, chunk), options);
-  for (auto& th : pool) th.join();
+  dgc_detail::for_parts(n, dgc_detail::parts_for(n, threads), [&](int, int64_t b, int64_t e) {
+    DgcMemory::compensate(u + b, v + b, g + b, e - b, options);
+  });
 }
 
 }  // namespace
@@ -94,16 +82,11 @@ SparseSelection DgcMemory::step(float* u, float* v, float* g, int64_t n, double 
                                 uint64_t seed_step, const DgcMemoryOptions& options,
                                 const DgcSelectOptions& select_options, DgcStepState* state,
                                 DgcStepProfile* profile) {
-  using Clock = std::chrono::steady_clock;
-  auto t = profile != nullptr ? Clock::now() : Clock::time_point{};
-  auto lap = [&](double DgcStepProfile::*phase) {  // no clock is read without a profile
-    if (profile == nullptr) return;
-    const auto now = Clock::now();
-    profile->*phase += std::chrono::duration<double>(now - t).count();
-    t = now;
-  };
+  dgc_detail::PhaseClock clock(profile != nullptr);
+  DgcStepProfile unused;
+  DgcStepProfile& prof = profile != nullptr ? *profile : unused;
   if (options.clip_max_norm > 0.0) clip(g, n, options.clip_max_norm, options.num_workers);
-  lap(&DgcStepProfile::clip_s);
+  clock.lap(&prof.clip_s);
   check_options(options);
   check_buffers(u, v, g, n, "DgcMemory::step");
   TERSE_CHECK(select_options.threads >= 1, InvalidArgument,
@@ -117,7 +100,7 @@ SparseSelection DgcMemory::step(float* u, float* v, float* g, int64_t n, double 
   SparseSelection s;
   if (state == nullptr) {
     compensate_parallel(u, v, g, n, options, select_options.threads);
-    lap(&DgcStepProfile::compensate_s);
+    clock.lap(&prof.compensate_s);
     s = dgc_select_planned(v, plan, seed_step, select_options, select_profile);
   } else {
     const float hint = state->hint > 0.0f && std::isfinite(state->hint) ? state->hint : 0.0f;
@@ -125,16 +108,16 @@ SparseSelection DgcMemory::step(float* u, float* v, float* g, int64_t n, double 
                                    dgc_sample_start(plan, seed_step, select_options), hint,
                                    select_options.threads, *state);
     state->list_overflowed = hint > 0.0f && !state->prescan.has_list;
-    lap(&DgcStepProfile::compensate_s);
+    clock.lap(&prof.compensate_s);
     state->prescan.next_rank =
         static_cast<int64_t>(std::ceil(state->list_k * static_cast<double>(plan.top_k_samples)));
     state->hint = 0.0f;  // stays 0 when the selection throws
     s = dgc_select_prescanned(v, plan, seed_step, state->prescan, select_options, select_profile);
     state->hint = state->prescan.next_threshold;
   }
-  if (profile != nullptr) t = Clock::now();  // the selection timed its own phases
+  clock.restart();  // the selection timed its own phases
   mask(u, v, n, s, options);
-  lap(&DgcStepProfile::mask_s);
+  clock.lap(&prof.mask_s);
   return s;
 }
 

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <thread>
-#include <vector>
 
 #include "collect.h"
 
@@ -113,11 +111,6 @@ void compensate_loop(float* u, float* v, const float* g, int64_t n, float m, boo
   }
 }
 
-int parts_for(int64_t n, int threads) {
-  constexpr int64_t kMinPerThread = int64_t{1} << 19;
-  return static_cast<int>(std::min<int64_t>(threads, std::max<int64_t>(1, n / kMinPerThread)));
-}
-
 void compensate_prescan(float* u, float* v, const float* g, int64_t n,
                         const DgcMemoryOptions& options, const DgcSamplePlan& plan, int64_t start,
                         float hint, int threads, DgcStepState& state) {
@@ -127,22 +120,13 @@ void compensate_prescan(float* u, float* v, const float* g, int64_t n,
   const bool nesterov = options.nesterov;
   const int t = parts_for(n, threads);
   DgcPrescan& out = state.prescan;
-  if (t <= 1) {
-    prescan_range(u, v, g, 0, n, m, nesterov, plan, start, hint, cap, out);
-    return;
-  }
   state.parts.resize(static_cast<size_t>(t - 1));
-  const int64_t chunk = (n + t - 1) / t;
-  std::vector<std::thread> pool;
-  for (int w = 1; w < t; ++w) {
-    const int64_t b = w * chunk, e = std::min(n, (w + 1) * chunk);
-    DgcPrescan& part = state.parts[static_cast<size_t>(w - 1)];
-    pool.emplace_back([=, &plan, &part] {
-      prescan_range(u, v, g, b, e, m, nesterov, plan, start, hint, cap / t + 1, part);
-    });
-  }
-  prescan_range(u, v, g, 0, std::min(n, chunk), m, nesterov, plan, start, hint, cap / t + 1, out);
-  for (auto& th : pool) th.join();
+  // Each part's list gets its share of the cap, so the joined list stays within it.
+  const int64_t part_cap = t <= 1 ? cap : cap / t + 1;
+  for_parts(n, t, [&](int w, int64_t b, int64_t e) {
+    DgcPrescan& part = w == 0 ? out : state.parts[static_cast<size_t>(w - 1)];
+    prescan_range(u, v, g, b, e, m, nesterov, plan, start, hint, part_cap, part);
+  });
   // Joined in index order: the same sample and list as one thread's.
   for (const DgcPrescan& part : state.parts) {
     out.sample.insert(out.sample.end(), part.sample.begin(), part.sample.end());

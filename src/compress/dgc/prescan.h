@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "parts.h"
 #include "terse/compress/dgc/dgc_memory.h"
 
 namespace terse::dgc_detail {
@@ -19,9 +20,5 @@ void compensate_loop(float* u, float* v, const float* g, int64_t n, float m, boo
 void compensate_prescan(float* u, float* v, const float* g, int64_t n,
                         const DgcMemoryOptions& options, const DgcSamplePlan& plan, int64_t start,
                         float hint, int threads, DgcStepState& state);
-
-// The parts a pass over n elements is split into: below ~1M elements a thread start costs more
-// than the part it would take.
-int parts_for(int64_t n, int threads);
 
 }  // namespace terse::dgc_detail

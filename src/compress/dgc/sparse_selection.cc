@@ -1,12 +1,11 @@
 #include "terse/compress/dgc/sparse_selection.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <numeric>
-#include <thread>
 
 #include "collect.h"
+#include "parts.h"
 #include "terse/core/check.h"
 #include "terse/core/philox.h"
 
@@ -14,6 +13,7 @@ namespace terse {
 namespace {
 
 using dgc_detail::collect_at_least;
+using dgc_detail::PhaseClock;
 
 // Philox stream id of the sample start, so other users of the same seed draw other numbers.
 constexpr uint64_t kSampleStartStream = 0x0D6C'5A4D'0000'0001ULL;
@@ -29,49 +29,16 @@ void check_density(double density) {
 void collect_parallel(const float* x, int64_t n, float thr, int threads, DgcCandidates& out) {
   out.idx.clear();
   out.mag.clear();
-  // Below ~1M elements a thread start costs more than the pass it would split.
-  constexpr int64_t kMinPerThread = int64_t{1} << 19;
-  const int t =
-      static_cast<int>(std::min<int64_t>(threads, std::max<int64_t>(1, n / kMinPerThread)));
-  if (t <= 1) {
-    collect_at_least(x, 0, n, thr, out);
-    return;
-  }
-  std::vector<DgcCandidates> parts(static_cast<size_t>(t));
-  std::vector<std::thread> pool;
-  const int64_t chunk = (n + t - 1) / t;
-  for (int w = 1; w < t; ++w) {
-    pool.emplace_back([&, w] {
-      collect_at_least(x, w * chunk, std::min(n, (w + 1) * chunk), thr,
-                       parts[static_cast<size_t>(w)]);
-    });
-  }
-  collect_at_least(x, 0, std::min(n, chunk), thr, out);
-  for (auto& th : pool) th.join();
-  for (int w = 1; w < t; ++w) {
-    const DgcCandidates& p = parts[static_cast<size_t>(w)];
+  const int t = dgc_detail::parts_for(n, threads);
+  std::vector<DgcCandidates> parts(static_cast<size_t>(t - 1));
+  dgc_detail::for_parts(n, t, [&](int w, int64_t b, int64_t e) {
+    collect_at_least(x, b, e, thr, w == 0 ? out : parts[static_cast<size_t>(w - 1)]);
+  });
+  for (const DgcCandidates& p : parts) {
     out.idx.insert(out.idx.end(), p.idx.begin(), p.idx.end());
     out.mag.insert(out.mag.end(), p.mag.begin(), p.mag.end());
   }
 }
-
-// Adds the seconds since t to *acc and restarts t; no clock is read without a profile.
-class PhaseClock {
- public:
-  explicit PhaseClock(bool on) : on_(on) {
-    if (on_) t_ = std::chrono::steady_clock::now();
-  }
-  void lap(double* acc) {
-    if (!on_) return;
-    const auto now = std::chrono::steady_clock::now();
-    *acc += std::chrono::duration<double>(now - t_).count();
-    t_ = now;
-  }
-
- private:
-  bool on_;
-  std::chrono::steady_clock::time_point t_;
-};
 
 SparseSelection finish(const float* x, std::vector<int64_t> idx, double thr, int rounds) {
   SparseSelection s;
