@@ -2,11 +2,13 @@
 // against a dense f32 all-reduce (comm.all_reduce, sum) of the same buffer, per rank: time per
 // call and bytes. Run under MPI:
 //   mpiexec -n 4 one_bit_all_reduce_bench [--sizes 1M,4M,16M,64M] [--reps R] [--threads T]
-//                                         [--json FILE]
+//                                         [--variants overlap,pairwise,serial] [--json FILE]
 // --threads: OneBitAllReduce::Options::threads per rank (default 1). Without mpiexec it runs
-// one rank in-process ("local"). The 1-bit call runs twice per size: with the one-call
-// all-to-all / all-gather and with Options::pairwise (W - 1 rounds each); for each, a second
-// line splits rank 0's median call into the report's compress / wait / overlap / drain.
+// one rank in-process ("local"). The 1-bit call runs once per variant and size: "overlap" (the
+// default Options: one-call all-to-all / all-gather, error updates under the wire), "pairwise"
+// (Options::pairwise, W - 1 rounds each) and "serial" (Options::overlap_error_updates off); for
+// each, a line splits rank 0's median call into the report's compress / wait / overlap / drain.
+// The table's 1-bit column is the first variant's.
 // Each timed call starts after a barrier; its time is the slowest rank's (max over ranks), and
 // the table shows the median over R calls (after one warm-up call of each kind). "cpu" is
 // the calling thread's CPU time (max over ranks, median over calls): on an oversubscribed
@@ -19,6 +21,7 @@
 #include <ctime>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -70,6 +73,7 @@ int main(int argc, char** argv) {
   std::vector<int64_t> sizes = {1 << 20, 4 << 20, 16 << 20, 64 << 20};
   int reps = 5;
   int threads = 1;
+  std::vector<std::string> variants = {"overlap", "pairwise", "serial"};
   std::string json_path;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
@@ -81,10 +85,25 @@ int main(int argc, char** argv) {
       reps = std::atoi(argv[i + 1]);
     } else if (a == "--threads") {
       threads = std::atoi(argv[i + 1]);
+    } else if (a == "--variants") {
+      variants = terse::bench::split_list(argv[i + 1]);
+      for (const std::string& v : variants) {
+        if (v != "overlap" && v != "pairwise" && v != "serial") {
+          std::fprintf(stderr, "--variants: unknown variant '%s'; use overlap, pairwise, serial\n",
+                       v.c_str());
+          return 2;
+        }
+      }
+      if (variants.empty()) {
+        std::fprintf(stderr,
+                     "--variants is empty; name at least one of overlap, pairwise, serial\n");
+        return 2;
+      }
     } else if (a == "--json") {
       json_path = argv[i + 1];
     } else {
-      std::fprintf(stderr, "unknown option %s; use --sizes, --reps, --threads or --json\n",
+      std::fprintf(stderr,
+                   "unknown option %s; use --sizes, --reps, --threads, --variants or --json\n",
                    a.c_str());
       return 2;
     }
@@ -122,27 +141,33 @@ int main(int argc, char** argv) {
     std::vector<float> grad(static_cast<size_t>(n)), work(grad.size());
     terse::PhiloxStream rng(42, static_cast<uint64_t>(c.rank()));
     for (float& g : grad) g = 2.0f * rng.uniform() - 1.0f;
-    terse::OneBitAllReduce::Options options;
-    options.threads = threads;
-    terse::OneBitAllReduce algo(c, n, options);
-    options.pairwise = true;
-    terse::OneBitAllReduce pairwise(c, n, options);
+    // One algorithm per variant, each with its own errors.
+    std::vector<std::unique_ptr<terse::OneBitAllReduce>> algos;
+    for (const std::string& v : variants) {
+      terse::OneBitAllReduce::Options options;
+      options.threads = threads;
+      options.pairwise = v == "pairwise";
+      options.overlap_error_updates = v != "serial";
+      algos.push_back(std::make_unique<terse::OneBitAllReduce>(c, n, options));
+    }
     terse::OneBitAllReduceReport rep;
-    std::vector<terse::OneBitAllReduceReport> reports[2];
-    // Both start from the same data each call; the copy is outside the timing.
+    std::vector<std::vector<terse::OneBitAllReduceReport>> reports(variants.size());
+    std::vector<Timing> timings;
+    // Every call starts from the same data; the copy is outside the timing.
     const auto reset = [&] { work = grad; };
     const Timing dense = time_collective(
         c, reps, reset, [&] { c.all_reduce(TensorView::of(work.data(), n), ReduceOp::kSum); });
-    const Timing onebit = time_collective(c, reps, reset, [&] {
-      rep = algo.all_reduce(TensorView::of(work.data(), n));
-      reports[0].push_back(rep);
-    });
-    const Timing onebit_pw = time_collective(c, reps, reset, [&] {
-      reports[1].push_back(pairwise.all_reduce(TensorView::of(work.data(), n)));
-    });
+    for (size_t k = 0; k < variants.size(); ++k) {
+      timings.push_back(time_collective(c, reps, reset, [&] {
+        reports[k].push_back(algos[k]->all_reduce(TensorView::of(work.data(), n)));
+      }));
+    }
+    rep = reports[0].back();
+    const Timing& onebit = timings[0];
     if (root) {
-      print_split("1-bit", onebit, reports[0]);
-      print_split("1-bit pairwise", onebit_pw, reports[1]);
+      for (size_t k = 0; k < variants.size(); ++k) {
+        print_split(("1-bit " + variants[k]).c_str(), timings[k], reports[k]);
+      }
       const double bytes_x =
           rep.bytes_sent > 0 ? static_cast<double>(rep.bytes_dense) / rep.bytes_sent : 0.0;
       std::printf("%8s %10.2f %10.2f %8.2fx %12.2f %12.2f %14llu %14llu %14llu %7.1fx\n",
@@ -152,20 +177,24 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(rep.bytes_sent),
                   static_cast<unsigned long long>(rep.payload_bytes), bytes_x);
       std::fflush(stdout);
-      rows.push_back(
-          {{"numel", n},
-           {"ranks", w},
-           {"threads", threads},
-           {"dense_ms", dense.wall_s * 1e3},
-           {"onebit_ms", onebit.wall_s * 1e3},
-           {"dense_cpu_ms", dense.cpu_s * 1e3},
-           {"onebit_cpu_ms", onebit.cpu_s * 1e3},
-           {"bytes_dense", rep.bytes_dense},
-           {"bytes_onebit", rep.bytes_sent},
-           {"payload_onebit", rep.payload_bytes},
-           {"onebit_pairwise_ms", onebit_pw.wall_s * 1e3},
-           {"split_ms",
-            {{"onebit", split_ms(reports[0])}, {"onebit_pairwise", split_ms(reports[1])}}}});
+      nlohmann::json split = nlohmann::json::object();
+      nlohmann::json wall = nlohmann::json::object();
+      for (size_t k = 0; k < variants.size(); ++k) {
+        split[variants[k]] = split_ms(reports[k]);
+        wall[variants[k]] = timings[k].wall_s * 1e3;
+      }
+      rows.push_back({{"numel", n},
+                      {"ranks", w},
+                      {"threads", threads},
+                      {"dense_ms", dense.wall_s * 1e3},
+                      {"onebit_ms", onebit.wall_s * 1e3},
+                      {"dense_cpu_ms", dense.cpu_s * 1e3},
+                      {"onebit_cpu_ms", onebit.cpu_s * 1e3},
+                      {"bytes_dense", rep.bytes_dense},
+                      {"bytes_onebit", rep.bytes_sent},
+                      {"payload_onebit", rep.payload_bytes},
+                      {"variant_ms", wall},
+                      {"split_ms", split}});
     }
   }
   if (root && !json_path.empty()) {

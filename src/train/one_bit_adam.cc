@@ -26,7 +26,8 @@ const std::vector<train_detail::OptionDefault> kOptions = {{"lr", "0.001"},
                                                            {"weight_decay", "0"},
                                                            {"freeze_step", ""},
                                                            {"bias_correction", "false"},
-                                                           {"eps_inside_sqrt", "false"}};
+                                                           {"eps_inside_sqrt", "false"},
+                                                           {"overlap_errors", "true"}};
 
 using Clock = std::chrono::steady_clock;
 
@@ -53,8 +54,7 @@ OneBitAdam::OneBitAdam(Communicator& comm, const OptionMap& options, std::vector
   exp_avg_sq_.assign(static_cast<size_t>(numel_), 0.0f);
   // The all-reduce's element-wise passes use the same threads as the update passes (no bit
   // depends on the count).
-  onebit_ =
-      std::make_unique<OneBitAllReduce>(comm_, numel_, OneBitAllReduce::Options{cpu_threads()});
+  onebit_ = train_detail::make_one_bit_all_reduce(kName, kOptions, options, comm_, numel_);
 }
 
 OneBitAdam::~OneBitAdam() = default;
@@ -199,6 +199,7 @@ OptionMap OneBitAdam::options(size_t group) const {
   out["freeze_step"] = std::to_string(freeze_step_);
   out["bias_correction"] = bias_correction_ ? "true" : "false";
   out["eps_inside_sqrt"] = "false";
+  out["overlap_errors"] = onebit_->overlap_error_updates() ? "true" : "false";
   return out;
 }
 

@@ -18,9 +18,10 @@ namespace {
 
 const char* const kName = "onebit_lamb";
 const std::vector<train_detail::OptionDefault> kOptions = {
-    {"lr", "0.001"},     {"betas", "0.9/0.999"}, {"eps", "1e-08"},           {"weight_decay", "0"},
-    {"freeze_step", ""}, {"max_coeff", "10"},    {"min_coeff", "0.01"},      {"coeff_beta", "0.9"},
-    {"factor_max", "4"}, {"factor_min", "0.5"},  {"factor_threshold", "0.1"}};
+    {"lr", "0.001"},       {"betas", "0.9/0.999"},      {"eps", "1e-08"},
+    {"weight_decay", "0"}, {"freeze_step", ""},         {"max_coeff", "10"},
+    {"min_coeff", "0.01"}, {"coeff_beta", "0.9"},       {"factor_max", "4"},
+    {"factor_min", "0.5"}, {"factor_threshold", "0.1"}, {"overlap_errors", "true"}};
 
 using Clock = std::chrono::steady_clock;
 
@@ -82,8 +83,7 @@ OneBitLamb::OneBitLamb(Communicator& comm, const OptionMap& options, std::vector
   exp_avg_sq_fresh_.assign(static_cast<size_t>(numel_), 0.0f);
   // The all-reduce's element-wise passes use the same threads as the update passes (no bit
   // depends on the count).
-  onebit_ =
-      std::make_unique<OneBitAllReduce>(comm_, numel_, OneBitAllReduce::Options{cpu_threads()});
+  onebit_ = train_detail::make_one_bit_all_reduce(kName, kOptions, options, comm_, numel_);
 }
 
 OneBitLamb::~OneBitLamb() = default;
@@ -287,6 +287,7 @@ OptionMap OneBitLamb::options(size_t group) const {
   out["factor_max"] = optim_detail::format_double(factor_max_);
   out["factor_min"] = optim_detail::format_double(factor_min_);
   out["factor_threshold"] = optim_detail::format_double(factor_threshold_);
+  out["overlap_errors"] = onebit_->overlap_error_updates() ? "true" : "false";
   return out;
 }
 

@@ -195,6 +195,18 @@ void save_flat(const std::vector<float>& v, const std::string& key, StateDict* s
   sd->tensors[key] = StateTensor::copy_of(TensorView::of(data, static_cast<int64_t>(v.size())));
 }
 
+std::unique_ptr<OneBitAllReduce> make_one_bit_all_reduce(const char* optimizer,
+                                                         const std::vector<OptionDefault>& known,
+                                                         const OptionMap& given, Communicator& comm,
+                                                         int64_t numel) {
+  OneBitAllReduce::Options o;
+  o.threads = cpu_threads();
+  o.overlap_error_updates =
+      optim_detail::parse_bool(std::string(optimizer) + " option 'overlap_errors'",
+                               option_value(known, given, "overlap_errors"));
+  return std::make_unique<OneBitAllReduce>(comm, numel, o);
+}
+
 CommStats one_bit_comm_stats(const OneBitAllReduceReport& report, int64_t numel, int world,
                              double seconds) {
   CommStats s;

@@ -5,6 +5,7 @@
 // terse_train.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -60,6 +61,14 @@ void save_groups(const char* optimizer, const std::vector<FlatGroup>& groups, St
 // Copies a flat f32 tensor of `numel` elements out of `sd`.
 std::vector<float> load_flat(const StateDict& sd, const std::string& key, int64_t numel);
 void save_flat(const std::vector<float>& v, const std::string& key, StateDict* sd);
+
+// The optimizer's all-reduce of a flat buffer of `numel` elements: cpu_threads() threads (no bit
+// depends on the count) and the option "overlap_errors" (a bool; its default is in `known`),
+// which sets OneBitAllReduce::Options::overlap_error_updates.
+std::unique_ptr<OneBitAllReduce> make_one_bit_all_reduce(const char* optimizer,
+                                                         const std::vector<OptionDefault>& known,
+                                                         const OptionMap& given, Communicator& comm,
+                                                         int64_t numel);
 
 // What one 1-bit all-reduce of a flat buffer of `numel` f32 cost, for last_step_comm(): the
 // report's bytes, against a dense fp32 ring all-reduce of the same buffer over `world` ranks.

@@ -23,7 +23,8 @@ const std::vector<train_detail::OptionDefault> kOptions = {{"lr", "0.001"},
                                                            {"var_freeze_step", ""},
                                                            {"var_update_scaler", "16"},
                                                            {"local_step_scaler", "32678"},
-                                                           {"local_step_clipper", "16"}};
+                                                           {"local_step_clipper", "16"},
+                                                           {"overlap_errors", "true"}};
 
 using Clock = std::chrono::steady_clock;
 
@@ -65,8 +66,7 @@ ZeroOneAdam::ZeroOneAdam(Communicator& comm, const OptionMap& options,
   sync_params_.assign(static_cast<size_t>(numel_), 0.0f);
   // The all-reduce's element-wise passes use the same threads as the update passes (no bit
   // depends on the count).
-  onebit_ =
-      std::make_unique<OneBitAllReduce>(comm_, numel_, OneBitAllReduce::Options{cpu_threads()});
+  onebit_ = train_detail::make_one_bit_all_reduce(kName, kOptions, options, comm_, numel_);
 }
 
 ZeroOneAdam::~ZeroOneAdam() = default;
@@ -268,6 +268,7 @@ OptionMap ZeroOneAdam::options(size_t group) const {
   out["var_update_scaler"] = std::to_string(var_update_scaler_);
   out["local_step_scaler"] = std::to_string(local_step_scaler_);
   out["local_step_clipper"] = std::to_string(local_step_clipper_);
+  out["overlap_errors"] = onebit_->overlap_error_updates() ? "true" : "false";
   return out;
 }
 

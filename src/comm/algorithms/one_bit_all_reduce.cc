@@ -334,7 +334,8 @@ OneBitAllReduce::OneBitAllReduce(Communicator& comm, int64_t numel, Options opti
     : Algorithm(comm),
       numel_(numel),
       padded_(one_bit_padded_numel(numel, comm.size())),
-      pairwise_(options.pairwise) {
+      pairwise_(options.pairwise),
+      overlap_(options.overlap_error_updates) {
   TERSE_CHECK(options.threads >= 1, InvalidArgument,
               "OneBitAllReduce: Options::threads must be >= 1, got ", options.threads,
               "; pass 1 to run on the calling thread only");
@@ -435,30 +436,42 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
                 " does not run this algorithm");
   }
 
-  // 2. The signs go out (all-to-all, chunk j to rank j) while e_w <- x - s sgn(x) is computed:
-  // the error update needs nothing from the wire, so it hides behind it. The calling thread
-  // drives the collective between its blocks (Open MPI progresses only inside MPI calls). x is
-  // recomputed from m and e rather than kept from pass 1: storing it would cost the same memory
-  // traffic and would change e_w before every rank is known to have finite input.
+  // 2. The signs go out (all-to-all, chunk j to rank j), and e_w <- x - s sgn(x) is computed.
+  // The error update needs nothing from the wire: with overlap_ it runs while the all-to-all is
+  // in flight, the calling thread driving the collective between its blocks (Open MPI
+  // progresses only inside MPI calls); without, it runs first and the wire then has the cores
+  // to itself. x is recomputed from m and e rather than kept from pass 1: storing it would cost
+  // the same memory traffic and would change e_w before every rank is known to have finite
+  // input.
   {
+    const uint32_t s_bits = bits_of(worker_scales_[static_cast<size_t>(me)]);
+    const auto update_worker_error = [&](Work* in_flight) {
+      pool_->for_blocks(blocks_of(n), [&](int64_t b0, int64_t b1, bool on_caller) {
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t end = std::min(n, (b + 1) * kBlock);
+          for (int64_t i = b * kBlock; i < end; i += kLanes) {
+            subtract_signed8(worker_x(m, e, i, numel), s_bits, e + i);
+          }
+          if (on_caller && in_flight != nullptr) in_flight->test();
+        }
+      });
+    };
+    if (!overlap_) {
+      tc = Clock::now();
+      update_worker_error(nullptr);
+      compress_s += since(tc);
+    }
     const TensorView signs_in = TensorView::of(signs, n / 8);
     const TensorView signs_recv = TensorView::of(received_.data(), n / 8);
     const std::unique_ptr<Work> sent = pairwise_
                                            ? pairwise_all_to_all_async(c, signs_in, signs_recv)
                                            : c.all_to_all_async(signs_in, signs_recv);
-    const auto to = Clock::now();
-    const uint32_t s_bits = bits_of(worker_scales_[static_cast<size_t>(me)]);
-    pool_->for_blocks(blocks_of(n), [&](int64_t b0, int64_t b1, bool on_caller) {
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t end = std::min(n, (b + 1) * kBlock);
-        for (int64_t i = b * kBlock; i < end; i += kLanes) {
-          subtract_signed8(worker_x(m, e, i, numel), s_bits, e + i);
-        }
-        if (on_caller) sent->test();
-      }
-    });
+    if (overlap_) {
+      const auto to = Clock::now();
+      update_worker_error(sent.get());
+      overlap_s += since(to);
+    }
     const auto td = Clock::now();
-    overlap_s += std::chrono::duration<double>(td - to).count();
     sent->wait(c.timeout());
     drain_s += since(td);
   }
@@ -498,28 +511,39 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
   float my_server_scale = scale_of(sum_blocks(block_sums_, server_blocks), chunk);
   compress_s += since(tc);
 
-  // 4. Every server's signs and scale go out while e_s <- y - s_s sgn(y) is computed; then
-  // out[chunk j] = s_s^j unpack(bits of j).
+  // 4. Every server's signs and scale go out, and e_s <- y - s_s sgn(y) is computed (while they
+  // are in flight with overlap_, before them without); then out[chunk j] = s_s^j unpack(bits
+  // of j).
   {
+    const uint32_t ss_bits = bits_of(my_server_scale);
+    const auto update_server_error = [&](Work* in_flight) {
+      pool_->for_blocks(server_blocks, [&](int64_t b0, int64_t b1, bool on_caller) {
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t end = std::min(chunk, (b + 1) * kBlock);
+          for (int64_t i = b * kBlock; i < end; i += kLanes) {
+            subtract_signed8(load8(y + i), ss_bits, es + i);
+          }
+          if (on_caller && in_flight != nullptr) in_flight->test();
+        }
+      });
+    };
+    if (!overlap_) {
+      tc = Clock::now();
+      update_server_error(nullptr);
+      compress_s += since(tc);
+    }
     const TensorView mine = TensorView::of(ssigns, chunk_bytes);
     const TensorView all = TensorView::of(gathered_signs_.data(), n / 8);
     const std::unique_ptr<Work> signs_out =
         pairwise_ ? pairwise_all_gather_async(c, mine, all) : c.all_gather_async(mine, all);
     const std::unique_ptr<Work> scales_out = c.all_gather_async(
         TensorView::of(&my_server_scale, 1), TensorView::of(server_scales_.data(), w));
-    const auto to = Clock::now();
-    const uint32_t ss_bits = bits_of(my_server_scale);
-    pool_->for_blocks(server_blocks, [&](int64_t b0, int64_t b1, bool on_caller) {
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t end = std::min(chunk, (b + 1) * kBlock);
-        for (int64_t i = b * kBlock; i < end; i += kLanes) {
-          subtract_signed8(load8(y + i), ss_bits, es + i);
-        }
-        if (on_caller) signs_out->test();
-      }
-    });
+    if (overlap_) {
+      const auto to = Clock::now();
+      update_server_error(signs_out.get());
+      overlap_s += since(to);
+    }
     const auto td = Clock::now();
-    overlap_s += std::chrono::duration<double>(td - to).count();
     signs_out->wait(c.timeout());
     scales_out->wait(c.timeout());
     drain_s += since(td);

@@ -45,7 +45,8 @@ struct Trace {
   std::vector<std::vector<Vec>> out, ew, es;  // [call][rank]
 };
 
-Trace run_algorithm(int w, int64_t numel, int calls, int threads = 1, bool pairwise = false) {
+Trace run_algorithm(int w, int64_t numel, int calls, int threads = 1, bool pairwise = false,
+                    bool overlap = true) {
   Trace t;
   t.out.assign(calls, std::vector<Vec>(w));
   t.ew = t.out;
@@ -54,6 +55,7 @@ Trace run_algorithm(int w, int64_t numel, int calls, int threads = 1, bool pairw
     OneBitAllReduce::Options options;
     options.threads = threads;
     options.pairwise = pairwise;
+    options.overlap_error_updates = overlap;
     OneBitAllReduce algo(c, numel, options);
     for (int k = 0; k < calls; ++k) {
       Vec v = input(numel, c.rank(), k);
@@ -100,11 +102,14 @@ TEST(OneBitAllReduce, BitExactAgainstReference) {
       SCOPED_TRACE(testing::Message() << "W=" << w << " numel=" << numel);
       const int calls = 4;
       for (bool pairwise : {false, true}) {
-        SCOPED_TRACE(pairwise ? "pairwise rounds" : "one-call collectives");
-        const Trace t = run_algorithm(w, numel, calls, 1, pairwise);
-        ASSERT_NO_FATAL_FAILURE(expect_reference_trace(t, w, numel, calls));
-        // The errors carried over: the last call's worker error is not the first call's.
-        EXPECT_FALSE(same_bits(t.ew[0][0], t.ew[calls - 1][0]));
+        for (bool overlap : {true, false}) {
+          SCOPED_TRACE(pairwise ? "pairwise rounds" : "one-call collectives");
+          SCOPED_TRACE(overlap ? "errors updated under the wire" : "errors updated before it");
+          const Trace t = run_algorithm(w, numel, calls, 1, pairwise, overlap);
+          ASSERT_NO_FATAL_FAILURE(expect_reference_trace(t, w, numel, calls));
+          // The errors carried over: the last call's worker error is not the first call's.
+          EXPECT_FALSE(same_bits(t.ew[0][0], t.ew[calls - 1][0]));
+        }
       }
     }
   }
@@ -120,8 +125,11 @@ TEST(OneBitAllReduce, BitExactAgainstReferenceOverSeveralBlocks) {
         SCOPED_TRACE(testing::Message()
                      << "W=" << w << " numel=" << numel << " threads=" << threads);
         const int calls = 2;
-        const Trace t = run_algorithm(w, numel, calls, threads, /*pairwise=*/threads == 2);
-        ASSERT_NO_FATAL_FAILURE(expect_reference_trace(t, w, numel, calls));
+        for (bool overlap : {true, false}) {
+          const Trace t =
+              run_algorithm(w, numel, calls, threads, /*pairwise=*/threads == 2, overlap);
+          ASSERT_NO_FATAL_FAILURE(expect_reference_trace(t, w, numel, calls));
+        }
       }
     }
   }
@@ -334,31 +342,35 @@ TEST(OneBitAllReduce, LoadStateOfWrongSizeThrowsAndKeepsState) {
 TEST(OneBitAllReduce, NonFiniteOnOneRankThrowsOnEveryRankAndChangesNothing) {
   const int w = 4;
   const int64_t numel = 97;
-  for (float bad :
-       {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
-    std::vector<int> threw(w, 0);
-    run_local_ranks(w, [&](Communicator& c) {
-      OneBitAllReduce algo(c, numel);
-      Vec v = input(numel, c.rank(), 0);
-      algo.all_reduce(TensorView::of(v.data(), numel));
-      const Vec ew = algo.worker_error(), es = algo.server_error();
-      Vec in = input(numel, c.rank(), 1);
-      if (c.rank() == 2) in[50] = bad;
-      const Vec before = in;
-      try {
-        algo.all_reduce(TensorView::of(in.data(), numel));
-      } catch (const NumericalError& e) {
-        threw[c.rank()] = 1;
-        EXPECT_THAT(e.what(), HasSubstr("on rank(s) 2;"));
-      }
-      EXPECT_TRUE(same_bits(in, before));
-      EXPECT_TRUE(same_bits(algo.worker_error(), ew));
-      EXPECT_TRUE(same_bits(algo.server_error(), es));
-      // The world is still usable: the next good call goes through on every rank.
-      Vec again = input(numel, c.rank(), 1);
-      algo.all_reduce(TensorView::of(again.data(), numel));
-    });
-    EXPECT_EQ(threw, std::vector<int>(w, 1));
+  for (bool overlap : {true, false}) {
+    for (float bad :
+         {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+      std::vector<int> threw(w, 0);
+      run_local_ranks(w, [&](Communicator& c) {
+        OneBitAllReduce::Options options;
+        options.overlap_error_updates = overlap;
+        OneBitAllReduce algo(c, numel, options);
+        Vec v = input(numel, c.rank(), 0);
+        algo.all_reduce(TensorView::of(v.data(), numel));
+        const Vec ew = algo.worker_error(), es = algo.server_error();
+        Vec in = input(numel, c.rank(), 1);
+        if (c.rank() == 2) in[50] = bad;
+        const Vec before = in;
+        try {
+          algo.all_reduce(TensorView::of(in.data(), numel));
+        } catch (const NumericalError& e) {
+          threw[c.rank()] = 1;
+          EXPECT_THAT(e.what(), HasSubstr("on rank(s) 2;"));
+        }
+        EXPECT_TRUE(same_bits(in, before));
+        EXPECT_TRUE(same_bits(algo.worker_error(), ew));
+        EXPECT_TRUE(same_bits(algo.server_error(), es));
+        // The world is still usable: the next good call goes through on every rank.
+        Vec again = input(numel, c.rank(), 1);
+        algo.all_reduce(TensorView::of(again.data(), numel));
+      });
+      EXPECT_EQ(threw, std::vector<int>(w, 1)) << (overlap ? "overlapped" : "serial");
+    }
   }
 }
 
@@ -482,6 +494,29 @@ TEST(OneBitAllReduce, ReportsItsCompressionTimeApartFromTheWait) {
   EXPECT_GE(wait[0], 0.2);      // reported as the wait
   EXPECT_LE(wait[0], wall[0] - compress[0]);
   EXPECT_LT(wait[1], 0.1);  // the late rank itself hardly waits
+}
+
+// Without the overlap the error updates are compression: nothing runs under the wire.
+TEST(OneBitAllReduce, SerialErrorUpdatesAreCompression) {
+  const int64_t numel = 2'000'000;
+  std::vector<OneBitAllReduceReport> overlapped(2), serial(2);
+  run_local_ranks(2, [&](Communicator& c) {
+    OneBitAllReduce::Options options;
+    OneBitAllReduce a(c, numel, options);
+    options.overlap_error_updates = false;
+    OneBitAllReduce b(c, numel, options);
+    const auto r = static_cast<size_t>(c.rank());
+    for (int k = 0; k < 3; ++k) {  // the last of 3 calls: pages touched, threads warm
+      Vec v = input(numel, c.rank(), k);
+      overlapped[r] = a.all_reduce(TensorView::of(v.data(), numel));
+      v = input(numel, c.rank(), k);
+      serial[r] = b.all_reduce(TensorView::of(v.data(), numel));
+    }
+  });
+  for (size_t r = 0; r < 2; ++r) {
+    EXPECT_GT(overlapped[r].overlap_s, 0.0) << "rank " << r;
+    EXPECT_EQ(serial[r].overlap_s, 0.0) << "rank " << r;
+  }
 }
 
 TEST(OneBitAllReduce, ReportsBytes) {

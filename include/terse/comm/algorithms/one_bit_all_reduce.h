@@ -20,9 +20,9 @@ struct OneBitAllReduceReport : AlgorithmReport {
   // with Options::pairwise the sign exchanges are W - 1 rounds each: 2 + 2 (W - 1).
   int collectives = 0;
   // Wall seconds of the CPU passes that run outside every collective (the norm and sign pass,
-  // the server sum, the final unpacking): compression, not communication. The rest of the call
-  // is communication, including the error updates that run while a collective is in flight
-  // (hidden behind the wire when it is slower).
+  // the server sum, the final unpacking, and the error updates unless they overlap the wire):
+  // compression, not communication. The rest of the call is communication, including the error
+  // updates that run while a collective is in flight (Options::overlap_error_updates).
   double compress_s = 0;
   // Wall seconds in the first collective (the worker scales' all-gather, a few bytes): it
   // returns when the slowest rank arrives, so this is waiting for stragglers, not transfer.
@@ -62,8 +62,8 @@ struct OneBitAllReduceReport : AlgorithmReport {
 // The element-wise passes (worker norm and signs, worker error, server sum with its norm and
 // signs, server error, final decode) can run on several threads (Options::threads); work is
 // split in the 2^16-element blocks above, so every output and error bit is the same for any
-// thread count. The two error updates need nothing from the wire: the worker's runs while the
-// all-to-all is in flight, the server's while the two server all-gathers are.
+// thread count. The two error updates need nothing from the wire: by default the worker's runs
+// while the all-to-all is in flight, the server's while the two server all-gathers are.
 class OneBitAllReduce : public Algorithm {
  public:
   struct Options {
@@ -75,6 +75,11 @@ class OneBitAllReduce : public Algorithm {
     // (pairwise_exchange.h) instead of one all_to_all / all_gather call each. Same bytes and the
     // same bits; it keeps W - 1 senders from targeting one receiver at once.
     bool pairwise = false;
+    // Run the two error updates while the collectives they do not depend on are in flight
+    // (true), or before those collectives start (false: counted as compression, and the wire
+    // then runs with no CPU pass competing for the cores, which the kernel's network processing
+    // needs when every core hosts a rank; docs/results.md, issue 5). Same bits either way.
+    bool overlap_error_updates = true;
   };
 
   // `numel`: elements of the flat buffer each call reduces (> 0, the same on every rank).
@@ -89,6 +94,7 @@ class OneBitAllReduce : public Algorithm {
   int64_t numel() const { return numel_; }
   // N: numel rounded up to a multiple of W * lcm(W, 8).
   int64_t padded_numel() const { return padded_; }
+  bool overlap_error_updates() const { return overlap_; }
 
   // Replaces `inout` (f32, numel elements, CPU) on every rank by the compressed average of all
   // ranks' inputs, updating the errors. Collective. Throws InvalidArgument for a wrong dtype or
@@ -112,6 +118,7 @@ class OneBitAllReduce : public Algorithm {
   int64_t numel_;
   int64_t padded_;
   bool pairwise_;
+  bool overlap_;
   std::vector<float> worker_error_;
   std::vector<float> server_error_;
   // Scratch, sized once in the constructor so a call allocates nothing: this rank's signs
