@@ -2,11 +2,11 @@
 // against a dense f32 all-reduce (comm.all_reduce, sum) of the same buffer, per rank: time per
 // call and bytes. Run under MPI:
 //   mpiexec -n 4 one_bit_all_reduce_bench [--sizes 1M,4M,16M,64M] [--reps R] [--threads T]
-//                                         [--variants overlap,pairwise,serial] [--json FILE]
+//                                         [--variants deferred,overlap,pairwise] [--json FILE]
 // --threads: OneBitAllReduce::Options::threads per rank (default 1). Without mpiexec it runs
-// one rank in-process ("local"). The 1-bit call runs once per variant and size: "overlap" (the
-// default Options: one-call all-to-all / all-gather, error updates under the wire), "pairwise"
-// (Options::pairwise, W - 1 rounds each) and "serial" (Options::overlap_error_updates off); for
+// one rank in-process ("local"). The 1-bit call runs once per variant and size: "deferred" (the
+// default Options), "overlap" (Options::defer_worker_error off: the worker error update under
+// the all-to-all) and "pairwise" (Options::pairwise, W - 1 rounds each, with the overlap); for
 // each, a line splits rank 0's median call into the report's compress / wait / overlap / drain.
 // The table's 1-bit column is the first variant's.
 // Each timed call starts after a barrier; its time is the slowest rank's (max over ranks), and
@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
   std::vector<int64_t> sizes = {1 << 20, 4 << 20, 16 << 20, 64 << 20};
   int reps = 5;
   int threads = 1;
-  std::vector<std::string> variants = {"overlap", "pairwise", "serial"};
+  std::vector<std::string> variants = {"deferred", "overlap", "pairwise"};
   std::string json_path;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
@@ -88,15 +88,16 @@ int main(int argc, char** argv) {
     } else if (a == "--variants") {
       variants = terse::bench::split_list(argv[i + 1]);
       for (const std::string& v : variants) {
-        if (v != "overlap" && v != "pairwise" && v != "serial") {
-          std::fprintf(stderr, "--variants: unknown variant '%s'; use overlap, pairwise, serial\n",
+        if (v != "deferred" && v != "overlap" && v != "pairwise") {
+          std::fprintf(stderr,
+                       "--variants: unknown variant '%s'; use deferred, overlap, pairwise\n",
                        v.c_str());
           return 2;
         }
       }
       if (variants.empty()) {
         std::fprintf(stderr,
-                     "--variants is empty; name at least one of overlap, pairwise, serial\n");
+                     "--variants is empty; name at least one of deferred, overlap, pairwise\n");
         return 2;
       }
     } else if (a == "--json") {
@@ -147,7 +148,7 @@ int main(int argc, char** argv) {
       terse::OneBitAllReduce::Options options;
       options.threads = threads;
       options.pairwise = v == "pairwise";
-      options.overlap_error_updates = v != "serial";
+      options.defer_worker_error = v == "deferred";
       algos.push_back(std::make_unique<terse::OneBitAllReduce>(c, n, options));
     }
     terse::OneBitAllReduceReport rep;

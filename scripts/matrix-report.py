@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 SKIP = 5
-ORDER = ["dense", "dgc", "dgc-ar", "dgc-arf", "onebit", "onebit-overlap", "onebit-serial", "powersgd",
-         "ef21-topk"]
+ORDER = ["dense", "dgc", "dgc-ar", "dgc-arf", "onebit", "onebit-overlap", "onebit-serial",
+         "powersgd", "ef21-topk"]
 RATES = {"100mbit": 0, "1gbit": 1, "10gbit": 2}
 
 

@@ -8,7 +8,7 @@
 # are run but not meant to be measured; then STEPS more (fewer at 100mbit, where a dense
 # step takes seconds). scripts/slow-network-report.py turns the files into tables and plots.
 # METHOD: dense | dgc | dgc-ar (Ok-Topk, water-filled) | dgc-arf (fixed quotas) | onebit |
-# onebit-overlap / onebit-serial (1-bit Adam with its error updates under the wire / before it) |
+# onebit-overlap (1-bit Adam with its worker error update under the all-to-all, as before 2026-11-24) |
 # powersgd | ef21-topk (see method_args below).
 # Env: TERSE (binary, default build/release/apps/terse/terse), THREADS (per rank, default
 # cores / N), STEPS (default 20; STEPS_SLOW at 100mbit, default 8), SKIP (default 5), BATCH
@@ -35,11 +35,10 @@ method_args() { # METHOD SKIP
   dgc-ar) echo "--optimizer $sgd --compress dgc:density=0.001,exchange=allreduce" ;;
   dgc-arf) echo "--optimizer $sgd --compress dgc:density=0.001,exchange=allreduce,quota=fixed" ;;
   onebit) echo "--optimizer onebit_adam:lr=0.001,eps=0.0001,freeze_step=$2" ;;
-  onebit-overlap) echo "--optimizer onebit_adam:lr=0.001,eps=0.0001,freeze_step=$2,overlap_errors=true" ;;
-  onebit-serial) echo "--optimizer onebit_adam:lr=0.001,eps=0.0001,freeze_step=$2,overlap_errors=false" ;;
+  onebit-overlap) echo "--optimizer onebit_adam:lr=0.001,eps=0.0001,freeze_step=$2,defer_worker_error=false" ;;
   powersgd) echo "--optimizer $sgd --compress powersgd:rank=4,start=$2" ;;
   ef21-topk) echo "--optimizer $sgd --compress topk:density=0.01 --feedback ef21" ;;
-  *) die "unknown method '$1'; use dense, dgc, dgc-ar, dgc-arf, onebit, onebit-overlap, onebit-serial, powersgd or ef21-topk" ;;
+  *) die "unknown method '$1'; use dense, dgc, dgc-ar, dgc-arf, onebit, onebit-overlap, powersgd or ef21-topk" ;;
   esac
 }
 for m in "$@"; do method_args "$m" 1 >/dev/null; done

@@ -27,7 +27,7 @@ const std::vector<train_detail::OptionDefault> kOptions = {{"lr", "0.001"},
                                                            {"freeze_step", ""},
                                                            {"bias_correction", "false"},
                                                            {"eps_inside_sqrt", "false"},
-                                                           {"overlap_errors", "true"}};
+                                                           {"defer_worker_error", "true"}};
 
 using Clock = std::chrono::steady_clock;
 
@@ -199,7 +199,7 @@ OptionMap OneBitAdam::options(size_t group) const {
   out["freeze_step"] = std::to_string(freeze_step_);
   out["bias_correction"] = bias_correction_ ? "true" : "false";
   out["eps_inside_sqrt"] = "false";
-  out["overlap_errors"] = onebit_->overlap_error_updates() ? "true" : "false";
+  out["defer_worker_error"] = onebit_->defers_worker_error() ? "true" : "false";
   return out;
 }
 

@@ -21,7 +21,7 @@ const std::vector<train_detail::OptionDefault> kOptions = {
     {"lr", "0.001"},       {"betas", "0.9/0.999"},      {"eps", "1e-08"},
     {"weight_decay", "0"}, {"freeze_step", ""},         {"max_coeff", "10"},
     {"min_coeff", "0.01"}, {"coeff_beta", "0.9"},       {"factor_max", "4"},
-    {"factor_min", "0.5"}, {"factor_threshold", "0.1"}, {"overlap_errors", "true"}};
+    {"factor_min", "0.5"}, {"factor_threshold", "0.1"}, {"defer_worker_error", "true"}};
 
 using Clock = std::chrono::steady_clock;
 
@@ -287,7 +287,7 @@ OptionMap OneBitLamb::options(size_t group) const {
   out["factor_max"] = optim_detail::format_double(factor_max_);
   out["factor_min"] = optim_detail::format_double(factor_min_);
   out["factor_threshold"] = optim_detail::format_double(factor_threshold_);
-  out["overlap_errors"] = onebit_->overlap_error_updates() ? "true" : "false";
+  out["defer_worker_error"] = onebit_->defers_worker_error() ? "true" : "false";
   return out;
 }
 

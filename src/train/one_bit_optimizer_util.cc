@@ -201,9 +201,9 @@ std::unique_ptr<OneBitAllReduce> make_one_bit_all_reduce(const char* optimizer,
                                                          int64_t numel) {
   OneBitAllReduce::Options o;
   o.threads = cpu_threads();
-  o.overlap_error_updates =
-      optim_detail::parse_bool(std::string(optimizer) + " option 'overlap_errors'",
-                               option_value(known, given, "overlap_errors"));
+  o.defer_worker_error =
+      optim_detail::parse_bool(std::string(optimizer) + " option 'defer_worker_error'",
+                               option_value(known, given, "defer_worker_error"));
   return std::make_unique<OneBitAllReduce>(comm, numel, o);
 }
 

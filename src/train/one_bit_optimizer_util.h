@@ -63,8 +63,8 @@ std::vector<float> load_flat(const StateDict& sd, const std::string& key, int64_
 void save_flat(const std::vector<float>& v, const std::string& key, StateDict* sd);
 
 // The optimizer's all-reduce of a flat buffer of `numel` elements: cpu_threads() threads (no bit
-// depends on the count) and the option "overlap_errors" (a bool; its default is in `known`),
-// which sets OneBitAllReduce::Options::overlap_error_updates.
+// depends on the count) and the option "defer_worker_error" (a bool; its default is in
+// `known`), which sets OneBitAllReduce::Options::defer_worker_error.
 std::unique_ptr<OneBitAllReduce> make_one_bit_all_reduce(const char* optimizer,
                                                          const std::vector<OptionDefault>& known,
                                                          const OptionMap& given, Communicator& comm,

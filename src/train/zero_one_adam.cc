@@ -24,7 +24,7 @@ const std::vector<train_detail::OptionDefault> kOptions = {{"lr", "0.001"},
                                                            {"var_update_scaler", "16"},
                                                            {"local_step_scaler", "32678"},
                                                            {"local_step_clipper", "16"},
-                                                           {"overlap_errors", "true"}};
+                                                           {"defer_worker_error", "true"}};
 
 using Clock = std::chrono::steady_clock;
 
@@ -268,7 +268,7 @@ OptionMap ZeroOneAdam::options(size_t group) const {
   out["var_update_scaler"] = std::to_string(var_update_scaler_);
   out["local_step_scaler"] = std::to_string(local_step_scaler_);
   out["local_step_clipper"] = std::to_string(local_step_clipper_);
-  out["overlap_errors"] = onebit_->overlap_error_updates() ? "true" : "false";
+  out["defer_worker_error"] = onebit_->defers_worker_error() ? "true" : "false";
   return out;
 }
 

@@ -335,7 +335,7 @@ OneBitAllReduce::OneBitAllReduce(Communicator& comm, int64_t numel, Options opti
       numel_(numel),
       padded_(one_bit_padded_numel(numel, comm.size())),
       pairwise_(options.pairwise),
-      overlap_(options.overlap_error_updates) {
+      defer_(options.defer_worker_error) {
   TERSE_CHECK(options.threads >= 1, InvalidArgument,
               "OneBitAllReduce: Options::threads must be >= 1, got ", options.threads,
               "; pass 1 to run on the calling thread only");
@@ -436,39 +436,30 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
                 " does not run this algorithm");
   }
 
-  // 2. The signs go out (all-to-all, chunk j to rank j), and e_w <- x - s sgn(x) is computed.
-  // The error update needs nothing from the wire: with overlap_ it runs while the all-to-all is
-  // in flight, the calling thread driving the collective between its blocks (Open MPI
-  // progresses only inside MPI calls); without, it runs first and the wire then has the cores
-  // to itself. x is recomputed from m and e rather than kept from pass 1: storing it would cost
-  // the same memory traffic and would change e_w before every rank is known to have finite
-  // input.
+  // 2. The signs go out (all-to-all, chunk j to rank j). e_w <- x - s sgn(x) needs nothing from
+  // the wire. Unless defer_, it runs while the all-to-all is in flight, the calling thread
+  // driving the collective between its blocks (Open MPI progresses only inside MPI calls);
+  // with defer_, it waits for the decode pass (step 5). x is recomputed from m and e rather
+  // than kept from pass 1: storing it would cost the same memory traffic and would change e_w
+  // before every rank is known to have finite input.
+  const uint32_t s_bits = bits_of(worker_scales_[static_cast<size_t>(me)]);
   {
-    const uint32_t s_bits = bits_of(worker_scales_[static_cast<size_t>(me)]);
-    const auto update_worker_error = [&](Work* in_flight) {
+    const TensorView signs_in = TensorView::of(signs, n / 8);
+    const TensorView signs_recv = TensorView::of(received_.data(), n / 8);
+    const std::unique_ptr<Work> sent = pairwise_
+                                           ? pairwise_all_to_all_async(c, signs_in, signs_recv)
+                                           : c.all_to_all_async(signs_in, signs_recv);
+    if (!defer_) {
+      const auto to = Clock::now();
       pool_->for_blocks(blocks_of(n), [&](int64_t b0, int64_t b1, bool on_caller) {
         for (int64_t b = b0; b < b1; ++b) {
           const int64_t end = std::min(n, (b + 1) * kBlock);
           for (int64_t i = b * kBlock; i < end; i += kLanes) {
             subtract_signed8(worker_x(m, e, i, numel), s_bits, e + i);
           }
-          if (on_caller && in_flight != nullptr) in_flight->test();
+          if (on_caller) sent->test();
         }
       });
-    };
-    if (!overlap_) {
-      tc = Clock::now();
-      update_worker_error(nullptr);
-      compress_s += since(tc);
-    }
-    const TensorView signs_in = TensorView::of(signs, n / 8);
-    const TensorView signs_recv = TensorView::of(received_.data(), n / 8);
-    const std::unique_ptr<Work> sent = pairwise_
-                                           ? pairwise_all_to_all_async(c, signs_in, signs_recv)
-                                           : c.all_to_all_async(signs_in, signs_recv);
-    if (overlap_) {
-      const auto to = Clock::now();
-      update_worker_error(sent.get());
       overlap_s += since(to);
     }
     const auto td = Clock::now();
@@ -511,39 +502,28 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
   float my_server_scale = scale_of(sum_blocks(block_sums_, server_blocks), chunk);
   compress_s += since(tc);
 
-  // 4. Every server's signs and scale go out, and e_s <- y - s_s sgn(y) is computed (while they
-  // are in flight with overlap_, before them without); then out[chunk j] = s_s^j unpack(bits
-  // of j).
+  // 4. Every server's signs and scale go out while e_s <- y - s_s sgn(y) is computed (a pass
+  // over N / W floats).
   {
-    const uint32_t ss_bits = bits_of(my_server_scale);
-    const auto update_server_error = [&](Work* in_flight) {
-      pool_->for_blocks(server_blocks, [&](int64_t b0, int64_t b1, bool on_caller) {
-        for (int64_t b = b0; b < b1; ++b) {
-          const int64_t end = std::min(chunk, (b + 1) * kBlock);
-          for (int64_t i = b * kBlock; i < end; i += kLanes) {
-            subtract_signed8(load8(y + i), ss_bits, es + i);
-          }
-          if (on_caller && in_flight != nullptr) in_flight->test();
-        }
-      });
-    };
-    if (!overlap_) {
-      tc = Clock::now();
-      update_server_error(nullptr);
-      compress_s += since(tc);
-    }
     const TensorView mine = TensorView::of(ssigns, chunk_bytes);
     const TensorView all = TensorView::of(gathered_signs_.data(), n / 8);
     const std::unique_ptr<Work> signs_out =
         pairwise_ ? pairwise_all_gather_async(c, mine, all) : c.all_gather_async(mine, all);
     const std::unique_ptr<Work> scales_out = c.all_gather_async(
         TensorView::of(&my_server_scale, 1), TensorView::of(server_scales_.data(), w));
-    if (overlap_) {
-      const auto to = Clock::now();
-      update_server_error(signs_out.get());
-      overlap_s += since(to);
-    }
+    const auto to = Clock::now();
+    const uint32_t ss_bits = bits_of(my_server_scale);
+    pool_->for_blocks(server_blocks, [&](int64_t b0, int64_t b1, bool on_caller) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t end = std::min(chunk, (b + 1) * kBlock);
+        for (int64_t i = b * kBlock; i < end; i += kLanes) {
+          subtract_signed8(load8(y + i), ss_bits, es + i);
+        }
+        if (on_caller) signs_out->test();
+      }
+    });
     const auto td = Clock::now();
+    overlap_s += std::chrono::duration<double>(td - to).count();
     signs_out->wait(c.timeout());
     scales_out->wait(c.timeout());
     drain_s += since(td);
@@ -556,28 +536,33 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
                 "was corrupted between ranks or rank ",
                 r, " does not run this algorithm");
   }
+  // 5. out[chunk j] = s_s^j unpack(bits of j), with defer_ in one pass with e_w <- x - s sgn(x):
+  // each group of 8 reads m and e before it overwrites m (inout) with the output.
   tc = Clock::now();
   float* dst = inout.as<float>();
   const uint8_t* gathered = gathered_signs_.data();
   const float* scales = server_scales_.data();
-  pool_->for_blocks(blocks_of(numel), [&](int64_t b0, int64_t b1, bool) {
-    const int64_t end = std::min(numel, b1 * kBlock);
-    const int64_t full_end = end / kLanes * kLanes;
+  const int64_t full_numel = numel / kLanes * kLanes;
+  pool_->for_blocks(blocks_of(defer_ ? n : numel), [&](int64_t b0, int64_t b1, bool) {
+    const int64_t end = std::min(defer_ ? n : numel, b1 * kBlock);
     int64_t i = b0 * kBlock;
-    while (i < full_end) {
+    while (i < end) {
       // Chunks are multiples of 8 elements: a group never straddles two servers.
       const int64_t j = i / chunk;
-      const uint32_t s_bits = bits_of(scales[j]);
-      const int64_t stop = std::min(full_end, (j + 1) * chunk);
-      for (; i < stop; i += kLanes) store8(dst + i, signed8(gathered[i / kLanes], s_bits));
-    }
-    if (i < end) {
-      float tail[kLanes];
-      store8(tail, signed8(gathered[i / kLanes], bits_of(scales[i / chunk])));
-      std::memcpy(dst + i, tail, sizeof(float) * static_cast<size_t>(end - i));
+      const uint32_t ss_bits = bits_of(scales[j]);
+      const int64_t stop = std::min(end, (j + 1) * chunk);
+      for (; i < stop; i += kLanes) {
+        if (defer_) subtract_signed8(worker_x(m, e, i, numel), s_bits, e + i);
+        if (i < full_numel) {
+          store8(dst + i, signed8(gathered[i / kLanes], ss_bits));
+        } else if (i < numel) {
+          float tail[kLanes];
+          store8(tail, signed8(gathered[i / kLanes], ss_bits));
+          std::memcpy(dst + i, tail, sizeof(float) * static_cast<size_t>(numel - i));
+        }
+      }
     }
   });
-
   compress_s += since(tc);
 
   OneBitAllReduceReport rep;

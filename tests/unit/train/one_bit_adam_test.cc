@@ -440,7 +440,7 @@ TEST(OneBitAdam, BadOptionsAreInvalidArgumentNamingOptionAndValue) {
       {{{"freeze_step", "5"}, {"weight_decay", "nan"}}, "weight_decay"},
       {{{"freeze_step", "5"}, {"eps_inside_sqrt", "true"}}, "'eps_inside_sqrt' is true"},
       {{{"freeze_step", "5"}, {"bias_correction", "maybe"}}, "maybe"},
-      {{{"freeze_step", "5"}, {"overlap_errors", "sometimes"}}, "overlap_errors"},
+      {{{"freeze_step", "5"}, {"defer_worker_error", "sometimes"}}, "defer_worker_error"},
   };
   run_local_ranks(1, [&](Communicator& comm) {
     for (const auto& c : cases) {
@@ -561,11 +561,11 @@ TEST(OneBitAdam, FactoryAndOptions) {
     EXPECT_EQ(o.at("freeze_step"), "7");
     EXPECT_EQ(o.at("betas"), "0.9/0.999");
     EXPECT_EQ(o.at("bias_correction"), "false");
-    EXPECT_EQ(o.at("overlap_errors"), "true");
-    const auto serial = make_communicating_optimizer(
-        comm, OptimizerSpec::parse("onebit_adam:freeze_step=7,overlap_errors=false"),
+    EXPECT_EQ(o.at("defer_worker_error"), "true");
+    const auto overlapped = make_communicating_optimizer(
+        comm, OptimizerSpec::parse("onebit_adam:freeze_step=7,defer_worker_error=false"),
         model.groups());
-    EXPECT_EQ(serial->options(0).at("overlap_errors"), "false");
+    EXPECT_EQ(overlapped->options(0).at("defer_worker_error"), "false");
     opt->scale_lr(0.5);
     EXPECT_DOUBLE_EQ(opt->lr(1), 0.01);
     EXPECT_EQ(make_communicating_optimizer(comm, OptimizerSpec::parse("adam"), model.groups()),

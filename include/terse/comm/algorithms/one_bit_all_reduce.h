@@ -20,15 +20,15 @@ struct OneBitAllReduceReport : AlgorithmReport {
   // with Options::pairwise the sign exchanges are W - 1 rounds each: 2 + 2 (W - 1).
   int collectives = 0;
   // Wall seconds of the CPU passes that run outside every collective (the norm and sign pass,
-  // the server sum, the final unpacking, and the error updates unless they overlap the wire):
-  // compression, not communication. The rest of the call is communication, including the error
-  // updates that run while a collective is in flight (Options::overlap_error_updates).
+  // the server sum, the final unpacking with the deferred worker error update): compression, not
+  // communication. The rest of the call is communication, including the error updates that run
+  // while a collective is in flight (Options::defer_worker_error).
   double compress_s = 0;
   // Wall seconds in the first collective (the worker scales' all-gather, a few bytes): it
   // returns when the slowest rank arrives, so this is waiting for stragglers, not transfer.
   double wait_s = 0;
-  // Of the rest: wall seconds of the two error updates that run while a collective is in flight
-  // (overlap_s), and of the waits for those collectives after them (drain_s). A drain_s near 0
+  // Of the rest: wall seconds of the error updates that run while a collective is in flight
+  // (overlap_s), and of the waits for the collectives after them (drain_s). A drain_s near 0
   // means the CPU pass, not the wire, bounds the phase.
   double overlap_s = 0;
   double drain_s = 0;
@@ -62,8 +62,9 @@ struct OneBitAllReduceReport : AlgorithmReport {
 // The element-wise passes (worker norm and signs, worker error, server sum with its norm and
 // signs, server error, final decode) can run on several threads (Options::threads); work is
 // split in the 2^16-element blocks above, so every output and error bit is the same for any
-// thread count. The two error updates need nothing from the wire: by default the worker's runs
-// while the all-to-all is in flight, the server's while the two server all-gathers are.
+// thread count. The two error updates need nothing from the wire: the server's runs while the
+// two server all-gathers are in flight; the worker's runs in the final decode pass, or, with
+// Options::defer_worker_error off, while the all-to-all is in flight.
 class OneBitAllReduce : public Algorithm {
  public:
   struct Options {
@@ -75,11 +76,13 @@ class OneBitAllReduce : public Algorithm {
     // (pairwise_exchange.h) instead of one all_to_all / all_gather call each. Same bytes and the
     // same bits; it keeps W - 1 senders from targeting one receiver at once.
     bool pairwise = false;
-    // Run the two error updates while the collectives they do not depend on are in flight
-    // (true), or before those collectives start (false: counted as compression, and the wire
-    // then runs with no CPU pass competing for the cores, which the kernel's network processing
-    // needs when every core hosts a rank; docs/results.md, issue 5). Same bits either way.
-    bool overlap_error_updates = true;
+    // Update the worker error in the decode pass, after the last collective (true), instead of
+    // while the all-to-all is in flight (false). Same bits either way. Deferred, the pass is
+    // compression, nothing between the first collective and the last runs longer than the
+    // server sum (a pass over N / W), so a rank slowed by the machine's other work delays its
+    // peers' collectives less, and the pass reads m once for both jobs (docs/results.md,
+    // issue 5).
+    bool defer_worker_error = true;
   };
 
   // `numel`: elements of the flat buffer each call reduces (> 0, the same on every rank).
@@ -94,7 +97,7 @@ class OneBitAllReduce : public Algorithm {
   int64_t numel() const { return numel_; }
   // N: numel rounded up to a multiple of W * lcm(W, 8).
   int64_t padded_numel() const { return padded_; }
-  bool overlap_error_updates() const { return overlap_; }
+  bool defers_worker_error() const { return defer_; }
 
   // Replaces `inout` (f32, numel elements, CPU) on every rank by the compressed average of all
   // ranks' inputs, updating the errors. Collective. Throws InvalidArgument for a wrong dtype or
@@ -118,7 +121,7 @@ class OneBitAllReduce : public Algorithm {
   int64_t numel_;
   int64_t padded_;
   bool pairwise_;
-  bool overlap_;
+  bool defer_;
   std::vector<float> worker_error_;
   std::vector<float> server_error_;
   // Scratch, sized once in the constructor so a call allocates nothing: this rank's signs
