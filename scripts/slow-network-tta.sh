@@ -30,6 +30,8 @@ for m in "$@"; do
   onebit) args=(--epochs 3 --optimizer "onebit_adam:lr=0.001,eps=0.0001,freeze_step=$freeze") ;;
   powersgd) args=(--epochs 3 --optimizer "$sgd" --compress "powersgd:rank=4,start=10") ;;
   ef21-topk) args=(--epochs 3 --optimizer "$sgd" --compress topk:density=0.01 --feedback ef21) ;;
+  # EF21 + Top-k at half of dense's lr: at 4 ranks dense's lr 0.1 diverges in the first epoch
+  ef21-topk-lr05) args=(--epochs 3 --optimizer sgd:lr=0.05,momentum=0.9 --compress topk:density=0.01 --feedback ef21) ;;
   *) echo "unknown method $m" >&2; exit 2 ;;
   esac
   name=$n-$rate-$m
