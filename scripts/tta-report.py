@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Time-to-accuracy table and plot of issue 5's shaped-link runs (scripts/slow-network-tta.sh).
 
-usage: tta-report.py DIR [--plot PNG] [--slack PP]
-DIR holds N-RATE-METHOD.jsonl files. The target is the dense run's final test accuracy; a
+usage: tta-report.py DIR [DIR...] [--plot PNG] [--slack PP]
+Each DIR holds N-RATE-METHOD.jsonl files (one rank count and rate; a method in two folders: the
+later folder's run). The target is the dense run's final test accuracy; a
 method "reaches" it at the first evaluation within SLACK percentage points (default 0.3) of it.
 Times are train_time_s (training steps only, evaluations excluded). Speed-up: the dense run's
 time to its own final accuracy over the method's time to the target minus the slack; also
@@ -33,16 +34,24 @@ def main(argv):
     if not argv or argv[0].startswith("-"):
         print(__doc__, file=sys.stderr)
         return 2
-    root = Path(argv[0])
     plot = argv[argv.index("--plot") + 1] if "--plot" in argv else None
     slack = float(argv[argv.index("--slack") + 1]) / 100 if "--slack" in argv else 0.003
-    runs = {}
-    for p in sorted(root.glob("*.jsonl")):
-        evals, steps = load(p)
-        if evals and steps:
-            runs[p.stem.split("-", 2)[2]] = (evals, steps)
+    roots, skip = [], False
+    for a in argv:
+        if skip or a in ("--plot", "--slack"):
+            skip = not skip
+            continue
+        roots.append(Path(a))
+    runs, dense_path = {}, None
+    for root in roots:
+        for p in sorted(root.glob("*.jsonl")):
+            evals, steps = load(p)
+            if evals and steps:
+                runs[p.stem.split("-", 2)[2]] = (evals, steps)
+                if p.stem.endswith("-dense"):
+                    dense_path = p
     if "dense" not in runs:
-        print(f"tta-report: no dense run in {root}", file=sys.stderr)
+        print(f"tta-report: no dense run in {' '.join(map(str, roots))}", file=sys.stderr)
         return 2
     d_evals, _ = runs["dense"]
     target = d_evals[-1]["test_accuracy"]
@@ -55,7 +64,7 @@ def main(argv):
           "× sooner than dense (its final / same target) | step ms | compute | compress | "
           "comm (wait) | message ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    order = ["dense", "dgc", "dgc-ar", "onebit", "powersgd", "ef21-topk"]
+    order = ["dense", "dgc", "dgc-ar", "onebit", "powersgd", "ef21-topk", "ef21-topk-lr05"]
     for m in sorted(runs, key=lambda k: order.index(k) if k in order else 99):
         evals, steps = runs[m]
         med = lambda k: statistics.median(s.get(k, 0.0) for s in steps) * 1e3
@@ -82,7 +91,7 @@ def main(argv):
         ax.set_xlabel("training time (s, evaluations excluded)")
         ax.set_ylabel("Fashion-MNIST test accuracy (%)")
         ax.set_ylim(80, 90)
-        n, rate = next(root.glob("*-dense.jsonl")).stem.split("-")[:2]
+        n, rate = dense_path.stem.split("-")[:2]
         ax.set_title(f"wide-mlp time to accuracy: {n} ranks, {rate} links (tbf)")
         ax.grid(alpha=0.3)
         ax.legend()
