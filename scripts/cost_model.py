@@ -40,7 +40,9 @@ and is a physical quantity:
             than itself); that fraction of a pass runs at bw_l3 per thread. This is why the
             small all-gather costs twice as much at 8 ranks as at 4 (4 x 23 MB of output
             buffers fit, 8 x 23 MB do not), which one shared-bandwidth term could not fit.
-            Training steps stream far more than the L3 between two exchanges: cold
+            Training steps stream far more than the L3 between two exchanges: cold, except
+            the dense all-reduce's gradient bucket (4 n bytes a rank), which backward has just
+            written: the L3 holds min(1, l3 / (N 4 n)) of it (all of it at 4 ranks, half at 8)
   c_*       passes over the dense vector each algorithm makes locally (fill, scale, copy,
             reduce); c_gather = 2 by its code (zero the output, scale it), not fitted: it fixes
             the scale that a pass count and a bandwidth would otherwise trade one for one
@@ -70,8 +72,8 @@ above, B the measured bytes per rank:
   ring all_reduce (projection only): 2 (N-1) alpha + wire(B, 1) + c_dense pass(n)
 
 Training transfers (time_comm_s - time_wait_s of a step, rank 0; predicted from the collectives
-fit): the exchange's collectives as above with cold passes and a full bucket (the step's compute
-refills it), the step's mean-loss all_reduce (2 L rounds), and the wait in that all_reduce for
+fit): the exchange's collectives as above with cold passes (the dense all-reduce's on a
+freshly written bucket, see bw_l3) and a full bucket (the step's compute refills it), the step's mean-loss all_reduce (2 L rounds), and the wait in that all_reduce for
 the slowest rank's local work since the exchange last synchronised the ranks (DGC's decode; the
 copy of the sparse all-reduce's result; the dense all-reduce's scaling): straggle = sigma m(N)
 T_local, m(N) the expected maximum of N standard normals (1.03 at 4, 1.42 at 8). sigma, the
@@ -215,10 +217,12 @@ def gap(N, a):
 def mem(P, N, ctx, ws, threads=1):
     """Pass time in a context: "bench" (collectives_bench: the N ranks of one host stream at
     once and reuse their buffers, so ws may sit in the L3), "train" (the same ranks, buffers
-    cold) or "cluster" (the projection: one worker per host, cold)."""
+    cold), "fresh" (training's dense all-reduce: it starts as backward finishes writing the
+    gradient bucket, so the bucket, 4 n bytes a rank, not ws, is what the L3 may hold) or
+    "cluster" (the projection: one worker per host, cold)."""
     if ctx == "cluster":
         return pass_time(P, 1, threads)
-    return pass_time(P, N, threads, ws if ctx == "bench" else None)
+    return pass_time(P, N, threads, ws if ctx in ("bench", "fresh") else None)
 
 
 def t_all_reduce(N, n, link, P, ring=False, nbytes=None, ctx="bench", idle=None):
@@ -228,7 +232,7 @@ def t_all_reduce(N, n, link, P, ring=False, nbytes=None, ctx="bench", idle=None)
     a, L = P["alpha"], log2c(N)
     idle = gap(N, a) if idle is None else idle
     if ring or (4 * n >= 65536 and N >= 4):
-        p = mem(P, N, ctx, ws_dense(N, n))
+        p = mem(P, N, ctx, 4.0 * n if ctx == "fresh" else ws_dense(N, n))
         b = 2 * (N - 1) / N * 4 * n if nbytes is None else nbytes
         rounds = 2 * (N - 1) if ring else 2 * L
         local = P["c_dense"] * n * p
@@ -365,7 +369,7 @@ def t_step(method, N, rate, bucket, P, nbytes):
     loss = 2 * L * a  # the mean-loss all_reduce of every step (one element, binomial)
     straggle = P["sigma"] * expected_max_normal(N)
     if method == "dense":  # bucketed all_reduces (Rabenseifner), then the scaling pass
-        return (t_all_reduce(N, n, link, P, nbytes=nbytes, ctx="train", idle=full) + loss
+        return (t_all_reduce(N, n, link, P, nbytes=nbytes, ctx="fresh", idle=full) + loss
                 + straggle * n * pass_time(P, N))
     if method == "dgc":
         # 1-D tensors dense (binomial, started before compression), the payload all_gatherv
