@@ -77,11 +77,11 @@ class OneBitAllReduce : public Algorithm {
     // same bits; it keeps W - 1 senders from targeting one receiver at once.
     bool pairwise = false;
     // Update the worker error in the decode pass, after the last collective (true), instead of
-    // while the all-to-all is in flight (false). Same bits either way. Deferred, the pass is
-    // compression, nothing between the first collective and the last runs longer than the
-    // server sum (a pass over N / W), so a rank slowed by the machine's other work delays its
-    // peers' collectives less, and the pass reads m once for both jobs (docs/results.md,
-    // issue 5).
+    // while the all-to-all is in flight (false). Same bits either way. Deferred, the update is
+    // compression and shares the decode's read of m, and no pass longer than the server sum
+    // (N / W elements) runs between the first collective and the last. Measured in
+    // docs/results.md (issue 5, seventh pass): shorter training steps on 8 ranks sharing one
+    // host; in the benchmark, whose ranks leave each call together, the overlap is faster.
     bool defer_worker_error = true;
   };
 
