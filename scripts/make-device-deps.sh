@@ -22,4 +22,19 @@ cp /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.a \
   /usr/include/x86_64-linux-gnu/openblas-pthread/{cblas.h,openblas_config.h} /tmp/blaspack.$$/
 tar cJf .deps/blaspack/openblas.tar.xz -C /tmp/blaspack.$$ .
 rm -rf /tmp/blaspack.$$
+# Debian's ip and tc for the shaped-network harness (the GPU machine has neither; carry
+# .deps/iproute2): the binaries with their libraries and this machine's loader, started by
+# wrappers through that loader with --library-path, so that what `ip netns exec` starts gets the
+# host's own environment (no LD_LIBRARY_PATH leaks into the ranks).
+mkdir -p .deps/iproute2/bin .deps/iproute2/libexec .deps/iproute2/lib
+for tool in ip tc; do
+  bin=$(PATH=/usr/sbin:/sbin:$PATH command -v "$tool")
+  cp "$bin" .deps/iproute2/libexec/
+  ldd "$bin" | awk '/=> \//{print $3} /^\t\/lib/{print $1}' |
+    while read -r lib; do cp -L "$lib" .deps/iproute2/lib/; done
+  printf '%s\n' '#!/bin/sh' 'd=$(dirname "$(readlink -f "$0")")/..' \
+    "exec \"\$d/lib/ld-linux-x86-64.so.2\" --library-path \"\$d/lib\" \"\$d/libexec/$tool\" \"\$@\"" \
+    >".deps/iproute2/bin/$tool"
+  chmod +x ".deps/iproute2/bin/$tool"
+done
 du -sh .deps
