@@ -1,6 +1,7 @@
 #include "terse/comm/algorithms/power_sgd.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -300,8 +301,11 @@ void PowerSgd::check_flags(const float* flags, const std::string& local_error) c
 PowerSgdReport PowerSgd::run(const std::vector<MatrixView>& grads, int64_t step) {
   const std::string local_error = check_local(grads);
   uint64_t extra_bytes = 0;
+  double validate_s = 0;  // the first call's first collective: a compressed step's wait starts here
   if (!validated_) {
+    const auto t0 = std::chrono::steady_clock::now();
     validate_shapes(grads, local_error);
+    validate_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     extra_bytes = static_cast<uint64_t>(comm().size() - 1) * kHeaderWords * sizeof(int64_t);
   }
   // From here a local error is reported through the first collective (sized by the validated
@@ -312,7 +316,9 @@ PowerSgdReport PowerSgd::run(const std::vector<MatrixView>& grads, int64_t step)
   if (step < options_.start_iter || !any_compressed) {
     return run_dense(grads, send_zeros, local_error, extra_bytes);
   }
-  return run_compressed(grads, step, send_zeros, local_error, extra_bytes);
+  PowerSgdReport rep = run_compressed(grads, step, send_zeros, local_error, extra_bytes);
+  rep.wait_s += validate_s;
+  return rep;
 }
 
 PowerSgdReport PowerSgd::run_dense(const std::vector<MatrixView>& grads, bool send_zeros,
@@ -387,7 +393,13 @@ PowerSgdReport PowerSgd::run_compressed(const std::vector<MatrixView>& grads, in
   }
   payload += 4 * static_cast<uint64_t>(dense_elements);
 
-  pbuf_.assign(static_cast<size_t>(psize + n), 0.0f);
+  using Clock = std::chrono::steady_clock;
+  const auto since = [](Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+  };
+  double compress_s = 0;
+  auto tc = Clock::now();
+  pbuf_.assign(static_cast<size_t>(psize), 0.0f);
   qbuf_.assign(static_cast<size_t>(qsize), 0.0f);
   float flag = send_zeros ? kFlagBadArguments : 0.0f;
   if (!send_zeros) {
@@ -432,9 +444,16 @@ PowerSgdReport PowerSgd::run_compressed(const std::vector<MatrixView>& grads, in
     // M + e can overflow although both are finite.
     if (!all_finite(p, rows * r)) flag = static_cast<float>(i + 1);
   }
-  pbuf_[static_cast<size_t>(psize + c.rank())] = flag;
-  c.all_reduce(TensorView::of(pbuf_.data(), psize + n), ReduceOp::kSum);
-  check_flags(pbuf_.data() + psize, local_error);
+  compress_s += since(tc);
+  // The verdicts go first, alone: this collective returns when the slowest rank has computed its
+  // P, so its time is the wait for stragglers (the report's wait_s), apart from moving P.
+  verdicts_.assign(static_cast<size_t>(n), 0.0f);
+  verdicts_[static_cast<size_t>(c.rank())] = flag;
+  const auto tw = Clock::now();
+  c.all_reduce(TensorView::of(verdicts_.data(), n), ReduceOp::kSum);
+  const double wait_s = since(tw);
+  check_flags(verdicts_.data(), local_error);
+  c.all_reduce(TensorView::of(pbuf_.data(), psize), ReduceOp::kSum);
   // Every rank holds the same sums, so every rank takes this branch alike.
   TERSE_CHECK(all_finite(pbuf_.data(), psize), NumericalError, "PowerSgd::run on rank ", c.rank(),
               ": the sum over ranks of P = (M + e) Q overflowed to a non-finite value although "
@@ -443,6 +462,7 @@ PowerSgdReport PowerSgd::run_compressed(const std::vector<MatrixView>& grads, in
 
   // Orthogonalize every P before committing: with eps = 0 an all-zero P gives NaN, and every
   // rank holds the same P, so every rank sees it alike.
+  tc = Clock::now();
   for (size_t i = 0; i < count; ++i) {
     const Slot& s = slots_[i];
     if (s.r == 0) continue;
@@ -486,8 +506,10 @@ PowerSgdReport PowerSgd::run_compressed(const std::vector<MatrixView>& grads, in
       for (int64_t k = 0; k < r; ++k) q[j * r + k] = qt_[static_cast<size_t>(k * cols + j)];
     }
   }
+  compress_s += since(tc);
   c.all_reduce(TensorView::of(qbuf_.data(), qsize), ReduceOp::kSum);
 
+  tc = Clock::now();
   const float w = static_cast<float>(n);
   for (size_t i = 0; i < count; ++i) {
     Slot& s = slots_[i];
@@ -521,14 +543,18 @@ PowerSgdReport PowerSgd::run_compressed(const std::vector<MatrixView>& grads, in
     }
     if (options_.warm_start) s.q.assign(q, q + cols * r);
   }
+  compress_s += since(tc);
 
   PowerSgdReport rep;
   rep.path = "powersgd";
+  rep.compress_s = compress_s;
+  rep.wait_s = wait_s;
   rep.compressed_matrices = compressed;
   rep.dense_elements = dense_elements;
   rep.payload_bytes = payload;
   rep.bytes_dense = ring_all_reduce_bytes(4 * static_cast<uint64_t>(total), n);
-  rep.bytes_sent = extra_bytes + ring_all_reduce_bytes(4 * static_cast<uint64_t>(psize + n), n) +
+  rep.bytes_sent = extra_bytes + recursive_doubling_bytes(4 * static_cast<uint64_t>(n), n) +
+                   ring_all_reduce_bytes(4 * static_cast<uint64_t>(psize), n) +
                    ring_all_reduce_bytes(4 * static_cast<uint64_t>(qsize), n);
   return rep;
 }

@@ -352,10 +352,14 @@ TEST(PowerSgd, CompressionDecisionAndByteReport) {
         EXPECT_EQ(rep.dense_elements, static_cast<int64_t>(dense));
         EXPECT_EQ(rep.payload_bytes, 4u * (64 + 32) * 2 + 4u * dense);
         EXPECT_EQ(rep.bytes_dense, ring(4u * (2048 + dense)));
-        // P all-reduce (64 x 2 + one verdict per rank), Q all-reduce (32 x 2 + dense); the first
-        // call also all_gathers the 24-byte shape signature.
+        // The verdicts (one float per rank, recursive doubling: ceil(log2 W) rounds), the P
+        // all-reduce (64 x 2), the Q all-reduce (32 x 2 + dense); the first call also
+        // all_gathers the 24-byte shape signature.
         const uint64_t header = s == 0 ? (w - 1) * 24 : 0;
-        EXPECT_EQ(rep.bytes_sent, header + ring(4u * (128 + w)) + ring(4u * (64 + dense)));
+        const uint64_t verdicts = w == 1 ? 0 : 4u * w * 2;  // log2(4) = 2 rounds
+        EXPECT_EQ(rep.bytes_sent, header + verdicts + ring(4u * 128) + ring(4u * (64 + dense)));
+        EXPECT_GT(rep.compress_s, 0.0);
+        EXPECT_GE(rep.wait_s, 0.0);
       }
       // Q (32 x 2) and e (64 x 32) of the one compressed matrix.
       EXPECT_EQ(algo.state_bytes(), 4u * (64 + 2048));

@@ -203,10 +203,11 @@ TEST(GradientCompression, DgcResultDoesNotDependOnTheThreadCount) {
 }
 
 // A rank that arrives late shows up on the others as time_wait_s, part of time_comm_s, for the
-// gather and for the all-reduce exchange; the late rank itself hardly waits.
+// gather, for the all-reduce exchange and for PowerSGD's verdicts; the late rank itself hardly
+// waits.
 TEST(GradientCompression, WaitForTheSlowestRankIsReportedApart) {
-  for (const std::string spec :
-       {"dgc:density=0.01", "dgc:density=0.01,exchange=allreduce", "topk:density=0.01"}) {
+  for (const std::string spec : {"dgc:density=0.01", "dgc:density=0.01,exchange=allreduce",
+                                 "topk:density=0.01", "powersgd:rank=2,start=0"}) {
     std::vector<CommStats> stats(2);
     run_local_ranks(2, [&](Communicator& comm) {
       Model m(100, 100);
@@ -220,6 +221,7 @@ TEST(GradientCompression, WaitForTheSlowestRankIsReportedApart) {
     EXPECT_GE(stats[0].time_wait_s, 0.2) << spec;
     EXPECT_LE(stats[0].time_wait_s, stats[0].time_comm_s) << spec;
     EXPECT_LT(stats[1].time_wait_s, 0.1) << spec;
+    EXPECT_GT(stats[0].time_compress_s, 0.0) << spec;
   }
 }
 

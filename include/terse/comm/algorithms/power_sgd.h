@@ -27,6 +27,13 @@ struct PowerSgdReport : AlgorithmReport {
   // This rank's contribution: 4 (rows + cols) r' per compressed matrix + 4 numel per dense
   // tensor (what a parameter server would receive from it; bytes_sent models the ring).
   uint64_t payload_bytes = 0;
+  // Compressed steps only (0 on dense ones, where nothing can be told apart):
+  // seconds in the local passes (M + e, the products, Gram-Schmidt, P Q^T and e), and seconds
+  // in the first collective, the verdicts (and, on the first call, the shape check before
+  // them): a few bytes that return only when the slowest rank has computed its P, so waiting
+  // for stragglers, not moving data. The rest of the call is the all-reduces of P and Q.
+  double compress_s = 0;
+  double wait_s = 0;
 };
 
 // PowerSGD (Vogels, Karimireddy, Jaggi, "PowerSGD: Practical Low-Rank Gradient Compression for
@@ -37,7 +44,8 @@ struct PowerSgdReport : AlgorithmReport {
 //   Q <- Q of the previous step (warm start), or the first time (every step without warm
 //        start; or when the previous Q has an all-zero column, where torch stays stuck at 0)
 //        N(0, 1) from power_sgd_random_q, the same on every rank; orthogonalize(Q)
-//   P <- M Q;        all_reduce_sum(all P's)  (one fused collective);   orthogonalize(P)
+//   P <- M Q;        all_reduce_sum(one verdict per rank);  all_reduce_sum(all P's)  (one fused
+//                    collective);   orthogonalize(P)
 //   Q <- M^T P;      all_reduce_sum(all Q's + the dense tensors)  (one fused collective);  Q /= W
 //   M_hat <- P Q^T  (the average gradient's rank-r' approximation, written to the gradient)
 //   e <- M - M_hat  (local input minus the global approximation)
@@ -111,7 +119,7 @@ class PowerSgd : public Algorithm {
   std::vector<Slot> slots_;
   // Loaded before run() has seen the shapes: checked at the first run().
   bool pending_check_ = false;
-  std::vector<float> pbuf_, qbuf_, row_, qt_;
+  std::vector<float> pbuf_, qbuf_, verdicts_, row_, qt_;
 };
 
 // A fresh Q for matrix `index` (its position in run()'s list): `count` = m r' entries N(0, 1),
