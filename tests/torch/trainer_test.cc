@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "terse/comm/local_communicator.h"
@@ -436,6 +438,66 @@ TEST(Trainer, OneBitAdamCompressesAfterFreezeAndResumesExactly) {
   const Checkpoint a = load_latest(straight.checkpoint_dir, 1);
   const Checkpoint b = load_latest(first.checkpoint_dir, 1);
   EXPECT_TRUE(a.sections.at("optimizer") == b.sections.at("optimizer"));
+}
+
+// Forwards to a real communicator; rank 1 arrives late at every one-number f64 all-reduce (the
+// trainer's mean loss, started before backward), so it starts each step's backward late.
+class LateLossCommunicator : public Communicator {
+ public:
+  explicit LateLossCommunicator(Communicator& inner) : inner_(inner) {}
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  const char* backend() const override { return inner_.backend(); }
+  std::unique_ptr<Work> all_reduce_async(TensorView inout, ReduceOp op) override {
+    if (rank() == 1 && inout.numel == 1 && inout.dtype == DType::kF64)
+      std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    return inner_.all_reduce_async(inout, op);
+  }
+  std::unique_ptr<Work> all_gather_async(TensorView in, TensorView out) override {
+    return inner_.all_gather_async(in, out);
+  }
+  std::unique_ptr<Work> all_gatherv_async(TensorView in, TensorView out,
+                                          const std::vector<int64_t>& counts) override {
+    return inner_.all_gatherv_async(in, out, counts);
+  }
+  std::unique_ptr<Work> all_to_all_async(TensorView in, TensorView out) override {
+    return inner_.all_to_all_async(in, out);
+  }
+  std::unique_ptr<Work> all_to_allv_async(TensorView in, const std::vector<int64_t>& sc,
+                                          TensorView out, const std::vector<int64_t>& rc) override {
+    return inner_.all_to_allv_async(in, sc, out, rc);
+  }
+  std::unique_ptr<Work> broadcast_async(TensorView inout, int root) override {
+    return inner_.broadcast_async(inout, root);
+  }
+  std::unique_ptr<Work> barrier_async() override { return inner_.barrier_async(); }
+
+ private:
+  Communicator& inner_;
+};
+
+// On a communicating optimizer's compressed step nothing synchronises the ranks before the loss
+// all-reduce, so the wait for a rank that is late with backward is spent there: it counts as
+// time_wait_s (part of time_comm_s), not as transfer. The late rank itself hardly waits.
+TEST(Trainer, OneBitAdamCountsTheLossWaitForALateRankAsWait) {
+  TrainConfig c = small_config("mlp");
+  c.optimizer = "onebit_adam:lr=0.001,freeze_step=4,eps=1e-6";
+  c.epochs = 1;
+  c.train_limit = 1024;  // 8 steps on 2 ranks: 4 of warm-up, then 4 compressed
+  std::vector<Recorder> rec(2);
+  run_local_ranks(2, [&](Communicator& inner) {
+    LateLossCommunicator comm(inner);
+    train(c, comm, &rec[static_cast<size_t>(inner.rank())]);
+  });
+  ASSERT_EQ(rec[0].steps.size(), 8u);
+  for (size_t i = 4; i < 8; ++i) {
+    SCOPED_TRACE(i);
+    const StepMetrics& early = rec[0].steps[i];
+    EXPECT_LT(early.payload_bytes, early.payload_dense_bytes / 20);  // compressed
+    EXPECT_GE(early.time_wait_s, 0.03);
+    EXPECT_LE(early.time_wait_s, early.time_comm_s);
+    EXPECT_LT(rec[1].steps[i].time_wait_s, 0.03);
+  }
 }
 
 // 0/1 Adam's local steps send nothing; the dense reference still counts every step, so the

@@ -335,7 +335,8 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
     for (int64_t b = 0; b < steps_per_epoch; ++b) {
       const auto t0 = Clock::now();
       const auto [begin, end] = sampler.batch_range(b, config.batch_size);
-      if (communicating) dp.set_exchange_enabled(communicating->wants_averaged_gradients());
+      const bool exchange_on = !communicating || communicating->wants_averaged_gradients();
+      if (communicating) dp.set_exchange_enabled(exchange_on);
       hooks.clear_torch_grads();
       const at::Tensor loss = workload->loss(order.data() + begin, end - begin);
       // The mean loss over ranks; a NaN or Inf on any rank reaches all, so all stop together
@@ -402,7 +403,11 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       sm.payload_dense_bytes = cs.payload_dense_bytes;
       sm.time_comm_s = cs.time_comm_s + optim_comm_s + loss_comm_s;
       sm.time_compress_s = cs.time_compress_s + optim_compress_s;
-      sm.time_wait_s = cs.time_wait_s + optim_wait_s;
+      // Without a gradient exchange (a communicating optimizer's compressed step) the loss
+      // all-reduce is the step's first synchronisation: it returns when the slowest rank has
+      // finished backward, so its time is waiting, not transfer. After an exchange the ranks
+      // were just synchronised and it stays transfer.
+      sm.time_wait_s = cs.time_wait_s + optim_wait_s + (exchange_on ? 0.0 : loss_comm_s);
       sm.time_compute_s = std::max(0.0, t_forward_backward - cs.time_comm_s - cs.time_compress_s);
       sm.time_optim_s = std::max(0.0, seconds_since(t_optim) - optim_comm_s - optim_compress_s);
       sm.time_step_s = seconds_since(t0);
