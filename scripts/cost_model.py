@@ -542,6 +542,13 @@ def load(paths):
                            else " (comm holds the wait)")
             elif method.startswith("onebit") and dsname in LOSS_WAIT_IN_TRANSFER:
                 method += " (transfer holds the loss wait)"
+            # Runs launched with extra mpirun flags (an mpirun_args.txt beside them, e.g. a
+            # raised eager limit) measure another transport: their own point, not modelled.
+            extra = path.parent.parent / "mpirun_args.txt"
+            if not extra.exists():
+                extra = path.parent / "mpirun_args.txt"
+            if extra.exists():
+                method += f" (mpirun {extra.read_text().strip()})"
             d["runs"].append({
                 "ds": dsname, "N": int(m.group(1)), "rate": rate, "method": method,
                 "bucket": bucket_for(path, ds, rate), "path": path,
