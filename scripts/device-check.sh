@@ -5,6 +5,10 @@
 # zlib) travel in an ignored .deps/ prefix copied from this machine's Debian packages, with the
 # Fashion-MNIST files:  scripts/make-device-deps.sh  builds it.  WERROR=OFF collects every
 # warning of a newer compiler in one run instead of stopping at the first file.
+# TARGETS="a b": build only those (default: everything); CTEST_ARGS: passed to ctest (e.g.
+# "-L parity" for the CUDA-against-CPU tests alone); BENCH=1: then the GPU benchmarks
+# (cuda_optim_bench and torch's AdamW of the same sizes, scripts/torch_optim_cuda_bench.py), their
+# JSON in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/terse-device}
@@ -19,13 +23,23 @@ cmake -S . -B build/device "${TERSE_CMAKE_ARGS[@]}" -DTERSE_WERROR="${WERROR:-ON
 status=$?
 grep -E "terse:|Torch|Error" "$out/configure.log"
 [ $status -eq 0 ] || { tail -30 "$out/configure.log"; exit $status; }
-cmake --build build/device -j "$(nproc)" -- -k 0 >"$out/build.log" 2>&1
+targets=()
+# shellcheck disable=SC2206 # TARGETS is a list of words
+[ -n "${TARGETS:-}" ] && targets=(--target ${TARGETS})
+cmake --build build/device -j "$(nproc)" "${targets[@]}" -- -k 0 >"$out/build.log" 2>&1
 status=$?
 grep -E "error|warning:|FAILED" "$out/build.log" | head -40
 [ $status -eq 0 ] || exit $status
 echo "build: ok"
-build/device/apps/terse/terse info
-ctest --test-dir build/device -j 8 --timeout 300 >"$out/ctest.log" 2>&1
+[ -x build/device/apps/terse/terse ] && build/device/apps/terse/terse info
+# shellcheck disable=SC2086 # CTEST_ARGS is a list of words
+ctest --test-dir build/device -j 8 --timeout 300 ${CTEST_ARGS:-} >"$out/ctest.log" 2>&1
 status=$?
-grep -E "tests passed|Failed|\*\*\*|Not Run|Timeout" "$out/ctest.log" | head -40
+grep -E "tests passed|Failed|\*\*\*|Not Run|Timeout|Skipped" "$out/ctest.log" | head -40
+if [ "${BENCH:-0}" = 1 ]; then
+  nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv,noheader
+  build/device/bench/cuda_optim_bench --json "$out/cuda_optim.json" || status=1
+  python3 scripts/torch_optim_cuda_bench.py >"$out/torch_adamw.json" || status=1
+  cat "$out/torch_adamw.json"
+fi
 exit $status

@@ -1,0 +1,199 @@
+// CUDA optimizer step: cuda_multi_tensor_apply for a Rule over `--params` elements cut into
+// `--tensors` tensors, in GB/s of the step's traffic (params and grads read, params and states
+// read and written: (3 + 2 states) x 4 bytes per f32 param), against cudaMemcpy device to device
+// of one buffer of the same total bytes (read + write counted), timed in the same run.
+//   cuda_optim_bench [--params 268435456] [--tensors 256] [--reps 20]
+//                    [--rules adamw,sgd,lion,adan,...] [--json FILE]
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "terse/kernels/cuda_info.h"
+#include "terse/kernels/cuda_multi_tensor.h"
+
+namespace {
+
+using namespace terse;
+
+void ok(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "cuda_optim_bench: %s: %s\n", what, cudaGetErrorString(e));
+    std::exit(1);
+  }
+}
+
+// Median of `reps` timings (ms) of f, after one warm-up, with CUDA events.
+double time_ms(int reps, const std::function<void()>& f) {
+  cudaEvent_t a, b;
+  ok(cudaEventCreate(&a), "event");
+  ok(cudaEventCreate(&b), "event");
+  f();
+  ok(cudaDeviceSynchronize(), "warm-up");
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    ok(cudaEventRecord(a), "record");
+    f();
+    ok(cudaEventRecord(b), "record");
+    ok(cudaEventSynchronize(b), "sync");
+    float ms = 0;
+    ok(cudaEventElapsedTime(&ms, a, b), "elapsed");
+    t.push_back(ms);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+struct Buffers {
+  std::vector<float*> p, g, s[4];
+  std::vector<int64_t> n;
+};
+
+template <typename Rule>
+double run_rule(const Rule& rule, Buffers& b, int reps) {
+  std::vector<CudaTensorTask<Rule>> tasks(b.n.size());
+  for (size_t i = 0; i < b.n.size(); ++i) {
+    tasks[i].rule = rule;
+    tasks[i].param = TensorView(b.p[i], b.n[i], DType::kF32, Device::cuda(0));
+    tasks[i].grad = TensorView(b.g[i], b.n[i], DType::kF32, Device::cuda(0));
+    for (int k = 0; k < Rule::kNumStates; ++k) tasks[i].states[k] = b.s[k][i];
+  }
+  return time_ms(reps, [&] { cuda_multi_tensor_apply(tasks); });
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string x; std::getline(ss, x, ',');) out.push_back(x);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t params = int64_t{1} << 28;
+  int tensors = 256, reps = 20;
+  std::string rules = "sgd,sgdm,adamw,lion,adan,adabelief,diffgrad,exadam,spam", json;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i], v = argv[i + 1];
+    if (a == "--params")
+      params = std::stoll(v);
+    else if (a == "--tensors")
+      tensors = std::stoi(v);
+    else if (a == "--reps")
+      reps = std::stoi(v);
+    else if (a == "--rules")
+      rules = v;
+    else if (a == "--json")
+      json = v;
+    else {
+      std::fprintf(stderr, "cuda_optim_bench: unknown flag %s\n", a.c_str());
+      return 2;
+    }
+  }
+  const CudaInfo info = CudaInfo::query();
+  if (info.devices.empty()) {
+    std::fprintf(stderr, "cuda_optim_bench: %s\n", info.status.c_str());
+    return 1;
+  }
+  // Tensors of equal size (the last takes the remainder).
+  Buffers b;
+  const int64_t each = params / tensors;
+  for (int i = 0; i < tensors; ++i) b.n.push_back(i + 1 < tensors ? each : params - each * i);
+  auto alloc = [](int64_t n, float v) {
+    float* p = nullptr;
+    ok(cudaMalloc(&p, static_cast<size_t>(n) * sizeof(float)), "cudaMalloc");
+    std::vector<float> h(static_cast<size_t>(std::min<int64_t>(n, 1 << 20)), v);
+    for (int64_t o = 0; o < n; o += static_cast<int64_t>(h.size())) {
+      const int64_t c = std::min<int64_t>(n - o, static_cast<int64_t>(h.size()));
+      ok(cudaMemcpy(p + o, h.data(), static_cast<size_t>(c) * sizeof(float),
+                    cudaMemcpyHostToDevice),
+         "fill");
+    }
+    return p;
+  };
+  for (int64_t n : b.n) {
+    b.p.push_back(alloc(n, 0.5f));
+    b.g.push_back(alloc(n, 0.01f));
+    for (int k = 0; k < 4; ++k) b.s[k].push_back(alloc(n, 0.001f));
+  }
+  // Copy bandwidth: one buffer of 4 * params bytes copied device to device (read + write).
+  float *src = nullptr, *dst = nullptr;
+  const size_t bytes = static_cast<size_t>(params) * sizeof(float);
+  ok(cudaMalloc(&src, bytes), "cudaMalloc");
+  ok(cudaMalloc(&dst, bytes), "cudaMalloc");
+  const double copy_ms = time_ms(
+      reps, [&] { ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice), "copy"); });
+  const double copy_gbps = 2.0 * static_cast<double>(bytes) / (copy_ms * 1e6);
+  std::printf("%s, %.1f GiB; %lld params in %d tensors; copy %.2f ms = %.0f GB/s (read + write)\n",
+              info.devices[0].name.c_str(), info.devices[0].total_memory_bytes / 1073741824.0,
+              static_cast<long long>(params), tensors, copy_ms, copy_gbps);
+  std::printf("%-10s %8s %10s %8s %8s\n", "rule", "B/param", "step ms", "GB/s", "% copy");
+  nlohmann::json out = {{"benchmark", "cuda_optim"},
+                        {"device", info.devices[0].name},
+                        {"params", params},
+                        {"tensors", tensors},
+                        {"reps", reps},
+                        {"copy_ms", copy_ms},
+                        {"copy_gbps", copy_gbps},
+                        {"rows", nlohmann::json::array()}};
+  for (const std::string& r : split(rules)) {
+    double ms = 0;
+    int states = 0;
+    if (r == "sgd") {
+      ms = run_rule(SgdRule<false>::for_step(0.1, 0, 0, 0, false, false, 1), b, reps);
+    } else if (r == "sgdm") {
+      ms = run_rule(SgdRule<true>::for_step(0.1, 0.9, 0, 0, false, false, 2), b, reps);
+      states = 1;
+    } else if (r == "adamw") {
+      ms = run_rule(AdamRule<false>::for_step(1e-3, 0.9, 0.999, 1e-8, 0.01, true, false, 2), b,
+                    reps);
+      states = 2;
+    } else if (r == "lion") {
+      ms = run_rule(LionRule::for_step(1e-4, 0.9, 0.99, 0.1, 2), b, reps);
+      states = 1;
+    } else if (r == "adan") {
+      ms = run_rule(AdanRule::for_step(1e-3, 0.98, 0.92, 0.99, 1e-8, 0.02, false, 0, 2), b, reps);
+      states = 4;  // m, v, n and the previous gradient
+    } else if (r == "adabelief") {
+      ms = run_rule(
+          AdaBeliefRule<false>::for_step(1e-3, 0.9, 0.999, 1e-16, 0, true, false, true, true, 2), b,
+          reps);
+      states = 2;
+    } else if (r == "diffgrad") {
+      ms = run_rule(DiffGradRule::for_step(1e-3, 0.9, 0.999, 1e-8, 0, 2), b, reps);
+      states = 3;
+    } else if (r == "exadam") {
+      ms = run_rule(ExAdamRule::for_step(1e-3, 0.9, 0.999, 1e-8, 0, 2), b, reps);
+      states = 2;
+    } else if (r == "spam") {
+      ms = run_rule(SpamRule::for_step(1e-3, 0.9, 0.999, 1e-6, 0, true, 5000, 1, false, true, 2), b,
+                    reps);
+      states = 2;
+    } else {
+      std::fprintf(stderr, "cuda_optim_bench: unknown rule %s\n", r.c_str());
+      return 2;
+    }
+    // p read + written, g read, each state read + written.
+    const double bpp = 4.0 * (3 + 2 * states);
+    const double gbps = bpp * static_cast<double>(params) / (ms * 1e6);
+    std::printf("%-10s %8.0f %10.3f %8.0f %7.1f%%\n", r.c_str(), bpp, ms, gbps,
+                100.0 * gbps / copy_gbps);
+    out["rows"].push_back({{"rule", r},
+                           {"bytes_per_param", bpp},
+                           {"ms", ms},
+                           {"gbps", gbps},
+                           {"pct_copy", 100.0 * gbps / copy_gbps}});
+  }
+  if (!json.empty()) std::ofstream(json) << out.dump(1) << "\n";
+  return 0;
+}

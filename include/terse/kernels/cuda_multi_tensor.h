@@ -1,0 +1,56 @@
+#pragma once
+
+#include <vector>
+
+#include "terse/core/tensor_view.h"
+#include "terse/kernels/adabelief_rule.h"
+#include "terse/kernels/adam_rule.h"
+#include "terse/kernels/adan_rule.h"
+#include "terse/kernels/diffgrad_rule.h"
+#include "terse/kernels/exadam_rule.h"
+#include "terse/kernels/lion_rule.h"
+#include "terse/kernels/sgd_rule.h"
+#include "terse/kernels/spam_rule.h"
+
+namespace terse {
+
+// One tensor of a CUDA multi-tensor step: the same fields as CpuTensorTask, with the param,
+// grad and states in the memory of one CUDA device.
+template <typename Rule>
+struct CudaTensorTask {
+  Rule rule;
+  TensorView param;
+  TensorView grad;
+  float* states[Rule::kNumStates > 0 ? Rule::kNumStates : 1] = {};
+};
+
+// The CUDA executor of the element-wise Rules (the same functors as cpu_multi_tensor_apply, so
+// one formula serves both): rule(p, g, s) over every element of every task, f32 math on f32,
+// bf16 or f16 params and grads, states f32. Many tensors per launch (multi-tensor apply): every
+// tensor is cut into chunks of kCudaChunkElements, one thread block per chunk, found through a
+// table uploaded with the launch, so one launch per param dtype present covers any number of
+// tensors. Bit-identical to the CPU executor: the kernels are built without FMA contraction
+// (-fmad=false) and with IEEE division and square root, as the CPU loop is.
+// Enqueued on the legacy default stream of the tasks' device; returns without waiting (call
+// cuda_synchronize() before reading results on the host). Throws InvalidArgument, before
+// launching anything, on a view that is not on a CUDA device (all tasks on one device), a
+// non-floating dtype, a grad whose dtype, numel or device differs from its param, or a null
+// pointer with numel > 0; CudaError when the runtime refuses the upload or the launch.
+template <typename Rule>
+void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<Rule>>& tasks);
+
+constexpr int64_t kCudaChunkElements = 65536;
+
+// Waits for everything enqueued on the current device (CudaError on an asynchronous failure).
+void cuda_synchronize();
+
+#define TERSE_CUDA_MTA_RULES(X)                                                 \
+  X(SgdRule<false>)                                                             \
+  X(SgdRule<true>) X(AdamRule<false>) X(AdamRule<true>) X(LionRule) X(AdanRule) \
+      X(AdaBeliefRule<false>) X(AdaBeliefRule<true>) X(DiffGradRule) X(ExAdamRule) X(SpamRule)
+#define TERSE_CUDA_MTA_EXTERN(R) \
+  extern template void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<R>>&);
+TERSE_CUDA_MTA_RULES(TERSE_CUDA_MTA_EXTERN)
+#undef TERSE_CUDA_MTA_EXTERN
+
+}  // namespace terse

@@ -1,0 +1,221 @@
+// cuda_multi_tensor_apply (terse/kernels/cuda_multi_tensor.h): one kernel per (Rule, storage
+// type), each block one chunk of one tensor. Built with -fmad=false (src/kernels/CMakeLists.txt)
+// so every Rule gives the CPU executor's bits.
+#include <cuda_runtime.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "terse/core/check.h"
+#include "terse/core/dtype.h"
+#include "terse/kernels/cuda_multi_tensor.h"
+
+namespace terse {
+namespace {
+
+constexpr int kThreads = 512;
+constexpr int kMaxDevices = 64;
+
+void cuda_check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) {
+    TERSE_THROW(CudaError, what, " failed: ", cudaGetErrorName(err), " (", cudaGetErrorString(err),
+                ")");
+  }
+}
+
+// A task as the kernel sees it (host pointers into device memory).
+template <typename Rule>
+struct Desc {
+  Rule rule;
+  void* p;
+  const void* g;
+  float* s[4];
+  int64_t n;
+};
+
+// Block b handles chunk `chunk` of task `task`.
+struct ChunkRef {
+  int32_t task;
+  int32_t chunk;
+};
+
+template <typename Rule, typename T>
+__global__ void __launch_bounds__(kThreads)
+    apply_kernel(const Desc<Rule>* __restrict__ descs, const ChunkRef* __restrict__ chunks) {
+  constexpr int kN = Rule::kNumStates;
+  const ChunkRef c = chunks[blockIdx.x];
+  const Desc<Rule>& d = descs[c.task];
+  const Rule r = d.rule;
+  T* __restrict__ p = static_cast<T*>(d.p);
+  const T* __restrict__ g = static_cast<const T*>(d.g);
+  const int64_t begin = int64_t{c.chunk} * kCudaChunkElements;
+  const int64_t end = d.n < begin + kCudaChunkElements ? d.n : begin + kCudaChunkElements;
+  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) {
+    float x0 = 0, x1 = 0, x2 = 0, x3 = 0;
+    if constexpr (kN > 0) x0 = d.s[0][i];
+    if constexpr (kN > 1) x1 = d.s[1][i];
+    if constexpr (kN > 2) x2 = d.s[2][i];
+    if constexpr (kN > 3) x3 = d.s[3][i];
+    float pv = load_as_float(p, i);
+    if constexpr (kN > 3) {
+      r(pv, load_as_float(g, i), x0, x1, x2, x3);
+    } else {
+      (void)x3;
+      r(pv, load_as_float(g, i), x0, x1, x2);
+    }
+    store_from_float(p, i, pv);
+    if constexpr (kN > 0) d.s[0][i] = x0;
+    if constexpr (kN > 1) d.s[1][i] = x1;
+    if constexpr (kN > 2) d.s[2][i] = x2;
+    if constexpr (kN > 3) d.s[3][i] = x3;
+  }
+}
+
+// The launch table's device memory, one growing buffer per device and host thread. A new
+// upload is ordered after the previous launch on the legacy default stream, so reuse is safe.
+struct TableBuffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+};
+thread_local std::array<TableBuffer, kMaxDevices> g_tables;
+
+void* table_on(int device, size_t bytes) {
+  TableBuffer& b = g_tables[static_cast<size_t>(device)];
+  if (b.bytes < bytes) {
+    if (b.ptr != nullptr) cuda_check(cudaFree(b.ptr), "cudaFree of the launch table");
+    b.ptr = nullptr;
+    b.bytes = 0;
+    cuda_check(cudaMalloc(&b.ptr, bytes), "cudaMalloc of the launch table");
+    b.bytes = bytes;
+  }
+  return b.ptr;
+}
+
+template <typename Rule>
+int validate(const std::vector<CudaTensorTask<Rule>>& tasks) {
+  int device = -1;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const CudaTensorTask<Rule>& t = tasks[i];
+    TERSE_CHECK(t.param.device.is_cuda(), InvalidArgument, "cuda_multi_tensor_apply: tensor ", i,
+                " is on ", t.param.device.str(), "; pass CUDA tensors (or use the CPU executor)");
+    TERSE_CHECK(t.grad.device == t.param.device, InvalidArgument,
+                "cuda_multi_tensor_apply: ", "tensor ", i, "'s grad is on ", t.grad.device.str(),
+                " but its param on ", t.param.device.str());
+    TERSE_CHECK(device < 0 || t.param.device.index == device, InvalidArgument,
+                "cuda_multi_tensor_apply: tensor ", i, " is on cuda:", t.param.device.index,
+                " but tensor 0 on cuda:", device, "; one call takes the tensors of one device");
+    TERSE_CHECK(t.param.device.index >= 0 && t.param.device.index < kMaxDevices, InvalidArgument,
+                "cuda_multi_tensor_apply: device index ", t.param.device.index, " out of range");
+    device = t.param.device.index;
+    const DType dt = t.param.dtype;
+    TERSE_CHECK(dt == DType::kF32 || dt == DType::kBF16 || dt == DType::kF16, InvalidArgument,
+                "cuda_multi_tensor_apply: tensor ", i, " has dtype ", dtype_name(dt),
+                "; params must be f32, bf16 or f16");
+    TERSE_CHECK(t.grad.dtype == dt && t.grad.numel == t.param.numel, InvalidArgument,
+                "cuda_multi_tensor_apply: tensor ", i, "'s grad is ", dtype_name(t.grad.dtype), "[",
+                t.grad.numel, "] but its param ", dtype_name(dt), "[", t.param.numel, "]");
+    TERSE_CHECK(t.param.numel >= 0, InvalidArgument, "cuda_multi_tensor_apply: tensor ", i,
+                " has numel ", t.param.numel);
+    TERSE_CHECK(t.param.numel / kCudaChunkElements < (int64_t{1} << 31), InvalidArgument,
+                "cuda_multi_tensor_apply: tensor ", i, " has ", t.param.numel,
+                " elements, more than this executor's 2^31 chunks");
+    if (t.param.numel == 0) continue;
+    TERSE_CHECK(t.param.data != nullptr && t.grad.data != nullptr, InvalidArgument,
+                "cuda_multi_tensor_apply: tensor ", i, " has a null param or grad");
+    for (int k = 0; k < Rule::kNumStates; ++k) {
+      TERSE_CHECK(t.states[k] != nullptr, InvalidArgument, "cuda_multi_tensor_apply: tensor ", i,
+                  " has a null state ", k);
+    }
+  }
+  TERSE_CHECK(tasks.size() < (size_t{1} << 31), InvalidArgument,
+              "cuda_multi_tensor_apply: ", tasks.size(), " tensors in one call");
+  return device;
+}
+
+// Appends the raw bytes of v to out.
+template <typename V>
+void append_bytes(std::vector<unsigned char>& out, const std::vector<V>& v) {
+  const size_t old = out.size();
+  out.resize(old + v.size() * sizeof(V));
+  if (!v.empty()) std::memcpy(out.data() + old, v.data(), v.size() * sizeof(V));
+}
+
+}  // namespace
+
+template <typename Rule>
+void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<Rule>>& tasks) {
+  const int device = validate(tasks);
+  if (device < 0) return;  // no tasks
+  // One table per param dtype present: the descriptors, then the chunk references.
+  constexpr DType kTypes[3] = {DType::kF32, DType::kBF16, DType::kF16};
+  std::vector<Desc<Rule>> descs[3];
+  std::vector<ChunkRef> chunks[3];
+  for (int k = 0; k < 3; ++k) {
+    for (const CudaTensorTask<Rule>& t : tasks) {
+      if (t.param.dtype != kTypes[k] || t.param.numel == 0) continue;
+      Desc<Rule> d{};
+      d.rule = t.rule;
+      d.p = t.param.data;
+      d.g = t.grad.data;
+      for (int s = 0; s < Rule::kNumStates; ++s) d.s[s] = t.states[s];
+      d.n = t.param.numel;
+      const int32_t index = static_cast<int32_t>(descs[k].size());
+      descs[k].push_back(d);
+      const int64_t n_chunks = (d.n + kCudaChunkElements - 1) / kCudaChunkElements;
+      for (int64_t c = 0; c < n_chunks; ++c) chunks[k].push_back({index, static_cast<int32_t>(c)});
+    }
+  }
+  std::vector<unsigned char> table;
+  size_t desc_at[3], chunk_at[3];
+  for (int k = 0; k < 3; ++k) {
+    table.resize((table.size() + 15) / 16 * 16);
+    desc_at[k] = table.size();
+    append_bytes(table, descs[k]);
+    table.resize((table.size() + 15) / 16 * 16);
+    chunk_at[k] = table.size();
+    append_bytes(table, chunks[k]);
+  }
+  int previous = 0;
+  cuda_check(cudaGetDevice(&previous), "cudaGetDevice");
+  cuda_check(cudaSetDevice(device), "cudaSetDevice");
+  try {
+    auto* dev = static_cast<unsigned char*>(table_on(device, table.size()));
+    // From pageable memory: the call returns once the bytes are staged, ordered after earlier
+    // launches on the default stream.
+    cuda_check(cudaMemcpyAsync(dev, table.data(), table.size(), cudaMemcpyHostToDevice, nullptr),
+               "cudaMemcpyAsync of the launch table");
+    for (int k = 0; k < 3; ++k) {
+      if (chunks[k].empty()) continue;
+      const auto* d = reinterpret_cast<const Desc<Rule>*>(dev + desc_at[k]);
+      const auto* c = reinterpret_cast<const ChunkRef*>(dev + chunk_at[k]);
+      const unsigned blocks = static_cast<unsigned>(chunks[k].size());
+      switch (kTypes[k]) {
+        case DType::kF32:
+          apply_kernel<Rule, float><<<blocks, kThreads>>>(d, c);
+          break;
+        case DType::kBF16:
+          apply_kernel<Rule, BFloat16><<<blocks, kThreads>>>(d, c);
+          break;
+        default:
+          apply_kernel<Rule, Half><<<blocks, kThreads>>>(d, c);
+          break;
+      }
+      cuda_check(cudaGetLastError(), "the multi-tensor launch");
+    }
+  } catch (...) {
+    cudaSetDevice(previous);
+    throw;
+  }
+  cuda_check(cudaSetDevice(previous), "cudaSetDevice");
+}
+
+void cuda_synchronize() { cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
+
+#define TERSE_CUDA_MTA_INSTANTIATE(R) \
+  template void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<R>>&);
+TERSE_CUDA_MTA_RULES(TERSE_CUDA_MTA_INSTANTIATE)
+#undef TERSE_CUDA_MTA_INSTANTIATE
+
+}  // namespace terse
