@@ -21,8 +21,10 @@
 namespace terse {
 namespace {
 
-const std::vector<int64_t> kSizes = {1, 4097, kCudaChunkElements + 1, 3 * kCudaChunkElements + 5,
-                                     0, 17};
+// Aligned (even index) and misaligned (odd) tensors, odd tails, an empty one, several chunks.
+const std::vector<int64_t> kSizes = {
+    1, 4097, kCudaChunkElements + 1,     3 * kCudaChunkElements + 5,
+    0, 17,   2 * kCudaChunkElements + 3, 4099};
 
 bool have_gpu(std::string* why) {
   const CudaInfo info = CudaInfo::query();
@@ -30,19 +32,22 @@ bool have_gpu(std::string* why) {
   return !info.devices.empty();
 }
 
-// Device copy of a host buffer, freed on destruction.
+// Device copy of a host buffer, freed on destruction, starting `offset` bytes into its
+// allocation (an offset that is not a multiple of 16 sends the kernel down its scalar path).
 struct DeviceBuffer {
+  void* base = nullptr;
   void* ptr = nullptr;
   size_t bytes = 0;
-  explicit DeviceBuffer(const void* host, size_t n) : bytes(n) {
+  DeviceBuffer(const void* host, size_t n, size_t offset) : bytes(n) {
     if (n == 0) return;
-    EXPECT_EQ(cudaMalloc(&ptr, n), cudaSuccess);
+    EXPECT_EQ(cudaMalloc(&base, n + offset), cudaSuccess);
+    ptr = static_cast<char*>(base) + offset;
     EXPECT_EQ(cudaMemcpy(ptr, host, n, cudaMemcpyHostToDevice), cudaSuccess);
   }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   ~DeviceBuffer() {
-    if (ptr != nullptr) cudaFree(ptr);
+    if (base != nullptr) cudaFree(base);
   }
   void to_host(void* host) const {
     if (bytes > 0) {
@@ -84,12 +89,15 @@ void compare(const std::function<Rule(int64_t)>& rule_for_step, DType dtype, int
     }
   }
   std::vector<std::unique_ptr<DeviceBuffer>> dp, dg, ds;
+  // Odd tensors start one element into their allocations: the kernel's scalar path; even ones
+  // are aligned: its 4-element vector path.
   for (size_t t = 0; t < count; ++t) {
-    dp.push_back(std::make_unique<DeviceBuffer>(p[t].data(), p[t].size() * sizeof(T)));
-    dg.push_back(std::make_unique<DeviceBuffer>(g[t].data(), g[t].size() * sizeof(T)));
+    const size_t off = t % 2 == 1 ? sizeof(T) : 0, soff = t % 2 == 1 ? sizeof(float) : 0;
+    dp.push_back(std::make_unique<DeviceBuffer>(p[t].data(), p[t].size() * sizeof(T), off));
+    dg.push_back(std::make_unique<DeviceBuffer>(g[t].data(), g[t].size() * sizeof(T), off));
     for (int k = 0; k < 4; ++k) {
-      ds.push_back(
-          std::make_unique<DeviceBuffer>(s[t * 4 + k].data(), s[t * 4 + k].size() * sizeof(float)));
+      ds.push_back(std::make_unique<DeviceBuffer>(s[t * 4 + k].data(),
+                                                  s[t * 4 + k].size() * sizeof(float), soff));
     }
   }
   for (int step = 1; step <= steps; ++step) {

@@ -33,6 +33,15 @@ struct Desc {
   const void* g;
   float* s[4];
   int64_t n;
+  int vec;  // every pointer is aligned for 4-element vector loads
+};
+
+// Four consecutive elements, loaded and stored as one 16-byte (f32) or 8-byte (bf16, f16)
+// access: fewer, wider memory transactions per byte, which is what brings a streaming kernel to
+// the copy bandwidth.
+template <typename T>
+struct alignas(4 * sizeof(T)) Pack4 {
+  T v[4];
 };
 
 // Block b handles chunk `chunk` of task `task`.
@@ -40,6 +49,16 @@ struct ChunkRef {
   int32_t task;
   int32_t chunk;
 };
+
+// One element: the Rule on registers, as the CPU loop does it.
+template <typename Rule>
+__device__ __forceinline__ void apply_one(const Rule& r, float& pv, float gv, float* x) {
+  if constexpr (Rule::kNumStates > 3) {
+    r(pv, gv, x[0], x[1], x[2], x[3]);
+  } else {
+    r(pv, gv, x[0], x[1], x[2]);
+  }
+}
 
 template <typename Rule, typename T>
 __global__ void __launch_bounds__(kThreads)
@@ -52,7 +71,35 @@ __global__ void __launch_bounds__(kThreads)
   const T* __restrict__ g = static_cast<const T*>(d.g);
   const int64_t begin = int64_t{c.chunk} * kCudaChunkElements;
   const int64_t end = d.n < begin + kCudaChunkElements ? d.n : begin + kCudaChunkElements;
-  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) {
+  int64_t first_scalar = begin;
+  if (d.vec) {
+    // Chunks start at multiples of 4, so groups of 4 never straddle two blocks.
+    const int64_t groups = (end - begin) / 4;
+    for (int64_t q = threadIdx.x; q < groups; q += kThreads) {
+      const int64_t i = begin + 4 * q;
+      Pack4<T> pp = *reinterpret_cast<const Pack4<T>*>(p + i);
+      const Pack4<T> gp = *reinterpret_cast<const Pack4<T>*>(g + i);
+      Pack4<float> sp[4];
+#pragma unroll
+      for (int k = 0; k < kN; ++k) sp[k] = *reinterpret_cast<const Pack4<float>*>(d.s[k] + i);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x[4] = {0, 0, 0, 0};
+#pragma unroll
+        for (int k = 0; k < kN; ++k) x[k] = sp[k].v[e];
+        float pv = load_as_float(pp.v, e);
+        apply_one(r, pv, load_as_float(gp.v, e), x);
+        store_from_float(pp.v, e, pv);
+#pragma unroll
+        for (int k = 0; k < kN; ++k) sp[k].v[e] = x[k];
+      }
+      *reinterpret_cast<Pack4<T>*>(p + i) = pp;
+#pragma unroll
+      for (int k = 0; k < kN; ++k) *reinterpret_cast<Pack4<float>*>(d.s[k] + i) = sp[k];
+    }
+    first_scalar = begin + 4 * groups;
+  }
+  for (int64_t i = first_scalar + threadIdx.x; i < end; i += kThreads) {
     float x0 = 0, x1 = 0, x2 = 0, x3 = 0;
     if constexpr (kN > 0) x0 = d.s[0][i];
     if constexpr (kN > 1) x1 = d.s[1][i];
@@ -161,6 +208,13 @@ void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<Rule>>& tasks) {
       d.g = t.grad.data;
       for (int s = 0; s < Rule::kNumStates; ++s) d.s[s] = t.states[s];
       d.n = t.param.numel;
+      // 4-element vector loads need every array aligned to 4 elements.
+      const auto aligned = [](const void* ptr, size_t bytes) {
+        return reinterpret_cast<uintptr_t>(ptr) % bytes == 0;
+      };
+      const size_t width = 4 * dtype_size(kTypes[k]);
+      d.vec = aligned(d.p, width) && aligned(d.g, width);
+      for (int s = 0; s < Rule::kNumStates; ++s) d.vec = d.vec && aligned(d.s[s], 16);
       const int32_t index = static_cast<int32_t>(descs[k].size());
       descs[k].push_back(d);
       const int64_t n_chunks = (d.n + kCudaChunkElements - 1) / kCudaChunkElements;
