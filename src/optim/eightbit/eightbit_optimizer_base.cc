@@ -17,6 +17,15 @@ std::string state_key(size_t k, const char* what, int s) {
   return "state." + std::to_string(k) + "." + what + std::to_string(s + 1);
 }
 
+// numel as a buffer length. The bound is always met (parameters are validated when added); it
+// also tells GCC 13 that the length is no cast negative number, for which its
+// -Wstringop-overflow flags the zero fill of the buffers.
+size_t buffer_length(int64_t numel) {
+  TERSE_CHECK(numel >= 0 && numel <= (int64_t{1} << 48), InvalidArgument,
+              "8-bit optimizer state for a tensor of ", numel, " elements");
+  return static_cast<size_t>(numel);
+}
+
 }  // namespace
 
 int64_t parse_min_8bit_size(const GroupOptions& o) {
@@ -39,14 +48,14 @@ void EightBitOptimizerBase::allocate_states() {
       ParamState& st = qstates_[g][i];
       if (!st.buffers.empty()) continue;
       const Param& p = groups_[g].params[i];
-      const auto n = static_cast<size_t>(p.value.numel);
+      const size_t n = buffer_length(p.value.numel);
       st.eight_bit = uses_8bit(g, p);
       st.buffers.resize(static_cast<size_t>(num_states_));
       for (int s = 0; s < num_states_; ++s) {
         StateBuffer& b = st.buffers[static_cast<size_t>(s)];
         if (st.eight_bit) {
           b.codes.assign(n, state_map(s).zero_code());
-          b.absmax.assign(static_cast<size_t>(quant_num_blocks(p.value.numel)), 0.0f);
+          b.absmax.assign(buffer_length(quant_num_blocks(p.value.numel)), 0.0f);
         } else {
           b.values.assign(n, 0.0f);
         }
@@ -139,16 +148,16 @@ void EightBitOptimizerBase::load_state_dict(const StateDict& sd) {
           StateBuffer& b = st.buffers[static_cast<size_t>(s)];
           const std::string key = state_key(k, "state", s);
           if (!st.eight_bit) {
-            b.values.resize(static_cast<size_t>(n));
+            b.values.resize(buffer_length(n));
             sd.tensor(key).copy_to(TensorView::of(b.values.data(), n), key);
             ++used;
             continue;
           }
-          b.codes.resize(static_cast<size_t>(n));
+          b.codes.resize(buffer_length(n));
           sd.tensor(key).copy_to(TensorView::of(b.codes.data(), n), key);
           const std::string akey = state_key(k, "absmax", s);
           const int64_t blocks = quant_num_blocks(n);
-          b.absmax.resize(static_cast<size_t>(blocks));
+          b.absmax.resize(buffer_length(blocks));
           sd.tensor(akey).copy_to(TensorView::of(b.absmax.data(), blocks), akey);
           for (int64_t j = 0; j < blocks; ++j) {
             // NaN and inf are legitimate (a block poisoned by a non-finite state); < 0 is not.
