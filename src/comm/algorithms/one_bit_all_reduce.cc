@@ -624,10 +624,13 @@ const StateTensor& checked_error(const StateDict& state, const std::string& key,
 
 void OneBitAllReduce::load_state_dict(const StateDict& state, const std::string& prefix) {
   const int w = comm().size();
+  // Named keys: a reference returned from a call with a temporary argument is what GCC 13's
+  // -Wdangling-reference flags, although checked_error returns a tensor of `state`.
+  const std::string worker_key = prefix + "worker_error", server_key = prefix + "server_error";
   const StateTensor& we =
-      checked_error(state, prefix + "worker_error", static_cast<int64_t>(worker_error_.size()), w);
+      checked_error(state, worker_key, static_cast<int64_t>(worker_error_.size()), w);
   const StateTensor& se =
-      checked_error(state, prefix + "server_error", static_cast<int64_t>(server_error_.size()), w);
+      checked_error(state, server_key, static_cast<int64_t>(server_error_.size()), w);
   // Both are valid: only now change anything.
   std::memcpy(worker_error_.data(), we.bytes.data(), we.bytes.size());
   std::memcpy(server_error_.data(), se.bytes.data(), se.bytes.size());
