@@ -10,7 +10,9 @@
 //   static std::vector<std::string> state_names(const Hyper&);  // torch/official names
 //   static void describe(const Hyper&, OptionMap& out);         // normalised options, lr aside
 //   static Rule rule(const Hyper&, double lr, int64_t step);   // per-step scalars, 1-based step
-// step() groups the tensors by Rule type and runs one cpu_multi_tensor_apply per type used.
+// step() groups the tensors by Rule type and runs one cpu_multi_tensor_apply per type used, or
+// cuda_multi_tensor_apply when the parameters are CUDA tensors (and every Rule has a CUDA
+// executor).
 // A Rule has kNumStates <= 4 f32 states per element (cpu_multi_tensor.h).
 //
 // Optional hooks (each used only when Def declares it; the Defs without them are unchanged):
@@ -38,6 +40,7 @@
 
 #include "fused_optimizer_base.h"
 #include "terse/kernels/cpu_multi_tensor.h"
+#include "terse/kernels/cuda_multi_tensor.h"
 
 namespace terse::optim_detail {
 
@@ -53,8 +56,31 @@ struct TaskLists<std::variant<Rules...>> {
   std::vector<CpuTensorTask<Rule>>& of() {
     return std::get<std::vector<CpuTensorTask<Rule>>>(lists);
   }
-  void run() {
+  // Every Rule has a CUDA instantiation (cuda_multi_tensor.h).
+  static constexpr bool kCuda = (HasCudaExecutor<Rules>::value && ...);
+
+  void run(bool on_cuda) {
+    if constexpr (kCuda) {
+      if (on_cuda) {
+        std::apply([](auto&... l) { (run_cuda(l), ...); }, lists);
+        return;
+      }
+    }
     std::apply([](auto&... l) { ((l.empty() ? void() : cpu_multi_tensor_apply(l)), ...); }, lists);
+  }
+
+ private:
+  template <typename Rule>
+  static void run_cuda(const std::vector<CpuTensorTask<Rule>>& l) {
+    if (l.empty()) return;
+    std::vector<CudaTensorTask<Rule>> tasks(l.size());
+    for (size_t i = 0; i < l.size(); ++i) {
+      tasks[i].rule = l[i].rule;
+      tasks[i].param = l[i].param;
+      tasks[i].grad = l[i].grad;
+      for (int k = 0; k < Rule::kNumStates; ++k) tasks[i].states[k] = l[i].states[k];
+    }
+    cuda_multi_tensor_apply(tasks);
   }
 };
 
@@ -73,12 +99,18 @@ class FusedOptimizer final : public FusedOptimizerBase {
  public:
   FusedOptimizer(const OptionMap& options, std::vector<ParamGroup> groups)
       : FusedOptimizerBase(Def::kName, def_options<Def>()) {
-    add_groups(options, std::move(groups),
-               [this](const GroupOptions& o) { hypers_.push_back(Def::parse(o)); });
+    add_groups(
+        options, std::move(groups),
+        [this](const GroupOptions& o) { hypers_.push_back(Def::parse(o)); }, kCudaCapable);
   }
 
  private:
   using Hyper = typename Def::Hyper;
+  // Runs on CUDA tensors: every Rule has a CUDA executor and no per-tensor scalar is needed
+  // (its hook reads gradients on the host). A global pre-pass that needs the gradient norm
+  // refuses CUDA tensors when it is asked for (global_grad_norm).
+  static constexpr bool kCudaCapable =
+      TaskLists<typename Def::Rule>::kCuda && !HasTensorScalar<Def>::value;
 
   std::vector<std::string> state_names(size_t group) const override {
     return Def::state_names(hypers_[group]);
@@ -140,7 +172,7 @@ class FusedOptimizer final : public FusedOptimizerBase {
           },
           rule);
     }
-    tasks.run();
+    tasks.run(device().is_cuda());
   }
 
   std::vector<Hyper> hypers_;

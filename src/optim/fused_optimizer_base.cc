@@ -12,9 +12,27 @@
 
 namespace terse::optim_detail {
 void FusedOptimizerBase::add_groups(const OptionMap& options, std::vector<ParamGroup> groups,
-                                    const std::function<void(const GroupOptions&)>& parse) {
+                                    const std::function<void(const GroupOptions&)>& parse,
+                                    bool cuda_capable) {
   TERSE_CHECK(!groups.empty(), InvalidArgument, name(),
               ": got no parameter groups; pass at least one parameter");
+  // One device for all parameters: the first one's. CUDA only where the step runs there.
+  bool first = true;
+  for (const ParamGroup& pg : groups) {
+    for (const Param& p : pg.params) {
+      if (first) device_ = p.value.device;
+      first = false;
+      TERSE_CHECK(p.value.device == device_ && p.grad.device == device_, InvalidArgument, name(),
+                  ": parameter '", p.name, "' is on ", p.value.device.str(), " (grad on ",
+                  p.grad.device.str(), ") but the first one on ", device_.str(),
+                  "; one optimizer steps the parameters of one device");
+    }
+  }
+  TERSE_CHECK(device_.is_cpu() || cuda_capable, InvalidArgument, name(), ": the parameters are on ",
+              device_.str(), " but ", name(),
+              " runs on CPU tensors only so far (docs/optimizers.md, 'On the GPU'); move them "
+              "to the CPU or use an optimizer that runs on CUDA (sgd, adam, adamw, lion, adan, "
+              "adabelief, diffgrad, exadam, spam)");
   std::set<const void*> seen;
   for (size_t g = 0; g < groups.size(); ++g) {
     Group grp;
@@ -24,7 +42,7 @@ void FusedOptimizerBase::add_groups(const OptionMap& options, std::vector<ParamG
     parse(parsed);
     grp.lr = parsed.number("lr");
     grp.base_lr = grp.lr;
-    add_group(std::move(grp), std::move(groups[g].params), seen);
+    add_group(std::move(grp), std::move(groups[g].params), seen, device_.is_cuda());
   }
 }
 
@@ -37,11 +55,15 @@ void FusedOptimizerBase::step() {
       auto& st = grp.states[i];
       if (st.size() != num_states) {
         // First step: allocate zeroed buffers, as torch creates its state lazily.
-        st.assign(num_states, std::vector<float>(static_cast<size_t>(grp.params[i].value.numel)));
+        st.clear();
+        for (size_t k = 0; k < num_states; ++k) {
+          st.emplace_back(device_, static_cast<size_t>(grp.params[i].value.numel));
+        }
       }
     }
   }
   if (const char* scalar_name = tensor_scalar_name(); scalar_name != nullptr) {
+    // (Optimizers with a per-tensor scalar are CPU-only: add_groups refused CUDA tensors.)
     for (size_t g = 0; g < groups_.size(); ++g) {
       Group& grp = groups_[g];
       if (grp.tensor_scalars.size() == grp.params.size()) continue;
@@ -83,6 +105,9 @@ double sum_squares(const T* g, int64_t begin, int64_t end) {
 }  // namespace
 
 double FusedOptimizerBase::global_grad_norm() const {
+  TERSE_CHECK(device_.is_cpu(), InvalidArgument, name(),
+              ": the global gradient norm (max_grad_norm) is not computed on CUDA tensors yet; "
+              "pass max_grad_norm=0 or CPU tensors");
   std::vector<const TensorView*> grads;
   std::vector<int64_t> offsets{0};
   for (const auto& grp : groups_) {
@@ -141,9 +166,8 @@ StateDict FusedOptimizerBase::state_dict() const {
       const Param& p = grp.params[i];
       const std::string kp = std::to_string(k);
       for (size_t s = 0; s < grp.states[i].size(); ++s) {
-        auto& buf = grp.states[i][s];
-        TensorView view(const_cast<float*>(buf.data()), static_cast<int64_t>(buf.size()),
-                        DType::kF32);
+        std::vector<float> buf = grp.states[i][s].to_host();
+        TensorView view(buf.data(), static_cast<int64_t>(buf.size()), DType::kF32);
         sd.tensors["state." + kp + "." + names[s]] = StateTensor::copy_of(view, p.shape);
       }
       if (i < grp.tensor_scalars.size()) {
@@ -158,7 +182,7 @@ StateDict FusedOptimizerBase::state_dict() const {
 void FusedOptimizerBase::load_state_dict(const StateDict& sd) {
   const Header header = load_header(sd);
   // Everything is checked and copied into `fresh` first, so an error leaves *this unchanged.
-  std::vector<std::vector<std::vector<std::vector<float>>>> fresh(groups_.size());
+  std::vector<std::vector<std::vector<StateBuffer>>> fresh(groups_.size());
   std::vector<std::vector<float>> fresh_scalars(groups_.size());
   const char* scalar_name = tensor_scalar_name();
   size_t used = 0;
@@ -176,7 +200,7 @@ void FusedOptimizerBase::load_state_dict(const StateDict& sd) {
         const StateTensor& t = sd.tensor(key);
         std::vector<float> buf(static_cast<size_t>(p.value.numel));
         t.copy_to(TensorView::of(buf.data(), p.value.numel), key);
-        fresh[g][i].push_back(std::move(buf));
+        fresh[g][i].emplace_back(device_, buf);
         ++used;
       }
       if (scalar_name != nullptr) {

@@ -13,6 +13,7 @@
 #include "group_options.h"
 #include "grouped_optimizer_base.h"
 #include "option_def.h"
+#include "state_buffer.h"
 #include "terse/optim/optimizer.h"
 
 namespace terse::optim_detail {
@@ -22,8 +23,9 @@ struct FusedGroup {
   double base_lr = 0;
   OptionMap given;  // options and overrides as written, for options()
   std::vector<Param> params;
-  // states[i][k]: state k (state_names order) of params[i]; empty until the first step.
-  std::vector<std::vector<std::vector<float>>> states;
+  // states[i][k]: state k (state_names order) of params[i], on the params' device; empty until
+  // the first step.
+  std::vector<std::vector<StateBuffer>> states;
   // tensor_scalars[i]: the per-tensor scalar of params[i] (see tensor_scalar_name()); empty
   // until the first step, and always when the optimizer keeps none.
   std::vector<float> tensor_scalars;
@@ -44,8 +46,13 @@ class FusedOptimizerBase : public GroupedOptimizerBase<FusedGroup> {
 
   // Called once from the derived constructor: per group, merges the overrides, calls
   // parse(options) (which validates and keeps the typed values), then checks the parameters.
+  // cuda_capable: the derived optimizer's step runs on CUDA tensors (then every parameter must
+  // be on one device, CPU or one GPU); otherwise every parameter must be on the CPU.
   void add_groups(const OptionMap& options, std::vector<ParamGroup> groups,
-                  const std::function<void(const GroupOptions&)>& parse);
+                  const std::function<void(const GroupOptions&)>& parse, bool cuda_capable = false);
+
+  // The device of every parameter (CPU when there are none).
+  Device device() const { return device_; }
 
   // Names of the state buffers of `group`, in the order the Rule takes them (torch's names).
   virtual std::vector<std::string> state_names(size_t group) const = 0;
@@ -61,6 +68,9 @@ class FusedOptimizerBase : public GroupedOptimizerBase<FusedGroup> {
   // L2 norm of every gradient of every group, accumulated in double in a fixed order (the same
   // result for any thread count), for optimizers that clip by the global gradient norm.
   double global_grad_norm() const;
+
+ private:
+  Device device_ = Device::cpu();
 };
 
 }  // namespace terse::optim_detail

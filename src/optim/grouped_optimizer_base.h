@@ -82,9 +82,12 @@ class GroupedOptimizerBase : public Optimizer {
   // Appends group `grp` (lr, base_lr and given already set) with `params`, each checked
   // (check_param; `seen` spans the groups of one constructor call), and one empty state per
   // parameter.
-  void add_group(Group grp, std::vector<Param> params, std::set<const void*>& seen) {
+  void add_group(Group grp, std::vector<Param> params, std::set<const void*>& seen,
+                 bool allow_cuda = false) {
     const size_t g = groups_.size();
-    for (size_t i = 0; i < params.size(); ++i) check_param(name_, params[i], g, i, seen);
+    for (size_t i = 0; i < params.size(); ++i) {
+      check_param(name_, params[i], g, i, seen, allow_cuda);
+    }
     grp.params = std::move(params);
     grp.states.resize(grp.params.size());
     groups_.push_back(std::move(grp));

@@ -8,16 +8,20 @@
 namespace terse::optim_detail {
 
 void check_param(const char* who, const Param& p, size_t group, size_t index,
-                 std::set<const void*>& seen) {
+                 std::set<const void*>& seen, bool allow_cuda) {
   std::string label = "param " + std::to_string(index) + " of group " + std::to_string(group);
   if (!p.name.empty()) label += " ('" + p.name + "')";
   TERSE_CHECK(
       p.value.dtype == DType::kF32 || p.value.dtype == DType::kBF16 || p.value.dtype == DType::kF16,
       InvalidArgument, who, ": ", label, " has dtype ", dtype_name(p.value.dtype),
       "; parameters must be f32, bf16 or f16");
-  TERSE_CHECK(p.value.device.is_cpu() && p.grad.device.is_cpu(), InvalidArgument, who, ": ", label,
-              " is on ", p.value.device.str(), " (grad on ", p.grad.device.str(),
-              "); this optimizer steps CPU tensors; move the parameters to the CPU");
+  const bool placed = allow_cuda ? p.grad.device == p.value.device
+                                 : p.value.device.is_cpu() && p.grad.device.is_cpu();
+  TERSE_CHECK(placed, InvalidArgument, who, ": ", label, " is on ", p.value.device.str(),
+              " (grad on ", p.grad.device.str(), "); ",
+              allow_cuda ? "the gradient must be on the parameter's device"
+                         : "this optimizer runs on CPU tensors only so far (docs/optimizers.md, "
+                           "'On the GPU'); move the parameters to the CPU");
   TERSE_CHECK(p.grad.numel == p.value.numel && p.grad.dtype == p.value.dtype, InvalidArgument, who,
               ": ", label, " is ", p.value.numel, " x ", dtype_name(p.value.dtype),
               " but its grad is ", p.grad.numel, " x ", dtype_name(p.grad.dtype),

@@ -7,10 +7,11 @@
 namespace terse::optim_detail {
 
 // Throws InvalidArgument, naming `who`, the parameter ("param I of group G ('name')") and the
-// fix, unless `p` is a CPU f32/bf16/f16 tensor with a gradient of the same dtype and size,
-// non-null data when non-empty, a shape (if given) of non-negative dimensions whose product is
-// its numel, and data not already in `seen` (every parameter once, across groups).
+// fix, unless `p` is a CPU (or, with allow_cuda, CUDA) f32/bf16/f16 tensor with a gradient of
+// the same dtype and size, non-null data when non-empty, a shape (if given) of non-negative
+// dimensions whose product is its numel, and data not already in `seen` (every parameter once,
+// across groups).
 void check_param(const char* who, const Param& p, size_t group, size_t index,
-                 std::set<const void*>& seen);
+                 std::set<const void*>& seen, bool allow_cuda = false);
 
 }  // namespace terse::optim_detail

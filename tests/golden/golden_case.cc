@@ -9,6 +9,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "terse/kernels/cuda_multi_tensor.h"
+
 namespace terse::golden {
 namespace {
 
@@ -113,11 +115,29 @@ double norm_error(const std::vector<float>& actual, const std::vector<double>& e
 
 namespace {
 
+// GPU memory for one replay, freed when it ends.
+struct DeviceArrays {
+  std::vector<void*> ptrs;
+  DeviceArrays() = default;
+  DeviceArrays(const DeviceArrays&) = delete;
+  DeviceArrays& operator=(const DeviceArrays&) = delete;
+  ~DeviceArrays() {
+    for (void* p : ptrs) cuda_free(p);
+  }
+  void* copy_of(int device, const void* host, size_t bytes) {
+    ptrs.push_back(cuda_alloc_zeroed(device, bytes));
+    cuda_copy(ptrs.back(), host, bytes);
+    return ptrs.back();
+  }
+};
+
 template <typename T>
-ReplayResult replay_typed(const GoldenCase& c, const OptionMap& options) {
+ReplayResult replay_typed(const GoldenCase& c, const OptionMap& options, Device device) {
   const size_t n = c.init.size();
   std::vector<std::vector<T>> values(n), grads(n);
   std::vector<Param> params(n);
+  DeviceArrays gpu;
+  std::vector<void*> gpu_values(n), gpu_grads(n);
   for (size_t i = 0; i < n; ++i) {
     values[i].resize(c.init[i].size());
     grads[i].resize(c.init[i].size());
@@ -127,6 +147,13 @@ ReplayResult replay_typed(const GoldenCase& c, const OptionMap& options) {
     const auto numel = static_cast<int64_t>(values[i].size());
     params[i].value = TensorView::of(values[i].data(), numel);
     params[i].grad = TensorView::of(grads[i].data(), numel);
+    if (device.is_cuda()) {
+      const size_t bytes = values[i].size() * sizeof(T);
+      gpu_values[i] = gpu.copy_of(device.index, values[i].data(), bytes);
+      gpu_grads[i] = gpu.copy_of(device.index, grads[i].data(), bytes);
+      params[i].value = TensorView(gpu_values[i], numel, params[i].value.dtype, device);
+      params[i].grad = TensorView(gpu_grads[i], numel, params[i].grad.dtype, device);
+    }
     params[i].shape = c.shapes[i];
     params[i].name = "tensor" + std::to_string(i);
   }
@@ -144,9 +171,19 @@ ReplayResult replay_typed(const GoldenCase& c, const OptionMap& options) {
         store_from_float(grads[i].data(), static_cast<int64_t>(e), static_cast<float>(g[i][e]));
       }
     }
+    if (device.is_cuda()) {
+      for (size_t i = 0; i < n; ++i) {
+        cuda_copy(gpu_grads[i], grads[i].data(), grads[i].size() * sizeof(T));
+      }
+    }
     opt->step();
     const auto it = c.expected.find(step);
     if (it == c.expected.end()) continue;
+    if (device.is_cuda()) {
+      for (size_t i = 0; i < n; ++i) {
+        cuda_copy(values[i].data(), gpu_values[i], values[i].size() * sizeof(T));
+      }
+    }
     for (size_t i = 0; i < n; ++i) {
       std::vector<float> actual(values[i].size());
       for (size_t e = 0; e < actual.size(); ++e) {
@@ -166,15 +203,15 @@ ReplayResult replay_typed(const GoldenCase& c, const OptionMap& options) {
 
 }  // namespace
 
-ReplayResult replay(const GoldenCase& c, DType dtype, const OptionMap* options) {
+ReplayResult replay(const GoldenCase& c, DType dtype, const OptionMap* options, Device device) {
   const OptionMap& opts = options != nullptr ? *options : c.options;
   switch (dtype) {
     case DType::kBF16:
-      return replay_typed<BFloat16>(c, opts);
+      return replay_typed<BFloat16>(c, opts, device);
     case DType::kF16:
-      return replay_typed<Half>(c, opts);
+      return replay_typed<Half>(c, opts, device);
     default:
-      return replay_typed<float>(c, opts);
+      return replay_typed<float>(c, opts, device);
   }
 }
 

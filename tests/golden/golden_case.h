@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "terse/core/device.h"
 #include "terse/core/dtype.h"
 #include "terse/optim/optimizer.h"
 
@@ -48,7 +49,10 @@ struct ReplayResult {
 };
 
 // Runs case `c` with params and grads stored as `dtype` (f32 math), comparing after every
-// recorded step; `options` replaces c.options when given (to perturb one hyper-parameter).
-ReplayResult replay(const GoldenCase& c, DType dtype, const OptionMap* options = nullptr);
+// recorded step; `options` replaces c.options when given (to perturb one hyper-parameter). On a
+// CUDA `device` the params and grads live in that GPU's memory (grads copied in before each
+// step, params copied out to compare), so the optimizer steps CUDA tensors.
+ReplayResult replay(const GoldenCase& c, DType dtype, const OptionMap* options = nullptr,
+                    Device device = Device::cpu());
 
 }  // namespace terse::golden

@@ -22,6 +22,8 @@
 #include <string>
 
 #include "golden_case.h"
+#include "terse/core/error.h"
+#include "terse/kernels/cuda_info.h"
 
 namespace terse::golden {
 namespace {
@@ -40,15 +42,30 @@ double tolerance(DType dtype, int64_t steps, const std::string& name) {
 
 class GoldenTest : public ::testing::Test {
  public:
-  GoldenTest(std::string path, DType dtype) : path_(std::move(path)), dtype_(dtype) {}
+  GoldenTest(std::string path, DType dtype, Device device = Device::cpu())
+      : path_(std::move(path)), dtype_(dtype), device_(device) {}
 
   void TestBody() override {
     const GoldenCase c = load_golden(path_);
     if (c.optimizer.empty()) {
       GTEST_SKIP() << c.name << ": optimizer '" << c.reference << "' not implemented yet";
     }
+    if (device_.is_cuda()) {
+      const CudaInfo info = CudaInfo::query();
+      if (info.devices.empty()) GTEST_SKIP() << "no CUDA device (" << info.status << ")";
+    }
     const int64_t last = c.expected.rbegin()->first;
-    const ReplayResult r = replay(c, dtype_);
+    ReplayResult r;
+    try {
+      r = replay(c, dtype_, nullptr, device_);
+    } catch (const InvalidArgument& e) {
+      // An optimizer that steps CPU tensors only says so when given CUDA ones.
+      if (device_.is_cuda() &&
+          std::string(e.what()).find("runs on CPU tensors only") != std::string::npos) {
+        GTEST_SKIP() << c.name << " does not run on CUDA yet: " << e.what();
+      }
+      throw;
+    }
     const double tol = tolerance(dtype_, last, c.name);
     EXPECT_LE(r.max_error, tol) << c.name << " with " << dtype_name(dtype_)
                                 << " params: worst relative error " << r.max_error << " at step "
@@ -63,22 +80,31 @@ class GoldenTest : public ::testing::Test {
  private:
   std::string path_;
   DType dtype_;
+  Device device_;
 };
 
 // Registered during static initialisation, like TEST(), so gtest's listing sees every file.
 const bool kRegistered = [] {
+  // The Cuda suites step the same files on GPU 0 (skipped without one, and for optimizers
+  // that step CPU tensors only), with the same tolerances.
   const struct {
     const char* suite;
     DType dtype;
-  } kinds[] = {
-      {"GoldenF32", DType::kF32}, {"GoldenBF16", DType::kBF16}, {"GoldenF16", DType::kF16}};
+    Device device;
+  } kinds[] = {{"GoldenF32", DType::kF32, Device::cpu()},
+               {"GoldenBF16", DType::kBF16, Device::cpu()},
+               {"GoldenF16", DType::kF16, Device::cpu()},
+               {"GoldenCudaF32", DType::kF32, Device::cuda(0)},
+               {"GoldenCudaBF16", DType::kBF16, Device::cuda(0)},
+               {"GoldenCudaF16", DType::kF16, Device::cuda(0)}};
   for (const auto& k : kinds) {
     for (const std::string& path : golden_files()) {
       const std::string name = std::filesystem::path(path).stem().string();
       const DType dtype = k.dtype;
+      const Device device = k.device;
       ::testing::RegisterTest(
           k.suite, name.c_str(), nullptr, nullptr, __FILE__, __LINE__,
-          [path, dtype]() -> GoldenTest* { return new GoldenTest(path, dtype); });
+          [path, dtype, device]() -> GoldenTest* { return new GoldenTest(path, dtype, device); });
     }
   }
   return true;

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <cstddef>
+#include <type_traits>
 #include <vector>
 
 #include "terse/core/tensor_view.h"
@@ -44,13 +46,33 @@ constexpr int64_t kCudaChunkElements = 65536;
 // Waits for everything enqueued on the current device (CudaError on an asynchronous failure).
 void cuda_synchronize();
 
-#define TERSE_CUDA_MTA_RULES(X)                                                 \
-  X(SgdRule<false>)                                                             \
-  X(SgdRule<true>) X(AdamRule<false>) X(AdamRule<true>) X(LionRule) X(AdanRule) \
-      X(AdaBeliefRule<false>) X(AdaBeliefRule<true>) X(DiffGradRule) X(ExAdamRule) X(SpamRule)
+#define TERSE_CUDA_MTA_RULES(X)                                                        \
+  X(SgdRule<false>)                                                                    \
+  X(SgdRule<true>)                                                                     \
+  X(AdamRule<false>) X(AdamRule<true>) X(LionRule) X(AdanRule) X(AdaBeliefRule<false>) \
+      X(AdaBeliefRule<true>) X(DiffGradRule) X(ExAdamRule) X(SpamRule)
 #define TERSE_CUDA_MTA_EXTERN(R) \
   extern template void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<R>>&);
 TERSE_CUDA_MTA_RULES(TERSE_CUDA_MTA_EXTERN)
 #undef TERSE_CUDA_MTA_EXTERN
+
+// Whether cuda_multi_tensor_apply is instantiated for Rule (the list above).
+template <typename Rule>
+struct HasCudaExecutor : std::false_type {};
+#define TERSE_CUDA_MTA_TRAIT(R) \
+  template <>                   \
+  struct HasCudaExecutor<R> : std::true_type {};
+TERSE_CUDA_MTA_RULES(TERSE_CUDA_MTA_TRAIT)
+#undef TERSE_CUDA_MTA_TRAIT
+
+// Device memory for optimizer state. A build without CUDA throws CudaError from each (and from
+// cuda_multi_tensor_apply and cuda_synchronize), saying so.
+// Zero-filled `bytes` on device `device`; CudaError when the runtime cannot allocate them.
+void* cuda_alloc_zeroed(int device, size_t bytes);
+// Frees what cuda_alloc_zeroed returned (nullptr: nothing); never throws.
+void cuda_free(void* ptr) noexcept;
+// Copies `bytes` between host and device memory in either direction, after the work already
+// enqueued on the default stream, and returns when the copy is done.
+void cuda_copy(void* dst, const void* src, size_t bytes);
 
 }  // namespace terse

@@ -1,7 +1,33 @@
-// CudaInfo for builds without CUDA (TERSE_HAVE_CUDA off): no devices, and the reason.
+// CudaInfo for builds without CUDA (TERSE_HAVE_CUDA off): no devices, and the reason; the CUDA
+// executor's entry points, which say that this build has none.
+#include <vector>
+
+#include "terse/core/check.h"
 #include "terse/kernels/cuda_info.h"
+#include "terse/kernels/cuda_multi_tensor.h"
 
 namespace terse {
+
+namespace {
+[[noreturn]] void no_cuda(const char* what) {
+  TERSE_THROW(CudaError, what, ": this build of terse has no CUDA support (nvcc was not found or ",
+              "TERSE_CUDA=OFF); rebuild with nvcc on the PATH, or pass CPU tensors");
+}
+}  // namespace
+
+template <typename Rule>
+void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<Rule>>& /*tasks*/) {
+  no_cuda("cuda_multi_tensor_apply");
+}
+#define TERSE_CUDA_MTA_STUB(R) \
+  template void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<R>>&);
+TERSE_CUDA_MTA_RULES(TERSE_CUDA_MTA_STUB)
+#undef TERSE_CUDA_MTA_STUB
+
+void cuda_synchronize() { no_cuda("cuda_synchronize"); }
+void* cuda_alloc_zeroed(int /*device*/, size_t /*bytes*/) { no_cuda("cuda_alloc_zeroed"); }
+void cuda_free(void* /*ptr*/) noexcept {}
+void cuda_copy(void* /*dst*/, const void* /*src*/, size_t /*bytes*/) { no_cuda("cuda_copy"); }
 
 CudaInfo CudaInfo::query() {
   CudaInfo info;

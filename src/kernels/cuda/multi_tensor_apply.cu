@@ -267,6 +267,35 @@ void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<Rule>>& tasks) {
 
 void cuda_synchronize() { cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
 
+void* cuda_alloc_zeroed(int device, size_t bytes) {
+  if (bytes == 0) return nullptr;
+  int previous = 0;
+  cuda_check(cudaGetDevice(&previous), "cudaGetDevice");
+  cuda_check(cudaSetDevice(device), "cudaSetDevice");
+  void* ptr = nullptr;
+  const cudaError_t err = cudaMalloc(&ptr, bytes);
+  if (err == cudaSuccess) {
+    const cudaError_t zero = cudaMemset(ptr, 0, bytes);
+    if (zero != cudaSuccess) cudaFree(ptr);
+    cudaSetDevice(previous);
+    cuda_check(zero, "cudaMemset of optimizer state");
+    return ptr;
+  }
+  cudaGetLastError();
+  cudaSetDevice(previous);
+  TERSE_THROW(CudaError, "cudaMalloc of ", bytes, " bytes of optimizer state on cuda:", device,
+              " failed: ", cudaGetErrorString(err), "; free GPU memory or use fewer parameters");
+}
+
+void cuda_free(void* ptr) noexcept {
+  if (ptr != nullptr) cudaFree(ptr);
+}
+
+void cuda_copy(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  cuda_check(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault), "cudaMemcpy");
+}
+
 #define TERSE_CUDA_MTA_INSTANTIATE(R) \
   template void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<R>>&);
 TERSE_CUDA_MTA_RULES(TERSE_CUDA_MTA_INSTANTIATE)

@@ -1,0 +1,170 @@
+// The optimizers that step CUDA tensors (docs/optimizers.md, "On the GPU") against the same
+// optimizer on CPU tensors: the same params and state after several steps, bit for bit, on f32,
+// bf16 and f16; a state dict saved on one device resumes on the other. The refusals of the
+// optimizers that step CPU tensors only need no GPU.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "terse/core/dtype.h"
+#include "terse/core/error.h"
+#include "terse/core/philox.h"
+#include "terse/kernels/cuda_info.h"
+#include "terse/kernels/cuda_multi_tensor.h"
+#include "terse/optim/optimizer.h"
+
+namespace terse {
+namespace {
+
+bool have_gpu(std::string* why) {
+  const CudaInfo info = CudaInfo::query();
+  if (info.devices.empty()) *why = "no CUDA device (" + info.status + "); GPU parity not run";
+  return !info.devices.empty();
+}
+
+// Host copies of a model's params and grads, and (for CUDA) their device copies.
+template <typename T>
+struct Model {
+  std::vector<std::vector<T>> p, g;
+  std::vector<void*> dp, dg;
+  Device device;
+  Model(const std::vector<int64_t>& sizes, Device dev) : device(dev) {
+    for (size_t t = 0; t < sizes.size(); ++t) {
+      PhiloxStream rng(31 + t, 2);
+      p.emplace_back(static_cast<size_t>(sizes[t]));
+      g.emplace_back(static_cast<size_t>(sizes[t]));
+      for (T& x : p.back()) store_from_float(&x, 0, rng.uniform() * 2 - 1);
+      if (dev.is_cuda()) {
+        dp.push_back(cuda_alloc_zeroed(dev.index, bytes(t)));
+        dg.push_back(cuda_alloc_zeroed(dev.index, bytes(t)));
+        cuda_copy(dp.back(), p[t].data(), bytes(t));
+      }
+    }
+  }
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+  ~Model() {
+    for (void* x : dp) cuda_free(x);
+    for (void* x : dg) cuda_free(x);
+  }
+  size_t bytes(size_t t) const { return p[t].size() * sizeof(T); }
+  std::vector<Param> params(DType dtype) {
+    std::vector<Param> out(p.size());
+    for (size_t t = 0; t < p.size(); ++t) {
+      const auto n = static_cast<int64_t>(p[t].size());
+      void* pv = device.is_cuda() ? dp[t] : static_cast<void*>(p[t].data());
+      void* gv = device.is_cuda() ? dg[t] : static_cast<void*>(g[t].data());
+      out[t].value = TensorView(pv, n, dtype, device);
+      out[t].grad = TensorView(gv, n, dtype, device);
+      out[t].name = "t" + std::to_string(t);
+    }
+    return out;
+  }
+  // The gradient of `step`, the same on every device.
+  void set_grads(int step) {
+    for (size_t t = 0; t < g.size(); ++t) {
+      PhiloxStream rng(1000 + static_cast<uint64_t>(step), t);
+      for (T& x : g[t]) store_from_float(&x, 0, (rng.uniform() * 2 - 1) * 0.1f);
+      if (device.is_cuda()) cuda_copy(dg[t], g[t].data(), bytes(t));
+    }
+  }
+  void fetch() {
+    if (!device.is_cuda()) return;
+    for (size_t t = 0; t < p.size(); ++t) cuda_copy(p[t].data(), dp[t], bytes(t));
+  }
+};
+
+const std::vector<int64_t> kSizes = {4097, 1, 70001, 17};
+
+template <typename T>
+void compare(const std::string& spec, DType dtype) {
+  SCOPED_TRACE(spec + " on " + dtype_name(dtype));
+  Model<T> cpu(kSizes, Device::cpu()), gpu(kSizes, Device::cuda(0));
+  auto a = make_optimizer(spec, cpu.params(dtype));
+  auto b = make_optimizer(spec, gpu.params(dtype));
+  for (int step = 1; step <= 4; ++step) {
+    cpu.set_grads(step);
+    gpu.set_grads(step);
+    a->step();
+    b->step();
+  }
+  gpu.fetch();
+  for (size_t t = 0; t < kSizes.size(); ++t) {
+    EXPECT_EQ(std::memcmp(cpu.p[t].data(), gpu.p[t].data(), cpu.bytes(t)), 0) << "tensor " << t;
+  }
+  // The state dicts agree, and each resumes the other: one more step from the CUDA state on
+  // the CPU equals one more step of the CPU run.
+  const StateDict sa = a->state_dict(), sb = b->state_dict();
+  EXPECT_TRUE(sa == sb) << "the state dicts differ";
+  Model<T> resumed(kSizes, Device::cpu());
+  resumed.p = cpu.p;
+  auto c = make_optimizer(spec, resumed.params(dtype));
+  c->load_state_dict(sb);
+  auto d = make_optimizer(spec, gpu.params(dtype));
+  d->load_state_dict(sa);
+  cpu.set_grads(5);
+  resumed.set_grads(5);
+  gpu.set_grads(5);
+  a->step();
+  c->step();
+  d->step();
+  gpu.fetch();
+  for (size_t t = 0; t < kSizes.size(); ++t) {
+    EXPECT_EQ(std::memcmp(cpu.p[t].data(), resumed.p[t].data(), cpu.bytes(t)), 0)
+        << "CPU resumed from the CUDA state, tensor " << t;
+    EXPECT_EQ(std::memcmp(cpu.p[t].data(), gpu.p[t].data(), cpu.bytes(t)), 0)
+        << "CUDA resumed from the CPU state, tensor " << t;
+  }
+}
+
+TEST(CudaOptimizer, StepsStateAndResumeMatchTheCpuOptimizerBitForBit) {
+  std::string why;
+  if (!have_gpu(&why)) GTEST_SKIP() << why;
+  for (const std::string spec :
+       {"sgd:lr=0.1", "sgd:lr=0.1,momentum=0.9,nesterov=true,weight_decay=1e-4",
+        "adam:lr=0.01,amsgrad=true", "adamw:lr=0.01,weight_decay=0.1", "lion:lr=1e-3",
+        "adan:lr=0.01", "adabelief:lr=0.01", "diffgrad:lr=0.01", "exadam:lr=0.01",
+        "spam:lr=0.01"}) {
+    compare<float>(spec, DType::kF32);
+    compare<BFloat16>(spec, DType::kBF16);
+    compare<Half>(spec, DType::kF16);
+  }
+}
+
+// No GPU needed: the parameters are never read.
+TEST(CudaOptimizer, OptimizersThatStepCpuTensorsOnlySaySoForCudaOnes) {
+  float p[4] = {}, g[4] = {};
+  Param param;
+  param.value = TensorView(p, 4, DType::kF32, Device::cuda(0));
+  param.grad = TensorView(g, 4, DType::kF32, Device::cuda(0));
+  for (const std::string spec : {"sgd_sai:lr=0.1", "adamp:lr=0.1", "muon:lr=0.02", "adam8bit"}) {
+    SCOPED_TRACE(spec);
+    try {
+      make_optimizer(spec, {param});
+      FAIL() << "CUDA parameters were accepted";
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("cuda:0"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("runs on CPU tensors only"), std::string::npos)
+          << e.what();
+    }
+  }
+  // Mixed devices are refused by the ones that do run on CUDA.
+  float q[4] = {}, h[4] = {};
+  Param cpu_param;
+  cpu_param.value = TensorView::of(q, 4);
+  cpu_param.grad = TensorView::of(h, 4);
+  try {
+    make_optimizer("adamw", {param, cpu_param});
+    FAIL() << "mixed devices were accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("one optimizer steps the parameters of one device"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace terse
