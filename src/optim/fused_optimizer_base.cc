@@ -105,9 +105,6 @@ double sum_squares(const T* g, int64_t begin, int64_t end) {
 }  // namespace
 
 double FusedOptimizerBase::global_grad_norm() const {
-  TERSE_CHECK(device_.is_cpu(), InvalidArgument, name(),
-              ": the global gradient norm (max_grad_norm) is not computed on CUDA tensors yet; "
-              "pass max_grad_norm=0 or CPU tensors");
   std::vector<const TensorView*> grads;
   std::vector<int64_t> offsets{0};
   for (const auto& grp : groups_) {
@@ -115,6 +112,22 @@ double FusedOptimizerBase::global_grad_norm() const {
       grads.push_back(&p.grad);
       offsets.push_back(offsets.back() + p.grad.numel);
     }
+  }
+  if (device_.is_cuda()) {
+    // The same pieces and order as below; the GPU sums each piece's lanes, the host adds them
+    // up in the CPU's order, so both give the same bits.
+    std::vector<CudaSumPiece> pieces;
+    std::vector<size_t> chunk_of;
+    cpu_for_each_chunk_piece(offsets, 1, [&](size_t i, int64_t begin, int64_t end) {
+      pieces.push_back({grads[i]->data, grads[i]->dtype, begin, end});
+      chunk_of.push_back(static_cast<size_t>((offsets[i] + begin) / kCpuChunkElements));
+    });
+    const std::vector<double> sums = cuda_piece_sum_squares(device_.index, pieces);
+    std::vector<double> partial(chunk_of.empty() ? 0 : chunk_of.back() + 1, 0.0);
+    for (size_t k = 0; k < sums.size(); ++k) partial[chunk_of[k]] += sums[k];
+    double total = 0;
+    for (double v : partial) total += v;
+    return std::sqrt(total);
   }
   // One partial sum per fixed chunk (a chunk runs on one thread), added up in chunk order.
   std::vector<double> partial(

@@ -126,8 +126,8 @@ TEST(CudaOptimizer, StepsStateAndResumeMatchTheCpuOptimizerBitForBit) {
   for (const std::string spec :
        {"sgd:lr=0.1", "sgd:lr=0.1,momentum=0.9,nesterov=true,weight_decay=1e-4",
         "adam:lr=0.01,amsgrad=true", "adamw:lr=0.01,weight_decay=0.1", "lion:lr=1e-3",
-        "adan:lr=0.01", "adabelief:lr=0.01", "diffgrad:lr=0.01", "exadam:lr=0.01",
-        "spam:lr=0.01"}) {
+        "adan:lr=0.01", "adan:lr=0.01,max_grad_norm=0.5,no_prox=true", "adabelief:lr=0.01",
+        "diffgrad:lr=0.01", "exadam:lr=0.01", "spam:lr=0.01"}) {
     compare<float>(spec, DType::kF32);
     compare<BFloat16>(spec, DType::kBF16);
     compare<Half>(spec, DType::kF16);

@@ -4,6 +4,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "terse/core/dtype.h"
 #include "terse/core/tensor_view.h"
 #include "terse/kernels/adabelief_rule.h"
 #include "terse/kernels/adam_rule.h"
@@ -46,11 +47,12 @@ constexpr int64_t kCudaChunkElements = 65536;
 // Waits for everything enqueued on the current device (CudaError on an asynchronous failure).
 void cuda_synchronize();
 
-#define TERSE_CUDA_MTA_RULES(X)                                                        \
-  X(SgdRule<false>)                                                                    \
-  X(SgdRule<true>)                                                                     \
-  X(AdamRule<false>) X(AdamRule<true>) X(LionRule) X(AdanRule) X(AdaBeliefRule<false>) \
-      X(AdaBeliefRule<true>) X(DiffGradRule) X(ExAdamRule) X(SpamRule)
+#define TERSE_CUDA_MTA_RULES(X)                                                            \
+  X(SgdRule<false>)                                                                        \
+  X(SgdRule<true>)                                                                         \
+  X(AdamRule<false>)                                                                       \
+  X(AdamRule<true>) X(LionRule) X(AdanRule) X(AdaBeliefRule<false>) X(AdaBeliefRule<true>) \
+      X(DiffGradRule) X(ExAdamRule) X(SpamRule)
 #define TERSE_CUDA_MTA_EXTERN(R) \
   extern template void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<R>>&);
 TERSE_CUDA_MTA_RULES(TERSE_CUDA_MTA_EXTERN)
@@ -64,6 +66,20 @@ struct HasCudaExecutor : std::false_type {};
   struct HasCudaExecutor<R> : std::true_type {};
 TERSE_CUDA_MTA_RULES(TERSE_CUDA_MTA_TRAIT)
 #undef TERSE_CUDA_MTA_TRAIT
+
+// A range [begin, end) of a floating-point array in GPU memory (a piece of one chunk of the
+// fixed chunking that the CPU's global gradient norm uses).
+struct CudaSumPiece {
+  const void* data = nullptr;
+  DType dtype = DType::kF32;
+  int64_t begin = 0;
+  int64_t end = 0;
+};
+
+// Per piece, the sum of x^2 in double, in the CPU's order (FusedOptimizerBase's sum_squares:
+// 8 lanes, element i into lane (i - begin) % 8, lanes summed 0 to 7), so a norm built from these
+// sums in the same order as on the CPU has the same bits. Waits for the result.
+std::vector<double> cuda_piece_sum_squares(int device, const std::vector<CudaSumPiece>& pieces);
 
 // Device memory for optimizer state. A build without CUDA throws CudaError from each (and from
 // cuda_multi_tensor_apply and cuda_synchronize), saying so.

@@ -25,6 +25,10 @@ TERSE_CUDA_MTA_RULES(TERSE_CUDA_MTA_STUB)
 #undef TERSE_CUDA_MTA_STUB
 
 void cuda_synchronize() { no_cuda("cuda_synchronize"); }
+std::vector<double> cuda_piece_sum_squares(int /*device*/,
+                                           const std::vector<CudaSumPiece>& /*pieces*/) {
+  no_cuda("cuda_piece_sum_squares");
+}
 void* cuda_alloc_zeroed(int /*device*/, size_t /*bytes*/) { no_cuda("cuda_alloc_zeroed"); }
 void cuda_free(void* /*ptr*/) noexcept {}
 void cuda_copy(void* /*dst*/, const void* /*src*/, size_t /*bytes*/) { no_cuda("cuda_copy"); }

@@ -267,6 +267,96 @@ void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<Rule>>& tasks) {
 
 void cuda_synchronize() { cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
 
+namespace {
+
+// Thread t: lane t % 8 of piece t / 8, summed in increasing index order, as the CPU's lane is.
+template <typename T>
+__global__ void lane_sums_kernel(const CudaSumPiece* __restrict__ pieces, int64_t count,
+                                 double* __restrict__ out) {
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t >= count * 8) return;
+  const CudaSumPiece pc = pieces[t / 8];
+  const T* g = static_cast<const T*>(pc.data);
+  double s = 0;
+  for (int64_t i = pc.begin + t % 8; i < pc.end; i += 8) {
+    const double v = load_as_float(g, i);
+    s += v * v;
+  }
+  out[t] = s;
+}
+
+}  // namespace
+
+std::vector<double> cuda_piece_sum_squares(int device, const std::vector<CudaSumPiece>& pieces) {
+  std::vector<double> sums(pieces.size(), 0.0);
+  if (pieces.empty()) return sums;
+  TERSE_CHECK(device >= 0 && device < kMaxDevices, InvalidArgument,
+              "cuda_piece_sum_squares: device index ", device, " out of range");
+  int previous = 0;
+  cuda_check(cudaGetDevice(&previous), "cudaGetDevice");
+  cuda_check(cudaSetDevice(device), "cudaSetDevice");
+  CudaSumPiece* dev_pieces = nullptr;
+  double* dev_lanes = nullptr;
+  const size_t n = pieces.size();
+  std::vector<double> lanes(n * 8);
+  cudaError_t err = cudaMalloc(&dev_pieces, n * sizeof(CudaSumPiece));
+  if (err == cudaSuccess) err = cudaMalloc(&dev_lanes, n * 8 * sizeof(double));
+  if (err == cudaSuccess) {
+    err = cudaMemcpy(dev_pieces, pieces.data(), n * sizeof(CudaSumPiece), cudaMemcpyHostToDevice);
+  }
+  // One launch per dtype over all pieces; a thread whose piece has another dtype does nothing.
+  constexpr DType kTypes[3] = {DType::kF32, DType::kBF16, DType::kF16};
+  for (int k = 0; k < 3 && err == cudaSuccess; ++k) {
+    std::vector<CudaSumPiece> mine(n);
+    bool any = false;
+    for (size_t i = 0; i < n; ++i) {
+      mine[i] = pieces[i];
+      if (pieces[i].dtype == kTypes[k]) {
+        any = true;
+      } else {
+        mine[i].end = mine[i].begin;  // empty: this launch leaves its lanes alone
+      }
+    }
+    if (!any) continue;
+    err = cudaMemcpy(dev_pieces, mine.data(), n * sizeof(CudaSumPiece), cudaMemcpyHostToDevice);
+    if (err != cudaSuccess) break;
+    const unsigned threads = 256;
+    const auto blocks = static_cast<unsigned>((n * 8 + threads - 1) / threads);
+    const int64_t count = static_cast<int64_t>(n);
+    std::vector<double> part(n * 8);
+    switch (kTypes[k]) {
+      case DType::kF32:
+        lane_sums_kernel<float><<<blocks, threads>>>(dev_pieces, count, dev_lanes);
+        break;
+      case DType::kBF16:
+        lane_sums_kernel<BFloat16><<<blocks, threads>>>(dev_pieces, count, dev_lanes);
+        break;
+      default:
+        lane_sums_kernel<Half><<<blocks, threads>>>(dev_pieces, count, dev_lanes);
+        break;
+    }
+    err = cudaGetLastError();
+    if (err == cudaSuccess) {
+      err = cudaMemcpy(part.data(), dev_lanes, n * 8 * sizeof(double), cudaMemcpyDeviceToHost);
+    }
+    for (size_t i = 0; i < n && err == cudaSuccess; ++i) {
+      if (pieces[i].dtype != kTypes[k]) continue;
+      for (int l = 0; l < 8; ++l)
+        lanes[i * 8 + static_cast<size_t>(l)] = part[i * 8 + static_cast<size_t>(l)];
+    }
+  }
+  cudaFree(dev_pieces);
+  cudaFree(dev_lanes);
+  cudaSetDevice(previous);
+  cuda_check(err, "the sum of squares of the gradients");
+  for (size_t i = 0; i < n; ++i) {
+    double s = 0;
+    for (int l = 0; l < 8; ++l) s += lanes[i * 8 + static_cast<size_t>(l)];
+    sums[i] = s;
+  }
+  return sums;
+}
+
 void* cuda_alloc_zeroed(int device, size_t bytes) {
   if (bytes == 0) return nullptr;
   int previous = 0;
