@@ -40,6 +40,14 @@ class Lookahead final : public Optimizer {
  public:
   Lookahead(std::unique_ptr<Optimizer> inner, std::vector<Param> params, int64_t k, double alpha)
       : inner_(std::move(inner)), params_(std::move(params)), k_(k), alpha_(alpha) {
+    // Its slow copy and pull-back read the weights on the host: CPU tensors only, even when
+    // the inner optimizer runs on CUDA ones.
+    for (const Param& p : params_) {
+      TERSE_CHECK(p.value.device.is_cpu(), InvalidArgument, kName, ": parameter '", p.name,
+                  "' is on ", p.value.device.str(),
+                  "; lookahead runs on CPU tensors only so "
+                  "far (docs/optimizers.md, 'On the GPU'); move the parameters to the CPU");
+    }
     offsets_.push_back(0);
     for (const Param& p : params_) offsets_.push_back(offsets_.back() + p.value.numel);
   }
