@@ -159,7 +159,13 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   comm.set_timeout(config.timeout);
 
   const int threads = threads_for(config);
-  at::set_num_threads(threads);
+  {
+    // Process-wide in torch (it may rebuild its thread pools): ranks that are threads of one
+    // process (tests) must not call it at once, and need not call it again with the same value.
+    static std::mutex threads_mutex;
+    const std::lock_guard<std::mutex> lock(threads_mutex);
+    if (at::get_num_threads() != threads) at::set_num_threads(threads);
+  }
   set_cpu_threads(threads);
 
   const std::unique_ptr<Workload> workload = make_workload(config);
