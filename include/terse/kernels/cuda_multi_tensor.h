@@ -47,12 +47,13 @@ constexpr int64_t kCudaChunkElements = 65536;
 // Waits for everything enqueued on the current device (CudaError on an asynchronous failure).
 void cuda_synchronize();
 
-#define TERSE_CUDA_MTA_RULES(X)                                                            \
-  X(SgdRule<false>)                                                                        \
-  X(SgdRule<true>)                                                                         \
-  X(AdamRule<false>)                                                                       \
-  X(AdamRule<true>) X(LionRule) X(AdanRule) X(AdaBeliefRule<false>) X(AdaBeliefRule<true>) \
-      X(DiffGradRule) X(ExAdamRule) X(SpamRule)
+#define TERSE_CUDA_MTA_RULES(X)                                                          \
+  X(SgdRule<false>)                                                                      \
+  X(SgdRule<true>)                                                                       \
+  X(AdamRule<false>)                                                                     \
+  X(AdamRule<true>)                                                                      \
+  X(LionRule) X(AdanRule) X(AdaBeliefRule<false>) X(AdaBeliefRule<true>) X(DiffGradRule) \
+      X(ExAdamRule) X(SpamRule)
 #define TERSE_CUDA_MTA_EXTERN(R) \
   extern template void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<R>>&);
 TERSE_CUDA_MTA_RULES(TERSE_CUDA_MTA_EXTERN)
