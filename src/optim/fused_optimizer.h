@@ -50,11 +50,11 @@ struct TaskLists;
 // One task list per alternative of the Rule variant.
 template <typename... Rules>
 struct TaskLists<std::variant<Rules...>> {
-  std::tuple<std::vector<CpuTensorTask<Rules>>...> lists;
+  std::tuple<std::vector<TensorTask<Rules>>...> lists;
 
   template <typename Rule>
-  std::vector<CpuTensorTask<Rule>>& of() {
-    return std::get<std::vector<CpuTensorTask<Rule>>>(lists);
+  std::vector<TensorTask<Rule>>& of() {
+    return std::get<std::vector<TensorTask<Rule>>>(lists);
   }
   // Every Rule has a CUDA instantiation (cuda_multi_tensor.h).
   static constexpr bool kCuda = (HasCudaExecutor<Rules>::value && ...);
@@ -62,25 +62,12 @@ struct TaskLists<std::variant<Rules...>> {
   void run(bool on_cuda) {
     if constexpr (kCuda) {
       if (on_cuda) {
-        std::apply([](auto&... l) { (run_cuda(l), ...); }, lists);
+        std::apply([](auto&... l) { ((l.empty() ? void() : cuda_multi_tensor_apply(l)), ...); },
+                   lists);
         return;
       }
     }
     std::apply([](auto&... l) { ((l.empty() ? void() : cpu_multi_tensor_apply(l)), ...); }, lists);
-  }
-
- private:
-  template <typename Rule>
-  static void run_cuda(const std::vector<CpuTensorTask<Rule>>& l) {
-    if (l.empty()) return;
-    std::vector<CudaTensorTask<Rule>> tasks(l.size());
-    for (size_t i = 0; i < l.size(); ++i) {
-      tasks[i].rule = l[i].rule;
-      tasks[i].param = l[i].param;
-      tasks[i].grad = l[i].grad;
-      for (int k = 0; k < Rule::kNumStates; ++k) tasks[i].states[k] = l[i].states[k];
-    }
-    cuda_multi_tensor_apply(tasks);
   }
 };
 

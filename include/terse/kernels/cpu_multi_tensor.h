@@ -7,20 +7,13 @@
 #include "terse/kernels/adam_rule.h"
 #include "terse/kernels/cpu_chunks.h"
 #include "terse/kernels/sgd_rule.h"
+#include "terse/kernels/tensor_task.h"
 
 namespace terse {
 
-// One tensor of a multi-tensor step: the parameter (read and written), its gradient (read, same
-// dtype and numel) and the Rule's f32 state buffers (Rule::kNumStates <= 4 of them, numel each,
-// read and written). The rule is
-// per tensor so tensors of one call may carry different scalars (groups, per-tensor steps).
+// A task of the CPU executor: its views are in host memory (tensor_task.h).
 template <typename Rule>
-struct CpuTensorTask {
-  Rule rule;
-  TensorView param;
-  TensorView grad;
-  float* states[Rule::kNumStates > 0 ? Rule::kNumStates : 1] = {};
-};
+using CpuTensorTask = TensorTask<Rule>;
 
 // Runs rule(p, g, s) over every element of every task in one fused pass per element: param,
 // grad and states are read once and param and states written once. The elements of all tasks

@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "terse/core/dtype.h"
-#include "terse/core/tensor_view.h"
 #include "terse/kernels/adabelief_rule.h"
 #include "terse/kernels/adam_rule.h"
 #include "terse/kernels/adan_rule.h"
@@ -14,18 +13,13 @@
 #include "terse/kernels/lion_rule.h"
 #include "terse/kernels/sgd_rule.h"
 #include "terse/kernels/spam_rule.h"
+#include "terse/kernels/tensor_task.h"
 
 namespace terse {
 
-// One tensor of a CUDA multi-tensor step: the same fields as CpuTensorTask, with the param,
-// grad and states in the memory of one CUDA device.
+// A task of the CUDA executor: its views are in the memory of one CUDA device (tensor_task.h).
 template <typename Rule>
-struct CudaTensorTask {
-  Rule rule;
-  TensorView param;
-  TensorView grad;
-  float* states[Rule::kNumStates > 0 ? Rule::kNumStates : 1] = {};
-};
+using CudaTensorTask = TensorTask<Rule>;
 
 // The CUDA executor of the element-wise Rules (the same functors as cpu_multi_tensor_apply, so
 // one formula serves both): rule(p, g, s) over every element of every task, f32 math on f32,
@@ -47,13 +41,20 @@ constexpr int64_t kCudaChunkElements = 65536;
 // Waits for everything enqueued on the current device (CudaError on an asynchronous failure).
 void cuda_synchronize();
 
-#define TERSE_CUDA_MTA_RULES(X)                                                          \
-  X(SgdRule<false>)                                                                      \
-  X(SgdRule<true>)                                                                       \
-  X(AdamRule<false>)                                                                     \
-  X(AdamRule<true>)                                                                      \
-  X(LionRule) X(AdanRule) X(AdaBeliefRule<false>) X(AdaBeliefRule<true>) X(DiffGradRule) \
-      X(ExAdamRule) X(SpamRule)
+// clang-format off (one Rule per line; clang-format 14 does not settle on a layout for it)
+#define TERSE_CUDA_MTA_RULES(X) \
+  X(SgdRule<false>)             \
+  X(SgdRule<true>)              \
+  X(AdamRule<false>)            \
+  X(AdamRule<true>)             \
+  X(LionRule)                   \
+  X(AdanRule)                   \
+  X(AdaBeliefRule<false>)       \
+  X(AdaBeliefRule<true>)        \
+  X(DiffGradRule)               \
+  X(ExAdamRule)                 \
+  X(SpamRule)
+// clang-format on
 #define TERSE_CUDA_MTA_EXTERN(R) \
   extern template void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<R>>&);
 TERSE_CUDA_MTA_RULES(TERSE_CUDA_MTA_EXTERN)
