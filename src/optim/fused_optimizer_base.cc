@@ -178,10 +178,10 @@ StateDict FusedOptimizerBase::state_dict() const {
     for (size_t i = 0; i < grp.params.size(); ++i, ++k) {
       const Param& p = grp.params[i];
       const std::string kp = std::to_string(k);
+      std::vector<float> scratch;  // a CUDA state's host copy
       for (size_t s = 0; s < grp.states[i].size(); ++s) {
-        std::vector<float> buf = grp.states[i][s].to_host();
-        TensorView view(buf.data(), static_cast<int64_t>(buf.size()), DType::kF32);
-        sd.tensors["state." + kp + "." + names[s]] = StateTensor::copy_of(view, p.shape);
+        sd.tensors["state." + kp + "." + names[s]] =
+            StateTensor::copy_of(grp.states[i][s].host_view(scratch), p.shape);
       }
       if (i < grp.tensor_scalars.size()) {
         TensorView view(const_cast<float*>(&grp.tensor_scalars[i]), 1, DType::kF32);
@@ -213,7 +213,7 @@ void FusedOptimizerBase::load_state_dict(const StateDict& sd) {
         const StateTensor& t = sd.tensor(key);
         std::vector<float> buf(static_cast<size_t>(p.value.numel));
         t.copy_to(TensorView::of(buf.data(), p.value.numel), key);
-        fresh[g][i].emplace_back(device_, buf);
+        fresh[g][i].emplace_back(device_, std::move(buf));
         ++used;
       }
       if (scalar_name != nullptr) {

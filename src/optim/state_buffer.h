@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "terse/core/device.h"
+#include "terse/core/tensor_view.h"
 #include "terse/kernels/cuda_multi_tensor.h"
 
 namespace terse::optim_detail {
@@ -24,13 +25,13 @@ class StateBuffer {
       host_.assign(n, 0.0f);
     }
   }
-  // Host values into a buffer on `device`.
-  StateBuffer(Device device, const std::vector<float>& values)
-      : StateBuffer(device, values.size()) {
+  // Host values into a buffer on `device` (kept as they are for the CPU, copied to a GPU).
+  StateBuffer(Device device, std::vector<float> values) : device_(device), size_(values.size()) {
     if (device.is_cuda()) {
-      cuda_copy(device_data_, values.data(), values.size() * sizeof(float));
+      device_data_ = static_cast<float*>(cuda_alloc_zeroed(device.index, size_ * sizeof(float)));
+      cuda_copy(device_data_, values.data(), size_ * sizeof(float));
     } else {
-      host_ = values;
+      host_ = std::move(values);
     }
   }
   StateBuffer(StateBuffer&& o) noexcept { swap(o); }
@@ -47,12 +48,16 @@ class StateBuffer {
   size_t size() const { return size_; }
   Device device() const { return device_; }
 
-  // The values in host memory (a copy from the GPU for a CUDA buffer).
-  std::vector<float> to_host() const {
-    if (!device_.is_cuda()) return host_;
-    std::vector<float> out(size_);
-    cuda_copy(out.data(), device_data_, size_ * sizeof(float));
-    return out;
+  // The values as a host-memory view: the buffer itself on the CPU; for a CUDA buffer, a copy
+  // made into `scratch`, which the view points into.
+  TensorView host_view(std::vector<float>& scratch) const {
+    const float* values = host_.data();
+    if (device_.is_cuda()) {
+      scratch.resize(size_);
+      cuda_copy(scratch.data(), device_data_, size_ * sizeof(float));
+      values = scratch.data();
+    }
+    return TensorView(const_cast<float*>(values), static_cast<int64_t>(size_), DType::kF32);
   }
 
  private:
