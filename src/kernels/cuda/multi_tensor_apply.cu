@@ -99,24 +99,16 @@ __global__ void __launch_bounds__(kThreads)
     }
     first_scalar = begin + 4 * groups;
   }
+  // Misaligned tensors and the tail: one element at a time, through the same apply_one.
   for (int64_t i = first_scalar + threadIdx.x; i < end; i += kThreads) {
-    float x0 = 0, x1 = 0, x2 = 0, x3 = 0;
-    if constexpr (kN > 0) x0 = d.s[0][i];
-    if constexpr (kN > 1) x1 = d.s[1][i];
-    if constexpr (kN > 2) x2 = d.s[2][i];
-    if constexpr (kN > 3) x3 = d.s[3][i];
+    float x[4] = {0, 0, 0, 0};
+#pragma unroll
+    for (int k = 0; k < kN; ++k) x[k] = d.s[k][i];
     float pv = load_as_float(p, i);
-    if constexpr (kN > 3) {
-      r(pv, load_as_float(g, i), x0, x1, x2, x3);
-    } else {
-      (void)x3;
-      r(pv, load_as_float(g, i), x0, x1, x2);
-    }
+    apply_one(r, pv, load_as_float(g, i), x);
     store_from_float(p, i, pv);
-    if constexpr (kN > 0) d.s[0][i] = x0;
-    if constexpr (kN > 1) d.s[1][i] = x1;
-    if constexpr (kN > 2) d.s[2][i] = x2;
-    if constexpr (kN > 3) d.s[3][i] = x3;
+#pragma unroll
+    for (int k = 0; k < kN; ++k) d.s[k][i] = x[k];
   }
 }
 
@@ -269,13 +261,15 @@ void cuda_synchronize() { cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchro
 
 namespace {
 
-// Thread t: lane t % 8 of piece t / 8, summed in increasing index order, as the CPU's lane is.
+// Thread t: lane t % 8 of piece t / 8, summed in increasing index order, as the CPU's lane is;
+// a launch for one dtype leaves the lanes of pieces of another dtype to that one's launch.
 template <typename T>
 __global__ void lane_sums_kernel(const CudaSumPiece* __restrict__ pieces, int64_t count,
-                                 double* __restrict__ out) {
+                                 DType dtype, double* __restrict__ out) {
   const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= count * 8) return;
   const CudaSumPiece pc = pieces[t / 8];
+  if (pc.dtype != dtype) return;
   const T* g = static_cast<const T*>(pc.data);
   double s = 0;
   for (int64_t i = pc.begin + t % 8; i < pc.end; i += 8) {
@@ -304,46 +298,30 @@ std::vector<double> cuda_piece_sum_squares(int device, const std::vector<CudaSum
   if (err == cudaSuccess) {
     err = cudaMemcpy(dev_pieces, pieces.data(), n * sizeof(CudaSumPiece), cudaMemcpyHostToDevice);
   }
-  // One launch per dtype over all pieces; a thread whose piece has another dtype does nothing.
-  constexpr DType kTypes[3] = {DType::kF32, DType::kBF16, DType::kF16};
-  for (int k = 0; k < 3 && err == cudaSuccess; ++k) {
-    std::vector<CudaSumPiece> mine(n);
-    bool any = false;
-    for (size_t i = 0; i < n; ++i) {
-      mine[i] = pieces[i];
-      if (pieces[i].dtype == kTypes[k]) {
-        any = true;
-      } else {
-        mine[i].end = mine[i].begin;  // empty: this launch leaves its lanes alone
-      }
-    }
-    if (!any) continue;
-    err = cudaMemcpy(dev_pieces, mine.data(), n * sizeof(CudaSumPiece), cudaMemcpyHostToDevice);
+  // One launch per dtype present; every piece has one dtype, so every lane is written once.
+  const unsigned threads = 256;
+  const auto blocks = static_cast<unsigned>((n * 8 + threads - 1) / threads);
+  const auto count = static_cast<int64_t>(n);
+  for (const DType dt : {DType::kF32, DType::kBF16, DType::kF16}) {
     if (err != cudaSuccess) break;
-    const unsigned threads = 256;
-    const auto blocks = static_cast<unsigned>((n * 8 + threads - 1) / threads);
-    const int64_t count = static_cast<int64_t>(n);
-    std::vector<double> part(n * 8);
-    switch (kTypes[k]) {
+    bool any = false;
+    for (const CudaSumPiece& pc : pieces) any = any || pc.dtype == dt;
+    if (!any) continue;
+    switch (dt) {
       case DType::kF32:
-        lane_sums_kernel<float><<<blocks, threads>>>(dev_pieces, count, dev_lanes);
+        lane_sums_kernel<float><<<blocks, threads>>>(dev_pieces, count, dt, dev_lanes);
         break;
       case DType::kBF16:
-        lane_sums_kernel<BFloat16><<<blocks, threads>>>(dev_pieces, count, dev_lanes);
+        lane_sums_kernel<BFloat16><<<blocks, threads>>>(dev_pieces, count, dt, dev_lanes);
         break;
       default:
-        lane_sums_kernel<Half><<<blocks, threads>>>(dev_pieces, count, dev_lanes);
+        lane_sums_kernel<Half><<<blocks, threads>>>(dev_pieces, count, dt, dev_lanes);
         break;
     }
     err = cudaGetLastError();
-    if (err == cudaSuccess) {
-      err = cudaMemcpy(part.data(), dev_lanes, n * 8 * sizeof(double), cudaMemcpyDeviceToHost);
-    }
-    for (size_t i = 0; i < n && err == cudaSuccess; ++i) {
-      if (pieces[i].dtype != kTypes[k]) continue;
-      for (int l = 0; l < 8; ++l)
-        lanes[i * 8 + static_cast<size_t>(l)] = part[i * 8 + static_cast<size_t>(l)];
-    }
+  }
+  if (err == cudaSuccess) {
+    err = cudaMemcpy(lanes.data(), dev_lanes, n * 8 * sizeof(double), cudaMemcpyDeviceToHost);
   }
   cudaFree(dev_pieces);
   cudaFree(dev_lanes);
