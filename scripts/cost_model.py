@@ -451,18 +451,28 @@ def host_of(name):
     return "dev-vm" if name.startswith("dev-vm") else "h100-host"
 
 
+def run_file(path, ds, name):
+    """The file `name` that describes the run that wrote `path`: in its folder or the nearest
+    parent up to the results folder `ds` (shaping.json, mpirun_args.txt), else None."""
+    if ds is None:
+        return None
+    for d in [path.parent] + list(path.parent.parents):
+        if (d / name).exists():
+            return d / name
+        if d == ds:
+            break
+    return None
+
+
 def bucket_for(path, ds, rate):
     """tbf bucket of the run that wrote `path`: a shaping.json {"burst": B} in its folder or a
     parent up to the results folder, else SHAPING, else netns.sh's default."""
     if rate is None:
         return 0.0
     if ds is not None:
-        for d in [path.parent] + list(path.parent.parents):
-            f = d / "shaping.json"
-            if f.exists():
-                return float(json.loads(f.read_text())["burst"])
-            if d == ds:
-                break
+        f = run_file(path, ds, "shaping.json")
+        if f is not None:
+            return float(json.loads(f.read_text())["burst"])
         rel = path.relative_to(ds).parts
         for (folder, prefix), burst in SHAPING.items():
             if folder == ds.name and (not prefix or (len(rel) > 1 and rel[0].startswith(prefix))):
@@ -544,10 +554,8 @@ def load(paths):
                 method += " (transfer holds the loss wait)"
             # Runs launched with extra mpirun flags (an mpirun_args.txt beside them, e.g. a
             # raised eager limit) measure another transport: their own point, not modelled.
-            extra = path.parent.parent / "mpirun_args.txt"
-            if not extra.exists():
-                extra = path.parent / "mpirun_args.txt"
-            if extra.exists():
+            extra = run_file(path, ds, "mpirun_args.txt")
+            if extra is not None:
                 method += f" (mpirun {extra.read_text().strip()})"
             d["runs"].append({
                 "ds": dsname, "N": int(m.group(1)), "rate": rate, "method": method,
