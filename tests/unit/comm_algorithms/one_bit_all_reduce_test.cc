@@ -461,15 +461,16 @@ class CountingCommunicator : public Communicator {
 
 // compress_s times the CPU passes outside the collectives: positive, and no more than the call
 // (a 2M-element call spends milliseconds in them; a late rank's wait is not among them). The
-// sleep is 300 ms and the bounds loose because both ranks' first passes (tens of ms on a loaded
-// 2-core CI machine) shift when each reaches the first collective.
+// sleep is 600 ms, well above the bounds, because both ranks' first passes shift when each
+// reaches the first collective: over 100 ms under ASan on a loaded 2-core CI machine, where a
+// 300 ms sleep once left rank 0 a wait of 0.189 s.
 TEST(OneBitAllReduce, ReportsItsCompressionTimeApartFromTheWait) {
   const int64_t numel = 2'000'000;
   std::vector<double> compress(2), wall(2), wait(2), overlap(2), drain(2);
   run_local_ranks(2, [&](Communicator& c) {
     OneBitAllReduce algo(c, numel);
     Vec v = input(numel, c.rank(), 0);
-    if (c.rank() == 1) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    if (c.rank() == 1) std::this_thread::sleep_for(std::chrono::milliseconds(600));
     const auto t0 = std::chrono::steady_clock::now();
     const OneBitAllReduceReport rep = algo.all_reduce(TensorView::of(v.data(), numel));
     const auto r = static_cast<size_t>(c.rank());
