@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "terse/core/check.h"
+#include "terse/core/remove_tree.h"
 
 namespace terse {
 namespace {
@@ -132,9 +133,10 @@ void CheckpointStore::commit(int epoch) {
                        older_complete.end() - static_cast<std::ptrdiff_t>(keep_older));
   }
   for (int e : older_other) {
-    fs::remove_all(dir_ + "/" + name_of(e), ec);
-    TERSE_CHECK(!ec, InvalidArgument, "cannot remove old checkpoint ", dir_, "/", name_of(e), ": ",
-                ec.message(), "; check permissions of ", dir_);
+    std::string why;
+    TERSE_CHECK(remove_tree(dir_ + "/" + name_of(e), &why), InvalidArgument,
+                "cannot remove old checkpoint ", dir_, "/", name_of(e), ": ", why,
+                "; check permissions of ", dir_);
   }
 }
 

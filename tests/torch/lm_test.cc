@@ -9,11 +9,13 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "terse/comm/local_communicator.h"
 #include "terse/core/error.h"
+#include "terse/core/remove_tree.h"
 #include "terse/torch/byte_transformer.h"
 #include "terse/torch/language_model_workload.h"
 #include "terse/torch/trainer.h"
@@ -27,7 +29,8 @@ namespace fs = std::filesystem;
 
 std::string scratch(const std::string& name) {
   const fs::path dir = fs::path(TERSE_BINARY_DIR) / "test_scratch" / "lm" / name;
-  fs::remove_all(dir);
+  std::string why;
+  if (!terse::remove_tree(dir.string(), &why)) throw std::runtime_error("cannot clear " + why);
   fs::create_directories(dir);
   return dir.string();
 }

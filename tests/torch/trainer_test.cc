@@ -6,12 +6,14 @@
 #include <cmath>
 #include <filesystem>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "terse/comm/local_communicator.h"
 #include "terse/core/error.h"
+#include "terse/core/remove_tree.h"
 #include "terse/train/checkpoint_store.h"
 #include "terse/train/metrics_writer.h"
 
@@ -23,7 +25,8 @@ namespace fs = std::filesystem;
 // A fresh directory under the build tree for one test.
 std::string scratch(const std::string& name) {
   const fs::path dir = fs::path(TERSE_BINARY_DIR) / "test_scratch" / "trainer" / name;
-  fs::remove_all(dir);
+  std::string why;
+  if (!terse::remove_tree(dir.string(), &why)) throw std::runtime_error("cannot clear " + why);
   fs::create_directories(dir);
   return dir.string();
 }
