@@ -1,0 +1,163 @@
+// DGC on the GPU (CudaDgcSelector) at the DGC paper's scale: the sampled-threshold selection and
+// the exact top-k of |x| over --n floats (default 25.6M, ResNet-50's gradient) at --density,
+// DgcMemory::step's fused pass (momentum correction, candidate list, selection, masking; 20 bytes
+// per element), and, as the references timed in the same run, the SGD-momentum optimizer step of
+// the same n (cuda_multi_tensor_apply, 20 bytes per element) and a device-to-device copy.
+// torch.topk of the same input: scripts/torch_topk_cuda_bench.py, in the same device call.
+//   cuda_dgc_bench [--n 25600000] [--density 0.001] [--reps 20] [--json FILE]
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "terse/compress/dgc/cuda_dgc_selector.h"
+#include "terse/core/philox.h"
+#include "terse/kernels/cuda_info.h"
+#include "terse/kernels/cuda_multi_tensor.h"
+
+namespace {
+
+using namespace terse;
+
+void ok(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "cuda_dgc_bench: %s: %s\n", what, cudaGetErrorString(e));
+    std::exit(1);
+  }
+}
+
+// Median wall time (ms) of `reps` calls of f after two warm-ups, each call from an idle device to
+// an idle device: the selector's calls wait for their own results, so this is what a training
+// step would see, read-backs included.
+double time_ms(int reps, const std::function<void()>& f) {
+  f();
+  f();
+  ok(cudaDeviceSynchronize(), "warm-up");
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    const auto a = std::chrono::steady_clock::now();
+    f();
+    ok(cudaDeviceSynchronize(), "sync");
+    t.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+float* device_copy(const std::vector<float>& h) {
+  float* p = nullptr;
+  ok(cudaMalloc(&p, h.size() * sizeof(float)), "cudaMalloc");
+  ok(cudaMemcpy(p, h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice), "upload");
+  return p;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t n = 25600000;
+  double density = 0.001;
+  int reps = 20;
+  std::string json;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i], v = argv[i + 1];
+    if (a == "--n") {
+      n = std::stoll(v);
+    } else if (a == "--density") {
+      density = std::stod(v);
+    } else if (a == "--reps") {
+      reps = std::stoi(v);
+    } else if (a == "--json") {
+      json = v;
+    } else {
+      std::fprintf(stderr, "cuda_dgc_bench: unknown flag %s\n", a.c_str());
+      return 2;
+    }
+  }
+  const CudaInfo info = CudaInfo::query();
+  if (info.devices.empty()) {
+    std::fprintf(stderr, "cuda_dgc_bench: %s\n", info.status.c_str());
+    return 1;
+  }
+  // A gradient-like input: about N(0, 1e-3) from Philox (sum of 4 uniforms).
+  std::vector<float> h(static_cast<size_t>(n));
+  PhiloxStream rng(1, 2);
+  for (auto& x : h) {
+    float s = 0;
+    for (int j = 0; j < 4; ++j) s += rng.uniform();
+    x = (s - 2.0f) * 1.7320508e-3f;
+  }
+  float* x = device_copy(h);
+  float* g = device_copy(h);
+  std::vector<float> zeros(h.size(), 0.0f);
+  float* u = device_copy(zeros);
+  float* v = device_copy(zeros);
+  float* p = device_copy(zeros);
+  float* m = device_copy(zeros);
+  const size_t bytes = h.size() * sizeof(float);
+  float* dst = nullptr;
+  ok(cudaMalloc(&dst, bytes), "cudaMalloc");
+  const double copy_ms =
+      time_ms(reps, [&] { ok(cudaMemcpyAsync(dst, x, bytes, cudaMemcpyDeviceToDevice), "copy"); });
+  const double copy_gbps = 2.0 * static_cast<double>(bytes) / (copy_ms * 1e6);
+
+  CudaDgcSelector sel(0);
+  const DgcSamplePlan plan = dgc_sample_plan(n, density);
+  uint64_t step = 0;
+  int64_t count = 0;
+  const double select_ms = time_ms(reps, [&] { count = sel.select(x, plan, step++).count; });
+  const int64_t k = plan.num_selects;
+  const double topk_ms = time_ms(reps, [&] { sel.exact_topk(x, n, k); });
+  DgcMemoryOptions mo;
+  CudaDgcScans scans;
+  const double step_ms = time_ms(reps, [&] {
+    sel.step(u, v, g, n, density, step++, mo);
+    scans = sel.scans();
+  });
+  std::vector<CudaTensorTask<SgdRule<true>>> tasks(1);
+  tasks[0].rule = SgdRule<true>::for_step(0.1, 0.9, 0.0, 0.0, false, false, 2);
+  tasks[0].param = TensorView(p, n, DType::kF32, Device::cuda(0));
+  tasks[0].grad = TensorView(g, n, DType::kF32, Device::cuda(0));
+  tasks[0].states[0] = m;
+  const double sgd_ms = time_ms(reps, [&] { cuda_multi_tensor_apply(tasks); });
+
+  const double traffic = 20.0 * static_cast<double>(n);  // U, V (or p, m) read+write, g read
+  std::printf("%s; n %lld, density %g (k %lld); copy %.3f ms = %.0f GB/s\n",
+              info.devices[0].name.c_str(), static_cast<long long>(n), density,
+              static_cast<long long>(k), copy_ms, copy_gbps);
+  std::printf("sampled selection   %8.3f ms (%lld selected)\n", select_ms,
+              static_cast<long long>(count));
+  std::printf("exact top-k         %8.3f ms\n", topk_ms);
+  std::printf("fused DGC step      %8.3f ms = %.0f GB/s (%d full, %d list scans in the last)\n",
+              step_ms, traffic / (step_ms * 1e6), scans.full_scans, scans.list_scans);
+  std::printf("SGD-momentum step   %8.3f ms = %.0f GB/s; DGC step / SGD step = %.2f\n", sgd_ms,
+              traffic / (sgd_ms * 1e6), step_ms / sgd_ms);
+  if (!json.empty()) {
+    const nlohmann::json out = {{"benchmark", "cuda_dgc"},
+                                {"device", info.devices[0].name},
+                                {"n", n},
+                                {"density", density},
+                                {"k", k},
+                                {"reps", reps},
+                                {"copy_ms", copy_ms},
+                                {"copy_gbps", copy_gbps},
+                                {"select_ms", select_ms},
+                                {"selected", count},
+                                {"exact_topk_ms", topk_ms},
+                                {"dgc_step_ms", step_ms},
+                                {"dgc_step_full_scans", scans.full_scans},
+                                {"dgc_step_list_scans", scans.list_scans},
+                                {"sgd_momentum_step_ms", sgd_ms},
+                                {"step_over_sgd", step_ms / sgd_ms}};
+    std::ofstream(json) << out.dump(2) << "\n";
+  }
+  for (float* b : {x, g, u, v, p, m, dst}) cudaFree(b);
+  return 0;
+}

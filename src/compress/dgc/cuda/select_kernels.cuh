@@ -1,0 +1,314 @@
+#pragma once
+
+// The GPU passes of CudaDgcSelector: a radix select of the k-th largest |a|, tile counts and an
+// order-keeping compaction by a threshold (with a budget for ties at the k-th value), the
+// momentum correction that lists candidates, and the strided sample. Private to terse_dgc.
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cub/block/block_load.cuh>
+#include <cub/block/block_reduce.cuh>
+#include <cub/block/block_scan.cuh>
+
+namespace terse::dgc_cuda {
+
+constexpr int kThreads = 256;
+constexpr int kItems = 16;
+constexpr int64_t kTile = int64_t{kThreads} * kItems;  // elements per block in the tile passes
+constexpr int kBins = 2048;                            // 11-bit radix digits
+constexpr unsigned long long kNoNan = ~0ull;
+
+// Device-side control block: counters the host reads back in one copy, and the radix select's
+// running state.
+struct Ctl {
+  unsigned long long count;       // the last count pass: elements selected (> t in tie mode)
+  unsigned long long list_count;  // candidates appended by the listing pass (may exceed cap)
+  unsigned long long nan_first;   // lowest index whose |x| is NaN; kNoNan when none
+  unsigned long long aux;         // a second count (sample values >= the provisional threshold)
+  float thr;                      // the threshold of kGe passes
+  uint32_t result[2];             // radix select results (bits of |a|), by slot
+  uint32_t prefix;                // radix select state: bits fixed so far, and their mask
+  uint32_t mask;
+  unsigned int done_blocks;
+  long long krem;  // rank still to find among the keys matching prefix
+};
+
+__device__ __forceinline__ uint32_t mag_bits(float x) { return __float_as_uint(x) & 0x7fffffffu; }
+
+// Starts a radix select of the k-th largest |a| (and resets the NaN watch when asked).
+__global__ void radix_init_kernel(Ctl* ctl, long long k, int reset_nan) {
+  ctl->prefix = 0;
+  ctl->mask = 0;
+  ctl->krem = k;
+  ctl->done_blocks = 0;
+  if (reset_nan) ctl->nan_first = kNoNan;
+}
+
+// One digit of the radix select: a histogram of the digit at `shift` over the keys that match the
+// bits fixed so far; the last block to finish picks the digit holding the krem-th largest key and
+// clears the histogram for the next pass. The last pass stores the key in result[slot] (and, for
+// slot 0, the float in thr). check_nan records the lowest NaN index (exact top-k's check).
+__global__ void __launch_bounds__(kThreads)
+    radix_pass_kernel(const float* __restrict__ a, int64_t m, int shift, uint32_t digit_mask,
+                      Ctl* ctl, unsigned int* hist, int slot, int last, int check_nan) {
+  __shared__ unsigned int sh[kBins];
+  __shared__ bool am_last;
+  for (int i = threadIdx.x; i < kBins; i += kThreads) sh[i] = 0;
+  __syncthreads();
+  const uint32_t prefix = ctl->prefix;
+  const uint32_t mask = ctl->mask;
+  const int64_t stride = int64_t{gridDim.x} * kThreads;
+  for (int64_t i = int64_t{blockIdx.x} * kThreads + threadIdx.x; i < m; i += stride) {
+    const float x = a[i];
+    if (check_nan && isnan(x)) atomicMin(&ctl->nan_first, static_cast<unsigned long long>(i));
+    const uint32_t key = mag_bits(x);
+    if ((key & mask) == prefix) atomicAdd(&sh[(key >> shift) & digit_mask], 1u);
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < kBins; i += kThreads) {
+    if (sh[i] != 0) atomicAdd(&hist[i], sh[i]);
+  }
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) am_last = atomicAdd(&ctl->done_blocks, 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (!am_last) return;
+  __threadfence();
+  // Thread t owns the 8 bins 2047 - 8t - j (j = 0..7): descending digits in thread order.
+  using Scan = cub::BlockScan<long long, kThreads>;
+  __shared__ typename Scan::TempStorage scan_tmp;
+  constexpr int kPer = kBins / kThreads;
+  long long c[kPer];
+  long long mine = 0;
+  for (int j = 0; j < kPer; ++j) {
+    const int b = kBins - 1 - kPer * threadIdx.x - j;
+    c[j] = b <= static_cast<int>(digit_mask) ? static_cast<long long>(__ldcg(&hist[b])) : 0;
+    mine += c[j];
+  }
+  long long before = 0;
+  Scan(scan_tmp).ExclusiveSum(mine, before);
+  const long long krem = __ldcg(&ctl->krem);
+  for (int j = 0; j < kPer; ++j) {
+    if (before < krem && krem <= before + c[j]) {
+      const uint32_t d = static_cast<uint32_t>(kBins - 1 - kPer * threadIdx.x - j);
+      const uint32_t p = __ldcg(&ctl->prefix) | (d << shift);
+      ctl->prefix = p;
+      ctl->mask = __ldcg(&ctl->mask) | (digit_mask << shift);
+      ctl->krem = krem - before;
+      if (last) {
+        ctl->result[slot] = p;
+        if (slot == 0) ctl->thr = __uint_as_float(p);
+      }
+    }
+    before += c[j];
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < kBins; i += kThreads) hist[i] = 0;
+  if (threadIdx.x == 0) ctl->done_blocks = 0;
+}
+
+// What a pass selects: kGe, |a| >= ctl->thr (a float compare, so NaN never); kTie, the bits of |a|
+// above result[slot] (class 1) or equal to it (class 2).
+enum class Mode { kGe, kTie };
+
+template <Mode kMode>
+__device__ __forceinline__ int classify(float x, float thr, uint32_t t) {
+  if constexpr (kMode == Mode::kGe) {
+    return fabsf(x) >= thr ? 1 : 0;
+  } else {
+    const uint32_t b = mag_bits(x);
+    return b > t ? 1 : (b == t ? 2 : 0);
+  }
+}
+
+// The number of elements m: the host's, or, with m_dev, min(*m_dev, m) (the candidate list, whose
+// length only the device knows).
+__device__ __forceinline__ int64_t length(int64_t m, const unsigned long long* m_dev) {
+  if (m_dev == nullptr) return m;
+  const auto d = static_cast<int64_t>(*m_dev);
+  return d < m ? d : m;
+}
+
+// Pass 1 of a compaction: per tile (kTile elements) the class-1 and class-2 counts; their totals
+// in ctl->count (class 1) and ctl->aux (class 2).
+template <Mode kMode>
+__global__ void __launch_bounds__(kThreads)
+    tile_count_kernel(const float* __restrict__ a, int64_t m_max, const unsigned long long* m_dev,
+                      Ctl* ctl, int slot, long long* __restrict__ tile_c1,
+                      long long* __restrict__ tile_c2) {
+  const int64_t m = length(m_max, m_dev);
+  const int64_t begin = int64_t{blockIdx.x} * kTile;
+  int c1 = 0;
+  int c2 = 0;
+  if (begin < m) {
+    const float thr = ctl->thr;
+    const uint32_t t = ctl->result[slot];
+#pragma unroll
+    for (int j = 0; j < kItems; ++j) {
+      const int64_t i = begin + int64_t{j} * kThreads + threadIdx.x;
+      if (i < m) {
+        const int c = classify<kMode>(a[i], thr, t);
+        c1 += c == 1;
+        c2 += c == 2;
+      }
+    }
+  }
+  using Reduce = cub::BlockReduce<int, kThreads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  const int s1 = Reduce(tmp).Sum(c1);
+  __syncthreads();
+  const int s2 = Reduce(tmp).Sum(c2);
+  if (threadIdx.x == 0) {
+    tile_c1[blockIdx.x] = s1;
+    tile_c2[blockIdx.x] = s2;
+    if (s1 != 0) atomicAdd(&ctl->count, static_cast<unsigned long long>(s1));
+    if (s2 != 0) atomicAdd(&ctl->aux, static_cast<unsigned long long>(s2));
+  }
+}
+
+// Between the passes, one block: each tile's first output position and the class-2 elements of
+// the tiles before it. Class 2 takes the first `k - ctl->count` in order (kTie; none in kGe).
+__global__ void __launch_bounds__(1024)
+    tile_offsets_kernel(const long long* __restrict__ tile_c1,
+                        const long long* __restrict__ tile_c2, int64_t tiles, long long k,
+                        int tie_mode, const Ctl* ctl, long long* __restrict__ tile_off,
+                        long long* __restrict__ tile_c2_before) {
+  using Scan = cub::BlockScan<long long, 1024>;
+  __shared__ typename Scan::TempStorage tmp;
+  const long long ties = tie_mode ? k - static_cast<long long>(ctl->count) : 0;
+  long long carry_sel = 0;
+  long long carry_c2 = 0;
+  for (int64_t base = 0; base < tiles; base += 1024) {
+    const int64_t j = base + threadIdx.x;
+    const long long c1 = j < tiles ? tile_c1[j] : 0;
+    const long long c2 = j < tiles ? tile_c2[j] : 0;
+    long long c2_before = 0;
+    long long c2_total = 0;
+    Scan(tmp).ExclusiveSum(c2, c2_before, c2_total);
+    __syncthreads();
+    c2_before += carry_c2;
+    long long left = ties - c2_before;
+    left = left < 0 ? 0 : (left > c2 ? c2 : left);
+    long long off = 0;
+    long long sel_total = 0;
+    Scan(tmp).ExclusiveSum(c1 + left, off, sel_total);
+    __syncthreads();
+    if (j < tiles) {
+      tile_off[j] = carry_sel + off;
+      tile_c2_before[j] = c2_before;
+    }
+    carry_sel += sel_total;
+    carry_c2 += c2_total;
+  }
+}
+
+// Pass 2: writes, in order, the selected elements' indices (idx_map[i], or i) and values
+// x[index] at their tile's offset, the first `limit` only.
+template <Mode kMode>
+__global__ void __launch_bounds__(kThreads)
+    tile_write_kernel(const float* __restrict__ a, int64_t m_max, const unsigned long long* m_dev,
+                      const int64_t* __restrict__ idx_map, const float* __restrict__ x,
+                      const Ctl* ctl, int slot, long long k, int tie_mode,
+                      const long long* __restrict__ tile_off,
+                      const long long* __restrict__ tile_c2_before, long long limit,
+                      int64_t* __restrict__ out_idx, float* __restrict__ out_val) {
+  const int64_t m = length(m_max, m_dev);
+  const int64_t begin = int64_t{blockIdx.x} * kTile;
+  if (begin >= m) return;  // uniform across the block
+  using Load = cub::BlockLoad<float, kThreads, kItems, cub::BLOCK_LOAD_WARP_TRANSPOSE>;
+  using Scan = cub::BlockScan<int, kThreads>;
+  __shared__ union {
+    typename Load::TempStorage load;
+    typename Scan::TempStorage scan;
+  } tmp;
+  const int valid = m - begin < kTile ? static_cast<int>(m - begin) : static_cast<int>(kTile);
+  float items[kItems];
+  Load(tmp.load).Load(a + begin, items, valid, 0.0f);
+  __syncthreads();
+  const float thr = ctl->thr;
+  const uint32_t t = ctl->result[slot];
+  const long long ties = tie_mode ? k - static_cast<long long>(ctl->count) : 0;
+  // Blocked arrangement: thread t holds elements begin + kItems * t + j, so scans in thread order
+  // are scans in index order.
+  int cls[kItems];
+  int n2 = 0;
+#pragma unroll
+  for (int j = 0; j < kItems; ++j) {
+    const bool in = kItems * static_cast<int>(threadIdx.x) + j < valid;
+    cls[j] = in ? classify<kMode>(items[j], thr, t) : 0;
+    n2 += cls[j] == 2;
+  }
+  int r2 = 0;
+  Scan(tmp.scan).ExclusiveSum(n2, r2);
+  __syncthreads();
+  long long c2_rank = tile_c2_before[blockIdx.x] + r2;
+  int nsel = 0;
+  bool sel[kItems];
+#pragma unroll
+  for (int j = 0; j < kItems; ++j) {
+    sel[j] = cls[j] == 1;
+    if (cls[j] == 2) {
+      sel[j] = c2_rank < ties;
+      ++c2_rank;
+    }
+    nsel += sel[j];
+  }
+  int rank = 0;
+  Scan(tmp.scan).ExclusiveSum(nsel, rank);
+  long long pos = tile_off[blockIdx.x] + rank;
+#pragma unroll
+  for (int j = 0; j < kItems; ++j) {
+    if (!sel[j]) continue;
+    if (pos < limit) {
+      const int64_t i = begin + kItems * static_cast<int64_t>(threadIdx.x) + j;
+      const int64_t index = idx_map != nullptr ? idx_map[i] : i;
+      out_idx[pos] = index;
+      out_val[pos] = x[index];
+    }
+    ++pos;
+  }
+}
+
+// |x[start + j * stride]| for j in [0, count), and the lowest sampled NaN index.
+__global__ void sample_kernel(const float* __restrict__ x, int64_t start, int64_t stride,
+                              int64_t count, float* __restrict__ out, Ctl* ctl) {
+  const int64_t j = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  if (j >= count) return;
+  const int64_t i = start + j * stride;
+  const float a = fabsf(x[i]);
+  if (isnan(a)) atomicMin(&ctl->nan_first, static_cast<unsigned long long>(i));
+  out[j] = a;
+}
+
+// Elements with |a| >= thr into ctl->aux (the sampled values at or above the provisional
+// threshold).
+__global__ void __launch_bounds__(kThreads)
+    count_ge_kernel(const float* __restrict__ a, int64_t m, float thr, Ctl* ctl) {
+  int c = 0;
+  const int64_t stride = int64_t{gridDim.x} * kThreads;
+  for (int64_t i = int64_t{blockIdx.x} * kThreads + threadIdx.x; i < m; i += stride) {
+    c += fabsf(a[i]) >= thr;
+  }
+  using Reduce = cub::BlockReduce<int, kThreads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  const int s = Reduce(tmp).Sum(c);
+  if (threadIdx.x == 0 && s != 0) atomicAdd(&ctl->aux, static_cast<unsigned long long>(s));
+}
+
+// Sets the threshold of the next kGe passes and clears the counters they add to.
+__global__ void set_threshold_kernel(Ctl* ctl, float thr, int use_value) {
+  if (use_value) ctl->thr = thr;
+  ctl->count = 0;
+  ctl->aux = 0;
+}
+
+// Clears the listing pass's and the sample's counters.
+__global__ void reset_step_kernel(Ctl* ctl) {
+  ctl->list_count = 0;
+  ctl->nan_first = kNoNan;
+  ctl->count = 0;
+  ctl->aux = 0;
+}
+
+}  // namespace terse::dgc_cuda
