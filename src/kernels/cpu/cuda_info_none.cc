@@ -5,6 +5,7 @@
 #include "terse/core/check.h"
 #include "terse/kernels/cuda_info.h"
 #include "terse/kernels/cuda_multi_tensor.h"
+#include "terse/kernels/cuda_sign_codec.h"
 
 namespace terse {
 
@@ -32,6 +33,25 @@ std::vector<double> cuda_piece_sum_squares(int /*device*/,
 void* cuda_alloc_zeroed(int /*device*/, size_t /*bytes*/) { no_cuda("cuda_alloc_zeroed"); }
 void cuda_free(void* /*ptr*/) noexcept {}
 void cuda_copy(void* /*dst*/, const void* /*src*/, size_t /*bytes*/) { no_cuda("cuda_copy"); }
+
+size_t cuda_onebit_body_bytes(int64_t /*n*/) { no_cuda("cuda_onebit_body_bytes"); }
+size_t cuda_onebit_encode(const float* /*x*/, int64_t /*n*/, uint8_t* /*body*/,
+                          size_t /*body_cap*/) {
+  no_cuda("cuda_onebit_encode");
+}
+void cuda_onebit_decode(const uint8_t* /*body*/, size_t /*body_bytes*/, float* /*out*/,
+                        int64_t /*n*/, bool /*accumulate*/) {
+  no_cuda("cuda_onebit_decode");
+}
+size_t cuda_scaled_sign_body_bytes(int64_t /*n*/) { no_cuda("cuda_scaled_sign_body_bytes"); }
+size_t cuda_scaled_sign_encode(const float* /*x*/, int64_t /*n*/, uint8_t* /*body*/,
+                               size_t /*body_cap*/) {
+  no_cuda("cuda_scaled_sign_encode");
+}
+void cuda_scaled_sign_decode(const uint8_t* /*body*/, size_t /*body_bytes*/, float* /*out*/,
+                             int64_t /*n*/, bool /*accumulate*/) {
+  no_cuda("cuda_scaled_sign_decode");
+}
 
 CudaInfo CudaInfo::query() {
   CudaInfo info;
