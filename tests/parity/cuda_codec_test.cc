@@ -15,8 +15,11 @@
 #include "cuda_codec_test_util.h"
 #include "seq_sum.cuh"
 #include "terse/compress/one_bit.h"
+#include "terse/compress/qsgd.h"
 #include "terse/compress/scaled_sign.h"
+#include "terse/compress/tern_grad.h"
 #include "terse/core/error.h"
+#include "terse/kernels/cuda_quant_codec.h"
 #include "terse/kernels/cuda_sign_codec.h"
 
 namespace terse::codec_test {
@@ -189,6 +192,105 @@ TEST(CudaSignCodec, CorruptBodiesAreRefusedBeforeWriting) {
   b[3] = 0xff;  // NaN scale
   b[2] = 0xc0;
   expect_refused(cuda_scaled_sign_decode, b, b.size(), n, "sign NaN scale");
+}
+
+// --- QSGD and TernGrad ------------------------------------------------------------------------
+
+const std::vector<uint64_t> kSeeds = {0, 12345, 0xdeadbeefcafe1234ull};
+
+TEST(CudaQuantCodec, QsgdMatchesTheCpu) {
+  TERSE_SKIP_WITHOUT_GPU();
+  // Field widths 2, 3, 8, 10 and 16 bits: groups of 8 elements end on byte boundaries.
+  for (const uint32_t levels : {1u, 3u, 127u, 511u, 32767u}) {
+    for (const int64_t n : kSizes) {
+      for (const uint64_t seed : kSeeds) {
+        if (n > 70000 && seed != kSeeds[1]) continue;
+        const std::vector<float> x = random_floats(n, 3 * n + levels, levels == 127u);
+        const Qsgd cpu(levels);
+        const std::string what = "qsgd levels=" + std::to_string(levels) +
+                                 " n=" + std::to_string(n) + " seed=" + std::to_string(seed);
+        const std::vector<uint8_t> payload = cpu_payload(cpu, x, seed);
+        const std::vector<uint8_t> body = body_of(payload);
+        ASSERT_EQ(cuda_qsgd_body_bytes(n, levels), body.size()) << what;
+        DeviceBuffer dx(x), dbody(body.size());
+        ASSERT_EQ(cuda_qsgd_encode(dx.f32(), n, levels, seed, dbody.u8(), body.size()),
+                  body.size());
+        expect_same_bytes(body, dbody.download<uint8_t>(body.size()), what + " encode");
+        DeviceBuffer cpu_body(body);
+        for (const bool acc : {false, true}) {
+          const std::vector<float> init = random_floats(n, 98, false);
+          DeviceBuffer dout(init);
+          cuda_qsgd_decode(cpu_body.u8(), body.size(), levels, dout.f32(), n, acc);
+          expect_same_bytes(cpu_decode(cpu, payload, init, acc), dout.download<float>(init.size()),
+                            what + (acc ? " decode accumulate" : " decode"));
+        }
+      }
+    }
+  }
+}
+
+TEST(CudaQuantCodec, TernGradMatchesTheCpu) {
+  TERSE_SKIP_WITHOUT_GPU();
+  for (const int64_t n : kSizes) {
+    for (const uint64_t seed : kSeeds) {
+      const std::vector<float> x = random_floats(n, 5 * n + seed, seed == 0);
+      const TernGrad cpu;
+      const std::string what = "terngrad n=" + std::to_string(n) + " seed=" + std::to_string(seed);
+      const std::vector<uint8_t> payload = cpu_payload(cpu, x, seed);
+      const std::vector<uint8_t> body = body_of(payload);
+      ASSERT_EQ(cuda_terngrad_body_bytes(n), body.size()) << what;
+      DeviceBuffer dx(x), dbody(body.size());
+      ASSERT_EQ(cuda_terngrad_encode(dx.f32(), n, seed, dbody.u8(), body.size()), body.size());
+      expect_same_bytes(body, dbody.download<uint8_t>(body.size()), what + " encode");
+      DeviceBuffer cpu_body(body);
+      for (const bool acc : {false, true}) {
+        const std::vector<float> init = random_floats(n, 97, false);
+        DeviceBuffer dout(init);
+        cuda_terngrad_decode(cpu_body.u8(), body.size(), dout.f32(), n, acc);
+        expect_same_bytes(cpu_decode(cpu, payload, init, acc), dout.download<float>(init.size()),
+                          what + (acc ? " decode accumulate" : " decode"));
+      }
+    }
+  }
+}
+
+TEST(CudaQuantCodec, NonFiniteInputAndCorruptBodies) {
+  TERSE_SKIP_WITHOUT_GPU();
+  std::vector<float> x = random_floats(3000, 6, false);
+  x[2999] = std::numeric_limits<float>::infinity();
+  DeviceBuffer dx(x), dbody(cuda_qsgd_body_bytes(3000, 32767));
+  EXPECT_THROW(cpu_payload(Qsgd(5), x, 1), NumericalError);
+  EXPECT_THROW(cuda_qsgd_encode(dx.f32(), 3000, 5, 1, dbody.u8(), dbody.bytes), NumericalError);
+  EXPECT_THROW(cpu_payload(TernGrad(), x, 1), NumericalError);
+  EXPECT_THROW(cuda_terngrad_encode(dx.f32(), 3000, 1, dbody.u8(), dbody.bytes), NumericalError);
+
+  const int64_t n = 11;  // qsgd levels=5: 4-bit fields, 44 bits, 4 padding bits
+  const std::vector<float> y = random_floats(n, 9, false);
+  const std::vector<uint8_t> q = body_of(cpu_payload(Qsgd(5), y, 3));
+  auto qsgd5 = [](const uint8_t* b, size_t len, float* out, int64_t m, bool acc) {
+    cuda_qsgd_decode(b, len, 5, out, m, acc);
+  };
+  expect_refused(qsgd5, q, q.size() + 1, n, "qsgd long body");
+  std::vector<uint8_t> b = q;
+  b[8] = static_cast<uint8_t>((b[8] & 0x0f) | 0x70);  // element 0: level 7 > 5
+  expect_refused(qsgd5, b, b.size(), n, "qsgd level above levels");
+  b = q;
+  b[0] = 6;  // the levels field
+  expect_refused(qsgd5, b, b.size(), n, "qsgd levels field");
+  b = q;
+  b.back() |= 0x08;
+  expect_refused(qsgd5, b, b.size(), n, "qsgd padding");
+  b = q;
+  b[7] = 0xbf;  // negative norm
+  expect_refused(qsgd5, b, b.size(), n, "qsgd negative norm");
+
+  const std::vector<uint8_t> t = body_of(cpu_payload(TernGrad(), y, 3));
+  b = t;
+  b[4 + 1] |= 0x03;  // element 7: code 3
+  expect_refused(cuda_terngrad_decode, b, b.size(), n, "terngrad code 3");
+  b = t;
+  b.back() |= 0x01;  // 22 bits used, 2 padding bits
+  expect_refused(cuda_terngrad_decode, b, b.size(), n, "terngrad padding");
 }
 
 // --- argument checks (no GPU needed: they fail before any CUDA call) --------------------------

@@ -5,6 +5,7 @@
 #include "terse/core/check.h"
 #include "terse/kernels/cuda_info.h"
 #include "terse/kernels/cuda_multi_tensor.h"
+#include "terse/kernels/cuda_quant_codec.h"
 #include "terse/kernels/cuda_sign_codec.h"
 
 namespace terse {
@@ -51,6 +52,25 @@ size_t cuda_scaled_sign_encode(const float* /*x*/, int64_t /*n*/, uint8_t* /*bod
 void cuda_scaled_sign_decode(const uint8_t* /*body*/, size_t /*body_bytes*/, float* /*out*/,
                              int64_t /*n*/, bool /*accumulate*/) {
   no_cuda("cuda_scaled_sign_decode");
+}
+
+size_t cuda_qsgd_body_bytes(int64_t /*n*/, uint32_t /*levels*/) { no_cuda("cuda_qsgd_body_bytes"); }
+size_t cuda_qsgd_encode(const float* /*x*/, int64_t /*n*/, uint32_t /*levels*/,
+                        uint64_t /*seed_step*/, uint8_t* /*body*/, size_t /*body_cap*/) {
+  no_cuda("cuda_qsgd_encode");
+}
+void cuda_qsgd_decode(const uint8_t* /*body*/, size_t /*body_bytes*/, uint32_t /*levels*/,
+                      float* /*out*/, int64_t /*n*/, bool /*accumulate*/) {
+  no_cuda("cuda_qsgd_decode");
+}
+size_t cuda_terngrad_body_bytes(int64_t /*n*/) { no_cuda("cuda_terngrad_body_bytes"); }
+size_t cuda_terngrad_encode(const float* /*x*/, int64_t /*n*/, uint64_t /*seed_step*/,
+                            uint8_t* /*body*/, size_t /*body_cap*/) {
+  no_cuda("cuda_terngrad_encode");
+}
+void cuda_terngrad_decode(const uint8_t* /*body*/, size_t /*body_bytes*/, float* /*out*/,
+                          int64_t /*n*/, bool /*accumulate*/) {
+  no_cuda("cuda_terngrad_decode");
 }
 
 CudaInfo CudaInfo::query() {
