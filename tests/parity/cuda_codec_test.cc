@@ -8,18 +8,25 @@
 
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "cuda_codec_test_util.h"
 #include "seq_sum.cuh"
+#include "terse/compress/cast.h"
 #include "terse/compress/one_bit.h"
 #include "terse/compress/qsgd.h"
 #include "terse/compress/scaled_sign.h"
 #include "terse/compress/tern_grad.h"
+#include "terse/compress/top_k.h"
+#include "terse/compress/wire_format.h"
 #include "terse/core/error.h"
+#include "terse/kernels/cuda_cast_codec.h"
 #include "terse/kernels/cuda_quant_codec.h"
+#include "terse/kernels/cuda_scatter_add.h"
 #include "terse/kernels/cuda_sign_codec.h"
 
 namespace terse::codec_test {
@@ -291,6 +298,130 @@ TEST(CudaQuantCodec, NonFiniteInputAndCorruptBodies) {
   b = t;
   b.back() |= 0x01;  // 22 bits used, 2 padding bits
   expect_refused(cuda_terngrad_decode, b, b.size(), n, "terngrad padding");
+}
+
+// --- fp16 / bf16 casts -----------------------------------------------------------------------
+
+TEST(CudaCastCodec, Fp16AndBf16MatchTheCpu) {
+  TERSE_SKIP_WITHOUT_GPU();
+  for (const DType coding : {DType::kF16, DType::kBF16}) {
+    const Cast cpu(coding == DType::kF16 ? ValueCoding::kF16 : ValueCoding::kBF16);
+    for (const int64_t n : kSizes) {
+      // wide values reach f16's overflow (inf) and subnormal ranges; add NaN, inf, ties.
+      std::vector<float> x = random_floats(n, 13 * n, true);
+      const float special[] = {std::numeric_limits<float>::quiet_NaN(),
+                               std::numeric_limits<float>::infinity(),
+                               65504.0f,
+                               65520.0f,
+                               1.0f + 0x1p-11f,
+                               0x1p-25f,
+                               0x3p-26f,
+                               -0x1p-24f,
+                               1.0f + 0x1p-8f};
+      for (size_t k = 0; k < std::size(special) && k < x.size(); ++k) x[k] = special[k];
+      const std::string what = std::string(dtype_name(coding)) + " n=" + std::to_string(n);
+      const std::vector<uint8_t> payload = cpu_payload(cpu, x, 0);
+      const std::vector<uint8_t> body = body_of(payload);
+      ASSERT_EQ(cuda_cast_body_bytes(n), body.size());
+      // One byte into the allocation: the unaligned (byte-wise) path.
+      for (const size_t offset : {size_t{0}, size_t{1}}) {
+        DeviceBuffer dx(x), dbody(body.size() + 1);
+        ASSERT_EQ(cuda_cast_encode(dx.f32(), n, coding, dbody.u8() + offset, body.size()),
+                  body.size());
+        std::vector<uint8_t> got = dbody.download<uint8_t>(body.size() + offset);
+        got.erase(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(offset));
+        expect_same_bytes(body, got, what + " encode offset " + std::to_string(offset));
+        EXPECT_EQ(cudaMemcpy(dbody.u8() + offset, body.data(), body.size(), cudaMemcpyHostToDevice),
+                  cudaSuccess);
+        for (const bool acc : {false, true}) {
+          const std::vector<float> init = random_floats(n, 96, false);
+          DeviceBuffer dout(init);
+          cuda_cast_decode(dbody.u8() + offset, body.size(), coding, dout.f32(), n, acc);
+          expect_same_bytes(cpu_decode(cpu, payload, init, acc), dout.download<float>(init.size()),
+                            what + (acc ? " decode accumulate" : " decode"));
+        }
+      }
+    }
+  }
+  const std::vector<float> init(5, 1.0f);
+  DeviceBuffer dbody(10), dout(init);
+  EXPECT_THROW(cuda_cast_decode(dbody.u8(), 9, DType::kF16, dout.f32(), 5, false), CorruptData);
+  expect_same_bytes(init, dout.download<float>(5), "cast short body: out unchanged");
+  EXPECT_THROW(cuda_cast_encode(dout.f32(), 5, DType::kF32, dbody.u8(), 10), InvalidArgument);
+}
+
+// --- sparse scatter-add ----------------------------------------------------------------------
+
+// The (index, value) lists of a CPU Top-k payload (f32 values, delta-varint indices).
+void parse_sparse(const std::vector<uint8_t>& payload, std::vector<int64_t>* idx,
+                  std::vector<float>* val) {
+  const PayloadHeader h = read_payload_header(payload.data(), payload.size());
+  const uint8_t* body = payload.data() + kPayloadHeaderBytes;
+  val->resize(h.count);
+  std::memcpy(val->data(), body, h.count * sizeof(float));
+  const uint8_t* p = body + h.count * sizeof(float);
+  const uint8_t* end = payload.data() + payload.size();
+  idx->resize(h.count);
+  int64_t prev = 0;
+  for (uint64_t k = 0; k < h.count; ++k) {
+    const auto d = static_cast<int64_t>(read_varint(&p, end, "index"));
+    prev = k == 0 ? d : prev + d;
+    (*idx)[k] = prev;
+  }
+}
+
+TEST(CudaScatterAdd, RankOrderedSumEqualsTheCpuDecodes) {
+  TERSE_SKIP_WITHOUT_GPU();
+  for (const int64_t n : kSizes) {
+    for (const double density : {0.01, 0.5, 1.0}) {
+      const TopK cpu(density, ValueCoding::kF32);
+      const int ranks = 4;
+      std::vector<std::vector<uint8_t>> payloads;
+      std::vector<std::vector<int64_t>> idx(ranks);
+      std::vector<std::vector<float>> val(ranks);
+      std::vector<std::unique_ptr<DeviceBuffer>> dev;
+      std::vector<CudaSparseList> lists;
+      for (int r = 0; r < ranks; ++r) {
+        payloads.push_back(cpu_payload(cpu, random_floats(n, 31 * r + n, r % 2 == 1), 0));
+        parse_sparse(payloads.back(), &idx[r], &val[r]);
+        dev.push_back(std::make_unique<DeviceBuffer>(idx[r]));
+        dev.push_back(std::make_unique<DeviceBuffer>(val[r]));
+        lists.push_back({static_cast<const int64_t*>(dev[2 * r]->ptr), dev[2 * r + 1]->f32(),
+                         static_cast<int64_t>(idx[r].size())});
+      }
+      for (const bool acc : {false, true}) {
+        const std::vector<float> init = random_floats(n, 95, false);
+        std::vector<float> want = init;
+        for (int r = 0; r < ranks; ++r) want = cpu_decode(cpu, payloads[r], want, acc || r > 0);
+        DeviceBuffer dout(init);
+        cuda_scatter_add(lists.data(), lists.size(), dout.f32(), n, acc);
+        expect_same_bytes(want, dout.download<float>(init.size()),
+                          "scatter-add n=" + std::to_string(n) +
+                              " density=" + std::to_string(density) + (acc ? " accumulate" : ""));
+      }
+    }
+  }
+}
+
+TEST(CudaScatterAdd, BadIndicesAreCorruptDataAndOutIsUntouched) {
+  TERSE_SKIP_WITHOUT_GPU();
+  const int64_t n = 1000;
+  const std::vector<int64_t> good = {0, 5, 999};
+  const std::vector<float> vals = {1.0f, 2.0f, 3.0f};
+  for (const std::vector<int64_t>& bad :
+       {std::vector<int64_t>{0, 5, 1000}, std::vector<int64_t>{-1, 5, 7},
+        std::vector<int64_t>{3, 3, 7}, std::vector<int64_t>{9, 5, 7}}) {
+    DeviceBuffer dgood(good), dbad(bad), dval(vals);
+    const CudaSparseList lists[3] = {{static_cast<const int64_t*>(dgood.ptr), dval.f32(), 3},
+                                     {static_cast<const int64_t*>(dgood.ptr), dval.f32(), 3},
+                                     {static_cast<const int64_t*>(dbad.ptr), dval.f32(), 3}};
+    const std::vector<float> init = random_floats(n, 94, false);
+    DeviceBuffer dout(init);
+    for (const bool acc : {false, true}) {
+      EXPECT_THROW(cuda_scatter_add(lists, 3, dout.f32(), n, acc), CorruptData);
+      expect_same_bytes(init, dout.download<float>(init.size()), "bad index: out unchanged");
+    }
+  }
 }
 
 // --- argument checks (no GPU needed: they fail before any CUDA call) --------------------------

@@ -3,9 +3,11 @@
 #include <vector>
 
 #include "terse/core/check.h"
+#include "terse/kernels/cuda_cast_codec.h"
 #include "terse/kernels/cuda_info.h"
 #include "terse/kernels/cuda_multi_tensor.h"
 #include "terse/kernels/cuda_quant_codec.h"
+#include "terse/kernels/cuda_scatter_add.h"
 #include "terse/kernels/cuda_sign_codec.h"
 
 namespace terse {
@@ -71,6 +73,20 @@ size_t cuda_terngrad_encode(const float* /*x*/, int64_t /*n*/, uint64_t /*seed_s
 void cuda_terngrad_decode(const uint8_t* /*body*/, size_t /*body_bytes*/, float* /*out*/,
                           int64_t /*n*/, bool /*accumulate*/) {
   no_cuda("cuda_terngrad_decode");
+}
+
+size_t cuda_cast_body_bytes(int64_t /*n*/) { no_cuda("cuda_cast_body_bytes"); }
+size_t cuda_cast_encode(const float* /*x*/, int64_t /*n*/, DType /*coding*/, uint8_t* /*body*/,
+                        size_t /*body_cap*/) {
+  no_cuda("cuda_cast_encode");
+}
+void cuda_cast_decode(const uint8_t* /*body*/, size_t /*body_bytes*/, DType /*coding*/,
+                      float* /*out*/, int64_t /*n*/, bool /*accumulate*/) {
+  no_cuda("cuda_cast_decode");
+}
+void cuda_scatter_add(const CudaSparseList* /*lists*/, size_t /*num_lists*/, float* /*out*/,
+                      int64_t /*n*/, bool /*accumulate*/) {
+  no_cuda("cuda_scatter_add");
 }
 
 CudaInfo CudaInfo::query() {
