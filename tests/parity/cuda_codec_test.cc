@@ -19,6 +19,7 @@
 #include "terse/compress/cast.h"
 #include "terse/compress/one_bit.h"
 #include "terse/compress/qsgd.h"
+#include "terse/compress/rand_k.h"
 #include "terse/compress/scaled_sign.h"
 #include "terse/compress/tern_grad.h"
 #include "terse/compress/top_k.h"
@@ -26,6 +27,7 @@
 #include "terse/core/error.h"
 #include "terse/kernels/cuda_cast_codec.h"
 #include "terse/kernels/cuda_quant_codec.h"
+#include "terse/kernels/cuda_rand_k.h"
 #include "terse/kernels/cuda_scatter_add.h"
 #include "terse/kernels/cuda_sign_codec.h"
 
@@ -422,6 +424,69 @@ TEST(CudaScatterAdd, BadIndicesAreCorruptDataAndOutIsUntouched) {
       expect_same_bytes(init, dout.download<float>(init.size()), "bad index: out unchanged");
     }
   }
+}
+
+// --- Rand-k -----------------------------------------------------------------------------------
+
+TEST(CudaRandK, IndicesAreTheCpuFloydDraws) {
+  TERSE_SKIP_WITHOUT_GPU();
+  std::vector<int64_t> sizes = kSizes;
+  sizes.push_back((int64_t{1} << 22) + 7);  // density 1: ~2000 Lemire rejections in the walk
+  for (const int64_t n : sizes) {
+    for (const double density : {0.01, 0.3, 1.0}) {
+      if (n > (1 << 21) && density != 1.0) continue;
+      for (const uint64_t seed : kSeeds) {
+        const RandK cpu(density, ValueCoding::kF32, true, false);
+        const std::vector<int64_t> want = cpu.indices(n, seed);
+        const int64_t k = cpu.k_for(n);
+        DeviceBuffer didx(static_cast<size_t>(k) * sizeof(int64_t));
+        cuda_rand_k_indices(n, k, seed, static_cast<int64_t*>(didx.ptr));
+        expect_same_bytes(want, didx.download<int64_t>(static_cast<size_t>(k)),
+                          "randk indices n=" + std::to_string(n) + " density=" +
+                              std::to_string(density) + " seed=" + std::to_string(seed));
+      }
+    }
+  }
+}
+
+TEST(CudaRandK, BodyAndDecodeMatchTheCpu) {
+  TERSE_SKIP_WITHOUT_GPU();
+  for (const int64_t n : kSizes) {
+    for (const bool half : {false, true}) {
+      for (const bool scale : {false, true}) {
+        const double density = 0.1;
+        const uint64_t seed = 777 + static_cast<uint64_t>(n);
+        const RandK cpu(density, half ? ValueCoding::kF16 : ValueCoding::kF32, scale, false);
+        const DType values = half ? DType::kF16 : DType::kF32;
+        const int64_t k = cpu.k_for(n);
+        const std::vector<float> x = random_floats(n, 41 * n, false);
+        const std::string what =
+            "randk n=" + std::to_string(n) + (half ? " f16" : " f32") + (scale ? " scale" : "");
+        const std::vector<uint8_t> payload = cpu_payload(cpu, x, seed);
+        const std::vector<uint8_t> body = body_of(payload);
+        ASSERT_EQ(cuda_rand_k_body_bytes(k, values), body.size()) << what;
+        DeviceBuffer dx(x), dbody(body.size());
+        ASSERT_EQ(cuda_rand_k_encode(dx.f32(), n, k, scale, values, seed, dbody.u8(), body.size()),
+                  body.size());
+        expect_same_bytes(body, dbody.download<uint8_t>(body.size()), what + " encode");
+        DeviceBuffer cpu_body(body);
+        for (const bool acc : {false, true}) {
+          const std::vector<float> init = random_floats(n, 93, false);
+          DeviceBuffer dout(init);
+          cuda_rand_k_decode(cpu_body.u8(), body.size(), k, values, dout.f32(), n, acc);
+          expect_same_bytes(cpu_decode(cpu, payload, init, acc), dout.download<float>(init.size()),
+                            what + (acc ? " decode accumulate" : " decode"));
+        }
+      }
+    }
+  }
+  const std::vector<float> init(100, 2.0f);
+  DeviceBuffer dbody(100), dout(init);
+  EXPECT_THROW(cuda_rand_k_decode(dbody.u8(), 47, 10, DType::kF32, dout.f32(), 100, false),
+               CorruptData);
+  expect_same_bytes(init, dout.download<float>(100), "randk short body: out unchanged");
+  EXPECT_THROW(cuda_rand_k_decode(dbody.u8(), 48, 101, DType::kF32, dout.f32(), 100, false),
+               InvalidArgument);
 }
 
 // --- argument checks (no GPU needed: they fail before any CUDA call) --------------------------

@@ -7,6 +7,7 @@
 #include "terse/kernels/cuda_info.h"
 #include "terse/kernels/cuda_multi_tensor.h"
 #include "terse/kernels/cuda_quant_codec.h"
+#include "terse/kernels/cuda_rand_k.h"
 #include "terse/kernels/cuda_scatter_add.h"
 #include "terse/kernels/cuda_sign_codec.h"
 
@@ -87,6 +88,22 @@ void cuda_cast_decode(const uint8_t* /*body*/, size_t /*body_bytes*/, DType /*co
 void cuda_scatter_add(const CudaSparseList* /*lists*/, size_t /*num_lists*/, float* /*out*/,
                       int64_t /*n*/, bool /*accumulate*/) {
   no_cuda("cuda_scatter_add");
+}
+
+void cuda_rand_k_indices(int64_t /*n*/, int64_t /*k*/, uint64_t /*seed_step*/, int64_t* /*idx*/) {
+  no_cuda("cuda_rand_k_indices");
+}
+size_t cuda_rand_k_body_bytes(int64_t /*k*/, DType /*values*/) {
+  no_cuda("cuda_rand_k_body_bytes");
+}
+size_t cuda_rand_k_encode(const float* /*x*/, int64_t /*n*/, int64_t /*k*/, bool /*scale*/,
+                          DType /*values*/, uint64_t /*seed_step*/, uint8_t* /*body*/,
+                          size_t /*body_cap*/) {
+  no_cuda("cuda_rand_k_encode");
+}
+void cuda_rand_k_decode(const uint8_t* /*body*/, size_t /*body_bytes*/, int64_t /*k*/,
+                        DType /*values*/, float* /*out*/, int64_t /*n*/, bool /*accumulate*/) {
+  no_cuda("cuda_rand_k_decode");
 }
 
 CudaInfo CudaInfo::query() {
