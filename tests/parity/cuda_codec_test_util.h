@@ -118,6 +118,24 @@ void expect_same_bytes(const std::vector<T>& want, const std::vector<T>& got,
                 << int{b[i]} << std::dec;
 }
 
+// Equal floats bit for bit, except that any two NaNs match: the GPU's arithmetic returns the
+// canonical NaN (0x7fffffff) where the CPU's keeps the operand's payload.
+inline void expect_same_floats_any_nan(const std::vector<float>& want,
+                                       const std::vector<float>& got, const std::string& what) {
+  ASSERT_EQ(want.size(), got.size()) << what;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (std::isnan(want[i]) && std::isnan(got[i])) continue;
+    uint32_t a, b;
+    std::memcpy(&a, &want[i], 4);
+    std::memcpy(&b, &got[i], 4);
+    if (a != b) {
+      ADD_FAILURE() << what << ": element " << i << ": CPU " << want[i] << " (0x" << std::hex << a
+                    << "), GPU " << got[i] << " (0x" << b << std::dec << ")";
+      return;
+    }
+  }
+}
+
 // The body of a payload (after the 32-byte header).
 inline std::vector<uint8_t> body_of(const std::vector<uint8_t>& payload) {
   return std::vector<uint8_t>(payload.begin() + 32, payload.end());
