@@ -7,8 +7,8 @@
 # warning of a newer compiler in one run instead of stopping at the first file.
 # TARGETS="a b": build only those (default: everything); CTEST_ARGS: passed to ctest (e.g.
 # "-L parity" for the CUDA-against-CPU tests alone); BENCH=1: then the GPU benchmarks
-# (cuda_optim_bench and torch's AdamW of the same sizes, scripts/torch_optim_cuda_bench.py), their
-# JSON in $OUT.
+# (cuda_optim_bench and torch's AdamW of the same sizes, scripts/torch_optim_cuda_bench.py, and
+# cuda_codec_bench for the compression kernels), their JSON in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/terse-device}
@@ -39,6 +39,7 @@ grep -E "tests passed|Failed|\*\*\*|Not Run|Timeout|Skipped" "$out/ctest.log" | 
 if [ "${BENCH:-0}" = 1 ]; then
   nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv,noheader
   build/device/bench/cuda_optim_bench --json "$out/cuda_optim.json" || status=1
+  build/device/bench/cuda_codec_bench --json "$out/cuda_codec.json" || status=1
   python3 scripts/torch_optim_cuda_bench.py >"$out/torch_adamw.json" || status=1
   cat "$out/torch_adamw.json"
 fi
