@@ -33,14 +33,16 @@ size_t Cast::encode_body(const float* x, int64_t n, uint64_t, PayloadHeader& h,
 }
 
 void Cast::decode_body(const PayloadHeader& h, const uint8_t* body, float* out, int64_t n,
-                       bool accumulate) const {
+                       bool accumulate, float weight) const {
   check_codings(h, coding_, IndexCoding::kImplicit);
   check_count(h, h.numel);
   check_body(h, 2 * h.numel);
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = get_value(body + 2 * i, coding_);
-    out[i] = accumulate ? out[i] + v : v;
-  }
+  with_weight(weight, [&](auto scale) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = scale(get_value(body + 2 * i, coding_));
+      out[i] = accumulate ? out[i] + v : v;
+    }
+  });
 }
 
 }  // namespace terse

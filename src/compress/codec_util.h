@@ -48,6 +48,18 @@ inline float get_value(const uint8_t* in, ValueCoding c) {
   return c == ValueCoding::kF16 ? to_float(Half{bits}) : to_float(BFloat16{bits});
 }
 
+// Runs loop(scale) with scale(v) = weight * v, or scale(v) = v when weight is 1: an unweighted
+// decode then writes the decoded bits as they are (1 * v would quiet a signalling NaN) and its
+// loop has no multiply.
+template <typename Loop>
+void with_weight(float weight, Loop&& loop) {
+  if (weight == 1.0f) {
+    loop([](float v) { return v; });
+  } else {
+    loop([weight](float v) { return weight * v; });
+  }
+}
+
 // A scale read from a payload must be a finite, non-negative number.
 inline float checked_scale(const uint8_t* in, const char* what) {
   const float s = get_f32(in);

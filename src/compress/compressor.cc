@@ -1,5 +1,6 @@
 #include "terse/compress/compressor.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "terse/core/check.h"
@@ -29,7 +30,8 @@ size_t Compressor::encode(TensorView in, uint64_t seed_step, uint8_t* out, size_
   return kPayloadHeaderBytes + body;
 }
 
-void Compressor::decode(const uint8_t* data, size_t len, TensorView out, bool accumulate) const {
+void Compressor::decode(const uint8_t* data, size_t len, TensorView out, bool accumulate,
+                        float weight) const {
   TERSE_CHECK(out.dtype == DType::kF32, InvalidArgument, name(), " decode: output dtype is ",
               dtype_name(out.dtype), ", expected f32");
   TERSE_CHECK(out.device.is_cpu(), InvalidArgument, name(), " decode: output is on ",
@@ -38,6 +40,8 @@ void Compressor::decode(const uint8_t* data, size_t len, TensorView out, bool ac
               " decode: output view is invalid (numel ", out.numel, ")");
   TERSE_CHECK(data != nullptr || len == 0, InvalidArgument, name(),
               " decode: payload pointer is null with length ", len);
+  TERSE_CHECK(std::isfinite(weight), InvalidArgument, name(), " decode: weight is ", weight,
+              "; it must be finite");
   const PayloadHeader h = read_payload_header(data, len);
   TERSE_CHECK(h.compressor == id(), CorruptData, "payload: compressor id ",
               int{static_cast<uint8_t>(h.compressor)}, " (", compressor_id_name(h.compressor),
@@ -46,7 +50,8 @@ void Compressor::decode(const uint8_t* data, size_t len, TensorView out, bool ac
   TERSE_CHECK(h.numel == static_cast<uint64_t>(out.numel), CorruptData, "payload: numel ", h.numel,
               ", expected ", out.numel,
               " (the output tensor); payload and bucket layouts disagree");
-  decode_body(h, data + kPayloadHeaderBytes, static_cast<float*>(out.data), out.numel, accumulate);
+  decode_body(h, data + kPayloadHeaderBytes, static_cast<float*>(out.data), out.numel, accumulate,
+              weight);
 }
 
 }  // namespace terse

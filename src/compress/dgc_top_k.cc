@@ -89,8 +89,8 @@ size_t DgcTopK::encode_body(const float* x, int64_t n, uint64_t seed_step, Paylo
 }
 
 void DgcTopK::decode_body(const PayloadHeader& h, const uint8_t* body, float* out, int64_t n,
-                          bool accumulate) const {
-  decode_sparse_body(h, values_, body, out, n, accumulate);
+                          bool accumulate, float weight) const {
+  decode_sparse_body(h, values_, body, out, n, accumulate, weight);
 }
 
 }  // namespace terse

@@ -141,13 +141,14 @@ void ErrorFeedback::decode_and_aggregate(int bucket, const std::vector<PayloadVi
               "error feedback: bucket ", bucket, " keeps an aggregate of ",
               it == aggregates_.end() ? 0 : it->second.size(), " elements but out has ", n,
               "; keep bucket sizes fixed or call reset() after rebucketing");
-  // sum = sum_i w_i decode(c_i); all payloads are validated before the kept g changes.
-  scratch_.resize(n);
-  const TensorView tv = TensorView::of(scratch_.data(), out.numel);
+  // sum = sum_i w_i decode(c_i), each payload decoded onto sum with its weight: a sparse one
+  // touches only its entries, so this costs O(n + entries), not O(N n). sum is scratch: a
+  // CorruptData payload throws before the kept g or out change. The bits equal those of adding
+  // w_i times a zero-filled dense decode: the terms skipped are +0, and sum never holds -0 (it
+  // starts at +0 and a round-to-nearest sum is -0 only if both terms are), so they add nothing.
   for (size_t i = 0; i < payloads.size(); ++i) {
-    compressor_->decode(payloads[i].data, payloads[i].len, tv, false);
-    const float w = static_cast<float>(weights_[i]);
-    for (size_t j = 0; j < n; ++j) sum_[j] += w * scratch_[j];
+    compressor_->decode(payloads[i].data, payloads[i].len, sv, /*accumulate=*/true,
+                        static_cast<float>(weights_[i]));
   }
   if (it == aggregates_.end()) {
     it = aggregates_.emplace(bucket, std::vector<float>(n, 0.0f)).first;

@@ -95,7 +95,7 @@ size_t OneBit::encode_body(const float* x, int64_t n, uint64_t, PayloadHeader& h
 }
 
 void OneBit::decode_body(const PayloadHeader& h, const uint8_t* body, float* out, int64_t n,
-                         bool accumulate) const {
+                         bool accumulate, float weight) const {
   check_codings(h, ValueCoding::kNone, IndexCoding::kImplicit);
   check_count(h, h.numel);
   check_body(h, 8 + packed_bytes(h.numel, 1));
@@ -114,7 +114,8 @@ void OneBit::decode_body(const PayloadHeader& h, const uint8_t* body, float* out
     TERSE_CHECK(pad == 0, CorruptData, "payload: padding bits after the last onebit bit are 0x",
                 std::hex, pad, std::dec, ", expected 0");
   }
-  const float lut[2] = {mean_neg, mean_pos};
+  // Both means are finite, so weight 1 leaves them as they are.
+  const float lut[2] = {weight * mean_neg, weight * mean_pos};
   for (int64_t b = 0; b < full; ++b) {
     const unsigned byte = bits[b];
     float* o = out + 8 * b;

@@ -63,7 +63,7 @@ size_t Qsgd::encode_body(const float* x, int64_t n, uint64_t seed_step, PayloadH
 }
 
 void Qsgd::decode_body(const PayloadHeader& h, const uint8_t* body, float* out, int64_t n,
-                       bool accumulate) const {
+                       bool accumulate, float weight) const {
   check_codings(h, ValueCoding::kNone, IndexCoding::kImplicit);
   check_count(h, h.numel);
   check_body(h, 8 + packed_bytes(h.numel, field_bits_));
@@ -83,13 +83,16 @@ void Qsgd::decode_body(const PayloadHeader& h, const uint8_t* body, float* out, 
     check_padding(r, "qsgd level");
   }
   const float unit = norm / static_cast<float>(levels_);
-  BitReader r(body + 8);
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t f = r.get(field_bits_);
-    const float mag = unit * static_cast<float>(f & mask);
-    const float v = (f >> level_bits) ? -mag : mag;
-    out[i] = accumulate ? out[i] + v : v;
-  }
+  // weight * (unit * l), not (weight * unit) * l: the weighted value is the decoded one times w.
+  with_weight(weight, [&](auto scale) {
+    BitReader r(body + 8);
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t f = r.get(field_bits_);
+      const float mag = unit * static_cast<float>(f & mask);
+      const float v = scale((f >> level_bits) ? -mag : mag);
+      out[i] = accumulate ? out[i] + v : v;
+    }
+  });
 }
 
 }  // namespace terse

@@ -78,7 +78,7 @@ size_t RandK::encode_body(const float* x, int64_t n, uint64_t seed_step, Payload
 }
 
 void RandK::decode_body(const PayloadHeader& h, const uint8_t* body, float* out, int64_t n,
-                        bool accumulate) const {
+                        bool accumulate, float weight) const {
   check_codings(h, values_, send_indices_ ? IndexCoding::kDeltaVarint : IndexCoding::kImplicit);
   check_count(h, static_cast<uint64_t>(k_for(n)));
   const size_t vs = value_coding_bytes(values_);
@@ -93,7 +93,10 @@ void RandK::decode_body(const PayloadHeader& h, const uint8_t* body, float* out,
     idx = indices(n, get_u64(body));
   }
   if (!accumulate) std::fill(out, out + n, 0.0f);
-  for (size_t j = 0; j < idx.size(); ++j) out[idx[j]] += get_value(body + 8 + j * vs, values_);
+  with_weight(weight, [&](auto scale) {
+    for (size_t j = 0; j < idx.size(); ++j)
+      out[idx[j]] += scale(get_value(body + 8 + j * vs, values_));
+  });
 }
 
 }  // namespace terse

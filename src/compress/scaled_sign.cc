@@ -32,7 +32,7 @@ size_t ScaledSign::encode_body(const float* x, int64_t n, uint64_t, PayloadHeade
 }
 
 void ScaledSign::decode_body(const PayloadHeader& h, const uint8_t* body, float* out, int64_t n,
-                             bool accumulate) const {
+                             bool accumulate, float weight) const {
   check_codings(h, ValueCoding::kNone, IndexCoding::kImplicit);
   check_count(h, h.numel);
   check_body(h, 4 + packed_bytes(h.numel, 1));
@@ -42,9 +42,11 @@ void ScaledSign::decode_body(const PayloadHeader& h, const uint8_t* body, float*
     for (int64_t i = 0; i < n; ++i) r.get(1);
     check_padding(r, "sign bit");
   }
+  // weight * (-scale) == -(weight * scale): rounding is symmetric; scale is finite.
+  const float scaled = weight * scale;
   BitReader r(body + 4);
   for (int64_t i = 0; i < n; ++i) {
-    const float v = r.get(1) ? -scale : scale;
+    const float v = r.get(1) ? -scaled : scaled;
     out[i] = accumulate ? out[i] + v : v;
   }
 }

@@ -32,9 +32,10 @@ size_t write_sparse_body(const std::vector<int64_t>& idx, ValueCoding values, Va
 }
 
 // Validates the whole body (codings, value bytes, every index) before writing out[0, n): a
-// scatter (accumulate = false zeroes the rest first) or a scatter-add.
+// scatter of weight * value (accumulate = false zeroes the rest first) or a scatter-add, which
+// touches only the count selected elements.
 inline void decode_sparse_body(const PayloadHeader& h, ValueCoding values, const uint8_t* body,
-                               float* out, int64_t n, bool accumulate) {
+                               float* out, int64_t n, bool accumulate, float weight) {
   check_codings(h, values, IndexCoding::kDeltaVarint);
   const size_t vs = value_coding_bytes(values);
   TERSE_CHECK(h.count <= h.body_bytes / vs, CorruptData, "payload: count ", h.count, " values of ",
@@ -43,7 +44,9 @@ inline void decode_sparse_body(const PayloadHeader& h, ValueCoding values, const
   const std::vector<int64_t> idx =
       read_indices(body + value_bytes, body + h.body_bytes, h.count, h.numel);
   if (!accumulate) std::fill(out, out + n, 0.0f);
-  for (size_t j = 0; j < idx.size(); ++j) out[idx[j]] += get_value(body + j * vs, values);
+  with_weight(weight, [&](auto scale) {
+    for (size_t j = 0; j < idx.size(); ++j) out[idx[j]] += scale(get_value(body + j * vs, values));
+  });
 }
 
 }  // namespace terse::compress_detail

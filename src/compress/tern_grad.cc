@@ -43,7 +43,7 @@ size_t TernGrad::encode_body(const float* x, int64_t n, uint64_t seed_step, Payl
 }
 
 void TernGrad::decode_body(const PayloadHeader& h, const uint8_t* body, float* out, int64_t n,
-                           bool accumulate) const {
+                           bool accumulate, float weight) const {
   check_codings(h, ValueCoding::kNone, IndexCoding::kImplicit);
   check_count(h, h.numel);
   check_body(h, 4 + packed_bytes(h.numel, 2));
@@ -57,10 +57,11 @@ void TernGrad::decode_body(const PayloadHeader& h, const uint8_t* body, float* o
     }
     check_padding(r, "terngrad code");
   }
+  // s is finite, so weight 1 leaves the three values as they are.
+  const float lut[3] = {weight * 0.0f, weight * s, weight * -s};
   BitReader r(body + 4);
   for (int64_t i = 0; i < n; ++i) {
-    const uint32_t code = r.get(2);
-    const float v = code == 0 ? 0.0f : (code == 1 ? s : -s);
+    const float v = lut[r.get(2)];
     out[i] = accumulate ? out[i] + v : v;
   }
 }

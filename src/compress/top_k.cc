@@ -79,8 +79,8 @@ size_t TopK::encode_body(const float* x, int64_t n, uint64_t, PayloadHeader& h,
 }
 
 void TopK::decode_body(const PayloadHeader& h, const uint8_t* body, float* out, int64_t n,
-                       bool accumulate) const {
-  decode_sparse_body(h, values_, body, out, n, accumulate);
+                       bool accumulate, float weight) const {
+  decode_sparse_body(h, values_, body, out, n, accumulate, weight);
 }
 
 }  // namespace terse

@@ -57,8 +57,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const terse::TensorView view = terse::TensorView::of(out.data(), static_cast<int64_t>(numel));
   try {
     c.decode(payload, len, view, false);
-    // A payload that decodes once decodes again, onto the result.
+    // A payload that decodes once decodes again, onto the result, then weighted (EF21's sum).
     c.decode(payload, len, view, true);
+    c.decode(payload, len, view, true, -0.625f);
   } catch (const terse::Error&) {
   }
   return 0;

@@ -33,11 +33,15 @@ class Compressor {
   // max_encoded_bytes(in.numel) (InvalidArgument otherwise), so no encode can overrun out.
   size_t encode(TensorView in, uint64_t seed_step, uint8_t* out, size_t cap) const;
 
-  // Decodes the payload [data, data + len) into out (f32, CPU, numel equal to the payload's):
-  // accumulate = false overwrites out (unselected elements become 0), accumulate = true adds the
-  // decoded tensor to out (scatter-add of many ranks' payloads). Every field is validated before
-  // out is touched; a malformed payload throws CorruptData and leaves out unchanged.
-  void decode(const uint8_t* data, size_t len, TensorView out, bool accumulate) const;
+  // Decodes the payload [data, data + len), times weight, into out (f32, CPU, numel equal to the
+  // payload's): accumulate = false overwrites out (unselected elements become 0), accumulate =
+  // true adds weight * decoded to out (scatter-add of many ranks' payloads; a sparse payload
+  // touches only its selected elements, so EF21's weighted sum needs no dense pass per payload).
+  // Each element gets out + weight * v with the product rounded to f32 first; weight 1 writes v
+  // as decoded. weight must be finite (InvalidArgument). Every field is validated before out is
+  // touched; a malformed payload throws CorruptData and leaves out unchanged.
+  void decode(const uint8_t* data, size_t len, TensorView out, bool accumulate,
+              float weight = 1.0f) const;
 
  protected:
   // Fills header.count / values / indices and writes the body at body (room for
@@ -45,9 +49,9 @@ class Compressor {
   virtual size_t encode_body(const float* x, int64_t n, uint64_t seed_step, PayloadHeader& header,
                              uint8_t* body) const = 0;
   // Validates the body against header (already checked: magic, version, id, numel, lengths) and
-  // only then writes out[0, n).
+  // only then writes out[0, n) as decode() describes (weight finite).
   virtual void decode_body(const PayloadHeader& header, const uint8_t* body, float* out, int64_t n,
-                           bool accumulate) const = 0;
+                           bool accumulate, float weight) const = 0;
 };
 
 // Builds a compressor from "name" or "name:key=value,key=value". Names and options:

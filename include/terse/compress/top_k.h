@@ -27,7 +27,7 @@ class TopK : public Compressor {
   size_t encode_body(const float* x, int64_t n, uint64_t seed_step, PayloadHeader& header,
                      uint8_t* body) const override;
   void decode_body(const PayloadHeader& header, const uint8_t* body, float* out, int64_t n,
-                   bool accumulate) const override;
+                   bool accumulate, float weight) const override;
 
  private:
   double density_;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "terse/compress/qsgd.h"
@@ -218,6 +219,59 @@ TEST(Compressor, DecodeAccumulateAdds) {
     c->decode(p.data(), p.size(), TensorView::of(acc.data(), 300), true);
     for (size_t i = 0; i < acc.size(); ++i)
       EXPECT_FLOAT_EQ(acc[i], static_cast<float>(i) + y[i]) << name;
+  }
+}
+
+uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+// decode with a weight gives, bit for bit, the unweighted decode times the weight (the product
+// rounded to f32, then added onto out): for every compressor and option set, both modes.
+TEST(Compressor, WeightedDecodeIsWeightTimesDecode) {
+  const char* specs[] = {"topk:density=0.1",
+                         "topk:density=0.1,values=f16",
+                         "randk:density=0.2",
+                         "randk:density=0.2,send_indices=true,values=f16",
+                         "dgc:density=0.1",
+                         "sign",
+                         "onebit",
+                         "qsgd:levels=127",
+                         "qsgd:levels=5",
+                         "terngrad",
+                         "fp16",
+                         "bf16"};
+  const int64_t n = 301;
+  for (const char* s : specs) {
+    auto c = make_compressor(s);
+    auto x = random_vec(n, 21);
+    const auto p = encode(*c, x);
+    const auto y = decode(*c, p, n);
+    for (const float w : {1.0f, 0.375f, 1.0f / 3.0f, -2.5f, 0.0f}) {
+      std::vector<float> acc = random_vec(n, 22);  // no -0 here, so base + (+-0) == base
+      const std::vector<float> base = acc;
+      c->decode(p.data(), p.size(), TensorView::of(acc.data(), n), true, w);
+      std::vector<float> over(static_cast<size_t>(n), 123.0f);
+      c->decode(p.data(), p.size(), TensorView::of(over.data(), n), false, w);
+      for (size_t i = 0; i < acc.size(); ++i) {
+        const float wy = w * y[i];
+        ASSERT_EQ(bits_of(acc[i]), bits_of(base[i] + wy)) << s << " w=" << w << " i=" << i;
+        // Unselected elements of a sparse payload are +0 whatever the weight's sign.
+        ASSERT_EQ(over[i], wy) << s << " w=" << w << " i=" << i;
+        if (w == 1.0f) {
+          ASSERT_EQ(bits_of(over[i]), bits_of(y[i])) << s << " i=" << i;
+        }
+      }
+    }
+    std::vector<float> out(static_cast<size_t>(n), 5.0f);
+    for (const float w : {std::nanf(""), INFINITY}) {
+      EXPECT_THROW(c->decode(p.data(), p.size(), TensorView::of(out.data(), n), true, w),
+                   InvalidArgument)
+          << s;
+    }
+    EXPECT_EQ(out, std::vector<float>(static_cast<size_t>(n), 5.0f)) << s;
   }
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,6 +69,157 @@ Vec round(std::vector<std::unique_ptr<ErrorFeedback>>& workers, std::vector<Vec>
     }
   }
   return dir0;
+}
+
+bool same_bits(const Vec& a, const Vec& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// The receiver side of EF21 / EF21-W as first written: decode every payload into a zero-filled
+// dense buffer, add w_i times all of it into a sum (worker order), then g += sum; out = g.
+struct DenseEf21Reference {
+  Vec agg;
+  Vec aggregate(const Compressor& c, const std::vector<PayloadView>& payloads,
+                const std::vector<double>& weights) {
+    const size_t d = agg.size();
+    Vec sum(d, 0.0f), scratch(d);
+    for (size_t i = 0; i < payloads.size(); ++i) {
+      c.decode(payloads[i].data, payloads[i].len, view(scratch), false);
+      const auto w = static_cast<float>(weights[i]);
+      for (size_t j = 0; j < d; ++j) sum[j] += w * scratch[j];
+    }
+    for (size_t j = 0; j < d; ++j) agg[j] += sum[j];
+    return agg;
+  }
+};
+
+// Gradients with exact +0 and -0 entries and, between workers 0 and 1, exact negatives, so the
+// decoded sums hit signed zeros and exact cancellation.
+std::vector<Vec> signed_zero_grads(int n, size_t d, uint64_t seed) {
+  std::vector<Vec> g;
+  for (int i = 0; i < n; ++i) {
+    Vec v = random_vec(d, seed + static_cast<uint64_t>(i));
+    for (size_t j = 0; j < d; ++j) {
+      if (j % 5 == 1) v[j] = -0.0f;
+      if (j % 5 == 2) v[j] = 0.0f;
+      if (i == 1 && j % 3 == 0) v[j] = -g[0][j];
+    }
+    g.push_back(v);
+  }
+  return g;
+}
+
+// EF21 and EF21-W aggregates equal the dense reference bit for bit over several rounds, at
+// N = 1, 3, 8, for sparse (including values that are signed zeros) and dense compressors.
+TEST(ErrorFeedbackTest, Ef21AggregateEqualsDenseReferenceBitForBit) {
+  const char* specs[] = {"topk:density=0.1",
+                         "topk:density=0.1,values=f16",
+                         "topk:density=0.8",  // selects zeros of the signed-zero gradients
+                         "randk:density=0.2",
+                         "randk:density=0.2,send_indices=true",
+                         "dgc:density=0.1",
+                         "sign",
+                         "onebit",
+                         "qsgd:levels=127",
+                         "terngrad",
+                         "fp16"};
+  const size_t d = 203;
+  for (const char* spec : specs) {
+    for (const char* kind : {"ef21", "ef21w"}) {
+      for (const int n : {1, 3, 8}) {
+        std::vector<double> l;
+        if (std::string(kind) == "ef21w") {
+          for (int i = 0; i < n; ++i) l.push_back(1.0 + 0.7 * i * i);
+        }
+        const std::shared_ptr<const Compressor> c(make_compressor(spec));
+        auto workers = make_workers(kind, c, n, l);
+        DenseEf21Reference ref{Vec(d, 0.0f)};
+        for (uint64_t step = 0; step < 4; ++step) {
+          std::vector<Vec> grads =
+              step % 2 == 0 ? signed_zero_grads(n, d, 300 + 10 * step) : std::vector<Vec>();
+          for (int i = 0; step % 2 == 1 && i < n; ++i)
+            grads.push_back(random_vec(d, 400 + 10 * step + static_cast<uint64_t>(i)));
+          std::vector<std::vector<uint8_t>> bufs(static_cast<size_t>(n));
+          std::vector<PayloadView> views;
+          for (size_t i = 0; i < bufs.size(); ++i) {
+            bufs[i].resize(workers[i]->max_encoded_bytes(static_cast<int64_t>(d)));
+            const size_t len =
+                workers[i]->encode(2, view(grads[i]), step, bufs[i].data(), bufs[i].size());
+            views.push_back(PayloadView{bufs[i].data(), len});
+          }
+          const Vec expect = ref.aggregate(*c, views, workers[0]->weights());
+          for (size_t r = 0; r < workers.size(); ++r) {
+            Vec out(d, -7.0f);
+            workers[r]->decode_and_aggregate(2, views, view(out));
+            ASSERT_TRUE(same_bits(out, expect))
+                << spec << " " << kind << " N=" << n << " step " << step << " rank " << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+// A corrupt payload from worker 1 of 3 (after worker 0's payload was decoded) throws
+// CorruptData and leaves out, the kept aggregate and every later result as if the call never
+// happened.
+TEST(ErrorFeedbackTest, Ef21CorruptPayloadInTheMiddleLeavesAggregateUnchanged) {
+  const size_t d = 101;  // indices < 128: one varint byte each; sign and qsgd:levels=5 pad bits
+  for (const char* spec : {"topk:density=0.1", "sign", "qsgd:levels=5"}) {
+    for (const char* kind : {"ef21", "ef21w"}) {
+      const std::vector<double> l =
+          std::string(kind) == "ef21w" ? std::vector<double>{1, 2, 4} : std::vector<double>{};
+      const std::shared_ptr<const Compressor> c(make_compressor(spec));
+      auto hit = make_workers(kind, c, 3, l);
+      auto twin = make_workers(kind, c, 3, l);
+      auto grads_at = [](uint64_t step) {
+        std::vector<Vec> g;
+        for (int i = 0; i < 3; ++i)
+          g.push_back(random_vec(d, 600 + 10 * step + static_cast<uint64_t>(i)));
+        return g;
+      };
+      for (uint64_t s = 0; s < 2; ++s) {
+        auto g1 = grads_at(s), g2 = grads_at(s);
+        EXPECT_EQ(round(hit, g1, 0, s), round(twin, g2, 0, s));
+      }
+      for (uint64_t s = 2; s < 4; ++s) {
+        std::vector<Vec> g = grads_at(s), g2 = grads_at(s);
+        std::vector<std::vector<uint8_t>> bufs(3), bufs2(3);
+        std::vector<PayloadView> views, views2;
+        for (size_t i = 0; i < 3; ++i) {
+          bufs[i].resize(hit[i]->max_encoded_bytes(static_cast<int64_t>(d)));
+          bufs2[i].resize(bufs[i].size());
+          const size_t len = hit[i]->encode(0, view(g[i]), s, bufs[i].data(), bufs[i].size());
+          const size_t len2 = twin[i]->encode(0, view(g2[i]), s, bufs2[i].data(), bufs2[i].size());
+          views.push_back(PayloadView{bufs[i].data(), len});
+          views2.push_back(PayloadView{bufs2[i].data(), len2});
+        }
+        // topk: the last index delta becomes 0 (not increasing); sign, qsgd: a padding bit set.
+        std::vector<uint8_t> bad(views[1].data, views[1].data + views[1].len);
+        if (std::string(spec) == "topk:density=0.1") {
+          bad.back() = 0;
+        } else {
+          bad.back() |= 1;
+        }
+        Vec probe(d);
+        ASSERT_THROW(c->decode(bad.data(), bad.size(), view(probe), true), CorruptData) << spec;
+        std::vector<PayloadView> corrupt = views;
+        corrupt[1] = PayloadView{bad.data(), bad.size()};
+        for (size_t r = 0; r < 3; ++r) {
+          const StateDict before = hit[r]->state_dict();
+          Vec out(d, -7.0f);
+          EXPECT_THROW(hit[r]->decode_and_aggregate(0, corrupt, view(out)), CorruptData)
+              << spec << " " << kind << " rank " << r;
+          EXPECT_EQ(out, Vec(d, -7.0f)) << spec << " " << kind;
+          EXPECT_EQ(hit[r]->state_dict(), before) << spec << " " << kind;
+          Vec good(d), good2(d);
+          hit[r]->decode_and_aggregate(0, views, view(good));
+          twin[r]->decode_and_aggregate(0, views2, view(good2));
+          EXPECT_TRUE(same_bits(good, good2)) << spec << " " << kind << " step " << s;
+        }
+      }
+    }
+  }
 }
 
 TEST(ErrorFeedbackTest, Ef14IdentityIsBitExactWithTopK) {
