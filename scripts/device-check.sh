@@ -40,6 +40,9 @@ if [ "${BENCH:-0}" = 1 ]; then
   nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv,noheader
   build/device/bench/cuda_optim_bench --json "$out/cuda_optim.json" || status=1
   build/device/bench/cuda_codec_bench --json "$out/cuda_codec.json" || status=1
+  build/device/bench/cuda_dgc_bench --json "$out/cuda_dgc.json" || status=1
+  python3 scripts/torch_topk_cuda_bench.py >"$out/torch_topk.json" || status=1
+  cat "$out/torch_topk.json"
   python3 scripts/torch_optim_cuda_bench.py >"$out/torch_adamw.json" || status=1
   cat "$out/torch_adamw.json"
 fi
