@@ -7,8 +7,9 @@
 # warning of a newer compiler in one run instead of stopping at the first file.
 # TARGETS="a b": build only those (default: everything); CTEST_ARGS: passed to ctest (e.g.
 # "-L parity" for the CUDA-against-CPU tests alone); BENCH=1: then the GPU benchmarks
-# (cuda_optim_bench and torch's AdamW of the same sizes, scripts/torch_optim_cuda_bench.py, and
-# cuda_codec_bench for the compression kernels), their JSON in $OUT.
+# (cuda_optim_bench and torch's AdamW of the same sizes, scripts/torch_optim_cuda_bench.py;
+# cuda_codec_bench for the compression kernels; cuda_dgc_bench and torch.topk of the same input,
+# scripts/torch_topk_cuda_bench.py), their JSON in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/terse-device}
