@@ -8,12 +8,12 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
-#include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_reduce.cuh>
+#include <cub/device/device_scan.cuh>
 #include <cuda/std/functional>
 
-#include "compensate_list.cuh"
 #include "select_kernels.cuh"
+#include "stash_kernels.cuh"
 #include "terse/compress/dgc/cuda_dgc_selector.h"
 #include "terse/core/check.h"
 
@@ -102,12 +102,14 @@ void check_select_args(const float* x, const DgcSamplePlan& plan, const DgcSelec
 struct CudaDgcSelector::Impl {
   int device = 0;
   double list_k = 4.0;
-  float hint = 0.0f;
   CudaDgcScans scans;
   Ctl* ctl = nullptr;
   unsigned int* hist = nullptr;
-  DeviceBytes sample, tile_c1, tile_c2, tile_off, tile_c2_before, list_idx, list_mag, cand_idx,
-      cand_val, sorted_idx, sorted_val, sel_idx, sel_val, sort_tmp, norm;
+  DeviceBytes sample, tile_c1, tile_c2, tile_off, tile_c2_before, tile_hits, stash, cand_idx,
+      cand_val, sel_idx, sel_val, scratch, norm;
+  int slots = 64;          // stash slots per tile of this call
+  float stash_thr = 0.0f;  // the threshold the stash holds every element at or above of
+  bool stash_ok = false;   // no tile overflowed its slots
 
   // Makes the selector's device current for the call and restores the caller's after it.
   struct DeviceScope {
@@ -119,170 +121,187 @@ struct CudaDgcSelector::Impl {
     ~DeviceScope() { cudaSetDevice(previous); }
   };
 
+  Ctl* host_ctl = nullptr;  // pinned: the read-back is one short DMA, not a staged copy
+
   Ctl read_ctl() const {
-    Ctl h{};
-    check_cuda(cudaMemcpy(&h, ctl, sizeof h, cudaMemcpyDeviceToHost), "reading back a count");
-    return h;
+    check_cuda(
+        cudaMemcpyAsync(host_ctl, ctl, sizeof(Ctl), cudaMemcpyDeviceToHost, cudaStreamLegacy),
+        "reading back a count");
+    check_cuda(cudaStreamSynchronize(cudaStreamLegacy), "waiting for a count");
+    return *host_ctl;
   }
 
-  // The k-th largest |a[0, m)| into result[slot] (and thr for slot 0), on the device.
-  void radix_select(const float* a, int64_t m, int64_t k, int slot, bool check_nan) {
-    dgc_cuda::radix_init_kernel<<<1, 1>>>(ctl, k, check_nan ? 1 : 0);
-    const int grid = blocks_for(m, int64_t{kThreads} * 16, 1024);
+  // Slots per tile for about `expected` hits in n elements: room for twice the tile's mean and
+  // some, a power of two in [64, kTile].
+  void size_stash(int64_t n, double expected) {
+    const double per_tile = expected * static_cast<double>(kTile) / static_cast<double>(n);
+    int s = 64;
+    while (s < kTile && static_cast<double>(s) < 2.0 * per_tile + 32.0) s *= 2;
+    slots = s;
+  }
+  uint16_t* stash_ptr(int64_t n) {
+    return stash.as<uint16_t>(tiles_of(n) * static_cast<int64_t>(slots));
+  }
+
+  // The k0-th and the k1-th largest |a| (a k of 0: none) into result[0] (and thr) and
+  // result[1], on the device: three passes of 11, 11 and 10 bits.
+  void radix_select(const dgc_cuda::RadixInput& in, int64_t k0, int64_t k1, bool check_nan) {
+    dgc_cuda::radix_init_kernel<<<1, 1>>>(ctl, k0, k1, check_nan ? 1 : 0);
+    const int grid = blocks_for(in.m, int64_t{kThreads} * 16, 1024);
     const int shifts[3] = {21, 10, 0};
     const uint32_t masks[3] = {0x7ffu, 0x7ffu, 0x3ffu};
+    dgc_cuda::RadixInput pass = in;
     for (int p = 0; p < 3; ++p) {
-      dgc_cuda::radix_pass_kernel<<<grid, kThreads>>>(a, m, shifts[p], masks[p], ctl, hist, slot,
+      dgc_cuda::radix_pass_kernel<<<grid, kThreads>>>(pass, shifts[p], masks[p], ctl, hist,
                                                       p == 2 ? 1 : 0, check_nan && p == 0);
+      if (in.gather != nullptr) pass = {in.gather, in.m, 0, 1, nullptr};  // later passes: sample
     }
     check_launch("the radix select");
   }
 
-  // Counts |a| >= thr (kGe) over a[0, m) (m_dev: the list's length on the device) into
-  // ctl->count; thr_value < 0 keeps ctl->thr.
-  template <Mode kMode>
-  void count(const float* a, int64_t m, const unsigned long long* m_dev, float thr_value,
-             int slot) {
-    dgc_cuda::set_threshold_kernel<<<1, 1>>>(ctl, thr_value, thr_value >= 0.0f ? 1 : 0);
-    const int64_t tiles = tiles_of(m);
-    dgc_cuda::tile_count_kernel<kMode><<<static_cast<unsigned>(tiles), kThreads>>>(
-        a, m, m_dev, ctl, slot, tile_c1.as<long long>(tiles), tile_c2.as<long long>(tiles));
-    check_launch("a count pass");
+  // A stash pass over x at ctl->thr (t >= 0 sets it first): counts into tile_c1 and ctl->count.
+  void stash_pass(const float* x, int64_t n, float t) {
+    dgc_cuda::set_threshold_kernel<<<1, 1>>>(ctl, t, t >= 0.0f ? 1 : 0, 1);
+    const int64_t tiles = tiles_of(n);
+    const bool vec = reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    auto* xv = const_cast<float*>(x);  // read only: kCompensate is false
+    const auto launch = vec ? dgc_cuda::stash_pass_kernel<false, false, true>
+                            : dgc_cuda::stash_pass_kernel<false, false, false>;
+    launch<<<static_cast<unsigned>(tiles), kThreads>>>(
+        nullptr, xv, nullptr, n, 0.0f, &ctl->thr, 0, ctl, &ctl->count, stash_ptr(n), slots,
+        tile_hits.as<long long>(tiles), tile_c1.as<long long>(tiles));
+    check_launch("a stash pass");
+    ++scans.full_scans;
   }
 
-  // Pass 2 after count<kMode>: the selected elements in order, the first `limit`, into
-  // (out_idx, out_val). k: the tie budget's rank (kTie).
-  template <Mode kMode>
-  void compact(const float* a, int64_t m, const unsigned long long* m_dev, const int64_t* idx_map,
-               const float* x, int slot, int64_t k, int64_t limit, int64_t* out_idx,
-               float* out_val) {
-    const int64_t tiles = tiles_of(m);
-    const int tie = kMode == Mode::kTie ? 1 : 0;
-    dgc_cuda::tile_offsets_kernel<<<1, 1024>>>(
-        tile_c1.as<long long>(tiles), tile_c2.as<long long>(tiles), tiles, k, tie, ctl,
-        tile_off.as<long long>(tiles), tile_c2_before.as<long long>(tiles));
-    dgc_cuda::tile_write_kernel<kMode><<<static_cast<unsigned>(tiles), kThreads>>>(
-        a, m, m_dev, idx_map, x, ctl, slot, k, tie, tile_off.as<long long>(tiles),
-        tile_c2_before.as<long long>(tiles), limit, out_idx, out_val);
-    check_launch("a compaction pass");
+  // The stashed elements at or above ctl->thr (t >= 0 sets it first), counted per tile.
+  void stash_count(const float* x, int64_t n, float t) {
+    dgc_cuda::set_threshold_kernel<<<1, 1>>>(ctl, t, t >= 0.0f ? 1 : 0, 0);
+    const int64_t tiles = tiles_of(n);
+    dgc_cuda::stash_count_kernel<<<blocks_for(tiles, kThreads / 32, int64_t{1} << 30), kThreads>>>(
+        x, tiles, ctl, stash_ptr(n), slots, tile_hits.as<long long>(tiles),
+        tile_c1.as<long long>(tiles));
+    check_launch("a stash count");
+    ++scans.list_scans;
   }
 
-  // Exact top-k of the c candidates (ascending indices cidx, values cval): the k largest |value|,
-  // ties at the k-th by lower index, into sel_*; returns k.
-  void topk_of(const int64_t* cidx, const float* cval, int64_t c, int64_t k, const float* x) {
-    radix_select(cval, c, k, 1, false);
-    count<Mode::kTie>(cval, c, nullptr, -1.0f, 1);
-    compact<Mode::kTie>(cval, c, nullptr, cidx, x, 1, k, k, sel_idx.as<int64_t>(k),
-                        sel_val.as<float>(k));
-  }
-
-  // Sorts the c candidates in cand_* (list order) by index, into sorted_*.
-  void sort_by_index(int64_t c, int64_t n) {
-    int end_bit = 1;
-    while (end_bit < 63 && (int64_t{1} << end_bit) < n) ++end_bit;
+  // The elements of x at or above ctl->thr in index order, the first `limit`, into (oi, ov), from
+  // the stash when it holds them, else from x (tile_c1 then holds a stash pass's counts at thr).
+  void compact_ge(const float* x, int64_t n, bool from_stash, int64_t limit, int64_t* oi,
+                  float* ov) {
+    const int64_t tiles = tiles_of(n);
+    long long* c1 = tile_c1.as<long long>(tiles);
+    long long* off = tile_off.as<long long>(tiles);
     size_t bytes = 0;
-    int64_t* ki = cand_idx.as<int64_t>(c);
-    float* kv = cand_val.as<float>(c);
-    int64_t* oi = sorted_idx.as<int64_t>(c);
-    float* ov = sorted_val.as<float>(c);
-    check_cuda(cub::DeviceRadixSort::SortPairs(nullptr, bytes, ki, oi, kv, ov, c, 0, end_bit),
-               "sizing the candidate sort");
-    void* tmp = sort_tmp.reserve(std::max<size_t>(bytes, 1));
-    check_cuda(cub::DeviceRadixSort::SortPairs(tmp, bytes, ki, oi, kv, ov, c, 0, end_bit),
-               "sorting the candidates");
+    check_cuda(cub::DeviceScan::ExclusiveSum(nullptr, bytes, c1, off, tiles), "sizing a scan");
+    void* tmp = scratch.reserve(std::max<size_t>(bytes, 1));
+    check_cuda(cub::DeviceScan::ExclusiveSum(tmp, bytes, c1, off, tiles), "the tile offsets");
+    if (from_stash) {
+      dgc_cuda::
+          stash_write_kernel<<<blocks_for(tiles, kThreads / 32, int64_t{1} << 30), kThreads>>>(
+              x, tiles, ctl, stash_ptr(n), slots, tile_hits.as<long long>(tiles), off, limit, oi,
+              ov);
+    } else {
+      dgc_cuda::tile_write_kernel<Mode::kGe><<<static_cast<unsigned>(tiles), kThreads>>>(
+          x, n, nullptr, x, ctl, 0, 0, 0, off, off, limit, oi, ov);
+    }
+    check_launch("a compaction");
   }
 
-  // select_sampled's decisions with the sample (ms values) already on the device; list_ok: the
-  // candidate list (list_*, its length in ctl->list_count) holds every |x| >= hint.
-  CudaSparseSelection select_sampled(const float* x, const DgcSamplePlan& plan, int64_t ms,
-                                     const DgcSelectOptions& options, bool try_list,
-                                     float list_hint, int64_t list_cap, int64_t next_rank);
+  // The k largest |a[0, m)|, ties at the k-th by lower position, in position order, as indices
+  // (idx_map[j], or j) and values x[index] into sel_*: a radix select and two passes over a.
+  // check_nan: the lowest NaN position into ctl->nan_first.
+  void topk_into(const float* a, int64_t m, const int64_t* idx_map, int64_t k, const float* x,
+                 bool check_nan) {
+    radix_select({a, m, 0, 1, nullptr}, 0, k, check_nan);
+    dgc_cuda::set_threshold_kernel<<<1, 1>>>(ctl, 0.0f, 0, 0);
+    const int64_t tiles = tiles_of(m);
+    long long* c1 = tile_c1.as<long long>(tiles);
+    long long* c2 = tile_c2.as<long long>(tiles);
+    long long* off = tile_off.as<long long>(tiles);
+    long long* c2b = tile_c2_before.as<long long>(tiles);
+    dgc_cuda::tile_count_kernel<Mode::kTie>
+        <<<static_cast<unsigned>(tiles), kThreads>>>(a, m, ctl, 1, c1, c2);
+    dgc_cuda::tile_offsets_kernel<<<1, 1024>>>(c1, c2, tiles, k, 1, ctl, off, c2b);
+    dgc_cuda::tile_write_kernel<Mode::kTie><<<static_cast<unsigned>(tiles), kThreads>>>(
+        a, m, idx_map, x, ctl, 1, k, 1, off, c2b, k, sel_idx.as<int64_t>(k), sel_val.as<float>(k));
+    check_launch("the exact top-k");
+  }
+
+  // select_sampled's decisions (sparse_selection.cc), the sample taken from `start`. In a
+  // step, the fused pass left a stash at ctl->hint and its hit count in ctl->list_hits; the next
+  // provisional threshold (rank next_rank of the sample) goes to ctl->hint.
+  CudaSparseSelection select_sampled(const float* x, const DgcSamplePlan& plan, int64_t start,
+                                     const DgcSelectOptions& options, bool in_step,
+                                     int64_t next_rank);
 };
 
-CudaDgcSelector::CudaDgcSelector(int device, double list_k) : impl_(std::make_unique<Impl>()) {
-  TERSE_CHECK(list_k >= 1.0 && list_k <= 1e6, InvalidArgument,
-              "CudaDgcSelector list_k must be in [1, 1e6], got ", list_k,
-              "; the default 4 lists about 4k elements");
-  int count = 0;
-  check_cuda(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
-  TERSE_CHECK(device >= 0 && device < count, InvalidArgument, "CudaDgcSelector: device ", device,
-              " does not exist (", count, " CUDA devices); pass a device index in [0, ", count,
-              ")");
-  impl_->device = device;
-  impl_->list_k = list_k;
-  Impl::DeviceScope scope(device);
-  check_cuda(cudaMalloc(&impl_->ctl, sizeof(Ctl)), "cudaMalloc of the control block");
-  check_cuda(cudaMemset(impl_->ctl, 0, sizeof(Ctl)), "cudaMemset of the control block");
-  check_cuda(cudaMalloc(&impl_->hist, sizeof(unsigned int) * dgc_cuda::kBins),
-             "cudaMalloc of the histogram");
-  check_cuda(cudaMemset(impl_->hist, 0, sizeof(unsigned int) * dgc_cuda::kBins),
-             "cudaMemset of the histogram");
-}
-
-CudaDgcSelector::~CudaDgcSelector() {
-  if (impl_ == nullptr) return;
-  cudaFree(impl_->ctl);
-  cudaFree(impl_->hist);
-}
-
-float CudaDgcSelector::hint() const { return impl_->hint; }
-CudaDgcScans CudaDgcSelector::scans() const { return impl_->scans; }
-
 CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const DgcSamplePlan& plan,
-                                                          int64_t ms,
+                                                          int64_t start,
                                                           const DgcSelectOptions& options,
-                                                          bool try_list, float list_hint,
-                                                          int64_t list_cap, int64_t next_rank) {
+                                                          bool in_step, int64_t next_rank) {
   const int64_t n = plan.numel;
   const int64_t k = plan.num_selects;
-  const float* sample_ptr = sample.as<float>(ms);
+  const int64_t ms = (n - start + plan.stride - 1) / plan.stride;
+  float* sample_ptr = sample.as<float>(ms);
   const int64_t ks = std::min<int64_t>(plan.top_k_samples, ms);
-  const unsigned long long* list_len = &ctl->list_count;
-  const float* lmag = list_mag.as<float>(list_cap);
-  // The sample's ks-th largest, then (with a list) the list's count at it and the sampled values
-  // at or above the list's threshold, all read back in one copy.
-  radix_select(sample_ptr, ms, ks, 0, false);
-  if (try_list) {
-    count<Mode::kGe>(lmag, list_cap, list_len, -1.0f, 0);
+  // The strided sample of |x| (its NaN check) and its ks-th largest, with, in a step, its
+  // next_rank-th largest (the next provisional threshold, used or not below); then, in a step,
+  // the stash's count at the threshold and the sampled values at or above the provisional
+  // threshold, else a stash pass over x at it: one read-back.
+  const int64_t r = in_step && next_rank <= ms ? next_rank : 0;
+  radix_select({x, ms, start, plan.stride, sample_ptr}, ks, r, true);
+  if (in_step) {
+    stash_count(x, n, -1.0f);
+    --scans.list_scans;  // counted below, once the stash is known to hold the threshold
     dgc_cuda::count_ge_kernel<<<blocks_for(ms, kThreads * 16, 256), kThreads>>>(sample_ptr, ms,
-                                                                                list_hint, ctl);
-    check_launch("counting the sample above the list's threshold");
+                                                                                &ctl->hint, ctl);
+    check_launch("counting the sample above the provisional threshold");
+  } else {
+    stash_pass(x, n, -1.0f);
   }
   const Ctl h = read_ctl();
   if (h.nan_first != dgc_cuda::kNoNan) throw_nan(h.nan_first, n, "DGC selection");
-  const bool use_list = try_list && h.list_count <= static_cast<unsigned long long>(list_cap);
   float thr = h.thr;
-  auto on_list = [&](float t) { return use_list && t >= list_hint; };
-  // One count pass at t (its tile counts are what the compaction below reads).
+  bool has_list = false;  // the CPU's DgcPrescan::has_list: its list of |V| >= hint within cap
+  if (in_step) {
+    const bool hinted = h.hint > 0.0f && std::isfinite(h.hint);
+    has_list = hinted && h.list_hits <= static_cast<unsigned long long>(n / 16 + 4 * k);
+    stash_thr = h.hint;
+    stash_ok = hinted && h.overflow == 0;
+  } else {
+    stash_thr = thr;
+    stash_ok = h.overflow == 0;
+  }
+  auto on_stash = [&](float t) { return stash_ok && t >= stash_thr; };
+  // One count at t: from the stash when it holds t, else a stash pass over x at t.
   auto scan = [&](float t) {
-    if (on_list(t)) {
-      count<Mode::kGe>(lmag, list_cap, list_len, t, 0);
-      ++scans.list_scans;
+    if (on_stash(t)) {
+      stash_count(x, n, t);
     } else {
-      count<Mode::kGe>(x, n, nullptr, t, 0);
-      ++scans.full_scans;
+      stash_pass(x, n, t);
+      stash_thr = t;
+      const Ctl c = read_ctl();
+      stash_ok = c.overflow == 0;
+      return static_cast<int64_t>(c.count);
     }
     return static_cast<int64_t>(read_ctl().count);
   };
   int64_t cnt = 0;
-  if (on_list(thr)) {
+  if (!in_step) {
+    cnt = static_cast<int64_t>(h.count);
+  } else if (on_stash(thr)) {
     cnt = static_cast<int64_t>(h.count);
     ++scans.list_scans;
   } else {
     cnt = scan(thr);
   }
-  // The next step's provisional threshold (the CPU's next_threshold); touches only result[1].
-  if (next_rank > 0) {
+  // The next provisional threshold (the CPU's next_threshold), left on the device.
+  if (in_step) {
     const auto high = static_cast<int64_t>(h.aux);
-    const int64_t r = next_rank;
-    if (use_list && 2 * high >= r && high <= 2 * r) {
-      hint = list_hint;
-    } else if (r > ms) {
-      hint = 0.0f;
-    } else {
-      radix_select(sample_ptr, ms, r, 1, false);
-      const uint32_t bits = read_ctl().result[1];
-      std::memcpy(&hint, &bits, sizeof hint);
+    if (!(has_list && 2 * high >= next_rank && high <= 2 * next_rank)) {
+      dgc_cuda::set_hint_kernel<<<1, 1>>>(ctl, r > 0 ? 1 : 0);  // rank past the sample: 0
+      check_launch("the next provisional threshold");
     }
   }
   int rounds = 0;
@@ -314,54 +333,69 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
   s.threshold = thr;
   s.rounds = rounds;
   if (cnt == 0) return s;
-  // The candidates at thr in index order (the last count pass was at thr, on the same source),
-  // then the reference's exact top-k over them, or its truncation to the first k.
-  const int64_t* ci = nullptr;
-  const float* cv = nullptr;
-  if (on_list(thr)) {
-    compact<Mode::kGe>(lmag, list_cap, list_len, list_idx.as<int64_t>(list_cap), x, 0, 0, cnt,
-                       cand_idx.as<int64_t>(cnt), cand_val.as<float>(cnt));
-    sort_by_index(cnt, n);
-    ci = sorted_idx.as<int64_t>(cnt);
-    cv = sorted_val.as<float>(cnt);
-  } else if (resampled) {
-    compact<Mode::kGe>(x, n, nullptr, nullptr, x, 0, 0, cnt, cand_idx.as<int64_t>(cnt),
-                       cand_val.as<float>(cnt));
-    ci = cand_idx.as<int64_t>(cnt);
-    cv = cand_val.as<float>(cnt);
-  } else {
-    const int64_t keep = std::min(cnt, k);
-    compact<Mode::kGe>(x, n, nullptr, nullptr, x, 0, 0, keep, cand_idx.as<int64_t>(keep),
-                       cand_val.as<float>(keep));
-    ci = cand_idx.as<int64_t>(keep);
-    cv = cand_val.as<float>(keep);
-  }
+  // The elements at or above thr in index order (the last count was at thr), then the
+  // reference's exact top-k over them, or its truncation to the first k.
   if (resampled) {
-    topk_of(ci, cv, cnt, k, x);
+    int64_t* ci = cand_idx.as<int64_t>(cnt);
+    float* cv = cand_val.as<float>(cnt);
+    compact_ge(x, n, on_stash(thr), cnt, ci, cv);
+    topk_into(cv, cnt, ci, k, x, false);
     s.count = k;
-    s.indices = sel_idx.as<int64_t>(k);
-    s.values = sel_val.as<float>(k);
   } else {
     s.count = std::min(cnt, k);
-    s.indices = ci;
-    s.values = cv;
+    compact_ge(x, n, on_stash(thr), s.count, sel_idx.as<int64_t>(s.count),
+               sel_val.as<float>(s.count));
   }
-  check_cuda(cudaDeviceSynchronize(), "the selection");
+  s.indices = sel_idx.as<int64_t>(s.count);
+  s.values = sel_val.as<float>(s.count);
   return s;
 }
+
+CudaDgcSelector::CudaDgcSelector(int device, double list_k) : impl_(std::make_unique<Impl>()) {
+  TERSE_CHECK(list_k >= 1.0 && list_k <= 1e6, InvalidArgument,
+              "CudaDgcSelector list_k must be in [1, 1e6], got ", list_k,
+              "; the default 4 lists about 4k elements");
+  int count = 0;
+  check_cuda(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
+  TERSE_CHECK(device >= 0 && device < count, InvalidArgument, "CudaDgcSelector: device ", device,
+              " does not exist (", count, " CUDA devices); pass a device index in [0, ", count,
+              ")");
+  impl_->device = device;
+  impl_->list_k = list_k;
+  Impl::DeviceScope scope(device);
+  check_cuda(cudaMalloc(&impl_->ctl, sizeof(Ctl)), "cudaMalloc of the control block");
+  check_cuda(cudaMallocHost(&impl_->host_ctl, sizeof(Ctl)), "cudaMallocHost of the read-back");
+  check_cuda(cudaMemset(impl_->ctl, 0, sizeof(Ctl)), "cudaMemset of the control block");
+  check_cuda(cudaMalloc(&impl_->hist, sizeof(unsigned int) * 2 * dgc_cuda::kBins),
+             "cudaMalloc of the histogram");
+  check_cuda(cudaMemset(impl_->hist, 0, sizeof(unsigned int) * 2 * dgc_cuda::kBins),
+             "cudaMemset of the histogram");
+}
+
+CudaDgcSelector::~CudaDgcSelector() {
+  if (impl_ == nullptr) return;
+  cudaFree(impl_->ctl);
+  cudaFree(impl_->hist);
+  cudaFreeHost(impl_->host_ctl);
+}
+
+float CudaDgcSelector::hint() const {
+  Impl::DeviceScope scope(impl_->device);
+  return impl_->read_ctl().hint;
+}
+
+CudaDgcScans CudaDgcSelector::scans() const { return impl_->scans; }
 
 CudaSparseSelection CudaDgcSelector::select(const float* x, const DgcSamplePlan& plan,
                                             uint64_t seed_step, const DgcSelectOptions& options) {
   check_select_args(x, plan, options);
   Impl::DeviceScope scope(impl_->device);
-  impl_->scans = {};
+  Impl& m = *impl_;
+  m.scans = {};
   const int64_t start = dgc_sample_start(plan, seed_step, options);
-  const int64_t ms = (plan.numel - start + plan.stride - 1) / plan.stride;
-  dgc_cuda::reset_step_kernel<<<1, 1>>>(impl_->ctl);
-  dgc_cuda::sample_kernel<<<blocks_for(ms, kThreads, int64_t{1} << 30), kThreads>>>(
-      x, start, plan.stride, ms, impl_->sample.as<float>(ms), impl_->ctl);
-  check_launch("the sample");
-  return impl_->select_sampled(x, plan, ms, options, false, 0.0f, 0, 0);
+  m.size_stash(plan.numel, static_cast<double>(plan.num_selects));
+  dgc_cuda::reset_step_kernel<<<1, 1>>>(m.ctl);
+  return m.select_sampled(x, plan, start, options, false, 0);
 }
 
 CudaSparseSelection CudaDgcSelector::exact_topk(const float* x, int64_t n, int64_t k) {
@@ -374,11 +408,8 @@ CudaSparseSelection CudaDgcSelector::exact_topk(const float* x, int64_t n, int64
               n, " elements; pass the tensor's data");
   Impl::DeviceScope scope(impl_->device);
   Impl& m = *impl_;
-  m.radix_select(x, n, k, 1, true);
-  m.count<Mode::kTie>(x, n, nullptr, -1.0f, 1);
-  m.compact<Mode::kTie>(x, n, nullptr, nullptr, x, 1, k, k, m.sel_idx.as<int64_t>(k),
-                        m.sel_val.as<float>(k));
-  m.scans.full_scans = 5;
+  m.topk_into(x, n, nullptr, k, x, true);
+  m.scans.full_scans = 5;  // 3 radix passes, the count and the write
   const Ctl h = m.read_ctl();
   if (h.nan_first != dgc_cuda::kNoNan) throw_nan(h.nan_first, n, "exact top-k");
   float t = 0.0f;
@@ -407,43 +438,35 @@ CudaSparseSelection CudaDgcSelector::step(float* u, float* v, float* g, int64_t 
   Impl& m = *impl_;
   m.scans = {};
   if (options.clip_max_norm > 0.0) clip(g, n, options.clip_max_norm, options.num_workers);
-  const float hint = m.hint > 0.0f && std::isfinite(m.hint) ? m.hint : 0.0f;
-  const int64_t cap = n / 16 + 4 * plan.num_selects;
+  m.size_stash(n, m.list_k * static_cast<double>(plan.num_selects));
   dgc_cuda::reset_step_kernel<<<1, 1>>>(m.ctl);
-  const dgc_cuda::ListOut out{m.list_idx.as<int64_t>(cap), m.list_mag.as<float>(cap),
-                              static_cast<unsigned long long>(cap)};
+  // The momentum correction, stashing every |V| >= the provisional threshold (none on the first
+  // step, whose threshold is 0).
   const auto mom = static_cast<float>(options.momentum);
   const bool vec = (reinterpret_cast<uintptr_t>(u) | reinterpret_cast<uintptr_t>(v) |
                     reinterpret_cast<uintptr_t>(g)) %
                        16 ==
                    0;
-  const int grid = blocks_for((n + 3) / 4, kThreads, 132 * 16);
-  if (options.nesterov) {
-    if (vec) {
-      dgc_cuda::compensate_list_kernel<true, true>
-          <<<grid, kThreads>>>(u, v, g, n, mom, hint, m.ctl, out);
-    } else {
-      dgc_cuda::compensate_list_kernel<true, false>
-          <<<grid, kThreads>>>(u, v, g, n, mom, hint, m.ctl, out);
-    }
-  } else if (vec) {
-    dgc_cuda::compensate_list_kernel<false, true>
-        <<<grid, kThreads>>>(u, v, g, n, mom, hint, m.ctl, out);
-  } else {
-    dgc_cuda::compensate_list_kernel<false, false>
-        <<<grid, kThreads>>>(u, v, g, n, mom, hint, m.ctl, out);
-  }
+  const auto launch = options.nesterov ? (vec ? dgc_cuda::stash_pass_kernel<true, true, true>
+                                              : dgc_cuda::stash_pass_kernel<true, true, false>)
+                                       : (vec ? dgc_cuda::stash_pass_kernel<true, false, true>
+                                              : dgc_cuda::stash_pass_kernel<true, false, false>);
+  const int64_t tiles = tiles_of(n);
+  launch<<<static_cast<unsigned>(tiles), kThreads>>>(
+      u, v, g, n, mom, &m.ctl->hint, 1, m.ctl, &m.ctl->list_hits, m.stash_ptr(n), m.slots,
+      m.tile_hits.as<long long>(tiles), m.tile_c1.as<long long>(tiles));
   check_launch("the momentum correction");
   const int64_t start = dgc_sample_start(plan, seed_step, select_options);
-  const int64_t ms = (n - start + plan.stride - 1) / plan.stride;
-  dgc_cuda::sample_kernel<<<blocks_for(ms, kThreads, int64_t{1} << 30), kThreads>>>(
-      v, start, plan.stride, ms, m.sample.as<float>(ms), m.ctl);
-  check_launch("the sample");
   const auto next_rank =
       static_cast<int64_t>(std::ceil(m.list_k * static_cast<double>(plan.top_k_samples)));
-  m.hint = 0.0f;  // stays 0 when the selection throws, as the CPU's state
-  const CudaSparseSelection s =
-      m.select_sampled(v, plan, ms, select_options, hint > 0.0f, hint, cap, next_rank);
+  CudaSparseSelection s;
+  try {
+    s = m.select_sampled(v, plan, start, select_options, true, next_rank);
+  } catch (const NumericalError&) {
+    // The CPU's state keeps no provisional threshold after a failed selection.
+    dgc_cuda::set_hint_kernel<<<1, 1>>>(m.ctl, 0);
+    throw;
+  }
   if (s.count > 0) {
     dgc_cuda::mask_kernel<<<blocks_for(s.count, kThreads, int64_t{1} << 30), kThreads>>>(
         u, v, s.indices, s.count, options.momentum_masking ? 1 : 0);
@@ -461,7 +484,7 @@ void CudaDgcSelector::clip(float* g, int64_t n, double max_norm, int num_workers
   check_cuda(cub::DeviceReduce::TransformReduce(nullptr, bytes, g, sum, n, cuda::std::plus<>{},
                                                 SquareToDouble{}, 0.0),
              "sizing the clipping norm");
-  void* tmp = m.sort_tmp.reserve(std::max<size_t>(bytes, 1));
+  void* tmp = m.scratch.reserve(std::max<size_t>(bytes, 1));
   check_cuda(cub::DeviceReduce::TransformReduce(tmp, bytes, g, sum, n, cuda::std::plus<>{},
                                                 SquareToDouble{}, 0.0),
              "the clipping norm");

@@ -22,52 +22,92 @@ constexpr unsigned long long kNoNan = ~0ull;
 // Device-side control block: counters the host reads back in one copy, and the radix select's
 // running state.
 struct Ctl {
-  unsigned long long count;       // the last count pass: elements selected (> t in tie mode)
-  unsigned long long list_count;  // candidates appended by the listing pass (may exceed cap)
-  unsigned long long nan_first;   // lowest index whose |x| is NaN; kNoNan when none
-  unsigned long long aux;         // a second count (sample values >= the provisional threshold)
-  float thr;                      // the threshold of kGe passes
-  uint32_t result[2];             // radix select results (bits of |a|), by slot
-  uint32_t prefix;                // radix select state: bits fixed so far, and their mask
-  uint32_t mask;
+  unsigned long long count;      // the last count pass: elements selected (> t in tie mode)
+  unsigned long long nan_first;  // lowest index whose |x| is NaN; kNoNan when none
+  unsigned long long aux;        // a second count (sample values >= the provisional threshold)
+  unsigned long long list_hits;  // step(): elements at or above the provisional threshold
+  float thr;                     // the threshold of kGe passes
+  float hint;                    // step()'s provisional threshold (DgcStepState::hint)
+  unsigned int overflow;         // a stash pass found more hits in a tile than its slots
+  uint32_t result[2];            // radix select results (bits of |a|), by slot
+  uint32_t prefix[2];            // radix select state, by slot: bits fixed so far,
+  long long krem[2];             // the rank still to find among the keys matching them (0: idle)
+  uint32_t mask;                 // and which bits those are
   unsigned int done_blocks;
-  long long krem;  // rank still to find among the keys matching prefix
 };
 
 __device__ __forceinline__ uint32_t mag_bits(float x) { return __float_as_uint(x) & 0x7fffffffu; }
 
-// Starts a radix select of the k-th largest |a| (and resets the NaN watch when asked).
-__global__ void radix_init_kernel(Ctl* ctl, long long k, int reset_nan) {
-  ctl->prefix = 0;
+// Starts radix selects of the k0-th and the k1-th largest |a| (a k of 0: none), and resets the
+// NaN watch when asked.
+__global__ void radix_init_kernel(Ctl* ctl, long long k0, long long k1, int reset_nan) {
+  ctl->prefix[0] = ctl->prefix[1] = 0;
   ctl->mask = 0;
-  ctl->krem = k;
+  ctl->krem[0] = k0;
+  ctl->krem[1] = k1;
   ctl->done_blocks = 0;
   if (reset_nan) ctl->nan_first = kNoNan;
 }
 
-// One digit of the radix select: a histogram of the digit at `shift` over the keys that match the
-// bits fixed so far; the last block to finish picks the digit holding the krem-th largest key and
-// clears the histogram for the next pass. The last pass stores the key in result[slot] (and, for
-// slot 0, the float in thr). check_nan records the lowest NaN index (exact top-k's check).
+// The elements of a radix pass: a[start + i * stride] for i in [0, m). With `gather`, the first
+// pass also writes |a[...]| to gather[i] (the strided sample) for the later passes to read.
+struct RadixInput {
+  const float* a;
+  int64_t m;
+  int64_t start;
+  int64_t stride;
+  float* gather;
+};
+
+// One digit of both radix selects: histograms of the digit at `shift` over the keys that match
+// each select's bits so far; the last block to finish picks each select's digit (the one holding
+// its krem-th largest key) and clears the histograms for the next pass. The last pass stores the
+// keys in result[0] (and its float in thr) and result[1]. check_nan records the lowest NaN index.
 __global__ void __launch_bounds__(kThreads)
-    radix_pass_kernel(const float* __restrict__ a, int64_t m, int shift, uint32_t digit_mask,
-                      Ctl* ctl, unsigned int* hist, int slot, int last, int check_nan) {
-  __shared__ unsigned int sh[kBins];
+    radix_pass_kernel(RadixInput in, int shift, uint32_t digit_mask, Ctl* ctl, unsigned int* hist,
+                      int last, int check_nan) {
+  __shared__ unsigned int sh[2][kBins];
   __shared__ bool am_last;
-  for (int i = threadIdx.x; i < kBins; i += kThreads) sh[i] = 0;
+  for (int i = threadIdx.x; i < 2 * kBins; i += kThreads) sh[i / kBins][i % kBins] = 0;
   __syncthreads();
-  const uint32_t prefix = ctl->prefix;
+  const uint32_t prefix0 = ctl->prefix[0];
+  const uint32_t prefix1 = ctl->prefix[1];
+  const bool on0 = ctl->krem[0] > 0;
+  const bool on1 = ctl->krem[1] > 0;
   const uint32_t mask = ctl->mask;
   const int64_t stride = int64_t{gridDim.x} * kThreads;
-  for (int64_t i = int64_t{blockIdx.x} * kThreads + threadIdx.x; i < m; i += stride) {
-    const float x = a[i];
-    if (check_nan && isnan(x)) atomicMin(&ctl->nan_first, static_cast<unsigned long long>(i));
-    const uint32_t key = mag_bits(x);
-    if ((key & mask) == prefix) atomicAdd(&sh[(key >> shift) & digit_mask], 1u);
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  // Warp-uniform rounds, so that lanes with the same digit add once per warp (__match_any_sync):
+  // magnitudes crowd into a few digits, and one shared atomic per lane would serialise on them.
+  for (int64_t i0 = int64_t{blockIdx.x} * kThreads + (threadIdx.x & ~31u); i0 < in.m;
+       i0 += stride) {
+    const int64_t i = i0 + lane;
+    uint32_t bin0 = 0xffffffffu;
+    uint32_t bin1 = 0xffffffffu;
+    if (i < in.m) {
+      const int64_t at = in.start + i * in.stride;
+      const float x = in.a[at];
+      if (check_nan && isnan(x)) atomicMin(&ctl->nan_first, static_cast<unsigned long long>(at));
+      if (in.gather != nullptr) in.gather[i] = fabsf(x);
+      const uint32_t key = mag_bits(x);
+      if (on0 && (key & mask) == prefix0) bin0 = (key >> shift) & digit_mask;
+      if (on1 && (key & mask) == prefix1) bin1 = (key >> shift) & digit_mask;
+    }
+    const unsigned peers0 = __match_any_sync(0xffffffffu, bin0);
+    if (bin0 != 0xffffffffu && lane == __ffs(peers0) - 1) {
+      atomicAdd(&sh[0][bin0], static_cast<unsigned int>(__popc(peers0)));
+    }
+    if (on1) {
+      const unsigned peers1 = __match_any_sync(0xffffffffu, bin1);
+      if (bin1 != 0xffffffffu && lane == __ffs(peers1) - 1) {
+        atomicAdd(&sh[1][bin1], static_cast<unsigned int>(__popc(peers1)));
+      }
+    }
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < kBins; i += kThreads) {
-    if (sh[i] != 0) atomicAdd(&hist[i], sh[i]);
+  for (int i = threadIdx.x; i < 2 * kBins; i += kThreads) {
+    const unsigned int c = sh[i / kBins][i % kBins];
+    if (c != 0) atomicAdd(&hist[i], c);
   }
   __threadfence();
   __syncthreads();
@@ -79,33 +119,42 @@ __global__ void __launch_bounds__(kThreads)
   using Scan = cub::BlockScan<long long, kThreads>;
   __shared__ typename Scan::TempStorage scan_tmp;
   constexpr int kPer = kBins / kThreads;
-  long long c[kPer];
-  long long mine = 0;
-  for (int j = 0; j < kPer; ++j) {
-    const int b = kBins - 1 - kPer * threadIdx.x - j;
-    c[j] = b <= static_cast<int>(digit_mask) ? static_cast<long long>(__ldcg(&hist[b])) : 0;
-    mine += c[j];
-  }
-  long long before = 0;
-  Scan(scan_tmp).ExclusiveSum(mine, before);
-  const long long krem = __ldcg(&ctl->krem);
-  for (int j = 0; j < kPer; ++j) {
-    if (before < krem && krem <= before + c[j]) {
-      const uint32_t d = static_cast<uint32_t>(kBins - 1 - kPer * threadIdx.x - j);
-      const uint32_t p = __ldcg(&ctl->prefix) | (d << shift);
-      ctl->prefix = p;
-      ctl->mask = __ldcg(&ctl->mask) | (digit_mask << shift);
-      ctl->krem = krem - before;
-      if (last) {
-        ctl->result[slot] = p;
-        if (slot == 0) ctl->thr = __uint_as_float(p);
-      }
+  for (int slot = 0; slot < 2; ++slot) {
+    const long long krem = __ldcg(&ctl->krem[slot]);
+    if (krem <= 0) continue;  // uniform across the block
+    long long c[kPer];
+    long long mine = 0;
+    for (int j = 0; j < kPer; ++j) {
+      const int b = kBins - 1 - kPer * static_cast<int>(threadIdx.x) - j;
+      c[j] = b <= static_cast<int>(digit_mask)
+                 ? static_cast<long long>(__ldcg(&hist[slot * kBins + b]))
+                 : 0;
+      mine += c[j];
     }
-    before += c[j];
+    long long before = 0;
+    Scan(scan_tmp).ExclusiveSum(mine, before);
+    __syncthreads();
+    for (int j = 0; j < kPer; ++j) {
+      if (before < krem && krem <= before + c[j]) {
+        const uint32_t d =
+            static_cast<uint32_t>(kBins - 1 - kPer * static_cast<int>(threadIdx.x) - j);
+        const uint32_t p = __ldcg(&ctl->prefix[slot]) | (d << shift);
+        ctl->prefix[slot] = p;
+        ctl->krem[slot] = krem - before;
+        if (last) {
+          ctl->result[slot] = p;
+          if (slot == 0) ctl->thr = __uint_as_float(p);
+        }
+      }
+      before += c[j];
+    }
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < kBins; i += kThreads) hist[i] = 0;
-  if (threadIdx.x == 0) ctl->done_blocks = 0;
+  if (threadIdx.x == 0) {
+    ctl->mask = __ldcg(&ctl->mask) | (digit_mask << shift);
+    ctl->done_blocks = 0;
+  }
+  for (int i = threadIdx.x; i < 2 * kBins; i += kThreads) hist[i] = 0;
 }
 
 // What a pass selects: kGe, |a| >= ctl->thr (a float compare, so NaN never); kTie, the bits of |a|
@@ -122,22 +171,12 @@ __device__ __forceinline__ int classify(float x, float thr, uint32_t t) {
   }
 }
 
-// The number of elements m: the host's, or, with m_dev, min(*m_dev, m) (the candidate list, whose
-// length only the device knows).
-__device__ __forceinline__ int64_t length(int64_t m, const unsigned long long* m_dev) {
-  if (m_dev == nullptr) return m;
-  const auto d = static_cast<int64_t>(*m_dev);
-  return d < m ? d : m;
-}
-
 // Pass 1 of a compaction: per tile (kTile elements) the class-1 and class-2 counts; their totals
 // in ctl->count (class 1) and ctl->aux (class 2).
 template <Mode kMode>
 __global__ void __launch_bounds__(kThreads)
-    tile_count_kernel(const float* __restrict__ a, int64_t m_max, const unsigned long long* m_dev,
-                      Ctl* ctl, int slot, long long* __restrict__ tile_c1,
-                      long long* __restrict__ tile_c2) {
-  const int64_t m = length(m_max, m_dev);
+    tile_count_kernel(const float* __restrict__ a, int64_t m, Ctl* ctl, int slot,
+                      long long* __restrict__ tile_c1, long long* __restrict__ tile_c2) {
   const int64_t begin = int64_t{blockIdx.x} * kTile;
   int c1 = 0;
   int c2 = 0;
@@ -207,13 +246,11 @@ __global__ void __launch_bounds__(1024)
 // x[index] at their tile's offset, the first `limit` only.
 template <Mode kMode>
 __global__ void __launch_bounds__(kThreads)
-    tile_write_kernel(const float* __restrict__ a, int64_t m_max, const unsigned long long* m_dev,
-                      const int64_t* __restrict__ idx_map, const float* __restrict__ x,
-                      const Ctl* ctl, int slot, long long k, int tie_mode,
-                      const long long* __restrict__ tile_off,
+    tile_write_kernel(const float* __restrict__ a, int64_t m, const int64_t* __restrict__ idx_map,
+                      const float* __restrict__ x, const Ctl* ctl, int slot, long long k,
+                      int tie_mode, const long long* __restrict__ tile_off,
                       const long long* __restrict__ tile_c2_before, long long limit,
                       int64_t* __restrict__ out_idx, float* __restrict__ out_val) {
-  const int64_t m = length(m_max, m_dev);
   const int64_t begin = int64_t{blockIdx.x} * kTile;
   if (begin >= m) return;  // uniform across the block
   using Load = cub::BlockLoad<float, kThreads, kItems, cub::BLOCK_LOAD_WARP_TRANSPOSE>;
@@ -270,25 +307,15 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// |x[start + j * stride]| for j in [0, count), and the lowest sampled NaN index.
-__global__ void sample_kernel(const float* __restrict__ x, int64_t start, int64_t stride,
-                              int64_t count, float* __restrict__ out, Ctl* ctl) {
-  const int64_t j = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
-  if (j >= count) return;
-  const int64_t i = start + j * stride;
-  const float a = fabsf(x[i]);
-  if (isnan(a)) atomicMin(&ctl->nan_first, static_cast<unsigned long long>(i));
-  out[j] = a;
-}
-
-// Elements with |a| >= thr into ctl->aux (the sampled values at or above the provisional
+// Elements with |a| >= *thr into ctl->aux (the sampled values at or above the provisional
 // threshold).
 __global__ void __launch_bounds__(kThreads)
-    count_ge_kernel(const float* __restrict__ a, int64_t m, float thr, Ctl* ctl) {
+    count_ge_kernel(const float* __restrict__ a, int64_t m, const float* thr, Ctl* ctl) {
   int c = 0;
+  const float t = *thr;
   const int64_t stride = int64_t{gridDim.x} * kThreads;
   for (int64_t i = int64_t{blockIdx.x} * kThreads + threadIdx.x; i < m; i += stride) {
-    c += fabsf(a[i]) >= thr;
+    c += fabsf(a[i]) >= t;
   }
   using Reduce = cub::BlockReduce<int, kThreads>;
   __shared__ typename Reduce::TempStorage tmp;
@@ -296,19 +323,22 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0 && s != 0) atomicAdd(&ctl->aux, static_cast<unsigned long long>(s));
 }
 
-// Sets the threshold of the next kGe passes and clears the counters they add to.
-__global__ void set_threshold_kernel(Ctl* ctl, float thr, int use_value) {
+// Sets the threshold of the next kGe passes (unless use_value is 0) and clears the counters they
+// add to; `pass` also clears the overflow flag (before a stash pass).
+__global__ void set_threshold_kernel(Ctl* ctl, float thr, int use_value, int pass) {
   if (use_value) ctl->thr = thr;
   ctl->count = 0;
   ctl->aux = 0;
+  if (pass) ctl->overflow = 0;
 }
 
-// Clears the listing pass's and the sample's counters.
+// Clears the counters of a selection (the provisional threshold stays).
 __global__ void reset_step_kernel(Ctl* ctl) {
-  ctl->list_count = 0;
+  ctl->overflow = 0;
   ctl->nan_first = kNoNan;
   ctl->count = 0;
   ctl->aux = 0;
+  ctl->list_hits = 0;
 }
 
 }  // namespace terse::dgc_cuda

@@ -1,0 +1,209 @@
+#pragma once
+
+// The tile stash: one pass over x (or DgcMemory::step's momentum correction, which writes V and
+// reads it once) that counts, per tile of kTile elements, the elements with |x| >= t and keeps
+// the first S of them, in index order, as 16-bit offsets in the tile's slots. Later thresholds at
+// or above t then filter the slots instead of reading x again, and the ordered compaction is a
+// scan over per-tile counts, not over x. A tile with more than S hits sets ctl->overflow (its
+// count stays exact), and the caller falls back to passes over x. Private to terse_dgc.
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cub/block/block_scan.cuh>
+
+#include "select_kernels.cuh"
+
+namespace terse::dgc_cuda {
+
+// DgcMemory::compensate's arithmetic for one element (built with -fmad=false: the CPU's bits).
+template <bool kNesterov>
+__device__ __forceinline__ float correct(float& u, float& v, float g, float m) {
+  const float ui = kNesterov ? m * (u + g) : m * u + g;
+  const float vi = v + (kNesterov ? ui + g : ui);
+  u = ui;
+  v = vi;
+  return vi;
+}
+
+// Block b: tile b, in 4 rounds of a group of 4 consecutive elements per thread (float4 when
+// kVec: every pointer 16-byte aligned). kCompensate: U = mU + g, V += U first (Nesterov as the
+// CPU), and the stash is of the new V. The threshold is *thr (ctl->thr or ctl->hint); with
+// `positive_only`, a threshold that is not a positive finite number stashes nothing (step()'s
+// first step has no provisional threshold). The tile counts are added to *counter.
+template <bool kCompensate, bool kNesterov, bool kVec>
+__global__ void __launch_bounds__(kThreads)
+    stash_pass_kernel(float* __restrict__ u, float* __restrict__ v, const float* __restrict__ g,
+                      int64_t n, float m, const float* thr, int positive_only, Ctl* ctl,
+                      unsigned long long* counter, uint16_t* __restrict__ stash, int slots,
+                      long long* __restrict__ tile_hits, long long* __restrict__ tile_c1) {
+  using Scan = cub::BlockScan<int, kThreads>;
+  __shared__ typename Scan::TempStorage tmp;
+  const int64_t base = int64_t{blockIdx.x} * kTile;
+  const float t = *thr;
+  const bool stashing = !positive_only || (t > 0.0f && isfinite(t));
+  uint16_t* slot = stash + int64_t{blockIdx.x} * slots;
+  // All loads and stores first, with no barrier between them, so every round's memory accesses
+  // are in flight together; then the ordered stash, a block scan per round.
+  constexpr int kRounds = kItems / 4;
+  float val[kRounds][4];
+  bool in[kRounds][4];
+#pragma unroll
+  for (int j = 0; j < kRounds; ++j) {
+    const int64_t i0 = base + 4 * (int64_t{j} * kThreads + threadIdx.x);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      val[j][e] = 0.0f;
+      in[j][e] = false;
+    }
+    if (kVec && i0 + 4 <= n) {
+      if constexpr (kCompensate) {
+        float4 uu = *reinterpret_cast<const float4*>(u + i0);
+        float4 vv = *reinterpret_cast<const float4*>(v + i0);
+        const float4 gg = *reinterpret_cast<const float4*>(g + i0);
+        val[j][0] = correct<kNesterov>(uu.x, vv.x, gg.x, m);
+        val[j][1] = correct<kNesterov>(uu.y, vv.y, gg.y, m);
+        val[j][2] = correct<kNesterov>(uu.z, vv.z, gg.z, m);
+        val[j][3] = correct<kNesterov>(uu.w, vv.w, gg.w, m);
+        *reinterpret_cast<float4*>(u + i0) = uu;
+        *reinterpret_cast<float4*>(v + i0) = vv;
+      } else {
+        const float4 vv = *reinterpret_cast<const float4*>(v + i0);
+        val[j][0] = vv.x;
+        val[j][1] = vv.y;
+        val[j][2] = vv.z;
+        val[j][3] = vv.w;
+      }
+      in[j][0] = in[j][1] = in[j][2] = in[j][3] = true;
+    } else {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t i = i0 + e;
+        if (i >= n) break;
+        if constexpr (kCompensate) {
+          float uu = u[i];
+          float vv = v[i];
+          val[j][e] = correct<kNesterov>(uu, vv, g[i], m);
+          u[i] = uu;
+          v[i] = vv;
+        } else {
+          val[j][e] = v[i];
+        }
+        in[j][e] = true;
+      }
+    }
+  }
+  int total = 0;
+#pragma unroll
+  for (int j = 0; j < kRounds; ++j) {
+    const int64_t i0 = base + 4 * (int64_t{j} * kThreads + threadIdx.x);
+    bool hit[4];
+    int hits = 0;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      hit[e] = stashing && in[j][e] && fabsf(val[j][e]) >= t;
+      hits += hit[e];
+    }
+    int rank = 0;
+    int round_total = 0;
+    Scan(tmp).ExclusiveSum(hits, rank, round_total);
+    __syncthreads();
+    int pos = total + rank;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      if (!hit[e]) continue;
+      if (pos < slots) slot[pos] = static_cast<uint16_t>(i0 + e - base);
+      ++pos;
+    }
+    total += round_total;
+  }
+  if (threadIdx.x == 0) {
+    tile_hits[blockIdx.x] = total;
+    tile_c1[blockIdx.x] = total;
+    if (total != 0) atomicAdd(counter, static_cast<unsigned long long>(total));
+    if (total > slots) atomicOr(&ctl->overflow, 1u);
+  }
+}
+
+// One warp per tile: the tile's stashed elements with |x| >= ctl->thr, counted into tile_c1 and
+// ctl->count. Valid while no tile overflowed and ctl->thr is at or above the stash's threshold.
+__global__ void __launch_bounds__(kThreads)
+    stash_count_kernel(const float* __restrict__ x, int64_t tiles, Ctl* ctl,
+                       const uint16_t* __restrict__ stash, int slots,
+                       const long long* __restrict__ tile_hits, long long* __restrict__ tile_c1) {
+  const int64_t tile = (int64_t{blockIdx.x} * kThreads + threadIdx.x) / 32;
+  if (tile >= tiles) return;  // whole warps
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const long long hits = tile_hits[tile];
+  const int c = hits < slots ? static_cast<int>(hits) : slots;
+  const float t = ctl->thr;
+  const int64_t base = tile * kTile;
+  const uint16_t* slot = stash + tile * slots;
+  int cnt = 0;
+  for (int r = lane; r < c; r += 32) cnt += fabsf(x[base + slot[r]]) >= t;
+  for (int o = 16; o > 0; o /= 2) cnt += __shfl_down_sync(0xffffffffu, cnt, o);
+  if (lane == 0) {
+    tile_c1[tile] = cnt;
+    if (cnt != 0) atomicAdd(&ctl->count, static_cast<unsigned long long>(cnt));
+  }
+}
+
+// One warp per tile, after tile_offsets_kernel over the stash_count (or stash pass) counts: the
+// stashed elements with |x| >= ctl->thr, in index order, at the tile's offset; the first `limit`.
+__global__ void __launch_bounds__(kThreads)
+    stash_write_kernel(const float* __restrict__ x, int64_t tiles, const Ctl* ctl,
+                       const uint16_t* __restrict__ stash, int slots,
+                       const long long* __restrict__ tile_hits,
+                       const long long* __restrict__ tile_off, long long limit,
+                       int64_t* __restrict__ out_idx, float* __restrict__ out_val) {
+  const int64_t tile = (int64_t{blockIdx.x} * kThreads + threadIdx.x) / 32;
+  if (tile >= tiles) return;
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const long long hits = tile_hits[tile];
+  const int c = hits < slots ? static_cast<int>(hits) : slots;
+  const float t = ctl->thr;
+  const int64_t base = tile * kTile;
+  const uint16_t* slot = stash + tile * slots;
+  long long off = tile_off[tile];
+  for (int r0 = 0; r0 < c && off < limit; r0 += 32) {
+    const int r = r0 + lane;
+    int64_t i = 0;
+    float xv = 0.0f;
+    bool sel = false;
+    if (r < c) {
+      i = base + slot[r];
+      xv = x[i];
+      sel = fabsf(xv) >= t;
+    }
+    const unsigned ballot = __ballot_sync(0xffffffffu, sel);
+    const long long pos = off + __popc(ballot & ((1u << lane) - 1u));
+    if (sel && pos < limit) {
+      out_idx[pos] = i;
+      out_val[pos] = xv;
+    }
+    off += __popc(ballot);
+  }
+}
+
+// Momentum factor masking: V[i] = 0 (and U[i] = 0 with `both`) at the selected indices.
+__global__ void mask_kernel(float* __restrict__ u, float* __restrict__ v,
+                            const int64_t* __restrict__ idx, int64_t count, int both) {
+  const int64_t j = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  if (j >= count) return;
+  const int64_t i = idx[j];
+  v[i] = 0.0f;
+  if (both) u[i] = 0.0f;
+}
+
+// g *= c (local gradient clipping's scale).
+__global__ void scale_kernel(float* __restrict__ g, int64_t n, float c) {
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n; i += stride) g[i] *= c;
+}
+
+// step()'s next provisional threshold from the radix select's slot 1, or 0.
+__global__ void set_hint_kernel(Ctl* ctl, int from_slot1) {
+  ctl->hint = from_slot1 ? __uint_as_float(ctl->result[1]) : 0.0f;
+}
+
+}  // namespace terse::dgc_cuda
