@@ -130,12 +130,14 @@ RankRecord examine_self(int requested, int rank, int size, ncclUniqueId* id, std
               (count_error == cudaSuccess ? std::string("cudaGetDeviceCount returned 0")
                                           : "cudaGetDeviceCount: " + cuda_error_text(count_error)) +
               ", CUDA_VISIBLE_DEVICES " + visible_devices_env() + ")";
-  } else if (requested >= me.visible) {
+  } else if (requested >= me.visible || requested < -1) {
     me.problem = kDeviceRange;
     me.device = requested;
     *reason = "was asked for cuda:" + std::to_string(requested) + " but sees " +
               std::to_string(me.visible) + " CUDA devices (CUDA_VISIBLE_DEVICES " +
-              visible_devices_env() + ")";
+              visible_devices_env() +
+              "); NcclOptions::device is a device index, or -1 for the "
+              "local rank's GPU";
   } else if (requested < 0 && local_rank < 0) {
     me.problem = kNoLocalRank;
     *reason =
@@ -165,12 +167,30 @@ RankRecord examine_self(int requested, int rank, int size, ncclUniqueId* id, std
   return me;
 }
 
+// What another rank's record says of its problem (its own message has the details).
+std::string summary(const RankRecord& r) {
+  const std::string devices = std::to_string(r.visible) + " CUDA devices";
+  switch (r.problem) {
+    case kNoDevice:
+      return "sees no CUDA device";
+    case kDeviceRange:
+      return "was asked for cuda:" + std::to_string(r.device) + " but sees " + devices;
+    case kNoLocalRank:
+      return "cannot tell its local rank (OMPI_COMM_WORLD_LOCAL_RANK and MPI_LOCALRANKID are "
+             "unset)";
+    case kSetDevice:
+      return "could not use cuda:" + std::to_string(r.device);
+    case kUniqueId:
+      return "could not make the NCCL unique id";
+    default:
+      return "reported problem " + std::to_string(r.problem);
+  }
+}
+
 [[noreturn]] void throw_problem(const RankRecord& r, int rank, const std::string& reason,
                                 bool mine) {
   const std::string who = "rank " + std::to_string(rank) + " (host " + r.host + ")";
-  const std::string what = mine ? reason
-                                : "reported problem " + std::to_string(r.problem) + " (it sees " +
-                                      std::to_string(r.visible) + " CUDA devices; see its output)";
+  const std::string what = mine ? reason : summary(r) + " (see that rank's output)";
   const char* fix =
       "; NCCL needs one GPU per rank: start at most as many ranks per node as it has GPUs, pass "
       "NcclOptions::device, or use the \"mpi\" backend on CPU memory";
@@ -215,8 +235,6 @@ void check_one_rank_per_gpu(const std::vector<RankRecord>& all) {
 }  // namespace
 
 NcclBootstrap bootstrap_nccl(int requested, std::chrono::milliseconds timeout) {
-  TERSE_CHECK(requested >= -1, InvalidArgument, "NcclOptions::device is ", requested,
-              "; pass a CUDA device index >= 0, or -1 to pick the local rank's GPU");
   detail::ensure_mpi_initialized();
   NcclBootstrap out;
   mpi_check(MPI_Comm_rank(MPI_COMM_WORLD, &out.rank), "MPI_Comm_rank", -1);
@@ -231,12 +249,11 @@ NcclBootstrap bootstrap_nccl(int requested, std::chrono::milliseconds timeout) {
                            &request),
             "MPI_Iallgather", out.rank);
   mpi_wait(&request, "the exchange of GPU choices (MPI_Iallgather)", out.rank, out.size, timeout);
-  // Every rank reads the same records, so every rank throws, and for the same rank.
+  // Every rank reads the same records, so every rank throws: with its own reason if it has
+  // one, else naming the first rank that has.
+  if (me.problem != kOk) throw_problem(me, out.rank, reason, /*mine=*/true);
   for (size_t r = 0; r < all.size(); ++r) {
-    if (all[r].problem != kOk) {
-      const bool mine = static_cast<int>(r) == out.rank;
-      throw_problem(mine ? me : all[r], static_cast<int>(r), reason, mine);
-    }
+    if (all[r].problem != kOk) throw_problem(all[r], static_cast<int>(r), reason, false);
   }
   check_one_rank_per_gpu(all);
 

@@ -77,7 +77,7 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<Work> all_reduce_async(TensorView inout, ReduceOp op) override {
     detail::check_all_reduce(inout, op, rank(), device());
     check_memory(inout, "all_reduce", "inout");
-    const std::string what = describe("all_reduce", inout) + " " + reduce_op_name(op);
+    const std::string what = describe("all_reduce " + std::string(reduce_op_name(op)), inout);
     return launch(what, [&](cudaStream_t s) {
       if (inout.numel == 0) return;
       call(ncclAllReduce(inout.data, inout.data, static_cast<size_t>(inout.numel),
@@ -201,9 +201,8 @@ class NcclCommunicator final : public Communicator {
     state_->settle(result, fn, what, timeout());
   }
 
-  std::string describe(const char* verb, const TensorView& v) const {
-    return std::string(verb) + " of " + detail::format_bytes(v.nbytes()) + " (" +
-           dtype_name(v.dtype) + ")";
+  std::string describe(const std::string& verb, const TensorView& v) const {
+    return verb + " of " + detail::format_bytes(v.nbytes()) + " (" + dtype_name(v.dtype) + ")";
   }
 
   void check_no_alias(bool ok, const char* verb) const {
