@@ -1,4 +1,4 @@
-# Finds the optional engines and sets TERSE_HAVE_{CUDA,MPI,TORCH,OPENMP}.
+# Finds the optional engines and sets TERSE_HAVE_{CUDA,MPI,NCCL,TORCH,OPENMP}.
 function(terse_resolve_switch name found)
   if(${name} STREQUAL "ON" AND NOT ${found})
     message(FATAL_ERROR "${name}=ON but it was not found; install it or pass -D${name}=AUTO")
@@ -56,6 +56,42 @@ if(NOT TERSE_CUDA STREQUAL "OFF")
     set(TERSE_HAVE_CUDA ON)
   endif()
   terse_resolve_switch(TERSE_CUDA TERSE_HAVE_CUDA)
+endif()
+
+# NCCL: GPU collectives, its unique id broadcast over MPI, so only with both CUDA and MPI. The
+# hints cover the CUDA toolkit's copy (/usr/local/cuda) and Debian/Ubuntu's libnccl-dev.
+set(TERSE_HAVE_NCCL OFF)
+if(NOT TERSE_NCCL STREQUAL "OFF")
+  if(TERSE_HAVE_CUDA AND TERSE_HAVE_MPI)
+    find_path(TERSE_NCCL_INCLUDE_DIR nccl.h
+              HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include /usr/include)
+    find_library(TERSE_NCCL_LIBRARY nccl
+                 HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64 /usr/lib/x86_64-linux-gnu)
+    if(TERSE_NCCL_INCLUDE_DIR AND TERSE_NCCL_LIBRARY)
+      file(STRINGS ${TERSE_NCCL_INCLUDE_DIR}/nccl.h _terse_nccl_ver
+           REGEX "^#define NCCL_(MAJOR|MINOR|PATCH) [0-9]+")
+      string(REGEX REPLACE ".*NCCL_MAJOR ([0-9]+).*" "\\1" _major "${_terse_nccl_ver}")
+      string(REGEX REPLACE ".*NCCL_MINOR ([0-9]+).*" "\\1" _minor "${_terse_nccl_ver}")
+      string(REGEX REPLACE ".*NCCL_PATCH ([0-9]+).*" "\\1" _patch "${_terse_nccl_ver}")
+      set(TERSE_NCCL_VERSION "${_major}.${_minor}.${_patch}")
+      # 2.14 brought non-blocking communicators (ncclCommInitRankConfig, ncclInProgress), which
+      # the backend needs to bound its set-up and enqueue waits by the communicator's timeout.
+      if(TERSE_NCCL_VERSION VERSION_LESS 2.14)
+        message(STATUS "terse: NCCL ${TERSE_NCCL_VERSION} at ${TERSE_NCCL_LIBRARY} is older than "
+                       "2.14; the NCCL backend is not built")
+      else()
+        add_library(terse_nccl_lib UNKNOWN IMPORTED)
+        set_target_properties(terse_nccl_lib PROPERTIES
+          IMPORTED_LOCATION ${TERSE_NCCL_LIBRARY}
+          INTERFACE_INCLUDE_DIRECTORIES ${TERSE_NCCL_INCLUDE_DIR})
+        set(TERSE_HAVE_NCCL ON)
+      endif()
+    endif()
+  elseif(TERSE_NCCL STREQUAL "ON")
+    message(FATAL_ERROR "TERSE_NCCL=ON needs CUDA and MPI (CUDA=${TERSE_HAVE_CUDA}, "
+                        "MPI=${TERSE_HAVE_MPI}); install them or pass -DTERSE_NCCL=AUTO")
+  endif()
+  terse_resolve_switch(TERSE_NCCL TERSE_HAVE_NCCL)
 endif()
 
 set(TERSE_HAVE_TORCH OFF)

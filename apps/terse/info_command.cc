@@ -6,6 +6,7 @@
 
 #include "exit_codes.h"
 #include "terse/comm/communicator.h"
+#include "terse/comm/nccl_communicator.h"
 #include "terse/kernels/cuda_info.h"
 
 #ifdef _OPENMP
@@ -66,7 +67,10 @@ int run_info(std::ostream& out) {
       << "c++ standard: " << cxx_standard() << '\n'
       << "libtorch: " << TORCH_VERSION << '\n'
       << "mpi: " << (mpi.empty() ? std::string("not built") : mpi) << '\n'
-      << "nccl: not built in this version\n"
+      << "nccl: "
+      << (nccl_available() ? "built (library " + nccl_library_version() + ")"
+                           : std::string("not built"))
+      << '\n'
       << "cuda: " << cuda_line(cuda) << '\n'
       << "cuda devices: " << cuda.devices.size();
   if (cuda.devices.empty()) out << " (" << cuda.status << ")";

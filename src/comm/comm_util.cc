@@ -49,13 +49,20 @@ std::string format_seconds(double seconds) {
 
 namespace {
 
-void check_view(const TensorView& v, const char* verb, const char* name, int rank) {
+void check_view(const TensorView& v, const char* verb, const char* name, int rank, Device device) {
   TERSE_CHECK(v.numel >= 0, InvalidArgument, verb, " on rank ", rank, ": ", name,
               " has a negative element count ", v.numel, "; pass a valid tensor view");
-  TERSE_CHECK(v.device.is_cpu(), InvalidArgument, verb, " on rank ", rank, ": ", name, " is on ",
-              v.device.str(),
-              " but this communicator moves host memory only; copy it to the CPU or use a GPU "
-              "backend");
+  TERSE_CHECK(!device.is_cpu() || v.device.is_cpu(), InvalidArgument, verb, " on rank ", rank, ": ",
+              name, " is on ", v.device.str(),
+              " but this communicator moves host memory only; copy it to the CPU or use the "
+              "\"nccl\" backend");
+  TERSE_CHECK(device.is_cpu() || v.device.is_cuda(), InvalidArgument, verb, " on rank ", rank, ": ",
+              name, " is on ", v.device.str(), " but the NCCL communicator moves memory of ",
+              device.str(), " only; copy it to ", device.str(), " or use the \"mpi\" backend");
+  TERSE_CHECK(v.device == device, InvalidArgument, verb, " on rank ", rank, ": ", name, " is on ",
+              v.device.str(), " but this rank's NCCL communicator is on ", device.str(),
+              " (one rank per GPU); copy it to ", device.str(), " or build the communicator on ",
+              v.device.str(), " (NcclOptions::device)");
   TERSE_CHECK(v.numel == 0 || v.data != nullptr, InvalidArgument, verb, " on rank ", rank, ": ",
               name, " has ", v.numel,
               " elements but a null data pointer; pass an allocated buffer");
@@ -85,16 +92,17 @@ int64_t checked_sum(const std::vector<int64_t>& counts, const char* verb, const 
 
 }  // namespace
 
-void check_all_reduce(const TensorView& inout, ReduceOp op, int rank) {
-  check_view(inout, "all_reduce", "inout", rank);
+void check_all_reduce(const TensorView& inout, ReduceOp op, int rank, Device device) {
+  check_view(inout, "all_reduce", "inout", rank, device);
   TERSE_CHECK(op == ReduceOp::kSum || op == ReduceOp::kMax || op == ReduceOp::kMin, InvalidArgument,
               "all_reduce on rank ", rank, ": unknown reduce op code ", static_cast<int>(op),
               "; use ReduceOp::kSum, kMax or kMin");
 }
 
-void check_all_gather(const TensorView& in, const TensorView& out, int rank, int size) {
-  check_view(in, "all_gather", "in", rank);
-  check_view(out, "all_gather", "out", rank);
+void check_all_gather(const TensorView& in, const TensorView& out, int rank, int size,
+                      Device device) {
+  check_view(in, "all_gather", "in", rank, device);
+  check_view(out, "all_gather", "out", rank, device);
   check_same_dtype(in, out, "all_gather", rank);
   TERSE_CHECK(in.numel <= INT64_MAX / size && out.numel == in.numel * size, InvalidArgument,
               "all_gather on rank ", rank, ": out has ", out.numel, " elements but must hold ",
@@ -103,9 +111,9 @@ void check_all_gather(const TensorView& in, const TensorView& out, int rank, int
 }
 
 void check_all_gatherv(const TensorView& in, const TensorView& out,
-                       const std::vector<int64_t>& counts, int rank, int size) {
-  check_view(in, "all_gatherv", "in", rank);
-  check_view(out, "all_gatherv", "out", rank);
+                       const std::vector<int64_t>& counts, int rank, int size, Device device) {
+  check_view(in, "all_gatherv", "in", rank, device);
+  check_view(out, "all_gatherv", "out", rank, device);
   check_same_dtype(in, out, "all_gatherv", rank);
   const int64_t total = checked_sum(counts, "all_gatherv", "counts", rank, size);
   TERSE_CHECK(in.numel == counts[static_cast<size_t>(rank)], InvalidArgument,
@@ -115,9 +123,10 @@ void check_all_gatherv(const TensorView& in, const TensorView& out,
               out.numel, " elements but the counts sum to ", total, "; size out as sum(counts)");
 }
 
-void check_all_to_all(const TensorView& in, const TensorView& out, int rank, int size) {
-  check_view(in, "all_to_all", "in", rank);
-  check_view(out, "all_to_all", "out", rank);
+void check_all_to_all(const TensorView& in, const TensorView& out, int rank, int size,
+                      Device device) {
+  check_view(in, "all_to_all", "in", rank, device);
+  check_view(out, "all_to_all", "out", rank, device);
   check_same_dtype(in, out, "all_to_all", rank);
   TERSE_CHECK(in.numel == out.numel, InvalidArgument, "all_to_all on rank ", rank, ": in has ",
               in.numel, " elements but out has ", out.numel, "; both must hold ", size,
@@ -129,9 +138,9 @@ void check_all_to_all(const TensorView& in, const TensorView& out, int rank, int
 
 void check_all_to_allv(const TensorView& in, const std::vector<int64_t>& send_counts,
                        const TensorView& out, const std::vector<int64_t>& recv_counts, int rank,
-                       int size) {
-  check_view(in, "all_to_allv", "in", rank);
-  check_view(out, "all_to_allv", "out", rank);
+                       int size, Device device) {
+  check_view(in, "all_to_allv", "in", rank, device);
+  check_view(out, "all_to_allv", "out", rank, device);
   check_same_dtype(in, out, "all_to_allv", rank);
   const int64_t sent = checked_sum(send_counts, "all_to_allv", "send_counts", rank, size);
   const int64_t received = checked_sum(recv_counts, "all_to_allv", "recv_counts", rank, size);
@@ -143,8 +152,8 @@ void check_all_to_allv(const TensorView& in, const std::vector<int64_t>& send_co
               "; size out as sum(recv_counts)");
 }
 
-void check_broadcast(const TensorView& inout, int root, int rank, int size) {
-  check_view(inout, "broadcast", "inout", rank);
+void check_broadcast(const TensorView& inout, int root, int rank, int size, Device device) {
+  check_view(inout, "broadcast", "inout", rank, device);
   TERSE_CHECK(root >= 0 && root < size, InvalidArgument, "broadcast on rank ", rank, ": root ",
               root, " is outside [0, ", size, "); pass the rank that holds the data");
 }

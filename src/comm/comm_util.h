@@ -19,16 +19,22 @@ std::string format_ranks(const std::vector<int>& ranks);
 // "1.5 s", "200 ms".
 std::string format_seconds(double seconds);
 
-// Each throws InvalidArgument naming the verb, the rank, the values seen and the fix.
-void check_all_reduce(const TensorView& inout, ReduceOp op, int rank);
-void check_all_gather(const TensorView& in, const TensorView& out, int rank, int size);
+// Each throws InvalidArgument naming the verb, the rank, the values seen and the fix. `device`
+// is where the backend's buffers must live (the CPU for MPI and local, the GPU for NCCL).
+void check_all_reduce(const TensorView& inout, ReduceOp op, int rank,
+                      Device device = Device::cpu());
+void check_all_gather(const TensorView& in, const TensorView& out, int rank, int size,
+                      Device device = Device::cpu());
 void check_all_gatherv(const TensorView& in, const TensorView& out,
-                       const std::vector<int64_t>& counts, int rank, int size);
-void check_all_to_all(const TensorView& in, const TensorView& out, int rank, int size);
+                       const std::vector<int64_t>& counts, int rank, int size,
+                       Device device = Device::cpu());
+void check_all_to_all(const TensorView& in, const TensorView& out, int rank, int size,
+                      Device device = Device::cpu());
 void check_all_to_allv(const TensorView& in, const std::vector<int64_t>& send_counts,
                        const TensorView& out, const std::vector<int64_t>& recv_counts, int rank,
-                       int size);
-void check_broadcast(const TensorView& inout, int root, int rank, int size);
+                       int size, Device device = Device::cpu());
+void check_broadcast(const TensorView& inout, int root, int rank, int size,
+                     Device device = Device::cpu());
 // MPI counts and displacements are C ints: every count and every prefix sum must fit.
 void check_fits_int(const std::vector<int64_t>& counts, const char* verb, const char* what,
                     int rank);

@@ -6,6 +6,7 @@
 
 #include "mpi/mpi_backend.h"
 #include "terse/comm/local_communicator.h"
+#include "terse/comm/nccl_communicator.h"
 #include "terse/core/check.h"
 
 namespace terse {
@@ -86,8 +87,12 @@ std::unique_ptr<Communicator> make_communicator(const std::string& backend) {
   if (backend == "mpi") {
     return detail::make_mpi_communicator();
   }
+  if (backend == "nccl") {
+    return make_nccl_communicator();
+  }
   TERSE_THROW(InvalidArgument, "unknown communicator backend '", backend,
-              "'; use \"mpi\" (processes started by mpirun) or \"local\" (a single rank)");
+              "'; use \"mpi\" (processes started by mpirun), \"nccl\" (one rank per GPU, "
+              "started by mpirun) or \"local\" (a single rank)");
 }
 
 bool launched_under_mpi() {

@@ -116,7 +116,8 @@ case "$CASE" in
     expect_rc 0
     for key in 'terse: [0-9]+\.[0-9]+\.[0-9]+' 'build type: ' 'compiler: ' \
                'c\+\+ standard: C\+\+(17|20)' 'libtorch: [0-9]+\.[0-9]+' 'mpi: (Open MPI|not built)' \
-               'nccl: not built in this version' 'cuda: (built|not built)' 'cuda devices: [0-9]+' \
+               'nccl: (built \(library 2\.[0-9]+\.[0-9]+\)|not built)' \
+               'cuda: (built|not built)' 'cuda devices: [0-9]+' \
                'openmp threads: ([0-9]+|not built)' 'simd: '; do
       expect_out "^$key"
     done

@@ -12,8 +12,8 @@
 
 namespace terse {
 
-// The transport: rank, size and the collective verbs. Backends (MPI, local threads, later
-// NCCL) are chosen at run time. Collective Algorithms (dense, sparse all-gather, ...) are built
+// The transport: rank, size and the collective verbs. Backends (MPI, local threads, NCCL) are
+// chosen at run time. Collective Algorithms (dense, sparse all-gather, ...) are built
 // only on these verbs. Every rank must call the same verbs in the same order with matching
 // dtypes and sizes; the *_async forms return a Work, the plain forms wait with timeout().
 class Communicator {
@@ -24,8 +24,10 @@ class Communicator {
 
   virtual int rank() const = 0;
   virtual int size() const = 0;
-  // "mpi", "local", ...
+  // "mpi", "local", "nccl"
   virtual const char* backend() const = 0;
+  // Where the verbs' buffers live: the CPU for "mpi" and "local", this rank's GPU for "nccl".
+  virtual Device device() const { return Device::cpu(); }
 
   // In place: every rank ends with op over all ranks' `inout`.
   virtual std::unique_ptr<Work> all_reduce_async(TensorView inout, ReduceOp op) = 0;
@@ -67,8 +69,9 @@ class Communicator {
   std::chrono::milliseconds timeout_;
 };
 
-// "mpi" (initialises MPI if needed) or "local" (single rank). Throws InvalidArgument for an
-// unknown or unavailable backend, saying how to get it.
+// "mpi" (initialises MPI if needed), "nccl" (one rank per GPU, see nccl_communicator.h) or
+// "local" (single rank). Throws InvalidArgument for an unknown or unavailable backend, saying
+// how to get it.
 std::unique_ptr<Communicator> make_communicator(const std::string& backend);
 bool mpi_available();
 // True when this process was started by mpirun/mpiexec (OMPI_COMM_WORLD_SIZE, PMI_SIZE,

@@ -13,4 +13,9 @@ namespace terse::detail {
 // InvalidArgument saying how to build with it.
 std::unique_ptr<Communicator> make_mpi_communicator();
 
+// MPI_Init_thread(MPI_THREAD_MULTIPLE) once per process unless the program initialised MPI
+// itself; finalised at exit when terse initialised it. For the backends that bootstrap over MPI
+// (NCCL). Defined only in builds with MPI (no_mpi.cc has no such entry point).
+void ensure_mpi_initialized();
+
 }  // namespace terse::detail

@@ -41,22 +41,6 @@ void finalize_if_ours() {
   if (!finalized) MPI_Finalize();
 }
 
-void ensure_mpi_initialized() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    int initialized = 0;
-    MPI_Initialized(&initialized);
-    if (initialized) return;
-    int provided = 0;
-    // THREAD_MULTIPLE so the trainer may drive communication from its own thread.
-    const int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
-    TERSE_CHECK(rc == MPI_SUCCESS, CommError, "MPI_Init_thread failed: ", mpi_error_string(rc),
-                "; start the job with mpirun/mpiexec and check the Open MPI installation");
-    g_we_initialized = true;
-    std::atexit(finalize_if_ours);
-  });
-}
-
 // ---- datatypes and reduction ops ------------------------------------------------------------
 
 MPI_Datatype mpi_type(DType dtype) {
@@ -226,7 +210,7 @@ class MpiWork : public Work {
 class MpiCommunicator : public Communicator {
  public:
   MpiCommunicator() {
-    ensure_mpi_initialized();
+    detail::ensure_mpi_initialized();
     int rc = MPI_Comm_dup(MPI_COMM_WORLD, &comm_);
     TERSE_CHECK(rc == MPI_SUCCESS, CommError,
                 "MPI_Comm_dup(MPI_COMM_WORLD) failed: ", mpi_error_string(rc),
@@ -360,6 +344,22 @@ class MpiCommunicator : public Communicator {
 }  // namespace
 
 namespace detail {
+
+void ensure_mpi_initialized() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (initialized) return;
+    int provided = 0;
+    // THREAD_MULTIPLE so the trainer may drive communication from its own thread.
+    const int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
+    TERSE_CHECK(rc == MPI_SUCCESS, CommError, "MPI_Init_thread failed: ", mpi_error_string(rc),
+                "; start the job with mpirun/mpiexec and check the Open MPI installation");
+    g_we_initialized = true;
+    std::atexit(finalize_if_ours);
+  });
+}
 
 std::unique_ptr<Communicator> make_mpi_communicator() {
   return std::make_unique<MpiCommunicator>();

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "terse/comm/local_communicator.h"
+#include "terse/comm/nccl_communicator.h"
 #include "terse/core/error.h"
 
 namespace terse {
@@ -197,6 +198,19 @@ TEST(Factory, MpiAvailabilityMatchesTheBuild) {
   EXPECT_EQ(mpi_library_version(), "");
   EXPECT_THAT(invalid_argument_message([] { make_communicator("mpi"); }),
               HasSubstr("apt-get install libopenmpi-dev openmpi-bin"));
+#endif
+}
+
+TEST(Factory, NcclAvailabilityMatchesTheBuild) {
+#ifdef TERSE_TEST_HAVE_NCCL
+  EXPECT_TRUE(nccl_available());
+  EXPECT_EQ(nccl_library_version().substr(0, 2), "2.") << nccl_library_version();
+#else
+  EXPECT_FALSE(nccl_available());
+  EXPECT_EQ(nccl_library_version(), "");
+  const std::string message = invalid_argument_message([] { make_communicator("nccl"); });
+  EXPECT_THAT(message, HasSubstr("terse was built without NCCL"));
+  EXPECT_THAT(message, HasSubstr("-DTERSE_NCCL=ON"));
 #endif
 }
 
