@@ -203,7 +203,9 @@ TEST(CudaDgc, StepMatchesCpu) {
       mo.momentum = 0.9;
       mo.nesterov = nesterov;
       mo.momentum_masking = !nesterov;
-      check_steps(n, 0.01, mo, 0, n >= 65537);
+      // At 65537 elements the sample is too short for the provisional threshold to stay below
+      // the next step's threshold (as on the CPU): the list is only asserted past that.
+      check_steps(n, 0.01, mo, 0, n > 100000);
     }
   }
   DgcMemoryOptions mo;

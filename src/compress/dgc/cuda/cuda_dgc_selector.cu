@@ -9,7 +9,6 @@
 #include <cstddef>
 #include <cstring>
 #include <cub/device/device_reduce.cuh>
-#include <cub/device/device_scan.cuh>
 #include <cuda/std/functional>
 
 #include "select_kernels.cuh"
@@ -145,23 +144,26 @@ struct CudaDgcSelector::Impl {
 
   // The k0-th and the k1-th largest |a| (a k of 0: none) into result[0] (and thr) and
   // result[1], on the device: three passes of 11, 11 and 10 bits.
-  void radix_select(const dgc_cuda::RadixInput& in, int64_t k0, int64_t k1, bool check_nan) {
-    dgc_cuda::radix_init_kernel<<<1, 1>>>(ctl, k0, k1, check_nan ? 1 : 0);
-    const int grid = blocks_for(in.m, int64_t{kThreads} * 16, 1024);
+  void radix_select(const dgc_cuda::RadixInput& in, int64_t k0, int64_t k1, bool check_nan,
+                    bool reset_counts = false) {
+    dgc_cuda::radix_init_kernel<<<1, 1>>>(ctl, k0, k1, check_nan ? 1 : 0, reset_counts ? 1 : 0);
+    // An element per thread for a sample (the passes are latency bound, not bandwidth bound).
+    const int grid = blocks_for(in.m, int64_t{kThreads}, 1024);
     const int shifts[3] = {21, 10, 0};
     const uint32_t masks[3] = {0x7ffu, 0x7ffu, 0x3ffu};
     dgc_cuda::RadixInput pass = in;
     for (int p = 0; p < 3; ++p) {
       dgc_cuda::radix_pass_kernel<<<grid, kThreads>>>(pass, shifts[p], masks[p], ctl, hist,
                                                       p == 2 ? 1 : 0, check_nan && p == 0);
-      if (in.gather != nullptr) pass = {in.gather, in.m, 0, 1, nullptr};  // later passes: sample
+      if (in.gather != nullptr) pass = {in.gather, in.m, 0, 1, nullptr, nullptr};  // the sample
     }
     check_launch("the radix select");
   }
 
-  // A stash pass over x at ctl->thr (t >= 0 sets it first): counts into tile_c1 and ctl->count.
+  // A stash pass over x at ctl->thr (t >= 0 sets it and clears the counters first; t < 0: they
+  // are fresh): counts into tile_c1 and ctl->count.
   void stash_pass(const float* x, int64_t n, float t) {
-    dgc_cuda::set_threshold_kernel<<<1, 1>>>(ctl, t, t >= 0.0f ? 1 : 0, 1);
+    if (t >= 0.0f) dgc_cuda::set_threshold_kernel<<<1, 1>>>(ctl, t, 1, 1);
     const int64_t tiles = tiles_of(n);
     const bool vec = reinterpret_cast<uintptr_t>(x) % 16 == 0;
     auto* xv = const_cast<float*>(x);  // read only: kCompensate is false
@@ -174,9 +176,10 @@ struct CudaDgcSelector::Impl {
     ++scans.full_scans;
   }
 
-  // The stashed elements at or above ctl->thr (t >= 0 sets it first), counted per tile.
+  // The stashed elements at or above ctl->thr (t >= 0 sets it and clears the count first),
+  // counted per tile.
   void stash_count(const float* x, int64_t n, float t) {
-    dgc_cuda::set_threshold_kernel<<<1, 1>>>(ctl, t, t >= 0.0f ? 1 : 0, 0);
+    if (t >= 0.0f) dgc_cuda::set_threshold_kernel<<<1, 1>>>(ctl, t, 1, 0);
     const int64_t tiles = tiles_of(n);
     dgc_cuda::stash_count_kernel<<<blocks_for(tiles, kThreads / 32, int64_t{1} << 30), kThreads>>>(
         x, tiles, ctl, stash_ptr(n), slots, tile_hits.as<long long>(tiles),
@@ -192,10 +195,7 @@ struct CudaDgcSelector::Impl {
     const int64_t tiles = tiles_of(n);
     long long* c1 = tile_c1.as<long long>(tiles);
     long long* off = tile_off.as<long long>(tiles);
-    size_t bytes = 0;
-    check_cuda(cub::DeviceScan::ExclusiveSum(nullptr, bytes, c1, off, tiles), "sizing a scan");
-    void* tmp = scratch.reserve(std::max<size_t>(bytes, 1));
-    check_cuda(cub::DeviceScan::ExclusiveSum(tmp, bytes, c1, off, tiles), "the tile offsets");
+    dgc_cuda::tile_scan_kernel<<<1, 1024>>>(c1, tiles, off);
     if (from_stash) {
       dgc_cuda::
           stash_write_kernel<<<blocks_for(tiles, kThreads / 32, int64_t{1} << 30), kThreads>>>(
@@ -213,7 +213,7 @@ struct CudaDgcSelector::Impl {
   // check_nan: the lowest NaN position into ctl->nan_first.
   void topk_into(const float* a, int64_t m, const int64_t* idx_map, int64_t k, const float* x,
                  bool check_nan) {
-    radix_select({a, m, 0, 1, nullptr}, 0, k, check_nan);
+    radix_select({a, m, 0, 1, nullptr, nullptr}, 0, k, check_nan);
     dgc_cuda::set_threshold_kernel<<<1, 1>>>(ctl, 0.0f, 0, 0);
     const int64_t tiles = tiles_of(m);
     long long* c1 = tile_c1.as<long long>(tiles);
@@ -250,13 +250,11 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
   // the stash's count at the threshold and the sampled values at or above the provisional
   // threshold, else a stash pass over x at it: one read-back.
   const int64_t r = in_step && next_rank <= ms ? next_rank : 0;
-  radix_select({x, ms, start, plan.stride, sample_ptr}, ks, r, true);
+  radix_select({x, ms, start, plan.stride, sample_ptr, in_step ? &ctl->hint : nullptr}, ks, r, true,
+               !in_step);
   if (in_step) {
     stash_count(x, n, -1.0f);
     --scans.list_scans;  // counted below, once the stash is known to hold the threshold
-    dgc_cuda::count_ge_kernel<<<blocks_for(ms, kThreads * 16, 256), kThreads>>>(sample_ptr, ms,
-                                                                                &ctl->hint, ctl);
-    check_launch("counting the sample above the provisional threshold");
   } else {
     stash_pass(x, n, -1.0f);
   }
@@ -394,7 +392,6 @@ CudaSparseSelection CudaDgcSelector::select(const float* x, const DgcSamplePlan&
   m.scans = {};
   const int64_t start = dgc_sample_start(plan, seed_step, options);
   m.size_stash(plan.numel, static_cast<double>(plan.num_selects));
-  dgc_cuda::reset_step_kernel<<<1, 1>>>(m.ctl);
   return m.select_sampled(x, plan, start, options, false, 0);
 }
 

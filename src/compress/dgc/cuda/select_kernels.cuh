@@ -39,24 +39,33 @@ struct Ctl {
 __device__ __forceinline__ uint32_t mag_bits(float x) { return __float_as_uint(x) & 0x7fffffffu; }
 
 // Starts radix selects of the k0-th and the k1-th largest |a| (a k of 0: none), and resets the
-// NaN watch when asked.
-__global__ void radix_init_kernel(Ctl* ctl, long long k0, long long k1, int reset_nan) {
+// NaN watch when asked; `counts` also clears the counters of a selection (select()'s first
+// kernel).
+__global__ void radix_init_kernel(Ctl* ctl, long long k0, long long k1, int reset_nan, int counts) {
   ctl->prefix[0] = ctl->prefix[1] = 0;
   ctl->mask = 0;
   ctl->krem[0] = k0;
   ctl->krem[1] = k1;
   ctl->done_blocks = 0;
   if (reset_nan) ctl->nan_first = kNoNan;
+  if (counts) {
+    ctl->overflow = 0;
+    ctl->count = 0;
+    ctl->aux = 0;
+    ctl->list_hits = 0;
+  }
 }
 
 // The elements of a radix pass: a[start + i * stride] for i in [0, m). With `gather`, the first
-// pass also writes |a[...]| to gather[i] (the strided sample) for the later passes to read.
+// pass also writes |a[...]| to gather[i] (the strided sample) for the later passes to read, and,
+// with count_at, adds the number of them at or above *count_at to ctl->aux.
 struct RadixInput {
   const float* a;
   int64_t m;
   int64_t start;
   int64_t stride;
   float* gather;
+  const float* count_at;
 };
 
 // One digit of both radix selects: histograms of the digit at `shift` over the keys that match
@@ -77,6 +86,8 @@ __global__ void __launch_bounds__(kThreads)
   const uint32_t mask = ctl->mask;
   const int64_t stride = int64_t{gridDim.x} * kThreads;
   const int lane = static_cast<int>(threadIdx.x & 31u);
+  const float count_at = in.count_at != nullptr ? *in.count_at : 0.0f;
+  int counted = 0;
   // Warp-uniform rounds, so that lanes with the same digit add once per warp (__match_any_sync):
   // magnitudes crowd into a few digits, and one shared atomic per lane would serialise on them.
   for (int64_t i0 = int64_t{blockIdx.x} * kThreads + (threadIdx.x & ~31u); i0 < in.m;
@@ -89,6 +100,7 @@ __global__ void __launch_bounds__(kThreads)
       const float x = in.a[at];
       if (check_nan && isnan(x)) atomicMin(&ctl->nan_first, static_cast<unsigned long long>(at));
       if (in.gather != nullptr) in.gather[i] = fabsf(x);
+      if (in.count_at != nullptr) counted += fabsf(x) >= count_at;
       const uint32_t key = mag_bits(x);
       if (on0 && (key & mask) == prefix0) bin0 = (key >> shift) & digit_mask;
       if (on1 && (key & mask) == prefix1) bin1 = (key >> shift) & digit_mask;
@@ -102,6 +114,14 @@ __global__ void __launch_bounds__(kThreads)
       if (bin1 != 0xffffffffu && lane == __ffs(peers1) - 1) {
         atomicAdd(&sh[1][bin1], static_cast<unsigned int>(__popc(peers1)));
       }
+    }
+  }
+  if (in.count_at != nullptr) {
+    using Reduce = cub::BlockReduce<int, kThreads>;
+    __shared__ typename Reduce::TempStorage red;
+    const int total = Reduce(red).Sum(counted);
+    if (threadIdx.x == 0 && total != 0) {
+      atomicAdd(&ctl->aux, static_cast<unsigned long long>(total));
     }
   }
   __syncthreads();
@@ -242,6 +262,26 @@ __global__ void __launch_bounds__(1024)
   }
 }
 
+// Exclusive prefix sums of the tile counts (one block: each thread sums a run of consecutive
+// tiles, one block scan, then each thread writes its run's offsets). Counts fit in int.
+__global__ void __launch_bounds__(1024)
+    tile_scan_kernel(const long long* __restrict__ counts, int64_t tiles,
+                     long long* __restrict__ offsets) {
+  using Scan = cub::BlockScan<long long, 1024>;
+  __shared__ typename Scan::TempStorage tmp;
+  const int64_t per = (tiles + 1023) / 1024;
+  const int64_t b = threadIdx.x * per;
+  const int64_t e = b + per < tiles ? b + per : tiles;
+  long long sum = 0;
+  for (int64_t j = b; j < e; ++j) sum += counts[j];
+  long long before = 0;
+  Scan(tmp).ExclusiveSum(sum, before);
+  for (int64_t j = b; j < e; ++j) {
+    offsets[j] = before;
+    before += counts[j];
+  }
+}
+
 // Pass 2: writes, in order, the selected elements' indices (idx_map[i], or i) and values
 // x[index] at their tile's offset, the first `limit` only.
 template <Mode kMode>
@@ -305,22 +345,6 @@ __global__ void __launch_bounds__(kThreads)
     }
     ++pos;
   }
-}
-
-// Elements with |a| >= *thr into ctl->aux (the sampled values at or above the provisional
-// threshold).
-__global__ void __launch_bounds__(kThreads)
-    count_ge_kernel(const float* __restrict__ a, int64_t m, const float* thr, Ctl* ctl) {
-  int c = 0;
-  const float t = *thr;
-  const int64_t stride = int64_t{gridDim.x} * kThreads;
-  for (int64_t i = int64_t{blockIdx.x} * kThreads + threadIdx.x; i < m; i += stride) {
-    c += fabsf(a[i]) >= t;
-  }
-  using Reduce = cub::BlockReduce<int, kThreads>;
-  __shared__ typename Reduce::TempStorage tmp;
-  const int s = Reduce(tmp).Sum(c);
-  if (threadIdx.x == 0 && s != 0) atomicAdd(&ctl->aux, static_cast<unsigned long long>(s));
 }
 
 // Sets the threshold of the next kGe passes (unless use_value is 0) and clears the counters they
