@@ -115,12 +115,23 @@ int main(int argc, char** argv) {
   const double select_ms = time_ms(reps, [&] { count = sel.select(x, plan, step++).count; });
   const int64_t k = plan.num_selects;
   const double topk_ms = time_ms(reps, [&] { sel.exact_topk(x, n, k); });
+  // Steps alternate between two gradients, after 48 untimed ones: V grows while its elements wait
+  // to be selected, and the provisional threshold of the step before lags it most in the first
+  // steps (when the stash misses the threshold, the step reads V once more).
+  std::vector<float> h2(h.rbegin(), h.rend());
+  float* g2 = device_copy(h2);
   DgcMemoryOptions mo;
-  CudaDgcScans scans;
-  const double step_ms = time_ms(reps, [&] {
-    sel.step(u, v, g, n, density, step++, mo);
-    scans = sel.scans();
-  });
+  int list_steps = 0;
+  int steps = 0;
+  auto dgc_step = [&] {
+    sel.step(u, v, (step % 2) != 0 ? g2 : g, n, density, step, mo);
+    ++step;
+    list_steps += sel.scans().full_scans == 0 ? 1 : 0;
+    ++steps;
+  };
+  for (int i = 0; i < 48; ++i) dgc_step();
+  list_steps = steps = 0;
+  const double step_ms = time_ms(reps, dgc_step);
   std::vector<CudaTensorTask<SgdRule<true>>> tasks(1);
   tasks[0].rule = SgdRule<true>::for_step(0.1, 0.9, 0.0, 0.0, false, false, 2);
   tasks[0].param = TensorView(p, n, DType::kF32, Device::cuda(0));
@@ -135,8 +146,8 @@ int main(int argc, char** argv) {
   std::printf("sampled selection   %8.3f ms (%lld selected)\n", select_ms,
               static_cast<long long>(count));
   std::printf("exact top-k         %8.3f ms\n", topk_ms);
-  std::printf("fused DGC step      %8.3f ms = %.0f GB/s (%d full, %d list scans in the last)\n",
-              step_ms, traffic / (step_ms * 1e6), scans.full_scans, scans.list_scans);
+  std::printf("fused DGC step      %8.3f ms = %.0f GB/s (%d of %d steps without a pass over V)\n",
+              step_ms, traffic / (step_ms * 1e6), list_steps, steps);
   std::printf("SGD-momentum step   %8.3f ms = %.0f GB/s; DGC step / SGD step = %.2f\n", sgd_ms,
               traffic / (sgd_ms * 1e6), step_ms / sgd_ms);
   if (!json.empty()) {
@@ -152,12 +163,12 @@ int main(int argc, char** argv) {
                                 {"selected", count},
                                 {"exact_topk_ms", topk_ms},
                                 {"dgc_step_ms", step_ms},
-                                {"dgc_step_full_scans", scans.full_scans},
-                                {"dgc_step_list_scans", scans.list_scans},
+                                {"dgc_steps_timed", steps},
+                                {"dgc_steps_without_a_pass_over_v", list_steps},
                                 {"sgd_momentum_step_ms", sgd_ms},
                                 {"step_over_sgd", step_ms / sgd_ms}};
     std::ofstream(json) << out.dump(2) << "\n";
   }
-  for (float* b : {x, g, u, v, p, m, dst}) cudaFree(b);
+  for (float* b : {x, g, g2, u, v, p, m, dst}) cudaFree(b);
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstring>
 #include <cub/device/device_reduce.cuh>
+#include <cub/device/device_scan.cuh>
 #include <cuda/std/functional>
 
 #include "select_kernels.cuh"
@@ -130,12 +131,13 @@ struct CudaDgcSelector::Impl {
     return *host_ctl;
   }
 
-  // Slots per tile for about `expected` hits in n elements: room for twice the tile's mean and
-  // some, a power of two in [64, kTile].
+  // Slots per tile for about `expected` hits in n elements: room for 8 times the tile's mean and
+  // some (a threshold from the step before lags behind a growing V), a power of two in
+  // [256, kTile]: 0.5 bytes per element at most at low densities.
   void size_stash(int64_t n, double expected) {
     const double per_tile = expected * static_cast<double>(kTile) / static_cast<double>(n);
-    int s = 64;
-    while (s < kTile && static_cast<double>(s) < 2.0 * per_tile + 32.0) s *= 2;
+    int s = 256;
+    while (s < kTile && static_cast<double>(s) < 8.0 * per_tile + 64.0) s *= 2;
     slots = s;
   }
   uint16_t* stash_ptr(int64_t n) {
@@ -147,8 +149,7 @@ struct CudaDgcSelector::Impl {
   void radix_select(const dgc_cuda::RadixInput& in, int64_t k0, int64_t k1, bool check_nan,
                     bool reset_counts = false) {
     dgc_cuda::radix_init_kernel<<<1, 1>>>(ctl, k0, k1, check_nan ? 1 : 0, reset_counts ? 1 : 0);
-    // An element per thread for a sample (the passes are latency bound, not bandwidth bound).
-    const int grid = blocks_for(in.m, int64_t{kThreads}, 1024);
+    const int grid = blocks_for(in.m, int64_t{kThreads} * 8, 1024);
     const int shifts[3] = {21, 10, 0};
     const uint32_t masks[3] = {0x7ffu, 0x7ffu, 0x3ffu};
     dgc_cuda::RadixInput pass = in;
@@ -195,7 +196,14 @@ struct CudaDgcSelector::Impl {
     const int64_t tiles = tiles_of(n);
     long long* c1 = tile_c1.as<long long>(tiles);
     long long* off = tile_off.as<long long>(tiles);
-    dgc_cuda::tile_scan_kernel<<<1, 1024>>>(c1, tiles, off);
+    if (tiles <= dgc_cuda::kScanTiles) {
+      dgc_cuda::tile_scan_kernel<<<1, 1024>>>(c1, tiles, off);
+    } else {
+      size_t bytes = 0;
+      check_cuda(cub::DeviceScan::ExclusiveSum(nullptr, bytes, c1, off, tiles), "sizing a scan");
+      void* tmp = scratch.reserve(std::max<size_t>(bytes, 1));
+      check_cuda(cub::DeviceScan::ExclusiveSum(tmp, bytes, c1, off, tiles), "the tile offsets");
+    }
     if (from_stash) {
       dgc_cuda::
           stash_write_kernel<<<blocks_for(tiles, kThreads / 32, int64_t{1} << 30), kThreads>>>(

@@ -84,35 +84,47 @@ __global__ void __launch_bounds__(kThreads)
   const bool on0 = ctl->krem[0] > 0;
   const bool on1 = ctl->krem[1] > 0;
   const uint32_t mask = ctl->mask;
-  const int64_t stride = int64_t{gridDim.x} * kThreads;
   const int lane = static_cast<int>(threadIdx.x & 31u);
   const float count_at = in.count_at != nullptr ? *in.count_at : 0.0f;
   int counted = 0;
-  // Warp-uniform rounds, so that lanes with the same digit add once per warp (__match_any_sync):
-  // magnitudes crowd into a few digits, and one shared atomic per lane would serialise on them.
-  for (int64_t i0 = int64_t{blockIdx.x} * kThreads + (threadIdx.x & ~31u); i0 < in.m;
-       i0 += stride) {
-    const int64_t i = i0 + lane;
-    uint32_t bin0 = 0xffffffffu;
-    uint32_t bin1 = 0xffffffffu;
-    if (i < in.m) {
-      const int64_t at = in.start + i * in.stride;
-      const float x = in.a[at];
-      if (check_nan && isnan(x)) atomicMin(&ctl->nan_first, static_cast<unsigned long long>(at));
-      if (in.gather != nullptr) in.gather[i] = fabsf(x);
-      if (in.count_at != nullptr) counted += fabsf(x) >= count_at;
-      const uint32_t key = mag_bits(x);
-      if (on0 && (key & mask) == prefix0) bin0 = (key >> shift) & digit_mask;
-      if (on1 && (key & mask) == prefix1) bin1 = (key >> shift) & digit_mask;
+  // Chunks of kRadixItems elements per thread, striped; each chunk's loads are all issued before
+  // any is used (the passes over a sample are latency bound). Lanes with the same digit add once
+  // per warp (__match_any_sync): magnitudes crowd into a few digits, and one shared atomic per
+  // lane would serialise on them.
+  constexpr int kRadixItems = 8;
+  const int64_t chunk = int64_t{kThreads} * kRadixItems;
+  for (int64_t c0 = int64_t{blockIdx.x} * chunk; c0 < in.m; c0 += int64_t{gridDim.x} * chunk) {
+    float xs[kRadixItems];
+#pragma unroll
+    for (int j = 0; j < kRadixItems; ++j) {
+      const int64_t i = c0 + int64_t{j} * kThreads + threadIdx.x;
+      xs[j] = i < in.m ? in.a[in.start + i * in.stride] : 0.0f;
     }
-    const unsigned peers0 = __match_any_sync(0xffffffffu, bin0);
-    if (bin0 != 0xffffffffu && lane == __ffs(peers0) - 1) {
-      atomicAdd(&sh[0][bin0], static_cast<unsigned int>(__popc(peers0)));
-    }
-    if (on1) {
-      const unsigned peers1 = __match_any_sync(0xffffffffu, bin1);
-      if (bin1 != 0xffffffffu && lane == __ffs(peers1) - 1) {
-        atomicAdd(&sh[1][bin1], static_cast<unsigned int>(__popc(peers1)));
+#pragma unroll
+    for (int j = 0; j < kRadixItems; ++j) {
+      const int64_t i = c0 + int64_t{j} * kThreads + threadIdx.x;
+      uint32_t bin0 = 0xffffffffu;
+      uint32_t bin1 = 0xffffffffu;
+      if (i < in.m) {
+        const float x = xs[j];
+        if (check_nan && isnan(x)) {
+          atomicMin(&ctl->nan_first, static_cast<unsigned long long>(in.start + i * in.stride));
+        }
+        if (in.gather != nullptr) in.gather[i] = fabsf(x);
+        if (in.count_at != nullptr) counted += fabsf(x) >= count_at;
+        const uint32_t key = mag_bits(x);
+        if (on0 && (key & mask) == prefix0) bin0 = (key >> shift) & digit_mask;
+        if (on1 && (key & mask) == prefix1) bin1 = (key >> shift) & digit_mask;
+      }
+      const unsigned peers0 = __match_any_sync(0xffffffffu, bin0);
+      if (bin0 != 0xffffffffu && lane == __ffs(peers0) - 1) {
+        atomicAdd(&sh[0][bin0], static_cast<unsigned int>(__popc(peers0)));
+      }
+      if (on1) {
+        const unsigned peers1 = __match_any_sync(0xffffffffu, bin1);
+        if (bin1 != 0xffffffffu && lane == __ffs(peers1) - 1) {
+          atomicAdd(&sh[1][bin1], static_cast<unsigned int>(__popc(peers1)));
+        }
       }
     }
   }
@@ -262,23 +274,28 @@ __global__ void __launch_bounds__(1024)
   }
 }
 
-// Exclusive prefix sums of the tile counts (one block: each thread sums a run of consecutive
-// tiles, one block scan, then each thread writes its run's offsets). Counts fit in int.
+// Exclusive prefix sums of the tile counts, one block: the counts are read coalesced into shared
+// memory, each thread sums a run of consecutive tiles there, one block scan, and each thread
+// writes its run's offsets. Up to kScanTiles tiles (n up to 41M elements); counts fit in int.
+constexpr int64_t kScanTiles = 10240;
 __global__ void __launch_bounds__(1024)
     tile_scan_kernel(const long long* __restrict__ counts, int64_t tiles,
                      long long* __restrict__ offsets) {
-  using Scan = cub::BlockScan<long long, 1024>;
+  __shared__ int c[kScanTiles];
+  using Scan = cub::BlockScan<int, 1024>;
   __shared__ typename Scan::TempStorage tmp;
+  for (int64_t j = threadIdx.x; j < tiles; j += 1024) c[j] = static_cast<int>(counts[j]);
+  __syncthreads();
   const int64_t per = (tiles + 1023) / 1024;
   const int64_t b = threadIdx.x * per;
   const int64_t e = b + per < tiles ? b + per : tiles;
-  long long sum = 0;
-  for (int64_t j = b; j < e; ++j) sum += counts[j];
-  long long before = 0;
+  int sum = 0;
+  for (int64_t j = b; j < e; ++j) sum += c[j];
+  int before = 0;
   Scan(tmp).ExclusiveSum(sum, before);
   for (int64_t j = b; j < e; ++j) {
     offsets[j] = before;
-    before += counts[j];
+    before += c[j];
   }
 }
 
