@@ -107,7 +107,10 @@ struct CudaDgcSelector::Impl {
   unsigned int* hist = nullptr;
   DeviceBytes sample, tile_c1, tile_c2, tile_off, tile_c2_before, tile_hits, stash, cand_idx,
       cand_val, sel_idx, sel_val, scratch, norm;
-  int slots = 64;          // stash slots per tile of this call
+  cudaStream_t side = nullptr;  // the last radix passes of select(), beside its stash pass
+  cudaEvent_t ev_first = nullptr;
+  cudaEvent_t ev_sel = nullptr;
+  int slots = 256;         // stash slots per tile of this call
   float stash_thr = 0.0f;  // the threshold the stash holds every element at or above of
   bool stash_ok = false;   // no tile overflowed its slots
 
@@ -145,36 +148,51 @@ struct CudaDgcSelector::Impl {
   }
 
   // The k0-th and the k1-th largest |a| (a k of 0: none) into result[0] (and thr) and
-  // result[1], on the device: three passes of 11, 11 and 10 bits.
+  // result[1], on the device: three passes of 11, 11 and 10 bits. With `split`, the last two
+  // passes go to the side stream (after the first, which leaves ctl->lower), and ev_sel marks
+  // their end: the caller makes the default stream wait for it before reading the results.
   void radix_select(const dgc_cuda::RadixInput& in, int64_t k0, int64_t k1, bool check_nan,
-                    bool reset_counts = false) {
+                    bool reset_counts = false, bool split = false) {
     dgc_cuda::radix_init_kernel<<<1, 1>>>(ctl, k0, k1, check_nan ? 1 : 0, reset_counts ? 1 : 0);
     const int grid = blocks_for(in.m, int64_t{kThreads} * 8, 1024);
     const int shifts[3] = {21, 10, 0};
     const uint32_t masks[3] = {0x7ffu, 0x7ffu, 0x3ffu};
     dgc_cuda::RadixInput pass = in;
+    cudaStream_t stream = cudaStreamLegacy;
     for (int p = 0; p < 3; ++p) {
-      dgc_cuda::radix_pass_kernel<<<grid, kThreads>>>(pass, shifts[p], masks[p], ctl, hist,
-                                                      p == 2 ? 1 : 0, check_nan && p == 0);
+      dgc_cuda::radix_pass_kernel<<<grid, kThreads, 0, stream>>>(
+          pass, shifts[p], masks[p], ctl, hist, p == 2 ? 1 : 0, check_nan && p == 0);
       if (in.gather != nullptr) pass = {in.gather, in.m, 0, 1, nullptr, nullptr};  // the sample
+      pass.count_at = nullptr;
+      if (p == 0 && split) {
+        check_cuda(cudaEventRecord(ev_first, cudaStreamLegacy), "recording an event");
+        check_cuda(cudaStreamWaitEvent(side, ev_first, 0), "waiting for an event");
+        stream = side;
+      }
     }
+    if (split) check_cuda(cudaEventRecord(ev_sel, side), "recording an event");
     check_launch("the radix select");
   }
 
-  // A stash pass over x at ctl->thr (t >= 0 sets it and clears the counters first; t < 0: they
-  // are fresh): counts into tile_c1 and ctl->count.
-  void stash_pass(const float* x, int64_t n, float t) {
-    if (t >= 0.0f) dgc_cuda::set_threshold_kernel<<<1, 1>>>(ctl, t, 1, 1);
+  // A stash pass over x at *thr, its counts added to *counter (and per tile into tile_c1).
+  void stash_pass_at(const float* x, int64_t n, const float* thr, unsigned long long* counter) {
     const int64_t tiles = tiles_of(n);
     const bool vec = reinterpret_cast<uintptr_t>(x) % 16 == 0;
     auto* xv = const_cast<float*>(x);  // read only: kCompensate is false
     const auto launch = vec ? dgc_cuda::stash_pass_kernel<false, false, true>
                             : dgc_cuda::stash_pass_kernel<false, false, false>;
     launch<<<static_cast<unsigned>(tiles), kThreads>>>(
-        nullptr, xv, nullptr, n, 0.0f, &ctl->thr, 0, ctl, &ctl->count, stash_ptr(n), slots,
-        tile_hits.as<long long>(tiles), tile_c1.as<long long>(tiles));
+        nullptr, xv, nullptr, n, 0.0f, thr, 0, ctl, counter, stash_ptr(n), slots,
+        tile_hits.as<long long>(tiles), tile_c1.as<long long>(tiles),
+        dgc_cuda::SampleOut{nullptr, 0, 1});
     check_launch("a stash pass");
     ++scans.full_scans;
+  }
+
+  // A stash pass over x at t (clears the counters first): its count at t in ctl->count.
+  void stash_pass(const float* x, int64_t n, float t) {
+    dgc_cuda::set_threshold_kernel<<<1, 1>>>(ctl, t, 1, 1);
+    stash_pass_at(x, n, &ctl->thr, &ctl->count);
   }
 
   // The stashed elements at or above ctl->thr (t >= 0 sets it and clears the count first),
@@ -253,18 +271,23 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
   const int64_t ms = (n - start + plan.stride - 1) / plan.stride;
   float* sample_ptr = sample.as<float>(ms);
   const int64_t ks = std::min<int64_t>(plan.top_k_samples, ms);
-  // The strided sample of |x| (its NaN check) and its ks-th largest, with, in a step, its
-  // next_rank-th largest (the next provisional threshold, used or not below); then, in a step,
-  // the stash's count at the threshold and the sampled values at or above the provisional
-  // threshold, else a stash pass over x at it: one read-back.
   const int64_t r = in_step && next_rank <= ms ? next_rank : 0;
-  radix_select({x, ms, start, plan.stride, sample_ptr, in_step ? &ctl->hint : nullptr}, ks, r, true,
-               !in_step);
   if (in_step) {
+    // The momentum correction wrote the sample (and its NaN check): its ks-th largest with its
+    // next_rank-th (the next provisional threshold, used or not below) and the sampled values at
+    // or above the provisional threshold, then the stash's count at the threshold.
+    radix_select({sample_ptr, ms, 0, 1, nullptr, &ctl->hint}, ks, r, false);
     stash_count(x, n, -1.0f);
     --scans.list_scans;  // counted below, once the stash is known to hold the threshold
   } else {
-    stash_pass(x, n, -1.0f);
+    // The first radix pass gathers the strided sample (its NaN check) and leaves the floor of
+    // the threshold's first digit, ctl->lower; the stash pass at that floor then runs while the
+    // last two passes finish the threshold on the side stream; then the stash's count at it.
+    radix_select({x, ms, start, plan.stride, sample_ptr, nullptr}, ks, 0, true, true, true);
+    stash_pass_at(x, n, &ctl->lower, &ctl->list_hits);
+    check_cuda(cudaStreamWaitEvent(cudaStreamLegacy, ev_sel, 0), "waiting for the threshold");
+    stash_count(x, n, -1.0f);
+    --scans.list_scans;
   }
   const Ctl h = read_ctl();
   if (h.nan_first != dgc_cuda::kNoNan) throw_nan(h.nan_first, n, "DGC selection");
@@ -276,7 +299,7 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
     stash_thr = h.hint;
     stash_ok = hinted && h.overflow == 0;
   } else {
-    stash_thr = thr;
+    stash_thr = h.lower;
     stash_ok = h.overflow == 0;
   }
   auto on_stash = [&](float t) { return stash_ok && t >= stash_thr; };
@@ -294,9 +317,7 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
     return static_cast<int64_t>(read_ctl().count);
   };
   int64_t cnt = 0;
-  if (!in_step) {
-    cnt = static_cast<int64_t>(h.count);
-  } else if (on_stash(thr)) {
+  if (on_stash(thr)) {
     cnt = static_cast<int64_t>(h.count);
     ++scans.list_scans;
   } else {
@@ -371,6 +392,9 @@ CudaDgcSelector::CudaDgcSelector(int device, double list_k) : impl_(std::make_un
   Impl::DeviceScope scope(device);
   check_cuda(cudaMalloc(&impl_->ctl, sizeof(Ctl)), "cudaMalloc of the control block");
   check_cuda(cudaMallocHost(&impl_->host_ctl, sizeof(Ctl)), "cudaMallocHost of the read-back");
+  check_cuda(cudaStreamCreateWithFlags(&impl_->side, cudaStreamNonBlocking), "cudaStreamCreate");
+  check_cuda(cudaEventCreateWithFlags(&impl_->ev_first, cudaEventDisableTiming), "cudaEventCreate");
+  check_cuda(cudaEventCreateWithFlags(&impl_->ev_sel, cudaEventDisableTiming), "cudaEventCreate");
   check_cuda(cudaMemset(impl_->ctl, 0, sizeof(Ctl)), "cudaMemset of the control block");
   check_cuda(cudaMalloc(&impl_->hist, sizeof(unsigned int) * 2 * dgc_cuda::kBins),
              "cudaMalloc of the histogram");
@@ -383,6 +407,9 @@ CudaDgcSelector::~CudaDgcSelector() {
   cudaFree(impl_->ctl);
   cudaFree(impl_->hist);
   cudaFreeHost(impl_->host_ctl);
+  if (impl_->ev_first != nullptr) cudaEventDestroy(impl_->ev_first);
+  if (impl_->ev_sel != nullptr) cudaEventDestroy(impl_->ev_sel);
+  if (impl_->side != nullptr) cudaStreamDestroy(impl_->side);
 }
 
 float CudaDgcSelector::hint() const {
@@ -399,7 +426,9 @@ CudaSparseSelection CudaDgcSelector::select(const float* x, const DgcSamplePlan&
   Impl& m = *impl_;
   m.scans = {};
   const int64_t start = dgc_sample_start(plan, seed_step, options);
-  m.size_stash(plan.numel, static_cast<double>(plan.num_selects));
+  // The stash at the first digit's floor (at most 20 % below the threshold) holds up to about
+  // 16 k elements on a normal tail.
+  m.size_stash(plan.numel, 16.0 * static_cast<double>(plan.num_selects));
   return m.select_sampled(x, plan, start, options, false, 0);
 }
 
@@ -444,6 +473,8 @@ CudaSparseSelection CudaDgcSelector::step(float* u, float* v, float* g, int64_t 
   m.scans = {};
   if (options.clip_max_norm > 0.0) clip(g, n, options.clip_max_norm, options.num_workers);
   m.size_stash(n, m.list_k * static_cast<double>(plan.num_selects));
+  const int64_t start = dgc_sample_start(plan, seed_step, select_options);
+  const int64_t ms = (n - start + plan.stride - 1) / plan.stride;
   dgc_cuda::reset_step_kernel<<<1, 1>>>(m.ctl);
   // The momentum correction, stashing every |V| >= the provisional threshold (none on the first
   // step, whose threshold is 0).
@@ -459,9 +490,9 @@ CudaSparseSelection CudaDgcSelector::step(float* u, float* v, float* g, int64_t 
   const int64_t tiles = tiles_of(n);
   launch<<<static_cast<unsigned>(tiles), kThreads>>>(
       u, v, g, n, mom, &m.ctl->hint, 1, m.ctl, &m.ctl->list_hits, m.stash_ptr(n), m.slots,
-      m.tile_hits.as<long long>(tiles), m.tile_c1.as<long long>(tiles));
+      m.tile_hits.as<long long>(tiles), m.tile_c1.as<long long>(tiles),
+      dgc_cuda::SampleOut{m.sample.as<float>(ms), start, plan.stride});
   check_launch("the momentum correction");
-  const int64_t start = dgc_sample_start(plan, seed_step, select_options);
   const auto next_rank =
       static_cast<int64_t>(std::ceil(m.list_k * static_cast<double>(plan.top_k_samples)));
   CudaSparseSelection s;

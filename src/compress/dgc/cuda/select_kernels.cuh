@@ -28,6 +28,7 @@ struct Ctl {
   unsigned long long list_hits;  // step(): elements at or above the provisional threshold
   float thr;                     // the threshold of kGe passes
   float hint;                    // step()'s provisional threshold (DgcStepState::hint)
+  float lower;                   // after the first radix pass: a bound at or below slot 0's key
   unsigned int overflow;         // a stash pass found more hits in a tile than its slots
   uint32_t result[2];            // radix select results (bits of |a|), by slot
   uint32_t prefix[2];            // radix select state, by slot: bits fixed so far,
@@ -77,7 +78,8 @@ __global__ void __launch_bounds__(kThreads)
                       int last, int check_nan) {
   __shared__ unsigned int sh[2][kBins];
   __shared__ bool am_last;
-  for (int i = threadIdx.x; i < 2 * kBins; i += kThreads) sh[i / kBins][i % kBins] = 0;
+  const int bins = ctl->krem[1] > 0 ? 2 * kBins : kBins;  // slot 1 idle: its bins stay 0
+  for (int i = threadIdx.x; i < bins; i += kThreads) sh[i / kBins][i % kBins] = 0;
   __syncthreads();
   const uint32_t prefix0 = ctl->prefix[0];
   const uint32_t prefix1 = ctl->prefix[1];
@@ -137,7 +139,7 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < 2 * kBins; i += kThreads) {
+  for (int i = threadIdx.x; i < bins; i += kThreads) {
     const unsigned int c = sh[i / kBins][i % kBins];
     if (c != 0) atomicAdd(&hist[i], c);
   }
@@ -176,6 +178,8 @@ __global__ void __launch_bounds__(kThreads)
         if (last) {
           ctl->result[slot] = p;
           if (slot == 0) ctl->thr = __uint_as_float(p);
+        } else if (slot == 0 && shift == 21) {
+          ctl->lower = __uint_as_float(p);  // the first digit's floor: a bound below thr
         }
       }
       before += c[j];
@@ -186,7 +190,7 @@ __global__ void __launch_bounds__(kThreads)
     ctl->mask = __ldcg(&ctl->mask) | (digit_mask << shift);
     ctl->done_blocks = 0;
   }
-  for (int i = threadIdx.x; i < 2 * kBins; i += kThreads) hist[i] = 0;
+  for (int i = threadIdx.x; i < bins; i += kThreads) hist[i] = 0;
 }
 
 // What a pass selects: kGe, |a| >= ctl->thr (a float compare, so NaN never); kTie, the bits of |a|
