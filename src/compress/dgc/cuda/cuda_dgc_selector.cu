@@ -183,8 +183,7 @@ struct CudaDgcSelector::Impl {
                             : dgc_cuda::stash_pass_kernel<false, false, false>;
     launch<<<static_cast<unsigned>(tiles), kThreads>>>(
         nullptr, xv, nullptr, n, 0.0f, thr, 0, ctl, counter, stash_ptr(n), slots,
-        tile_hits.as<long long>(tiles), tile_c1.as<long long>(tiles),
-        dgc_cuda::SampleOut{nullptr, 0, 1});
+        tile_hits.as<long long>(tiles), tile_c1.as<long long>(tiles));
     check_launch("a stash pass");
     ++scans.full_scans;
   }
@@ -273,10 +272,10 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
   const int64_t ks = std::min<int64_t>(plan.top_k_samples, ms);
   const int64_t r = in_step && next_rank <= ms ? next_rank : 0;
   if (in_step) {
-    // The momentum correction wrote the sample (and its NaN check): its ks-th largest with its
+    // The strided sample of the new V (its NaN check) and its ks-th largest with its
     // next_rank-th (the next provisional threshold, used or not below) and the sampled values at
     // or above the provisional threshold, then the stash's count at the threshold.
-    radix_select({sample_ptr, ms, 0, 1, nullptr, &ctl->hint}, ks, r, false);
+    radix_select({x, ms, start, plan.stride, sample_ptr, &ctl->hint}, ks, r, true);
     stash_count(x, n, -1.0f);
     --scans.list_scans;  // counted below, once the stash is known to hold the threshold
   } else {
@@ -474,7 +473,6 @@ CudaSparseSelection CudaDgcSelector::step(float* u, float* v, float* g, int64_t 
   if (options.clip_max_norm > 0.0) clip(g, n, options.clip_max_norm, options.num_workers);
   m.size_stash(n, m.list_k * static_cast<double>(plan.num_selects));
   const int64_t start = dgc_sample_start(plan, seed_step, select_options);
-  const int64_t ms = (n - start + plan.stride - 1) / plan.stride;
   dgc_cuda::reset_step_kernel<<<1, 1>>>(m.ctl);
   // The momentum correction, stashing every |V| >= the provisional threshold (none on the first
   // step, whose threshold is 0).
@@ -490,8 +488,7 @@ CudaSparseSelection CudaDgcSelector::step(float* u, float* v, float* g, int64_t 
   const int64_t tiles = tiles_of(n);
   launch<<<static_cast<unsigned>(tiles), kThreads>>>(
       u, v, g, n, mom, &m.ctl->hint, 1, m.ctl, &m.ctl->list_hits, m.stash_ptr(n), m.slots,
-      m.tile_hits.as<long long>(tiles), m.tile_c1.as<long long>(tiles),
-      dgc_cuda::SampleOut{m.sample.as<float>(ms), start, plan.stride});
+      m.tile_hits.as<long long>(tiles), m.tile_c1.as<long long>(tiles));
   check_launch("the momentum correction");
   const auto next_rank =
       static_cast<int64_t>(std::ceil(m.list_k * static_cast<double>(plan.top_k_samples)));

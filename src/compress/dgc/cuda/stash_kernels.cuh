@@ -30,45 +30,13 @@ __device__ __forceinline__ float correct(float& u, float& v, float g, float m) {
 // kVec: every pointer 16-byte aligned). kCompensate: U = mU + g, V += U first (Nesterov as the
 // CPU), and the stash is of the new V. The threshold is *thr (ctl->thr or ctl->hint); with
 // `positive_only`, a threshold that is not a positive finite number stashes nothing (step()'s
-// first step has no provisional threshold). The tile counts are added to *counter. With
-// sample.out, the pass also writes the strided sample of |V| (and its lowest NaN index), so no
-// later pass reads V at scattered places for it.
-struct SampleOut {
-  float* out;
-  int64_t start;
-  int64_t stride;
-};
-
-// Writes |V[i]| at sample position (i - start) / stride for the elements of a group of 4 that
-// are sample positions (i >= start, (i - start) % stride == 0): one division per group.
-__device__ __forceinline__ void sample_group(const SampleOut& smp, int64_t i0, const float* val,
-                                             const bool* in, Ctl* ctl) {
-  int64_t e = 0;
-  int64_t q = 0;
-  if (i0 >= smp.start) {
-    const int64_t d = i0 - smp.start;
-    q = d / smp.stride;
-    const int64_t r = d - q * smp.stride;
-    e = r == 0 ? 0 : smp.stride - r;
-    q += r == 0 ? 0 : 1;
-  } else {
-    e = smp.start - i0;
-  }
-  for (; e < 4; e += smp.stride, ++q) {
-    if (!in[e]) break;
-    const float a = fabsf(val[e]);
-    if (isnan(a)) atomicMin(&ctl->nan_first, static_cast<unsigned long long>(i0 + e));
-    smp.out[q] = a;
-  }
-}
-
+// first step has no provisional threshold). The tile counts are added to *counter.
 template <bool kCompensate, bool kNesterov, bool kVec>
 __global__ void __launch_bounds__(kThreads)
     stash_pass_kernel(float* __restrict__ u, float* __restrict__ v, const float* __restrict__ g,
                       int64_t n, float m, const float* thr, int positive_only, Ctl* ctl,
                       unsigned long long* counter, uint16_t* __restrict__ stash, int slots,
-                      long long* __restrict__ tile_hits, long long* __restrict__ tile_c1,
-                      SampleOut sample) {
+                      long long* __restrict__ tile_hits, long long* __restrict__ tile_c1) {
   using Scan = cub::BlockScan<int, kThreads>;
   __shared__ typename Scan::TempStorage tmp;
   const int64_t base = int64_t{blockIdx.x} * kTile;
@@ -123,12 +91,6 @@ __global__ void __launch_bounds__(kThreads)
         }
         in[j][e] = true;
       }
-    }
-  }
-  if (sample.out != nullptr) {
-#pragma unroll
-    for (int j = 0; j < kRounds; ++j) {
-      sample_group(sample, base + 4 * (int64_t{j} * kThreads + threadIdx.x), val[j], in[j], ctl);
     }
   }
   int total = 0;
