@@ -28,7 +28,6 @@ struct Ctl {
   unsigned long long list_hits;  // step(): elements at or above the provisional threshold
   float thr;                     // the threshold of kGe passes
   float hint;                    // step()'s provisional threshold (DgcStepState::hint)
-  float lower;                   // after the first radix pass: a bound at or below slot 0's key
   unsigned int overflow;         // a stash pass found more hits in a tile than its slots
   uint32_t result[2];            // radix select results (bits of |a|), by slot
   uint32_t prefix[2];            // radix select state, by slot: bits fixed so far,
@@ -178,8 +177,6 @@ __global__ void __launch_bounds__(kThreads)
         if (last) {
           ctl->result[slot] = p;
           if (slot == 0) ctl->thr = __uint_as_float(p);
-        } else if (slot == 0 && shift == 21) {
-          ctl->lower = __uint_as_float(p);  // the first digit's floor: a bound below thr
         }
       }
       before += c[j];
