@@ -214,6 +214,23 @@ TEST(CudaDgc, StepMatchesCpu) {
   check_steps(4099, 0.001, mo, 3, false);
 }
 
+// Past 1024 tiles of 4096 elements the compaction finds its offsets from per-group sums (Ctl's
+// groups): 9M elements are three groups.
+TEST(CudaDgc, LargeTensorsMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  const int64_t n = 9000005;
+  CudaDgcSelector sel(0);
+  const std::vector<float> x = gaussian(n, 77);
+  DeviceFloats dx(x);
+  for (const double density : {0.001, 0.01}) {
+    const DgcSamplePlan plan = dgc_sample_plan(n, density);
+    expect_same(dgc_select_planned(x.data(), plan, 3), sel.to_host(sel.select(dx.ptr, plan, 3)),
+                "select at density " + std::to_string(density));
+  }
+  DgcMemoryOptions mo;
+  check_steps(n, 0.001, mo, 0, true);
+}
+
 // Clipping sums the norm in another order: the scale may differ in its last bit, so U and V are
 // compared within float rounding and the selection (far from ties here) exactly.
 TEST(CudaDgc, StepWithClippingMatchesCpuWithinRounding) {

@@ -149,7 +149,7 @@ struct CudaDgcSelector::Impl {
   void radix_select(const dgc_cuda::RadixInput& in, int64_t k0, int64_t k1, bool check_nan,
                     bool reset_counts = false) {
     dgc_cuda::radix_init_kernel<<<1, 1>>>(ctl, k0, k1, check_nan ? 1 : 0, reset_counts ? 1 : 0);
-    const int grid = blocks_for(in.m, int64_t{kThreads} * 8, 1024);
+    const int grid = blocks_for(in.m, int64_t{kThreads} * 2, 1024);
     const int shifts[3] = {21, 10, 0};
     const uint32_t masks[3] = {0x7ffu, 0x7ffu, 0x3ffu};
     dgc_cuda::RadixInput pass = in;
@@ -201,6 +201,15 @@ struct CudaDgcSelector::Impl {
                   float* ov) {
     const int64_t tiles = tiles_of(n);
     long long* c1 = tile_c1.as<long long>(tiles);
+    const int write_blocks = blocks_for(tiles, kThreads / 32, int64_t{1} << 30);
+    if (from_stash && tiles <= (int64_t{dgc_cuda::kGroups} << dgc_cuda::kGroupShift)) {
+      // Offsets from the count pass's group sums: no scan kernel.
+      dgc_cuda::stash_write_kernel<<<write_blocks, kThreads>>>(x, tiles, ctl, stash_ptr(n), slots,
+                                                               tile_hits.as<long long>(tiles), c1,
+                                                               nullptr, limit, oi, ov);
+      check_launch("a compaction");
+      return;
+    }
     long long* off = tile_off.as<long long>(tiles);
     if (tiles <= dgc_cuda::kScanTiles) {
       dgc_cuda::tile_scan_kernel<<<1, 1024>>>(c1, tiles, off);
@@ -211,10 +220,9 @@ struct CudaDgcSelector::Impl {
       check_cuda(cub::DeviceScan::ExclusiveSum(tmp, bytes, c1, off, tiles), "the tile offsets");
     }
     if (from_stash) {
-      dgc_cuda::
-          stash_write_kernel<<<blocks_for(tiles, kThreads / 32, int64_t{1} << 30), kThreads>>>(
-              x, tiles, ctl, stash_ptr(n), slots, tile_hits.as<long long>(tiles), off, limit, oi,
-              ov);
+      dgc_cuda::stash_write_kernel<<<write_blocks, kThreads>>>(x, tiles, ctl, stash_ptr(n), slots,
+                                                               tile_hits.as<long long>(tiles), c1,
+                                                               off, limit, oi, ov);
     } else {
       dgc_cuda::tile_write_kernel<Mode::kGe><<<static_cast<unsigned>(tiles), kThreads>>>(
           x, n, nullptr, x, ctl, 0, 0, 0, off, off, limit, oi, ov);

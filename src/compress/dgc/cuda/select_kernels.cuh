@@ -18,6 +18,10 @@ constexpr int kItems = 16;
 constexpr int64_t kTile = int64_t{kThreads} * kItems;  // elements per block in the tile passes
 constexpr int kBins = 2048;                            // 11-bit radix digits
 constexpr unsigned long long kNoNan = ~0ull;
+// Tile counts are also summed per group of 2^kGroupShift tiles (Ctl::groups), so a compaction can
+// find a tile's output offset without a separate scan over all tiles.
+constexpr int kGroupShift = 10;
+constexpr int kGroups = 64;  // up to 2^16 tiles (268M elements); beyond, a scan kernel
 
 // Device-side control block: counters the host reads back in one copy, and the radix select's
 // running state.
@@ -34,6 +38,7 @@ struct Ctl {
   long long krem[2];             // the rank still to find among the keys matching them (0: idle)
   uint32_t mask;                 // and which bits those are
   unsigned int done_blocks;
+  long long groups[kGroups];  // the last count pass's counts, summed per group of tiles
 };
 
 __device__ __forceinline__ uint32_t mag_bits(float x) { return __float_as_uint(x) & 0x7fffffffu; }
@@ -48,6 +53,7 @@ __global__ void radix_init_kernel(Ctl* ctl, long long k0, long long k1, int rese
   ctl->krem[1] = k1;
   ctl->done_blocks = 0;
   if (reset_nan) ctl->nan_first = kNoNan;
+  for (int g = 0; g < kGroups; ++g) ctl->groups[g] = 0;
   if (counts) {
     ctl->overflow = 0;
     ctl->count = 0;
@@ -92,7 +98,7 @@ __global__ void __launch_bounds__(kThreads)
   // any is used (the passes over a sample are latency bound). Lanes with the same digit add once
   // per warp (__match_any_sync): magnitudes crowd into a few digits, and one shared atomic per
   // lane would serialise on them.
-  constexpr int kRadixItems = 8;
+  constexpr int kRadixItems = 2;
   const int64_t chunk = int64_t{kThreads} * kRadixItems;
   for (int64_t c0 = int64_t{blockIdx.x} * chunk; c0 < in.m; c0 += int64_t{gridDim.x} * chunk) {
     float xs[kRadixItems];
@@ -369,6 +375,7 @@ __global__ void __launch_bounds__(kThreads)
 // add to; `pass` also clears the overflow flag (before a stash pass).
 __global__ void set_threshold_kernel(Ctl* ctl, float thr, int use_value, int pass) {
   if (use_value) ctl->thr = thr;
+  for (int g = 0; g < kGroups; ++g) ctl->groups[g] = 0;
   ctl->count = 0;
   ctl->aux = 0;
   if (pass) ctl->overflow = 0;

@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
 #include "select_kernels.cuh"
@@ -120,7 +121,13 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0) {
     tile_hits[blockIdx.x] = total;
     tile_c1[blockIdx.x] = total;
-    if (total != 0) atomicAdd(counter, static_cast<unsigned long long>(total));
+    if (total != 0) {
+      atomicAdd(counter, static_cast<unsigned long long>(total));
+      if ((blockIdx.x >> kGroupShift) < kGroups) {
+        atomicAdd(reinterpret_cast<unsigned long long*>(&ctl->groups[blockIdx.x >> kGroupShift]),
+                  static_cast<unsigned long long>(total));
+      }
+    }
     if (total > slots) atomicOr(&ctl->overflow, 1u);
   }
 }
@@ -144,27 +151,59 @@ __global__ void __launch_bounds__(kThreads)
   for (int o = 16; o > 0; o /= 2) cnt += __shfl_down_sync(0xffffffffu, cnt, o);
   if (lane == 0) {
     tile_c1[tile] = cnt;
-    if (cnt != 0) atomicAdd(&ctl->count, static_cast<unsigned long long>(cnt));
+    if (cnt != 0) {
+      atomicAdd(&ctl->count, static_cast<unsigned long long>(cnt));
+      if ((tile >> kGroupShift) < kGroups) {
+        atomicAdd(reinterpret_cast<unsigned long long*>(&ctl->groups[tile >> kGroupShift]),
+                  static_cast<unsigned long long>(cnt));
+      }
+    }
   }
 }
 
-// One warp per tile, after tile_offsets_kernel over the stash_count (or stash pass) counts: the
-// stashed elements with |x| >= ctl->thr, in index order, at the tile's offset; the first `limit`.
+// One warp per tile: the stashed elements with |x| >= ctl->thr, in index order, at the tile's
+// output offset; the first `limit`. The offsets come from tile_off (a scan of tile_c1) or, when it
+// is null, from the group sums: each block adds the groups before its own and its group's tiles
+// before its first (its 8 tiles are in one group).
 __global__ void __launch_bounds__(kThreads)
     stash_write_kernel(const float* __restrict__ x, int64_t tiles, const Ctl* ctl,
                        const uint16_t* __restrict__ stash, int slots,
                        const long long* __restrict__ tile_hits,
+                       const long long* __restrict__ tile_c1,
                        const long long* __restrict__ tile_off, long long limit,
                        int64_t* __restrict__ out_idx, float* __restrict__ out_val) {
-  const int64_t tile = (int64_t{blockIdx.x} * kThreads + threadIdx.x) / 32;
+  constexpr int kWarps = kThreads / 32;
+  const int64_t first = int64_t{blockIdx.x} * kWarps;
+  const int warp = static_cast<int>(threadIdx.x / 32);
+  __shared__ long long block_base;
+  if (tile_off == nullptr) {
+    const int64_t g = first >> kGroupShift;
+    long long part = 0;
+    for (int64_t j = (g << kGroupShift) + threadIdx.x; j < first; j += kThreads) {
+      part += tile_c1[j];
+    }
+    if (threadIdx.x < g) part += ctl->groups[threadIdx.x];
+    using Reduce = cub::BlockReduce<long long, kThreads>;
+    __shared__ typename Reduce::TempStorage red;
+    const long long sum = Reduce(red).Sum(part);
+    if (threadIdx.x == 0) block_base = sum;
+    __syncthreads();
+  }
+  const int64_t tile = first + warp;
   if (tile >= tiles) return;
   const int lane = static_cast<int>(threadIdx.x & 31u);
+  long long off = 0;
+  if (tile_off != nullptr) {
+    off = tile_off[tile];
+  } else {
+    off = block_base;
+    for (int w = 0; w < warp; ++w) off += tile_c1[first + w];
+  }
   const long long hits = tile_hits[tile];
   const int c = hits < slots ? static_cast<int>(hits) : slots;
   const float t = ctl->thr;
   const int64_t base = tile * kTile;
   const uint16_t* slot = stash + tile * slots;
-  long long off = tile_off[tile];
   for (int r0 = 0; r0 < c && off < limit; r0 += 32) {
     const int r = r0 + lane;
     int64_t i = 0;
