@@ -106,7 +106,7 @@ struct CudaDgcSelector::Impl {
   Ctl* ctl = nullptr;
   unsigned int* hist = nullptr;
   DeviceBytes sample, tile_c1, tile_c2, tile_off, tile_c2_before, tile_hits, stash, cand_idx,
-      cand_val, sel_idx, sel_val, scratch, norm;
+      cand_val, sel_idx, sel_val, scratch, norm, stash_val;
   int slots = 256;         // stash slots per tile of this call
   float stash_thr = 0.0f;  // the threshold the stash holds every element at or above of
   bool stash_ok = false;   // no tile overflowed its slots
@@ -140,8 +140,9 @@ struct CudaDgcSelector::Impl {
     while (s < kTile && static_cast<double>(s) < 8.0 * per_tile + 64.0) s *= 2;
     slots = s;
   }
-  uint16_t* stash_ptr(int64_t n) {
-    return stash.as<uint16_t>(tiles_of(n) * static_cast<int64_t>(slots));
+  dgc_cuda::Stash stash_of(int64_t n) {
+    const int64_t entries = tiles_of(n) * static_cast<int64_t>(slots);
+    return {stash.as<uint16_t>(entries), stash_val.as<float>(entries), slots};
   }
 
   // The k0-th and the k1-th largest |a| (a k of 0: none) into result[0] (and thr) and
@@ -171,8 +172,9 @@ struct CudaDgcSelector::Impl {
     const auto launch = vec ? dgc_cuda::stash_pass_kernel<false, false, true>
                             : dgc_cuda::stash_pass_kernel<false, false, false>;
     launch<<<static_cast<unsigned>(tiles), kThreads>>>(
-        nullptr, xv, nullptr, n, 0.0f, thr, 0, ctl, counter, stash_ptr(n), slots,
-        tile_hits.as<long long>(tiles), tile_c1.as<long long>(tiles));
+        nullptr, xv, nullptr, n, 0.0f, thr, 0, ctl, counter, stash_of(n),
+        tile_hits.as<long long>(tiles), tile_c1.as<long long>(tiles),
+        dgc_cuda::SampleOut{nullptr, 0, 1});
     check_launch("a stash pass");
     ++scans.full_scans;
   }
@@ -189,8 +191,7 @@ struct CudaDgcSelector::Impl {
     if (t >= 0.0f) dgc_cuda::set_threshold_kernel<<<1, 1>>>(ctl, t, 1, 0);
     const int64_t tiles = tiles_of(n);
     dgc_cuda::stash_count_kernel<<<blocks_for(tiles, kThreads / 32, int64_t{1} << 30), kThreads>>>(
-        x, tiles, ctl, stash_ptr(n), slots, tile_hits.as<long long>(tiles),
-        tile_c1.as<long long>(tiles));
+        tiles, ctl, stash_of(n), tile_hits.as<long long>(tiles), tile_c1.as<long long>(tiles));
     check_launch("a stash count");
     ++scans.list_scans;
   }
@@ -204,9 +205,8 @@ struct CudaDgcSelector::Impl {
     const int write_blocks = blocks_for(tiles, kThreads / 32, int64_t{1} << 30);
     if (from_stash && tiles <= (int64_t{dgc_cuda::kGroups} << dgc_cuda::kGroupShift)) {
       // Offsets from the count pass's group sums: no scan kernel.
-      dgc_cuda::stash_write_kernel<<<write_blocks, kThreads>>>(x, tiles, ctl, stash_ptr(n), slots,
-                                                               tile_hits.as<long long>(tiles), c1,
-                                                               nullptr, limit, oi, ov);
+      dgc_cuda::stash_write_kernel<<<write_blocks, kThreads>>>(
+          tiles, ctl, stash_of(n), tile_hits.as<long long>(tiles), c1, nullptr, limit, oi, ov);
       check_launch("a compaction");
       return;
     }
@@ -220,9 +220,8 @@ struct CudaDgcSelector::Impl {
       check_cuda(cub::DeviceScan::ExclusiveSum(tmp, bytes, c1, off, tiles), "the tile offsets");
     }
     if (from_stash) {
-      dgc_cuda::stash_write_kernel<<<write_blocks, kThreads>>>(x, tiles, ctl, stash_ptr(n), slots,
-                                                               tile_hits.as<long long>(tiles), c1,
-                                                               off, limit, oi, ov);
+      dgc_cuda::stash_write_kernel<<<write_blocks, kThreads>>>(
+          tiles, ctl, stash_of(n), tile_hits.as<long long>(tiles), c1, off, limit, oi, ov);
     } else {
       dgc_cuda::tile_write_kernel<Mode::kGe><<<static_cast<unsigned>(tiles), kThreads>>>(
           x, n, nullptr, x, ctl, 0, 0, 0, off, off, limit, oi, ov);
@@ -269,10 +268,10 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
   const int64_t ks = std::min<int64_t>(plan.top_k_samples, ms);
   const int64_t r = in_step && next_rank <= ms ? next_rank : 0;
   if (in_step) {
-    // The strided sample of the new V (its NaN check) and its ks-th largest with its
+    // The momentum correction wrote the sample (and its NaN check): its ks-th largest with its
     // next_rank-th (the next provisional threshold, used or not below) and the sampled values at
     // or above the provisional threshold, then the stash's count at the threshold.
-    radix_select({x, ms, start, plan.stride, sample_ptr, &ctl->hint}, ks, r, true);
+    radix_select({sample_ptr, ms, 0, 1, nullptr, &ctl->hint}, ks, r, false);
     stash_count(x, n, -1.0f);
     --scans.list_scans;  // counted below, once the stash is known to hold the threshold
   } else {
@@ -461,6 +460,7 @@ CudaSparseSelection CudaDgcSelector::step(float* u, float* v, float* g, int64_t 
   if (options.clip_max_norm > 0.0) clip(g, n, options.clip_max_norm, options.num_workers);
   m.size_stash(n, m.list_k * static_cast<double>(plan.num_selects));
   const int64_t start = dgc_sample_start(plan, seed_step, select_options);
+  const int64_t ms = (n - start + plan.stride - 1) / plan.stride;
   dgc_cuda::reset_step_kernel<<<1, 1>>>(m.ctl);
   // The momentum correction, stashing every |V| >= the provisional threshold (none on the first
   // step, whose threshold is 0).
@@ -475,8 +475,9 @@ CudaSparseSelection CudaDgcSelector::step(float* u, float* v, float* g, int64_t 
                                               : dgc_cuda::stash_pass_kernel<true, false, false>);
   const int64_t tiles = tiles_of(n);
   launch<<<static_cast<unsigned>(tiles), kThreads>>>(
-      u, v, g, n, mom, &m.ctl->hint, 1, m.ctl, &m.ctl->list_hits, m.stash_ptr(n), m.slots,
-      m.tile_hits.as<long long>(tiles), m.tile_c1.as<long long>(tiles));
+      u, v, g, n, mom, &m.ctl->hint, 1, m.ctl, &m.ctl->list_hits, m.stash_of(n),
+      m.tile_hits.as<long long>(tiles), m.tile_c1.as<long long>(tiles),
+      dgc_cuda::SampleOut{m.sample.as<float>(ms), start, plan.stride});
   check_launch("the momentum correction");
   const auto next_rank =
       static_cast<int64_t>(std::ceil(m.list_k * static_cast<double>(plan.top_k_samples)));

@@ -17,6 +17,22 @@
 
 namespace terse::dgc_cuda {
 
+// The stash: per tile, `slots` entries of (16-bit offset in the tile, the element's value), so
+// that counting and writing the stashed elements read the stash only, not x at scattered places.
+struct Stash {
+  uint16_t* off;
+  float* val;
+  int slots;
+};
+
+// Where a pass also writes the strided sample of |x| (start, stride: dgc_sample_start and the
+// plan's stride); out null: no sample.
+struct SampleOut {
+  float* out;
+  int64_t start;
+  int64_t stride;
+};
+
 // DgcMemory::compensate's arithmetic for one element (built with -fmad=false: the CPU's bits).
 template <bool kNesterov>
 __device__ __forceinline__ float correct(float& u, float& v, float g, float m) {
@@ -36,14 +52,16 @@ template <bool kCompensate, bool kNesterov, bool kVec>
 __global__ void __launch_bounds__(kThreads)
     stash_pass_kernel(float* __restrict__ u, float* __restrict__ v, const float* __restrict__ g,
                       int64_t n, float m, const float* thr, int positive_only, Ctl* ctl,
-                      unsigned long long* counter, uint16_t* __restrict__ stash, int slots,
-                      long long* __restrict__ tile_hits, long long* __restrict__ tile_c1) {
+                      unsigned long long* counter, Stash stash, long long* __restrict__ tile_hits,
+                      long long* __restrict__ tile_c1, SampleOut sample) {
+  const int slots = stash.slots;
   using Scan = cub::BlockScan<int, kThreads>;
   __shared__ typename Scan::TempStorage tmp;
   const int64_t base = int64_t{blockIdx.x} * kTile;
   const float t = *thr;
   const bool stashing = !positive_only || (t > 0.0f && isfinite(t));
-  uint16_t* slot = stash + int64_t{blockIdx.x} * slots;
+  uint16_t* slot = stash.off + int64_t{blockIdx.x} * slots;
+  float* sval = stash.val + int64_t{blockIdx.x} * slots;
   // All loads and stores first, with no barrier between them, so every round's memory accesses
   // are in flight together; then the ordered stash, a block scan per round.
   constexpr int kRounds = kItems / 4;
@@ -113,7 +131,10 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       if (!hit[e]) continue;
-      if (pos < slots) slot[pos] = static_cast<uint16_t>(i0 + e - base);
+      if (pos < slots) {
+        slot[pos] = static_cast<uint16_t>(i0 + e - base);
+        sval[pos] = val[j][e];
+      }
       ++pos;
     }
     total += round_total;
@@ -130,24 +151,38 @@ __global__ void __launch_bounds__(kThreads)
     }
     if (total > slots) atomicOr(&ctl->overflow, 1u);
   }
+  if (sample.out != nullptr) {
+    // The tile's sample positions p, p + stride, ... read back from V, which this block has just
+    // written (visible after the barrier): one division per thread, none per element.
+    __syncthreads();
+    const int64_t end = base + kTile < n ? base + kTile : n;
+    int64_t q = 0;
+    if (base > sample.start) q = (base - sample.start + sample.stride - 1) / sample.stride;
+    for (int64_t j = q + threadIdx.x;; j += kThreads) {
+      const int64_t i = sample.start + j * sample.stride;
+      if (i >= end) break;
+      const float a = fabsf(v[i]);
+      if (isnan(a)) atomicMin(&ctl->nan_first, static_cast<unsigned long long>(i));
+      sample.out[j] = a;
+    }
+  }
 }
 
 // One warp per tile: the tile's stashed elements with |x| >= ctl->thr, counted into tile_c1 and
 // ctl->count. Valid while no tile overflowed and ctl->thr is at or above the stash's threshold.
 __global__ void __launch_bounds__(kThreads)
-    stash_count_kernel(const float* __restrict__ x, int64_t tiles, Ctl* ctl,
-                       const uint16_t* __restrict__ stash, int slots,
+    stash_count_kernel(int64_t tiles, Ctl* ctl, Stash stash,
                        const long long* __restrict__ tile_hits, long long* __restrict__ tile_c1) {
+  const int slots = stash.slots;
   const int64_t tile = (int64_t{blockIdx.x} * kThreads + threadIdx.x) / 32;
   if (tile >= tiles) return;  // whole warps
   const int lane = static_cast<int>(threadIdx.x & 31u);
   const long long hits = tile_hits[tile];
   const int c = hits < slots ? static_cast<int>(hits) : slots;
   const float t = ctl->thr;
-  const int64_t base = tile * kTile;
-  const uint16_t* slot = stash + tile * slots;
+  const float* sval = stash.val + tile * slots;
   int cnt = 0;
-  for (int r = lane; r < c; r += 32) cnt += fabsf(x[base + slot[r]]) >= t;
+  for (int r = lane; r < c; r += 32) cnt += fabsf(sval[r]) >= t;
   for (int o = 16; o > 0; o /= 2) cnt += __shfl_down_sync(0xffffffffu, cnt, o);
   if (lane == 0) {
     tile_c1[tile] = cnt;
@@ -166,8 +201,7 @@ __global__ void __launch_bounds__(kThreads)
 // is null, from the group sums: each block adds the groups before its own and its group's tiles
 // before its first (its 8 tiles are in one group).
 __global__ void __launch_bounds__(kThreads)
-    stash_write_kernel(const float* __restrict__ x, int64_t tiles, const Ctl* ctl,
-                       const uint16_t* __restrict__ stash, int slots,
+    stash_write_kernel(int64_t tiles, const Ctl* ctl, Stash stash,
                        const long long* __restrict__ tile_hits,
                        const long long* __restrict__ tile_c1,
                        const long long* __restrict__ tile_off, long long limit,
@@ -199,11 +233,13 @@ __global__ void __launch_bounds__(kThreads)
     off = block_base;
     for (int w = 0; w < warp; ++w) off += tile_c1[first + w];
   }
+  const int slots = stash.slots;
   const long long hits = tile_hits[tile];
   const int c = hits < slots ? static_cast<int>(hits) : slots;
   const float t = ctl->thr;
   const int64_t base = tile * kTile;
-  const uint16_t* slot = stash + tile * slots;
+  const uint16_t* slot = stash.off + tile * slots;
+  const float* sval = stash.val + tile * slots;
   for (int r0 = 0; r0 < c && off < limit; r0 += 32) {
     const int r = r0 + lane;
     int64_t i = 0;
@@ -211,7 +247,7 @@ __global__ void __launch_bounds__(kThreads)
     bool sel = false;
     if (r < c) {
       i = base + slot[r];
-      xv = x[i];
+      xv = sval[r];
       sel = fabsf(xv) >= t;
     }
     const unsigned ballot = __ballot_sync(0xffffffffu, sel);
