@@ -110,6 +110,8 @@ struct CudaDgcSelector::Impl {
   int slots = 256;         // stash slots per tile of this call
   float stash_thr = 0.0f;  // the threshold the stash holds every element at or above of
   bool stash_ok = false;   // no tile overflowed its slots
+  dgc_cuda::Masking step_mask{nullptr, nullptr, 0};  // step(): U, V to mask in the compaction
+  bool masked = false;                               // the last selection's compaction masked
 
   // Makes the selector's device current for the call and restores the caller's after it.
   struct DeviceScope {
@@ -198,17 +200,18 @@ struct CudaDgcSelector::Impl {
 
   // The elements of x at or above ctl->thr in index order, the first `limit`, into (oi, ov), from
   // the stash when it holds them, else from x (tile_c1 then holds a stash pass's counts at thr).
-  void compact_ge(const float* x, int64_t n, bool from_stash, int64_t limit, int64_t* oi,
-                  float* ov) {
+  // With mk (only from the stash), the written indices are also masked; returns whether they were.
+  bool compact_ge(const float* x, int64_t n, bool from_stash, int64_t limit, int64_t* oi, float* ov,
+                  dgc_cuda::Masking mk = {nullptr, nullptr, 0}) {
     const int64_t tiles = tiles_of(n);
     long long* c1 = tile_c1.as<long long>(tiles);
     const int write_blocks = blocks_for(tiles, kThreads / 32, int64_t{1} << 30);
     if (from_stash && tiles <= (int64_t{dgc_cuda::kGroups} << dgc_cuda::kGroupShift)) {
       // Offsets from the count pass's group sums: no scan kernel.
       dgc_cuda::stash_write_kernel<<<write_blocks, kThreads>>>(
-          tiles, ctl, stash_of(n), tile_hits.as<long long>(tiles), c1, nullptr, limit, oi, ov);
+          tiles, ctl, stash_of(n), tile_hits.as<long long>(tiles), c1, nullptr, limit, oi, ov, mk);
       check_launch("a compaction");
-      return;
+      return mk.v != nullptr;
     }
     long long* off = tile_off.as<long long>(tiles);
     if (tiles <= dgc_cuda::kScanTiles) {
@@ -221,12 +224,15 @@ struct CudaDgcSelector::Impl {
     }
     if (from_stash) {
       dgc_cuda::stash_write_kernel<<<write_blocks, kThreads>>>(
-          tiles, ctl, stash_of(n), tile_hits.as<long long>(tiles), c1, off, limit, oi, ov);
+          tiles, ctl, stash_of(n), tile_hits.as<long long>(tiles), c1, off, limit, oi, ov, mk);
+      check_launch("a compaction");
+      return mk.v != nullptr;
     } else {
       dgc_cuda::tile_write_kernel<Mode::kGe><<<static_cast<unsigned>(tiles), kThreads>>>(
           x, n, nullptr, x, ctl, 0, 0, 0, off, off, limit, oi, ov);
     }
     check_launch("a compaction");
+    return false;
   }
 
   // The k largest |a[0, m)|, ties at the k-th by lower position, in position order, as indices
@@ -352,6 +358,7 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
   CudaSparseSelection s;
   s.threshold = thr;
   s.rounds = rounds;
+  masked = false;
   if (cnt == 0) return s;
   // The elements at or above thr in index order (the last count was at thr), then the
   // reference's exact top-k over them, or its truncation to the first k.
@@ -363,8 +370,10 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
     s.count = k;
   } else {
     s.count = std::min(cnt, k);
-    compact_ge(x, n, on_stash(thr), s.count, sel_idx.as<int64_t>(s.count),
-               sel_val.as<float>(s.count));
+    const bool from_stash = on_stash(thr);
+    masked = compact_ge(x, n, from_stash, s.count, sel_idx.as<int64_t>(s.count),
+                        sel_val.as<float>(s.count),
+                        in_step && from_stash ? step_mask : dgc_cuda::Masking{nullptr, nullptr, 0});
   }
   s.indices = sel_idx.as<int64_t>(s.count);
   s.values = sel_val.as<float>(s.count);
@@ -482,6 +491,7 @@ CudaSparseSelection CudaDgcSelector::step(float* u, float* v, float* g, int64_t 
   const auto next_rank =
       static_cast<int64_t>(std::ceil(m.list_k * static_cast<double>(plan.top_k_samples)));
   CudaSparseSelection s;
+  m.step_mask = {u, v, options.momentum_masking ? 1 : 0};
   try {
     s = m.select_sampled(v, plan, start, select_options, true, next_rank);
   } catch (const NumericalError&) {
@@ -489,7 +499,7 @@ CudaSparseSelection CudaDgcSelector::step(float* u, float* v, float* g, int64_t 
     dgc_cuda::set_hint_kernel<<<1, 1>>>(m.ctl, 0);
     throw;
   }
-  if (s.count > 0) {
+  if (s.count > 0 && !m.masked) {
     dgc_cuda::mask_kernel<<<blocks_for(s.count, kThreads, int64_t{1} << 30), kThreads>>>(
         u, v, s.indices, s.count, options.momentum_masking ? 1 : 0);
     check_launch("the momentum factor masking");

@@ -25,6 +25,14 @@ struct Stash {
   int slots;
 };
 
+// Momentum factor masking fused into a compaction: V[i] = 0 (and U[i] = 0 with `both`) at every
+// index written; v null: none.
+struct Masking {
+  float* u;
+  float* v;
+  int both;
+};
+
 // Where a pass also writes the strided sample of |x| (start, stride: dgc_sample_start and the
 // plan's stride); out null: no sample.
 struct SampleOut {
@@ -182,6 +190,7 @@ __global__ void __launch_bounds__(kThreads)
   const float t = ctl->thr;
   const float* sval = stash.val + tile * slots;
   int cnt = 0;
+#pragma unroll 4
   for (int r = lane; r < c; r += 32) cnt += fabsf(sval[r]) >= t;
   for (int o = 16; o > 0; o /= 2) cnt += __shfl_down_sync(0xffffffffu, cnt, o);
   if (lane == 0) {
@@ -197,15 +206,15 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // One warp per tile: the stashed elements with |x| >= ctl->thr, in index order, at the tile's
-// output offset; the first `limit`. The offsets come from tile_off (a scan of tile_c1) or, when it
-// is null, from the group sums: each block adds the groups before its own and its group's tiles
-// before its first (its 8 tiles are in one group).
+// output offset; the first `limit` (masked in U and V with mk). The offsets come from tile_off (a
+// scan of tile_c1) or, when it is null, from the group sums: each block adds the groups before its
+// own and its group's tiles before its first (its 8 tiles are in one group).
 __global__ void __launch_bounds__(kThreads)
     stash_write_kernel(int64_t tiles, const Ctl* ctl, Stash stash,
                        const long long* __restrict__ tile_hits,
                        const long long* __restrict__ tile_c1,
                        const long long* __restrict__ tile_off, long long limit,
-                       int64_t* __restrict__ out_idx, float* __restrict__ out_val) {
+                       int64_t* __restrict__ out_idx, float* __restrict__ out_val, Masking mk) {
   constexpr int kWarps = kThreads / 32;
   const int64_t first = int64_t{blockIdx.x} * kWarps;
   const int warp = static_cast<int>(threadIdx.x / 32);
@@ -254,7 +263,11 @@ __global__ void __launch_bounds__(kThreads)
     const long long pos = off + __popc(ballot & ((1u << lane) - 1u));
     if (sel && pos < limit) {
       out_idx[pos] = i;
-      out_val[pos] = xv;
+      out_val[pos] = xv;  // the stashed value: V before the masking below
+      if (mk.v != nullptr) {
+        mk.v[i] = 0.0f;
+        if (mk.both) mk.u[i] = 0.0f;
+      }
     }
     off += __popc(ballot);
   }
