@@ -12,26 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "gpu_skip.h"
 #include "terse/compress/compressor.h"
 #include "terse/core/philox.h"
-#include "terse/kernels/cuda_info.h"
 
 namespace terse::codec_test {
 
 // Sizes with odd tails: one element, under a byte of bits, a block and one, several blocks.
 inline const std::vector<int64_t> kSizes = {1, 2, 7, 4097, 65537, (int64_t{1} << 20) + 3};
-
-inline bool have_gpu(std::string* why) {
-  const CudaInfo info = CudaInfo::query();
-  if (info.devices.empty()) *why = "no CUDA device: " + info.status + "; GPU parity not run";
-  return !info.devices.empty();
-}
-
-#define TERSE_SKIP_WITHOUT_GPU()                \
-  do {                                          \
-    std::string why_;                           \
-    if (!have_gpu(&why_)) GTEST_SKIP() << why_; \
-  } while (false)
 
 // Device memory of `bytes`, freed on destruction.
 struct DeviceBuffer {

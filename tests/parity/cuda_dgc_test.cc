@@ -13,27 +13,15 @@
 #include <string>
 #include <vector>
 
+#include "gpu_skip.h"
 #include "terse/compress/dgc/cuda_dgc_selector.h"
 #include "terse/compress/dgc/dgc_memory.h"
 #include "terse/compress/dgc/sparse_selection.h"
 #include "terse/core/error.h"
 #include "terse/core/philox.h"
-#include "terse/kernels/cuda_info.h"
 
 namespace terse {
 namespace {
-
-bool have_gpu(std::string* why) {
-  const CudaInfo info = CudaInfo::query();
-  if (info.devices.empty()) *why = "no CUDA device (" + info.status + "); GPU parity not run";
-  return !info.devices.empty();
-}
-
-#define SKIP_WITHOUT_GPU()                    \
-  do {                                        \
-    std::string why;                          \
-    if (!have_gpu(&why)) GTEST_SKIP() << why; \
-  } while (0)
 
 // A float array in GPU memory, `offset` floats into its allocation (1: misaligned for float4).
 struct DeviceFloats {
@@ -82,7 +70,7 @@ void expect_same(const SparseSelection& cpu, const SparseSelection& gpu, const s
 const std::vector<int64_t> kSizes = {1, 7, 4097, 65537, 300007, (1 << 20) + 3};
 
 TEST(CudaDgc, SelectMatchesCpu) {
-  SKIP_WITHOUT_GPU();
+  TERSE_SKIP_WITHOUT_GPU();
   CudaDgcSelector sel(0);
   for (const int64_t n : kSizes) {
     for (const double density : {0.001, 0.01, 0.1}) {
@@ -106,7 +94,7 @@ TEST(CudaDgc, SelectMatchesCpu) {
 // (far above 1.3k: the exact top-k over the candidates, with ties), and the resample off (rounds
 // at x1.3), and no rounds allowed (truncation).
 TEST(CudaDgc, SelectAdaptsLikeTheCpu) {
-  SKIP_WITHOUT_GPU();
+  TERSE_SKIP_WITHOUT_GPU();
   CudaDgcSelector sel(0);
   const int64_t n = (1 << 20) + 17;
   const double density = 0.001;
@@ -141,7 +129,7 @@ TEST(CudaDgc, SelectAdaptsLikeTheCpu) {
 }
 
 TEST(CudaDgc, ExactTopKMatchesCpu) {
-  SKIP_WITHOUT_GPU();
+  TERSE_SKIP_WITHOUT_GPU();
   CudaDgcSelector sel(0);
   for (const int64_t n : kSizes) {
     std::vector<float> x = gaussian(n, 9);
@@ -196,7 +184,7 @@ void check_steps(int64_t n, double density, const DgcMemoryOptions& mo, size_t o
 }
 
 TEST(CudaDgc, StepMatchesCpu) {
-  SKIP_WITHOUT_GPU();
+  TERSE_SKIP_WITHOUT_GPU();
   for (const int64_t n : kSizes) {
     for (const bool nesterov : {false, true}) {
       DgcMemoryOptions mo;
@@ -217,7 +205,7 @@ TEST(CudaDgc, StepMatchesCpu) {
 // Past 1024 tiles of 4096 elements the compaction finds its offsets from per-group sums (Ctl's
 // groups): 9M elements are three groups.
 TEST(CudaDgc, LargeTensorsMatchCpu) {
-  SKIP_WITHOUT_GPU();
+  TERSE_SKIP_WITHOUT_GPU();
   const int64_t n = 9000005;
   CudaDgcSelector sel(0);
   const std::vector<float> x = gaussian(n, 77);
@@ -234,7 +222,7 @@ TEST(CudaDgc, LargeTensorsMatchCpu) {
 // Clipping sums the norm in another order: the scale may differ in its last bit, so U and V are
 // compared within float rounding and the selection (far from ties here) exactly.
 TEST(CudaDgc, StepWithClippingMatchesCpuWithinRounding) {
-  SKIP_WITHOUT_GPU();
+  TERSE_SKIP_WITHOUT_GPU();
   const int64_t n = 300007;
   DgcMemoryOptions mo;
   mo.clip_max_norm = 10.0;
@@ -269,7 +257,7 @@ TEST(CudaDgc, StepWithClippingMatchesCpuWithinRounding) {
 }
 
 TEST(CudaDgc, NanIsReportedAsOnTheCpu) {
-  SKIP_WITHOUT_GPU();
+  TERSE_SKIP_WITHOUT_GPU();
   CudaDgcSelector sel(0);
   const int64_t n = 100003;
   const DgcSamplePlan plan = dgc_sample_plan(n, 0.01);
@@ -302,7 +290,7 @@ TEST(CudaDgc, NanIsReportedAsOnTheCpu) {
 }
 
 TEST(CudaDgc, RejectsBadArguments) {
-  SKIP_WITHOUT_GPU();
+  TERSE_SKIP_WITHOUT_GPU();
   CudaDgcSelector sel(0);
   DeviceFloats dx(gaussian(10, 1));
   EXPECT_THROW(sel.exact_topk(dx.ptr, 10, 11), InvalidArgument);

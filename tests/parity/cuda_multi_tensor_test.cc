@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "gpu_skip.h"
 #include "terse/core/dtype.h"
 #include "terse/core/error.h"
 #include "terse/core/philox.h"
@@ -25,12 +26,6 @@ namespace {
 const std::vector<int64_t> kSizes = {
     1, 4097, kCudaChunkElements + 1,     3 * kCudaChunkElements + 5,
     0, 17,   2 * kCudaChunkElements + 3, 4099};
-
-bool have_gpu(std::string* why) {
-  const CudaInfo info = CudaInfo::query();
-  if (info.devices.empty()) *why = "no CUDA device (" + info.status + "); GPU parity not run";
-  return !info.devices.empty();
-}
 
 // Device copy of a host buffer, freed on destruction, starting `offset` bytes into its
 // allocation (an offset that is not a multiple of 16 sends the kernel down its scalar path).
@@ -143,8 +138,7 @@ void compare_all_dtypes(const std::function<Rule(int64_t)>& rule_for_step,
 }
 
 TEST(CudaMultiTensor, EveryRuleMatchesTheCpuExecutorBitForBit) {
-  std::string why;
-  if (!have_gpu(&why)) GTEST_SKIP() << why;
+  TERSE_SKIP_WITHOUT_GPU();
   compare_all_dtypes<SgdRule<false>>(
       [](int64_t t) { return SgdRule<false>::for_step(0.1, 0, 0, 1e-4, false, false, t); }, "sgd");
   compare_all_dtypes<SgdRule<true>>(

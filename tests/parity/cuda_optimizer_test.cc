@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "gpu_skip.h"
 #include "terse/core/dtype.h"
 #include "terse/core/error.h"
 #include "terse/core/philox.h"
@@ -18,12 +19,6 @@
 
 namespace terse {
 namespace {
-
-bool have_gpu(std::string* why) {
-  const CudaInfo info = CudaInfo::query();
-  if (info.devices.empty()) *why = "no CUDA device (" + info.status + "); GPU parity not run";
-  return !info.devices.empty();
-}
 
 // Host copies of a model's params and grads, and (for CUDA) their device copies.
 template <typename T>
@@ -121,8 +116,7 @@ void compare(const std::string& spec, DType dtype) {
 }
 
 TEST(CudaOptimizer, StepsStateAndResumeMatchTheCpuOptimizerBitForBit) {
-  std::string why;
-  if (!have_gpu(&why)) GTEST_SKIP() << why;
+  TERSE_SKIP_WITHOUT_GPU();
   for (const std::string spec :
        {"sgd:lr=0.1", "sgd:lr=0.1,momentum=0.9,nesterov=true,weight_decay=1e-4",
         "adam:lr=0.01,amsgrad=true", "adamw:lr=0.01,weight_decay=0.1", "lion:lr=1e-3",

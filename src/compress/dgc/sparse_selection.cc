@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "adapt.h"
 #include "collect.h"
 #include "parts.h"
 #include "terse/core/check.h"
@@ -12,6 +13,8 @@
 namespace terse {
 namespace {
 
+using dgc_detail::Adapt;
+using dgc_detail::adapt_threshold;
 using dgc_detail::collect_at_least;
 using dgc_detail::PhaseClock;
 
@@ -169,22 +172,9 @@ SparseSelection select_sampled(const float* x, const DgcSamplePlan& plan,
   // Adapt only when the threshold came from a true sample (the reference: n > num_samples).
   if (n > plan.num_samples) {
     for (int it = 0; it < options.max_adaptation_iters; ++it) {
-      const auto count = static_cast<double>(cand.idx.size());
-      if (count > static_cast<double>(k)) {
-        if (count > options.upper_bound * static_cast<double>(k)) {
-          if (options.resample) {
-            cand.idx = topk_of_candidates(cand, k);
-            break;
-          }
-          thr = static_cast<float>(static_cast<double>(thr) * options.upper_bound);
-        } else {
-          break;
-        }
-      } else if (count < options.lower_bound * static_cast<double>(k)) {
-        thr = static_cast<float>(static_cast<double>(thr) * options.lower_bound);
-      } else {
-        break;
-      }
+      const Adapt a = adapt_threshold(static_cast<int64_t>(cand.idx.size()), k, options, thr);
+      if (a == Adapt::kResample) cand.idx = topk_of_candidates(cand, k);
+      if (a != Adapt::kRescan) break;
       ++rounds;
       scan(thr);
     }

@@ -12,6 +12,7 @@
 #include <cub/device/device_scan.cuh>
 #include <cuda/std/functional>
 
+#include "../adapt.h"
 #include "select_kernels.cuh"
 #include "stash_kernels.cuh"
 #include "terse/compress/dgc/cuda_dgc_selector.h"
@@ -335,22 +336,9 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
   // Adapt only when the threshold came from a true sample (the reference: n > num_samples).
   if (n > plan.num_samples) {
     for (int it = 0; it < options.max_adaptation_iters; ++it) {
-      const auto c = static_cast<double>(cnt);
-      if (c > static_cast<double>(k)) {
-        if (c > options.upper_bound * static_cast<double>(k)) {
-          if (options.resample) {
-            resampled = true;
-            break;
-          }
-          thr = static_cast<float>(static_cast<double>(thr) * options.upper_bound);
-        } else {
-          break;
-        }
-      } else if (c < options.lower_bound * static_cast<double>(k)) {
-        thr = static_cast<float>(static_cast<double>(thr) * options.lower_bound);
-      } else {
-        break;
-      }
+      const dgc_detail::Adapt a = dgc_detail::adapt_threshold(cnt, k, options, thr);
+      resampled = a == dgc_detail::Adapt::kResample;
+      if (a != dgc_detail::Adapt::kRescan) break;
       ++rounds;
       cnt = scan(thr);
     }
