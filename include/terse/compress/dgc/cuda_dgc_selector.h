@@ -31,10 +31,11 @@ struct CudaDgcScans {
 
 // The DGC selection of one tensor on one GPU. Every pointer is in the memory of `device`; the
 // work goes to that device's legacy default stream, ordered after what is already enqueued there.
-// Each call waits for its result (the adaptation rounds decide on the host, from a count), so
-// the returned count, threshold and rounds are final and the arrays are ready for kernels on the
-// default stream. Keeps scratch memory and, for step(), the provisional threshold from step to
-// step: use one selector per tensor. Not thread safe.
+// A call waits for one read-back (a count: the adaptation rounds decide on the host, one more per
+// round), so the returned count, threshold and rounds are final; the index and value arrays (and,
+// for step(), the masking) are written by kernels still queued on the default stream: use them
+// from that stream, or through to_host(). Keeps scratch memory and, for step(), the provisional
+// threshold from step to step: use one selector per tensor. Not thread safe.
 class CudaDgcSelector {
  public:
   // CudaError when the device does not exist or terse was built without CUDA. list_k as
