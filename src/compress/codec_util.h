@@ -1,6 +1,7 @@
 #pragma once
 
-// Byte-level helpers shared by the compressors: little-endian scalars, value codings, MSB-first
+// Byte-level helpers shared by the compressors (little-endian scalars and scale checks from
+// terse/kernels/payload_fields.h, shared with the GPU codecs): value codings, MSB-first
 // bit packing, sorted index lists as delta varints. Internal to src/compress.
 
 #include <cmath>
@@ -12,25 +13,17 @@
 #include "terse/core/check.h"
 #include "terse/core/dtype.h"
 #include "terse/core/philox.h"
+#include "terse/kernels/payload_fields.h"
 
 namespace terse::compress_detail {
 
-inline void put_u32(uint8_t* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-inline uint32_t get_u32(const uint8_t* in) {
-  return uint32_t{in[0]} | uint32_t{in[1]} << 8 | uint32_t{in[2]} << 16 | uint32_t{in[3]} << 24;
-}
-inline void put_u64(uint8_t* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-inline uint64_t get_u64(const uint8_t* in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= uint64_t{in[i]} << (8 * i);
-  return v;
-}
-inline void put_f32(uint8_t* out, float f) { put_u32(out, float_to_bits(f)); }
-inline float get_f32(const uint8_t* in) { return bits_to_float(get_u32(in)); }
+using payload::checked_scale;
+using payload::get_f32;
+using payload::get_u32;
+using payload::get_u64;
+using payload::put_f32;
+using payload::put_u32;
+using payload::put_u64;
 
 // One value in the given coding (f32, f16 or bf16), little-endian.
 inline void put_value(uint8_t* out, ValueCoding c, float v) {
@@ -58,14 +51,6 @@ void with_weight(float weight, Loop&& loop) {
   } else {
     loop([weight](float v) { return weight * v; });
   }
-}
-
-// A scale read from a payload must be a finite, non-negative number.
-inline float checked_scale(const uint8_t* in, const char* what) {
-  const float s = get_f32(in);
-  TERSE_CHECK(std::isfinite(s) && s >= 0.0f, CorruptData, "payload: ", what, " is ", s,
-              ", expected a finite value >= 0");
-  return s;
 }
 
 // The largest numel max_encoded_bytes accepts: 2^48 elements, far above any bucket, keeps every

@@ -99,14 +99,9 @@ void OneBit::decode_body(const PayloadHeader& h, const uint8_t* body, float* out
   check_codings(h, ValueCoding::kNone, IndexCoding::kImplicit);
   check_count(h, h.numel);
   check_body(h, 8 + packed_bytes(h.numel, 1));
-  const float mean_neg = get_f32(body);
-  const float mean_pos = get_f32(body + 4);
-  TERSE_CHECK(std::isfinite(mean_neg) && mean_neg <= 0.0f, CorruptData,
-              "payload: onebit mean of the negative elements is ", mean_neg,
-              ", expected a finite value <= 0");
-  TERSE_CHECK(std::isfinite(mean_pos) && mean_pos >= 0.0f, CorruptData,
-              "payload: onebit mean of the non-negative elements is ", mean_pos,
-              ", expected a finite value >= 0");
+  float mean_neg = 0.0f;
+  float mean_pos = 0.0f;
+  payload::checked_onebit_means(body, mean_neg, mean_pos);
   const uint8_t* bits = body + 8;
   const int64_t full = n / 8;
   if (n % 8 != 0) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "terse/core/check.h"
+#include "terse/kernels/payload_fields.h"
 
 namespace terse::cuda_codec {
 
@@ -52,25 +53,15 @@ inline void to_device(void* dst, const void* src, size_t bytes, const char* what
 }
 inline void check_launch(const char* what) { cuda_check(cudaGetLastError(), what); }
 
-// Little-endian scalars of a body, as the CPU compressors write them.
-inline void put_u32_le(uint8_t* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-inline uint32_t get_u32_le(const uint8_t* in) {
-  return uint32_t{in[0]} | uint32_t{in[1]} << 8 | uint32_t{in[2]} << 16 | uint32_t{in[3]} << 24;
-}
-inline void put_f32_le(uint8_t* out, float f) {
-  uint32_t u;
-  static_assert(sizeof u == sizeof f);
-  __builtin_memcpy(&u, &f, sizeof u);
-  put_u32_le(out, u);
-}
-inline float get_f32_le(const uint8_t* in) {
-  const uint32_t u = get_u32_le(in);
-  float f;
-  __builtin_memcpy(&f, &u, sizeof f);
-  return f;
-}
+// Little-endian scalars of a body and the checks of its scales, as the CPU compressors have them.
+using payload::checked_onebit_means;
+using payload::checked_scale;
+using payload::get_f32;
+using payload::get_u32;
+using payload::get_u64;
+using payload::put_f32;
+using payload::put_u32;
+using payload::put_u64;
 
 // Throws InvalidArgument unless cap >= need.
 void check_cap(size_t cap, size_t need, int64_t n, const char* fn);

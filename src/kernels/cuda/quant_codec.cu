@@ -201,8 +201,8 @@ size_t cuda_qsgd_encode(const float* x, int64_t n, uint32_t levels, uint64_t see
   TERSE_CHECK(sq.finite && std::isfinite(norm), NumericalError, "cuda_qsgd_encode: ||x||_2 is ",
               norm, "; the gradient holds NaN or Inf (lower the learning rate or check the loss)");
   uint8_t head[8];
-  put_u32_le(head, levels);
-  put_f32_le(head + 4, norm);
+  put_u32(head, levels);
+  put_f32(head + 4, norm);
   to_device(body, head, sizeof head, "copy of the qsgd levels and norm");
   const int64_t groups = (n + 7) / 8;
   if (groups > 0) {
@@ -221,12 +221,10 @@ void cuda_qsgd_decode(const uint8_t* body, size_t body_bytes, uint32_t levels, f
   check_body_bytes(body_bytes, 8 + packed_bytes(n, bits), n, "qsgd");
   uint8_t head[8];
   to_host(head, body, sizeof head, "copy of the qsgd levels and norm");
-  const uint32_t got_levels = get_u32_le(head);
+  const uint32_t got_levels = get_u32(head);
   TERSE_CHECK(got_levels == levels, CorruptData, "payload: qsgd levels ", got_levels, ", expected ",
               levels, "; every rank must use the same qsgd:levels");
-  const float norm = get_f32_le(head + 4);
-  TERSE_CHECK(std::isfinite(norm) && norm >= 0.0f, CorruptData, "payload: qsgd norm is ", norm,
-              ", expected a finite value >= 0");
+  const float norm = checked_scale(head + 4, "qsgd norm");
   const uint32_t mask = (uint32_t{1} << (bits - 1)) - 1;
   const uint8_t* fields = body + 8;
   const size_t total = body_bytes - 8;
@@ -262,7 +260,7 @@ size_t cuda_terngrad_encode(const float* x, int64_t n, uint64_t seed_step, uint8
               "cuda_terngrad_encode: the gradient holds NaN or Inf (max|x| = ", s,
               "); lower the learning rate or check the loss");
   uint8_t head[4];
-  put_f32_le(head, s);
+  put_f32(head, s);
   to_device(body, head, sizeof head, "copy of the terngrad scale");
   const int64_t groups = (n + 7) / 8;
   if (groups > 0) {
@@ -279,9 +277,7 @@ void cuda_terngrad_decode(const uint8_t* body, size_t body_bytes, float* out, in
   check_body_bytes(body_bytes, 4 + packed_bytes(n, 2), n, "terngrad");
   uint8_t head[4];
   to_host(head, body, sizeof head, "copy of the terngrad scale");
-  const float s = get_f32_le(head);
-  TERSE_CHECK(std::isfinite(s) && s >= 0.0f, CorruptData, "payload: terngrad scale is ", s,
-              ", expected a finite value >= 0");
+  const float s = checked_scale(head, "terngrad scale");
   const uint8_t* fields = body + 4;
   const size_t total = body_bytes - 4;
   const unsigned long long bad = first_bad_field(fields, total, n, 2, TernCodeOk{});

@@ -211,7 +211,7 @@ size_t cuda_rand_k_encode(const float* x, int64_t n, int64_t k, bool scale, DTyp
   const float factor =
       scale && n > 0 ? static_cast<float>(static_cast<double>(n) / static_cast<double>(k)) : 1.0f;
   uint8_t head[8];
-  for (int i = 0; i < 8; ++i) head[i] = static_cast<uint8_t>(seed_step >> (8 * i));
+  put_u64(head, seed_step);
   to_device(body, head, sizeof head, "copy of the rand-k seed");
   if (k > 0) {
     gather_kernel<<<blocks_for(k, kThreads), kThreads>>>(x, idx, k, factor, half, body + 8);
@@ -231,8 +231,7 @@ void cuda_rand_k_decode(const uint8_t* body, size_t body_bytes, int64_t k, DType
   check_body_bytes(body_bytes, cuda_rand_k_body_bytes(k, values), n, "randk");
   uint8_t head[8];
   to_host(head, body, sizeof head, "copy of the rand-k seed");
-  uint64_t seed = 0;
-  for (int i = 0; i < 8; ++i) seed |= uint64_t{head[i]} << (8 * i);
+  const uint64_t seed = get_u64(head);
   const int64_t* idx = make_indices(n, k, seed, nullptr);
   if (!accumulate && n > 0) {
     cuda_check(cudaMemsetAsync(out, 0, static_cast<size_t>(n) * sizeof(float)),

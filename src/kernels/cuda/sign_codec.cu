@@ -157,8 +157,8 @@ size_t cuda_onebit_encode(const float* x, int64_t n, uint8_t* body, size_t body_
               mean_pos,
               "); the gradient holds NaN or Inf (lower the learning rate or check the loss)");
   uint8_t head[8];
-  put_f32_le(head, mean_neg);
-  put_f32_le(head + 4, mean_pos);
+  put_f32(head, mean_neg);
+  put_f32(head + 4, mean_pos);
   to_device(body, head, sizeof head, "copy of the onebit means");
   return need;
 }
@@ -169,14 +169,9 @@ void cuda_onebit_decode(const uint8_t* body, size_t body_bytes, float* out, int6
   check_body_bytes(body_bytes, 8 + packed_bytes(n, 1), n, "onebit");
   uint8_t head[8];
   to_host(head, body, sizeof head, "copy of the onebit means");
-  const float mean_neg = get_f32_le(head);
-  const float mean_pos = get_f32_le(head + 4);
-  TERSE_CHECK(std::isfinite(mean_neg) && mean_neg <= 0.0f, CorruptData,
-              "payload: onebit mean of the negative elements is ", mean_neg,
-              ", expected a finite value <= 0");
-  TERSE_CHECK(std::isfinite(mean_pos) && mean_pos >= 0.0f, CorruptData,
-              "payload: onebit mean of the non-negative elements is ", mean_pos,
-              ", expected a finite value >= 0");
+  float mean_neg = 0.0f;
+  float mean_pos = 0.0f;
+  checked_onebit_means(head, mean_neg, mean_pos);
   check_padding(body, body_bytes, static_cast<uint64_t>(n), "onebit bit");
   unpack(body + 8, n, mean_neg, mean_pos, out, accumulate);
 }
@@ -196,7 +191,7 @@ size_t cuda_scaled_sign_encode(const float* x, int64_t n, uint8_t* body, size_t 
               "cuda_scaled_sign_encode: the scale ||x||_1/n is ", scale,
               "; the gradient holds NaN or Inf (lower the learning rate or check the loss)");
   uint8_t head[4];
-  put_f32_le(head, scale);
+  put_f32(head, scale);
   to_device(body, head, sizeof head, "copy of the sign scale");
   return need;
 }
@@ -207,9 +202,7 @@ void cuda_scaled_sign_decode(const uint8_t* body, size_t body_bytes, float* out,
   check_body_bytes(body_bytes, 4 + packed_bytes(n, 1), n, "sign");
   uint8_t head[4];
   to_host(head, body, sizeof head, "copy of the sign scale");
-  const float scale = get_f32_le(head);
-  TERSE_CHECK(std::isfinite(scale) && scale >= 0.0f, CorruptData, "payload: sign scale is ", scale,
-              ", expected a finite value >= 0");
+  const float scale = checked_scale(head, "sign scale");
   check_padding(body, body_bytes, static_cast<uint64_t>(n), "sign bit");
   unpack(body + 4, n, scale, -scale, out, accumulate);
 }
