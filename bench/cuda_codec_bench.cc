@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_timing.h"
 #include "terse/core/philox.h"
 #include "terse/kernels/cuda_cast_codec.h"
 #include "terse/kernels/cuda_info.h"
@@ -28,48 +29,14 @@
 namespace {
 
 using namespace terse;
-
-void ok(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    std::fprintf(stderr, "cuda_codec_bench: %s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
-}
-
-// Median of `reps` timings (ms) of f, after one warm-up, with CUDA events.
-double time_ms(int reps, const std::function<void()>& f) {
-  cudaEvent_t a, b;
-  ok(cudaEventCreate(&a), "event");
-  ok(cudaEventCreate(&b), "event");
-  f();
-  ok(cudaDeviceSynchronize(), "warm-up");
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    ok(cudaEventRecord(a), "record");
-    f();
-    ok(cudaEventRecord(b), "record");
-    ok(cudaEventSynchronize(b), "sync");
-    float ms = 0;
-    ok(cudaEventElapsedTime(&ms, a, b), "elapsed");
-    t.push_back(ms);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string x; std::getline(ss, x, ',');) out.push_back(x);
-  return out;
-}
+using bench::cuda_median_ms;
+using bench::cuda_ok;
+using bench::split_list;
 
 template <typename T>
 T* device_alloc(size_t count) {
   T* p = nullptr;
-  ok(cudaMalloc(&p, count * sizeof(T)), "cudaMalloc");
+  cuda_ok(cudaMalloc(&p, count * sizeof(T)), "cudaMalloc");
   return p;
 }
 
@@ -114,13 +81,13 @@ int main(int argc, char** argv) {
   float* x = device_alloc<float>(un);
   float* out = device_alloc<float>(un);
   float* copy_dst = device_alloc<float>(un);
-  ok(cudaMemcpy(x, host.data(), un * sizeof(float), cudaMemcpyHostToDevice), "upload");
-  ok(cudaMemset(out, 0, un * sizeof(float)), "memset");
+  cuda_ok(cudaMemcpy(x, host.data(), un * sizeof(float), cudaMemcpyHostToDevice), "upload");
+  cuda_ok(cudaMemset(out, 0, un * sizeof(float)), "memset");
   const size_t body_cap = std::max(cuda_qsgd_body_bytes(n, 32767), cuda_cast_body_bytes(n)) + 64;
   auto* body = device_alloc<uint8_t>(body_cap);
 
-  const double copy_ms = time_ms(reps, [&] {
-    ok(cudaMemcpyAsync(copy_dst, x, un * sizeof(float), cudaMemcpyDeviceToDevice), "copy");
+  const double copy_ms = cuda_median_ms(reps, [&] {
+    cuda_ok(cudaMemcpyAsync(copy_dst, x, un * sizeof(float), cudaMemcpyDeviceToDevice), "copy");
   });
   const double copy_gbps = 2.0 * f32_bytes / (copy_ms * 1e6);
 
@@ -133,9 +100,9 @@ int main(int argc, char** argv) {
   if (ops.find("scatter_add") != std::string::npos) {
     for (int r = 0; r < kLists; ++r) {
       cuda_rand_k_indices(n, k, 100 + r, idx + r * k);
-      ok(cudaMemcpy(vals + r * k, x, static_cast<size_t>(k) * sizeof(float),
-                    cudaMemcpyDeviceToDevice),
-         "values");
+      cuda_ok(cudaMemcpy(vals + r * k, x, static_cast<size_t>(k) * sizeof(float),
+                         cudaMemcpyDeviceToDevice),
+              "values");
       lists.push_back({idx + r * k, vals + r * k, k});
     }
   }
@@ -148,7 +115,7 @@ int main(int argc, char** argv) {
     rows.push_back(
         {name + "_decode_acc", 2 * f32_bytes + static_cast<double>(body_bytes), dec_acc});
   };
-  for (const std::string& op : split(ops)) {
+  for (const std::string& op : split_list(ops)) {
     if (op == "onebit") {
       const size_t bb = cuda_onebit_body_bytes(n);
       add_pair(
@@ -211,7 +178,7 @@ int main(int argc, char** argv) {
                            {"copy_gbps", copy_gbps},
                            {"rows", nlohmann::json::array()}};
   for (const Row& r : rows) {
-    const double ms = time_ms(reps, r.run);
+    const double ms = cuda_median_ms(reps, r.run);
     const double gbps = r.bytes / (ms * 1e6);
     std::printf("%-22s %10.1f %10.3f %8.0f %7.1f%%\n", r.op.c_str(), r.bytes / 1e6, ms, gbps,
                 100.0 * gbps / copy_gbps);

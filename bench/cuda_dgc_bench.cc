@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_timing.h"
 #include "terse/compress/dgc/cuda_dgc_selector.h"
 #include "terse/core/philox.h"
 #include "terse/kernels/cuda_info.h"
@@ -25,13 +26,7 @@
 namespace {
 
 using namespace terse;
-
-void ok(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    std::fprintf(stderr, "cuda_dgc_bench: %s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
-}
+using bench::cuda_ok;
 
 // Median wall time (ms) of `reps` calls of f after two warm-ups, each call from an idle device to
 // an idle device: the selector's calls wait for their own results, so this is what a training
@@ -39,12 +34,12 @@ void ok(cudaError_t e, const char* what) {
 double time_ms(int reps, const std::function<void()>& f) {
   f();
   f();
-  ok(cudaDeviceSynchronize(), "warm-up");
+  cuda_ok(cudaDeviceSynchronize(), "warm-up");
   std::vector<double> t;
   for (int r = 0; r < reps; ++r) {
     const auto a = std::chrono::steady_clock::now();
     f();
-    ok(cudaDeviceSynchronize(), "sync");
+    cuda_ok(cudaDeviceSynchronize(), "sync");
     t.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
   }
@@ -54,8 +49,8 @@ double time_ms(int reps, const std::function<void()>& f) {
 
 float* device_copy(const std::vector<float>& h) {
   float* p = nullptr;
-  ok(cudaMalloc(&p, h.size() * sizeof(float)), "cudaMalloc");
-  ok(cudaMemcpy(p, h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice), "upload");
+  cuda_ok(cudaMalloc(&p, h.size() * sizeof(float)), "cudaMalloc");
+  cuda_ok(cudaMemcpy(p, h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice), "upload");
   return p;
 }
 
@@ -103,9 +98,9 @@ int main(int argc, char** argv) {
   float* m = device_copy(zeros);
   const size_t bytes = h.size() * sizeof(float);
   float* dst = nullptr;
-  ok(cudaMalloc(&dst, bytes), "cudaMalloc");
-  const double copy_ms =
-      time_ms(reps, [&] { ok(cudaMemcpyAsync(dst, x, bytes, cudaMemcpyDeviceToDevice), "copy"); });
+  cuda_ok(cudaMalloc(&dst, bytes), "cudaMalloc");
+  const double copy_ms = time_ms(
+      reps, [&] { cuda_ok(cudaMemcpyAsync(dst, x, bytes, cudaMemcpyDeviceToDevice), "copy"); });
   const double copy_gbps = 2.0 * static_cast<double>(bytes) / (copy_ms * 1e6);
 
   CudaDgcSelector sel(0);

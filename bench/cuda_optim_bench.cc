@@ -16,42 +16,16 @@
 #include <string>
 #include <vector>
 
+#include "cuda_timing.h"
 #include "terse/kernels/cuda_info.h"
 #include "terse/kernels/cuda_multi_tensor.h"
 
 namespace {
 
 using namespace terse;
-
-void ok(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    std::fprintf(stderr, "cuda_optim_bench: %s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
-}
-
-// Median of `reps` timings (ms) of f, after one warm-up, with CUDA events.
-double time_ms(int reps, const std::function<void()>& f) {
-  cudaEvent_t a, b;
-  ok(cudaEventCreate(&a), "event");
-  ok(cudaEventCreate(&b), "event");
-  f();
-  ok(cudaDeviceSynchronize(), "warm-up");
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    ok(cudaEventRecord(a), "record");
-    f();
-    ok(cudaEventRecord(b), "record");
-    ok(cudaEventSynchronize(b), "sync");
-    float ms = 0;
-    ok(cudaEventElapsedTime(&ms, a, b), "elapsed");
-    t.push_back(ms);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+using bench::cuda_median_ms;
+using bench::cuda_ok;
+using bench::split_list;
 
 struct Buffers {
   std::vector<float*> p, g, s[4];
@@ -67,14 +41,7 @@ double run_rule(const Rule& rule, Buffers& b, int reps) {
     tasks[i].grad = TensorView(b.g[i], b.n[i], DType::kF32, Device::cuda(0));
     for (int k = 0; k < Rule::kNumStates; ++k) tasks[i].states[k] = b.s[k][i];
   }
-  return time_ms(reps, [&] { cuda_multi_tensor_apply(tasks); });
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string x; std::getline(ss, x, ',');) out.push_back(x);
-  return out;
+  return cuda_median_ms(reps, [&] { cuda_multi_tensor_apply(tasks); });
 }
 
 }  // namespace
@@ -111,13 +78,13 @@ int main(int argc, char** argv) {
   for (int i = 0; i < tensors; ++i) b.n.push_back(i + 1 < tensors ? each : params - each * i);
   auto alloc = [](int64_t n, float v) {
     float* p = nullptr;
-    ok(cudaMalloc(&p, static_cast<size_t>(n) * sizeof(float)), "cudaMalloc");
+    cuda_ok(cudaMalloc(&p, static_cast<size_t>(n) * sizeof(float)), "cudaMalloc");
     std::vector<float> h(static_cast<size_t>(std::min<int64_t>(n, 1 << 20)), v);
     for (int64_t o = 0; o < n; o += static_cast<int64_t>(h.size())) {
       const int64_t c = std::min<int64_t>(n - o, static_cast<int64_t>(h.size()));
-      ok(cudaMemcpy(p + o, h.data(), static_cast<size_t>(c) * sizeof(float),
-                    cudaMemcpyHostToDevice),
-         "fill");
+      cuda_ok(cudaMemcpy(p + o, h.data(), static_cast<size_t>(c) * sizeof(float),
+                         cudaMemcpyHostToDevice),
+              "fill");
     }
     return p;
   };
@@ -129,10 +96,10 @@ int main(int argc, char** argv) {
   // Copy bandwidth: one buffer of 4 * params bytes copied device to device (read + write).
   float *src = nullptr, *dst = nullptr;
   const size_t bytes = static_cast<size_t>(params) * sizeof(float);
-  ok(cudaMalloc(&src, bytes), "cudaMalloc");
-  ok(cudaMalloc(&dst, bytes), "cudaMalloc");
-  const double copy_ms = time_ms(
-      reps, [&] { ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice), "copy"); });
+  cuda_ok(cudaMalloc(&src, bytes), "cudaMalloc");
+  cuda_ok(cudaMalloc(&dst, bytes), "cudaMalloc");
+  const double copy_ms = cuda_median_ms(
+      reps, [&] { cuda_ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice), "copy"); });
   const double copy_gbps = 2.0 * static_cast<double>(bytes) / (copy_ms * 1e6);
   std::printf("%s, %.1f GiB; %lld params in %d tensors; copy %.2f ms = %.0f GB/s (read + write)\n",
               info.devices[0].name.c_str(), info.devices[0].total_memory_bytes / 1073741824.0,
@@ -146,7 +113,7 @@ int main(int argc, char** argv) {
                         {"copy_ms", copy_ms},
                         {"copy_gbps", copy_gbps},
                         {"rows", nlohmann::json::array()}};
-  for (const std::string& r : split(rules)) {
+  for (const std::string& r : split_list(rules)) {
     double ms = 0;
     int states = 0;
     if (r == "sgd") {

@@ -5,23 +5,10 @@ CUDA events after a warm-up; also torch's device copy of the same bytes. Prints 
 usage: torch_optim_cuda_bench.py [--params 268435456] [--tensors 256] [--reps 20]"""
 import argparse
 import json
-import statistics
 
 import torch
 
-
-def time_ms(f, reps):
-    f()
-    torch.cuda.synchronize()
-    out = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        f()
-        b.record()
-        b.synchronize()
-        out.append(a.elapsed_time(b))
-    return statistics.median(out)
+from cuda_event_timing import time_ms
 
 
 def main():

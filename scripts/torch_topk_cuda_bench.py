@@ -7,23 +7,10 @@ usage: torch_topk_cuda_bench.py [--n 25600000] [--density 0.001] [--reps 20]"""
 import argparse
 import json
 import math
-import statistics
 
 import torch
 
-
-def time_ms(f, reps):
-    f()
-    torch.cuda.synchronize()
-    out = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        f()
-        b.record()
-        b.synchronize()
-        out.append(a.elapsed_time(b))
-    return statistics.median(out)
+from cuda_event_timing import time_ms
 
 
 def main():
