@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "memory_rules.h"
 #include "parts.h"
 #include "prescan.h"
 #include "terse/core/check.h"
@@ -11,13 +12,7 @@
 namespace terse {
 namespace {
 
-void check_options(const DgcMemoryOptions& o) {
-  TERSE_CHECK(o.momentum >= 0.0 && o.momentum < 1.0, InvalidArgument,
-              "DGC momentum must be in [0, 1), got ", o.momentum,
-              "; pass the optimizer's momentum (e.g. 0.9)");
-  TERSE_CHECK(o.num_workers >= 1, InvalidArgument, "DGC num_workers must be >= 1, got ",
-              o.num_workers, "; pass the communicator's size");
-}
+using dgc_detail::check_memory_options;
 
 void check_buffers(const void* a, const void* b, const void* c, int64_t n, const char* what) {
   TERSE_CHECK(n >= 0, InvalidArgument, what, " needs n >= 0, got ", n, "; pass the tensor's numel");
@@ -39,7 +34,7 @@ void compensate_parallel(float* u, float* v, const float* g, int64_t n,
 
 void DgcMemory::compensate(float* u, float* v, const float* g, int64_t n,
                            const DgcMemoryOptions& options) {
-  check_options(options);
+  check_memory_options(options);
   check_buffers(u, v, g, n, "DgcMemory::compensate");
   dgc_detail::compensate_loop(u, v, g, n, static_cast<float>(options.momentum), options.nesterov);
 }
@@ -59,18 +54,14 @@ void DgcMemory::mask(float* u, float* v, int64_t n, const SparseSelection& selec
 }
 
 double DgcMemory::clip(float* g, int64_t n, double max_norm, int num_workers) {
-  TERSE_CHECK(max_norm > 0.0, InvalidArgument, "DGC clip max_norm must be > 0, got ", max_norm,
-              "; pass a positive norm or leave clipping off");
+  dgc_detail::check_clip_max_norm(max_norm);
   TERSE_CHECK(num_workers >= 1, InvalidArgument, "DGC clip num_workers must be >= 1, got ",
               num_workers, "; pass the communicator's size");
   check_buffers(g, g, g, n, "DgcMemory::clip");
   double sq = 0.0;
   for (int64_t i = 0; i < n; ++i) sq += static_cast<double>(g[i]) * static_cast<double>(g[i]);
-  const double norm = std::sqrt(sq);
-  TERSE_CHECK(std::isfinite(norm), NumericalError, "DGC local clipping saw gradient norm ", norm,
-              " over ", n, " elements; the gradient diverged: lower the learning rate");
-  const double limit = max_norm / std::sqrt(static_cast<double>(num_workers));
-  const double coef = limit / (norm + 1e-6);
+  double norm = 0.0;
+  const double coef = dgc_detail::clip_coefficient(sq, n, max_norm, num_workers, norm);
   if (coef < 1.0) {
     const auto c = static_cast<float>(coef);
     for (int64_t i = 0; i < n; ++i) g[i] *= c;
@@ -87,7 +78,7 @@ SparseSelection DgcMemory::step(float* u, float* v, float* g, int64_t n, double 
   DgcStepProfile& prof = profile != nullptr ? *profile : unused;
   if (options.clip_max_norm > 0.0) clip(g, n, options.clip_max_norm, options.num_workers);
   clock.lap(&prof.clip_s);
-  check_options(options);
+  check_memory_options(options);
   check_buffers(u, v, g, n, "DgcMemory::step");
   TERSE_CHECK(select_options.threads >= 1, InvalidArgument,
               "DgcMemory::step needs threads >= 1, got ", select_options.threads,
@@ -123,7 +114,7 @@ SparseSelection DgcMemory::step(float* u, float* v, float* g, int64_t n, double 
 
 void dgc_dense_momentum(float* u, const float* g, float* out, int64_t n,
                         const DgcMemoryOptions& options) {
-  check_options(options);
+  check_memory_options(options);
   check_buffers(u, g, out, n, "dgc_dense_momentum");
   const auto m = static_cast<float>(options.momentum);
   for (int64_t i = 0; i < n; ++i) {

@@ -13,6 +13,7 @@
 #include <cuda/std/functional>
 
 #include "../adapt.h"
+#include "../memory_rules.h"
 #include "select_kernels.cuh"
 #include "stash_kernels.cuh"
 #include "terse/compress/dgc/cuda_dgc_selector.h"
@@ -108,11 +109,7 @@ struct CudaDgcSelector::Impl {
   unsigned int* hist = nullptr;
   DeviceBytes sample, tile_c1, tile_c2, tile_off, tile_c2_before, tile_hits, stash, cand_idx,
       cand_val, sel_idx, sel_val, scratch, norm, stash_val;
-  int slots = 256;         // stash slots per tile of this call
-  float stash_thr = 0.0f;  // the threshold the stash holds every element at or above of
-  bool stash_ok = false;   // no tile overflowed its slots
-  dgc_cuda::Masking step_mask{nullptr, nullptr, 0};  // step(): U, V to mask in the compaction
-  bool masked = false;                               // the last selection's compaction masked
+  int slots = 256;  // stash slots per tile of this call
 
   // Makes the selector's device current for the call and restores the caller's after it.
   struct DeviceScope {
@@ -196,7 +193,6 @@ struct CudaDgcSelector::Impl {
     dgc_cuda::stash_count_kernel<<<blocks_for(tiles, kThreads / 32, int64_t{1} << 30), kThreads>>>(
         tiles, ctl, stash_of(n), tile_hits.as<long long>(tiles), tile_c1.as<long long>(tiles));
     check_launch("a stash count");
-    ++scans.list_scans;
   }
 
   // The elements of x at or above ctl->thr in index order, the first `limit`, into (oi, ov), from
@@ -257,17 +253,20 @@ struct CudaDgcSelector::Impl {
   }
 
   // select_sampled's decisions (sparse_selection.cc), the sample taken from `start`. In a
-  // step, the fused pass left a stash at ctl->hint and its hit count in ctl->list_hits; the next
-  // provisional threshold (rank next_rank of the sample) goes to ctl->hint.
+  // step (step_mask: its U and V, masked at the selection), the fused pass left a stash at
+  // ctl->hint and its hit count in ctl->list_hits; the next provisional threshold (rank
+  // next_rank of the sample) goes to ctl->hint.
   CudaSparseSelection select_sampled(const float* x, const DgcSamplePlan& plan, int64_t start,
-                                     const DgcSelectOptions& options, bool in_step,
-                                     int64_t next_rank);
+                                     const DgcSelectOptions& options,
+                                     const dgc_cuda::Masking* step_mask, int64_t next_rank);
 };
 
 CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const DgcSamplePlan& plan,
                                                           int64_t start,
                                                           const DgcSelectOptions& options,
-                                                          bool in_step, int64_t next_rank) {
+                                                          const dgc_cuda::Masking* step_mask,
+                                                          int64_t next_rank) {
+  const bool in_step = step_mask != nullptr;
   const int64_t n = plan.numel;
   const int64_t k = plan.num_selects;
   const int64_t ms = (n - start + plan.stride - 1) / plan.stride;
@@ -279,8 +278,7 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
     // next_rank-th (the next provisional threshold, used or not below) and the sampled values at
     // or above the provisional threshold, then the stash's count at the threshold.
     radix_select({sample_ptr, ms, 0, 1, nullptr, &ctl->hint}, ks, r, false);
-    stash_count(x, n, -1.0f);
-    --scans.list_scans;  // counted below, once the stash is known to hold the threshold
+    stash_count(x, n, -1.0f);  // a list scan once the stash is known to hold the threshold
   } else {
     // The strided sample (its NaN check) and its ks-th largest, then the stash pass at it: its
     // count at the threshold. (Stashing at the floor of the threshold's first digit while the
@@ -292,7 +290,9 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
   const Ctl h = read_ctl();
   if (h.nan_first != dgc_cuda::kNoNan) throw_nan(h.nan_first, n, "DGC selection");
   float thr = h.thr;
-  bool has_list = false;  // the CPU's DgcPrescan::has_list: its list of |V| >= hint within cap
+  bool has_list = false;   // the CPU's DgcPrescan::has_list: its list of |V| >= hint within cap
+  float stash_thr = 0.0f;  // the stash holds every element at or above it
+  bool stash_ok = false;   // and no tile overflowed its slots
   if (in_step) {
     const bool hinted = h.hint > 0.0f && std::isfinite(h.hint);
     has_list = hinted && h.list_hits <= static_cast<unsigned long long>(n / 16 + 4 * k);
@@ -307,6 +307,7 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
   auto scan = [&](float t) {
     if (on_stash(t)) {
       stash_count(x, n, t);
+      ++scans.list_scans;
     } else {
       stash_pass(x, n, t);
       stash_thr = t;
@@ -346,10 +347,10 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
   CudaSparseSelection s;
   s.threshold = thr;
   s.rounds = rounds;
-  masked = false;
   if (cnt == 0) return s;
   // The elements at or above thr in index order (the last count was at thr), then the
   // reference's exact top-k over them, or its truncation to the first k.
+  bool masked = false;  // by the compaction
   if (resampled) {
     int64_t* ci = cand_idx.as<int64_t>(cnt);
     float* cv = cand_val.as<float>(cnt);
@@ -359,12 +360,17 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
   } else {
     s.count = std::min(cnt, k);
     const bool from_stash = on_stash(thr);
-    masked = compact_ge(x, n, from_stash, s.count, sel_idx.as<int64_t>(s.count),
-                        sel_val.as<float>(s.count),
-                        in_step && from_stash ? step_mask : dgc_cuda::Masking{nullptr, nullptr, 0});
+    masked = compact_ge(
+        x, n, from_stash, s.count, sel_idx.as<int64_t>(s.count), sel_val.as<float>(s.count),
+        in_step && from_stash ? *step_mask : dgc_cuda::Masking{nullptr, nullptr, 0});
   }
   s.indices = sel_idx.as<int64_t>(s.count);
   s.values = sel_val.as<float>(s.count);
+  if (in_step && !masked) {
+    dgc_cuda::mask_kernel<<<blocks_for(s.count, kThreads, int64_t{1} << 30), kThreads>>>(
+        step_mask->u, step_mask->v, s.indices, s.count, step_mask->both);
+    check_launch("the momentum factor masking");
+  }
   return s;
 }
 
@@ -412,7 +418,7 @@ CudaSparseSelection CudaDgcSelector::select(const float* x, const DgcSamplePlan&
   m.scans = {};
   const int64_t start = dgc_sample_start(plan, seed_step, options);
   m.size_stash(plan.numel, static_cast<double>(plan.num_selects));
-  return m.select_sampled(x, plan, start, options, false, 0);
+  return m.select_sampled(x, plan, start, options, nullptr, 0);
 }
 
 CudaSparseSelection CudaDgcSelector::exact_topk(const float* x, int64_t n, int64_t k) {
@@ -441,11 +447,7 @@ CudaSparseSelection CudaDgcSelector::exact_topk(const float* x, int64_t n, int64
 CudaSparseSelection CudaDgcSelector::step(float* u, float* v, float* g, int64_t n, double density,
                                           uint64_t seed_step, const DgcMemoryOptions& options,
                                           const DgcSelectOptions& select_options) {
-  TERSE_CHECK(options.momentum >= 0.0 && options.momentum < 1.0, InvalidArgument,
-              "DGC momentum must be in [0, 1), got ", options.momentum,
-              "; pass the optimizer's momentum (e.g. 0.9)");
-  TERSE_CHECK(options.num_workers >= 1, InvalidArgument, "DGC num_workers must be >= 1, got ",
-              options.num_workers, "; pass the communicator's size");
+  dgc_detail::check_memory_options(options);
   TERSE_CHECK(n >= 1 && u != nullptr && v != nullptr && g != nullptr, InvalidArgument,
               "CudaDgcSelector::step needs n >= 1 and U, V and g in GPU memory, got n ", n,
               "; send empty tensors dense or skip them");
@@ -478,26 +480,18 @@ CudaSparseSelection CudaDgcSelector::step(float* u, float* v, float* g, int64_t 
   check_launch("the momentum correction");
   const auto next_rank =
       static_cast<int64_t>(std::ceil(m.list_k * static_cast<double>(plan.top_k_samples)));
-  CudaSparseSelection s;
-  m.step_mask = {u, v, options.momentum_masking ? 1 : 0};
+  const dgc_cuda::Masking mask{u, v, options.momentum_masking ? 1 : 0};
   try {
-    s = m.select_sampled(v, plan, start, select_options, true, next_rank);
+    return m.select_sampled(v, plan, start, select_options, &mask, next_rank);
   } catch (const NumericalError&) {
     // The CPU's state keeps no provisional threshold after a failed selection.
     dgc_cuda::set_hint_kernel<<<1, 1>>>(m.ctl, 0);
     throw;
   }
-  if (s.count > 0 && !m.masked) {
-    dgc_cuda::mask_kernel<<<blocks_for(s.count, kThreads, int64_t{1} << 30), kThreads>>>(
-        u, v, s.indices, s.count, options.momentum_masking ? 1 : 0);
-    check_launch("the momentum factor masking");
-  }
-  return s;
 }
 
 void CudaDgcSelector::clip(float* g, int64_t n, double max_norm, int num_workers) {
-  TERSE_CHECK(max_norm > 0.0, InvalidArgument, "DGC clip max_norm must be > 0, got ", max_norm,
-              "; pass a positive norm or leave clipping off");
+  dgc_detail::check_clip_max_norm(max_norm);
   Impl& m = *impl_;
   double* sum = m.norm.as<double>(1);
   size_t bytes = 0;
@@ -510,10 +504,8 @@ void CudaDgcSelector::clip(float* g, int64_t n, double max_norm, int num_workers
              "the clipping norm");
   double sq = 0.0;
   check_cuda(cudaMemcpy(&sq, sum, sizeof sq, cudaMemcpyDeviceToHost), "reading the norm");
-  const double norm = std::sqrt(sq);
-  TERSE_CHECK(std::isfinite(norm), NumericalError, "DGC local clipping saw gradient norm ", norm,
-              " over ", n, " elements; the gradient diverged: lower the learning rate");
-  const double coef = max_norm / std::sqrt(static_cast<double>(num_workers)) / (norm + 1e-6);
+  double norm = 0.0;
+  const double coef = dgc_detail::clip_coefficient(sq, n, max_norm, num_workers, norm);
   if (coef < 1.0) {
     dgc_cuda::scale_kernel<<<blocks_for(n, kThreads * 8, 4096), kThreads>>>(
         g, n, static_cast<float>(coef));
