@@ -73,24 +73,6 @@ std::vector<int64_t> topk_of_candidates(const DgcCandidates& c, int64_t k) {
   return order;
 }
 
-// The caller's arguments, checked before anything is read.
-void check_select(const float* x, const DgcSamplePlan& plan, const DgcSelectOptions& options) {
-  const int64_t n = plan.numel;
-  TERSE_CHECK(n >= 1 && plan.stride >= 1 && plan.num_selects >= 1 && plan.top_k_samples >= 1,
-              InvalidArgument, "DGC sample plan is not valid (numel ", n, ", stride ", plan.stride,
-              ", num_selects ", plan.num_selects, "); build it with dgc_sample_plan");
-  TERSE_CHECK(x != nullptr, InvalidArgument, "dgc_select got a null pointer for ", n,
-              " elements; pass the tensor's data");
-  TERSE_CHECK(
-      options.upper_bound >= 1.0 && options.lower_bound > 0.0 && options.lower_bound <= 1.0 &&
-          options.max_adaptation_iters >= 0 && options.threads >= 1,
-      InvalidArgument,
-      "DGC options must satisfy upper >= 1, 0 < lower <= 1, iters >= 0, threads >= 1; got upper ",
-      options.upper_bound, ", lower ", options.lower_bound, ", iters ",
-      options.max_adaptation_iters, ", threads ", options.threads,
-      "; the reference uses 1.3, 0.8, 10");
-}
-
 [[noreturn]] void throw_sampled_nan(int64_t i, int64_t n) {
   TERSE_THROW(NumericalError, "DGC selection found NaN at index ", i, " of ", n,
               "; the gradient or accumulated velocity diverged: lower the learning rate or "
@@ -244,7 +226,7 @@ int64_t dgc_sample_start(const DgcSamplePlan& plan, uint64_t seed_step,
 
 SparseSelection dgc_select_planned(const float* x, const DgcSamplePlan& plan, uint64_t seed_step,
                                    const DgcSelectOptions& options, DgcSelectProfile* profile) {
-  check_select(x, plan, options);
+  dgc_detail::check_select(x, plan, options, "dgc_select");
   PhaseClock clock(profile != nullptr);
   // Strided sample of |x| from a random start in [0, stride - 1].
   const int64_t n = plan.numel;
@@ -261,7 +243,7 @@ SparseSelection dgc_select_planned(const float* x, const DgcSamplePlan& plan, ui
 SparseSelection dgc_select_prescanned(const float* x, const DgcSamplePlan& plan, uint64_t seed_step,
                                       DgcPrescan& pre, const DgcSelectOptions& options,
                                       DgcSelectProfile* profile) {
-  check_select(x, plan, options);
+  dgc_detail::check_select(x, plan, options, "dgc_select");
   PhaseClock clock(profile != nullptr);
   if (pre.nan_at >= 0) throw_sampled_nan(pre.nan_at, plan.numel);
   const int64_t want =

@@ -46,9 +46,9 @@ class CudaDgcSelector {
   CudaDgcSelector& operator=(const CudaDgcSelector&) = delete;
 
   // dgc_select_planned(x, plan, seed_step, options): the same indices, values, threshold and
-  // rounds (options.threads is ignored). Passes: the strided sample, a radix select of its
-  // top_k_samples-th largest |x|, a count per threshold tried and one compaction.
-  // InvalidArgument as dgc_select_planned; NumericalError when the sample holds a NaN.
+  // rounds (options.threads is not used, but must be >= 1 as on the CPU). Passes: the strided
+  // sample, a radix select of its top_k_samples-th largest |x|, a count per threshold tried and one
+  // compaction. InvalidArgument as dgc_select_planned; NumericalError when the sample holds a NaN.
   CudaSparseSelection select(const float* x, const DgcSamplePlan& plan, uint64_t seed_step,
                              const DgcSelectOptions& options = {});
 

@@ -77,22 +77,6 @@ struct SquareToDouble {
   }
 };
 
-// dgc_select_planned's argument checks (sparse_selection.cc's check_select).
-void check_select_args(const float* x, const DgcSamplePlan& plan, const DgcSelectOptions& options) {
-  const int64_t n = plan.numel;
-  TERSE_CHECK(n >= 1 && plan.stride >= 1 && plan.num_selects >= 1 && plan.top_k_samples >= 1,
-              InvalidArgument, "DGC sample plan is not valid (numel ", n, ", stride ", plan.stride,
-              ", num_selects ", plan.num_selects, "); build it with dgc_sample_plan");
-  TERSE_CHECK(x != nullptr, InvalidArgument, "CudaDgcSelector got a null pointer for ", n,
-              " elements; pass the tensor's data in GPU memory");
-  TERSE_CHECK(options.upper_bound >= 1.0 && options.lower_bound > 0.0 &&
-                  options.lower_bound <= 1.0 && options.max_adaptation_iters >= 0,
-              InvalidArgument,
-              "DGC options must satisfy upper >= 1, 0 < lower <= 1, iters >= 0; got upper ",
-              options.upper_bound, ", lower ", options.lower_bound, ", iters ",
-              options.max_adaptation_iters, "; the reference uses 1.3, 0.8, 10");
-}
-
 [[noreturn]] void throw_nan(unsigned long long i, int64_t n, const char* who) {
   TERSE_THROW(NumericalError, who, " found NaN at index ", i, " of ", n,
               "; the gradient or accumulated velocity diverged: lower the learning rate or "
@@ -412,7 +396,7 @@ CudaDgcScans CudaDgcSelector::scans() const { return impl_->scans; }
 
 CudaSparseSelection CudaDgcSelector::select(const float* x, const DgcSamplePlan& plan,
                                             uint64_t seed_step, const DgcSelectOptions& options) {
-  check_select_args(x, plan, options);
+  dgc_detail::check_select(x, plan, options, "CudaDgcSelector");
   Impl::DeviceScope scope(impl_->device);
   Impl& m = *impl_;
   m.scans = {};
@@ -452,7 +436,7 @@ CudaSparseSelection CudaDgcSelector::step(float* u, float* v, float* g, int64_t 
               "CudaDgcSelector::step needs n >= 1 and U, V and g in GPU memory, got n ", n,
               "; send empty tensors dense or skip them");
   const DgcSamplePlan plan = dgc_sample_plan(n, density, select_options.sample_ratio);
-  check_select_args(v, plan, select_options);
+  dgc_detail::check_select(v, plan, select_options, "CudaDgcSelector");
   Impl::DeviceScope scope(impl_->device);
   Impl& m = *impl_;
   m.scans = {};
