@@ -177,6 +177,18 @@ CLI::App* add_train_command(CLI::App& app, TrainFlags& flags) {
       ->check(CLI::IsMember({"mlp", "wide-mlp", "cnn", "lm"}))
       ->capture_default_str();
   train
+      ->add_option("--device", c.device,
+                   "Where the model, gradients and optimizer live: cpu, or cuda (rank r on GPU "
+                   "local rank % GPUs; docs/training.md \"On the GPU\")")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  train
+      ->add_option("--backend", c.backend,
+                   "Gradient all-reduce: mpi (host memory; GPU gradients go through the host) or "
+                   "nccl (GPU memory, one rank per GPU; needs --device cuda)")
+      ->check(CLI::IsMember({"mpi", "nccl"}))
+      ->capture_default_str();
+  train
       ->add_option("--optimizer", c.optimizer,
                    "Optimizer spec NAME[:key=value,...], torch.optim option names "
                    "(e.g. adamw:lr=1e-3,weight_decay=0.01)")
@@ -300,6 +312,7 @@ void validate_train_flags(TrainFlags& flags) {
   make_lr_schedule(c.lr_schedule, static_cast<int64_t>(c.epochs) * (images / global_batch));
   if (!lm) FashionMnist::check_files(c.data_dir);
   validate_paths(c);
+  torch_adapter::check_device(c);
   FaultInjection::from_env();
 }
 

@@ -103,6 +103,17 @@ bool launched_under_mpi() {
   return false;
 }
 
+int local_rank() {
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"}) {
+    const char* v = std::getenv(var);
+    if (v == nullptr || *v == '\0') continue;
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    if (end != v && *end == '\0' && n >= 0 && n < (1 << 20)) return static_cast<int>(n);
+  }
+  return -1;
+}
+
 int local_rank_count() {
   const char* v = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
   if (v == nullptr || *v == '\0') return 1;

@@ -102,7 +102,7 @@ case "$CASE" in
     expect_out 'Exit status: 0 ok, 1 other error, 2 invalid argument, 3 corrupt data, 4 .*5 timeout'
     for flag in --np --model --optimizer --lr-schedule --epochs --batch-size --seed --data-dir \
                 --checkpoint-dir --resume --metrics --bucket-mb --timeout --threads \
-                --train-limit --test-limit --quiet; do
+                --train-limit --test-limit --quiet --device --backend; do
       expect_out "^ *(-[a-z], *)?$flag"
     done
     ;;
@@ -143,6 +143,14 @@ case "$CASE" in
     expect_invalid '--threads' train --threads -1
     expect_invalid '--train-limit' train --train-limit -5
     expect_invalid '--seed' train --seed -1
+    expect_invalid '--device' train --device tpu
+    expect_invalid '--backend' train --backend gloo
+    expect_invalid 'nccl backend all-reduces GPU memory; pass --device cuda' train --backend nccl \
+      --data-dir "$(fake_dataset)"
+    if ! nvidia-smi -L >/dev/null 2>&1; then
+      expect_invalid '--device cuda: (libtorch sees no CUDA device|this terse was built without)' \
+        train --device cuda --data-dir "$(fake_dataset)"
+    fi
     expect_invalid '--batch-size 64 x 1 rank = 64.*only 32' train --train-limit 32 --np 1
     expect_invalid '--metrics.*does not exist' train --metrics "$WORK/no/such/dir/m.jsonl" \
       --data-dir "$(fake_dataset)"

@@ -44,8 +44,17 @@ ImageClassificationWorkload::ImageClassificationWorkload(const TrainConfig& conf
 
 void ImageClassificationWorkload::build_model() { model_ = make_model(model_name_); }
 
+void ImageClassificationWorkload::to(const c10::Device& device) {
+  model_->to(device);
+  train_x_ = train_x_.to(device);
+  train_y_ = train_y_.to(device);
+  test_x_ = test_x_.to(device);
+  test_y_ = test_y_.to(device);
+}
+
 at::Tensor ImageClassificationWorkload::loss(const int64_t* indices, int64_t count) {
-  const at::Tensor idx = at::from_blob(const_cast<int64_t*>(indices), {count}, at::kLong);
+  const at::Tensor idx =
+      at::from_blob(const_cast<int64_t*>(indices), {count}, at::kLong).to(train_x_.device());
   return torch::nn::functional::cross_entropy(model_->forward(train_x_.index_select(0, idx)),
                                               train_y_.index_select(0, idx));
 }

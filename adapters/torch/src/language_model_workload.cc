@@ -47,8 +47,15 @@ void LanguageModelWorkload::build_model() {
   model_ = ByteTransformer(options);
 }
 
+void LanguageModelWorkload::to(const c10::Device& device) {
+  model_->to(device);
+  train_windows_ = train_windows_.to(device);
+  validation_windows_ = validation_windows_.to(device);
+}
+
 at::Tensor LanguageModelWorkload::loss(const int64_t* indices, int64_t count) {
-  const at::Tensor idx = at::from_blob(const_cast<int64_t*>(indices), {count}, at::kLong);
+  const at::Tensor idx = at::from_blob(const_cast<int64_t*>(indices), {count}, at::kLong)
+                            .to(train_windows_.device());
   const at::Tensor rows = train_windows_.index_select(0, idx);
   const at::Tensor logits = model_->forward(rows.slice(1, 0, context_));
   return torch::nn::functional::cross_entropy(logits.reshape({-1, ByteTransformerOptions::kVocab}),

@@ -2,10 +2,12 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <torch/cuda.h>
 #include <torch/utils.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <memory>
 #include <mutex>
@@ -17,9 +19,11 @@
 #include <nlohmann/json.hpp>
 
 #include "terse/comm/algorithms/algorithm.h"
+#include "terse/comm/nccl_communicator.h"
 #include "terse/core/check.h"
 #include "terse/data/sharded_sampler.h"
 #include "terse/kernels/cpu_threads.h"
+#include "terse/kernels/cuda_info.h"
 #include "terse/optim/lr_schedule.h"
 #include "terse/optim/optimizer.h"
 #include "terse/optim/param_ema.h"
@@ -64,6 +68,46 @@ void validate(const TrainConfig& c) {
               c.timeout.count(), " ms");
   TERSE_CHECK(!c.resume || !c.checkpoint_dir.empty(), InvalidArgument,
               "resume needs a checkpoint directory; pass --checkpoint-dir");
+  TERSE_CHECK(c.device == "cpu" || c.device == "cuda", InvalidArgument, "unknown device '",
+              c.device, "'; pass cpu or cuda");
+  TERSE_CHECK(c.backend == "mpi" || c.backend == "nccl", InvalidArgument, "unknown backend '",
+              c.backend, "'; pass mpi or nccl");
+  TERSE_CHECK(c.backend != "nccl" || c.device == "cuda", InvalidArgument,
+              "the nccl backend all-reduces GPU memory; pass --device cuda with it, or use "
+              "--backend mpi on the CPU");
+  if (c.device == "cuda") {
+    TERSE_CHECK(c.ema.empty(), InvalidArgument, "--ema averages CPU tensors only so far; drop "
+                "--ema with --device cuda, or train on the CPU");
+    TERSE_CHECK(!is_communicating_optimizer(OptimizerSpec::parse(c.optimizer).name),
+                InvalidArgument, "--optimizer ", OptimizerSpec::parse(c.optimizer).name,
+                " runs on the CPU only so far (its compressed momentum exchange is host code); "
+                "pass --device cpu, or train on the GPU with --compress dgc, topk or another "
+                "compressor");
+  }
+}
+
+// The GPU of this rank for --device cuda: its local rank modulo the GPUs it sees (ranks that
+// are threads of one process share GPU 0). Throws InvalidArgument when there is none.
+c10::Device cuda_device() {
+  TERSE_CHECK(CudaInfo::query().compiled, InvalidArgument,
+              "--device cuda: this terse was built without CUDA (nvcc was not found or "
+              "TERSE_CUDA=OFF); rebuild with nvcc on the PATH, or pass --device cpu");
+  const bool torch_cuda = torch::cuda::is_available();
+  const int64_t count = torch_cuda ? static_cast<int64_t>(torch::cuda::device_count()) : 0;
+  TERSE_CHECK(count > 0, InvalidArgument, "--device cuda: libtorch sees no CUDA device (",
+              torch_cuda ? "0 devices" : "no CUDA runtime or driver, or a CPU-only libtorch",
+              "; CUDA_VISIBLE_DEVICES ",
+              std::getenv("CUDA_VISIBLE_DEVICES") ? std::getenv("CUDA_VISIBLE_DEVICES") : "unset",
+              "); run on a machine with an NVIDIA GPU and a CUDA libtorch, or pass --device cpu");
+  const int node_rank = std::max(0, local_rank());
+  return c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(node_rank % count));
+}
+
+// A host copy of a parameter's values (the view of the tensor itself on the CPU); `keep` holds
+// the copy alive while the view is used.
+TensorView host_view_of(const at::Tensor& p, at::Tensor& keep) {
+  keep = p.device().is_cpu() ? p : p.detach().cpu();
+  return view_of(keep);
 }
 
 int threads_for(const TrainConfig& c) {
@@ -151,6 +195,11 @@ std::unique_ptr<Workload> make_workload(const TrainConfig& config) {
       "'; known models: mlp, wide-mlp, cnn (Fashion-MNIST), lm (byte-level language model)");
 }
 
+void check_device(const TrainConfig& config) {
+  validate(config);
+  if (config.device == "cuda") (void)cuda_device();
+}
+
 TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver* observer) {
   validate(config);
   const auto t_start = Clock::now();
@@ -178,10 +227,22 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
     torch::manual_seed(config.seed);
     workload->build_model();
   }
+  // The same initial weights as on the CPU (built there from the seed), then moved.
+  const bool on_cuda = config.device == "cuda";
+  const c10::Device device = on_cuda ? cuda_device() : c10::Device(c10::kCPU);
+  if (on_cuda) workload->to(device);
   torch::nn::Module& model = workload->model();
   std::vector<at::Tensor> tensors = model.parameters();
 
-  DataParallel dp(comm, params_of(model), config.bucket_mb);
+  // The gradient all-reduce's communicator: `comm`, or NCCL on this rank's GPU.
+  std::unique_ptr<Communicator> nccl;
+  if (config.backend == "nccl") {
+    NcclOptions nccl_options;
+    nccl_options.device = device.index();
+    nccl = make_nccl_communicator(nccl_options);
+    nccl->set_timeout(config.timeout);
+  }
+  DataParallel dp(nccl ? *nccl : comm, params_of(model), config.bucket_mb);
   GradHooks hooks(tensors, dp);
   OptimizerSpec spec = OptimizerSpec::parse(config.optimizer);
   std::unique_ptr<Optimizer> optimizer;
@@ -224,7 +285,7 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   std::optional<ParamEma> ema;
   if (!config.ema.empty()) ema.emplace(ParamEma::from_spec(config.ema, dp.params()));
   // Collective: every rank checks here that all built the same exchange.
-  dp.set_compression(make_gradient_compression(comm, dp.params(), compression));
+  dp.set_compression(make_gradient_compression(comm, dp.exchange_params(), compression));
   GradientCompression* const exchange = dp.compression();
   uint64_t dense_payload_bytes = 0;  // what a dense fp32 all-reduce of all gradients hands over
   for (const Param& p : dp.params())
@@ -242,6 +303,8 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
 
   TrainSummary summary;
   summary.world_size = world;
+  summary.device = device.str();
+  summary.backend = config.backend;
   for (const Param& p : dp.params()) summary.parameters += p.value.numel;
 
   // What must match for a checkpoint to continue this run: the identity of the run first (so
@@ -278,7 +341,12 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       return it->second;
     };
     const StateDict& model_state = section("model");
-    for (const Param& p : dp.params()) model_state.tensor(p.name).copy_to(p.value, p.name);
+    for (size_t i = 0; i < dp.params().size(); ++i) {
+      const Param& p = dp.params()[i];
+      at::Tensor host;
+      model_state.tensor(p.name).copy_to(host_view_of(tensors[i], host), p.name);
+      if (on_cuda) tensors[i].detach().copy_(host);
+    }
     optimizer->load_state_dict(section("optimizer"));
     if (exchange) exchange->load_state_dict(section("compression"));
     if (ema) {
@@ -378,6 +446,8 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       const auto t_optim = Clock::now();
       optimizer->scale_lr(schedule.factor(step));
       optimizer->step();
+      // The step is enqueued on the GPU: wait for it, so its time is counted as optimizer time.
+      if (on_cuda) torch::cuda::synchronize(device.index());
       if (ema) ema->update();
       ++step;
       double optim_comm_s = 0;      // a communicating optimizer's collective inside step()
@@ -484,8 +554,10 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
       ckpt.meta["compress"] = config.compress;
       ckpt.meta["feedback"] = config.feedback;
       StateDict& model_state = ckpt.sections["model"];
-      for (const Param& p : dp.params()) {
-        model_state.tensors[p.name] = StateTensor::copy_of(p.value, p.shape);
+      for (size_t i = 0; i < dp.params().size(); ++i) {
+        const Param& p = dp.params()[i];
+        at::Tensor host;
+        model_state.tensors[p.name] = StateTensor::copy_of(host_view_of(tensors[i], host), p.shape);
       }
       ckpt.sections["optimizer"] = optimizer->state_dict();
       if (exchange) ckpt.sections["compression"] = exchange->state_dict();

@@ -38,15 +38,18 @@ TensorView view_of(const at::Tensor& tensor) {
   TERSE_CHECK(tensor.defined(), InvalidArgument,
               "view_of got an undefined tensor; pass a tensor with storage (for a gradient: run "
               "backward first)");
-  TERSE_CHECK(tensor.device().is_cpu(), InvalidArgument, "view_of got a tensor on ",
-              tensor.device().str(), "; only CPU tensors are supported now: call .cpu()");
+  TERSE_CHECK(tensor.device().is_cpu() || tensor.device().is_cuda(), InvalidArgument,
+              "view_of got a tensor on ", tensor.device().str(),
+              "; terse handles CPU and CUDA tensors: call .cpu()");
   TERSE_CHECK(!tensor.is_sparse(), InvalidArgument,
               "view_of got a sparse tensor; call .to_dense()");
   TERSE_CHECK(tensor.is_contiguous(), InvalidArgument,
               "view_of got a non-contiguous tensor of shape ", tensor.sizes(), " and strides ",
               tensor.strides(), "; call .contiguous()");
   const DType dtype = dtype_of_scalar_type(tensor.scalar_type());
-  return TensorView(storage_ptr(tensor), tensor.numel(), dtype, Device::cpu());
+  const Device device =
+      tensor.device().is_cuda() ? Device::cuda(tensor.device().index()) : Device::cpu();
+  return TensorView(storage_ptr(tensor), tensor.numel(), dtype, device);
 }
 
 }  // namespace terse::torch_adapter

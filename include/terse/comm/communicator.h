@@ -77,6 +77,9 @@ bool mpi_available();
 // True when this process was started by mpirun/mpiexec (OMPI_COMM_WORLD_SIZE, PMI_SIZE,
 // PMIX_RANK).
 bool launched_under_mpi();
+// This rank's index among the ranks of its node: OMPI_COMM_WORLD_LOCAL_RANK (Open MPI), else
+// MPI_LOCALRANKID (MPICH's hydra); -1 when neither is set (not started by a launcher).
+int local_rank();
 // Ranks of this job on this node (OMPI_COMM_WORLD_LOCAL_SIZE, else 1): for sizing thread pools.
 int local_rank_count();
 // The first line of MPI_Get_library_version ("Open MPI v4.1.4, ..."); "" when terse was built

@@ -7,6 +7,8 @@
 
 #include "terse/comm/communicator.h"
 #include "terse/comm/work.h"
+#include "terse/core/device.h"
+#include "terse/kernels/cuda_buffer.h"
 #include "terse/optim/param.h"
 #include "terse/train/bucket_plan.h"
 #include "terse/train/comm_stats.h"
@@ -21,11 +23,19 @@ namespace terse {
 // their all-reduces start, overlapping the rest of backward; finish() waits for all of them,
 // divides by the world size and re-arms the engine for the next step.
 // Not thread-safe: one thread per rank calls mark_ready and finish.
+//
+// On the GPU: when the parameters are CUDA tensors (all on one device) the buckets live in that
+// GPU's memory, so the optimizer steps on the GPU. A communicator of that device (NCCL)
+// all-reduces them in place; a host one (MPI, local) gets each bucket copied to a host mirror
+// as it fills and back after the all-reduce. A compressed exchange runs on the host mirror
+// (exchange_params()), the copies counted as its compression time. Everything on the GPU is
+// ordered through the legacy default stream, where libtorch runs backward.
 class DataParallel {
  public:
   // `params[i].value` is what broadcast_parameters() sends; any `grad` given is ignored and
   // replaced by a view into the bucket buffers. Throws InvalidArgument for a bad bucket_mb,
-  // a non-floating dtype or a value view whose size does not match its shape.
+  // a non-floating dtype, a value view whose size does not match its shape, parameters on
+  // different devices, or a GPU communicator on another device than the parameters.
   DataParallel(Communicator& comm, std::vector<Param> params, double bucket_mb);
   ~DataParallel();
   DataParallel(const DataParallel&) = delete;
@@ -46,6 +56,7 @@ class DataParallel {
 
   // Replaces the overlapped dense all-reduce by a compressed exchange that runs in finish()
   // (nullptr restores the dense path). Call between steps; see make_gradient_compression.
+  // The exchange must be built over exchange_params(), with a host communicator.
   void set_compression(std::unique_ptr<GradientCompression> compression);
   GradientCompression* compression() const { return compression_.get(); }
 
@@ -61,8 +72,13 @@ class DataParallel {
   void zero_grad();
 
   const std::vector<Param>& params() const { return params_; }
+  // What a compressed exchange sees: params() for CPU parameters; for CUDA ones the same list
+  // with each grad a view of the host mirror of its bucket.
+  const std::vector<Param>& exchange_params() const { return host_params_; }
+  // Where the parameters and the buckets are.
+  Device device() const { return device_; }
   const BucketPlan& plan() const { return plan_; }
-  // The flat gradient buffer of bucket `b`.
+  // The flat gradient buffer of bucket `b` (on device()).
   TensorView bucket_view(size_t b) const;
   Communicator& comm() const { return comm_; }
   // Number of parameters marked ready since the last finish().
@@ -71,12 +87,24 @@ class DataParallel {
  private:
   void launch_ready_buckets();
   void drain();
+  // The host copy of bucket `b`: the bucket itself for CPU parameters, else its mirror.
+  TensorView host_bucket_view(size_t b) const;
+  // CUDA parameters only: bucket b's bytes from the GPU to the mirror, and back.
+  void copy_to_host(size_t b);
+  void copy_to_device(size_t b);
+  void divide_by_world();
 
   Communicator& comm_;
   std::vector<Param> params_;
   BucketPlan plan_;
-  // 8-byte words so every bucket is aligned for any floating dtype.
+  Device device_;
+  // Through a host mirror: CUDA parameters and a communicator of host memory.
+  bool stage_ = false;
+  // The buckets on the host (CPU parameters), or their mirrors (CUDA ones): 8-byte words so
+  // every bucket is aligned for any floating dtype.
   std::vector<std::vector<uint64_t>> storage_;
+  std::vector<CudaBuffer> device_storage_;  // the buckets of CUDA parameters
+  std::vector<Param> host_params_;
   std::vector<bool> ready_;
   std::vector<size_t> pending_;  // per bucket: parameters not yet marked ready
   std::vector<std::unique_ptr<Work>> work_;

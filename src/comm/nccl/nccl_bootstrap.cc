@@ -14,6 +14,7 @@
 #include "../comm_util.h"
 #include "../mpi/mpi_backend.h"
 #include "nccl_util.h"
+#include "terse/comm/communicator.h"
 #include "terse/core/check.h"
 
 namespace terse::nccl {
@@ -99,18 +100,6 @@ class WorldDup {
   MPI_Comm comm_ = MPI_COMM_NULL;
 };
 
-// OMPI_COMM_WORLD_LOCAL_RANK (Open MPI), else MPI_LOCALRANKID (MPICH's hydra); -1 if neither.
-int local_rank_from_env() {
-  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"}) {
-    const char* v = std::getenv(var);
-    if (v == nullptr || *v == '\0') continue;
-    char* end = nullptr;
-    const long n = std::strtol(v, &end, 10);
-    if (end != v && *end == '\0' && n >= 0 && n < (1 << 20)) return static_cast<int>(n);
-  }
-  return -1;
-}
-
 std::string visible_devices_env() {
   const char* v = std::getenv("CUDA_VISIBLE_DEVICES");
   return v == nullptr ? std::string("unset") : "'" + std::string(v) + "'";
@@ -123,7 +112,7 @@ RankRecord examine_self(int requested, int rank, int size, ncclUniqueId* id, std
   int visible = 0;
   const cudaError_t count_error = cudaGetDeviceCount(&visible);
   me.visible = count_error == cudaSuccess ? visible : 0;
-  const int local_rank = size == 1 ? 0 : local_rank_from_env();
+  const int node_rank = size == 1 ? 0 : local_rank();
   if (me.visible == 0) {
     me.problem = kNoDevice;
     *reason = "sees no CUDA device (" +
@@ -138,12 +127,12 @@ RankRecord examine_self(int requested, int rank, int size, ncclUniqueId* id, std
               visible_devices_env() +
               "); NcclOptions::device is a device index, or -1 for the "
               "local rank's GPU";
-  } else if (requested < 0 && local_rank < 0) {
+  } else if (requested < 0 && node_rank < 0) {
     me.problem = kNoLocalRank;
     *reason =
         "cannot tell its local rank (OMPI_COMM_WORLD_LOCAL_RANK and MPI_LOCALRANKID are unset)";
   } else {
-    me.device = requested >= 0 ? requested : local_rank % me.visible;
+    me.device = requested >= 0 ? requested : node_rank % me.visible;
     const cudaError_t set_error = cudaSetDevice(me.device);
     const cudaError_t bus_error =
         set_error == cudaSuccess ? cudaDeviceGetPCIBusId(me.bus_id, sizeof me.bus_id - 1, me.device)

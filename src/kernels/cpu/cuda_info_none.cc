@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "terse/core/check.h"
+#include "terse/kernels/cuda_buffer.h"
 #include "terse/kernels/cuda_cast_codec.h"
 #include "terse/kernels/cuda_info.h"
 #include "terse/kernels/cuda_multi_tensor.h"
@@ -37,6 +38,8 @@ std::vector<double> cuda_piece_sum_squares(int /*device*/,
 void* cuda_alloc_zeroed(int /*device*/, size_t /*bytes*/) { no_cuda("cuda_alloc_zeroed"); }
 void cuda_free(void* /*ptr*/) noexcept {}
 void cuda_copy(void* /*dst*/, const void* /*src*/, size_t /*bytes*/) { no_cuda("cuda_copy"); }
+void cuda_zero(void* /*ptr*/, size_t /*bytes*/) { no_cuda("cuda_zero"); }
+void cuda_divide(const TensorView& /*x*/, float /*divisor*/) { no_cuda("cuda_divide"); }
 
 size_t cuda_onebit_body_bytes(int64_t /*n*/) { no_cuda("cuda_onebit_body_bytes"); }
 size_t cuda_onebit_encode(const float* /*x*/, int64_t /*n*/, uint8_t* /*body*/,

@@ -15,6 +15,7 @@ class ImageClassificationWorkload : public Workload {
   explicit ImageClassificationWorkload(const TrainConfig& config);
 
   void build_model() override;
+  void to(const c10::Device& device) override;
   torch::nn::Module& model() override { return *model_; }
   int64_t num_examples() const override { return train_x_.size(0); }
   const char* example_noun() const override { return "images"; }

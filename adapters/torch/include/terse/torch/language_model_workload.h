@@ -23,6 +23,7 @@ class LanguageModelWorkload : public Workload {
   explicit LanguageModelWorkload(const TrainConfig& config);
 
   void build_model() override;
+  void to(const c10::Device& device) override;
   torch::nn::Module& model() override { return *model_; }
   int64_t num_examples() const override { return train_windows_.size(0); }
   const char* example_noun() const override { return "windows"; }

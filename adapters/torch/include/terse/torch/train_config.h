@@ -9,6 +9,13 @@ namespace terse::torch_adapter {
 // Everything `terse train` needs, filled by the CLI (apps/terse) and consumed by train().
 struct TrainConfig {
   std::string model = "cnn";                          // "mlp" | "wide-mlp" | "cnn" | "lm"
+  // Where the model, the gradient buckets and the optimizer live: "cpu" or "cuda" (each rank on
+  // GPU local_rank % device count). On "cuda" the gradient all-reduce runs over `backend`:
+  // "mpi" (through host memory; the communicator given to train()) or "nccl" (GPU memory, one
+  // rank per GPU). Control messages (the loss, evaluations, barriers) and compressed exchanges
+  // always use the communicator given to train().
+  std::string device = "cpu";
+  std::string backend = "mpi";
   std::string optimizer = "sgd:lr=0.1,momentum=0.9";  // OptimizerSpec text
   // LrSchedule spec text. Cosine decay over the whole run by default: the standard recipe, and
   // with a constant lr the last epochs of SGD-M are noisy (docs/results.md measures both).
@@ -98,6 +105,8 @@ struct EpochMetrics {
 
 struct TrainSummary {
   int world_size = 0;
+  std::string device = "cpu";    // "cpu" or "cuda:i" (this rank's)
+  std::string backend = "mpi";   // the gradient all-reduce's (TrainConfig::backend)
   int epochs_run = 0;
   int64_t steps = 0;
   double final_test_accuracy = 0, final_test_loss = 0, final_train_loss = 0;

@@ -8,9 +8,10 @@
 
 namespace terse::torch_adapter {
 
-// A TensorView of a tensor's storage (no copy; the tensor must outlive the view). The tensor
-// must be contiguous, f32, bf16 or f16, and on the CPU; anything else throws InvalidArgument
-// saying what was seen and how to fix it (.contiguous(), .to(torch::kFloat), .cpu()).
+// A TensorView of a tensor's storage (no copy; the tensor must outlive the view), on the CPU or
+// on the tensor's CUDA device. The tensor must be contiguous, f32, bf16 or f16, and on the CPU
+// or a CUDA GPU; anything else throws InvalidArgument saying what was seen and how to fix it
+// (.contiguous(), .to(torch::kFloat), .cpu()).
 TensorView view_of(const at::Tensor& tensor);
 
 // The writable storage pointer of a tensor: mutable_data_ptr() where libtorch has it (2.1+,

@@ -31,6 +31,9 @@ class Workload {
   // Builds the model from torch's global generator; the trainer seeds it and serialises calls.
   virtual void build_model() = 0;
   virtual torch::nn::Module& model() = 0;
+  // Moves the model (after build_model) and the data to `device` (TrainConfig::device), so
+  // training and evaluation run there.
+  virtual void to(const c10::Device& device) = 0;
 
   virtual int64_t num_examples() const = 0;
   // "images", "windows": for messages.

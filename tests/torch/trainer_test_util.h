@@ -1,0 +1,95 @@
+#pragma once
+
+// What the trainer tests share: scratch directories, a small configuration, a run over local
+// ranks that records rank 0's metrics, and the deterministic part of a metrics file.
+
+#include <filesystem>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "terse/comm/local_communicator.h"
+#include "terse/core/remove_tree.h"
+#include "terse/torch/trainer.h"
+#include "terse/train/checkpoint_store.h"
+#include "terse/train/metrics_writer.h"
+
+namespace terse::torch_adapter::trainer_test {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under the build tree for one test.
+inline std::string scratch(const std::string& name) {
+  const fs::path dir = fs::path(TERSE_BINARY_DIR) / "test_scratch" / "trainer" / name;
+  std::string why;
+  if (!terse::remove_tree(dir.string(), &why)) throw std::runtime_error("cannot clear " + why);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+inline TrainConfig small_config(const std::string& model = "mlp") {
+  TrainConfig c;
+  c.model = model;
+  c.optimizer = "sgd:lr=0.1,momentum=0.9";
+  c.epochs = 2;
+  c.batch_size = 64;
+  c.seed = 5;
+  c.train_limit = 2048;  // 16 steps per epoch with 2 ranks
+  c.test_limit = 512;
+  c.threads = 1;
+  c.bucket_mb = 0.25;  // several buckets even for these small models
+  return c;
+}
+
+struct Recorder : TrainObserver {
+  std::vector<StepMetrics> steps;
+  std::vector<EpochMetrics> epochs;
+  std::vector<EvalMetrics> evals;
+  int64_t steps_per_epoch = 0;
+  void on_start(const TrainConfig&, int64_t spe, int) override { steps_per_epoch = spe; }
+  void on_step(const StepMetrics& m) override { steps.push_back(m); }
+  void on_eval(const EvalMetrics& m) override { evals.push_back(m); }
+  void on_epoch(const EpochMetrics& m) override { epochs.push_back(m); }
+};
+
+struct RunResult {
+  TrainSummary summary;
+  Recorder rank0;
+};
+
+inline RunResult run(const TrainConfig& c, int world) {
+  RunResult r;
+  std::mutex mu;
+  run_local_ranks(world, [&](Communicator& comm) {
+    Recorder rec;
+    const TrainSummary s = train(c, comm, &rec);
+    if (comm.rank() == 0) {
+      std::lock_guard<std::mutex> lock(mu);
+      r.summary = s;
+      r.rank0 = rec;
+    }
+  });
+  return r;
+}
+
+// The deterministic fields of a metrics file (no timings).
+inline std::vector<nlohmann::json> deterministic(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  for (nlohmann::json j : MetricsWriter::read(path)) {
+    for (const char* k : {"time_compute_s", "time_comm_s", "time_wait_s", "time_compress_s",
+                          "time_optim_s", "time_step_s", "train_time_s", "wall_s"})
+      j.erase(k);
+    out.push_back(j);
+  }
+  return out;
+}
+
+inline Checkpoint load_latest(const std::string& dir, int rank = 0) {
+  CheckpointStore store(dir);
+  return store.load_rank(store.latest().value(), rank);
+}
+
+}  // namespace terse::torch_adapter::trainer_test
