@@ -21,19 +21,15 @@
 #include "terse/torch/trainer.h"
 #include "terse/train/checkpoint_store.h"
 #include "terse/train/metrics_writer.h"
+#include "../parity/gpu_skip.h"
+#include "trainer_test_util.h"
 
 namespace terse::torch_adapter {
 namespace {
 
-namespace fs = std::filesystem;
+using namespace trainer_test;  // NOLINT(build/namespaces): the helpers of trainer_test_util.h
 
-std::string scratch(const std::string& name) {
-  const fs::path dir = fs::path(TERSE_BINARY_DIR) / "test_scratch" / "lm" / name;
-  std::string why;
-  if (!terse::remove_tree(dir.string(), &why)) throw std::runtime_error("cannot clear " + why);
-  fs::create_directories(dir);
-  return dir.string();
-}
+std::string scratch(const std::string& name) { return trainer_test::scratch(name, "lm"); }
 
 // ~30 KB of sentences drawn from a small vocabulary by a fixed LCG: structure a model can learn
 // quickly (words, spaces, full stops), with real entropy (the word order is random).
@@ -89,45 +85,6 @@ TrainConfig lm_config() {
   return c;
 }
 
-struct Recorder : TrainObserver {
-  std::vector<StepMetrics> steps;
-  std::vector<EpochMetrics> epochs;
-  int64_t steps_per_epoch = 0;
-  void on_start(const TrainConfig&, int64_t spe, int) override { steps_per_epoch = spe; }
-  void on_step(const StepMetrics& m) override { steps.push_back(m); }
-  void on_epoch(const EpochMetrics& m) override { epochs.push_back(m); }
-};
-
-struct RunResult {
-  TrainSummary summary;
-  Recorder rank0;
-};
-
-RunResult run(const TrainConfig& c, int world) {
-  RunResult r;
-  std::mutex mu;
-  run_local_ranks(world, [&](Communicator& comm) {
-    Recorder rec;
-    const TrainSummary s = train(c, comm, &rec);
-    if (comm.rank() == 0) {
-      std::lock_guard<std::mutex> lock(mu);
-      r.summary = s;
-      r.rank0 = rec;
-    }
-  });
-  return r;
-}
-
-std::vector<nlohmann::json> deterministic(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  for (nlohmann::json j : MetricsWriter::read(path)) {
-    for (const char* k : {"time_compute_s", "time_comm_s", "time_wait_s", "time_compress_s",
-                          "time_optim_s", "time_step_s", "train_time_s", "wall_s"})
-      j.erase(k);
-    out.push_back(j);
-  }
-  return out;
-}
 
 TEST(ByteTransformer, ShapesParametersAndCausality) {
   torch::manual_seed(1);
@@ -203,6 +160,11 @@ TEST(LmTrainer, LearnsOnTwoRanks) {
   EXPECT_DOUBLE_EQ(epoch["perplexity"].get<double>(), r.summary.final_perplexity);
   EXPECT_DOUBLE_EQ(epoch["bits_per_byte"].get<double>(), r.summary.final_bits_per_byte);
   EXPECT_DOUBLE_EQ(epoch["test_loss"].get<double>(), r.summary.final_val_loss);
+}
+
+TEST(LmTrainer, GpuRunMatchesTheCpuRun) {
+  TERSE_SKIP_WITHOUT_GPU();
+  expect_close_runs(lm_config(), 2);
 }
 
 TEST(LmTrainer, ResumeIsExact) {

@@ -3,6 +3,9 @@
 // What the trainer tests share: scratch directories, a small configuration, a run over local
 // ranks that records rank 0's metrics, and the deterministic part of a metrics file.
 
+#include <gtest/gtest.h>
+
+#include <cmath>
 #include <filesystem>
 #include <mutex>
 #include <stdexcept>
@@ -21,9 +24,10 @@ namespace terse::torch_adapter::trainer_test {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under the build tree for one test.
-inline std::string scratch(const std::string& name) {
-  const fs::path dir = fs::path(TERSE_BINARY_DIR) / "test_scratch" / "trainer" / name;
+// A fresh directory under the build tree for one test (`suite` keeps the test programs apart:
+// ctest runs them at once).
+inline std::string scratch(const std::string& name, const std::string& suite = "trainer") {
+  const fs::path dir = fs::path(TERSE_BINARY_DIR) / "test_scratch" / suite / name;
   std::string why;
   if (!terse::remove_tree(dir.string(), &why)) throw std::runtime_error("cannot clear " + why);
   fs::create_directories(dir);
@@ -90,6 +94,32 @@ inline std::vector<nlohmann::json> deterministic(const std::string& path) {
 inline Checkpoint load_latest(const std::string& dir, int rank = 0) {
   CheckpointStore store(dir);
   return store.load_rank(store.latest().value(), rank);
+}
+
+inline TrainConfig on_cuda(TrainConfig c) {
+  c.device = "cuda";
+  return c;
+}
+
+// The same run on the CPU and on the GPU: the same first loss (same weights, same batch), close
+// losses throughout, the same accuracy within 2 points and the same message bytes. The GPU's
+// matmuls sum in another order, so the runs agree closely, not bit for bit.
+inline void expect_close_runs(const TrainConfig& c, int world) {
+  const RunResult cpu = run(c, world);
+  const RunResult gpu = run(on_cuda(c), world);
+  EXPECT_EQ(cpu.summary.device, "cpu");
+  EXPECT_EQ(gpu.summary.device, "cuda:0");
+  ASSERT_EQ(cpu.rank0.steps.size(), gpu.rank0.steps.size());
+  ASSERT_FALSE(cpu.rank0.steps.empty());
+  EXPECT_NEAR(cpu.rank0.steps[0].loss, gpu.rank0.steps[0].loss,
+              1e-4 * std::abs(cpu.rank0.steps[0].loss));
+  double diff = 0;
+  for (size_t s = 0; s < cpu.rank0.steps.size(); ++s) {
+    diff += std::abs(cpu.rank0.steps[s].loss - gpu.rank0.steps[s].loss);
+    EXPECT_EQ(cpu.rank0.steps[s].payload_bytes, gpu.rank0.steps[s].payload_bytes) << "step " << s;
+  }
+  EXPECT_LT(diff / static_cast<double>(cpu.rank0.steps.size()), 0.02);
+  EXPECT_NEAR(cpu.summary.final_test_accuracy, gpu.summary.final_test_accuracy, 0.02);
 }
 
 }  // namespace terse::torch_adapter::trainer_test
