@@ -29,6 +29,19 @@ TEST(CudaTrainer, CnnWithAdamWMatchesTheCpuRun) {
   expect_close_runs(c, 2);
 }
 
+// Two GPU runs of one seed give the same metrics, convolutions included.
+TEST(CudaTrainer, CnnRunsAreDeterministic) {
+  TERSE_SKIP_WITHOUT_GPU();
+  TrainConfig a = on_cuda(small_config("cnn"));
+  a.epochs = 1;
+  TrainConfig b = a;
+  a.metrics_path = scratch("cuda_det_a") + "/m.jsonl";
+  b.metrics_path = scratch("cuda_det_b") + "/m.jsonl";
+  run(a, 2);
+  run(b, 2);
+  EXPECT_EQ(deterministic(a.metrics_path), deterministic(b.metrics_path));
+}
+
 TEST(CudaTrainer, TopkWithFeedbackMatchesTheCpuRun) {
   TERSE_SKIP_WITHOUT_GPU();
   TrainConfig c = small_config();

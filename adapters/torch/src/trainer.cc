@@ -230,7 +230,14 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   // The same initial weights as on the CPU (built there from the seed), then moved.
   const bool on_cuda = config.device == "cuda";
   const c10::Device device = on_cuda ? cuda_device() : c10::Device(c10::kCPU);
-  if (on_cuda) workload->to(device);
+  if (on_cuda) {
+    // Deterministic convolutions, so a seed gives one run and a resumed run equals the
+    // uninterrupted one, as on the CPU: cuDNN's default algorithms accumulate the weight
+    // gradient with atomics, and two runs of one seed ended 0.66 pp apart (docs/results.md).
+    at::globalContext().setDeterministicCuDNN(true);
+    at::globalContext().setBenchmarkCuDNN(false);
+    workload->to(device);
+  }
   torch::nn::Module& model = workload->model();
   std::vector<at::Tensor> tensors = model.parameters();
 
