@@ -2,6 +2,10 @@
 // `--tensors` tensors, in GB/s of the step's traffic (params and grads read, params and states
 // read and written: (3 + 2 states) x 4 bytes per f32 param), against cudaMemcpy device to device
 // of one buffer of the same total bytes (read + write counted), timed in the same run.
+// adamp and sgdp run cuda_projected_apply over the tensors as rows of 1024 (one row where 1024
+// does not divide a tensor): a row-sum pass, the host's view choice, then the update, so their
+// traffic is (5 + 3 states) x 4 bytes per param (p, g read twice, states read twice and written
+// once, p written); the others are one pass.
 //   cuda_optim_bench [--params 268435456] [--tensors 256] [--reps 20]
 //                    [--rules adamw,sgd,lion,adan,...] [--json FILE]
 #include <cuda_runtime.h>
@@ -19,6 +23,7 @@
 #include "cuda_timing.h"
 #include "terse/kernels/cuda_info.h"
 #include "terse/kernels/cuda_multi_tensor.h"
+#include "terse/kernels/cuda_projected.h"
 
 namespace {
 
@@ -44,12 +49,27 @@ double run_rule(const Rule& rule, Buffers& b, int reps) {
   return cuda_median_ms(reps, [&] { cuda_multi_tensor_apply(tasks); });
 }
 
+// One AdamP / SGDP step (cuda_projected_apply) over the tensors as rows of 1024 elements.
+template <typename Rule>
+double run_projected(const Rule& rule, Buffers& b, int reps) {
+  std::vector<CudaProjectedTask<Rule>> tasks(b.n.size());
+  for (size_t i = 0; i < b.n.size(); ++i) {
+    tasks[i].rule = rule;
+    tasks[i].param = TensorView(b.p[i], b.n[i], DType::kF32, Device::cuda(0));
+    tasks[i].grad = TensorView(b.g[i], b.n[i], DType::kF32, Device::cuda(0));
+    for (int k = 0; k < Rule::kNumStates; ++k) tasks[i].states[k] = b.s[k][i];
+    tasks[i].rows = b.n[i] % 1024 == 0 ? b.n[i] / 1024 : 1;
+  }
+  return cuda_median_ms(reps, [&] { cuda_projected_apply(tasks); });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int64_t params = int64_t{1} << 28;
   int tensors = 256, reps = 20;
-  std::string rules = "sgd,sgdm,adamw,lion,adan,adabelief,diffgrad,exadam,spam", json;
+  std::string rules = "sgd,sgdm,adamw,lion,adan,adabelief,diffgrad,exadam,spam,sgd_sai,adamp,sgdp",
+              json;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--params")
@@ -115,7 +135,7 @@ int main(int argc, char** argv) {
                         {"rows", nlohmann::json::array()}};
   for (const std::string& r : split_list(rules)) {
     double ms = 0;
-    int states = 0;
+    int states = 0, passes = 1;
     if (r == "sgd") {
       ms = run_rule(SgdRule<false>::for_step(0.1, 0, 0, 0, false, false, 1), b, reps);
     } else if (r == "sgdm") {
@@ -146,12 +166,25 @@ int main(int argc, char** argv) {
       ms = run_rule(SpamRule::for_step(1e-3, 0.9, 0.999, 1e-6, 0, true, 5000, 1, false, true, 2), b,
                     reps);
       states = 2;
+    } else if (r == "sgd_sai") {
+      ms = run_rule(SgdSaiRule<true>::for_step(1e-2, 0.9, 0.01, 2).for_tensor(2.0f), b, reps);
+      states = 1;
+    } else if (r == "adamp") {
+      ms = run_projected(AdamPRule<false>::for_step(1e-3, 0.9, 0.999, 1e-8, 0.01, 0.1, 0.1, 2), b,
+                         reps);
+      states = 2;
+      passes = 2;
+    } else if (r == "sgdp") {
+      ms = run_projected(SgdPRule<false>::for_step(0.1, 0.9, 0, 1e-4, 0.1, 0.1, 1e-8, 2), b, reps);
+      states = 1;
+      passes = 2;
     } else {
       std::fprintf(stderr, "cuda_optim_bench: unknown rule %s\n", r.c_str());
       return 2;
     }
-    // p read + written, g read, each state read + written.
-    const double bpp = 4.0 * (3 + 2 * states);
+    // p read + written, g read, each state read + written; a second pass reads p, g and the
+    // states again.
+    const double bpp = 4.0 * (3 + 2 * states) + (passes == 2 ? 4.0 * (2 + states) : 0.0);
     const double gbps = bpp * static_cast<double>(params) / (ms * 1e6);
     std::printf("%-10s %8.0f %10.3f %8.0f %7.1f%%\n", r.c_str(), bpp, ms, gbps,
                 100.0 * gbps / copy_gbps);

@@ -15,9 +15,9 @@
 namespace terse {
 
 template std::vector<ProjectionView> cpu_projected_apply(
-    const std::vector<CpuProjectedTask<AdamPRule<false>>>&);
+    const std::vector<CpuProjectedTask<AdamPRule<false>>>&, std::vector<std::vector<RowSums>>*);
 template std::vector<ProjectionView> cpu_projected_apply(
-    const std::vector<CpuProjectedTask<AdamPRule<true>>>&);
+    const std::vector<CpuProjectedTask<AdamPRule<true>>>&, std::vector<std::vector<RowSums>>*);
 
 namespace optim_detail {
 namespace {

@@ -22,6 +22,10 @@
 //                                                               // update; finite and >= 0
 //     static R for_tensor(const R& group_rule, float scalar);   // the tensor's Rule, per R
 //   The scalar is optimizer state: kept, saved, validated on load and counted in state_bytes.
+//   tensor_scalar reads host memory; a Def whose scalar can be computed from CUDA gradients
+//   also declares (and then runs on CUDA tensors):
+//     static std::vector<float> cuda_tensor_scalars(const Hyper&, const std::vector<Param>&);
+//   one scalar per param of a group, the same bits as tensor_scalar would give on the host.
 // - Global pre-pass (Adan's max_grad_norm clip), once per step before any update:
 //     static double global_scalar(const std::vector<Hyper>& all_groups,
 //                                 const std::function<double()>& global_grad_norm);
@@ -77,6 +81,12 @@ template <typename Def>
 struct HasTensorScalar<Def, std::void_t<decltype(Def::kTensorScalarName)>> : std::true_type {};
 
 template <typename Def, typename = void>
+struct HasCudaTensorScalars : std::false_type {};
+template <typename Def>
+struct HasCudaTensorScalars<Def, std::void_t<decltype(&Def::cuda_tensor_scalars)>>
+    : std::true_type {};
+
+template <typename Def, typename = void>
 struct HasGlobalScalar : std::false_type {};
 template <typename Def>
 struct HasGlobalScalar<Def, std::void_t<decltype(&Def::global_scalar)>> : std::true_type {};
@@ -93,11 +103,11 @@ class FusedOptimizer final : public FusedOptimizerBase {
 
  private:
   using Hyper = typename Def::Hyper;
-  // Runs on CUDA tensors: every Rule has a CUDA executor and no per-tensor scalar is needed
-  // (its hook reads gradients on the host). A global pre-pass that needs the gradient norm
-  // refuses CUDA tensors when it is asked for (global_grad_norm).
+  // Runs on CUDA tensors: every Rule has a CUDA executor and a per-tensor scalar, if any, can
+  // be computed from CUDA gradients.
   static constexpr bool kCudaCapable =
-      TaskLists<typename Def::Rule>::kCuda && !HasTensorScalar<Def>::value;
+      TaskLists<typename Def::Rule>::kCuda &&
+      (!HasTensorScalar<Def>::value || HasCudaTensorScalars<Def>::value);
 
   std::vector<std::string> state_names(size_t group) const override {
     return Def::state_names(hypers_[group]);
@@ -113,12 +123,16 @@ class FusedOptimizer final : public FusedOptimizerBase {
     }
   }
 
-  float tensor_scalar(size_t group, const Param& param) const override {
+  std::vector<float> tensor_scalars(size_t group) const override {
+    std::vector<float> out;
     if constexpr (HasTensorScalar<Def>::value) {
-      return Def::tensor_scalar(hypers_[group], param);
-    } else {
-      return 0;
+      const std::vector<Param>& params = groups_[group].params;
+      if constexpr (HasCudaTensorScalars<Def>::value) {
+        if (device().is_cuda()) return Def::cuda_tensor_scalars(hypers_[group], params);
+      }
+      for (const Param& p : params) out.push_back(Def::tensor_scalar(hypers_[group], p));
     }
+    return out;
   }
 
   void run_step(int64_t t) override {

@@ -31,8 +31,8 @@ void FusedOptimizerBase::add_groups(const OptionMap& options, std::vector<ParamG
   TERSE_CHECK(device_.is_cpu() || cuda_capable, InvalidArgument, name(), ": the parameters are on ",
               device_.str(), " but ", name(),
               " runs on CPU tensors only so far (docs/optimizers.md, 'On the GPU'); move them "
-              "to the CPU or use an optimizer that runs on CUDA (sgd, adam, adamw, lion, adan, "
-              "adabelief, diffgrad, exadam, spam)");
+              "to the CPU or use an optimizer that runs on CUDA (sgd, sgd_sai, adam, adamw, adamp, "
+              "sgdp, lion, adan, adabelief, diffgrad, exadam, spam)");
   std::set<const void*> seen;
   for (size_t g = 0; g < groups.size(); ++g) {
     Group grp;
@@ -63,15 +63,15 @@ void FusedOptimizerBase::step() {
     }
   }
   if (const char* scalar_name = tensor_scalar_name(); scalar_name != nullptr) {
-    // (Optimizers with a per-tensor scalar are CPU-only: add_groups refused CUDA tensors.)
     for (size_t g = 0; g < groups_.size(); ++g) {
       Group& grp = groups_[g];
       if (grp.tensor_scalars.size() == grp.params.size()) continue;
       // First step: from the first gradient, before any update (SGD-SaI's warmup_step).
-      grp.tensor_scalars.resize(grp.params.size());
-      for (size_t i = 0; i < grp.params.size(); ++i) {
-        grp.tensor_scalars[i] = tensor_scalar(g, grp.params[i]);
-      }
+      std::vector<float> scalars = tensor_scalars(g);
+      TERSE_CHECK(scalars.size() == grp.params.size(), Error, name(), ": computed ", scalars.size(),
+                  " ", scalar_name, " values for the ", grp.params.size(), " params of group ", g,
+                  "; this is a bug in terse, please report it");
+      grp.tensor_scalars = std::move(scalars);
     }
   }
   run_step(t);

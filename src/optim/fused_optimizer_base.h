@@ -59,11 +59,12 @@ class FusedOptimizerBase : public GroupedOptimizerBase<FusedGroup> {
   // Runs step `t` (1-based) over every group; states are allocated already.
   virtual void run_step(int64_t t) = 0;
   // Optional per-tensor scalar (SGD-SaI's g-SNR): its state-dict name, or nullptr (the default)
-  // when the optimizer keeps none. When named, step() calls tensor_scalar() once per tensor at
-  // the first step, from the first gradient, before run_step; the value is state (state_dict
+  // when the optimizer keeps none. When named, step() calls tensor_scalars() once per group at
+  // the first step, from the first gradients, before run_step: one value per param of the
+  // group, computed where the params are (CPU or GPU). A value is state (state_dict
   // "state.K.<name>", 1 element; state_bytes) and must be finite and >= 0 (checked on load).
   virtual const char* tensor_scalar_name() const { return nullptr; }
-  virtual float tensor_scalar(size_t /*group*/, const Param& /*param*/) const { return 0; }
+  virtual std::vector<float> tensor_scalars(size_t /*group*/) const { return {}; }
 
   // L2 norm of every gradient of every group, accumulated in double in a fixed order (the same
   // result for any thread count), for optimizers that clip by the global gradient norm.

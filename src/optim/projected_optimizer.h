@@ -4,7 +4,8 @@
 // per-tensor decision (cpu_projected.h), built from a definition `Def` with the same contract
 // as FusedOptimizer's (fused_optimizer.h), except that every Rule alternative is an
 // AdamPRule / SgdPRule-like type (update(), perturb(), `proj`). Groups, lr, schedules,
-// options(), state_dict and state_bytes come from FusedOptimizerBase.
+// options(), state_dict and state_bytes come from FusedOptimizerBase. The step runs on the
+// params' device: cpu_projected_apply or cuda_projected_apply, which give the same bits.
 
 #include <cstdint>
 #include <string>
@@ -15,6 +16,7 @@
 
 #include "fused_optimizer_base.h"
 #include "terse/kernels/cpu_projected.h"
+#include "terse/kernels/cuda_projected.h"
 
 namespace terse::optim_detail {
 
@@ -23,8 +25,10 @@ class ProjectedOptimizer final : public FusedOptimizerBase {
  public:
   ProjectedOptimizer(const OptionMap& options, std::vector<ParamGroup> groups)
       : FusedOptimizerBase(Def::kName, def_options<Def>()) {
-    add_groups(options, std::move(groups),
-               [this](const GroupOptions& o) { hypers_.push_back(Def::parse(o)); });
+    add_groups(
+        options, std::move(groups),
+        [this](const GroupOptions& o) { hypers_.push_back(Def::parse(o)); },
+        /*cuda_capable=*/true);
   }
 
  private:
@@ -55,13 +59,13 @@ class ProjectedOptimizer final : public FusedOptimizerBase {
 
   template <typename R>
   void run_alternative(const std::vector<typename Def::Rule>& rules) {
-    std::vector<CpuProjectedTask<R>> tasks;
+    std::vector<ProjectedTask<R>> tasks;
     for (size_t g = 0; g < groups_.size(); ++g) {
       const R* r = std::get_if<R>(&rules[g]);
       if (r == nullptr) continue;
       Group& grp = groups_[g];
       for (size_t i = 0; i < grp.params.size(); ++i) {
-        CpuProjectedTask<R> task;
+        ProjectedTask<R> task;
         task.rule = *r;
         task.param = grp.params[i].value;
         task.grad = grp.params[i].grad;
@@ -70,7 +74,12 @@ class ProjectedOptimizer final : public FusedOptimizerBase {
         tasks.push_back(task);
       }
     }
-    if (!tasks.empty()) cpu_projected_apply(tasks);
+    if (tasks.empty()) return;
+    if (device().is_cuda()) {
+      cuda_projected_apply(tasks);
+    } else {
+      cpu_projected_apply(tasks);
+    }
   }
 
   std::vector<Hyper> hypers_;

@@ -1,14 +1,16 @@
 // sgd_sai: Xu et al. 2024 as in AnonymousAlethiometer/SGD_SaI `SGD_sai` v1.0.3
 // (Rule: terse/kernels/sgd_sai_rule.h).
 
-#include <cmath>
 #include <variant>
+#include <vector>
 
 #include "fused_optimizer.h"
 #include "option_values.h"
 #include "terse/core/check.h"
 #include "terse/core/dtype.h"
 #include "terse/kernels/cpu_multi_tensor_impl.h"
+#include "terse/kernels/cuda_gsnr.h"
+#include "terse/kernels/gsnr.h"
 #include "terse/kernels/sgd_sai_rule.h"
 
 namespace terse {
@@ -18,28 +20,6 @@ template void cpu_multi_tensor_apply(const std::vector<CpuTensorTask<SgdSaiRule<
 
 namespace optim_detail {
 namespace {
-
-// ||g||_2 / (std_unbiased(g) + eps) in double, two passes (mean, then squared deviations).
-template <typename T>
-float gsnr_of(const T* g, int64_t n, double eps) {
-  double sum = 0, sum_sq = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double v = load_as_float(g, i);
-    sum += v;
-    sum_sq += v * v;
-  }
-  double std = 0;  // torch: std() of one element is NaN, and nan_to_num() makes it 0
-  if (n > 1) {
-    const double mean = sum / static_cast<double>(n);
-    double dev = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      const double d = load_as_float(g, i) - mean;
-      dev += d * d;
-    }
-    std = std::sqrt(dev / static_cast<double>(n - 1));
-  }
-  return static_cast<float>(std::sqrt(sum_sq) / (std + eps));
-}
 
 struct SgdSaiDef {
   static constexpr const char* kName = "sgd_sai";
@@ -86,18 +66,34 @@ struct SgdSaiDef {
     return SgdSaiRule<true>::for_step(lr, h.momentum, h.weight_decay, step);
   }
 
-  // The g-SNR, once per tensor from its first gradient (the official warmup_step).
+  // The g-SNR, once per tensor from its first gradient (the official warmup_step): sums in
+  // double in element order (terse/kernels/gsnr.h), on the host or on the GPU with the same bits.
   static constexpr const char* kTensorScalarName = "gsnr";
   static float tensor_scalar(const Hyper& h, const Param& p) {
     const TensorView& g = p.grad;
+    GsnrSums s;
     switch (g.dtype) {
       case DType::kBF16:
-        return gsnr_of(static_cast<const BFloat16*>(g.data), g.numel, h.eps);
+        s = gsnr_sums(static_cast<const BFloat16*>(g.data), g.numel);
+        break;
       case DType::kF16:
-        return gsnr_of(static_cast<const Half*>(g.data), g.numel, h.eps);
+        s = gsnr_sums(static_cast<const Half*>(g.data), g.numel);
+        break;
       default:  // f32: add_groups admits nothing else
-        return gsnr_of(static_cast<const float*>(g.data), g.numel, h.eps);
+        s = gsnr_sums(static_cast<const float*>(g.data), g.numel);
+        break;
     }
+    return gsnr_from_sums(s, g.numel, h.eps);
+  }
+  static std::vector<float> cuda_tensor_scalars(const Hyper& h, const std::vector<Param>& params) {
+    std::vector<TensorView> grads;
+    for (const Param& p : params) grads.push_back(p.grad);
+    const std::vector<GsnrSums> sums = cuda_gsnr_sums(grads);
+    std::vector<float> out;
+    for (size_t i = 0; i < params.size(); ++i) {
+      out.push_back(gsnr_from_sums(sums[i], params[i].grad.numel, h.eps));
+    }
+    return out;
   }
   template <bool kMomentum>
   static SgdSaiRule<kMomentum> for_tensor(const SgdSaiRule<kMomentum>& r, float gsnr) {

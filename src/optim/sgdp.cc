@@ -13,9 +13,9 @@
 namespace terse {
 
 template std::vector<ProjectionView> cpu_projected_apply(
-    const std::vector<CpuProjectedTask<SgdPRule<false>>>&);
+    const std::vector<CpuProjectedTask<SgdPRule<false>>>&, std::vector<std::vector<RowSums>>*);
 template std::vector<ProjectionView> cpu_projected_apply(
-    const std::vector<CpuProjectedTask<SgdPRule<true>>>&);
+    const std::vector<CpuProjectedTask<SgdPRule<true>>>&, std::vector<std::vector<RowSums>>*);
 
 namespace optim_detail {
 namespace {

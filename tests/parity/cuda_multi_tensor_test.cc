@@ -144,6 +144,12 @@ TEST(CudaMultiTensor, EveryRuleMatchesTheCpuExecutorBitForBit) {
   compare_all_dtypes<SgdRule<true>>(
       [](int64_t t) { return SgdRule<true>::for_step(0.1, 0.9, 0, 1e-4, true, false, t); },
       "sgd nesterov");
+  compare_all_dtypes<SgdSaiRule<false>>(
+      [](int64_t t) { return SgdSaiRule<false>::for_step(0.01, 0, 0.01, t).for_tensor(3.5f); },
+      "sgd_sai");
+  compare_all_dtypes<SgdSaiRule<true>>(
+      [](int64_t t) { return SgdSaiRule<true>::for_step(0.01, 0.9, 0.01, t).for_tensor(3.5f); },
+      "sgd_sai momentum");
   compare_all_dtypes<AdamRule<false>>(
       [](int64_t t) {
         return AdamRule<false>::for_step(1e-3, 0.9, 0.999, 1e-8, 0.01, true, false, t);

@@ -4,26 +4,14 @@
 #include <vector>
 
 #include "terse/core/tensor_view.h"
+#include "terse/kernels/projected_task.h"
+#include "terse/kernels/projection_choice.h"
 
 namespace terse {
 
-// Which view of a tensor an AdamP / SGDP step projected (ProjectionScalars in
-// projection_scalars.h): none (ndim <= 1, or no view passed the cosine test), the channel view
-// (rows = dim 0) or the layer view (the whole tensor).
-enum class ProjectionView : uint8_t { kNone = 0, kChannel = 1, kLayer = 2 };
-
-// One tensor of a projected step: the Rule (AdamPRule / SgdPRule: its element-wise update() /
-// perturb() and its ProjectionScalars `proj`), the parameter (read and written), its gradient
-// (read, same dtype and numel), the Rule's f32 states and `rows`: 0 for a tensor that is never
-// projected (the official code's len(p.shape) <= 1), else shape[0] (numel a multiple of it).
+// A task of the CPU executor: its views are in host memory (projected_task.h).
 template <typename Rule>
-struct CpuProjectedTask {
-  Rule rule;
-  TensorView param;
-  TensorView grad;
-  float* states[Rule::kNumStates] = {};
-  int64_t rows = 0;
-};
+using CpuProjectedTask = ProjectedTask<Rule>;
 
 // Runs one AdamP / SGDP step over every task and returns the view each projected. Tensors with
 // rows = 0 take one fused pass (read theta, g, states; write theta, states). The others take
@@ -35,7 +23,11 @@ struct CpuProjectedTask {
 // width. Params and grads may be f32, bf16 or f16 (math in f32). Throws InvalidArgument, before
 // touching any data, on a non-CPU view, a non-floating dtype, a grad that differs from its
 // param in dtype or numel, a null pointer with numel > 0, or rows that do not divide numel.
+// row_sums, when given, receives each task's per-row sums, from which the view was picked
+// (empty for tasks that are never projected), so tests can compare them with the GPU's.
 template <typename Rule>
-std::vector<ProjectionView> cpu_projected_apply(const std::vector<CpuProjectedTask<Rule>>& tasks);
+std::vector<ProjectionView> cpu_projected_apply(
+    const std::vector<CpuProjectedTask<Rule>>& tasks,
+    std::vector<std::vector<RowSums>>* row_sums = nullptr);
 
 }  // namespace terse

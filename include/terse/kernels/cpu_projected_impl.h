@@ -16,23 +16,19 @@
 #include "terse/kernels/cpu_chunks.h"
 #include "terse/kernels/cpu_projected.h"
 #include "terse/kernels/cpu_threads.h"
+#include "terse/kernels/projection_choice.h"
 
 namespace terse {
 namespace cpu_projected_detail {
 
 // Sums over a row accumulate element i into lane i % kLanes of a GCC vector (the same lanes
 // whatever vector width a target clone has), each lane in element order, and the lanes are
-// added in a fixed tree: the same bits on every CPU.
-constexpr int kLanes = 8;
+// added in a fixed tree: the same bits on every CPU, and on the GPU (projection_choice.h).
+constexpr int kLanes = kProjectionLanes;
 using Lanes = double __attribute__((vector_size(kLanes * sizeof(double))));
 using LanesF = float __attribute__((vector_size(kLanes * sizeof(float))));
 // Elements per block of the first pass: its element-wise part vectorises over a whole block.
 constexpr int kBlock = 256;
-
-// <g,theta>, |g|^2, |theta|^2, <theta,perturb> of one row (or piece of a row).
-struct RowSums {
-  double gp = 0, gg = 0, pp = 0, pd = 0;
-};
 
 template <typename Rule>
 TERSE_FORCEINLINE float state1(const float* s1, int64_t i) {
@@ -160,27 +156,12 @@ void validate(const std::vector<CpuProjectedTask<Rule>>& tasks) {
     TERSE_CHECK(t.param.device.is_cpu() && t.grad.device.is_cpu(), InvalidArgument,
                 "cpu_projected_apply: tensor ", i, " is not on the CPU (param ", t.param.str(),
                 ", grad ", t.grad.str(), "); step CPU tensors");
-    TERSE_CHECK(t.param.dtype == DType::kF32 || t.param.dtype == DType::kBF16 ||
-                    t.param.dtype == DType::kF16,
-                InvalidArgument, "cpu_projected_apply: tensor ", i, " has dtype ",
-                dtype_name(t.param.dtype), "; parameters must be f32, bf16 or f16");
-    TERSE_CHECK(t.grad.dtype == t.param.dtype && t.grad.numel == t.param.numel, InvalidArgument,
-                "cpu_projected_apply: tensor ", i, " has param ", t.param.str(), " but grad ",
-                t.grad.str(), "; the gradient must match the parameter's dtype and numel");
-    TERSE_CHECK(t.param.numel >= 0 && t.rows >= 0, InvalidArgument, "cpu_projected_apply: tensor ",
-                i, " has numel ", t.param.numel, " and rows ", t.rows, "; both must be >= 0");
-    if (t.param.numel == 0) continue;
-    TERSE_CHECK(t.rows == 0 || t.param.numel % t.rows == 0, InvalidArgument,
-                "cpu_projected_apply: tensor ", i, " has ", t.param.numel, " elements in ", t.rows,
-                " rows; rows must divide numel (rows = shape[0])");
-    bool ok = t.param.data != nullptr && t.grad.data != nullptr;
-    for (int k = 0; k < Rule::kNumStates; ++k) ok = ok && t.states[k] != nullptr;
-    TERSE_CHECK(ok, InvalidArgument, "cpu_projected_apply: tensor ", i, " (", t.param.numel,
-                " elements) has a null param, grad or state pointer; allocate them first");
+    check_projected_task(t, i, "cpu_projected_apply");
   }
 }
 
-// Cuts every task into items of about kCpuChunkElements; returns the number of sum slots.
+// Cuts every task into items of about kCpuChunkElements; returns the number of sum slots. A
+// projected row's pieces are the ones projection_choice.h names (the GPU takes the same).
 template <typename Rule>
 size_t make_items(const std::vector<CpuProjectedTask<Rule>>& tasks, std::vector<Item>& items,
                   std::vector<size_t>& first_item) {
@@ -232,51 +213,14 @@ void for_each_item(size_t count, const Fn& fn) {
   for (size_t k = 0; k < count; ++k) fn(k);
 }
 
-// The official _projection's choice for one tensor from its row sums: channel view first, then
-// the layer view. Fills coef (one per row) and returns the view.
-inline ProjectionView choose_view(const std::vector<RowSums>& sums, int64_t numel, double delta,
-                                  double eps, std::vector<float>& coef) {
-  const auto cosine = [eps](const RowSums& s) {
-    // torch's F.cosine_similarity: each norm clamped below by eps.
-    return std::fabs(s.gp) / (std::max(std::sqrt(s.gg), eps) * std::max(std::sqrt(s.pp), eps));
-  };
-  const auto coefficient = [eps](const RowSums& s) {
-    const double norm = std::sqrt(s.pp) + eps;
-    return static_cast<float>(s.pd / (norm * norm));
-  };
-  const auto rows = static_cast<int64_t>(sums.size());
-  double worst = -INFINITY;
-  for (const auto& s : sums) {
-    const double c = cosine(s);
-    if (std::isnan(c) || c > worst) worst = c;  // torch's max(): a NaN wins
-  }
-  if (worst < delta / std::sqrt(static_cast<double>(numel / rows))) {
-    coef.resize(sums.size());
-    for (size_t r = 0; r < sums.size(); ++r) coef[r] = coefficient(sums[r]);
-    return ProjectionView::kChannel;
-  }
-  RowSums all;
-  for (const auto& s : sums) {
-    all.gp += s.gp;
-    all.gg += s.gg;
-    all.pp += s.pp;
-    all.pd += s.pd;
-  }
-  if (rows > 1 && cosine(all) < delta / std::sqrt(static_cast<double>(numel))) {
-    coef.assign(sums.size(), coefficient(all));
-    return ProjectionView::kLayer;
-  }
-  // One row: the layer view is the channel view, already rejected.
-  coef.assign(sums.size(), 0.0f);
-  return ProjectionView::kNone;
-}
-
 }  // namespace cpu_projected_detail
 
 template <typename Rule>
-std::vector<ProjectionView> cpu_projected_apply(const std::vector<CpuProjectedTask<Rule>>& tasks) {
+std::vector<ProjectionView> cpu_projected_apply(const std::vector<CpuProjectedTask<Rule>>& tasks,
+                                                std::vector<std::vector<RowSums>>* row_sums) {
   using namespace cpu_projected_detail;
   validate(tasks);
+  if (row_sums != nullptr) row_sums->assign(tasks.size(), {});
   std::vector<Item> items;
   std::vector<size_t> first_item;
   std::vector<RowSums> partial(make_items(tasks, items, first_item));
@@ -313,15 +257,11 @@ std::vector<ProjectionView> cpu_projected_apply(const std::vector<CpuProjectedTa
     for (size_t k = first_item[i]; k < first_item[i + 1]; ++k) {
       const Item& it = items[k];
       for (int64_t r = it.row0; r < it.row1; ++r) {
-        const RowSums& s = partial[it.slot + static_cast<size_t>(r - it.row0)];
-        RowSums& acc = sums[static_cast<size_t>(r)];
-        acc.gp += s.gp;
-        acc.gg += s.gg;
-        acc.pp += s.pp;
-        acc.pd += s.pd;
+        sums[static_cast<size_t>(r)] += partial[it.slot + static_cast<size_t>(r - it.row0)];
       }
     }
     views[i] = choose_view(sums, t.param.numel, t.rule.proj.delta, t.rule.proj.eps, coefs[i]);
+    if (row_sums != nullptr) (*row_sums)[i] = sums;
   }
 
   // Pass 2 of the projected tensors.

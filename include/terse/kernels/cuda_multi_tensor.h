@@ -12,6 +12,7 @@
 #include "terse/kernels/exadam_rule.h"
 #include "terse/kernels/lion_rule.h"
 #include "terse/kernels/sgd_rule.h"
+#include "terse/kernels/sgd_sai_rule.h"
 #include "terse/kernels/spam_rule.h"
 #include "terse/kernels/tensor_task.h"
 
@@ -45,6 +46,8 @@ void cuda_synchronize();
 #define TERSE_CUDA_MTA_RULES(X) \
   X(SgdRule<false>)             \
   X(SgdRule<true>)              \
+  X(SgdSaiRule<false>)          \
+  X(SgdSaiRule<true>)           \
   X(AdamRule<false>)            \
   X(AdamRule<true>)             \
   X(LionRule)                   \

@@ -1,0 +1,35 @@
+// The CUDA entry points of the optimizers whose step needs reductions (SGD-SaI's g-SNR,
+// AdamP / SGDP's projected step) for builds without CUDA (TERSE_HAVE_CUDA off): they say that
+// this build has none.
+#include <vector>
+
+#include "terse/core/check.h"
+#include "terse/kernels/cuda_gsnr.h"
+#include "terse/kernels/cuda_projected.h"
+
+namespace terse {
+
+namespace {
+[[noreturn]] void no_cuda(const char* what) {
+  TERSE_THROW(CudaError, what, ": this build of terse has no CUDA support (nvcc was not found or ",
+              "TERSE_CUDA=OFF); rebuild with nvcc on the PATH, or pass CPU tensors");
+}
+}  // namespace
+
+std::vector<GsnrSums> cuda_gsnr_sums(const std::vector<TensorView>& /*grads*/) {
+  no_cuda("cuda_gsnr_sums");
+}
+
+template <typename Rule>
+std::vector<ProjectionView> cuda_projected_apply(
+    const std::vector<CudaProjectedTask<Rule>>& /*tasks*/,
+    std::vector<std::vector<RowSums>>* /*row_sums*/) {
+  no_cuda("cuda_projected_apply");
+}
+#define TERSE_CUDA_PROJECTED_STUB(R)                         \
+  template std::vector<ProjectionView> cuda_projected_apply( \
+      const std::vector<CudaProjectedTask<R>>&, std::vector<std::vector<RowSums>>*);
+TERSE_CUDA_PROJECTED_RULES(TERSE_CUDA_PROJECTED_STUB)
+#undef TERSE_CUDA_PROJECTED_STUB
+
+}  // namespace terse
