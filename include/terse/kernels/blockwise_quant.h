@@ -38,7 +38,8 @@ inline float block_absmax(const float* x, int64_t n) {
 // codes[i] = map.quantize(x[i] * (1 / absmax)), n <= kQuantBlockSize; the zero code when absmax
 // is not > 0 (zero block, or NaN: that block dequantizes to NaN through its absmax anyway). The
 // reciprocal (bnb divides with __fdividef, also approximate) differs from x / absmax by an ulp at
-// most, which moves a code only for x within an ulp of a midpoint.
+// most, which moves a code only for x within an ulp of a midpoint. The GPU step
+// (cuda_eightbit_step.h) computes the same scale and product and searches the same codes.
 inline void quantize_block(const float* x, int64_t n, float absmax, const DynamicMap& map,
                            uint8_t* codes) {
   if (!(absmax > 0.0f)) {

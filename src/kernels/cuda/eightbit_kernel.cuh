@@ -4,6 +4,7 @@
 // Internal to src/kernels/cuda; a header so that the index arithmetic can be read apart from the
 // launcher.
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

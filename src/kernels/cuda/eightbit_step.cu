@@ -72,6 +72,9 @@ int validate(const std::vector<CudaEightBitTask<Rule>>& tasks) {
                 "] but its param ", dtype_name(dt), "[", t.param.numel, "]");
     TERSE_CHECK(t.param.numel >= 0 && t.param.numel <= (int64_t{1} << 48), InvalidArgument, kFn,
                 ": tensor ", i, " has numel ", t.param.numel, "; expected 0 <= numel <= 2^48");
+    TERSE_CHECK(t.param.numel / (kChunkBlocks * kBlock) < (int64_t{1} << 31), InvalidArgument, kFn,
+                ": tensor ", i, " has ", t.param.numel, " elements, more than this ",
+                "kernel's 2^31 chunks of ", kChunkBlocks * kBlock, "; split the tensor");
     if (t.param.numel == 0) continue;
     TERSE_CHECK(t.param.data != nullptr && t.grad.data != nullptr, InvalidArgument, kFn,
                 ": tensor ", i, " has a null param or grad");
