@@ -394,5 +394,25 @@ TEST(CudaEightBit, AcceptCudaParamsAndRefuseMixedDevices) {
   }
 }
 
+// Only empty tensors: nothing to allocate or launch (a grid of 0 thread blocks would be an
+// error), so no GPU is needed either.
+TEST(CudaEightBit, StepsOfOnlyEmptyTensorsLaunchNothing) {
+  Param param;
+  param.value = TensorView(nullptr, 0, DType::kF32, Device::cuda(0));
+  param.grad = TensorView(nullptr, 0, DType::kF32, Device::cuda(0));
+  for (const std::string spec :
+       {"adam8bit", "adamw8bit", "momentum8bit:momentum=0.9", "lion8bit"}) {
+    SCOPED_TRACE(spec);
+    auto opt = make_optimizer(spec, {param});
+    opt->step();
+    opt->step();
+    EXPECT_EQ(opt->step_count(), 2);
+    EXPECT_EQ(opt->state_bytes(), 0u);
+    auto again = make_optimizer(spec, {param});
+    again->load_state_dict(opt->state_dict());
+    EXPECT_EQ(again->step_count(), 2);
+  }
+}
+
 }  // namespace
 }  // namespace terse

@@ -47,7 +47,7 @@ void* table_on(int device, size_t bytes) {
   return b.ptr;
 }
 
-// The device of the tasks (-1 when none has elements); throws before anything is launched.
+// The device of the tasks (-1 when there are none); throws before anything is launched.
 template <typename Rule>
 int validate(const std::vector<CudaEightBitTask<Rule>>& tasks) {
   constexpr const char* kFn = "cuda_eightbit_step";
@@ -106,10 +106,10 @@ template <typename Rule, bool kSkipNonFiniteGrad>
 void cuda_eightbit_step(const std::vector<CudaEightBitTask<Rule>>& tasks,
                         const CudaQuantMaps& maps) {
   const int device = validate(tasks);
-  if (device < 0) return;  // nothing to update
   std::vector<Desc<Rule>> descs;
   std::vector<ChunkRef> chunks;
   cuda_eightbit::launch_table(tasks, descs, chunks);
+  if (device < 0 || chunks.empty()) return;  // no element to update (a grid of 0 is an error)
   TERSE_CHECK(chunks.size() < (size_t{1} << 31), InvalidArgument,
               "cuda_eightbit_step: ", chunks.size(), " chunks of ", kChunkBlocks * kBlock,
               " elements in one call, more than one launch takes; step fewer parameters at once");
