@@ -1,13 +1,16 @@
 // CUDA optimizer step: cuda_multi_tensor_apply for a Rule over `--params` elements cut into
 // `--tensors` tensors, in GB/s of the step's traffic (params and grads read, params and states
 // read and written: (3 + 2 states) x 4 bytes per f32 param), against cudaMemcpy device to device
-// of one buffer of the same total bytes (read + write counted), timed in the same run.
+// of one buffer of the same total bytes (read + write counted), timed in the same run. The 8-bit
+// rows (adam8bit, momentum8bit, lion8bit) time cuda_eightbit_step on 8-bit states: 12 bytes of
+// param and grad, and per state its code read and written plus 8 bytes of absmax per 256
+// params (Adam 16.06 B/param, one state 14.03).
 // adamp and sgdp run cuda_projected_apply over the tensors as rows of 1024 (one row where 1024
 // does not divide a tensor): a row-sum pass, the host's view choice, then the update, so their
 // traffic is (5 + 3 states) x 4 bytes per param (p, g read twice, states read twice and written
 // once, p written); the others are one pass.
 //   cuda_optim_bench [--params 268435456] [--tensors 256] [--reps 20]
-//                    [--rules adamw,sgd,lion,adan,...] [--json FILE]
+//                    [--rules adamw,sgd,lion,adan,...,adam8bit] [--json FILE]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -21,9 +24,12 @@
 #include <vector>
 
 #include "cuda_timing.h"
+#include "terse/kernels/blockwise_quant.h"
+#include "terse/kernels/cuda_eightbit_step.h"
 #include "terse/kernels/cuda_info.h"
 #include "terse/kernels/cuda_multi_tensor.h"
 #include "terse/kernels/cuda_projected.h"
+#include "terse/kernels/dynamic_map.h"
 
 namespace {
 
@@ -63,13 +69,77 @@ double run_projected(const Rule& rule, Buffers& b, int reps) {
   return cuda_median_ms(reps, [&] { cuda_projected_apply(tasks); });
 }
 
+// The 8-bit states of the tensors of Buffers: codes and absmax per state, made on first use.
+struct QuantBuffers {
+  std::vector<uint8_t*> codes[2];
+  std::vector<float*> absmax[2];
+  CudaQuantMaps maps{};
+};
+
+CudaQuantMap cuda_map(const DynamicMap& m) {
+  CudaQuantMap c{};
+  for (int k = 0; k < DynamicMap::kCodes; ++k) {
+    c.code[k] = m.codes()[k];
+    c.tree[k] = m.search_tree()[k];
+  }
+  c.is_signed = m.is_signed() ? 1 : 0;
+  c.zero_code = m.zero_code();
+  return c;
+}
+
+void make_quant(const Buffers& b, QuantBuffers& q) {
+  if (!q.codes[0].empty()) return;
+  q.maps.state[0] = cuda_map(DynamicMap::signed_map());
+  q.maps.state[1] = cuda_map(DynamicMap::unsigned_map());
+  for (int k = 0; k < 2; ++k) {
+    for (int64_t n : b.n) {
+      // Codes in the middle of each map and absmax 0.01: the step does its full work.
+      uint8_t* c = nullptr;
+      cuda_ok(cudaMalloc(&c, static_cast<size_t>(n)), "cudaMalloc");
+      cuda_ok(cudaMemset(c, k == 0 ? 200 : 100, static_cast<size_t>(n)), "memset");
+      const auto blocks = static_cast<size_t>(quant_num_blocks(n));
+      std::vector<float> h(blocks, 0.01f);
+      float* a = nullptr;
+      cuda_ok(cudaMalloc(&a, blocks * sizeof(float)), "cudaMalloc");
+      cuda_ok(cudaMemcpy(a, h.data(), blocks * sizeof(float), cudaMemcpyHostToDevice), "fill");
+      q.codes[k].push_back(c);
+      q.absmax[k].push_back(a);
+    }
+  }
+}
+
+template <bool kSkip, typename Rule>
+double run_eightbit(const Rule& rule, Buffers& b, QuantBuffers& q, int reps) {
+  make_quant(b, q);
+  std::vector<CudaEightBitTask<Rule>> tasks(b.n.size());
+  for (size_t i = 0; i < b.n.size(); ++i) {
+    tasks[i].rule = rule;
+    tasks[i].param = TensorView(b.p[i], b.n[i], DType::kF32, Device::cuda(0));
+    tasks[i].grad = TensorView(b.g[i], b.n[i], DType::kF32, Device::cuda(0));
+    tasks[i].eight_bit = true;
+    for (int k = 0; k < Rule::kNumStates; ++k) {
+      tasks[i].codes[k] = q.codes[k][i];
+      tasks[i].absmax[k] = q.absmax[k][i];
+    }
+  }
+  return cuda_median_ms(reps, [&] { cuda_eightbit_step<Rule, kSkip>(tasks, q.maps); });
+}
+
+// Param and grad read, param written (f32), and per 8-bit state its code read and written and
+// its block's absmax read and written (8 bytes per kQuantBlockSize params).
+double eightbit_bytes_per_param(int states) {
+  return 12.0 + states * (2.0 + 8.0 / static_cast<double>(kQuantBlockSize));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int64_t params = int64_t{1} << 28;
   int tensors = 256, reps = 20;
-  std::string rules = "sgd,sgdm,adamw,lion,adan,adabelief,diffgrad,exadam,spam,sgd_sai,adamp,sgdp",
-              json;
+  std::string rules =
+      "sgd,sgdm,adamw,lion,adan,adabelief,diffgrad,exadam,spam,sgd_sai,adamp,sgdp,adam8bit,"
+      "momentum8bit,lion8bit";
+  std::string json;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--params")
@@ -133,9 +203,11 @@ int main(int argc, char** argv) {
                         {"copy_ms", copy_ms},
                         {"copy_gbps", copy_gbps},
                         {"rows", nlohmann::json::array()}};
+  QuantBuffers quant;
   for (const std::string& r : split_list(rules)) {
     double ms = 0;
-    int states = 0, passes = 1;
+    int states = 0;
+    double bpp = 0;  // the 8-bit rows set it
     if (r == "sgd") {
       ms = run_rule(SgdRule<false>::for_step(0.1, 0, 0, 0, false, false, 1), b, reps);
     } else if (r == "sgdm") {
@@ -173,18 +245,28 @@ int main(int argc, char** argv) {
       ms = run_projected(AdamPRule<false>::for_step(1e-3, 0.9, 0.999, 1e-8, 0.01, 0.1, 0.1, 2), b,
                          reps);
       states = 2;
-      passes = 2;
+      bpp = 4.0 * (3 + 2 * states) + 4.0 * (2 + states);  // a second pass re-reads p, g, states
     } else if (r == "sgdp") {
       ms = run_projected(SgdPRule<false>::for_step(0.1, 0.9, 0, 1e-4, 0.1, 0.1, 1e-8, 2), b, reps);
       states = 1;
-      passes = 2;
+      bpp = 4.0 * (3 + 2 * states) + 4.0 * (2 + states);
+    } else if (r == "adam8bit") {
+      ms = run_eightbit<true>(BnbAdamRule::for_step(1e-3, 0.9, 0.999, 1e-8, 0.01, 2), b, quant,
+                              reps);
+      bpp = eightbit_bytes_per_param(2);
+    } else if (r == "momentum8bit") {
+      ms = run_eightbit<false>(SgdRule<true>::for_step(0.1, 0.9, 0, 0, false, false, 2), b, quant,
+                               reps);
+      bpp = eightbit_bytes_per_param(1);
+    } else if (r == "lion8bit") {
+      ms = run_eightbit<false>(LionRule::for_step(1e-4, 0.9, 0.99, 0.1, 2), b, quant, reps);
+      bpp = eightbit_bytes_per_param(1);
     } else {
       std::fprintf(stderr, "cuda_optim_bench: unknown rule %s\n", r.c_str());
       return 2;
     }
-    // p read + written, g read, each state read + written; a second pass reads p, g and the
-    // states again.
-    const double bpp = 4.0 * (3 + 2 * states) + (passes == 2 ? 4.0 * (2 + states) : 0.0);
+    // p read + written, g read, each state read + written.
+    if (bpp == 0) bpp = 4.0 * (3 + 2 * states);
     const double gbps = bpp * static_cast<double>(params) / (ms * 1e6);
     std::printf("%-10s %8.0f %10.3f %8.0f %7.1f%%\n", r.c_str(), bpp, ms, gbps,
                 100.0 * gbps / copy_gbps);

@@ -32,7 +32,8 @@ void FusedOptimizerBase::add_groups(const OptionMap& options, std::vector<ParamG
               device_.str(), " but ", name(),
               " runs on CPU tensors only so far (docs/optimizers.md, 'On the GPU'); move them "
               "to the CPU or use an optimizer that runs on CUDA (sgd, sgd_sai, adam, adamw, adamp, "
-              "sgdp, lion, adan, adabelief, diffgrad, exadam, spam)");
+              "sgdp, lion, adan, adabelief, diffgrad, exadam, spam, adam8bit, adamw8bit, "
+              "momentum8bit, lion8bit)");
   std::set<const void*> seen;
   for (size_t g = 0; g < groups.size(); ++g) {
     Group grp;

@@ -11,38 +11,35 @@
 // block's absmax NaN or inf, so the whole block dequantizes to non-finite values: the damage shows
 // instead of being silently turned into zeros.
 
-#include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 
 #include "terse/kernels/dynamic_map.h"
+#include "terse/kernels/quant_code.h"
 
 namespace terse {
 
-// bnb's block size for optimizer states since PR #1365 (it was 2048 in the paper).
-inline constexpr int64_t kQuantBlockSize = 256;
-
 inline int64_t quant_num_blocks(int64_t n) { return (n + kQuantBlockSize - 1) / kQuantBlockSize; }
 
-// max |x[i]| over i < n; NaN if any element is NaN (std::max and fmaxf would drop it). NaN is
-// a separate flag, so the order in which `omp simd` combines the partial maxima cannot matter.
+// max |x[i]| over i < n; the quiet NaN if any element is NaN (std::max and fmaxf would drop
+// it). The max is taken over abs_bits (quant_code.h), as the GPU step takes it: the same value
+// in any order the `omp simd` lanes combine (every abs_bits fits an int32, whose max SSE4.1
+// has).
 inline float block_absmax(const float* x, int64_t n) {
-  float m = 0.0f;
-  int nan = 0;
-#pragma omp simd reduction(max : m) reduction(| : nan)
+  int32_t m = 0;
+#pragma omp simd reduction(max : m)
   for (int64_t i = 0; i < n; ++i) {
-    const float a = std::fabs(x[i]);
+    const auto a = static_cast<int32_t>(abs_bits(x[i]));
     m = a > m ? a : m;
-    nan |= a != a ? 1 : 0;
   }
-  return nan != 0 ? std::numeric_limits<float>::quiet_NaN() : m;
+  return absmax_of_bits(static_cast<uint32_t>(m));
 }
 
 // codes[i] = map.quantize(x[i] * (1 / absmax)), n <= kQuantBlockSize; the zero code when absmax
 // is not > 0 (zero block, or NaN: that block dequantizes to NaN through its absmax anyway). The
 // reciprocal (bnb divides with __fdividef, also approximate) differs from x / absmax by an ulp at
-// most, which moves a code only for x within an ulp of a midpoint.
+// most, which moves a code only for x within an ulp of a midpoint. The GPU step
+// (cuda_eightbit_step.h) computes the same scale and product and searches the same codes.
 inline void quantize_block(const float* x, int64_t n, float absmax, const DynamicMap& map,
                            uint8_t* codes) {
   if (!(absmax > 0.0f)) {

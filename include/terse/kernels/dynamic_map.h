@@ -8,6 +8,7 @@
 #include "terse/core/dtype.h"
 #include "terse/core/macros.h"
 #include "terse/kernels/quant_avx2.h"
+#include "terse/kernels/quant_code.h"
 
 namespace terse {
 
@@ -26,11 +27,11 @@ namespace terse {
 // quantize(x) returns the nearest code to x (x already divided by the block's absmax): the
 // number of the 255 midpoints between adjacent codes that are < x, so a value exactly on a
 // midpoint takes the lower code (bnb's `quantize_2D` binary-searches the sorted table and
-// compares with the midpoint; on an exact tie it keeps its even-indexed pivot). Instead of a
-// binary search (8 dependent loads), a 64 Ki-entry table indexed by the top 16 bits of x gives
-// the count below that bucket and two compares finish it. NaN gives code 0. The signed map keeps
-// the sign of negative values as bnb does: a value with the sign bit set (including -0.0) whose
-// nearest code is +0 takes the smallest negative code instead.
+// compares with the midpoint; on an exact tie it keeps its even-indexed pivot). NaN gives code
+// 0. The signed map keeps the sign of negative values as bnb does: a value with the sign bit set
+// (including -0.0) whose nearest code is +0 takes the smallest negative code instead. The rule
+// is dynamic_map_code (quant_code.h) over search_tree(), which the GPU step runs too; the CPU's
+// block loop reads the same codes from a table built from it (quantize_scaled).
 class DynamicMap {
  public:
   static constexpr int kCodes = 256;
@@ -49,6 +50,9 @@ class DynamicMap {
   uint8_t zero_code() const { return zero_; }
   float value(uint8_t c) const { return code_[c]; }
   const float* codes() const { return code_; }
+  // The 255 midpoints between adjacent codes in Eytzinger (breadth-first) order, at [1, 256);
+  // [0] is unused (0): the tree dynamic_map_code searches.
+  const float* search_tree() const { return tree_; }
   // Largest distance between adjacent codes (the round-trip error bound is half of it).
   float max_gap() const {
     float gap = 0;
@@ -56,22 +60,16 @@ class DynamicMap {
     return gap;
   }
 
-  TERSE_FORCEINLINE uint8_t quantize(float x) const {
-    const uint32_t bits = float_to_bits(x);
-    int c = start_[bits >> 16];
-    c += mid_[c] < x ? 1 : 0;
-    c += mid_[c] < x ? 1 : 0;
-    if (signed_) c -= ((bits >> 31) != 0 && c == zero_) ? 1 : 0;
-    return static_cast<uint8_t>(c);
-  }
+  uint8_t quantize(float x) const { return dynamic_map_code(tree_, x, signed_, zero_); }
 
   // out[i] = quantize(x[i] * scale) for i < n: one independent load per element (a 512 KiB
-  // table) and integer compares, where quantize() chains three loads. fine_[k] holds the code c
+  // table) and integer compares, where quantize() chains eight loads. fine_[k] holds the code c
   // of the lowest float whose top 17 bits are k and, from bit 16, the largest `low` that still
   // has code c: a 17-bit bucket holds at most one midpoint (the sign rule only merges codes), so
   // its codes are c and c + 1. `low` is the other 15 bits, flipped for a negative x so that it
-  // grows with x. The table is built from quantize(), so the codes are the same. `simd`: the
-  // AVX2 loop where the CPU has it (false: the portable loop, for tests).
+  // grows with x. The table is built from quantize(), so the codes are the same (c + 1 taken
+  // in 8 bits, which gives the NaNs in the bucket of +inf code 0). `simd`: the AVX2 loop where
+  // the CPU has it (false: the portable loop, for tests).
   void quantize_scaled(const float* __restrict x, int64_t n, float scale, uint8_t* __restrict out,
                        bool simd = true) const {
 #if defined(__x86_64__)
@@ -97,16 +95,16 @@ class DynamicMap {
   explicit DynamicMap(bool is_signed) : signed_(is_signed) {
     const uint32_t* bits = is_signed ? kSignedBits : kUnsignedBits;
     for (int k = 0; k < kCodes; ++k) code_[k] = bits_to_float(bits[k]);
-    for (int k = 0; k + 1 < kCodes; ++k) mid_[k] = (code_[k] + code_[k + 1]) * 0.5f;
-    mid_[kCodes - 1] = INFINITY;  // never below x: the search stops at 255
+    float mid[kCodes - 1];
+    for (int k = 0; k + 1 < kCodes; ++k) mid[k] = (code_[k] + code_[k + 1]) * 0.5f;
     zero_ = static_cast<uint8_t>(std::find(code_, code_ + kCodes, 0.0f) - code_);
-    // start_[b]: the number of midpoints below the smallest float whose top 16 bits are b (a
-    // NaN bucket starts at 0). A bucket spans 2^-7 of its value and holds at most two
-    // midpoints (the finest spacing, 0.7% near 1.0 in the unsigned map, is wider than half a
-    // bucket), so quantize() finishes with two compares.
-    for (uint32_t b = 0; b < kBuckets; ++b) {
-      const float lo = bits_to_float((b & 0x8000u) ? (b << 16) | 0xffffu : b << 16);
-      start_[b] = static_cast<uint8_t>(std::lower_bound(mid_, mid_ + kCodes - 1, lo) - mid_);
+    // Node i at depth d (2^d <= i < 2^(d+1)) of the perfect 8-level tree is the midpoint of
+    // in-order rank (2(i - 2^d) + 1) * 2^(7-d) - 1: the root is mid[127], the leaves the even
+    // ranks.
+    for (int i = 1; i < kCodes; ++i) {
+      int d = 0;
+      while ((i >> (d + 1)) != 0) ++d;
+      tree_[i] = mid[(2 * (i - (1 << d)) + 1) * (1 << (7 - d)) - 1];
     }
     for (uint32_t k = 0; k < kFine; ++k) {
       const uint32_t flip = (k >> 16) != 0 ? 0x7fffu : 0u;
@@ -116,7 +114,9 @@ class DynamicMap {
       const uint32_t c = code(0);
       uint32_t below = 0x7fff;  // the largest low with code c
       if (code(0x7fff) != c) {
-        TERSE_CHECK(code(0x7fff) == c + 1, Error, "DynamicMap: two midpoints in bucket ", k);
+        // c + 1 in 8 bits: in the bucket of +inf (code 255) the NaNs above it take code 0.
+        TERSE_CHECK(code(0x7fff) == ((c + 1) & 0xffu), Error,
+                    "DynamicMap: two midpoints in bucket ", k);
         below = 0;
         for (uint32_t hi = 0x7fff; hi - below > 1;) {
           const uint32_t m = (below + hi) / 2;
@@ -209,9 +209,7 @@ class DynamicMap {
   bool signed_;
   uint8_t zero_ = 0;
   float code_[kCodes] = {};
-  float mid_[kCodes] = {};
-  static constexpr uint32_t kBuckets = 1u << 16;
-  uint8_t start_[kBuckets] = {};
+  float tree_[kCodes] = {};
   static constexpr uint32_t kFine = 1u << 17;
   uint32_t fine_[kFine] = {};
 };

@@ -5,22 +5,21 @@
 // f32 (the same Rule functors as the 32-bit optimizers: SgdRule, LionRule, BnbAdamRule), take the
 // new block absmax, requantize. The parameter update uses the f32 states of this step, as bnb's
 // kernels do; only what is stored is quantized. Small tensors keep f32 states and run
-// f32_state_step, the same Rule without quantization.
+// f32_state_step, the same Rule without quantization. The per-element math (eightbit_element.h)
+// and the codes and absmax (quant_code.h) are the GPU step's (cuda_eightbit_step.h): same bits.
 
-#include <cmath>
 #include <cstdint>
-#include <limits>
 
 #include "terse/core/dtype.h"
 #include "terse/kernels/blockwise_quant.h"
 #include "terse/kernels/dynamic_map.h"
+#include "terse/kernels/eightbit_element.h"
 
 namespace terse {
 
 // target_clones as the CPU multi-tensor executor (bits identical under -ffp-contract=off).
 // Rule::kNumStates (1 or 2) quantized states: codes[k] (n codes of this block), *absmax[k] (this
-// block's scale, read then overwritten) and maps[k]. kSkipNonFiniteGrad is bnb's 2-state rule: an
-// element whose gradient is NaN or inf keeps its parameter and gets zero states.
+// block's scale, read then overwritten) and maps[k]. kSkipNonFiniteGrad: eightbit_update's.
 // GCC (12, with ASan) cannot see that the Rule loop writes s0[0, n) before block_absmax reads it,
 // and warns; filling the arrays first would cost a store per element.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -43,20 +42,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void eightbit_block
   for (int64_t i = 0; i < n; ++i) {
     float x0 = s0[i];
     float x1 = kN > 1 ? s1[i] : 0.0f;
-    float x2 = 0.0f;
-    const float gv = load_as_float(g, i);
-    const float old = load_as_float(p, i);
-    float pv = old;
-    r(pv, gv, x0, x1, x2);
-    if constexpr (kSkipNonFiniteGrad) {
-      // A skipped element keeps `old` (a 16-bit parameter round-trips exactly). Bit-mask
-      // selects: with `finite ? x : y` GCC sinks the Rule into a branch it cannot if-convert
-      // (sqrt and division may trap), and the loop stays scalar.
-      const uint32_t keep = std::fabs(gv) <= std::numeric_limits<float>::max() ? ~0u : 0u;
-      x0 = bits_to_float(float_to_bits(x0) & keep);
-      x1 = bits_to_float(float_to_bits(x1) & keep);
-      pv = bits_to_float((float_to_bits(pv) & keep) | (float_to_bits(old) & ~keep));
-    }
+    float pv = load_as_float(p, i);
+    eightbit_update<Rule, kSkipNonFiniteGrad>(r, pv, load_as_float(g, i), x0, x1);
     store_from_float(p, i, pv);
     s0[i] = x0;
     if constexpr (kN > 1) s1[i] = x1;
@@ -86,9 +73,8 @@ void f32_state_step(const Rule& rule, T* __restrict p, const T* __restrict g, in
   for (int64_t i = 0; i < n; ++i) {
     float x0 = s0[i];
     float x1 = kN > 1 ? s1[i] : 0.0f;
-    float x2 = 0.0f;
     float pv = load_as_float(p, i);
-    r(pv, load_as_float(g, i), x0, x1, x2);
+    f32_state_update(r, pv, load_as_float(g, i), x0, x1);
     store_from_float(p, i, pv);
     s0[i] = x0;
     if constexpr (kN > 1) s1[i] = x1;

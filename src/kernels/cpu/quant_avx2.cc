@@ -24,9 +24,13 @@ __attribute__((target("avx2"))) __m256i codes8(const uint32_t* fine, __m256 v) {
       _mm256_i32gather_epi32(reinterpret_cast<const int*>(fine), _mm256_srli_epi32(bits, 15), 4);
   const __m256i low = _mm256_and_si256(_mm256_xor_si256(bits, _mm256_srai_epi32(bits, 31)),
                                        _mm256_set1_epi32(0x7fff));
-  // cmpgt is signed, fine for 15-bit values; a true lane is -1, so subtract it.
-  return _mm256_sub_epi32(_mm256_and_si256(e, _mm256_set1_epi32(0xff)),
-                          _mm256_cmpgt_epi32(low, _mm256_srli_epi32(e, 16)));
+  // cmpgt is signed, fine for 15-bit values; a true lane is -1, so subtract it. The sum is
+  // taken in 8 bits as fine_code's cast does (255 + 1 = 0: the NaNs in the bucket of +inf),
+  // where the saturating packs below would keep 256 as 255.
+  const __m256i ff = _mm256_set1_epi32(0xff);
+  return _mm256_and_si256(
+      _mm256_sub_epi32(_mm256_and_si256(e, ff), _mm256_cmpgt_epi32(low, _mm256_srli_epi32(e, 16))),
+      ff);
 }
 
 }  // namespace

@@ -9,9 +9,10 @@
 //   static Hyper parse(const GroupOptions&);
 //   static void describe(const Hyper&, OptionMap& out);
 //   static Rule rule(const Hyper&, double lr, int64_t step);
-// step() runs every tensor in block-aligned work items shared by the OpenMP threads: a tensor
-// with 8-bit states goes block by block through eightbit_block_step, a small one through
-// f32_state_step.
+// On the CPU, step() runs every tensor in block-aligned work items shared by the OpenMP threads:
+// a tensor with 8-bit states goes block by block through eightbit_block_step, a small one
+// through f32_state_step. On a GPU, one cuda_eightbit_step launch runs both kinds, with the same
+// per-element math, so it gives the CPU's bits (cuda_eightbit_step.h).
 
 #include <cstdint>
 #include <utility>
@@ -20,6 +21,7 @@
 #include "eightbit_optimizer_base.h"
 #include "terse/kernels/blockwise_quant.h"
 #include "terse/kernels/cpu_threads.h"
+#include "terse/kernels/cuda_eightbit_step.h"
 #include "terse/kernels/eightbit_block_step.h"
 
 namespace terse::optim_detail {
@@ -29,8 +31,9 @@ class EightBitOptimizer final : public EightBitOptimizerBase {
  public:
   EightBitOptimizer(const OptionMap& options, std::vector<ParamGroup> groups)
       : EightBitOptimizerBase(Def::kName, def_options<Def>(), Rule::kNumStates) {
-    add_groups(options, std::move(groups),
-               [this](const GroupOptions& o) { hypers_.push_back(Def::parse(o)); });
+    add_groups(
+        options, std::move(groups),
+        [this](const GroupOptions& o) { hypers_.push_back(Def::parse(o)); }, true);
     init_states();
   }
 
@@ -47,6 +50,10 @@ class EightBitOptimizer final : public EightBitOptimizerBase {
     std::vector<Rule> rules;
     for (size_t g = 0; g < groups_.size(); ++g) {
       rules.push_back(Def::rule(hypers_[g], groups_[g].lr, t));
+    }
+    if (device().is_cuda()) {
+      run_cuda(rules);
+      return;
     }
     const std::vector<WorkItem> items = work_items();
     const auto count = static_cast<int64_t>(items.size());
@@ -76,6 +83,30 @@ class EightBitOptimizer final : public EightBitOptimizerBase {
     }
 #endif
     for (int64_t k = 0; k < count; ++k) run(k);
+  }
+
+  // Every tensor of every group in one launch; the states are already on the params' GPU.
+  void run_cuda(const std::vector<Rule>& rules) {
+    std::vector<CudaEightBitTask<Rule>> tasks;
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      for (size_t i = 0; i < groups_[g].params.size(); ++i) {
+        const Param& p = groups_[g].params[i];
+        ParamState& st = qstates_[g][i];
+        CudaEightBitTask<Rule> task;
+        task.rule = rules[g];
+        task.param = p.value;
+        task.grad = p.grad;
+        task.eight_bit = st.eight_bit;
+        for (int k = 0; k < kN; ++k) {
+          StateBuffer& b = st.buffers[static_cast<size_t>(k)];
+          task.codes[k] = b.codes.data();
+          task.absmax[k] = b.absmax.data();
+          task.values[k] = b.values.data();
+        }
+        tasks.push_back(task);
+      }
+    }
+    cuda_eightbit_step<Rule, Def::kSkipNonFiniteGrad>(tasks, cuda_state_maps());
   }
 
   template <typename T>

@@ -1,5 +1,6 @@
 #include "eightbit_optimizer_base.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -42,24 +43,46 @@ void EightBitOptimizerBase::init_states() {
   for (size_t g = 0; g < groups_.size(); ++g) qstates_[g].resize(groups_[g].params.size());
 }
 
+const CudaQuantMaps& EightBitOptimizerBase::cuda_state_maps() {
+  static const CudaQuantMaps maps = [] {
+    CudaQuantMaps m{};
+    for (int k = 0; k < 2; ++k) {
+      const DynamicMap& map = state_map(k);
+      CudaQuantMap& c = m.state[k];
+      std::copy(map.codes(), map.codes() + DynamicMap::kCodes, c.code);
+      std::copy(map.search_tree(), map.search_tree() + DynamicMap::kCodes, c.tree);
+      c.is_signed = map.is_signed() ? 1 : 0;
+      c.zero_code = map.zero_code();
+    }
+    return m;
+  }();
+  return maps;
+}
+
 void EightBitOptimizerBase::allocate_states() {
+  const Device dev = device();
   for (size_t g = 0; g < groups_.size(); ++g) {
     for (size_t i = 0; i < groups_[g].params.size(); ++i) {
       ParamState& st = qstates_[g][i];
       if (!st.buffers.empty()) continue;
       const Param& p = groups_[g].params[i];
       const size_t n = buffer_length(p.value.numel);
-      st.eight_bit = uses_8bit(g, p);
-      st.buffers.resize(static_cast<size_t>(num_states_));
+      const bool eight_bit = uses_8bit(g, p);
+      std::vector<StateBuffer> buffers(static_cast<size_t>(num_states_));
       for (int s = 0; s < num_states_; ++s) {
-        StateBuffer& b = st.buffers[static_cast<size_t>(s)];
-        if (st.eight_bit) {
-          b.codes.assign(n, state_map(s).zero_code());
-          b.absmax.assign(buffer_length(quant_num_blocks(p.value.numel)), 0.0f);
+        StateBuffer& b = buffers[static_cast<size_t>(s)];
+        if (eight_bit) {
+          b.codes = StateArray<uint8_t>(dev, std::vector<uint8_t>(n, state_map(s).zero_code()));
+          b.absmax = StateArray<float>(
+              dev, std::vector<float>(buffer_length(quant_num_blocks(p.value.numel)), 0.0f));
         } else {
-          b.values.assign(n, 0.0f);
+          b.values = StateArray<float>(dev, std::vector<float>(n, 0.0f));
         }
       }
+      // Set only once every buffer exists: a failed GPU allocation leaves this parameter
+      // without state, to be allocated again by the next step.
+      st.eight_bit = eight_bit;
+      st.buffers = std::move(buffers);
     }
   }
 }
@@ -100,14 +123,17 @@ StateDict EightBitOptimizerBase::state_dict() const {
         const StateBuffer& b = st.buffers[s];
         const int si = static_cast<int>(s);
         if (st.eight_bit) {
-          auto* codes = const_cast<uint8_t*>(b.codes.data());
-          auto* absmax = const_cast<float*>(b.absmax.data());
+          std::vector<uint8_t> codes_scratch;  // host copies of a GPU's state
+          std::vector<float> absmax_scratch;
+          auto* codes = const_cast<uint8_t*>(b.codes.host_data(codes_scratch));
+          auto* absmax = const_cast<float*>(b.absmax.host_data(absmax_scratch));
           sd.tensors[state_key(k, "state", si)] = StateTensor::copy_of(
               TensorView::of(codes, static_cast<int64_t>(b.codes.size())), p.shape);
           sd.tensors[state_key(k, "absmax", si)] =
               StateTensor::copy_of(TensorView::of(absmax, static_cast<int64_t>(b.absmax.size())));
         } else {
-          auto* values = const_cast<float*>(b.values.data());
+          std::vector<float> scratch;
+          auto* values = const_cast<float*>(b.values.host_data(scratch));
           sd.tensors[state_key(k, "state", si)] = StateTensor::copy_of(
               TensorView::of(values, static_cast<int64_t>(b.values.size())), p.shape);
         }
@@ -148,23 +174,26 @@ void EightBitOptimizerBase::load_state_dict(const StateDict& sd) {
           StateBuffer& b = st.buffers[static_cast<size_t>(s)];
           const std::string key = state_key(k, "state", s);
           if (!st.eight_bit) {
-            b.values.resize(buffer_length(n));
-            sd.tensor(key).copy_to(TensorView::of(b.values.data(), n), key);
+            std::vector<float> values(buffer_length(n));
+            sd.tensor(key).copy_to(TensorView::of(values.data(), n), key);
+            b.values = StateArray<float>(device(), std::move(values));
             ++used;
             continue;
           }
-          b.codes.resize(buffer_length(n));
-          sd.tensor(key).copy_to(TensorView::of(b.codes.data(), n), key);
+          std::vector<uint8_t> codes(buffer_length(n));
+          sd.tensor(key).copy_to(TensorView::of(codes.data(), n), key);
           const std::string akey = state_key(k, "absmax", s);
           const int64_t blocks = quant_num_blocks(n);
-          b.absmax.resize(buffer_length(blocks));
-          sd.tensor(akey).copy_to(TensorView::of(b.absmax.data(), blocks), akey);
+          std::vector<float> absmax(buffer_length(blocks));
+          sd.tensor(akey).copy_to(TensorView::of(absmax.data(), blocks), akey);
           for (int64_t j = 0; j < blocks; ++j) {
             // NaN and inf are legitimate (a block poisoned by a non-finite state); < 0 is not.
-            TERSE_CHECK(!(b.absmax[static_cast<size_t>(j)] < 0.0f), CorruptData,
-                        "load_state_dict: '", akey, "' block ", j, " has absmax ",
-                        b.absmax[static_cast<size_t>(j)], " < 0; the state dict is damaged");
+            TERSE_CHECK(!(absmax[static_cast<size_t>(j)] < 0.0f), CorruptData, "load_state_dict: '",
+                        akey, "' block ", j, " has absmax ", absmax[static_cast<size_t>(j)],
+                        " < 0; the state dict is damaged");
           }
+          b.codes = StateArray<uint8_t>(device(), std::move(codes));
+          b.absmax = StateArray<float>(device(), std::move(absmax));
           used += 2;
         }
       }

@@ -6,13 +6,17 @@
 // than min_8bit_size elements keep f32 states, as in bnb. This class owns that state (allocation,
 // state_dict, state_bytes) and the work list the step runs over; EightBitOptimizer<Def> adds the
 // typed hyper-parameters and the step. Groups, lr and options() come from FusedOptimizerBase,
-// which holds no f32 state for these optimizers (state_names() is empty).
+// which holds no f32 state for these optimizers (state_names() is empty). The parameters may be
+// on the CPU or on one GPU; the state lives where they are (StateArray), and state_dict() holds
+// host copies, so a checkpoint moves between devices.
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "../fused_optimizer_base.h"
+#include "state_array.h"
+#include "terse/kernels/cuda_eightbit_step.h"
 #include "terse/kernels/dynamic_map.h"
 
 namespace terse::optim_detail {
@@ -29,11 +33,11 @@ class EightBitOptimizerBase : public FusedOptimizerBase {
   size_t state_bytes() const override;
 
  protected:
-  // One state of one parameter: codes + absmax (8-bit) or values (f32).
+  // One state of one parameter: codes + absmax (8-bit) or values (f32), on the params' device.
   struct StateBuffer {
-    std::vector<uint8_t> codes;
-    std::vector<float> absmax;
-    std::vector<float> values;
+    StateArray<uint8_t> codes;
+    StateArray<float> absmax;
+    StateArray<float> values;
   };
   struct ParamState {
     bool eight_bit = false;
@@ -52,6 +56,8 @@ class EightBitOptimizerBase : public FusedOptimizerBase {
   static const DynamicMap& state_map(int k) {
     return k == 0 ? DynamicMap::signed_map() : DynamicMap::unsigned_map();
   }
+  // The same maps as the CUDA step reads them.
+  static const CudaQuantMaps& cuda_state_maps();
 
   virtual int64_t min_8bit_size(size_t group) const = 0;
 

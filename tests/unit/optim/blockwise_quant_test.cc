@@ -240,5 +240,56 @@ TEST(BlockwiseQuant, ANonFiniteValuePoisonsItsBlockOnly) {
   }
 }
 
+// block_absmax's max over abs_bits (quant_code.h), which the GPU step takes with a warp max:
+// the largest magnitude, +0 for zeros of either sign, and the one quiet NaN 0x7fc00000 for a NaN
+// of any sign and payload, wherever it sits (the GPU's NaNs differ from x86's).
+TEST(BlockwiseQuant, BlockAbsmaxIsTheLargestMagnitudeAndOneNanForEveryNan) {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> x(kQuantBlockSize, -0.0f);
+  EXPECT_EQ(float_to_bits(block_absmax(x.data(), kQuantBlockSize)), 0u);
+  x[200] = -std::numeric_limits<float>::denorm_min();
+  EXPECT_EQ(block_absmax(x.data(), kQuantBlockSize), std::numeric_limits<float>::denorm_min());
+  x[3] = -0.75f;
+  x[250] = 0.5f;
+  EXPECT_EQ(block_absmax(x.data(), kQuantBlockSize), 0.75f);
+  x[7] = -inf;
+  EXPECT_EQ(block_absmax(x.data(), kQuantBlockSize), inf);
+  for (const uint32_t nan : {0x7fc00000u, 0xffc00000u, 0x7f800001u, 0xffffffffu, 0x7fffffffu}) {
+    for (const int at : {0, 100, 255}) {
+      std::vector<float> y = x;
+      y[static_cast<size_t>(at)] = bits_to_float(nan);
+      EXPECT_EQ(float_to_bits(block_absmax(y.data(), kQuantBlockSize)), 0x7fc00000u)
+          << std::hex << nan << std::dec << " at " << at;
+    }
+  }
+  EXPECT_EQ(absmax_of_bits(abs_bits(-2.5f)), 2.5f);
+}
+
+// The search tree holds the 255 midpoints between adjacent codes in breadth-first order: an
+// in-order walk gives them sorted, and dynamic_map_code over it is quantize().
+void in_order(const float* tree, int i, std::vector<float>& out) {
+  if (i >= DynamicMap::kCodes) return;
+  in_order(tree, 2 * i, out);
+  out.push_back(tree[i]);
+  in_order(tree, 2 * i + 1, out);
+}
+
+TEST(DynamicMap, SearchTreeHoldsTheMidpointsBreadthFirst) {
+  for (const DynamicMap* m : {&DynamicMap::signed_map(), &DynamicMap::unsigned_map()}) {
+    std::vector<float> walk;
+    in_order(m->search_tree(), 1, walk);
+    ASSERT_EQ(walk.size(), 255u);
+    for (int c = 0; c + 1 < DynamicMap::kCodes; ++c) {
+      const float mid =
+          (m->value(static_cast<uint8_t>(c)) + m->value(static_cast<uint8_t>(c + 1))) * 0.5f;
+      EXPECT_EQ(float_to_bits(walk[static_cast<size_t>(c)]), float_to_bits(mid)) << c;
+    }
+    for (const float x : {-1.0f, -0.3f, -1e-6f, -0.0f, 0.0f, 2e-7f, 0.004f, 0.5f, 1.0f}) {
+      EXPECT_EQ(dynamic_map_code(m->search_tree(), x, m->is_signed(), m->zero_code()),
+                m->quantize(x));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace terse

@@ -1,0 +1,148 @@
+// cuda_eightbit_step (terse/kernels/cuda_eightbit_step.h): the 8-bit optimizers' step, one
+// launch for every tensor. Built with -fmad=false and IEEE division and square root
+// (src/kernels/CMakeLists.txt), and the per-element math is the CPU's (eightbit_element.h,
+// quant_code.h), so params, codes and absmax get the CPU's bits.
+#include <cuda_runtime.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "codec_util.cuh"
+#include "eightbit_kernel.cuh"
+#include "terse/core/check.h"
+#include "terse/core/dtype.h"
+#include "terse/kernels/cuda_eightbit_step.h"
+
+namespace terse {
+namespace {
+
+using cuda_codec::cuda_check;
+using cuda_eightbit::ChunkRef;
+using cuda_eightbit::Desc;
+using cuda_eightbit::kBlock;
+using cuda_eightbit::kChunkBlocks;
+using cuda_eightbit::kThreads;
+
+constexpr int kMaxDevices = 64;
+
+// The launch table's device memory, one growing buffer per device and host thread. A new
+// upload is ordered after the previous launch on the legacy default stream, so reuse is safe.
+struct TableBuffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+};
+thread_local std::array<TableBuffer, kMaxDevices> g_tables;
+
+void* table_on(int device, size_t bytes) {
+  TableBuffer& b = g_tables[static_cast<size_t>(device)];
+  if (b.bytes < bytes) {
+    if (b.ptr != nullptr) cuda_check(cudaFree(b.ptr), "cudaFree of the 8-bit step's table");
+    b.ptr = nullptr;
+    b.bytes = 0;
+    cuda_check(cudaMalloc(&b.ptr, bytes), "cudaMalloc of the 8-bit step's table");
+    b.bytes = bytes;
+  }
+  return b.ptr;
+}
+
+// The device of the tasks (-1 when there are none); throws before anything is launched.
+template <typename Rule>
+int validate(const std::vector<CudaEightBitTask<Rule>>& tasks) {
+  constexpr const char* kFn = "cuda_eightbit_step";
+  int device = -1;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const CudaEightBitTask<Rule>& t = tasks[i];
+    TERSE_CHECK(t.param.device.is_cuda(), InvalidArgument, kFn, ": tensor ", i, " is on ",
+                t.param.device.str(), "; pass CUDA tensors (or use the CPU step)");
+    TERSE_CHECK(t.grad.device == t.param.device, InvalidArgument, kFn, ": tensor ", i,
+                "'s grad is on ", t.grad.device.str(), " but its param on ", t.param.device.str());
+    TERSE_CHECK(t.param.device.index >= 0 && t.param.device.index < kMaxDevices, InvalidArgument,
+                kFn, ": device index ", t.param.device.index, " out of range");
+    TERSE_CHECK(device < 0 || t.param.device.index == device, InvalidArgument, kFn, ": tensor ", i,
+                " is on cuda:", t.param.device.index, " but tensor 0 on cuda:", device,
+                "; one call takes the tensors of one device");
+    device = t.param.device.index;
+    const DType dt = t.param.dtype;
+    TERSE_CHECK(dt == DType::kF32 || dt == DType::kBF16 || dt == DType::kF16, InvalidArgument, kFn,
+                ": tensor ", i, " has dtype ", dtype_name(dt), "; params must be f32, bf16 or f16");
+    TERSE_CHECK(t.grad.dtype == dt && t.grad.numel == t.param.numel, InvalidArgument, kFn,
+                ": tensor ", i, "'s grad is ", dtype_name(t.grad.dtype), "[", t.grad.numel,
+                "] but its param ", dtype_name(dt), "[", t.param.numel, "]");
+    TERSE_CHECK(t.param.numel >= 0 && t.param.numel <= (int64_t{1} << 48), InvalidArgument, kFn,
+                ": tensor ", i, " has numel ", t.param.numel, "; expected 0 <= numel <= 2^48");
+    TERSE_CHECK(t.param.numel / (kChunkBlocks * kBlock) < (int64_t{1} << 31), InvalidArgument, kFn,
+                ": tensor ", i, " has ", t.param.numel, " elements, more than this ",
+                "kernel's 2^31 chunks of ", kChunkBlocks * kBlock, "; split the tensor");
+    if (t.param.numel == 0) continue;
+    TERSE_CHECK(t.param.data != nullptr && t.grad.data != nullptr, InvalidArgument, kFn,
+                ": tensor ", i, " has a null param or grad");
+    for (int k = 0; k < Rule::kNumStates; ++k) {
+      const bool ok =
+          t.eight_bit ? t.codes[k] != nullptr && t.absmax[k] != nullptr : t.values[k] != nullptr;
+      TERSE_CHECK(ok, InvalidArgument, kFn, ": tensor ", i, " has a null ",
+                  t.eight_bit ? "codes or absmax" : "f32 state", " array for state ", k);
+    }
+  }
+  TERSE_CHECK(tasks.size() < (size_t{1} << 31), InvalidArgument, kFn, ": ", tasks.size(),
+              " tensors in one call");
+  return device;
+}
+
+// Appends the raw bytes of v to out, from a 16-byte boundary; returns where they start.
+template <typename V>
+size_t append_bytes(std::vector<unsigned char>& out, const V* v, size_t count) {
+  out.resize((out.size() + 15) / 16 * 16);
+  const size_t at = out.size();
+  out.resize(at + count * sizeof(V));
+  if (count > 0) std::memcpy(out.data() + at, v, count * sizeof(V));
+  return at;
+}
+
+}  // namespace
+
+template <typename Rule, bool kSkipNonFiniteGrad>
+void cuda_eightbit_step(const std::vector<CudaEightBitTask<Rule>>& tasks,
+                        const CudaQuantMaps& maps) {
+  const int device = validate(tasks);
+  std::vector<Desc<Rule>> descs;
+  std::vector<ChunkRef> chunks;
+  cuda_eightbit::launch_table(tasks, descs, chunks);
+  if (device < 0 || chunks.empty()) return;  // no element to update (a grid of 0 is an error)
+  TERSE_CHECK(chunks.size() < (size_t{1} << 31), InvalidArgument,
+              "cuda_eightbit_step: ", chunks.size(), " chunks of ", kChunkBlocks * kBlock,
+              " elements in one call, more than one launch takes; step fewer parameters at once");
+  std::vector<unsigned char> table;
+  const size_t maps_at = append_bytes(table, maps.state, 2);
+  const size_t desc_at = append_bytes(table, descs.data(), descs.size());
+  const size_t chunk_at = append_bytes(table, chunks.data(), chunks.size());
+  int previous = 0;
+  cuda_check(cudaGetDevice(&previous), "cudaGetDevice");
+  cuda_check(cudaSetDevice(device), "cudaSetDevice");
+  try {
+    auto* dev = static_cast<unsigned char*>(table_on(device, table.size()));
+    // From pageable memory: the call returns once the bytes are staged, ordered after earlier
+    // launches on the default stream.
+    cuda_check(cudaMemcpyAsync(dev, table.data(), table.size(), cudaMemcpyHostToDevice, nullptr),
+               "cudaMemcpyAsync of the 8-bit step's table");
+    cuda_eightbit::eightbit_kernel<Rule, kSkipNonFiniteGrad>
+        <<<static_cast<unsigned>(chunks.size()), kThreads>>>(
+            reinterpret_cast<const Desc<Rule>*>(dev + desc_at),
+            reinterpret_cast<const ChunkRef*>(dev + chunk_at),
+            reinterpret_cast<const CudaQuantMap*>(dev + maps_at));
+    cuda_check(cudaGetLastError(), "the 8-bit step's launch");
+  } catch (...) {
+    cudaSetDevice(previous);
+    throw;
+  }
+  cuda_check(cudaSetDevice(previous), "cudaSetDevice");
+}
+
+#define TERSE_CUDA_EIGHTBIT_INSTANTIATE(R, S)                                     \
+  template void cuda_eightbit_step<R, S>(const std::vector<CudaEightBitTask<R>>&, \
+                                         const CudaQuantMaps&);
+TERSE_CUDA_EIGHTBIT_RULES(TERSE_CUDA_EIGHTBIT_INSTANTIATE)
+#undef TERSE_CUDA_EIGHTBIT_INSTANTIATE
+
+}  // namespace terse
