@@ -157,9 +157,9 @@ void print_summary(std::ostream& out, const TrainConfig& config, const TrainSumm
   row("lr schedule", config.lr_schedule);
   row("gradient exchange", summary.exchange);
   row("ranks", std::to_string(summary.world_size));
-  row("device", summary.device == "cpu" ? std::string("cpu")
-                                        : summary.device + " (all-reduce over " + summary.backend +
-                                              ")");
+  row("device", summary.device == "cpu"
+                    ? std::string("cpu")
+                    : summary.device + " (all-reduce over " + summary.backend + ")");
   std::string epochs = std::to_string(summary.epochs_run);
   if (summary.resumed_from_epoch > 0) {
     epochs += " (resumed after epoch " + std::to_string(summary.resumed_from_epoch) + ")";

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "../parity/gpu_skip.h"
 #include "terse/comm/local_communicator.h"
 #include "terse/core/error.h"
 #include "terse/core/remove_tree.h"
@@ -21,7 +22,6 @@
 #include "terse/torch/trainer.h"
 #include "terse/train/checkpoint_store.h"
 #include "terse/train/metrics_writer.h"
-#include "../parity/gpu_skip.h"
 #include "trainer_test_util.h"
 
 namespace terse::torch_adapter {
@@ -84,7 +84,6 @@ TrainConfig lm_config() {
   c.bucket_mb = 0.25;
   return c;
 }
-
 
 TEST(ByteTransformer, ShapesParametersAndCausality) {
   torch::manual_seed(1);

@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "terse/comm/local_communicator.h"
-#include "trainer_test_util.h"
 #include "terse/core/error.h"
 #include "terse/core/remove_tree.h"
 #include "terse/train/checkpoint_store.h"
 #include "terse/train/metrics_writer.h"
+#include "trainer_test_util.h"
 
 namespace terse::torch_adapter {
 namespace {

@@ -54,8 +54,8 @@ void LanguageModelWorkload::to(const c10::Device& device) {
 }
 
 at::Tensor LanguageModelWorkload::loss(const int64_t* indices, int64_t count) {
-  const at::Tensor idx = at::from_blob(const_cast<int64_t*>(indices), {count}, at::kLong)
-                            .to(train_windows_.device());
+  const at::Tensor idx =
+      at::from_blob(const_cast<int64_t*>(indices), {count}, at::kLong).to(train_windows_.device());
   const at::Tensor rows = train_windows_.index_select(0, idx);
   const at::Tensor logits = model_->forward(rows.slice(1, 0, context_));
   return torch::nn::functional::cross_entropy(logits.reshape({-1, ByteTransformerOptions::kVocab}),

@@ -8,7 +8,7 @@ namespace terse::torch_adapter {
 
 // Everything `terse train` needs, filled by the CLI (apps/terse) and consumed by train().
 struct TrainConfig {
-  std::string model = "cnn";                          // "mlp" | "wide-mlp" | "cnn" | "lm"
+  std::string model = "cnn";  // "mlp" | "wide-mlp" | "cnn" | "lm"
   // Where the model, the gradient buckets and the optimizer live: "cpu" or "cuda" (each rank on
   // GPU local_rank % device count). On "cuda" the gradient all-reduce runs over `backend`:
   // "mpi" (through host memory; the communicator given to train()) or "nccl" (GPU memory, one
@@ -105,8 +105,8 @@ struct EpochMetrics {
 
 struct TrainSummary {
   int world_size = 0;
-  std::string device = "cpu";    // "cpu" or "cuda:i" (this rank's)
-  std::string backend = "mpi";   // the gradient all-reduce's (TrainConfig::backend)
+  std::string device = "cpu";   // "cpu" or "cuda:i" (this rank's)
+  std::string backend = "mpi";  // the gradient all-reduce's (TrainConfig::backend)
   int epochs_run = 0;
   int64_t steps = 0;
   double final_test_accuracy = 0, final_test_loss = 0, final_train_loss = 0;
