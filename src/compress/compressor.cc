@@ -42,16 +42,20 @@ void Compressor::decode(const uint8_t* data, size_t len, TensorView out, bool ac
               " decode: payload pointer is null with length ", len);
   TERSE_CHECK(std::isfinite(weight), InvalidArgument, name(), " decode: weight is ", weight,
               "; it must be finite");
+  const PayloadHeader h = checked_header(data, len, out.numel);
+  decode_body(h, data + kPayloadHeaderBytes, static_cast<float*>(out.data), out.numel, accumulate,
+              weight);
+}
+
+PayloadHeader Compressor::checked_header(const uint8_t* data, size_t len, int64_t numel) const {
   const PayloadHeader h = read_payload_header(data, len);
   TERSE_CHECK(h.compressor == id(), CorruptData, "payload: compressor id ",
               int{static_cast<uint8_t>(h.compressor)}, " (", compressor_id_name(h.compressor),
               "), expected ", int{static_cast<uint8_t>(id())}, " (", name(),
               "); every rank must use the same compressor");
-  TERSE_CHECK(h.numel == static_cast<uint64_t>(out.numel), CorruptData, "payload: numel ", h.numel,
-              ", expected ", out.numel,
-              " (the output tensor); payload and bucket layouts disagree");
-  decode_body(h, data + kPayloadHeaderBytes, static_cast<float*>(out.data), out.numel, accumulate,
-              weight);
+  TERSE_CHECK(h.numel == static_cast<uint64_t>(numel), CorruptData, "payload: numel ", h.numel,
+              ", expected ", numel, " (the output tensor); payload and bucket layouts disagree");
+  return h;
 }
 
 }  // namespace terse

@@ -88,6 +88,19 @@ size_t DgcTopK::encode_body(const float* x, int64_t n, uint64_t seed_step, Paylo
   return write_selection_body(s, h, body);
 }
 
+SparseSelection DgcTopK::decode_selection(const uint8_t* data, size_t len, int64_t n) const {
+  TERSE_CHECK(data != nullptr || len == 0, InvalidArgument,
+              "dgc decode_selection: payload pointer is null with length ", len);
+  const PayloadHeader h = checked_header(data, len, n);
+  const uint8_t* body = data + kPayloadHeaderBytes;
+  SparseSelection s;
+  s.indices = checked_sparse_indices(h, values_, body);
+  const size_t vs = value_coding_bytes(values_);
+  s.values.resize(s.indices.size());
+  for (size_t j = 0; j < s.values.size(); ++j) s.values[j] = get_value(body + j * vs, values_);
+  return s;
+}
+
 void DgcTopK::decode_body(const PayloadHeader& h, const uint8_t* body, float* out, int64_t n,
                           bool accumulate, float weight) const {
   decode_sparse_body(h, values_, body, out, n, accumulate, weight);

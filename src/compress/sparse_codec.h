@@ -34,15 +34,22 @@ size_t write_sparse_body(const std::vector<int64_t>& idx, ValueCoding values, Va
 // Validates the whole body (codings, value bytes, every index) before writing out[0, n): a
 // scatter of weight * value (accumulate = false zeroes the rest first) or a scatter-add, which
 // touches only the count selected elements.
-inline void decode_sparse_body(const PayloadHeader& h, ValueCoding values, const uint8_t* body,
-                               float* out, int64_t n, bool accumulate, float weight) {
+// The body's indices, validated (codings, value bytes, every index strictly increasing below
+// numel); the values start at body.
+inline std::vector<int64_t> checked_sparse_indices(const PayloadHeader& h, ValueCoding values,
+                                                   const uint8_t* body) {
   check_codings(h, values, IndexCoding::kDeltaVarint);
   const size_t vs = value_coding_bytes(values);
   TERSE_CHECK(h.count <= h.body_bytes / vs, CorruptData, "payload: count ", h.count, " values of ",
               vs, " bytes do not fit in the body of ", h.body_bytes, " bytes");
   const size_t value_bytes = static_cast<size_t>(h.count) * vs;
-  const std::vector<int64_t> idx =
-      read_indices(body + value_bytes, body + h.body_bytes, h.count, h.numel);
+  return read_indices(body + value_bytes, body + h.body_bytes, h.count, h.numel);
+}
+
+inline void decode_sparse_body(const PayloadHeader& h, ValueCoding values, const uint8_t* body,
+                               float* out, int64_t n, bool accumulate, float weight) {
+  const std::vector<int64_t> idx = checked_sparse_indices(h, values, body);
+  const size_t vs = value_coding_bytes(values);
   if (!accumulate) std::fill(out, out + n, 0.0f);
   with_weight(weight, [&](auto scale) {
     for (size_t j = 0; j < idx.size(); ++j) out[idx[j]] += scale(get_value(body + j * vs, values));

@@ -61,7 +61,8 @@ DataParallel::DataParallel(Communicator& comm, std::vector<Param> params, double
   const Device comm_device = comm_.device();
   TERSE_CHECK(comm_device.is_cpu() || comm_device == device_, InvalidArgument,
               "the parameters live on ", device_.str(), " but the communicator moves memory of ",
-              comm_device.str(), "; build the communicator on the parameters' GPU or use a host "
+              comm_device.str(),
+              "; build the communicator on the parameters' GPU or use a host "
               "backend (mpi)");
   stage_ = device_.is_cuda() && comm_device.is_cpu();
   const auto& buckets = plan_.buckets();
@@ -164,7 +165,7 @@ void DataParallel::launch_ready_buckets() {
     if (!stage_) {
       work_.push_back(comm_.all_reduce_async(bucket_view(b), ReduceOp::kSum));
     } else if (comm_.size() > 1) {  // one rank: the bucket is its own sum, nothing to move
-      copy_to_host(b);  // waits for the gradients that backward enqueued
+      copy_to_host(b);              // waits for the gradients that backward enqueued
       work_.push_back(comm_.all_reduce_async(host_bucket_view(b), ReduceOp::kSum));
     }
   }
@@ -255,7 +256,10 @@ CommStats DataParallel::finish() {
   }
   if (compression_) {
     comm_seconds_ = 0;
-    if (device_.is_cpu()) return compression_->exchange(params_);
+    // An exchange that runs where the gradients are (DGC on the GPU) takes them in place.
+    if (device_.is_cpu() || compression_->device() == device_) {
+      return compression_->exchange(params_);
+    }
     const auto t_stage = Clock::now();
     for (size_t b = 0; b < storage_.size(); ++b) copy_to_host(b);
     double stage_s = seconds_since(t_stage);

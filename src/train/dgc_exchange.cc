@@ -4,6 +4,9 @@
 // top-k of |V|, momentum factor masking (V and U zeroed where sent); payloads all-gathered and
 // scatter-added, / N. 1-D tensors go dense and get momentum after the all-reduce, as in the
 // reference. Sparsity warm-up runs over the first warmup_steps steps. See docs/dgc.md.
+// On CUDA gradients (exchange=gather only) U, V, the correction, the selection and the masking
+// run on the GPU (dgc_gpu_memory.h) with the CPU's bits; only the pairs and the biases cross to
+// the host.
 // exchange=allreduce replaces the all-gather by SparseAllReduce (Ok-Topk, Li & Hoefler, PPoPP
 // 2022): the compressed tensors form one index space (tensor j offset by the earlier numels),
 // the budget is the sum of the per-tensor k = ceil(density * numel) (DgcTopK::k_for), and every
@@ -16,6 +19,7 @@
 #include <sstream>
 #include <string>
 
+#include "dgc_gpu_memory.h"
 #include "exchange_methods.h"
 #include "terse/comm/algorithms/sparse_all_reduce.h"
 #include "terse/compress/dgc/dgc_memory.h"
@@ -24,6 +28,7 @@
 #include "terse/core/check.h"
 #include "terse/core/finite.h"
 #include "terse/kernels/cpu_threads.h"
+#include "terse/kernels/cuda_multi_tensor.h"
 
 namespace terse::exchange {
 namespace {
@@ -125,14 +130,31 @@ class DgcExchange final : public GradientCompression {
     memory_.num_workers = comm.size();
     select_.sample_ratio = config_.sample;
     select_.seed = options.seed;
+    const Device device = params.empty() ? Device::cpu() : params[0].grad.device;
+    std::vector<int64_t> numels;
     for (size_t i : split_.compressed) {
       names_.push_back(param_label(params[i], i));
+      numels.push_back(params[i].value.numel);
+      if (device.is_cuda()) continue;  // U and V live on the GPU (gpu_)
       const size_t n = static_cast<size_t>(params[i].value.numel);
       u_[i].assign(n, 0.0f);
       v_[i].assign(n, 0.0f);
     }
     steps_.resize(split_.compressed.size());
     for (size_t i : split_.dense) u_[i].assign(static_cast<size_t>(params[i].value.numel), 0.0f);
+    if (device.is_cuda()) {
+      TERSE_CHECK(config_.exchange == "gather", InvalidArgument,
+                  "dgc exchange=allreduce runs on host gradients; build it over host gradients "
+                  "(DataParallel::exchange_params()) or use exchange=gather on the GPU");
+      gpu_ = std::make_unique<DgcGpuMemory>(device, numels);
+      params_device_ = device;
+      // The dense tensors (biases) travel through host copies: they are small.
+      host_params_ = params;
+      for (size_t i : split_.dense) {
+        host_dense_[i].assign(static_cast<size_t>(params[i].grad.numel), 0.0f);
+        host_params_[i].grad = TensorView::of(host_dense_[i].data(), params[i].grad.numel);
+      }
+    }
     for (const Param& p : params) total_numel_ += p.value.numel;
     if (config_.exchange == "allreduce") {
       TERSE_CHECK(split_.compressed_numel < (int64_t{1} << 31), InvalidArgument,
@@ -149,6 +171,8 @@ class DgcExchange final : public GradientCompression {
           SparseAllReduce::equal_boundaries(split_.compressed_numel, comm.size()));
     }
   }
+
+  Device device() const override { return gpu_ ? params_device_ : Device::cpu(); }
 
   std::string describe() const override {
     return config_.str() + ",momentum=" + DgcConfig::fmt(memory_.momentum) +
@@ -170,7 +194,11 @@ class DgcExchange final : public GradientCompression {
     if (config_.exchange == "allreduce") return exchange_allreduce(params);
     const auto t0 = Clock::now();
     double compress_s = 0;
-    dense_.start(params);
+    // On the GPU the dense tensors go through host copies; `dense` is the list they are read from.
+    const std::vector<Param>& dense = gpu_ ? host_params_ : params;
+    for (const auto& [i, h] : host_dense_)
+      cuda_copy(host_params_[i].grad.data, params[i].grad.data, h.size() * sizeof(float));
+    dense_.start(dense);
     auto tc = Clock::now();
     const DgcTopK& dgc = compressor_for(density_at(step_));
     select_.threads = std::max(1, cpu_threads());  // correction and selection; no bit depends on it
@@ -180,13 +208,15 @@ class DgcExchange final : public GradientCompression {
       const size_t i = split_.compressed[j];
       const TensorView& g = params[i].grad;
       float* gp = static_cast<float*>(g.data);
-      if (!all_finite(gp, g.numel)) {  // before U and V change
-        lengths_[j] = -1;              // every rank learns of it in the length exchange and stops
+      if (gpu_ ? !gpu_->finite(g) : !all_finite(gp, g.numel)) {  // before U and V change
+        lengths_[j] = -1;  // every rank learns of it in the length exchange and stops
         continue;
       }
-      const SparseSelection sel = DgcMemory::step(
-          u_[i].data(), v_[i].data(), gp, g.numel, dgc.density(),
-          seed_step(options_.seed, step_, j, comm_.rank()), memory_, select_, &steps_[j]);
+      const uint64_t seed = seed_step(options_.seed, step_, j, comm_.rank());
+      const SparseSelection sel =
+          gpu_ ? gpu_->step(j, gp, dgc.density(), seed, memory_, select_)
+               : DgcMemory::step(u_[i].data(), v_[i].data(), gp, g.numel, dgc.density(), seed,
+                                 memory_, select_, &steps_[j]);
       const size_t cap = dgc.max_encoded_bytes(g.numel);
       const size_t old = blob_.size();
       blob_.resize(old + cap);
@@ -196,23 +226,32 @@ class DgcExchange final : public GradientCompression {
     }
     std::vector<int64_t> sent = lengths_;
     compress_s += seconds_since(tc);
-    const auto& views = run_gather(params);
+    const auto& views = run_gather(dense);
     tc = Clock::now();
     const float inv = 1.0f / static_cast<float>(comm_.size());
     for (size_t j = 0; j < split_.compressed.size(); ++j) {
       const TensorView& g = params[split_.compressed[j]].grad;
+      if (gpu_) {
+        std::vector<SparseSelection> lists;
+        for (const PayloadView& pv : views[j])
+          lists.push_back(dgc.decode_selection(pv.data, pv.len, g.numel));
+        gpu_->aggregate(lists, g, inv);
+        continue;
+      }
       float* gp = static_cast<float*>(g.data);
       std::memset(gp, 0, static_cast<size_t>(g.numel) * sizeof(float));
       for (const PayloadView& pv : views[j]) dgc.decode(pv.data, pv.len, g, /*accumulate=*/true);
       scale_nonzero(gp, g.numel, inv);
     }
     compress_s += seconds_since(tc);
-    dense_.finish(params);
+    dense_.finish(dense);
     tc = Clock::now();
     for (size_t i : split_.dense) {
-      float* gp = static_cast<float*>(params[i].grad.data);
-      dgc_dense_momentum(u_[i].data(), gp, gp, params[i].grad.numel, memory_);
+      float* gp = static_cast<float*>(dense[i].grad.data);
+      dgc_dense_momentum(u_[i].data(), gp, gp, dense[i].grad.numel, memory_);
     }
+    for (const auto& [i, h] : host_dense_)
+      cuda_copy(params[i].grad.data, host_params_[i].grad.data, h.size() * sizeof(float));
     compress_s += seconds_since(tc);
     ++step_;
 
@@ -233,7 +272,7 @@ class DgcExchange final : public GradientCompression {
   int64_t step() const override { return step_; }
 
   size_t state_bytes() const override {
-    size_t b = 0;
+    size_t b = gpu_ ? gpu_->state_bytes() : 0;
     for (const auto& [i, u] : u_) b += u.size() * sizeof(float);
     for (const auto& [i, v] : v_) b += v.size() * sizeof(float);
     return b;
@@ -250,6 +289,12 @@ class DgcExchange final : public GradientCompression {
     for (const auto& [i, v] : v_) {
       sd.tensors["dgc.v." + std::to_string(i)] = StateTensor::copy_of(
           TensorView::of(const_cast<float*>(v.data()), static_cast<int64_t>(v.size())));
+    }
+    for (size_t j = 0; gpu_ && j < split_.compressed.size(); ++j) {  // host copies: same format
+      const std::string i = std::to_string(split_.compressed[j]);
+      std::vector<float> u = gpu_->u(j), v = gpu_->v(j);
+      sd.tensors["dgc.u." + i] = StateTensor::copy_of(TensorView::of(u.data(), gpu_->numel(j)));
+      sd.tensors["dgc.v." + i] = StateTensor::copy_of(TensorView::of(v.data(), gpu_->numel(j)));
     }
     if (config_.exchange == "allreduce") {
       const std::vector<int64_t>& b = allreduce_.boundaries();
@@ -279,6 +324,14 @@ class DgcExchange final : public GradientCompression {
     };
     check(u_, "u");
     check(v_, "v");
+    // On the GPU the compressed tensors' U and V: the same keys and sizes.
+    std::map<size_t, std::vector<float>> gpu_u, gpu_v;
+    for (size_t j = 0; gpu_ && j < split_.compressed.size(); ++j) {
+      gpu_u[split_.compressed[j]].resize(static_cast<size_t>(gpu_->numel(j)));
+      gpu_v[split_.compressed[j]].resize(static_cast<size_t>(gpu_->numel(j)));
+    }
+    check(gpu_u, "u");
+    check(gpu_v, "v");
     std::vector<int64_t> bounds;
     if (config_.exchange == "allreduce") {
       const StateTensor& t = state.tensor(kBoundariesKey);
@@ -302,6 +355,16 @@ class DgcExchange final : public GradientCompression {
     for (auto& [i, v] : v_) {
       state.tensor("dgc.v." + std::to_string(i))
           .copy_to(TensorView::of(v.data(), static_cast<int64_t>(v.size())), "dgc.v");
+    }
+    for (size_t j = 0; gpu_ && j < split_.compressed.size(); ++j) {
+      const size_t i = split_.compressed[j];
+      std::vector<float>& u = gpu_u[i];
+      std::vector<float>& v = gpu_v[i];
+      state.tensor("dgc.u." + std::to_string(i))
+          .copy_to(TensorView::of(u.data(), static_cast<int64_t>(u.size())), "dgc.u");
+      state.tensor("dgc.v." + std::to_string(i))
+          .copy_to(TensorView::of(v.data(), static_cast<int64_t>(v.size())), "dgc.v");
+      gpu_->load(j, u, v);
     }
     if (config_.exchange == "allreduce") allreduce_.set_boundaries(std::move(bounds));
     for (DgcStepState& st : steps_) st.hint = 0.0f;  // made for the V just replaced
@@ -457,9 +520,18 @@ class DgcExchange final : public GradientCompression {
   std::vector<int64_t> lengths_;
   int64_t total_numel_ = 0;
   int64_t step_ = 0;
+  // On the GPU (the gradients are CUDA views): U and V of the compressed tensors and their
+  // selection there; the dense tensors' gradients through host copies (host_params_ lists them,
+  // the compressed tensors' views unchanged).
+  std::unique_ptr<DgcGpuMemory> gpu_;
+  Device params_device_;
+  std::map<size_t, std::vector<float>> host_dense_;
+  std::vector<Param> host_params_;
 };
 
 }  // namespace
+
+bool dgc_runs_on_gpu(Spec spec) { return parse(std::move(spec)).exchange == "gather"; }
 
 std::unique_ptr<GradientCompression> make_dgc_exchange(Communicator& comm,
                                                        const std::vector<Param>& params,

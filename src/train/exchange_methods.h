@@ -22,6 +22,8 @@ std::unique_ptr<GradientCompression> make_payload_exchange(Communicator& comm,
                                                            const std::vector<Param>& params,
                                                            const CompressionOptions& options);
 // Deep Gradient Compression (dgc_exchange.cc).
+// Whether a DGC spec runs on CUDA gradients (exchange=gather; InvalidArgument for a bad spec).
+bool dgc_runs_on_gpu(Spec spec);
 std::unique_ptr<GradientCompression> make_dgc_exchange(Communicator& comm,
                                                        const std::vector<Param>& params,
                                                        const CompressionOptions& options,

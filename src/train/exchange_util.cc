@@ -139,13 +139,18 @@ Split split_params(const std::vector<Param>& params, int64_t dense_below) {
   return s;
 }
 
-void check_f32_grads(const std::vector<Param>& params, const char* method) {
+void check_f32_grads(const std::vector<Param>& params, const char* method, bool cuda_ok) {
   for (size_t i = 0; i < params.size(); ++i) {
     const Param& p = params[i];
-    TERSE_CHECK(p.grad.dtype == DType::kF32 && p.grad.device.is_cpu(), InvalidArgument, method,
-                " compresses f32 CPU gradients; parameter ", param_label(p, i), " has a ",
-                dtype_name(p.grad.dtype), " gradient on ", p.grad.device.str(),
-                "; train in f32 or use --compress none");
+    TERSE_CHECK(p.grad.dtype == DType::kF32, InvalidArgument, method,
+                " compresses f32 gradients; parameter ", param_label(p, i), " has a ",
+                dtype_name(p.grad.dtype), " gradient; train in f32 or use --compress none");
+    TERSE_CHECK(p.grad.device.is_cpu() || (cuda_ok && p.grad.device == params[0].grad.device),
+                InvalidArgument, method, " compresses ",
+                cuda_ok ? "gradients of one device" : "host gradients", "; parameter ",
+                param_label(p, i), " has its gradient on ", p.grad.device.str(),
+                cuda_ok ? " but the first on " + params[0].grad.device.str() : std::string(),
+                "; build the exchange over host copies (DataParallel::exchange_params())");
     TERSE_CHECK(p.grad.numel == p.value.numel && (p.grad.numel == 0 || p.grad.data != nullptr),
                 InvalidArgument, "parameter ", param_label(p, i), " has a gradient view of ",
                 p.grad.numel, " elements for a value of ", p.value.numel);

@@ -49,7 +49,8 @@ struct Split {
 Split split_params(const std::vector<Param>& params, int64_t dense_below);
 
 // Checks every gradient is a CPU f32 view of its parameter's size (InvalidArgument otherwise).
-void check_f32_grads(const std::vector<Param>& params, const char* method);
+// cuda_ok: the method also runs on CUDA gradients (all on one device).
+void check_f32_grads(const std::vector<Param>& params, const char* method, bool cuda_ok = false);
 
 // Start-up agreement: all_gathers a hash of `signature` (the spec text and every shape) and
 // throws InvalidArgument on every rank when any rank differs, naming the first such rank and

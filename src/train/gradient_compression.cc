@@ -19,6 +19,11 @@ bool compression_is_dgc(const std::string& compress) {
   return compress.substr(0, compress.find(':')) == "dgc";
 }
 
+bool gradient_compression_on_gpu(const CompressionOptions& options) {
+  if (!compression_is_dgc(options.compress)) return false;
+  return exchange::dgc_runs_on_gpu(exchange::parse_spec(options.compress, "--compress"));
+}
+
 namespace exchange {
 namespace {
 
@@ -167,7 +172,7 @@ std::unique_ptr<GradientCompression> make_gradient_compression(Communicator& com
     return nullptr;
   }
   exchange::Spec spec = exchange::parse_spec(options.compress, "--compress");
-  exchange::check_f32_grads(params, spec.name.c_str());
+  exchange::check_f32_grads(params, spec.name.c_str(), gradient_compression_on_gpu(options));
   std::unique_ptr<GradientCompression> out;
   if (spec.name == "dgc" || spec.name == "powersgd") {
     TERSE_CHECK(options.feedback.empty() || options.feedback == "none", InvalidArgument, spec.name,

@@ -1,8 +1,8 @@
 // The data-parallel engine with CUDA parameters against the same engine on the CPU: the
-// averaged gradients (dense, and through a compressed exchange on the host mirror), the
-// broadcast and zero_grad give the CPU's bytes. Ranks are threads over local communicators (a
-// host backend), so the buckets go through the host mirror; the NCCL path is the
-// multirank nccl tests' and the trainer's.
+// averaged gradients (dense, through a compressed exchange on the host mirror, and DGC on the
+// GPU), the exchange's state, the broadcast and zero_grad give the CPU's bytes. Ranks are threads
+// over local communicators (a host backend), so the buckets go through the host mirror; the NCCL
+// path is the multirank nccl tests' and the trainer's.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -62,7 +62,8 @@ struct RankParams {
   RankParams(bool on_cuda, int rank) : cuda(on_cuda) {
     for (size_t t = 0; t < kSizes.size(); ++t) {
       std::vector<float> v(static_cast<size_t>(kSizes[t]));
-      for (int64_t i = 0; i < kSizes[t]; ++i) v[static_cast<size_t>(i)] = grad_value(rank, -1, t, i);
+      for (int64_t i = 0; i < kSizes[t]; ++i)
+        v[static_cast<size_t>(i)] = grad_value(rank, -1, t, i);
       host.push_back(std::move(v));
     }
     for (size_t t = 0; t < kSizes.size(); ++t) {
@@ -104,12 +105,14 @@ void write(const TensorView& v, const std::vector<float>& values) {
 struct Outcome {
   std::vector<std::vector<std::vector<std::vector<float>>>> grads;  // [rank][step][tensor]
   std::vector<std::vector<std::vector<float>>> values;              // [rank][tensor]
+  std::vector<StateDict> exchange_state;                            // [rank], with compression
 };
 
 Outcome run_engine(bool cuda, int world, const std::string& compress, int steps) {
   Outcome out;
   out.grads.resize(static_cast<size_t>(world));
   out.values.resize(static_cast<size_t>(world));
+  out.exchange_state.resize(static_cast<size_t>(world));
   run_ranks(world, [&](int rank, Communicator& comm) {
     RankParams rp(cuda, rank);
     DataParallel dp(comm, rp.params, 0.05);
@@ -117,9 +120,14 @@ Outcome run_engine(bool cuda, int world, const std::string& compress, int steps)
     if (compress != "none") {
       CompressionOptions o;
       o.compress = compress;
-      o.feedback = "ef14";
+      o.feedback = compression_is_dgc(compress) ? "none" : "ef14";
+      o.momentum = 0.9;
       o.seed = 3;
-      dp.set_compression(make_gradient_compression(comm, dp.exchange_params(), o));
+      // As the trainer: DGC on the GPU's buckets, the others on the host mirror.
+      const bool on_gpu = cuda && gradient_compression_on_gpu(o);
+      dp.set_compression(
+          make_gradient_compression(comm, on_gpu ? dp.params() : dp.exchange_params(), o));
+      EXPECT_EQ(dp.compression()->device(), on_gpu ? Device::cuda(0) : Device::cpu());
     }
     dp.broadcast_parameters();
     auto& values = out.values[static_cast<size_t>(rank)];
@@ -139,6 +147,8 @@ Outcome run_engine(bool cuda, int world, const std::string& compress, int steps)
       for (const Param& p : dp.params()) step_grads.push_back(read(p.grad));
       out.grads[static_cast<size_t>(rank)].push_back(std::move(step_grads));
     }
+    if (dp.compression() != nullptr)
+      out.exchange_state[static_cast<size_t>(rank)] = dp.compression()->state_dict();
     dp.zero_grad();
     for (const Param& p : dp.params()) {
       for (float x : read(p.grad)) ASSERT_EQ(x, 0.0f);
@@ -151,6 +161,7 @@ void expect_same_bytes(const Outcome& cpu, const Outcome& gpu) {
   ASSERT_EQ(cpu.grads.size(), gpu.grads.size());
   for (size_t r = 0; r < cpu.grads.size(); ++r) {
     ASSERT_EQ(cpu.values[r], gpu.values[r]) << "broadcast, rank " << r;
+    EXPECT_TRUE(cpu.exchange_state[r] == gpu.exchange_state[r]) << "exchange state, rank " << r;
     ASSERT_EQ(cpu.grads[r].size(), gpu.grads[r].size());
     for (size_t s = 0; s < cpu.grads[r].size(); ++s) {
       for (size_t t = 0; t < kSizes.size(); ++t) {
@@ -180,6 +191,24 @@ TEST(CudaDataParallel, CompressedExchangeRunsOnTheHostMirror) {
                     run_engine(true, 2, "topk:density=0.1", 3));
 }
 
+// DGC with its memory and selection on the GPU (DgcGpuMemory): the averaged gradients and U and V
+// equal the CPU exchange's over several steps (density 0.01 after a warm-up, f16 values, 3 ranks).
+TEST(CudaDataParallel, DgcOnTheGpuEqualsTheCpuExchange) {
+  TERSE_SKIP_WITHOUT_GPU();
+  for (const char* spec : {"dgc:density=0.01,warmup=paper,warmup_steps=2",
+                           "dgc:density=0.05,values=f16,masking=false"}) {
+    SCOPED_TRACE(spec);
+    expect_same_bytes(run_engine(false, 3, spec, 4), run_engine(true, 3, spec, 4));
+  }
+}
+
+// exchange=allreduce runs on host gradients: on the GPU it goes through the mirror.
+TEST(CudaDataParallel, DgcAllReduceRunsOnTheHostMirror) {
+  TERSE_SKIP_WITHOUT_GPU();
+  const char* spec = "dgc:density=0.05,exchange=allreduce";
+  expect_same_bytes(run_engine(false, 2, spec, 3), run_engine(true, 2, spec, 3));
+}
+
 TEST(CudaDataParallel, RefusesParametersOnTwoDevices) {
   TERSE_SKIP_WITHOUT_GPU();
   CudaBuffer gpu(0, 4 * sizeof(float));
@@ -192,8 +221,7 @@ TEST(CudaDataParallel, RefusesParametersOnTwoDevices) {
     DataParallel dp(*comms[0], params, 1.0);
     FAIL() << "expected InvalidArgument";
   } catch (const InvalidArgument& e) {
-    EXPECT_NE(std::string(e.what()).find("'cpu' (#1) lives on cpu"), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("'cpu' (#1) lives on cpu"), std::string::npos) << e.what();
   }
 }
 

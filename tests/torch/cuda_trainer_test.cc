@@ -62,6 +62,31 @@ TEST(CudaTrainer, DgcTrainsOnTheGpu) {
             20.0);
 }
 
+// DGC's U and V live on the GPU (its memory and selection run there): a run resumed from the
+// checkpoint, which holds their host copies, equals the uninterrupted one.
+TEST(CudaTrainer, DgcOnTheGpuResumesExactly) {
+  TERSE_SKIP_WITHOUT_GPU();
+  TrainConfig straight = on_cuda(small_config());
+  straight.compress = "dgc:density=0.01,values=f16";
+  straight.lr_schedule = "step:step_size=10,gamma=0.5";
+  straight.metrics_path = scratch("cuda_dgc_straight") + "/m.jsonl";
+  straight.checkpoint_dir = scratch("cuda_dgc_straight") + "/ckpt";
+  run(straight, 2);
+  TrainConfig first = straight;
+  first.epochs = 1;
+  first.metrics_path = scratch("cuda_dgc_resumed") + "/m.jsonl";
+  first.checkpoint_dir = scratch("cuda_dgc_resumed") + "/ckpt";
+  run(first, 2);
+  TrainConfig second = first;
+  second.epochs = 2;
+  second.resume = true;
+  run(second, 2);
+  EXPECT_EQ(deterministic(first.metrics_path), deterministic(straight.metrics_path));
+  const Checkpoint a = load_latest(straight.checkpoint_dir), b = load_latest(first.checkpoint_dir);
+  EXPECT_TRUE(a.sections.at("compression") == b.sections.at("compression"));
+  EXPECT_TRUE(a.sections.at("model") == b.sections.at("model"));
+}
+
 // A GPU run resumed from its checkpoint equals the uninterrupted GPU run (the same kernels in
 // the same order), and a CPU checkpoint continues on the GPU.
 TEST(CudaTrainer, ResumeIsExactAndCheckpointsMoveBetweenDevices) {
@@ -129,7 +154,8 @@ TEST(CudaTrainer, RefusesWhatDoesNotRunOnTheGpu) {
 
 TEST(CudaTrainer, CudaWithoutAGpuSaysSo) {
   std::string why;
-  if (parity::have_gpu(&why)) GTEST_SKIP() << "a GPU is present; this checks the message without one";
+  if (parity::have_gpu(&why))
+    GTEST_SKIP() << "a GPU is present; this checks the message without one";
   expect_refused(on_cuda(small_config()), "--device cuda");
 }
 

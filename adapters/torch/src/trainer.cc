@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -76,7 +76,8 @@ void validate(const TrainConfig& c) {
               "the nccl backend all-reduces GPU memory; pass --device cuda with it, or use "
               "--backend mpi on the CPU");
   if (c.device == "cuda") {
-    TERSE_CHECK(c.ema.empty(), InvalidArgument, "--ema averages CPU tensors only so far; drop "
+    TERSE_CHECK(c.ema.empty(), InvalidArgument,
+                "--ema averages CPU tensors only so far; drop "
                 "--ema with --device cuda, or train on the CPU");
     TERSE_CHECK(!is_communicating_optimizer(OptimizerSpec::parse(c.optimizer).name),
                 InvalidArgument, "--optimizer ", OptimizerSpec::parse(c.optimizer).name,
@@ -292,7 +293,11 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   std::optional<ParamEma> ema;
   if (!config.ema.empty()) ema.emplace(ParamEma::from_spec(config.ema, dp.params()));
   // Collective: every rank checks here that all built the same exchange.
-  dp.set_compression(make_gradient_compression(comm, dp.exchange_params(), compression));
+  // DGC runs where the gradients are (on the GPU: its memory and selection there); the other
+  // methods on the host mirror of the buckets.
+  const bool exchange_on_gpu = on_cuda && gradient_compression_on_gpu(compression);
+  dp.set_compression(make_gradient_compression(
+      comm, exchange_on_gpu ? dp.params() : dp.exchange_params(), compression));
   GradientCompression* const exchange = dp.compression();
   uint64_t dense_payload_bytes = 0;  // what a dense fp32 all-reduce of all gradients hands over
   for (const Param& p : dp.params())

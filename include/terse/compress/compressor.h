@@ -44,6 +44,9 @@ class Compressor {
               float weight = 1.0f) const;
 
  protected:
+  // The header of the payload [data, data + len), checked as decode() checks it against a tensor
+  // of `numel` elements (magic, version, this compressor's id, numel, lengths): CorruptData.
+  PayloadHeader checked_header(const uint8_t* data, size_t len, int64_t numel) const;
   // Fills header.count / values / indices and writes the body at body (room for
   // max_encoded_bytes - header); returns the body bytes.
   virtual size_t encode_body(const float* x, int64_t n, uint64_t seed_step, PayloadHeader& header,

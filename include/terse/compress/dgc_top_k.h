@@ -43,6 +43,10 @@ class DgcTopK : public Compressor {
   // k_for(n) entries, different numbers of indices and values, or indices not strictly
   // increasing in [0, n); NumericalError when a value is NaN.
   size_t encode_selection(const SparseSelection& s, int64_t n, uint8_t* out, size_t cap) const;
+  // The pairs of the payload [data, data + len) of a tensor of n elements (f16 values widened to
+  // f32), validated as decode() validates them (CorruptData): what decode scatters, as a list,
+  // for a scatter-add elsewhere (the GPU's, cuda_scatter_add.h).
+  SparseSelection decode_selection(const uint8_t* data, size_t len, int64_t n) const;
 
  protected:
   size_t encode_body(const float* x, int64_t n, uint64_t seed_step, PayloadHeader& header,

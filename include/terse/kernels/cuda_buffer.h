@@ -21,6 +21,12 @@ void cuda_zero(void* ptr, size_t bytes);
 // IEEE division, so the bits equal the host's load_as_float(x, i) / divisor). Asynchronous.
 // Throws InvalidArgument for a view that is not on a CUDA device or not floating point.
 void cuda_divide(const TensorView& x, float divisor);
+// x[i] = x[i] * factor, as cuda_divide (the host's x * factor, bit for bit).
+void cuda_multiply(const TensorView& x, float factor);
+
+// Whether every element of a CUDA view (f32, bf16 or f16) is finite: one pass, then a wait for
+// the answer. InvalidArgument as cuda_divide.
+bool cuda_all_finite(const TensorView& x);
 
 // `bytes` of zero-filled memory on CUDA device `device`, freed with the object; moves, does not
 // copy. CudaError when the runtime cannot allocate it.

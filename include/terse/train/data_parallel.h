@@ -27,8 +27,9 @@ namespace terse {
 // On the GPU: when the parameters are CUDA tensors (all on one device) the buckets live in that
 // GPU's memory, so the optimizer steps on the GPU. A communicator of that device (NCCL)
 // all-reduces them in place; a host one (MPI, local) gets each bucket copied to a host mirror
-// as it fills and back after the all-reduce. A compressed exchange runs on the host mirror
-// (exchange_params()), the copies counted as its compression time. Everything on the GPU is
+// as it fills and back after the all-reduce. A compressed exchange built over params() (one that
+// runs on the GPU: DGC) takes the GPU buckets in place; one built over exchange_params() runs on
+// the host mirror, the copies counted as its compression time. Everything on the GPU is
 // ordered through the legacy default stream, where libtorch runs backward.
 class DataParallel {
  public:
@@ -56,7 +57,8 @@ class DataParallel {
 
   // Replaces the overlapped dense all-reduce by a compressed exchange that runs in finish()
   // (nullptr restores the dense path). Call between steps; see make_gradient_compression.
-  // The exchange must be built over exchange_params(), with a host communicator.
+  // The exchange is built over params() when it runs on the parameters' device
+  // (gradient_compression_on_gpu), else over exchange_params(); with a host communicator.
   void set_compression(std::unique_ptr<GradientCompression> compression);
   GradientCompression* compression() const { return compression_.get(); }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "terse/comm/communicator.h"
+#include "terse/core/device.h"
 #include "terse/core/state_dict.h"
 #include "terse/optim/param.h"
 #include "terse/train/comm_stats.h"
@@ -37,6 +38,10 @@ struct CompressionOptions {
 bool compression_is_dgc(const std::string& compress);
 // True for "none" (and "" ): the dense path.
 bool compression_is_dense(const std::string& compress);
+// True when the method runs on CUDA gradients where they are (DGC with exchange=gather: its
+// memory and selection on the GPU); the others run on host gradients, which DataParallel
+// mirrors (DataParallel::exchange_params()). InvalidArgument for a malformed DGC spec.
+bool gradient_compression_on_gpu(const CompressionOptions& options);
 
 // A compressed gradient exchange for a fixed list of parameters. Collective: every rank builds
 // it with the same options and parameter shapes, and calls exchange() once per step.
@@ -58,6 +63,9 @@ class GradientCompression {
   virtual CommStats exchange(const std::vector<Param>& params) = 0;
   // Exchanges done so far (restored by load_state_dict).
   virtual int64_t step() const = 0;
+  // Where it expects the gradients: the CPU, or the GPU of the CUDA gradients it was built over
+  // (gradient_compression_on_gpu).
+  virtual Device device() const { return Device::cpu(); }
   // Bytes of compression state (residuals, DGC's U and V, PowerSGD's error and Q) on this rank.
   virtual size_t state_bytes() const = 0;
   // Per-rank state for checkpoints; load_state_dict validates the method and every size first
@@ -71,7 +79,8 @@ class GradientCompression {
 
 // Builds the exchange, or returns nullptr for the dense path. Throws InvalidArgument for an
 // unknown method or option (naming it, the value seen and the valid ones), a feedback with DGC
-// or PowerSGD, or a gradient that is not f32. Collective: checks that every rank passed the
+// or PowerSGD, a gradient that is not f32, or CUDA gradients for a method that runs on host
+// ones (gradient_compression_on_gpu). Collective: checks that every rank passed the
 // same spec and shapes (InvalidArgument on every rank naming the first difference).
 std::unique_ptr<GradientCompression> make_gradient_compression(Communicator& comm,
                                                                const std::vector<Param>& params,

@@ -40,6 +40,8 @@ void cuda_free(void* /*ptr*/) noexcept {}
 void cuda_copy(void* /*dst*/, const void* /*src*/, size_t /*bytes*/) { no_cuda("cuda_copy"); }
 void cuda_zero(void* /*ptr*/, size_t /*bytes*/) { no_cuda("cuda_zero"); }
 void cuda_divide(const TensorView& /*x*/, float /*divisor*/) { no_cuda("cuda_divide"); }
+void cuda_multiply(const TensorView& /*x*/, float /*factor*/) { no_cuda("cuda_multiply"); }
+bool cuda_all_finite(const TensorView& /*x*/) { no_cuda("cuda_all_finite"); }
 
 size_t cuda_onebit_body_bytes(int64_t /*n*/) { no_cuda("cuda_onebit_body_bytes"); }
 size_t cuda_onebit_encode(const float* /*x*/, int64_t /*n*/, uint8_t* /*body*/,

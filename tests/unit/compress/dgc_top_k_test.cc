@@ -32,6 +32,14 @@ std::vector<float> decode(const Compressor& c, const Bytes& p, int64_t n) {
 }
 
 void expect_corrupt(const Compressor& c, const Bytes& p, int64_t n, const std::string& field) {
+  if (const auto* dgc = dynamic_cast<const DgcTopK*>(&c)) {  // the list decoder checks the same
+    try {
+      dgc->decode_selection(p.data(), p.size(), n);
+      ADD_FAILURE() << "decode_selection: no CorruptData for " << field;
+    } catch (const CorruptData& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  }
   for (bool accumulate : {false, true}) {
     std::vector<float> out(static_cast<size_t>(n), 7.0f);
     try {
@@ -225,6 +233,30 @@ TEST(DgcTopK, CorruptPayloadsAreRejected) {
   expect_corrupt(c, p, 8, "compressor id 1 (topk)");
   expect_corrupt(DgcTopK(0.5, ValueCoding::kF16), good, 8, "value coding f32");
   expect_corrupt(c, good, 9, "numel 8, expected 9");
+}
+
+// decode_selection gives the pairs decode scatters: the selection's indices and its values as
+// sent (f16-rounded for f16).
+TEST(DgcTopK, DecodeSelectionListsWhatDecodeScatters) {
+  const std::vector<float> x = gaussian(5000, 9);
+  for (ValueCoding values : {ValueCoding::kF32, ValueCoding::kF16}) {
+    const DgcTopK c(0.01, values);
+    const SparseSelection sel = c.select(x.data(), 5000, 4);
+    Bytes p(c.max_encoded_bytes(5000));
+    p.resize(c.encode_selection(sel, 5000, p.data(), p.size()));
+    const SparseSelection back = c.decode_selection(p.data(), p.size(), 5000);
+    EXPECT_EQ(back.indices, sel.indices);
+    const std::vector<float> dense = decode(c, p, 5000);
+    ASSERT_EQ(back.values.size(), sel.values.size());
+    std::vector<float> scattered(5000, 0.0f);
+    for (size_t j = 0; j < back.indices.size(); ++j) {
+      scattered[static_cast<size_t>(back.indices[j])] = back.values[j];
+      if (values == ValueCoding::kF32) {
+        EXPECT_EQ(back.values[j], sel.values[j]);
+      }
+    }
+    EXPECT_EQ(scattered, dense);
+  }
 }
 
 TEST(DgcTopK, DecodesPayloadsOfAnyDensity) {

@@ -63,6 +63,34 @@ CompressionOptions opts(const std::string& compress, const std::string& feedback
   return o;
 }
 
+// Which methods run on CUDA gradients, and a clear refusal for the others (no GPU needed: the
+// check comes before any memory is touched).
+TEST(GradientCompression, OnlyDgcGatherRunsOnGpuGradients) {
+  auto opts = [](const std::string& compress) {
+    CompressionOptions o;
+    o.compress = compress;
+    return o;
+  };
+  EXPECT_TRUE(gradient_compression_on_gpu(opts("dgc:density=0.01")));
+  EXPECT_TRUE(gradient_compression_on_gpu(opts("dgc")));
+  EXPECT_FALSE(gradient_compression_on_gpu(opts("dgc:density=0.01,exchange=allreduce")));
+  EXPECT_FALSE(gradient_compression_on_gpu(opts("topk:density=0.01")));
+  EXPECT_FALSE(gradient_compression_on_gpu(opts("powersgd")));
+  EXPECT_FALSE(gradient_compression_on_gpu(opts("none")));
+  EXPECT_THROW(gradient_compression_on_gpu(opts("dgc:density=2")), InvalidArgument);
+
+  float value[64] = {}, grad[64] = {};
+  std::vector<Param> params = {Param{
+      TensorView::of(value, 64), TensorView(grad, 64, DType::kF32, Device::cuda(0)), {8, 8}, "w"}};
+  auto comms = make_local_communicators(1);
+  try {
+    make_gradient_compression(*comms[0], params, opts("topk:density=0.1"));
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("exchange_params()"), std::string::npos) << e.what();
+  }
+}
+
 TEST(GradientCompression, NoneIsTheDensePath) {
   run_local_ranks(1, [](Communicator& comm) {
     Model m(4, 4);
