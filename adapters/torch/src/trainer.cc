@@ -104,6 +104,14 @@ c10::Device cuda_device() {
   return c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(node_rank % count));
 }
 
+// How many ranks of this node use each GPU (ranks that are threads of one process count once:
+// they share one CUDA context).
+int64_t ranks_per_gpu(const c10::Device& device) {
+  if (!device.is_cuda()) return 0;
+  const int64_t gpus = std::max<int64_t>(1, static_cast<int64_t>(torch::cuda::device_count()));
+  return (local_rank_count() + gpus - 1) / gpus;
+}
+
 // A host copy of a parameter's values (the view of the tensor itself on the CPU); `keep` holds
 // the copy alive while the view is used.
 TensorView host_view_of(const at::Tensor& p, at::Tensor& keep) {
@@ -293,9 +301,13 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   std::optional<ParamEma> ema;
   if (!config.ema.empty()) ema.emplace(ParamEma::from_spec(config.ema, dp.params()));
   // Collective: every rank checks here that all built the same exchange.
-  // DGC runs where the gradients are (on the GPU: its memory and selection there); the other
-  // methods on the host mirror of the buckets.
-  const bool exchange_on_gpu = on_cuda && gradient_compression_on_gpu(compression);
+  // DGC runs where the gradients are (on the GPU: its memory and selection there) when this rank
+  // has its GPU to itself; the other methods, and DGC when ranks share a GPU, on the host mirror
+  // of the buckets. Ranks that share a GPU wait for each other's time slices at every one of the
+  // GPU path's small synchronous calls: at 8 ranks on one H100 it took 37.6 ms per step against
+  // 4.0 ms on the host (docs/results.md, "Training on one GPU").
+  const bool exchange_on_gpu =
+      on_cuda && gradient_compression_on_gpu(compression) && ranks_per_gpu(device) == 1;
   dp.set_compression(make_gradient_compression(
       comm, exchange_on_gpu ? dp.params() : dp.exchange_params(), compression));
   GradientCompression* const exchange = dp.compression();

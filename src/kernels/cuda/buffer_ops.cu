@@ -83,16 +83,18 @@ void cuda_multiply(const TensorView& x, float factor) { scale(x, factor, false, 
 bool cuda_all_finite(const TensorView& x) {
   check_view(x, "cuda_all_finite");
   if (x.numel == 0) return true;
-  CudaBuffer flag(x.device.index, sizeof(int));  // zero-filled
+  int* flag = nullptr;  // the codec scratch of x's device: no allocation per call
   on_device_of(x, "the finite check's launch", [&](unsigned blocks) {
+    flag = static_cast<int*>(cuda_codec::scratch(cuda_codec::Scratch::kFlags, sizeof(int)));
+    cuda_check(cudaMemsetAsync(flag, 0, sizeof(int), cudaStreamLegacy), "cudaMemsetAsync");
     dispatch_floating(x.dtype, [&](auto tag) {
       using T = decltype(tag);
-      nonfinite_kernel<T><<<blocks, kThreads, 0, cudaStreamLegacy>>>(
-          static_cast<const T*>(x.data), x.numel, static_cast<int*>(flag.data()));
+      nonfinite_kernel<T>
+          <<<blocks, kThreads, 0, cudaStreamLegacy>>>(static_cast<const T*>(x.data), x.numel, flag);
     });
   });
   int bad = 0;
-  cuda_check(cudaMemcpy(&bad, flag.data(), sizeof bad, cudaMemcpyDeviceToHost),
+  cuda_check(cudaMemcpy(&bad, flag, sizeof bad, cudaMemcpyDeviceToHost),
              "the finite check's read-back");
   return bad == 0;
 }
