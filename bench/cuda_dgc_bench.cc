@@ -28,25 +28,6 @@ namespace {
 using namespace terse;
 using bench::cuda_ok;
 
-// Median wall time (ms) of `reps` calls of f after two warm-ups, each call from an idle device to
-// an idle device: the selector's calls wait for their own results, so this is what a training
-// step would see, read-backs included.
-double time_ms(int reps, const std::function<void()>& f) {
-  f();
-  f();
-  cuda_ok(cudaDeviceSynchronize(), "warm-up");
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    const auto a = std::chrono::steady_clock::now();
-    f();
-    cuda_ok(cudaDeviceSynchronize(), "sync");
-    t.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
 float* device_copy(const std::vector<float>& h) {
   float* p = nullptr;
   cuda_ok(cudaMalloc(&p, h.size() * sizeof(float)), "cudaMalloc");
@@ -99,7 +80,7 @@ int main(int argc, char** argv) {
   const size_t bytes = h.size() * sizeof(float);
   float* dst = nullptr;
   cuda_ok(cudaMalloc(&dst, bytes), "cudaMalloc");
-  const double copy_ms = time_ms(
+  const double copy_ms = bench::wall_median_ms(
       reps, [&] { cuda_ok(cudaMemcpyAsync(dst, x, bytes, cudaMemcpyDeviceToDevice), "copy"); });
   const double copy_gbps = 2.0 * static_cast<double>(bytes) / (copy_ms * 1e6);
 
@@ -107,9 +88,10 @@ int main(int argc, char** argv) {
   const DgcSamplePlan plan = dgc_sample_plan(n, density);
   uint64_t step = 0;
   int64_t count = 0;
-  const double select_ms = time_ms(reps, [&] { count = sel.select(x, plan, step++).count; });
+  const double select_ms =
+      bench::wall_median_ms(reps, [&] { count = sel.select(x, plan, step++).count; });
   const int64_t k = plan.num_selects;
-  const double topk_ms = time_ms(reps, [&] { sel.exact_topk(x, n, k); });
+  const double topk_ms = bench::wall_median_ms(reps, [&] { sel.exact_topk(x, n, k); });
   // Steps alternate between two gradients, after 48 untimed ones: V grows while its elements wait
   // to be selected, and the provisional threshold of the step before lags it most in the first
   // steps (when the stash misses the threshold, the step reads V once more).
@@ -126,13 +108,13 @@ int main(int argc, char** argv) {
   };
   for (int i = 0; i < 48; ++i) dgc_step();
   list_steps = steps = 0;
-  const double step_ms = time_ms(reps, dgc_step);
+  const double step_ms = bench::wall_median_ms(reps, dgc_step);
   std::vector<CudaTensorTask<SgdRule<true>>> tasks(1);
   tasks[0].rule = SgdRule<true>::for_step(0.1, 0.9, 0.0, 0.0, false, false, 2);
   tasks[0].param = TensorView(p, n, DType::kF32, Device::cuda(0));
   tasks[0].grad = TensorView(g, n, DType::kF32, Device::cuda(0));
   tasks[0].states[0] = m;
-  const double sgd_ms = time_ms(reps, [&] { cuda_multi_tensor_apply(tasks); });
+  const double sgd_ms = bench::wall_median_ms(reps, [&] { cuda_multi_tensor_apply(tasks); });
 
   const double traffic = 20.0 * static_cast<double>(n);  // U, V (or p, m) read+write, g read
   std::printf("%s; n %lld, density %g (k %lld); copy %.3f ms = %.0f GB/s\n",

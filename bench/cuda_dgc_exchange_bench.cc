@@ -31,24 +31,6 @@ namespace {
 using namespace terse;
 using bench::cuda_ok;
 
-// Median wall time (ms) of `reps` calls of f after two warm-ups, from an idle device to an idle
-// device.
-double time_ms(int reps, const std::function<void()>& f) {
-  f();
-  f();
-  cuda_ok(cudaDeviceSynchronize(), "warm-up");
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    const auto a = std::chrono::steady_clock::now();
-    f();
-    cuda_ok(cudaDeviceSynchronize(), "sync");
-    t.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
 struct Engine {
   std::vector<CudaBuffer> values;
   std::vector<Param> params;
@@ -138,12 +120,12 @@ int main(int argc, char** argv) {
         offset += sizes[t];
       }
     };
-    const double ms = time_ms(reps, [&] {
+    const double ms = bench::wall_median_ms(reps, [&] {
       refill();
       for (size_t t = sizes.size(); t-- > 0;) e.dp->mark_ready(t);
       e.dp->finish();
     });
-    const double upload_ms = time_ms(reps, refill);
+    const double upload_ms = bench::wall_median_ms(reps, refill);
     const char* name = on_gpu ? "gpu" : "host_mirror";
     std::printf("%-12s exchange %8.3f ms (step %8.3f ms - refill %7.3f ms)\n", name, ms - upload_ms,
                 ms, upload_ms);

@@ -1,13 +1,14 @@
 #pragma once
 
-// Shared by the GPU benchmarks (cuda_optim_bench, cuda_codec_bench, cuda_dgc_bench): a CUDA
-// error check that ends the program with a message, the median of timed calls with CUDA events,
-// and comma-separated lists.
+// Shared by the GPU benchmarks (cuda_optim_bench, cuda_codec_bench, cuda_dgc_bench,
+// cuda_dgc_exchange_bench): a CUDA error check that ends the program with a message, the median
+// of timed calls with CUDA events or by the wall clock, and comma-separated lists.
 
 #include <cuda_runtime.h>
 #include <errno.h>  // program_invocation_short_name
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -45,6 +46,25 @@ inline double cuda_median_ms(int reps, const std::function<void()>& f) {
   }
   cudaEventDestroy(a);
   cudaEventDestroy(b);
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// Median wall time (ms) of `reps` calls of f after two warm-ups, each call from an idle device
+// to an idle device: for calls that wait for their own results (read-backs), as a training step
+// sees them.
+inline double wall_median_ms(int reps, const std::function<void()>& f) {
+  f();
+  f();
+  cuda_ok(cudaDeviceSynchronize(), "warm-up");
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    const auto a = std::chrono::steady_clock::now();
+    f();
+    cuda_ok(cudaDeviceSynchronize(), "sync");
+    t.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+  }
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
 }

@@ -8,10 +8,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <exception>
-#include <functional>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "gpu_skip.h"
@@ -26,25 +22,6 @@ namespace {
 
 // Sizes with odd tails, one element and more than one bucket at 0.05 MB.
 const std::vector<int64_t> kSizes = {1, 4097, 300, 65536 + 3, 12};
-
-void run_ranks(int n, const std::function<void(int, Communicator&)>& fn) {
-  auto comms = make_local_communicators(n);
-  std::vector<std::thread> threads;
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
-  for (int r = 0; r < n; ++r) {
-    threads.emplace_back([&, r] {
-      try {
-        fn(r, *comms[static_cast<size_t>(r)]);
-      } catch (...) {
-        errors[static_cast<size_t>(r)] = std::current_exception();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
-}
 
 float grad_value(int rank, int step, size_t tensor, int64_t i) {
   return std::sin(0.37f * static_cast<float>(i) + 1.3f * static_cast<float>(rank) +
@@ -113,7 +90,8 @@ Outcome run_engine(bool cuda, int world, const std::string& compress, int steps)
   out.grads.resize(static_cast<size_t>(world));
   out.values.resize(static_cast<size_t>(world));
   out.exchange_state.resize(static_cast<size_t>(world));
-  run_ranks(world, [&](int rank, Communicator& comm) {
+  run_local_ranks(world, [&](Communicator& comm) {
+    const int rank = comm.rank();
     RankParams rp(cuda, rank);
     DataParallel dp(comm, rp.params, 0.05);
     EXPECT_EQ(dp.device(), cuda ? Device::cuda(0) : Device::cpu());

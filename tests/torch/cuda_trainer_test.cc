@@ -66,23 +66,13 @@ TEST(CudaTrainer, DgcTrainsOnTheGpu) {
 // checkpoint, which holds their host copies, equals the uninterrupted one.
 TEST(CudaTrainer, DgcOnTheGpuResumesExactly) {
   TERSE_SKIP_WITHOUT_GPU();
-  TrainConfig straight = on_cuda(small_config());
-  straight.compress = "dgc:density=0.01,values=f16";
-  straight.lr_schedule = "step:step_size=10,gamma=0.5";
-  straight.metrics_path = scratch("cuda_dgc_straight") + "/m.jsonl";
-  straight.checkpoint_dir = scratch("cuda_dgc_straight") + "/ckpt";
-  run(straight, 2);
-  TrainConfig first = straight;
-  first.epochs = 1;
-  first.metrics_path = scratch("cuda_dgc_resumed") + "/m.jsonl";
-  first.checkpoint_dir = scratch("cuda_dgc_resumed") + "/ckpt";
-  run(first, 2);
-  TrainConfig second = first;
-  second.epochs = 2;
-  second.resume = true;
-  run(second, 2);
-  EXPECT_EQ(deterministic(first.metrics_path), deterministic(straight.metrics_path));
-  const Checkpoint a = load_latest(straight.checkpoint_dir), b = load_latest(first.checkpoint_dir);
+  TrainConfig c = on_cuda(small_config());
+  c.compress = "dgc:density=0.01,values=f16";
+  c.lr_schedule = "step:step_size=10,gamma=0.5";
+  const ResumePair p = run_straight_and_resumed(c, "cuda_dgc", 2);
+  EXPECT_EQ(deterministic(p.first.metrics_path), deterministic(p.straight.metrics_path));
+  const Checkpoint a = load_latest(p.straight.checkpoint_dir);
+  const Checkpoint b = load_latest(p.first.checkpoint_dir);
   EXPECT_TRUE(a.sections.at("compression") == b.sections.at("compression"));
   EXPECT_TRUE(a.sections.at("model") == b.sections.at("model"));
 }
@@ -91,26 +81,17 @@ TEST(CudaTrainer, DgcOnTheGpuResumesExactly) {
 // the same order), and a CPU checkpoint continues on the GPU.
 TEST(CudaTrainer, ResumeIsExactAndCheckpointsMoveBetweenDevices) {
   TERSE_SKIP_WITHOUT_GPU();
-  TrainConfig straight = on_cuda(small_config());
-  straight.optimizer = "adamw:lr=0.002,weight_decay=0.01";
-  straight.lr_schedule = "step:step_size=10,gamma=0.5";  // cosine would depend on the epochs
-  straight.metrics_path = scratch("cuda_straight") + "/m.jsonl";
-  straight.checkpoint_dir = scratch("cuda_straight") + "/ckpt";
-  const RunResult full = run(straight, 2);
-
-  TrainConfig first = straight;
-  first.epochs = 1;
-  first.metrics_path = scratch("cuda_resumed") + "/m.jsonl";
-  first.checkpoint_dir = scratch("cuda_resumed") + "/ckpt";
-  run(first, 2);
-  TrainConfig second = first;
-  second.epochs = 2;
-  second.resume = true;
-  const RunResult resumed = run(second, 2);
-  EXPECT_EQ(resumed.summary.resumed_from_epoch, 1);
-  EXPECT_EQ(deterministic(first.metrics_path), deterministic(straight.metrics_path));
-  EXPECT_EQ(resumed.summary.final_test_accuracy, full.summary.final_test_accuracy);
-  const Checkpoint a = load_latest(straight.checkpoint_dir), b = load_latest(first.checkpoint_dir);
+  TrainConfig c = on_cuda(small_config());
+  c.optimizer = "adamw:lr=0.002,weight_decay=0.01";
+  c.lr_schedule = "step:step_size=10,gamma=0.5";  // cosine would depend on the epochs
+  const ResumePair p = run_straight_and_resumed(c, "cuda", 2);
+  const TrainConfig& straight = p.straight;
+  const RunResult& full = p.full;
+  EXPECT_EQ(p.resumed.summary.resumed_from_epoch, 1);
+  EXPECT_EQ(deterministic(p.first.metrics_path), deterministic(straight.metrics_path));
+  EXPECT_EQ(p.resumed.summary.final_test_accuracy, full.summary.final_test_accuracy);
+  const Checkpoint a = load_latest(straight.checkpoint_dir);
+  const Checkpoint b = load_latest(p.first.checkpoint_dir);
   EXPECT_TRUE(a.sections.at("model") == b.sections.at("model"));
   EXPECT_TRUE(a.sections.at("optimizer") == b.sections.at("optimizer"));
 

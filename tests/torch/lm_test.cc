@@ -167,22 +167,14 @@ TEST(LmTrainer, GpuRunMatchesTheCpuRun) {
 }
 
 TEST(LmTrainer, ResumeIsExact) {
-  TrainConfig straight = lm_config();
-  straight.train_limit = 320;  // 5 steps per epoch: exactness needs no long run
-  straight.test_limit = 64;
-  straight.metrics_path = scratch("straight") + "/m.jsonl";
-  straight.checkpoint_dir = scratch("straight") + "/ckpt";
-  const RunResult full = run(straight, 2);
-
-  TrainConfig first = straight;
-  first.epochs = 1;
-  first.metrics_path = scratch("resumed") + "/m.jsonl";
-  first.checkpoint_dir = scratch("resumed") + "/ckpt";
-  run(first, 2);
-  TrainConfig second = first;
-  second.epochs = 2;
-  second.resume = true;
-  const RunResult resumed = run(second, 2);
+  TrainConfig c = lm_config();
+  c.train_limit = 320;  // 5 steps per epoch: exactness needs no long run
+  c.test_limit = 64;
+  const ResumePair p = run_straight_and_resumed(c, "lm", 2, "lm");
+  const TrainConfig& straight = p.straight;
+  const TrainConfig& first = p.first;
+  const RunResult& full = p.full;
+  const RunResult& resumed = p.resumed;
 
   EXPECT_EQ(resumed.summary.resumed_from_epoch, 1);
   EXPECT_EQ(deterministic(first.metrics_path), deterministic(straight.metrics_path));
@@ -195,7 +187,8 @@ TEST(LmTrainer, ResumeIsExact) {
   EXPECT_TRUE(ca.sections.at("optimizer") == cb.sections.at("optimizer"));
 
   // Another context is another run: refused, naming the field.
-  TrainConfig other = second;
+  TrainConfig other = first;
+  other.resume = true;
   other.epochs = 3;
   other.context = 8;
   try {

@@ -164,22 +164,14 @@ TEST(Trainer, SameSeedSameMetricsAndParameters) {
 }
 
 TEST(Trainer, ResumeIsExact) {
-  TrainConfig straight = small_config();
-  straight.optimizer = "adamw:lr=0.002,weight_decay=0.01";
-  straight.lr_schedule = "step:step_size=10,gamma=0.5";
-  straight.metrics_path = scratch("straight") + "/m.jsonl";
-  straight.checkpoint_dir = scratch("straight") + "/ckpt";
-  const RunResult full = run(straight, 2);
-
-  TrainConfig first = straight;
-  first.epochs = 1;
-  first.metrics_path = scratch("resumed") + "/m.jsonl";
-  first.checkpoint_dir = scratch("resumed") + "/ckpt";
-  run(first, 2);
-  TrainConfig second = first;
-  second.epochs = 2;
-  second.resume = true;
-  const RunResult resumed = run(second, 2);
+  TrainConfig c = small_config();
+  c.optimizer = "adamw:lr=0.002,weight_decay=0.01";
+  c.lr_schedule = "step:step_size=10,gamma=0.5";
+  const ResumePair p = run_straight_and_resumed(c, "plain", 2);
+  const TrainConfig& straight = p.straight;
+  const TrainConfig& first = p.first;
+  const RunResult& full = p.full;
+  const RunResult& resumed = p.resumed;
 
   EXPECT_EQ(resumed.summary.resumed_from_epoch, 1);
   EXPECT_EQ(resumed.rank0.steps.size(), 16u);

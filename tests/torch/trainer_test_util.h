@@ -96,6 +96,34 @@ inline Checkpoint load_latest(const std::string& dir, int rank = 0) {
   return store.load_rank(store.latest().value(), rank);
 }
 
+// `straight` (with metrics and a checkpoint directory under scratch(name + "_straight")) run
+// through, and the same run stopped after its first epoch and resumed (under
+// scratch(name + "_resumed")). A resumed run appends to its metrics file, so `first`'s file then
+// holds the whole run.
+struct ResumePair {
+  TrainConfig straight, first;
+  RunResult full, resumed;
+};
+inline ResumePair run_straight_and_resumed(TrainConfig straight, const std::string& name, int world,
+                                           const std::string& suite = "trainer") {
+  ResumePair p;
+  straight.metrics_path = scratch(name + "_straight", suite) + "/m.jsonl";
+  straight.checkpoint_dir = scratch(name + "_straight", suite) + "/ckpt";
+  p.full = run(straight, world);
+  TrainConfig first = straight;
+  first.epochs = 1;
+  first.metrics_path = scratch(name + "_resumed", suite) + "/m.jsonl";
+  first.checkpoint_dir = scratch(name + "_resumed", suite) + "/ckpt";
+  run(first, world);
+  TrainConfig second = first;
+  second.epochs = straight.epochs;
+  second.resume = true;
+  p.resumed = run(second, world);
+  p.straight = straight;
+  p.first = first;
+  return p;
+}
+
 inline TrainConfig on_cuda(TrainConfig c) {
   c.device = "cuda";
   return c;

@@ -2,7 +2,7 @@
 // none (the 8-bit optimizers call it only for parameters on a CUDA device).
 #include <vector>
 
-#include "terse/core/check.h"
+#include "no_cuda.h"
 #include "terse/kernels/cuda_eightbit_step.h"
 
 namespace terse {
@@ -10,8 +10,7 @@ namespace terse {
 template <typename Rule, bool kSkipNonFiniteGrad>
 void cuda_eightbit_step(const std::vector<CudaEightBitTask<Rule>>& /*tasks*/,
                         const CudaQuantMaps& /*maps*/) {
-  TERSE_THROW(CudaError, "cuda_eightbit_step: this build of terse has no CUDA support (nvcc was ",
-              "not found or TERSE_CUDA=OFF); rebuild with nvcc on the PATH, or pass CPU tensors");
+  kernels_detail::no_cuda("cuda_eightbit_step");
 }
 
 #define TERSE_CUDA_EIGHTBIT_STUB(R, S)                                            \

@@ -2,6 +2,7 @@
 // executor's entry points, which say that this build has none.
 #include <vector>
 
+#include "no_cuda.h"
 #include "terse/core/check.h"
 #include "terse/kernels/cuda_buffer.h"
 #include "terse/kernels/cuda_cast_codec.h"
@@ -14,12 +15,7 @@
 
 namespace terse {
 
-namespace {
-[[noreturn]] void no_cuda(const char* what) {
-  TERSE_THROW(CudaError, what, ": this build of terse has no CUDA support (nvcc was not found or ",
-              "TERSE_CUDA=OFF); rebuild with nvcc on the PATH, or pass CPU tensors");
-}
-}  // namespace
+using kernels_detail::no_cuda;
 
 template <typename Rule>
 void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<Rule>>& /*tasks*/) {

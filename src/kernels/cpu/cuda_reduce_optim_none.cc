@@ -3,18 +3,14 @@
 // this build has none.
 #include <vector>
 
+#include "no_cuda.h"
 #include "terse/core/check.h"
 #include "terse/kernels/cuda_gsnr.h"
 #include "terse/kernels/cuda_projected.h"
 
 namespace terse {
 
-namespace {
-[[noreturn]] void no_cuda(const char* what) {
-  TERSE_THROW(CudaError, what, ": this build of terse has no CUDA support (nvcc was not found or ",
-              "TERSE_CUDA=OFF); rebuild with nvcc on the PATH, or pass CPU tensors");
-}
-}  // namespace
+using kernels_detail::no_cuda;
 
 std::vector<GsnrSums> cuda_gsnr_sums(const std::vector<TensorView>& /*grads*/) {
   no_cuda("cuda_gsnr_sums");

@@ -1,8 +1,8 @@
 #pragma once
 
-// Helpers shared by the CUDA codecs (terse/kernels/cuda_*_codec.h): error checks, argument
-// checks on device pointers, reusable device scratch, MSB-first bit fields as the CPU's
-// BitWriter writes them. Internal to src/kernels/cuda.
+// Helpers shared by the CUDA kernels of src/kernels/cuda (the codecs, terse/kernels/cuda_*_codec.h,
+// and the optimizer launches): error checks, argument checks on device pointers, reusable device
+// scratch, MSB-first bit fields as the CPU's BitWriter writes them. Internal to src/kernels/cuda.
 
 #include <cuda_runtime.h>
 
@@ -40,6 +40,7 @@ enum class Scratch {
   kCub,
   kFlags,
   kIndices,
+  kLaunchTable,  // the multi-tensor launches' tables of tensors
   kCount
 };
 void* scratch(Scratch slot, size_t bytes);

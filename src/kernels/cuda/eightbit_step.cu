@@ -27,26 +27,6 @@ using cuda_eightbit::kThreads;
 
 constexpr int kMaxDevices = 64;
 
-// The launch table's device memory, one growing buffer per device and host thread. A new
-// upload is ordered after the previous launch on the legacy default stream, so reuse is safe.
-struct TableBuffer {
-  void* ptr = nullptr;
-  size_t bytes = 0;
-};
-thread_local std::array<TableBuffer, kMaxDevices> g_tables;
-
-void* table_on(int device, size_t bytes) {
-  TableBuffer& b = g_tables[static_cast<size_t>(device)];
-  if (b.bytes < bytes) {
-    if (b.ptr != nullptr) cuda_check(cudaFree(b.ptr), "cudaFree of the 8-bit step's table");
-    b.ptr = nullptr;
-    b.bytes = 0;
-    cuda_check(cudaMalloc(&b.ptr, bytes), "cudaMalloc of the 8-bit step's table");
-    b.bytes = bytes;
-  }
-  return b.ptr;
-}
-
 // The device of the tasks (-1 when there are none); throws before anything is launched.
 template <typename Rule>
 int validate(const std::vector<CudaEightBitTask<Rule>>& tasks) {
@@ -121,7 +101,8 @@ void cuda_eightbit_step(const std::vector<CudaEightBitTask<Rule>>& tasks,
   cuda_check(cudaGetDevice(&previous), "cudaGetDevice");
   cuda_check(cudaSetDevice(device), "cudaSetDevice");
   try {
-    auto* dev = static_cast<unsigned char*>(table_on(device, table.size()));
+    auto* dev = static_cast<unsigned char*>(
+        cuda_codec::scratch(cuda_codec::Scratch::kLaunchTable, table.size()));
     // From pageable memory: the call returns once the bytes are staged, ordered after earlier
     // launches on the default stream.
     cuda_check(cudaMemcpyAsync(dev, table.data(), table.size(), cudaMemcpyHostToDevice, nullptr),

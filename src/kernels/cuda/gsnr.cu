@@ -8,11 +8,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "codec_util.cuh"
 #include "terse/core/check.h"
 #include "terse/core/dtype.h"
 #include "terse/kernels/cuda_gsnr.h"
 
 namespace terse {
+
+using cuda_codec::cuda_check;
 namespace {
 
 constexpr int kThreads = 256;
@@ -23,13 +26,6 @@ struct GradRef {
   const void* data;
   int64_t n;
 };
-
-void cuda_check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    TERSE_THROW(CudaError, what, " failed: ", cudaGetErrorName(err), " (", cudaGetErrorString(err),
-                ")");
-  }
-}
 
 // Warps 1.. copy elements [base, base + kTile) of g (those below n) into tile, as floats.
 template <typename T>

@@ -8,22 +8,18 @@
 #include <cstring>
 #include <vector>
 
+#include "codec_util.cuh"
 #include "terse/core/check.h"
 #include "terse/core/dtype.h"
 #include "terse/kernels/cuda_multi_tensor.h"
 
 namespace terse {
+
+using cuda_codec::cuda_check;
 namespace {
 
 constexpr int kThreads = 512;
 constexpr int kMaxDevices = 64;
-
-void cuda_check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    TERSE_THROW(CudaError, what, " failed: ", cudaGetErrorName(err), " (", cudaGetErrorString(err),
-                ")");
-  }
-}
 
 // A task as the kernel sees it (host pointers into device memory).
 template <typename Rule>
@@ -110,26 +106,6 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int k = 0; k < kN; ++k) d.s[k][i] = x[k];
   }
-}
-
-// The launch table's device memory, one growing buffer per device and host thread. A new
-// upload is ordered after the previous launch on the legacy default stream, so reuse is safe.
-struct TableBuffer {
-  void* ptr = nullptr;
-  size_t bytes = 0;
-};
-thread_local std::array<TableBuffer, kMaxDevices> g_tables;
-
-void* table_on(int device, size_t bytes) {
-  TableBuffer& b = g_tables[static_cast<size_t>(device)];
-  if (b.bytes < bytes) {
-    if (b.ptr != nullptr) cuda_check(cudaFree(b.ptr), "cudaFree of the launch table");
-    b.ptr = nullptr;
-    b.bytes = 0;
-    cuda_check(cudaMalloc(&b.ptr, bytes), "cudaMalloc of the launch table");
-    b.bytes = bytes;
-  }
-  return b.ptr;
 }
 
 template <typename Rule>
@@ -227,7 +203,8 @@ void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<Rule>>& tasks) {
   cuda_check(cudaGetDevice(&previous), "cudaGetDevice");
   cuda_check(cudaSetDevice(device), "cudaSetDevice");
   try {
-    auto* dev = static_cast<unsigned char*>(table_on(device, table.size()));
+    auto* dev = static_cast<unsigned char*>(
+        cuda_codec::scratch(cuda_codec::Scratch::kLaunchTable, table.size()));
     // From pageable memory: the call returns once the bytes are staged, ordered after earlier
     // launches on the default stream.
     cuda_check(cudaMemcpyAsync(dev, table.data(), table.size(), cudaMemcpyHostToDevice, nullptr),

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "codec_util.cuh"
 #include "terse/core/check.h"
 #include "terse/core/dtype.h"
 #include "terse/kernels/cpu_chunks.h"
@@ -20,6 +21,8 @@
 #include "terse/kernels/projection_choice.h"
 
 namespace terse {
+
+using cuda_codec::cuda_check;
 namespace {
 
 constexpr int kMaxDevices = 64;
@@ -34,13 +37,6 @@ constexpr int kPiecesPerBlock = kSumThreads / kLanes;
 constexpr int kUnroll = 8;
 static_assert(kSumThreads % 32 == 0 && 32 % kLanes == 0,
               "the lanes of one piece must lie in one warp, and blocks must be whole warps");
-
-void cuda_check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    TERSE_THROW(CudaError, what, " failed: ", cudaGetErrorName(err), " (", cudaGetErrorString(err),
-                ")");
-  }
-}
 
 // A tensor as the kernels see it (pointers into device memory).
 template <typename Rule>
