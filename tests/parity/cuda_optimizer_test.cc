@@ -135,7 +135,7 @@ TEST(CudaOptimizer, OptimizersThatStepCpuTensorsOnlySaySoForCudaOnes) {
   param.value = TensorView(p, 4, DType::kF32, Device::cuda(0));
   param.grad = TensorView(g, 4, DType::kF32, Device::cuda(0));
   for (const std::string spec :
-       {"sgd_sai:lr=0.1", "adamp:lr=0.1", "muon:lr=0.02", "adam8bit", "lookahead:inner=adamw"}) {
+       {"sgd_sai:lr=0.1", "adamp:lr=0.1", "adam8bit", "lookahead:inner=adamw"}) {
     SCOPED_TRACE(spec);
     try {
       make_optimizer(spec, {param});
