@@ -17,16 +17,25 @@
 // Other parameters (1-D, or every parameter of an is_proj_params=false group) take plain AdamW
 // with lr. The random choices come from Philox(seed) streams keyed by (group, refresh, tensor),
 // so the subspace is a function of (seed, step): it is not saved, a load recomputes it.
+// The element-wise formulas are the Rules FrugalAdamRule and FrugalInactiveRule; CUDA parameters
+// step on their GPU through the multi-tensor executor (coord mode: one masked kernel per
+// matrix, the mask uploaded at each refresh), with the CPU's bits.
 
 #include <algorithm>
 #include <cmath>
 #include <tuple>
+#include <vector>
 
+#include "cuda/matrix_kernels.h"
+#include "device_bytes.h"
 #include "matrix_optimizer_base.h"
 #include "option_values.h"
 #include "terse/core/check.h"
 #include "terse/core/dispatch.h"
 #include "terse/core/philox.h"
+#include "terse/kernels/cuda_multi_tensor.h"
+#include "terse/kernels/frugal_adam_rule.h"
+#include "terse/kernels/frugal_inactive_rule.h"
 
 namespace terse::optim_detail {
 namespace {
@@ -34,7 +43,7 @@ namespace {
 enum class Subspace { kBlock, kCoord };
 enum class BlockOrder { kRandom, kAscending, kDescending, kMirror };
 enum class CoordChoice { kColumns, kRows, kRandom };
-enum class Inactive { kSignSgd, kSgd, kNo };
+using Inactive = FrugalInactiveRule::Kind;
 
 struct FrugalHyper {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.01;
@@ -45,7 +54,7 @@ struct FrugalHyper {
   Subspace subspace = Subspace::kBlock;
   BlockOrder block_order = BlockOrder::kRandom;
   CoordChoice coord_choice = CoordChoice::kColumns;
-  Inactive inactive = Inactive::kSignSgd;
+  Inactive inactive = FrugalInactiveRule::kSignSgd;
 };
 
 std::vector<OptionDef> frugal_options() {
@@ -113,7 +122,9 @@ FrugalHyper parse_frugal(const GroupOptions& o, const WordOptions& w) {
                    : cc == "rows"  ? CoordChoice::kRows
                                    : CoordChoice::kRandom;
   const std::string& ir = w.at("inactive_update_rule");
-  h.inactive = ir == "sign_sgd" ? Inactive::kSignSgd : ir == "sgd" ? Inactive::kSgd : Inactive::kNo;
+  h.inactive = ir == "sign_sgd" ? FrugalInactiveRule::kSignSgd
+               : ir == "sgd"    ? FrugalInactiveRule::kSgd
+                                : FrugalInactiveRule::kNo;
   return h;
 }
 
@@ -126,11 +137,6 @@ std::vector<bool> choose(PhiloxStream& rng, int64_t n, int64_t k) {
   }
   return chosen;
 }
-
-// Per-step scalars of the AdamW part.
-struct AdamScalars {
-  float beta1, one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, eps, neg_step;
-};
 
 class Frugal final : public MatrixOptimizerBase {
  public:
@@ -145,6 +151,7 @@ class Frugal final : public MatrixOptimizerBase {
       Sub& s = sub_[g];
       s.active.assign(groups_[g].params.size(), false);
       s.masks.resize(groups_[g].params.size());
+      s.device_masks.resize(groups_[g].params.size());
       for (size_t i = 0; i < groups_[g].params.size(); ++i) {
         if (projected(g, i)) s.blocks.push_back(i);
       }
@@ -164,6 +171,9 @@ class Frugal final : public MatrixOptimizerBase {
     int64_t num_active = 0;                    // block mode
     std::vector<bool> active;                  // block mode, per param
     std::vector<std::vector<uint64_t>> masks;  // coord mode, per param: bit k = entry k active
+    // coord mode on CUDA, per param: masks[i]'s words, then per word the number of set bits in
+    // the words before it (cuda_frugal_coord_step), in GPU memory.
+    std::vector<DeviceBytes> device_masks;
   };
 
   bool projected(size_t g, size_t i) const {
@@ -278,14 +288,29 @@ class Frugal final : public MatrixOptimizerBase {
     Group& grp = groups_[g];
     if (h.subspace == Subspace::kBlock) s.active = active_blocks(g, r);
     for (size_t i : s.blocks) {
-      if (h.subspace == Subspace::kCoord) s.masks[i] = coord_mask(g, i, r);
+      if (h.subspace == Subspace::kCoord) {
+        s.masks[i] = coord_mask(g, i, r);
+        if (device().is_cuda()) s.device_masks[i] = upload_mask(s.masks[i]);
+      }
       if (!reset) continue;
       grp.states[i].clear();
       grp.states[i].shrink_to_fit();
       for (const auto& [name, size] : state_layout(g, i, r * h.update_gap + 1)) {
-        grp.states[i].push_back(Buffer{name, std::vector<float>(size)});
+        grp.states[i].push_back(make_buffer(name, size));
       }
     }
+  }
+
+  // The mask's words and their running counts of set bits, on the parameters' GPU.
+  DeviceBytes upload_mask(const std::vector<uint64_t>& mask) const {
+    std::vector<uint64_t> both(2 * mask.size());
+    int64_t count = 0;
+    for (size_t w = 0; w < mask.size(); ++w) {
+      both[w] = mask[w];
+      both[mask.size() + w] = static_cast<uint64_t>(count);
+      count += __builtin_popcountll(mask[w]);
+    }
+    return DeviceBytes(device().index, both.data(), both.size() * sizeof(uint64_t));
   }
 
   void after_load(int64_t steps) override {
@@ -314,25 +339,15 @@ class Frugal final : public MatrixOptimizerBase {
     out["seed"] = std::to_string(h.seed);
   }
 
-  AdamScalars adam_scalars(const FrugalHyper& h, double lr, int64_t step) const {
-    AdamScalars a{};
-    a.beta1 = static_cast<float>(h.beta1);
-    a.one_minus_beta1 = static_cast<float>(1.0 - h.beta1);
-    a.beta2 = static_cast<float>(h.beta2);
-    a.one_minus_beta2 = static_cast<float>(1.0 - h.beta2);
-    a.eps = static_cast<float>(h.eps);
-    double step_size = lr;
-    a.bc2_sqrt = 1;
-    if (h.correct_bias) {
-      const auto t = static_cast<double>(step);
-      step_size = lr / (1.0 - std::pow(h.beta1, t));
-      a.bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(h.beta2, t)));
-    }
-    a.neg_step = static_cast<float>(-step_size);
-    return a;
-  }
+  // One group's Rules for this step.
+  struct GroupRules {
+    FrugalAdamRule full;  // parameters FRUGAL does not project: AdamW with lr, step t
+    FrugalAdamRule sub;   // the subspace: lr_a, steps since the moments were zeroed
+    FrugalInactiveRule rest;
+  };
 
   void run_step(int64_t t) override {
+    std::vector<GroupRules> rules;
     for (size_t g = 0; g < groups_.size(); ++g) {
       const FrugalHyper& h = hypers_[g];
       Group& grp = groups_[g];
@@ -347,32 +362,48 @@ class Frugal final : public MatrixOptimizerBase {
       const int64_t sub_step = restarted ? (t - 1) % h.update_gap + 1 : t;
       const double lr_a = grp.lr * h.proj_params_lr_scale;
       const auto decay = static_cast<float>(1.0 - grp.lr * h.weight_decay);
-      const AdamScalars full = adam_scalars(h, grp.lr, t);
-      const AdamScalars sub = adam_scalars(h, lr_a, sub_step);
-      const auto neg_ilr = static_cast<float>(-lr_a * h.inactive_lr_scale);
+      GroupRules gr;
+      gr.full = FrugalAdamRule::for_step(grp.lr, h.beta1, h.beta2, h.eps, h.correct_bias, decay, t);
+      gr.sub =
+          FrugalAdamRule::for_step(lr_a, h.beta1, h.beta2, h.eps, h.correct_bias, decay, sub_step);
+      gr.rest.kind = h.inactive;
+      gr.rest.neg_lr = static_cast<float>(-lr_a * h.inactive_lr_scale);
+      gr.rest.decay = decay;
+      rules.push_back(gr);
+      for (size_t i = 0; i < grp.params.size(); ++i) {
+        auto& st = grp.states[i];
+        if (!projected(g, i) && st.empty()) {
+          for (const auto& [name, size] : state_layout(g, i, t))
+            st.push_back(make_buffer(name, size));
+        }
+      }
+    }
+    if (device().is_cuda()) {
+      cuda_step(rules);
+      return;
+    }
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      const FrugalHyper& h = hypers_[g];
+      Group& grp = groups_[g];
+      const GroupRules& gr = rules[g];
       for (size_t i = 0; i < grp.params.size(); ++i) {
         auto& st = grp.states[i];
         const Param& p = grp.params[i];
-        if (!projected(g, i) && st.empty()) {
-          for (const auto& [name, size] : state_layout(g, i, t)) {
-            st.push_back(Buffer{name, std::vector<float>(size)});
-          }
-        }
         dispatch_floating(p.value.dtype, [&](auto tag) {
           using T = decltype(tag);
           T* pp = static_cast<T*>(p.value.data);
           const T* gp = static_cast<const T*>(p.grad.data);
           const int64_t n = p.value.numel;
           if (!projected(g, i)) {
-            adam_range(full, decay, pp, gp, st[0].data.data(), st[1].data.data(), 0, n);
+            adam_range(gr.full, pp, gp, st[0].data.data(), st[1].data.data(), 0, n);
           } else if (h.subspace == Subspace::kBlock) {
             if (sub_[g].active[i]) {
-              adam_range(sub, decay, pp, gp, st[0].data.data(), st[1].data.data(), 0, n);
+              adam_range(gr.sub, pp, gp, st[0].data.data(), st[1].data.data(), 0, n);
             } else {
-              inactive_range(h.inactive, neg_ilr, decay, pp, gp, 0, n);
+              inactive_range(gr.rest, pp, gp, 0, n);
             }
           } else {
-            coord_step(sub, h.inactive, neg_ilr, decay, sub_[g].masks[i], pp, gp, st[0].data.data(),
+            coord_step(gr.sub, gr.rest, sub_[g].masks[i], pp, gp, st[0].data.data(),
                        st[1].data.data(), n);
           }
         });
@@ -380,37 +411,73 @@ class Frugal final : public MatrixOptimizerBase {
     }
   }
 
+  // The step on CUDA tensors, on the legacy default stream: every AdamW tensor (unprojected, or
+  // an active block) in one multi-tensor launch, every inactive block in another, one masked
+  // kernel per coord-mode matrix. The same Rules as the CPU loops: the CPU's bits.
+  void cuda_step(const std::vector<GroupRules>& rules) {
+    std::vector<CudaTensorTask<FrugalAdamRule>> adam;
+    std::vector<CudaTensorTask<FrugalInactiveRule>> rest;
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      const FrugalHyper& h = hypers_[g];
+      Group& grp = groups_[g];
+      const GroupRules& gr = rules[g];
+      for (size_t i = 0; i < grp.params.size(); ++i) {
+        auto& st = grp.states[i];
+        const Param& p = grp.params[i];
+        const bool coord = projected(g, i) && h.subspace == Subspace::kCoord;
+        if (coord) {
+          const auto* words = static_cast<const uint64_t*>(sub_[g].device_masks[i].data());
+          const size_t count = sub_[g].masks[i].size();
+          cuda_frugal_coord_step(gr.sub, gr.rest, words,
+                                 reinterpret_cast<const int64_t*>(words + count), p.value, p.grad,
+                                 st[0].data.data(), st[1].data.data());
+        } else if (!projected(g, i) || sub_[g].active[i]) {
+          CudaTensorTask<FrugalAdamRule> task;
+          task.rule = projected(g, i) ? gr.sub : gr.full;
+          task.param = p.value;
+          task.grad = p.grad;
+          task.states[0] = st[0].data.data();
+          task.states[1] = st[1].data.data();
+          adam.push_back(task);
+        } else {
+          CudaTensorTask<FrugalInactiveRule> task;
+          task.rule = gr.rest;
+          task.param = p.value;
+          task.grad = p.grad;
+          rest.push_back(task);
+        }
+      }
+    }
+    if (!adam.empty()) cuda_multi_tensor_apply(adam);
+    if (!rest.empty()) cuda_multi_tensor_apply(rest);
+  }
+
   // AdamW on entries [begin, end) of p, moments from m[0], v[0] on (reference frugal/adamw.py).
   template <typename T>
-  static void adam_range(const AdamScalars& a, float decay, T* p, const T* grad, float* m, float* v,
+  static void adam_range(const FrugalAdamRule& a, T* p, const T* grad, float* m, float* v,
                          int64_t begin, int64_t end) {
+    float unused = 0;
     for (int64_t k = begin; k < end; ++k, ++m, ++v) {
-      const float g = load_as_float(grad, k);
-      *m = *m * a.beta1 + a.one_minus_beta1 * g;
-      *v = *v * a.beta2 + a.one_minus_beta2 * (g * g);
-      const float den = std::sqrt(*v) / a.bc2_sqrt + a.eps;
-      store_from_float(p, k, load_as_float(p, k) * decay + (*m / den) * a.neg_step);
+      float pv = load_as_float(p, k);
+      a(pv, load_as_float(grad, k), *m, *v, unused);
+      store_from_float(p, k, pv);
     }
   }
 
   template <typename T>
-  static void inactive_range(Inactive rule, float neg_lr, float decay, T* p, const T* grad,
-                             int64_t begin, int64_t end) {
+  static void inactive_range(const FrugalInactiveRule& rule, T* p, const T* grad, int64_t begin,
+                             int64_t end) {
+    float unused = 0;
     for (int64_t k = begin; k < end; ++k) {
-      const float g = load_as_float(grad, k);
-      float u = 0;
-      if (rule == Inactive::kSignSgd) {
-        u = neg_lr * static_cast<float>((g > 0) - (g < 0));  // torch.sign: 0 at 0
-      } else if (rule == Inactive::kSgd) {
-        u = neg_lr * g;
-      }
-      store_from_float(p, k, load_as_float(p, k) * decay + u);
+      float pv = load_as_float(p, k);
+      rule(pv, load_as_float(grad, k), unused, unused, unused);
+      store_from_float(p, k, pv);
     }
   }
 
   // One pass over the matrix: 64 entries per mask word, whole-word runs take the plain loops.
   template <typename T>
-  static void coord_step(const AdamScalars& a, Inactive rule, float neg_ilr, float decay,
+  static void coord_step(const FrugalAdamRule& a, const FrugalInactiveRule& rule,
                          const std::vector<uint64_t>& mask, T* p, const T* grad, float* m, float* v,
                          int64_t n) {
     int64_t slot = 0;
@@ -420,17 +487,17 @@ class Frugal final : public MatrixOptimizerBase {
       const uint64_t bits = mask[w];
       const uint64_t full = end - begin == 64 ? ~uint64_t{0} : (uint64_t{1} << (end - begin)) - 1;
       if (bits == 0) {
-        inactive_range(rule, neg_ilr, decay, p, grad, begin, end);
+        inactive_range(rule, p, grad, begin, end);
       } else if (bits == full) {
-        adam_range(a, decay, p, grad, m + slot, v + slot, begin, end);
+        adam_range(a, p, grad, m + slot, v + slot, begin, end);
         slot += end - begin;
       } else {
         for (int64_t k = begin; k < end; ++k) {
           if ((bits >> (k - begin)) & 1) {
-            adam_range(a, decay, p, grad, m + slot, v + slot, k, k + 1);
+            adam_range(a, p, grad, m + slot, v + slot, k, k + 1);
             ++slot;
           } else {
-            inactive_range(rule, neg_ilr, decay, p, grad, k, k + 1);
+            inactive_range(rule, p, grad, k, k + 1);
           }
         }
       }

@@ -17,23 +17,13 @@ void FusedOptimizerBase::add_groups(const OptionMap& options, std::vector<ParamG
   TERSE_CHECK(!groups.empty(), InvalidArgument, name(),
               ": got no parameter groups; pass at least one parameter");
   // One device for all parameters: the first one's. CUDA only where the step runs there.
-  bool first = true;
-  for (const ParamGroup& pg : groups) {
-    for (const Param& p : pg.params) {
-      if (first) device_ = p.value.device;
-      first = false;
-      TERSE_CHECK(p.value.device == device_ && p.grad.device == device_, InvalidArgument, name(),
-                  ": parameter '", p.name, "' is on ", p.value.device.str(), " (grad on ",
-                  p.grad.device.str(), ") but the first one on ", device_.str(),
-                  "; one optimizer steps the parameters of one device");
-    }
-  }
+  device_ = one_device(name(), groups);
   TERSE_CHECK(device_.is_cpu() || cuda_capable, InvalidArgument, name(), ": the parameters are on ",
               device_.str(), " but ", name(),
               " runs on CPU tensors only so far (docs/optimizers.md, 'On the GPU'); move them "
               "to the CPU or use an optimizer that runs on CUDA (sgd, sgd_sai, adam, adamw, adamp, "
               "sgdp, lion, adan, adabelief, diffgrad, exadam, spam, adam8bit, adamw8bit, "
-              "momentum8bit, lion8bit)");
+              "momentum8bit, lion8bit, muon, auon, frugal)");
   std::set<const void*> seen;
   for (size_t g = 0; g < groups.size(); ++g) {
     Group grp;

@@ -14,6 +14,7 @@ void MatrixOptimizerBase::add_groups(
     const std::function<void(const GroupOptions&, const WordOptions&)>& parse) {
   TERSE_CHECK(!groups.empty(), InvalidArgument, name(),
               ": got no parameter groups; pass at least one parameter");
+  device_ = one_device(name(), groups);
   std::vector<std::string> all_names;
   for (const auto& d : option_defs()) all_names.push_back(d.name);
   for (const auto& w : word_defs()) all_names.push_back(w.name);
@@ -46,7 +47,7 @@ void MatrixOptimizerBase::add_groups(
     parse(parsed, words);
     grp.lr = parsed.lr();
     grp.base_lr = grp.lr;
-    add_group(std::move(grp), std::move(groups[g].params), seen);
+    add_group(std::move(grp), std::move(groups[g].params), seen, device_.is_cuda());
   }
 }
 
@@ -84,11 +85,12 @@ StateDict MatrixOptimizerBase::state_dict() const {
     for (size_t i = 0; i < grp.params.size(); ++i, ++k) {
       const Param& p = grp.params[i];
       const std::string kp = std::to_string(k);
+      std::vector<float> scratch;  // a CUDA buffer's host copy
       for (const auto& buf : grp.states[i]) {
         const auto n = static_cast<int64_t>(buf.data.size());
-        TensorView view(const_cast<float*>(buf.data.data()), n, DType::kF32);
         std::vector<int64_t> shape = n == p.value.numel ? p.shape : std::vector<int64_t>{n};
-        sd.tensors["state." + kp + "." + buf.name] = StateTensor::copy_of(view, shape);
+        sd.tensors["state." + kp + "." + buf.name] =
+            StateTensor::copy_of(buf.data.host_view(scratch), shape);
       }
     }
   }
@@ -109,9 +111,9 @@ void MatrixOptimizerBase::load_state_dict(const StateDict& sd) {
       for (const auto& [n, size] : state_layout(g, i, header.steps)) {
         const std::string key = "state." + kp + "." + n;
         const StateTensor& t = sd.tensor(key);
-        Buffer buf{n, std::vector<float>(size)};
-        t.copy_to(TensorView::of(buf.data.data(), static_cast<int64_t>(size)), key);
-        fresh[g][i].push_back(std::move(buf));
+        std::vector<float> values(size);
+        t.copy_to(TensorView::of(values.data(), static_cast<int64_t>(size)), key);
+        fresh[g][i].push_back(Buffer{n, StateBuffer(device_, std::move(values))});
         ++used;
       }
     }

@@ -5,7 +5,9 @@
 // typed ones, the state dict's header), state_dict / state_bytes over per-parameter buffers whose
 // names and sizes may differ from parameter to parameter (Muon's aux Adam, FRUGAL's subspace
 // moments). FusedOptimizerBase keeps one fixed set of full-size buffers per group, which these
-// optimizers cannot use.
+// optimizers cannot use. Parameters may be CPU or CUDA tensors, all on one device; the buffers
+// live on that device (state_buffer.h) and state_dict() copies them to the host, so a state dict
+// saved on one device loads on the other.
 
 #include <cstdint>
 #include <functional>
@@ -17,13 +19,15 @@
 #include "group_options.h"
 #include "grouped_optimizer_base.h"
 #include "option_def.h"
+#include "state_buffer.h"
+#include "terse/core/device.h"
 #include "terse/optim/optimizer.h"
 
 namespace terse::optim_detail {
 
 struct MatrixBuffer {
   std::string name;  // torch's / the official code's name ("momentum_buffer", "exp_avg")
-  std::vector<float> data;
+  StateBuffer data;  // on the parameters' device
 };
 
 struct MatrixGroup {
@@ -52,9 +56,17 @@ class MatrixOptimizerBase : public GroupedOptimizerBase<MatrixGroup> {
       : GroupedOptimizerBase(name, std::move(defs), std::move(words)) {}
 
   // Called once from the derived constructor: per group, merges the overrides, calls
-  // parse(options, words) (which validates and keeps the typed values), checks the parameters.
+  // parse(options, words) (which validates and keeps the typed values), checks the parameters
+  // (every one on one device, CPU or one GPU).
   void add_groups(const OptionMap& options, std::vector<ParamGroup> groups,
                   const std::function<void(const GroupOptions&, const WordOptions&)>& parse);
+
+  // The device of every parameter (CPU when there are none).
+  Device device() const { return device_; }
+  // A zeroed buffer of `size` floats on that device.
+  Buffer make_buffer(const std::string& name, size_t size) const {
+    return Buffer{name, StateBuffer(device_, size)};
+  }
 
   // Runs step `t` (1-based); allocates state as it needs it.
   virtual void run_step(int64_t t) = 0;
@@ -70,6 +82,9 @@ class MatrixOptimizerBase : public GroupedOptimizerBase<MatrixGroup> {
   // lr(group) / base_lr(group), or 1 when base_lr is 0: the schedule's factor, for options
   // such as Muon's adam_lr that follow the group's schedule.
   double lr_factor(size_t group) const;
+
+ private:
+  Device device_ = Device::cpu();
 };
 
 }  // namespace terse::optim_detail

@@ -6,8 +6,8 @@
 #include <cmath>
 #include <utility>
 
+#include "newton_schulz_steps.h"
 #include "terse/core/check.h"
-#include "terse/core/dtype.h"
 #include "terse/kernels/cpu_threads.h"
 
 // OpenBLAS's own thread pool defaults to every core and spins while it waits; with several ranks
@@ -19,7 +19,8 @@ extern "C" void openblas_set_num_threads(int) __attribute__((weak));
 namespace terse {
 namespace {
 
-inline float bf16_round(float v) { return to_float(to_bfloat16(v)); }
+using ns_steps::bf16_axpy;
+using ns_steps::bf16_round;
 
 void round_all(float* v, int64_t n) {
   for (int64_t i = 0; i < n; ++i) v[i] = bf16_round(v[i]);
@@ -62,14 +63,8 @@ void NewtonSchulz::run_one(float* x, int64_t rows, int64_t cols, const NewtonSch
   if (o.bf16) round_all(X, size);
   double sum_sq = 0;  // torch reduces in a wider type than bf16 too
   for (int64_t i = 0; i < size; ++i) sum_sq += static_cast<double>(X[i]) * X[i];
-  float norm = static_cast<float>(std::sqrt(sum_sq));
-  if (o.bf16) {
-    norm = bf16_round(bf16_round(norm) + o.eps);
-    for (int64_t i = 0; i < size; ++i) X[i] = bf16_round(X[i] / norm);
-  } else {
-    const float den = norm + o.eps;
-    for (int64_t i = 0; i < size; ++i) X[i] = X[i] / den;
-  }
+  const float den = ns_steps::divisor(static_cast<float>(std::sqrt(sum_sq)), o.eps, o.bf16);
+  for (int64_t i = 0; i < size; ++i) X[i] = ns_steps::normalized(X[i], den, o.bf16);
   // CBLAS takes int dimensions (OpenBLAS's blasint is int unless built ILP64).
   TERSE_CHECK(n <= INT_MAX, InvalidArgument, "newton_schulz: a ", rows, " x ", cols,
               " matrix has a side over the ", INT_MAX, " that CBLAS can index; split it");
@@ -84,11 +79,9 @@ void NewtonSchulz::run_one(float* x, int64_t rows, int64_t cols, const NewtonSch
       round_all(A, m * m);
       for (int64_t i = 0; i < m * m; ++i) B[i] = bf16_round(o.c * A[i]);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, M, M, 1.0f, B, M, A, M, 0.0f, Y, M);
-      for (int64_t i = 0; i < m * m; ++i)
-        B[i] = bf16_round(bf16_round(o.b * A[i]) + bf16_round(Y[i]));
+      for (int64_t i = 0; i < m * m; ++i) B[i] = bf16_axpy(o.b, A[i], Y[i]);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, M, 1.0f, B, M, X, N, 0.0f, Y, N);
-      for (int64_t i = 0; i < size; ++i)
-        X[i] = bf16_round(bf16_round(o.a * X[i]) + bf16_round(Y[i]));
+      for (int64_t i = 0; i < size; ++i) X[i] = bf16_axpy(o.a, X[i], Y[i]);
     } else {
       // B = c A A + b A;  Y = B X + a X
       for (int64_t i = 0; i < m * m; ++i) B[i] = A[i];

@@ -43,4 +43,20 @@ void check_param(const char* who, const Param& p, size_t group, size_t index,
   }
 }
 
+Device one_device(const char* who, const std::vector<ParamGroup>& groups) {
+  Device device = Device::cpu();
+  bool first = true;
+  for (const ParamGroup& pg : groups) {
+    for (const Param& p : pg.params) {
+      if (first) device = p.value.device;
+      first = false;
+      TERSE_CHECK(p.value.device == device && p.grad.device == device, InvalidArgument, who,
+                  ": parameter '", p.name, "' is on ", p.value.device.str(), " (grad on ",
+                  p.grad.device.str(), ") but the first one on ", device.str(),
+                  "; one optimizer steps the parameters of one device");
+    }
+  }
+  return device;
+}
+
 }  // namespace terse::optim_detail

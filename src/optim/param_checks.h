@@ -1,7 +1,10 @@
 #pragma once
 
 #include <set>
+#include <vector>
 
+#include "terse/core/device.h"
+#include "terse/optim/optimizer.h"
 #include "terse/optim/param.h"
 
 namespace terse::optim_detail {
@@ -13,5 +16,10 @@ namespace terse::optim_detail {
 // across groups).
 void check_param(const char* who, const Param& p, size_t group, size_t index,
                  std::set<const void*>& seen, bool allow_cuda = false);
+
+// The device of every parameter and gradient of `groups` (the first one's; CPU when there are
+// none). Throws InvalidArgument, naming `who` and the parameter, when one is elsewhere: one
+// optimizer steps the parameters of one device.
+Device one_device(const char* who, const std::vector<ParamGroup>& groups);
 
 }  // namespace terse::optim_detail

@@ -1,11 +1,10 @@
 #pragma once
 
+#include "terse/kernels/torch_lerp.h"
+
 namespace terse::optim_detail {
 
-// torch.lerp(start, end, w) as torch computes it (two forms, chosen by w, for accuracy near 1):
-// start + w (end - start) when |w| < 0.5, else end - (end - start) (1 - w).
-inline float torch_lerp(float start, float end, float w) {
-  return w < 0.5f ? start + w * (end - start) : end - (end - start) * (1.0f - w);
-}
+// The kernels' torch.lerp (terse/kernels/torch_lerp.h), shared with the CUDA Rules.
+using terse::torch_lerp;
 
 }  // namespace terse::optim_detail

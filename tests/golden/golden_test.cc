@@ -13,6 +13,12 @@
 //     file element-wise and 0.0091 norm-wise. So the f32 check is the norm-wise error <= 1e-2
 //     (the spec's bound for bf16 Newton-Schulz) with the element-wise one <= 0.06. The file
 //     that re-run wrote, muon_torch2_11_0.json, is held to the f32 1e-5 like every other file.
+//   muon_torch2_11_0.json on a GPU (the GoldenCuda suites): the bf16 products run on tensor
+//     cores, which add up in another order than the CPU's BLAS. Where the f32 sums are exact
+//     (four summation orders on the CPU give this file's trajectory to the bit) nothing changes,
+//     but one sum rounded the other way can flip a bf16 rounding, which the quintic turns into
+//     ~0.002 a step (docs/optimizers.md, "Muon on the GPU"); so on a GPU the file is held to
+//     muon.json's bounds, and the test prints the error it reached.
 
 #include <gtest/gtest.h>
 
@@ -31,10 +37,18 @@ namespace {
 constexpr double kF32Tolerance = 1e-5;
 constexpr double kMuonNormTolerance = 1e-2;
 
-double base_tolerance(const std::string& name) { return name == "muon" ? 0.06 : kF32Tolerance; }
+// The files whose Newton-Schulz runs in bf16 on products that may round differently from the
+// ones that made them: muon.json everywhere, muon_torch2_11_0.json on a GPU.
+bool bf16_products_may_differ(const std::string& name, Device device) {
+  return name == "muon" || (name == "muon_torch2_11_0" && device.is_cuda());
+}
 
-double tolerance(DType dtype, int64_t steps, const std::string& name) {
-  const double base = base_tolerance(name);
+double base_tolerance(const std::string& name, Device device = Device::cpu()) {
+  return bf16_products_may_differ(name, device) ? 0.06 : kF32Tolerance;
+}
+
+double tolerance(DType dtype, int64_t steps, const std::string& name, Device device) {
+  const double base = base_tolerance(name, device);
   if (dtype == DType::kBF16) return base + static_cast<double>(steps) * std::ldexp(1, -8);
   if (dtype == DType::kF16) return base + static_cast<double>(steps) * std::ldexp(1, -11);
   return base;
@@ -66,11 +80,11 @@ class GoldenTest : public ::testing::Test {
       }
       throw;
     }
-    const double tol = tolerance(dtype_, last, c.name);
+    const double tol = tolerance(dtype_, last, c.name, device_);
     EXPECT_LE(r.max_error, tol) << c.name << " with " << dtype_name(dtype_)
                                 << " params: worst relative error " << r.max_error << " at step "
                                 << r.worst_step << ", tensor " << r.worst_tensor;
-    if (c.name == "muon" && dtype_ == DType::kF32) {
+    if (bf16_products_may_differ(c.name, device_) && dtype_ == DType::kF32) {
       EXPECT_LE(r.max_norm_error, kMuonNormTolerance) << "muon norm-wise error";
     }
     std::cout << c.name << " (" << dtype_name(dtype_) << "): max relative error " << r.max_error

@@ -8,9 +8,15 @@
 #include "terse/kernels/adabelief_rule.h"
 #include "terse/kernels/adam_rule.h"
 #include "terse/kernels/adan_rule.h"
+#include "terse/kernels/auon_rule.h"
 #include "terse/kernels/diffgrad_rule.h"
 #include "terse/kernels/exadam_rule.h"
+#include "terse/kernels/frugal_adam_rule.h"
+#include "terse/kernels/frugal_inactive_rule.h"
+#include "terse/kernels/lerp_momentum_rule.h"
 #include "terse/kernels/lion_rule.h"
+#include "terse/kernels/muon_adam_rule.h"
+#include "terse/kernels/muon_update_rule.h"
 #include "terse/kernels/sgd_rule.h"
 #include "terse/kernels/sgd_sai_rule.h"
 #include "terse/kernels/spam_rule.h"
@@ -56,7 +62,13 @@ void cuda_synchronize();
   X(AdaBeliefRule<true>)        \
   X(DiffGradRule)               \
   X(ExAdamRule)                 \
-  X(SpamRule)
+  X(SpamRule)                   \
+  X(LerpMomentumRule)           \
+  X(MuonUpdateRule)             \
+  X(MuonAdamRule)               \
+  X(AuonUpdateRule)             \
+  X(FrugalAdamRule)             \
+  X(FrugalInactiveRule)
 // clang-format on
 #define TERSE_CUDA_MTA_EXTERN(R) \
   extern template void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<R>>&);
