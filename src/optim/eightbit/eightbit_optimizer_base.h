@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "../fused_optimizer_base.h"
-#include "state_array.h"
+#include "../state_array.h"
 #include "terse/kernels/cuda_eightbit_step.h"
 #include "terse/kernels/dynamic_map.h"
 

@@ -1,9 +1,8 @@
 #pragma once
 
-// One array of an 8-bit optimizer's state (codes, absmax or f32 values of one parameter): in
-// host memory for CPU parameters, in the memory of the parameters' GPU for CUDA ones, which the
-// CUDA step updates in place. StateBuffer (../state_buffer.h) is the f32-only form the
-// element-wise optimizers use; this one also holds the uint8 codes. Moves, does not copy.
+// One array of optimizer state (an element-wise optimizer's m or v, an 8-bit optimizer's codes
+// or absmax, a matrix optimizer's momentum): in host memory for CPU parameters, in the memory of
+// the parameters' GPU for CUDA ones, which the CUDA steps update in place. Moves, does not copy.
 
 #include <cstddef>
 #include <utility>
@@ -18,6 +17,14 @@ template <typename T>
 class StateArray {
  public:
   StateArray() = default;
+  // n zeros on `device`, as torch creates state lazily with zeros.
+  StateArray(Device device, size_t n) : device_(device), size_(n) {
+    if (device.is_cuda()) {
+      device_data_ = static_cast<T*>(cuda_alloc_zeroed(device.index, n * sizeof(T)));
+    } else {
+      host_.assign(n, T{});
+    }
+  }
   // `values` on `device`: kept as they are for the CPU, copied into a GPU's memory.
   StateArray(Device device, std::vector<T> values) : device_(device), size_(values.size()) {
     if (device.is_cuda()) {
@@ -44,6 +51,7 @@ class StateArray {
   T* data() { return device_.is_cuda() ? device_data_ : host_.data(); }
   const T* data() const { return device_.is_cuda() ? device_data_ : host_.data(); }
   size_t size() const { return size_; }
+  Device device() const { return device_; }
 
   // The values in host memory: the array itself on the CPU; for a GPU, a copy made into
   // `scratch` (after the work enqueued on the default stream), which the pointer points into.
