@@ -124,9 +124,6 @@ constexpr int64_t kVersion = 1;
 // Header of the first call's shape check, per rank: status, tensor count, shape hash.
 constexpr int64_t kHeaderWords = 3;
 constexpr int64_t kStatusOk = 0, kStatusBadArguments = 1, kStatusStateMismatch = 2;
-// Per-rank verdict slot in the first collective: 0 fine, -1 (kFlagBadArguments) bad arguments,
-// 1 + i non-finite values in tensor i (exact in f32 for i < 2^24; only rank r writes slot r, so
-// the sum is exact).
 // Sizes above this cannot be real gradients and would overflow byte counts.
 constexpr int64_t kMaxNumel = int64_t{1} << 48;
 

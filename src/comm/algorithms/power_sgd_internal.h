@@ -42,7 +42,9 @@ struct PowerSgd::DeviceState {
 
 namespace power_sgd_detail {
 
-// Per-rank verdict of a bad argument (see power_sgd.cc).
+// Per-rank verdict slot in the first collective: 0 fine, kFlagBadArguments bad arguments, 1 + i
+// non-finite values in tensor i (exact in f32 for i < 2^24; only rank r writes slot r, so the
+// sum is exact).
 constexpr float kFlagBadArguments = -1.0f;
 
 std::string shape_str(int64_t rows, int64_t cols);

@@ -94,10 +94,10 @@ unsigned grid_for(int64_t n) {
 
 // ---- Gram-Schmidt -------------------------------------------------------------------------------
 
-constexpr int kOrthoThreads = 256;
+constexpr int kOrthoThreads = 512;
 constexpr int kOrthoWarps = kOrthoThreads / 32;
-// Later columns whose dot products with column i are reduced together.
-constexpr int kOrthoDots = 8;
+// Later columns whose dot products with column i are reduced together (r <= 17: one group).
+constexpr int kOrthoDots = 16;
 constexpr int kOrthoBatch = 32;
 
 struct OrthoBatch {
@@ -148,34 +148,49 @@ __device__ void block_sums(double (&v)[K], int count) {
   }
 }
 
-// Block b orthogonalizes matrix b. Thread t owns rows t, t + kOrthoThreads, ... in every pass,
-// so it reads back only what it wrote itself; the passes meet only in block_sums.
+// Block b orthogonalizes matrix b, in the CPU's order of operations: per column i, its norm,
+// its normalization, then for every later column j the dot product <i, j> and j -= dot * i.
+// Thread t owns rows t, t + kOrthoThreads, ... in every pass, so it reads back only what it
+// wrote itself and the passes meet only in block_sums; that lets the normalization of column i
+// share a pass over the rows with the first dot products, and the next column's sum of squares
+// share one with its update.
 __global__ void __launch_bounds__(kOrthoThreads) orthogonalize_kernel(OrthoBatch b) {
   const CudaOrthoMatrix mat = b.m[blockIdx.x];
   float* a = mat.data;
   const int64_t n = mat.rows;
   const int64_t r = mat.cols;
+  if (r == 0) return;
+  double ss[1] = {0.0};  // column i's sum of squares, this thread's rows
+  for (int64_t row = threadIdx.x; row < n; row += kOrthoThreads) {
+    const double v = a[row * r];
+    ss[0] += v * v;
+  }
   for (int64_t i = 0; i < r; ++i) {
-    double ss[1] = {0.0};
-    for (int64_t row = threadIdx.x; row < n; row += kOrthoThreads) {
-      const double v = a[row * r + i];
-      ss[0] += v * v;
-    }
     block_sums<1>(ss, 1);
     const float norm = static_cast<float>(sqrt(ss[0]));
     const float denom = b.eps_is_zero ? norm : norm + b.eps;
-    for (int64_t row = threadIdx.x; row < n; row += kOrthoThreads) a[row * r + i] /= denom;
+    ss[0] = 0.0;
+    if (i + 1 == r) {
+      for (int64_t row = threadIdx.x; row < n; row += kOrthoThreads) a[row * r + i] /= denom;
+      break;
+    }
     for (int64_t j0 = i + 1; j0 < r; j0 += kOrthoDots) {
       const int cnt = static_cast<int>(r - j0 < kOrthoDots ? r - j0 : kOrthoDots);
+      const bool first = j0 == i + 1;
       double d[kOrthoDots];
 #pragma unroll
       for (int c = 0; c < kOrthoDots; ++c) d[c] = 0.0;
       for (int64_t row = threadIdx.x; row < n; row += kOrthoThreads) {
-        const float* ar = a + row * r;
-        const double ai = ar[i];
+        float* ar = a + row * r;
+        float ai = ar[i];
+        if (first) {
+          ai /= denom;
+          ar[i] = ai;
+        }
+        const double aid = ai;
 #pragma unroll
         for (int c = 0; c < kOrthoDots; ++c) {
-          if (c < cnt) d[c] += ai * static_cast<double>(ar[j0 + c]);
+          if (c < cnt) d[c] += aid * static_cast<double>(ar[j0 + c]);
         }
       }
       block_sums<kOrthoDots>(d, cnt);
@@ -185,6 +200,10 @@ __global__ void __launch_bounds__(kOrthoThreads) orthogonalize_kernel(OrthoBatch
 #pragma unroll
         for (int c = 0; c < kOrthoDots; ++c) {
           if (c < cnt) ar[j0 + c] -= static_cast<float>(d[c]) * ai;
+        }
+        if (first) {  // column i + 1 is final now: its sum of squares for the next pass
+          const double v = ar[i + 1];
+          ss[0] += v * v;
         }
       }
     }
