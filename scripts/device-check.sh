@@ -9,8 +9,8 @@
 # "-L parity" for the CUDA-against-CPU tests alone); BENCH=1: then the GPU benchmarks
 # (cuda_optim_bench and torch's AdamW of the same sizes, scripts/torch_optim_cuda_bench.py;
 # cuda_codec_bench for the compression kernels; cuda_dgc_bench and torch.topk of the same input,
-# scripts/torch_topk_cuda_bench.py; cuda_dgc_exchange_bench for DGC's exchange in training), their
-# JSON in $OUT.
+# scripts/torch_topk_cuda_bench.py; cuda_dgc_exchange_bench for DGC's exchange in training;
+# cuda_powersgd_bench for PowerSGD's GPU passes), their JSON in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/terse-device}
@@ -44,6 +44,7 @@ if [ "${BENCH:-0}" = 1 ]; then
   build/device/bench/cuda_codec_bench --json "$out/cuda_codec.json" || status=1
   build/device/bench/cuda_dgc_bench --json "$out/cuda_dgc.json" || status=1
   build/device/bench/cuda_dgc_exchange_bench --json "$out/cuda_dgc_exchange.json" || status=1
+  build/device/bench/cuda_powersgd_bench --json "$out/cuda_powersgd.json" || status=1
   python3 scripts/torch_topk_cuda_bench.py >"$out/torch_topk.json" || status=1
   cat "$out/torch_topk.json"
   python3 scripts/torch_optim_cuda_bench.py >"$out/torch_adamw.json" || status=1

@@ -1,7 +1,7 @@
 // PowerSGD in the data-parallel exchange: every gradient viewed as rows x (numel / rows) (1-D
 // tensors as 1 x numel, which PowerSgd sends densely), two fused all-reduces per step after a
-// verdict all-reduce. The
-// algorithm and its state are terse::PowerSgd (docs/collectives.md, "PowerSGD").
+// verdict all-reduce, on the CPU or, for CUDA gradients, on their GPU. The algorithm and its
+// state are terse::PowerSgd (docs/collectives.md, "PowerSGD").
 #include <algorithm>
 #include <sstream>
 
@@ -50,7 +50,10 @@ class PowerSgdExchange final : public GradientCompression {
     matrices_.clear();
     for (const Param& p : params) {
       const int64_t rows = p.shape.size() > 1 && p.shape[0] > 0 ? p.shape[0] : 1;
-      matrices_.push_back(MatrixView{static_cast<float*>(p.grad.data), rows, p.grad.numel / rows});
+      // CUDA gradients run PowerSgd's GPU passes in place (only P and Q cross to a host
+      // communicator); DataParallel hands the exchange its host mirrors today.
+      matrices_.push_back(
+          MatrixView{static_cast<float*>(p.grad.data), rows, p.grad.numel / rows, p.grad.device});
     }
     const PowerSgdReport r = algo_.run(matrices_, step_);
     ++step_;

@@ -7,12 +7,116 @@
 #include <string>
 #include <vector>
 
+#include "power_sgd_internal.h"
 #include "terse/comm/algorithms/bucket_layout.h"
 #include "terse/core/check.h"
 #include "terse/core/finite.h"
 #include "terse/core/philox.h"
+#include "terse/kernels/cuda_power_sgd.h"
 
 namespace terse {
+
+namespace power_sgd_detail {
+
+std::string shape_str(int64_t rows, int64_t cols) { return detail::str_cat(rows, "x", cols); }
+
+bool has_zero_column(const float* q, int64_t cols, int64_t r) {
+  for (int64_t k = 0; k < r; ++k) {
+    bool zero = true;
+    for (int64_t j = 0; j < cols && zero; ++j) zero = q[j * r + k] == 0.0f;
+    if (zero) return true;
+  }
+  return false;
+}
+
+bool error_may_overflow(const float* e, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (!(std::fabs(e[i]) < 0x1p103f)) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// Runs `fn` on device copies of the host arrays `in` and `out` when `c` moves GPU memory, else
+// on the arrays themselves; `out` is copied back.
+template <typename Fn>
+void staged(Communicator& c, TensorView in, TensorView out, Fn fn) {
+  if (c.device().is_cpu()) {
+    fn(in, out);
+    return;
+  }
+  const int device = c.device().index;
+  const CudaCurrentDevice current(device);
+  CudaBuffer din(device, in.nbytes()), dout(device, out.nbytes());
+  cuda_copy(din.data(), in.data, in.nbytes());
+  const TensorView vin(din.data(), in.numel, in.dtype, c.device());
+  const TensorView vout(dout.data(), out.numel, out.dtype, c.device());
+  fn(vin, vout);
+  cuda_copy(out.data, dout.data(), out.nbytes());
+}
+
+}  // namespace
+
+void host_all_reduce(Communicator& c, TensorView host, ReduceOp op) {
+  if (c.device().is_cpu()) {
+    c.all_reduce(host, op);
+    return;
+  }
+  const int device = c.device().index;
+  const CudaCurrentDevice current(device);
+  CudaBuffer d(device, host.nbytes());
+  cuda_copy(d.data(), host.data, host.nbytes());
+  c.all_reduce(TensorView(d.data(), host.numel, host.dtype, c.device()), op);
+  cuda_copy(host.data, d.data(), host.nbytes());
+}
+
+void host_all_gather(Communicator& c, TensorView in, TensorView out) {
+  staged(c, in, out, [&](TensorView i, TensorView o) { c.all_gather(i, o); });
+}
+
+void host_all_gatherv(Communicator& c, TensorView in, TensorView out,
+                      const std::vector<int64_t>& counts) {
+  staged(c, in, out, [&](TensorView i, TensorView o) { c.all_gatherv(i, o, counts); });
+}
+
+PowerSgdReport dense_report(int64_t total, int world, uint64_t extra_bytes) {
+  PowerSgdReport rep;
+  rep.path = "dense";
+  rep.dense_elements = total;
+  rep.payload_bytes = 4 * static_cast<uint64_t>(total);
+  rep.bytes_dense = ring_all_reduce_bytes(4 * static_cast<uint64_t>(total), world);
+  rep.bytes_sent =
+      extra_bytes + ring_all_reduce_bytes(4 * static_cast<uint64_t>(total + world), world);
+  return rep;
+}
+
+void check_p_sum_finite(bool finite, int rank) {
+  TERSE_CHECK(finite, NumericalError, "PowerSgd::run on rank ", rank,
+              ": the sum over ranks of P = (M + e) Q overflowed to a non-finite value although "
+              "every rank's P was finite; no gradient and no PowerSgd state was changed: skip "
+              "this step (e.g. lower the loss scale or the learning rate) and call run() again");
+}
+
+void check_p_orthogonalized(bool finite, int rank, size_t i, int64_t rows, int64_t cols,
+                            double eps) {
+  TERSE_CHECK(finite, NumericalError, "PowerSgd::run on rank ", rank,
+              ": orthogonalizing P of tensor ", i, " (", shape_str(rows, cols),
+              ") gave non-finite values (an all-zero column with orthogonalization_epsilon ", eps,
+              "); no gradient and no PowerSgd state was changed: pass "
+              "orthogonalization_epsilon > 0 (e.g. 1e-8)");
+}
+
+}  // namespace power_sgd_detail
+
+using power_sgd_detail::check_p_orthogonalized;
+using power_sgd_detail::check_p_sum_finite;
+using power_sgd_detail::dense_report;
+using power_sgd_detail::has_zero_column;
+using power_sgd_detail::host_all_gather;
+using power_sgd_detail::host_all_gatherv;
+using power_sgd_detail::kFlagBadArguments;
+using power_sgd_detail::shape_str;
 
 namespace {
 
@@ -20,13 +124,8 @@ constexpr int64_t kVersion = 1;
 // Header of the first call's shape check, per rank: status, tensor count, shape hash.
 constexpr int64_t kHeaderWords = 3;
 constexpr int64_t kStatusOk = 0, kStatusBadArguments = 1, kStatusStateMismatch = 2;
-// Per-rank verdict slot in the first collective: 0 fine, -1 bad arguments, 1 + i non-finite
-// values in tensor i (exact in f32 for i < 2^24; only rank r writes slot r, so the sum is exact).
-constexpr float kFlagBadArguments = -1.0f;
 // Sizes above this cannot be real gradients and would overflow byte counts.
 constexpr int64_t kMaxNumel = int64_t{1} << 48;
-
-std::string shape_str(int64_t rows, int64_t cols) { return detail::str_cat(rows, "x", cols); }
 
 // Modified Gram-Schmidt over the r columns of the row-major n x r matrix `a`, as torch's
 // _orthogonalize_gram_schmidt: col /= (||col|| + eps) (eps == 0: col /= ||col||), then that
@@ -62,16 +161,6 @@ float dot(const float* a, const float* b, int64_t n) {
   }
   for (int l = 0; j < n; ++j, ++l) acc[l] += a[j] * b[j];
   return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-}
-
-// True when a column of the row-major cols x r matrix q is all zero.
-bool has_zero_column(const float* q, int64_t cols, int64_t r) {
-  for (int64_t k = 0; k < r; ++k) {
-    bool zero = true;
-    for (int64_t j = 0; j < cols && zero; ++j) zero = q[j * r + k] == 0.0f;
-    if (zero) return true;
-  }
-  return false;
 }
 
 // t (r x cols) = the transpose of q (cols x r), so each column of Q is contiguous.
@@ -136,6 +225,8 @@ PowerSgd::PowerSgd(Communicator& comm, Options options) : Algorithm(comm), optio
       options_.orthogonalization_epsilon, "; pass 0 (torch's default) or 1e-8");
 }
 
+PowerSgd::~PowerSgd() = default;
+
 std::string PowerSgd::check_local(const std::vector<MatrixView>& grads) const {
   for (size_t i = 0; i < grads.size(); ++i) {
     const MatrixView& g = grads[i];
@@ -147,6 +238,23 @@ std::string PowerSgd::check_local(const std::vector<MatrixView>& grads) const {
       return detail::str_cat("tensor ", i, " (", shape_str(g.rows, g.cols),
                              ") has a null data pointer; pass the gradient's buffer");
     }
+    if (g.device != grads[0].device) {
+      return detail::str_cat("tensor ", i, " is on ", g.device.str(), " but tensor 0 on ",
+                             grads[0].device.str(), "; pass every gradient on one device");
+    }
+    if (g.device.is_cuda() && g.rows * g.cols > 0 &&
+        !cuda_power_sgd_is_device_memory(g.data, g.device.index)) {
+      return detail::str_cat("tensor ", i, " (", shape_str(g.rows, g.cols), ") is a view on ",
+                             g.device.str(),
+                             " but its data is not memory of that GPU (a host pointer, another "
+                             "GPU's memory, or a build without CUDA); pass the view's true device");
+    }
+  }
+  const Device comm_device = comm().device();
+  if (comm_device.is_cuda() && !grads.empty() && grads[0].device != comm_device) {
+    return detail::str_cat("the communicator (", comm().backend(), ") moves memory of ",
+                           comm_device.str(), " but the gradients are on ", grads[0].device.str(),
+                           "; pass views on its GPU, or use a host communicator (mpi)");
   }
   if (!validated_) return std::string();
   if (grads.size() != slots_.size()) {
@@ -195,8 +303,8 @@ void PowerSgd::validate_shapes(const std::vector<MatrixView>& grads,
                            : (!state_error.empty() ? kStatusStateMismatch : kStatusOk),
       static_cast<int64_t>(grads.size()), static_cast<int64_t>(bucket_layout_hash(shapes))};
   std::vector<int64_t> all(un * kHeaderWords);
-  c.all_gather(TensorView::of(header, kHeaderWords),
-               TensorView::of(all.data(), static_cast<int64_t>(all.size())));
+  host_all_gather(c, TensorView::of(header, kHeaderWords),
+                  TensorView::of(all.data(), static_cast<int64_t>(all.size())));
   auto h = [&](int r, int64_t w) { return all[static_cast<size_t>(r) * kHeaderWords + w]; };
 
   TERSE_CHECK(local_error.empty(), InvalidArgument, "PowerSgd::run on rank ", me, " of ", n, ": ",
@@ -224,8 +332,8 @@ void PowerSgd::validate_shapes(const std::vector<MatrixView>& grads,
       total += 2 * h(r, 1);
     }
     std::vector<int64_t> everyone(static_cast<size_t>(total));
-    c.all_gatherv(
-        TensorView::of(const_cast<int64_t*>(shapes.data()), static_cast<int64_t>(shapes.size())),
+    host_all_gatherv(
+        c, TensorView::of(const_cast<int64_t*>(shapes.data()), static_cast<int64_t>(shapes.size())),
         TensorView::of(everyone.data(), total), counts);
     std::vector<int64_t> offset(un + 1, 0);
     for (size_t r = 0; r < un; ++r) offset[r + 1] = offset[r] + counts[r];
@@ -263,6 +371,7 @@ void PowerSgd::validate_shapes(const std::vector<MatrixView>& grads,
 void PowerSgd::plan(const std::vector<MatrixView>& grads) {
   if (!pending_check_) {
     slots_.assign(grads.size(), Slot());
+    dev_.reset();  // no state yet
     for (size_t i = 0; i < grads.size(); ++i) {
       slots_[i].rows = grads[i].rows;
       slots_[i].cols = grads[i].cols;
@@ -313,9 +422,27 @@ PowerSgdReport PowerSgd::run(const std::vector<MatrixView>& grads, int64_t step)
   const bool send_zeros = !local_error.empty();
   bool any_compressed = false;
   for (const Slot& s : slots_) any_compressed = any_compressed || s.r > 0;
-  if (step < options_.start_iter || !any_compressed) {
-    return run_dense(grads, send_zeros, local_error, extra_bytes);
+  const bool dense = step < options_.start_iter || !any_compressed;
+  // The GPU path for CUDA views, and for every call on a communicator of GPU memory (its buffers
+  // must be there). A rank with bad arguments on a host communicator takes the CPU path, which
+  // sends the same collectives without touching the views.
+  int device = -1;
+  if (comm().device().is_cuda()) {
+    device = comm().device().index;
+  } else if (!send_zeros && !grads.empty() && grads[0].device.is_cuda()) {
+    device = grads[0].device.index;
   }
+  if (device >= 0) {
+    const CudaCurrentDevice current(device);
+    move_state(Device::cuda(device));
+    if (dense) return run_dense_device(grads, device, send_zeros, local_error, extra_bytes);
+    PowerSgdReport rep =
+        run_compressed_device(grads, step, device, send_zeros, local_error, extra_bytes);
+    rep.wait_s += validate_s;
+    return rep;
+  }
+  if (!send_zeros) move_state(Device::cpu());
+  if (dense) return run_dense(grads, send_zeros, local_error, extra_bytes);
   PowerSgdReport rep = run_compressed(grads, step, send_zeros, local_error, extra_bytes);
   rep.wait_s += validate_s;
   return rep;
@@ -350,12 +477,47 @@ PowerSgdReport PowerSgd::run_dense(const std::vector<MatrixView>& grads, bool se
     for (int64_t j = 0; j < numel; ++j) grads[i].data[j] = qbuf_[static_cast<size_t>(off + j)] / w;
     off += numel;
   }
+  return dense_report(total, n, extra_bytes);
+}
+
+PowerSgd::Layout PowerSgd::layout() const {
+  const size_t count = slots_.size();
+  Layout l;
+  l.poff.assign(count, 0);
+  l.qoff.assign(count, 0);
+  for (size_t i = 0; i < count; ++i) {
+    const Slot& s = slots_[i];
+    l.total += s.rows * s.cols;
+    if (s.r == 0) continue;
+    l.poff[i] = l.psize;
+    l.qoff[i] = l.qsize;
+    l.psize += s.rows * s.r;
+    l.qsize += s.cols * s.r;
+    ++l.compressed;
+    l.payload += 4 * static_cast<uint64_t>((s.rows + s.cols) * s.r);
+  }
+  for (size_t i = 0; i < count; ++i) {
+    const Slot& s = slots_[i];
+    if (s.r != 0) continue;
+    l.qoff[i] = l.qsize;
+    l.qsize += s.rows * s.cols;
+    l.dense_elements += s.rows * s.cols;
+  }
+  l.payload += 4 * static_cast<uint64_t>(l.dense_elements);
+  return l;
+}
+
+PowerSgdReport PowerSgd::compressed_report(const Layout& l, uint64_t extra_bytes) const {
+  const int n = comm().size();
   PowerSgdReport rep;
-  rep.path = "dense";
-  rep.dense_elements = total;
-  rep.payload_bytes = 4 * static_cast<uint64_t>(total);
-  rep.bytes_dense = ring_all_reduce_bytes(4 * static_cast<uint64_t>(total), n);
-  rep.bytes_sent = extra_bytes + ring_all_reduce_bytes(4 * static_cast<uint64_t>(total + n), n);
+  rep.path = "powersgd";
+  rep.compressed_matrices = l.compressed;
+  rep.dense_elements = l.dense_elements;
+  rep.payload_bytes = l.payload;
+  rep.bytes_dense = ring_all_reduce_bytes(4 * static_cast<uint64_t>(l.total), n);
+  rep.bytes_sent = extra_bytes + recursive_doubling_bytes(4 * static_cast<uint64_t>(n), n) +
+                   ring_all_reduce_bytes(4 * static_cast<uint64_t>(l.psize), n) +
+                   ring_all_reduce_bytes(4 * static_cast<uint64_t>(l.qsize), n);
   return rep;
 }
 
@@ -368,30 +530,10 @@ PowerSgdReport PowerSgd::run_compressed(const std::vector<MatrixView>& grads, in
   const bool ef = options_.error_feedback;
   const size_t count = slots_.size();
 
-  // Layout of the two fused buffers: P_i of compressed matrices, then the verdicts; Q_i of
-  // compressed matrices, then the dense tensors.
-  std::vector<int64_t> poff(count, 0), qoff(count, 0);
-  int64_t psize = 0, qsize = 0, total = 0, dense_elements = 0, compressed = 0;
-  uint64_t payload = 0;
-  for (size_t i = 0; i < count; ++i) {
-    const Slot& s = slots_[i];
-    total += s.rows * s.cols;
-    if (s.r == 0) continue;
-    poff[i] = psize;
-    qoff[i] = qsize;
-    psize += s.rows * s.r;
-    qsize += s.cols * s.r;
-    ++compressed;
-    payload += 4 * static_cast<uint64_t>((s.rows + s.cols) * s.r);
-  }
-  for (size_t i = 0; i < count; ++i) {
-    const Slot& s = slots_[i];
-    if (s.r != 0) continue;
-    qoff[i] = qsize;
-    qsize += s.rows * s.cols;
-    dense_elements += s.rows * s.cols;
-  }
-  payload += 4 * static_cast<uint64_t>(dense_elements);
+  const Layout l = layout();
+  const std::vector<int64_t>& poff = l.poff;
+  const std::vector<int64_t>& qoff = l.qoff;
+  const int64_t psize = l.psize, qsize = l.qsize;
 
   using Clock = std::chrono::steady_clock;
   const auto since = [](Clock::time_point t) {
@@ -455,10 +597,7 @@ PowerSgdReport PowerSgd::run_compressed(const std::vector<MatrixView>& grads, in
   check_flags(verdicts_.data(), local_error);
   c.all_reduce(TensorView::of(pbuf_.data(), psize), ReduceOp::kSum);
   // Every rank holds the same sums, so every rank takes this branch alike.
-  TERSE_CHECK(all_finite(pbuf_.data(), psize), NumericalError, "PowerSgd::run on rank ", c.rank(),
-              ": the sum over ranks of P = (M + e) Q overflowed to a non-finite value although "
-              "every rank's P was finite; no gradient and no PowerSgd state was changed: skip "
-              "this step (e.g. lower the loss scale or the learning rate) and call run() again");
+  check_p_sum_finite(all_finite(pbuf_.data(), psize), c.rank());
 
   // Orthogonalize every P before committing: with eps = 0 an all-zero P gives NaN, and every
   // rank holds the same P, so every rank sees it alike.
@@ -468,11 +607,7 @@ PowerSgdReport PowerSgd::run_compressed(const std::vector<MatrixView>& grads, in
     if (s.r == 0) continue;
     float* p = pbuf_.data() + poff[i];
     orthogonalize(p, s.rows, s.r, eps);
-    TERSE_CHECK(all_finite(p, s.rows * s.r), NumericalError, "PowerSgd::run on rank ", c.rank(),
-                ": orthogonalizing P of tensor ", i, " (", shape_str(s.rows, s.cols),
-                ") gave non-finite values (an all-zero column with orthogonalization_epsilon ", eps,
-                "); no gradient and no PowerSgd state was changed: pass "
-                "orthogonalization_epsilon > 0 (e.g. 1e-8)");
+    check_p_orthogonalized(all_finite(p, s.rows * s.r), c.rank(), i, s.rows, s.cols, eps);
   }
   // Committed: M <- M + e in the gradient, Q <- M^T P (orthogonalized P), in one pass.
   for (size_t i = 0; i < count; ++i) {
@@ -545,25 +680,23 @@ PowerSgdReport PowerSgd::run_compressed(const std::vector<MatrixView>& grads, in
   }
   compress_s += since(tc);
 
-  PowerSgdReport rep;
-  rep.path = "powersgd";
+  PowerSgdReport rep = compressed_report(l, extra_bytes);
   rep.compress_s = compress_s;
   rep.wait_s = wait_s;
-  rep.compressed_matrices = compressed;
-  rep.dense_elements = dense_elements;
-  rep.payload_bytes = payload;
-  rep.bytes_dense = ring_all_reduce_bytes(4 * static_cast<uint64_t>(total), n);
-  rep.bytes_sent = extra_bytes + recursive_doubling_bytes(4 * static_cast<uint64_t>(n), n) +
-                   ring_all_reduce_bytes(4 * static_cast<uint64_t>(psize), n) +
-                   ring_all_reduce_bytes(4 * static_cast<uint64_t>(qsize), n);
   return rep;
 }
 
 size_t PowerSgd::state_bytes() const {
   size_t b = 0;
   for (const Slot& s : slots_) b += sizeof(float) * (s.q.size() + s.error.size());
+  if (dev_) {
+    for (const CudaBuffer& q : dev_->q) b += q.bytes();
+    for (const CudaBuffer& e : dev_->error) b += e.bytes();
+  }
   return b;
 }
+
+Device PowerSgd::state_device() const { return dev_ ? Device::cuda(dev_->device) : Device::cpu(); }
 
 StateDict PowerSgd::state_dict() const {
   StateDict d;
@@ -580,15 +713,14 @@ StateDict PowerSgd::state_dict() const {
                            {static_cast<int64_t>(slots_.size()), 2});
   for (size_t i = 0; i < slots_.size(); ++i) {
     const Slot& s = slots_[i];
-    if (!s.q.empty()) {
+    std::vector<float> q = host_q(i), error = host_error(i);
+    if (!q.empty()) {
       d.tensors[detail::str_cat("powersgd.q.", i)] = StateTensor::copy_of(
-          TensorView::of(const_cast<float*>(s.q.data()), static_cast<int64_t>(s.q.size())),
-          {s.cols, s.r});
+          TensorView::of(q.data(), static_cast<int64_t>(q.size())), {s.cols, s.r});
     }
-    if (!s.error.empty()) {
+    if (!error.empty()) {
       d.tensors[detail::str_cat("powersgd.error.", i)] = StateTensor::copy_of(
-          TensorView::of(const_cast<float*>(s.error.data()), static_cast<int64_t>(s.error.size())),
-          {s.rows, s.cols});
+          TensorView::of(error.data(), static_cast<int64_t>(error.size())), {s.rows, s.cols});
     }
   }
   return d;
@@ -649,6 +781,10 @@ void PowerSgd::load_state_dict(const StateDict& s) {
       slot.q.clear();
       slot.error.clear();
     }
+    if (dev_) {
+      for (CudaBuffer& q : dev_->q) q = CudaBuffer();
+      for (CudaBuffer& e : dev_->error) e = CudaBuffer();
+    }
     return;
   }
   const StateTensor& st = shapes_it->second;
@@ -701,6 +837,15 @@ void PowerSgd::load_state_dict(const StateDict& s) {
     } else {
       load_floats(kv.second, key, slot.rows, slot.cols, &slot.error);
     }
+  }
+  if (dev_) {
+    // Uploaded before anything changes: a failing upload leaves the state as it was.
+    std::unique_ptr<DeviceState> d = make_device_state(slots, dev_->device);
+    for (Slot& slot : slots) {
+      slot.q = std::vector<float>();
+      slot.error = std::vector<float>();
+    }
+    dev_ = std::move(d);
   }
   slots_ = std::move(slots);
   if (!validated_) pending_check_ = true;

@@ -2,20 +2,24 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "terse/comm/algorithms/algorithm.h"
+#include "terse/core/device.h"
 #include "terse/core/state_dict.h"
 
 namespace terse {
 
-// One gradient as a row-major rows x cols f32 matrix on the CPU (a 1-D tensor is 1 x numel; a
-// conv weight out x (in*kh*kw), as torch's hook views it). A view, not owned.
+// One gradient as a row-major rows x cols f32 matrix (a 1-D tensor is 1 x numel; a conv weight
+// out x (in*kh*kw), as torch's hook views it), in host memory or in the memory of a CUDA device.
+// A view, not owned.
 struct MatrixView {
   float* data = nullptr;
   int64_t rows = 0;
   int64_t cols = 0;
+  Device device = Device::cpu();
 };
 
 struct PowerSgdReport : AlgorithmReport {
@@ -53,6 +57,15 @@ struct PowerSgdReport : AlgorithmReport {
 // tensors (1-D ones included) are summed in the second collective and divided by W, with no
 // error feedback (their average is exact). Steps before start_iter are one fused dense
 // all-reduce of everything, divided by W. Differences from torch: docs/collectives.md.
+//
+// On the GPU: when the views are CUDA memory (all on one device), every pass runs there
+// (terse/kernels/cuda_power_sgd.h: cuBLAS products, Gram-Schmidt and the decompression as
+// kernels) and Q and e live in that GPU's memory. A communicator of host memory (MPI, local)
+// gets only P, Q and the dense tensors copied to the host and back, never the compressed
+// matrices; one of that GPU's memory (NCCL) all-reduces them in place. The products sum in
+// another order than the CPU's, so results agree with a CPU run within a tolerance, not bit for
+// bit (docs/collectives.md, "On the GPU"); GPU ranks agree with each other bit for bit, so give
+// every rank the same kind of device. run() returns when the GPU work is done.
 class PowerSgd : public Algorithm {
  public:
   struct Options {
@@ -72,6 +85,7 @@ class PowerSgd : public Algorithm {
   // Throws InvalidArgument on bad options (rank < 1, min_compression_rate not finite or <= 0,
   // start_iter < 0, orthogonalization_epsilon not finite or < 0).
   PowerSgd(Communicator& comm, Options options);
+  ~PowerSgd() override;
 
   const char* name() const override { return "powersgd"; }
   const Options& options() const { return options_; }
@@ -84,26 +98,39 @@ class PowerSgd : public Algorithm {
   // gradient on any rank gives NumericalError on every rank naming the rank and tensor, with
   // every gradient and all state left unchanged (the caller may skip the step): each rank's
   // verdict travels in the first collective, so all ranks decide together and none hangs.
+  // Views on a CUDA device run the GPU passes (above); views of mixed devices, a pointer that is
+  // not memory of the view's device, or host views with a communicator of GPU memory give
+  // InvalidArgument (through the first collective, as any bad argument). Q and e move to the
+  // device of the views when it changes.
   PowerSgdReport run(const std::vector<MatrixView>& grads, int64_t step);
 
   // Bytes of the persistent state: Q (m r' floats) and, with error feedback, e (n m floats)
   // per compressed matrix; 0 before the first compressed step. Work buffers not included.
   size_t state_bytes() const;
+  // Where Q and e live: the CPU, or the CUDA device of the last run() with CUDA views.
+  Device state_device() const;
   // Keys: "powersgd.q.<i>" (f32, shape {m, r'}), "powersgd.error.<i>" (f32, shape {n, m}) for
   // the compressed matrix at position i of run()'s list; ints "powersgd.version" (1),
-  // "powersgd.rank" (r).
+  // "powersgd.rank" (r). Host copies, the same wherever the state lives, so a checkpoint moves
+  // between CPU and GPU runs.
   StateDict state_dict() const;
   // Validates everything before changing anything: CorruptData on a missing or unknown
   // "powersgd." key, a wrong version, rank, dtype or size, a Q and e that disagree, or shapes
   // that differ from those run() has seen (checked at the next run() when none has been seen).
+  // The state goes to where the current one lives (state_device()).
   void load_state_dict(const StateDict& s);
 
  private:
   struct Slot {
     int64_t rows = 0, cols = 0, r = 0;  // r = r' when compressed, 0 when dense
-    std::vector<float> q;               // m x r', row-major; empty until first compressed
-    std::vector<float> error;           // n x m; empty until first compressed (or EF off)
+    // On the CPU (else in DeviceState): empty until first compressed (e: or EF off).
+    std::vector<float> q;      // m x r', row-major
+    std::vector<float> error;  // n x m
   };
+  // The fused buffers' layout of a compressed step (power_sgd_internal.h).
+  struct Layout;
+  // Q, e and the work buffers on the GPU (power_sgd_internal.h).
+  struct DeviceState;
 
   std::string check_local(const std::vector<MatrixView>& grads) const;
   void validate_shapes(const std::vector<MatrixView>& grads, const std::string& local_error);
@@ -113,6 +140,21 @@ class PowerSgd : public Algorithm {
   PowerSgdReport run_compressed(const std::vector<MatrixView>& grads, int64_t step, bool send_zeros,
                                 const std::string& local_error, uint64_t extra_bytes);
   void check_flags(const float* flags, const std::string& local_error) const;
+  Layout layout() const;
+  PowerSgdReport compressed_report(const Layout& l, uint64_t extra_bytes) const;
+  // power_sgd_device.cc: the paths for CUDA views (or any call on a GPU communicator), and the
+  // moves of Q and e between host and device.
+  PowerSgdReport run_dense_device(const std::vector<MatrixView>& grads, int device, bool send_zeros,
+                                  const std::string& local_error, uint64_t extra_bytes);
+  PowerSgdReport run_compressed_device(const std::vector<MatrixView>& grads, int64_t step,
+                                       int device, bool send_zeros, const std::string& local_error,
+                                       uint64_t extra_bytes);
+  void move_state(Device to);
+  // Q and e of `slots` uploaded to `device`, with the carry flags computed from them.
+  std::unique_ptr<DeviceState> make_device_state(const std::vector<Slot>& slots, int device) const;
+  // Host copies of slot i's Q and e (empty when it has none), wherever they live.
+  std::vector<float> host_q(size_t i) const;
+  std::vector<float> host_error(size_t i) const;
 
   Options options_;
   bool validated_ = false;
@@ -120,6 +162,8 @@ class PowerSgd : public Algorithm {
   // Loaded before run() has seen the shapes: checked at the first run().
   bool pending_check_ = false;
   std::vector<float> pbuf_, qbuf_, verdicts_, row_, qt_;
+  // Null while Q and e live on the CPU.
+  std::unique_ptr<DeviceState> dev_;
 };
 
 // A fresh Q for matrix `index` (its position in run()'s list): `count` = m r' entries N(0, 1),
