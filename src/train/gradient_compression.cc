@@ -20,6 +20,7 @@ bool compression_is_dgc(const std::string& compress) {
 }
 
 bool gradient_compression_on_gpu(const CompressionOptions& options) {
+  if (options.compress.substr(0, options.compress.find(':')) == "powersgd") return true;
   if (!compression_is_dgc(options.compress)) return false;
   return exchange::dgc_runs_on_gpu(exchange::parse_spec(options.compress, "--compress"));
 }

@@ -33,9 +33,13 @@ PowerSgd::Options parse(Spec spec, uint64_t seed) {
 class PowerSgdExchange final : public GradientCompression {
  public:
   PowerSgdExchange(Communicator& comm, const std::vector<Param>& params, PowerSgd::Options o)
-      : comm_(comm), algo_(comm, o) {
+      : comm_(comm),
+        algo_(comm, o),
+        device_(params.empty() ? Device::cpu() : params[0].grad.device) {
     for (const Param& p : params) total_numel_ += p.value.numel;
   }
+
+  Device device() const override { return device_; }
 
   std::string describe() const override {
     const PowerSgd::Options& o = algo_.options();
@@ -50,8 +54,8 @@ class PowerSgdExchange final : public GradientCompression {
     matrices_.clear();
     for (const Param& p : params) {
       const int64_t rows = p.shape.size() > 1 && p.shape[0] > 0 ? p.shape[0] : 1;
-      // CUDA gradients run PowerSgd's GPU passes in place (only P and Q cross to a host
-      // communicator); DataParallel hands the exchange its host mirrors today.
+      // CUDA gradients run PowerSgd's GPU passes in place (only P, Q and the dense tensors
+      // cross to a host communicator).
       matrices_.push_back(
           MatrixView{static_cast<float*>(p.grad.data), rows, p.grad.numel / rows, p.grad.device});
     }
@@ -104,6 +108,7 @@ class PowerSgdExchange final : public GradientCompression {
  private:
   Communicator& comm_;
   PowerSgd algo_;
+  Device device_;  // of the gradients it was built over
   std::vector<MatrixView> matrices_;
   int64_t total_numel_ = 0;
   int64_t step_ = 0;

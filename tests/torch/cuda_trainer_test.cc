@@ -50,6 +50,14 @@ TEST(CudaTrainer, TopkWithFeedbackMatchesTheCpuRun) {
   expect_close_runs(c, 2);
 }
 
+// PowerSGD's passes on the GPU (one process: the ranks are threads sharing its context)
+TEST(CudaTrainer, PowerSgdMatchesTheCpuRun) {
+  TERSE_SKIP_WITHOUT_GPU();
+  TrainConfig c = small_config();
+  c.compress = "powersgd:rank=2,start=4";
+  expect_close_runs(c, 2);
+}
+
 TEST(CudaTrainer, DgcTrainsOnTheGpu) {
   TERSE_SKIP_WITHOUT_GPU();
   TrainConfig c = on_cuda(small_config());

@@ -301,9 +301,9 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   std::optional<ParamEma> ema;
   if (!config.ema.empty()) ema.emplace(ParamEma::from_spec(config.ema, dp.params()));
   // Collective: every rank checks here that all built the same exchange.
-  // DGC runs where the gradients are (on the GPU: its memory and selection there) when this rank
-  // has its GPU to itself; the other methods, and DGC when ranks share a GPU, on the host mirror
-  // of the buckets. Ranks that share a GPU wait for each other's time slices at every one of the
+  // DGC and PowerSGD run where the gradients are (on the GPU: their memory and passes there) when
+  // this rank has its GPU to itself; the other methods, and these when ranks share a GPU, on the
+  // host mirror of the buckets. Ranks that share a GPU wait for each other's time slices at every one of the
   // GPU path's small synchronous calls: at 8 ranks on one H100 it took 37.6 ms per step against
   // 4.0 ms on the host (docs/results.md, "Training on one GPU").
   const bool exchange_on_gpu =

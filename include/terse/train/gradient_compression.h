@@ -39,7 +39,8 @@ bool compression_is_dgc(const std::string& compress);
 // True for "none" (and "" ): the dense path.
 bool compression_is_dense(const std::string& compress);
 // True when the method runs on CUDA gradients where they are (DGC with exchange=gather: its
-// memory and selection on the GPU); the others run on host gradients, which DataParallel
+// memory and selection on the GPU; PowerSGD: its products, orthogonalization and error on the
+// GPU, only P and Q to the host); the others run on host gradients, which DataParallel
 // mirrors (DataParallel::exchange_params()). InvalidArgument for a malformed DGC spec.
 bool gradient_compression_on_gpu(const CompressionOptions& options);
 

@@ -65,7 +65,7 @@ CompressionOptions opts(const std::string& compress, const std::string& feedback
 
 // Which methods run on CUDA gradients, and a clear refusal for the others (no GPU needed: the
 // check comes before any memory is touched).
-TEST(GradientCompression, OnlyDgcGatherRunsOnGpuGradients) {
+TEST(GradientCompression, OnlyDgcGatherAndPowerSgdRunOnGpuGradients) {
   auto opts = [](const std::string& compress) {
     CompressionOptions o;
     o.compress = compress;
@@ -75,7 +75,8 @@ TEST(GradientCompression, OnlyDgcGatherRunsOnGpuGradients) {
   EXPECT_TRUE(gradient_compression_on_gpu(opts("dgc")));
   EXPECT_FALSE(gradient_compression_on_gpu(opts("dgc:density=0.01,exchange=allreduce")));
   EXPECT_FALSE(gradient_compression_on_gpu(opts("topk:density=0.01")));
-  EXPECT_FALSE(gradient_compression_on_gpu(opts("powersgd")));
+  EXPECT_TRUE(gradient_compression_on_gpu(opts("powersgd")));
+  EXPECT_TRUE(gradient_compression_on_gpu(opts("powersgd:rank=4")));
   EXPECT_FALSE(gradient_compression_on_gpu(opts("none")));
   EXPECT_THROW(gradient_compression_on_gpu(opts("dgc:density=2")), InvalidArgument);
 
