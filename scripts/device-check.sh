@@ -10,7 +10,8 @@
 # (cuda_optim_bench and torch's AdamW of the same sizes, scripts/torch_optim_cuda_bench.py;
 # cuda_codec_bench for the compression kernels; cuda_dgc_bench and torch.topk of the same input,
 # scripts/torch_topk_cuda_bench.py; cuda_dgc_exchange_bench for DGC's exchange in training;
-# cuda_powersgd_bench for PowerSGD's GPU passes), their JSON in $OUT.
+# cuda_powersgd_bench for PowerSGD's GPU passes; cuda_muon_bench and torch's Muon,
+# scripts/torch_muon_cuda_bench.py), their JSON in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/terse-device}
@@ -45,6 +46,8 @@ if [ "${BENCH:-0}" = 1 ]; then
   build/device/bench/cuda_dgc_bench --json "$out/cuda_dgc.json" || status=1
   build/device/bench/cuda_dgc_exchange_bench --json "$out/cuda_dgc_exchange.json" || status=1
   build/device/bench/cuda_powersgd_bench --json "$out/cuda_powersgd.json" || status=1
+  build/device/bench/cuda_muon_bench --json "$out/cuda_muon.json" || status=1
+  python3 scripts/torch_muon_cuda_bench.py >"$out/torch_muon.json" || status=1
   python3 scripts/torch_topk_cuda_bench.py >"$out/torch_topk.json" || status=1
   cat "$out/torch_topk.json"
   python3 scripts/torch_optim_cuda_bench.py >"$out/torch_adamw.json" || status=1
