@@ -303,9 +303,9 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   // Collective: every rank checks here that all built the same exchange.
   // DGC and PowerSGD run where the gradients are (on the GPU: their memory and passes there) when
   // this rank has its GPU to itself; the other methods, and these when ranks share a GPU, on the
-  // host mirror of the buckets. Ranks that share a GPU wait for each other's time slices at every one of the
-  // GPU path's small synchronous calls: at 8 ranks on one H100 it took 37.6 ms per step against
-  // 4.0 ms on the host (docs/results.md, "Training on one GPU").
+  // host mirror of the buckets. Ranks that share a GPU wait for each other's time slices at every
+  // one of the GPU path's small synchronous calls: at 8 ranks on one H100 it took 37.6 ms per step
+  // against 4.0 ms on the host (docs/results.md, "Training on one GPU").
   const bool exchange_on_gpu =
       on_cuda && gradient_compression_on_gpu(compression) && ranks_per_gpu(device) == 1;
   dp.set_compression(make_gradient_compression(
