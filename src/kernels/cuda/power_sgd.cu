@@ -3,31 +3,25 @@
 #include <cublas_v2.h>
 
 #include <algorithm>
-#include <array>
 #include <climits>
 #include <cmath>
 #include <cstdint>
-#include <mutex>
 
 #include "codec_util.cuh"
+#include "cublas_util.cuh"
 #include "terse/kernels/cuda_power_sgd.h"
 
 namespace terse {
 
 using cuda_codec::check_launch;
+using cuda_codec::cublas_check;
+using cuda_codec::cublas_handle;
 using cuda_codec::cuda_check;
 
 namespace {
 
 constexpr int kMaxDevices = 64;
 constexpr int kThreads = 256;
-
-void cublas_check(cublasStatus_t status, const char* what) {
-  if (status != CUBLAS_STATUS_SUCCESS) {
-    TERSE_THROW(CudaError, what, " failed: ", cublasGetStatusName(status), " (",
-                cublasGetStatusString(status), ")");
-  }
-}
 
 void check_device_index(int device, const char* fn) {
   TERSE_CHECK(device >= 0 && device < kMaxDevices, InvalidArgument, fn, ": device ", device,
@@ -52,28 +46,6 @@ class Scope {
   int device_;
   int previous_ = 0;
 };
-
-// The device's cuBLAS handle (the device must be current), made once and never destroyed: a
-// handle destroyed at exit could outlive the CUDA context. cuBLAS allows one handle to be used
-// from several host threads as long as its settings do not change after it is made.
-cublasHandle_t handle(int device) {
-  static std::mutex mu;
-  static std::array<cublasHandle_t, kMaxDevices> handles{};
-  std::lock_guard<std::mutex> lock(mu);
-  cublasHandle_t& h = handles[static_cast<size_t>(device)];
-  if (h == nullptr) {
-    cublasHandle_t made = nullptr;
-    cublas_check(cublasCreate(&made), "cublasCreate");
-    cublasStatus_t status = cublasSetStream(made, cudaStreamLegacy);
-    if (status == CUBLAS_STATUS_SUCCESS) status = cublasSetMathMode(made, CUBLAS_DEFAULT_MATH);
-    if (status != CUBLAS_STATUS_SUCCESS) {
-      cublasDestroy(made);
-      cublas_check(status, "cublasSetStream / cublasSetMathMode");
-    }
-    h = made;
-  }
-  return h;
-}
 
 void check_dims(const char* fn, int64_t rows, int64_t cols, int64_t r) {
   TERSE_CHECK(
@@ -312,7 +284,7 @@ void cuda_power_sgd_project(int device, const float* m, const float* e, int64_t 
         "cudaMemsetAsync of P");
     return;
   }
-  const cublasHandle_t h = handle(device);
+  const cublasHandle_t h = cublas_handle(device);
   const float one = 1.0f, zero = 0.0f;
   const int ir = static_cast<int>(r), irows = static_cast<int>(rows),
             icols = static_cast<int>(cols);
@@ -349,7 +321,7 @@ void cuda_power_sgd_back_project(int device, const float* m, const float* e, int
         "cudaMemsetAsync of Q");
     return;
   }
-  const cublasHandle_t h = handle(device);
+  const cublasHandle_t h = cublas_handle(device);
   const float one = 1.0f, zero = 0.0f;
   const int ir = static_cast<int>(r), irows = static_cast<int>(rows),
             icols = static_cast<int>(cols);

@@ -16,13 +16,12 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <array>
 #include <climits>
 #include <cmath>
 #include <cub/block/block_reduce.cuh>
-#include <mutex>
 #include <utility>
 
+#include "cublas_util.cuh"
 #include "device_guard.cuh"
 #include "newton_schulz_steps.h"
 #include "terse/core/check.h"
@@ -32,6 +31,7 @@
 namespace terse {
 namespace {
 
+using cuda_codec::cublas_check;
 using optim_cuda::cuda_check;
 using optim_cuda::DeviceGuard;
 using optim_cuda::grid_for;
@@ -40,41 +40,7 @@ constexpr int kThreads = 256;
 constexpr int kMaxDevices = 64;
 constexpr int kMaxParts = 512;  // blocks per matrix in the norm's first pass
 
-void cublas_check(cublasStatus_t st, const char* what) {
-  if (st != CUBLAS_STATUS_SUCCESS) {
-    TERSE_THROW(CudaError, what, " failed: ", cublasGetStatusName(st), " (",
-                cublasGetStatusString(st), ")");
-  }
-}
-
 void launched(const char* what) { cuda_check(cudaGetLastError(), what); }
-
-// The cuBLAS handle of `device` (which must be current), made on first use: on the legacy
-// default stream, where the element-wise optimizers enqueue, so the products are ordered with
-// them; default math (f32 products in f32, no TF32). One per device, shared by every thread:
-// cuBLAS allows that while the handle's settings do not change, and nothing changes them after
-// this. Never destroyed: at exit the CUDA runtime may be torn down before a static destructor
-// would run, and the process's end frees it.
-cublasHandle_t handle_for(int device) {
-  static std::mutex mu;
-  static std::array<cublasHandle_t, kMaxDevices> handles{};
-  TERSE_CHECK(device >= 0 && device < kMaxDevices, InvalidArgument, "cuda_newton_schulz: device ",
-              device, " is out of range [0, ", kMaxDevices, ")");
-  std::lock_guard<std::mutex> lock(mu);
-  cublasHandle_t& h = handles[static_cast<size_t>(device)];
-  if (h == nullptr) {
-    cublasHandle_t made = nullptr;
-    cublas_check(cublasCreate(&made), "cublasCreate");
-    cublasStatus_t st = cublasSetStream(made, cudaStreamLegacy);
-    if (st == CUBLAS_STATUS_SUCCESS) st = cublasSetMathMode(made, CUBLAS_DEFAULT_MATH);
-    if (st != CUBLAS_STATUS_SUCCESS) {
-      cublasDestroy(made);
-      cublas_check(st, "cublasSetStream / cublasSetMathMode");
-    }
-    h = made;
-  }
-  return h;
-}
 
 // Strided-batched products with f32 accumulation and f32 output, inputs of `type`.
 struct Gemm {
@@ -330,9 +296,9 @@ void CudaNewtonSchulz::run(float* x, int64_t batch, int64_t rows, int64_t cols,
   launched("the Newton-Schulz normalisation launch");
   if (o.steps == 0) return;
 
-  const Products prod{
-      Gemm{handle_for(device_), static_cast<int>(batch), o.bf16 ? CUDA_R_16BF : CUDA_R_32F}, wide,
-      static_cast<int>(m), static_cast<int>(n)};
+  const Products prod{Gemm{cuda_codec::cublas_handle(device_), static_cast<int>(batch),
+                           o.bf16 ? CUDA_R_16BF : CUDA_R_32F},
+                      wide, static_cast<int>(m), static_cast<int>(n)};
   if (o.bf16) {
     // The CPU's bf16 emulation, step for step (newton_schulz.cc): every product's f32 output is
     // rounded by the kernel that uses it.
