@@ -269,19 +269,26 @@ void launch_decompress(dim3 grid, float* m, float* e, bool add_error, int64_t ro
 
 }  // namespace
 
-void cuda_power_sgd_project(int device, const float* m, const float* e, int64_t rows, int64_t cols,
-                            const float* q, int64_t r, float* p) {
-  const char* fn = "cuda_power_sgd_project";
+namespace {
+
+// y = (M + e) x (transposed false: P = M Q, y rows x r) or (M + e)^T x (true: Q = M^T P, y
+// cols x r), as one product per term so that M + e is never stored (e may be null). M and e are
+// row-major rows x cols, x and y row-major with r columns; r = 1 takes SGEMV.
+void products(const char* fn, int device, const float* m, const float* e, int64_t rows,
+              int64_t cols, const float* x, int64_t r, float* y, bool transposed) {
   check_dims(fn, rows, cols, r);
-  if (rows == 0 || r == 0) return;
+  const int64_t out = transposed ? cols : rows, in = transposed ? rows : cols;
+  if (out == 0 || r == 0) return;
+  const char* x_name = transposed ? "p" : "q";
+  const char* y_name = transposed ? "q" : "p";
   check_ptr(m, rows * cols, fn, "m");
-  check_ptr(q, cols * r, fn, "q");
-  check_ptr(p, rows * r, fn, "p");
+  check_ptr(x, in * r, fn, x_name);
+  check_ptr(y, out * r, fn, y_name);
   const Scope scope(device, fn);
-  if (cols == 0) {  // the empty sum
+  if (in == 0) {  // the empty sum
     cuda_check(
-        cudaMemsetAsync(p, 0, sizeof(float) * static_cast<size_t>(rows * r), cudaStreamLegacy),
-        "cudaMemsetAsync of P");
+        cudaMemsetAsync(y, 0, sizeof(float) * static_cast<size_t>(out * r), cudaStreamLegacy),
+        transposed ? "cudaMemsetAsync of Q" : "cudaMemsetAsync of P");
     return;
   }
   const cublasHandle_t h = cublas_handle(device);
@@ -293,55 +300,36 @@ void cuda_power_sgd_project(int device, const float* m, const float* e, int64_t 
     if (mats[t] == nullptr) continue;
     const float* beta = t == 0 ? &zero : &one;
     if (r == 1) {
-      // p = M q, with M seen by cuBLAS (column-major) as the cols x rows matrix M^T.
-      cublas_check(
-          cublasSgemv(h, CUBLAS_OP_T, icols, irows, &one, mats[t], icols, q, 1, beta, p, 1),
-          "cublasSgemv (P = M Q)");
-    } else {
+      // cuBLAS (column-major) sees the row-major M as the cols x rows matrix M^T: M x takes
+      // its transpose, M^T x takes it as it is.
+      cublas_check(cublasSgemv(h, transposed ? CUBLAS_OP_N : CUBLAS_OP_T, icols, irows, &one,
+                               mats[t], icols, x, 1, beta, y, 1),
+                   transposed ? "cublasSgemv (Q = M^T P)" : "cublasSgemv (P = M Q)");
+    } else if (!transposed) {
       // Column-major: P^T (r x rows) = Q^T (r x cols) M^T (cols x rows).
-      cublas_check(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, ir, irows, icols, &one, q, ir, mats[t],
-                               icols, beta, p, ir),
+      cublas_check(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, ir, irows, icols, &one, x, ir, mats[t],
+                               icols, beta, y, ir),
                    "cublasSgemm (P = M Q)");
+    } else {
+      // Column-major: Q^T (r x cols) = P^T (r x rows) M (rows x cols), M being the transpose of
+      // the cols x rows matrix cuBLAS sees.
+      cublas_check(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, ir, icols, irows, &one, x, ir, mats[t],
+                               icols, beta, y, ir),
+                   "cublasSgemm (Q = M^T P)");
     }
   }
 }
 
+}  // namespace
+
+void cuda_power_sgd_project(int device, const float* m, const float* e, int64_t rows, int64_t cols,
+                            const float* q, int64_t r, float* p) {
+  products("cuda_power_sgd_project", device, m, e, rows, cols, q, r, p, /*transposed=*/false);
+}
+
 void cuda_power_sgd_back_project(int device, const float* m, const float* e, int64_t rows,
                                  int64_t cols, const float* p, int64_t r, float* q) {
-  const char* fn = "cuda_power_sgd_back_project";
-  check_dims(fn, rows, cols, r);
-  if (cols == 0 || r == 0) return;
-  check_ptr(m, rows * cols, fn, "m");
-  check_ptr(p, rows * r, fn, "p");
-  check_ptr(q, cols * r, fn, "q");
-  const Scope scope(device, fn);
-  if (rows == 0) {
-    cuda_check(
-        cudaMemsetAsync(q, 0, sizeof(float) * static_cast<size_t>(cols * r), cudaStreamLegacy),
-        "cudaMemsetAsync of Q");
-    return;
-  }
-  const cublasHandle_t h = cublas_handle(device);
-  const float one = 1.0f, zero = 0.0f;
-  const int ir = static_cast<int>(r), irows = static_cast<int>(rows),
-            icols = static_cast<int>(cols);
-  const float* mats[2] = {m, e};
-  for (int t = 0; t < 2; ++t) {
-    if (mats[t] == nullptr) continue;
-    const float* beta = t == 0 ? &zero : &one;
-    if (r == 1) {
-      // q = M^T p: M^T is what cuBLAS sees of the row-major M.
-      cublas_check(
-          cublasSgemv(h, CUBLAS_OP_N, icols, irows, &one, mats[t], icols, p, 1, beta, q, 1),
-          "cublasSgemv (Q = M^T P)");
-    } else {
-      // Column-major: Q^T (r x cols) = P^T (r x rows) M (rows x cols), M being the transpose of
-      // the cols x rows matrix cuBLAS sees.
-      cublas_check(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, ir, icols, irows, &one, p, ir, mats[t],
-                               icols, beta, q, ir),
-                   "cublasSgemm (Q = M^T P)");
-    }
-  }
+  products("cuda_power_sgd_back_project", device, m, e, rows, cols, p, r, q, /*transposed=*/true);
 }
 
 void cuda_power_sgd_orthogonalize(int device, const std::vector<CudaOrthoMatrix>& matrices,
