@@ -24,6 +24,7 @@
 
 #include "cuda_power_sgd_test_util.h"
 #include "gpu_skip.h"
+#include "power_sgd_internal.h"
 #include "terse/comm/algorithms/power_sgd.h"
 #include "terse/comm/local_communicator.h"
 #include "terse/core/error.h"
@@ -80,27 +81,11 @@ class Word {
   CudaBuffer buf_;
 };
 
-// ---- the CPU's loops, as power_sgd.cc has them -----------------------------------------------
+// ---- the CPU's loops -----------------------------------------------
 
+// The CPU's Gram-Schmidt itself (power_sgd_internal.h).
 void cpu_gram_schmidt(Mat& a, int64_t n, int64_t r, double eps) {
-  for (int64_t i = 0; i < r; ++i) {
-    double ss = 0.0;
-    for (int64_t row = 0; row < n; ++row) {
-      const double v = a[row * r + i];
-      ss += v * v;
-    }
-    const float norm = static_cast<float>(std::sqrt(ss));
-    const float denom = eps == 0.0 ? norm : norm + static_cast<float>(eps);
-    for (int64_t row = 0; row < n; ++row) a[row * r + i] /= denom;
-    for (int64_t j = i + 1; j < r; ++j) {
-      double dot = 0.0;
-      for (int64_t row = 0; row < n; ++row) {
-        dot += static_cast<double>(a[row * r + i]) * a[row * r + j];
-      }
-      const float d = static_cast<float>(dot);
-      for (int64_t row = 0; row < n; ++row) a[row * r + j] -= d * a[row * r + i];
-    }
-  }
+  power_sgd_detail::orthogonalize(a.data(), n, r, eps);
 }
 
 // The CPU's commit and decompression for one matrix: M <- M + e (add_error), approx = P Q^T

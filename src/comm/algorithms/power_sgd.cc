@@ -107,26 +107,6 @@ void check_p_orthogonalized(bool finite, int rank, size_t i, int64_t rows, int64
               "orthogonalization_epsilon > 0 (e.g. 1e-8)");
 }
 
-}  // namespace power_sgd_detail
-
-using power_sgd_detail::check_p_orthogonalized;
-using power_sgd_detail::check_p_sum_finite;
-using power_sgd_detail::dense_report;
-using power_sgd_detail::has_zero_column;
-using power_sgd_detail::host_all_gather;
-using power_sgd_detail::host_all_gatherv;
-using power_sgd_detail::kFlagBadArguments;
-using power_sgd_detail::shape_str;
-
-namespace {
-
-constexpr int64_t kVersion = 1;
-// Header of the first call's shape check, per rank: status, tensor count, shape hash.
-constexpr int64_t kHeaderWords = 3;
-constexpr int64_t kStatusOk = 0, kStatusBadArguments = 1, kStatusStateMismatch = 2;
-// Sizes above this cannot be real gradients and would overflow byte counts.
-constexpr int64_t kMaxNumel = int64_t{1} << 48;
-
 // Modified Gram-Schmidt over the r columns of the row-major n x r matrix `a`, as torch's
 // _orthogonalize_gram_schmidt: col /= (||col|| + eps) (eps == 0: col /= ||col||), then that
 // column's component is removed from every later column. Sums in double.
@@ -150,6 +130,27 @@ void orthogonalize(float* a, int64_t n, int64_t r, double eps) {
     }
   }
 }
+
+}  // namespace power_sgd_detail
+
+using power_sgd_detail::check_p_orthogonalized;
+using power_sgd_detail::check_p_sum_finite;
+using power_sgd_detail::dense_report;
+using power_sgd_detail::has_zero_column;
+using power_sgd_detail::host_all_gather;
+using power_sgd_detail::host_all_gatherv;
+using power_sgd_detail::kFlagBadArguments;
+using power_sgd_detail::orthogonalize;
+using power_sgd_detail::shape_str;
+
+namespace {
+
+constexpr int64_t kVersion = 1;
+// Header of the first call's shape check, per rank: status, tensor count, shape hash.
+constexpr int64_t kHeaderWords = 3;
+constexpr int64_t kStatusOk = 0, kStatusBadArguments = 1, kStatusStateMismatch = 2;
+// Sizes above this cannot be real gradients and would overflow byte counts.
+constexpr int64_t kMaxNumel = int64_t{1} << 48;
 
 // Sum of a[j] * b[j] in f32 with 8 interleaved partial sums (so the compiler can vectorize it
 // without reassociating; also more accurate than one running sum), added pairwise at the end.

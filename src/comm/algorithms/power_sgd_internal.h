@@ -48,6 +48,9 @@ namespace power_sgd_detail {
 constexpr float kFlagBadArguments = -1.0f;
 
 std::string shape_str(int64_t rows, int64_t cols);
+// Modified Gram-Schmidt over the r columns of the row-major n x r matrix `a`, as torch's
+// _orthogonalize_gram_schmidt (power_sgd.cc; the GPU parity test's reference).
+void orthogonalize(float* a, int64_t n, int64_t r, double eps);
 // True when a column of the row-major cols x r matrix q is all zero.
 bool has_zero_column(const float* q, int64_t cols, int64_t r);
 // True when some e[i] is not below 2^103 in magnitude (NaN included): see DeviceState::carry.
