@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "gpu_skip.h"
+#include "parity_model.h"
 #include "terse/core/dtype.h"
 #include "terse/core/error.h"
 #include "terse/core/philox.h"
@@ -36,77 +37,22 @@
 namespace terse {
 namespace {
 
-using Shape = std::vector<int64_t>;
-
-int64_t numel_of(const Shape& s) {
-  int64_t n = 1;
-  for (int64_t d : s) n *= d;
-  return n;
-}
+using parity::numel_of;
+using parity::Shape;
 
 // Square, tall, wide, 4-D (viewed as (8, 36)), 3-D (a batch of 3), 1 x n, 1-element, 1-D, empty,
 // and one of 77100 elements (two chunks of the multi-tensor executor).
 const std::vector<Shape> kShapes = {{64, 64}, {96, 40}, {40, 96}, {8, 4, 3, 3}, {3, 16, 24},
                                     {1, 50},  {1},      {33},     {0, 4},       {300, 257}};
 
-// Host copies of a model's params and grads, and (for CUDA) their device copies.
+// The model of kShapes; tensor 0's gradient is zero at step 3 (AuON's ||G|| may then still be
+// non-zero through the momentum), the 1-D tensor 7's at step 1, where ||G|| = 0 exactly.
 template <typename T>
-struct Model {
-  std::vector<Shape> shapes;
-  std::vector<std::vector<T>> p, g;
-  std::vector<void*> dp, dg;
-  Device device;
-  Model(std::vector<Shape> s, Device dev) : shapes(std::move(s)), device(dev) {
-    for (size_t t = 0; t < shapes.size(); ++t) {
-      PhiloxStream rng(31 + t, 2);
-      p.emplace_back(static_cast<size_t>(numel_of(shapes[t])));
-      g.emplace_back(p.back().size());
-      for (T& x : p.back()) store_from_float(&x, 0, rng.uniform() * 2 - 1);
-      if (dev.is_cuda()) {
-        dp.push_back(cuda_alloc_zeroed(dev.index, bytes(t)));
-        dg.push_back(cuda_alloc_zeroed(dev.index, bytes(t)));
-      }
-    }
-    upload();
-  }
-  Model(const Model&) = delete;
-  Model& operator=(const Model&) = delete;
-  ~Model() {
-    for (void* x : dp) cuda_free(x);
-    for (void* x : dg) cuda_free(x);
-  }
-  size_t bytes(size_t t) const { return p[t].size() * sizeof(T); }
-  std::vector<Param> params(DType dtype) {
-    std::vector<Param> out(p.size());
-    for (size_t t = 0; t < p.size(); ++t) {
-      const auto n = static_cast<int64_t>(p[t].size());
-      void* pv = device.is_cuda() ? dp[t] : static_cast<void*>(p[t].data());
-      void* gv = device.is_cuda() ? dg[t] : static_cast<void*>(g[t].data());
-      out[t].value = TensorView(pv, n, dtype, device);
-      out[t].grad = TensorView(gv, n, dtype, device);
-      out[t].shape = shapes[t];
-      out[t].name = "t" + std::to_string(t);
-    }
-    return out;
-  }
-  // The gradient of `step`, the same on every device; tensor 0's is zero at step 3 (AuON's
-  // ||G|| may then still be non-zero through the momentum; the 1-D tensor 7's is zero at step 1,
-  // where ||G|| = 0 exactly).
+struct Model : parity::ParityModel<T> {
+  using parity::ParityModel<T>::ParityModel;
   void set_grads(int step) {
-    for (size_t t = 0; t < g.size(); ++t) {
-      PhiloxStream rng(1000 + static_cast<uint64_t>(step), t);
-      const bool zero = (t == 0 && step == 3) || (t == 7 && step == 1);
-      for (T& x : g[t]) store_from_float(&x, 0, zero ? 0.0f : (rng.uniform() * 2 - 1) * 0.1f);
-      if (device.is_cuda()) cuda_copy(dg[t], g[t].data(), bytes(t));
-    }
-  }
-  void upload() {
-    if (!device.is_cuda()) return;
-    for (size_t t = 0; t < p.size(); ++t) cuda_copy(dp[t], p[t].data(), bytes(t));
-  }
-  void fetch() {
-    if (!device.is_cuda()) return;
-    for (size_t t = 0; t < p.size(); ++t) cuda_copy(p[t].data(), dp[t], bytes(t));
+    parity::ParityModel<T>::set_grads(
+        step, [](size_t t, int s) { return (t == 0 && s == 3) || (t == 7 && s == 1); });
   }
 };
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gpu_skip.h"
+#include "parity_model.h"
 #include "terse/core/dtype.h"
 #include "terse/core/error.h"
 #include "terse/core/philox.h"
@@ -21,57 +22,9 @@
 namespace terse {
 namespace {
 
-// Host copies of a model's params and grads, and (for CUDA) their device copies.
+// Flat tensors (no shape: AdamP and SGDP take their one-pass path here).
 template <typename T>
-struct Model {
-  std::vector<std::vector<T>> p, g;
-  std::vector<void*> dp, dg;
-  Device device;
-  Model(const std::vector<int64_t>& sizes, Device dev) : device(dev) {
-    for (size_t t = 0; t < sizes.size(); ++t) {
-      PhiloxStream rng(31 + t, 2);
-      p.emplace_back(static_cast<size_t>(sizes[t]));
-      g.emplace_back(static_cast<size_t>(sizes[t]));
-      for (T& x : p.back()) store_from_float(&x, 0, rng.uniform() * 2 - 1);
-      if (dev.is_cuda()) {
-        dp.push_back(cuda_alloc_zeroed(dev.index, bytes(t)));
-        dg.push_back(cuda_alloc_zeroed(dev.index, bytes(t)));
-        cuda_copy(dp.back(), p[t].data(), bytes(t));
-      }
-    }
-  }
-  Model(const Model&) = delete;
-  Model& operator=(const Model&) = delete;
-  ~Model() {
-    for (void* x : dp) cuda_free(x);
-    for (void* x : dg) cuda_free(x);
-  }
-  size_t bytes(size_t t) const { return p[t].size() * sizeof(T); }
-  std::vector<Param> params(DType dtype) {
-    std::vector<Param> out(p.size());
-    for (size_t t = 0; t < p.size(); ++t) {
-      const auto n = static_cast<int64_t>(p[t].size());
-      void* pv = device.is_cuda() ? dp[t] : static_cast<void*>(p[t].data());
-      void* gv = device.is_cuda() ? dg[t] : static_cast<void*>(g[t].data());
-      out[t].value = TensorView(pv, n, dtype, device);
-      out[t].grad = TensorView(gv, n, dtype, device);
-      out[t].name = "t" + std::to_string(t);
-    }
-    return out;
-  }
-  // The gradient of `step`, the same on every device.
-  void set_grads(int step) {
-    for (size_t t = 0; t < g.size(); ++t) {
-      PhiloxStream rng(1000 + static_cast<uint64_t>(step), t);
-      for (T& x : g[t]) store_from_float(&x, 0, (rng.uniform() * 2 - 1) * 0.1f);
-      if (device.is_cuda()) cuda_copy(dg[t], g[t].data(), bytes(t));
-    }
-  }
-  void fetch() {
-    if (!device.is_cuda()) return;
-    for (size_t t = 0; t < p.size(); ++t) cuda_copy(p[t].data(), dp[t], bytes(t));
-  }
-};
+using Model = parity::ParityModel<T>;
 
 const std::vector<int64_t> kSizes = {4097, 1, 70001, 17};
 
