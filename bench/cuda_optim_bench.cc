@@ -9,7 +9,7 @@
 // does not divide a tensor): a row-sum pass, the host's view choice, then the update, so their
 // traffic is (5 + 3 states) x 4 bytes per param (p, g read twice, states read twice and written
 // once, p written); the others are one pass.
-//   cuda_optim_bench [--params 268435456] [--tensors 256] [--reps 20]
+//   cuda_optim_bench [--params 268435456] [--tensors 256] [--reps 20] [--rounds 5]
 //                    [--rules adamw,sgd,lion,adan,...,adam8bit] [--json FILE]
 #include <cuda_runtime.h>
 
@@ -43,8 +43,11 @@ struct Buffers {
   std::vector<int64_t> n;
 };
 
+// Each maker returns one step over the buffers, for the rounds below to time.
+using Step = std::function<void()>;
+
 template <typename Rule>
-double run_rule(const Rule& rule, Buffers& b, int reps) {
+Step run_rule(const Rule& rule, Buffers& b) {
   std::vector<CudaTensorTask<Rule>> tasks(b.n.size());
   for (size_t i = 0; i < b.n.size(); ++i) {
     tasks[i].rule = rule;
@@ -52,12 +55,12 @@ double run_rule(const Rule& rule, Buffers& b, int reps) {
     tasks[i].grad = TensorView(b.g[i], b.n[i], DType::kF32, Device::cuda(0));
     for (int k = 0; k < Rule::kNumStates; ++k) tasks[i].states[k] = b.s[k][i];
   }
-  return cuda_median_ms(reps, [&] { cuda_multi_tensor_apply(tasks); });
+  return [tasks] { cuda_multi_tensor_apply(tasks); };
 }
 
 // One AdamP / SGDP step (cuda_projected_apply) over the tensors as rows of 1024 elements.
 template <typename Rule>
-double run_projected(const Rule& rule, Buffers& b, int reps) {
+Step run_projected(const Rule& rule, Buffers& b) {
   std::vector<CudaProjectedTask<Rule>> tasks(b.n.size());
   for (size_t i = 0; i < b.n.size(); ++i) {
     tasks[i].rule = rule;
@@ -66,7 +69,7 @@ double run_projected(const Rule& rule, Buffers& b, int reps) {
     for (int k = 0; k < Rule::kNumStates; ++k) tasks[i].states[k] = b.s[k][i];
     tasks[i].rows = b.n[i] % 1024 == 0 ? b.n[i] / 1024 : 1;
   }
-  return cuda_median_ms(reps, [&] { cuda_projected_apply(tasks); });
+  return [tasks] { cuda_projected_apply(tasks); };
 }
 
 // The 8-bit states of the tensors of Buffers: codes and absmax per state, made on first use.
@@ -109,7 +112,7 @@ void make_quant(const Buffers& b, QuantBuffers& q) {
 }
 
 template <bool kSkip, typename Rule>
-double run_eightbit(const Rule& rule, Buffers& b, QuantBuffers& q, int reps) {
+Step run_eightbit(const Rule& rule, Buffers& b, QuantBuffers& q) {
   make_quant(b, q);
   std::vector<CudaEightBitTask<Rule>> tasks(b.n.size());
   for (size_t i = 0; i < b.n.size(); ++i) {
@@ -122,7 +125,8 @@ double run_eightbit(const Rule& rule, Buffers& b, QuantBuffers& q, int reps) {
       tasks[i].absmax[k] = q.absmax[k][i];
     }
   }
-  return cuda_median_ms(reps, [&] { cuda_eightbit_step<Rule, kSkip>(tasks, q.maps); });
+  const CudaQuantMaps maps = q.maps;
+  return [tasks, maps] { cuda_eightbit_step<Rule, kSkip>(tasks, maps); };
 }
 
 // Param and grad read, param written (f32), and per 8-bit state its code read and written and
@@ -135,7 +139,7 @@ double eightbit_bytes_per_param(int states) {
 
 int main(int argc, char** argv) {
   int64_t params = int64_t{1} << 28;
-  int tensors = 256, reps = 20;
+  int tensors = 256, reps = 20, rounds = 5;
   std::string rules =
       "sgd,sgdm,adamw,lion,adan,adabelief,diffgrad,exadam,spam,sgd_sai,adamp,sgdp,adam8bit,"
       "momentum8bit,lion8bit";
@@ -148,6 +152,8 @@ int main(int argc, char** argv) {
       tensors = std::stoi(v);
     else if (a == "--reps")
       reps = std::stoi(v);
+    else if (a == "--rounds")
+      rounds = std::stoi(v);
     else if (a == "--rules")
       rules = v;
     else if (a == "--json")
@@ -156,6 +162,13 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "cuda_optim_bench: unknown flag %s\n", a.c_str());
       return 2;
     }
+  }
+  if (reps < 1 || rounds < 1 || tensors < 1 || params < tensors) {
+    std::fprintf(stderr,
+                 "cuda_optim_bench: --reps and --rounds must be >= 1 and --params >= --tensors "
+                 ">= 1, got %d, %d, %lld, %d\n",
+                 reps, rounds, static_cast<long long>(params), tensors);
+    return 2;
   }
   const CudaInfo info = CudaInfo::query();
   if (info.devices.empty()) {
@@ -188,78 +201,69 @@ int main(int argc, char** argv) {
   const size_t bytes = static_cast<size_t>(params) * sizeof(float);
   cuda_ok(cudaMalloc(&src, bytes), "cudaMalloc");
   cuda_ok(cudaMalloc(&dst, bytes), "cudaMalloc");
-  const double copy_ms = cuda_median_ms(
-      reps, [&] { cuda_ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice), "copy"); });
-  const double copy_gbps = 2.0 * static_cast<double>(bytes) / (copy_ms * 1e6);
-  std::printf("%s, %.1f GiB; %lld params in %d tensors; copy %.2f ms = %.0f GB/s (read + write)\n",
-              info.devices[0].name.c_str(), info.devices[0].total_memory_bytes / 1073741824.0,
-              static_cast<long long>(params), tensors, copy_ms, copy_gbps);
-  std::printf("%-10s %8s %10s %8s %8s\n", "rule", "B/param", "step ms", "GB/s", "% copy");
-  nlohmann::json out = {{"benchmark", "cuda_optim"},
-                        {"device", info.devices[0].name},
-                        {"params", params},
-                        {"tensors", tensors},
-                        {"reps", reps},
-                        {"copy_ms", copy_ms},
-                        {"copy_gbps", copy_gbps},
-                        {"rows", nlohmann::json::array()}};
+  const Step copy = [=] {
+    cuda_ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice), "copy");
+  };
   QuantBuffers quant;
+  struct Op {
+    std::string rule;
+    double bpp;
+    Step step;
+    std::vector<double> ms, ratio;  // per round: the step's median, and copy's over it
+  };
+  std::vector<Op> ops;
   for (const std::string& r : split_list(rules)) {
-    double ms = 0;
+    Step ms;
     int states = 0;
     double bpp = 0;  // the 8-bit rows set it
     if (r == "sgd") {
-      ms = run_rule(SgdRule<false>::for_step(0.1, 0, 0, 0, false, false, 1), b, reps);
+      ms = run_rule(SgdRule<false>::for_step(0.1, 0, 0, 0, false, false, 1), b);
     } else if (r == "sgdm") {
-      ms = run_rule(SgdRule<true>::for_step(0.1, 0.9, 0, 0, false, false, 2), b, reps);
+      ms = run_rule(SgdRule<true>::for_step(0.1, 0.9, 0, 0, false, false, 2), b);
       states = 1;
     } else if (r == "adamw") {
-      ms = run_rule(AdamRule<false>::for_step(1e-3, 0.9, 0.999, 1e-8, 0.01, true, false, 2), b,
-                    reps);
+      ms = run_rule(AdamRule<false>::for_step(1e-3, 0.9, 0.999, 1e-8, 0.01, true, false, 2), b);
       states = 2;
     } else if (r == "lion") {
-      ms = run_rule(LionRule::for_step(1e-4, 0.9, 0.99, 0.1, 2), b, reps);
+      ms = run_rule(LionRule::for_step(1e-4, 0.9, 0.99, 0.1, 2), b);
       states = 1;
     } else if (r == "adan") {
-      ms = run_rule(AdanRule::for_step(1e-3, 0.98, 0.92, 0.99, 1e-8, 0.02, false, 0, 2), b, reps);
+      ms = run_rule(AdanRule::for_step(1e-3, 0.98, 0.92, 0.99, 1e-8, 0.02, false, 0, 2), b);
       states = 4;  // m, v, n and the previous gradient
     } else if (r == "adabelief") {
       ms = run_rule(
-          AdaBeliefRule<false>::for_step(1e-3, 0.9, 0.999, 1e-16, 0, true, false, true, true, 2), b,
-          reps);
+          AdaBeliefRule<false>::for_step(1e-3, 0.9, 0.999, 1e-16, 0, true, false, true, true, 2),
+          b);
       states = 2;
     } else if (r == "diffgrad") {
-      ms = run_rule(DiffGradRule::for_step(1e-3, 0.9, 0.999, 1e-8, 0, 2), b, reps);
+      ms = run_rule(DiffGradRule::for_step(1e-3, 0.9, 0.999, 1e-8, 0, 2), b);
       states = 3;
     } else if (r == "exadam") {
-      ms = run_rule(ExAdamRule::for_step(1e-3, 0.9, 0.999, 1e-8, 0, 2), b, reps);
+      ms = run_rule(ExAdamRule::for_step(1e-3, 0.9, 0.999, 1e-8, 0, 2), b);
       states = 2;
     } else if (r == "spam") {
-      ms = run_rule(SpamRule::for_step(1e-3, 0.9, 0.999, 1e-6, 0, true, 5000, 1, false, true, 2), b,
-                    reps);
+      ms =
+          run_rule(SpamRule::for_step(1e-3, 0.9, 0.999, 1e-6, 0, true, 5000, 1, false, true, 2), b);
       states = 2;
     } else if (r == "sgd_sai") {
-      ms = run_rule(SgdSaiRule<true>::for_step(1e-2, 0.9, 0.01, 2).for_tensor(2.0f), b, reps);
+      ms = run_rule(SgdSaiRule<true>::for_step(1e-2, 0.9, 0.01, 2).for_tensor(2.0f), b);
       states = 1;
     } else if (r == "adamp") {
-      ms = run_projected(AdamPRule<false>::for_step(1e-3, 0.9, 0.999, 1e-8, 0.01, 0.1, 0.1, 2), b,
-                         reps);
+      ms = run_projected(AdamPRule<false>::for_step(1e-3, 0.9, 0.999, 1e-8, 0.01, 0.1, 0.1, 2), b);
       states = 2;
       bpp = 4.0 * (3 + 2 * states) + 4.0 * (2 + states);  // a second pass re-reads p, g, states
     } else if (r == "sgdp") {
-      ms = run_projected(SgdPRule<false>::for_step(0.1, 0.9, 0, 1e-4, 0.1, 0.1, 1e-8, 2), b, reps);
+      ms = run_projected(SgdPRule<false>::for_step(0.1, 0.9, 0, 1e-4, 0.1, 0.1, 1e-8, 2), b);
       states = 1;
       bpp = 4.0 * (3 + 2 * states) + 4.0 * (2 + states);
     } else if (r == "adam8bit") {
-      ms = run_eightbit<true>(BnbAdamRule::for_step(1e-3, 0.9, 0.999, 1e-8, 0.01, 2), b, quant,
-                              reps);
+      ms = run_eightbit<true>(BnbAdamRule::for_step(1e-3, 0.9, 0.999, 1e-8, 0.01, 2), b, quant);
       bpp = eightbit_bytes_per_param(2);
     } else if (r == "momentum8bit") {
-      ms = run_eightbit<false>(SgdRule<true>::for_step(0.1, 0.9, 0, 0, false, false, 2), b, quant,
-                               reps);
+      ms = run_eightbit<false>(SgdRule<true>::for_step(0.1, 0.9, 0, 0, false, false, 2), b, quant);
       bpp = eightbit_bytes_per_param(1);
     } else if (r == "lion8bit") {
-      ms = run_eightbit<false>(LionRule::for_step(1e-4, 0.9, 0.99, 0.1, 2), b, quant, reps);
+      ms = run_eightbit<false>(LionRule::for_step(1e-4, 0.9, 0.99, 0.1, 2), b, quant);
       bpp = eightbit_bytes_per_param(1);
     } else {
       std::fprintf(stderr, "cuda_optim_bench: unknown rule %s\n", r.c_str());
@@ -267,14 +271,60 @@ int main(int argc, char** argv) {
     }
     // p read + written, g read, each state read + written.
     if (bpp == 0) bpp = 4.0 * (3 + 2 * states);
-    const double gbps = bpp * static_cast<double>(params) / (ms * 1e6);
-    std::printf("%-10s %8.0f %10.3f %8.0f %7.1f%%\n", r.c_str(), bpp, ms, gbps,
-                100.0 * gbps / copy_gbps);
-    out["rows"].push_back({{"rule", r},
-                           {"bytes_per_param", bpp},
+    ops.push_back({r, bpp, std::move(ms), {}, {}});
+  }
+  // Rounds: each times the copy and then every step (a median of `reps` calls each), so a drift
+  // of the device (clocks, temperature, a neighbour) between calls weighs on the reference and
+  // the steps alike; a step's ratio is taken against the copy of its own round.
+  std::vector<double> copy_ms;
+  for (int round = 0; round < rounds; ++round) {
+    const double c = cuda_median_ms(reps, copy);
+    copy_ms.push_back(c);
+    for (Op& op : ops) {
+      const double t = cuda_median_ms(reps, op.step);
+      op.ms.push_back(t);
+      op.ratio.push_back(c / t);
+    }
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const double copy_med = median(copy_ms);
+  const double copy_gbps = 2.0 * static_cast<double>(bytes) / (copy_med * 1e6);
+  std::printf("%s, %.1f GiB; %lld params in %d tensors; copy %.2f ms = %.0f GB/s (read + write)\n",
+              info.devices[0].name.c_str(), info.devices[0].total_memory_bytes / 1073741824.0,
+              static_cast<long long>(params), tensors, copy_med, copy_gbps);
+  std::printf("%d rounds of %d calls; %% copy: the median over rounds (lowest round)\n", rounds,
+              reps);
+  std::printf("%-12s %8s %10s %8s %8s %8s\n", "rule", "B/param", "step ms", "GB/s", "% copy",
+              "lowest");
+  nlohmann::json out = {{"benchmark", "cuda_optim"},
+                        {"device", info.devices[0].name},
+                        {"params", params},
+                        {"tensors", tensors},
+                        {"reps", reps},
+                        {"rounds", rounds},
+                        {"copy_ms", copy_med},
+                        {"copy_gbps", copy_gbps},
+                        {"copy_ms_by_round", copy_ms},
+                        {"rows", nlohmann::json::array()}};
+  for (const Op& op : ops) {
+    // Bytes over time against the copy's bytes over time: bpp / 8 bytes per param of the copy.
+    const double ms = median(op.ms);
+    const double gbps = op.bpp * static_cast<double>(params) / (ms * 1e6);
+    auto pct = [&](double ratio) { return 100.0 * ratio * op.bpp / 8.0; };
+    const double pct_med = pct(median(op.ratio));
+    const double pct_low = pct(*std::min_element(op.ratio.begin(), op.ratio.end()));
+    std::printf("%-12s %8.0f %10.3f %8.0f %7.1f%% %7.1f%%\n", op.rule.c_str(), op.bpp, ms, gbps,
+                pct_med, pct_low);
+    out["rows"].push_back({{"rule", op.rule},
+                           {"bytes_per_param", op.bpp},
                            {"ms", ms},
                            {"gbps", gbps},
-                           {"pct_copy", 100.0 * gbps / copy_gbps}});
+                           {"pct_copy", pct_med},
+                           {"pct_copy_lowest_round", pct_low},
+                           {"ms_by_round", op.ms}});
   }
   if (!json.empty()) std::ofstream(json) << out.dump(1) << "\n";
   return 0;

@@ -14,6 +14,7 @@
 
 #include "../adapt.h"
 #include "../memory_rules.h"
+#include "radix_select.cuh"
 #include "select_kernels.cuh"
 #include "stash_kernels.cuh"
 #include "terse/compress/dgc/cuda_dgc_selector.h"
@@ -90,7 +91,8 @@ struct CudaDgcSelector::Impl {
   double list_k = 4.0;
   CudaDgcScans scans;
   Ctl* ctl = nullptr;
-  unsigned int* hist = nullptr;
+  dgc_cuda::RadixScratch* radix = nullptr;
+  int radix_blocks = 1;  // the most blocks of radix_select_kernel resident at once
   DeviceBytes sample, tile_c1, tile_c2, tile_off, tile_c2_before, tile_hits, stash, cand_idx,
       cand_val, sel_idx, sel_val, scratch, norm, stash_val;
   int slots = 256;  // stash slots per tile of this call
@@ -130,22 +132,16 @@ struct CudaDgcSelector::Impl {
   }
 
   // The k0-th and the k1-th largest |a| (a k of 0: none) into result[0] (and thr) and
-  // result[1], on the device: three passes of 11, 11 and 10 bits.
+  // result[1], on the device: one cooperative launch of three passes (radix_select.cuh).
   void radix_select(const dgc_cuda::RadixInput& in, int64_t k0, int64_t k1, bool check_nan,
                     bool reset_counts = false) {
-    dgc_cuda::radix_init_kernel<<<1, 1>>>(ctl, k0, k1, check_nan ? 1 : 0, reset_counts ? 1 : 0);
-    const int grid = blocks_for(in.m, int64_t{kThreads} * 2, 1024);
-    const int shifts[3] = {21, 10, 0};
-    const uint32_t masks[3] = {0x7ffu, 0x7ffu, 0x3ffu};
-    dgc_cuda::RadixInput pass = in;
-    for (int p = 0; p < 3; ++p) {
-      dgc_cuda::radix_pass_kernel<<<grid, kThreads>>>(pass, shifts[p], masks[p], ctl, hist,
-                                                      p == 2 ? 1 : 0, check_nan && p == 0);
-      // The later passes read the sample the first one gathered.
-      if (in.gather != nullptr) pass = {in.gather, in.m, 0, 1, nullptr, nullptr};
-      pass.count_at = nullptr;
-    }
-    check_launch("the radix select");
+    dgc_cuda::RadixJob job{in, k0, k1, check_nan ? 1 : 0, check_nan ? 1 : 0, reset_counts ? 1 : 0};
+    const int grid = blocks_for(in.m, int64_t{kThreads} * 2, radix_blocks);
+    void* args[] = {&job, &ctl, &radix};
+    check_cuda(cudaLaunchCooperativeKernel(
+                   reinterpret_cast<const void*>(&dgc_cuda::radix_select_kernel),
+                   dim3(static_cast<unsigned>(grid)), dim3(kThreads), args, 0, nullptr),
+               "the radix select");
   }
 
   // A stash pass over x at *thr, its counts added to *counter (and per tile into tile_c1).
@@ -251,6 +247,7 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
                                                           const dgc_cuda::Masking* step_mask,
                                                           int64_t next_rank) {
   const bool in_step = step_mask != nullptr;
+  bool speculated = false;  // the compaction at the first threshold is already written
   const int64_t n = plan.numel;
   const int64_t k = plan.num_selects;
   const int64_t ms = (n - start + plan.stride - 1) / plan.stride;
@@ -270,6 +267,19 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
     // 25.6M, the floor letting about ten times more elements into the stash.)
     radix_select({x, ms, start, plan.stride, sample_ptr, nullptr}, ks, 0, true, true);
     stash_pass_at(x, n, &ctl->thr, &ctl->count);
+    // The usual outcome, compacted before the read-back: the count at the sample's threshold is
+    // within bounds, so the result is the first min(count, k) stashed elements at it. Kept below
+    // only when the host's decisions come to exactly that; its launch hides behind the read-back.
+    if (tiles_of(n) <= (int64_t{dgc_cuda::kGroups} << dgc_cuda::kGroupShift)) {
+      const int64_t tiles = tiles_of(n);
+      dgc_cuda::
+          stash_write_kernel<<<blocks_for(tiles, kThreads / 32, int64_t{1} << 30), kThreads>>>(
+              tiles, ctl, stash_of(n), tile_hits.as<long long>(tiles), tile_c1.as<long long>(tiles),
+              nullptr, k, sel_idx.as<int64_t>(k), sel_val.as<float>(k),
+              dgc_cuda::Masking{nullptr, nullptr, 0});
+      check_launch("a compaction");
+      speculated = true;
+    }
   }
   const Ctl h = read_ctl();
   if (h.nan_first != dgc_cuda::kNoNan) throw_nan(h.nan_first, n, "DGC selection");
@@ -306,6 +316,7 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
     cnt = static_cast<int64_t>(h.count);
     if (in_step) ++scans.list_scans;
   } else {
+    speculated = false;  // a tile overflowed: the stash it compacted is incomplete
     cnt = scan(thr);
   }
   // The next provisional threshold (the CPU's next_threshold), left on the device.
@@ -341,6 +352,8 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
     compact_ge(x, n, on_stash(thr), cnt, ci, cv);
     topk_into(cv, cnt, ci, k, x, false);
     s.count = k;
+  } else if (speculated && rounds == 0) {
+    s.count = std::min(cnt, k);  // the compaction launched before the read-back wrote them
   } else {
     s.count = std::min(cnt, k);
     const bool from_stash = on_stash(thr);
@@ -374,16 +387,35 @@ CudaDgcSelector::CudaDgcSelector(int device, double list_k) : impl_(std::make_un
   check_cuda(cudaMallocHost(&impl_->host_ctl, sizeof(Ctl)), "cudaMallocHost of the read-back");
 
   check_cuda(cudaMemset(impl_->ctl, 0, sizeof(Ctl)), "cudaMemset of the control block");
-  check_cuda(cudaMalloc(&impl_->hist, sizeof(unsigned int) * 2 * dgc_cuda::kBins),
-             "cudaMalloc of the histogram");
-  check_cuda(cudaMemset(impl_->hist, 0, sizeof(unsigned int) * 2 * dgc_cuda::kBins),
-             "cudaMemset of the histogram");
+  check_cuda(cudaMalloc(&impl_->radix, sizeof(dgc_cuda::RadixScratch)),
+             "cudaMalloc of the radix select's scratch");
+  check_cuda(cudaMemset(impl_->radix, 0, sizeof(dgc_cuda::RadixScratch)),
+             "cudaMemset of the radix select's scratch");
+  const unsigned long long no_nan = dgc_cuda::kNoNan;
+  check_cuda(cudaMemcpy(&impl_->radix->nan_first, &no_nan, sizeof no_nan, cudaMemcpyHostToDevice),
+             "initialising the radix select's scratch");
+  // The radix select waits at grid-wide barriers: all its blocks must be resident together.
+  int cooperative = 0;
+  int sms = 0;
+  int per_sm = 0;
+  check_cuda(cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device),
+             "cudaDeviceGetAttribute");
+  check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+             "cudaDeviceGetAttribute");
+  check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, dgc_cuda::radix_select_kernel,
+                                                           kThreads, 0),
+             "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+  TERSE_CHECK(cooperative != 0 && per_sm > 0, CudaError, "CudaDgcSelector: device ", device,
+              " cannot run cooperative kernels (cooperative launch ", cooperative,
+              ", resident blocks per SM ", per_sm,
+              "); DGC's GPU selection needs them: run DGC on the CPU");
+  impl_->radix_blocks = per_sm * sms;
 }
 
 CudaDgcSelector::~CudaDgcSelector() {
   if (impl_ == nullptr) return;
   cudaFree(impl_->ctl);
-  cudaFree(impl_->hist);
+  cudaFree(impl_->radix);
   cudaFreeHost(impl_->host_ctl);
 }
 

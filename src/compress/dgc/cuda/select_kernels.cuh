@@ -1,8 +1,9 @@
 #pragma once
 
-// The GPU passes of CudaDgcSelector: a radix select of the k-th largest |a|, tile counts and an
-// order-keeping compaction by a threshold (with a budget for ties at the k-th value), the
-// momentum correction that lists candidates, and the strided sample. Private to terse_dgc.
+// The GPU passes of CudaDgcSelector (the radix select is in radix_select.cuh): the control block,
+// tile counts and an order-keeping compaction by a threshold (with a budget for ties at the k-th
+// value), the momentum correction that lists candidates, and the strided sample. Private to
+// terse_dgc.
 
 #include <cuda_runtime.h>
 
@@ -34,167 +35,10 @@ struct Ctl {
   float hint;                    // step()'s provisional threshold (DgcStepState::hint)
   unsigned int overflow;         // a stash pass found more hits in a tile than its slots
   uint32_t result[2];            // radix select results (bits of |a|), by slot
-  uint32_t prefix[2];            // radix select state, by slot: bits fixed so far,
-  long long krem[2];             // the rank still to find among the keys matching them (0: idle)
-  uint32_t mask;                 // and which bits those are
-  unsigned int done_blocks;
-  long long groups[kGroups];  // the last count pass's counts, summed per group of tiles
+  long long groups[kGroups];     // the last count pass's counts, summed per group of tiles
 };
 
 __device__ __forceinline__ uint32_t mag_bits(float x) { return __float_as_uint(x) & 0x7fffffffu; }
-
-// Starts radix selects of the k0-th and the k1-th largest |a| (a k of 0: none), and resets the
-// NaN watch when asked; `counts` also clears the counters of a selection (select()'s first
-// kernel).
-__global__ void radix_init_kernel(Ctl* ctl, long long k0, long long k1, int reset_nan, int counts) {
-  ctl->prefix[0] = ctl->prefix[1] = 0;
-  ctl->mask = 0;
-  ctl->krem[0] = k0;
-  ctl->krem[1] = k1;
-  ctl->done_blocks = 0;
-  if (reset_nan) ctl->nan_first = kNoNan;
-  for (int g = 0; g < kGroups; ++g) ctl->groups[g] = 0;
-  if (counts) {
-    ctl->overflow = 0;
-    ctl->count = 0;
-    ctl->aux = 0;
-    ctl->list_hits = 0;
-  }
-}
-
-// The elements of a radix pass: a[start + i * stride] for i in [0, m). With `gather`, the first
-// pass also writes |a[...]| to gather[i] (the strided sample) for the later passes to read, and,
-// with count_at, adds the number of them at or above *count_at to ctl->aux.
-struct RadixInput {
-  const float* a;
-  int64_t m;
-  int64_t start;
-  int64_t stride;
-  float* gather;
-  const float* count_at;
-};
-
-// One digit of both radix selects: histograms of the digit at `shift` over the keys that match
-// each select's bits so far; the last block to finish picks each select's digit (the one holding
-// its krem-th largest key) and clears the histograms for the next pass. The last pass stores the
-// keys in result[0] (and its float in thr) and result[1]. check_nan records the lowest NaN index.
-__global__ void __launch_bounds__(kThreads)
-    radix_pass_kernel(RadixInput in, int shift, uint32_t digit_mask, Ctl* ctl, unsigned int* hist,
-                      int last, int check_nan) {
-  __shared__ unsigned int sh[2][kBins];
-  __shared__ bool am_last;
-  const int bins = ctl->krem[1] > 0 ? 2 * kBins : kBins;  // slot 1 idle: its bins stay 0
-  for (int i = threadIdx.x; i < bins; i += kThreads) sh[i / kBins][i % kBins] = 0;
-  __syncthreads();
-  const uint32_t prefix0 = ctl->prefix[0];
-  const uint32_t prefix1 = ctl->prefix[1];
-  const bool on0 = ctl->krem[0] > 0;
-  const bool on1 = ctl->krem[1] > 0;
-  const uint32_t mask = ctl->mask;
-  const int lane = static_cast<int>(threadIdx.x & 31u);
-  const float count_at = in.count_at != nullptr ? *in.count_at : 0.0f;
-  int counted = 0;
-  // Chunks of kRadixItems elements per thread, striped; each chunk's loads are all issued before
-  // any is used (the passes over a sample are latency bound). Lanes with the same digit add once
-  // per warp (__match_any_sync): magnitudes crowd into a few digits, and one shared atomic per
-  // lane would serialise on them.
-  constexpr int kRadixItems = 2;
-  const int64_t chunk = int64_t{kThreads} * kRadixItems;
-  for (int64_t c0 = int64_t{blockIdx.x} * chunk; c0 < in.m; c0 += int64_t{gridDim.x} * chunk) {
-    float xs[kRadixItems];
-#pragma unroll
-    for (int j = 0; j < kRadixItems; ++j) {
-      const int64_t i = c0 + int64_t{j} * kThreads + threadIdx.x;
-      xs[j] = i < in.m ? in.a[in.start + i * in.stride] : 0.0f;
-    }
-#pragma unroll
-    for (int j = 0; j < kRadixItems; ++j) {
-      const int64_t i = c0 + int64_t{j} * kThreads + threadIdx.x;
-      uint32_t bin0 = 0xffffffffu;
-      uint32_t bin1 = 0xffffffffu;
-      if (i < in.m) {
-        const float x = xs[j];
-        if (check_nan && isnan(x)) {
-          atomicMin(&ctl->nan_first, static_cast<unsigned long long>(in.start + i * in.stride));
-        }
-        if (in.gather != nullptr) in.gather[i] = fabsf(x);
-        if (in.count_at != nullptr) counted += fabsf(x) >= count_at;
-        const uint32_t key = mag_bits(x);
-        if (on0 && (key & mask) == prefix0) bin0 = (key >> shift) & digit_mask;
-        if (on1 && (key & mask) == prefix1) bin1 = (key >> shift) & digit_mask;
-      }
-      const unsigned peers0 = __match_any_sync(0xffffffffu, bin0);
-      if (bin0 != 0xffffffffu && lane == __ffs(peers0) - 1) {
-        atomicAdd(&sh[0][bin0], static_cast<unsigned int>(__popc(peers0)));
-      }
-      if (on1) {
-        const unsigned peers1 = __match_any_sync(0xffffffffu, bin1);
-        if (bin1 != 0xffffffffu && lane == __ffs(peers1) - 1) {
-          atomicAdd(&sh[1][bin1], static_cast<unsigned int>(__popc(peers1)));
-        }
-      }
-    }
-  }
-  if (in.count_at != nullptr) {
-    using Reduce = cub::BlockReduce<int, kThreads>;
-    __shared__ typename Reduce::TempStorage red;
-    const int total = Reduce(red).Sum(counted);
-    if (threadIdx.x == 0 && total != 0) {
-      atomicAdd(&ctl->aux, static_cast<unsigned long long>(total));
-    }
-  }
-  __syncthreads();
-  for (int i = threadIdx.x; i < bins; i += kThreads) {
-    const unsigned int c = sh[i / kBins][i % kBins];
-    if (c != 0) atomicAdd(&hist[i], c);
-  }
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) am_last = atomicAdd(&ctl->done_blocks, 1u) == gridDim.x - 1;
-  __syncthreads();
-  if (!am_last) return;
-  __threadfence();
-  // Thread t owns the 8 bins 2047 - 8t - j (j = 0..7): descending digits in thread order.
-  using Scan = cub::BlockScan<long long, kThreads>;
-  __shared__ typename Scan::TempStorage scan_tmp;
-  constexpr int kPer = kBins / kThreads;
-  for (int slot = 0; slot < 2; ++slot) {
-    const long long krem = __ldcg(&ctl->krem[slot]);
-    if (krem <= 0) continue;  // uniform across the block
-    long long c[kPer];
-    long long mine = 0;
-    for (int j = 0; j < kPer; ++j) {
-      const int b = kBins - 1 - kPer * static_cast<int>(threadIdx.x) - j;
-      c[j] = b <= static_cast<int>(digit_mask)
-                 ? static_cast<long long>(__ldcg(&hist[slot * kBins + b]))
-                 : 0;
-      mine += c[j];
-    }
-    long long before = 0;
-    Scan(scan_tmp).ExclusiveSum(mine, before);
-    __syncthreads();
-    for (int j = 0; j < kPer; ++j) {
-      if (before < krem && krem <= before + c[j]) {
-        const uint32_t d =
-            static_cast<uint32_t>(kBins - 1 - kPer * static_cast<int>(threadIdx.x) - j);
-        const uint32_t p = __ldcg(&ctl->prefix[slot]) | (d << shift);
-        ctl->prefix[slot] = p;
-        ctl->krem[slot] = krem - before;
-        if (last) {
-          ctl->result[slot] = p;
-          if (slot == 0) ctl->thr = __uint_as_float(p);
-        }
-      }
-      before += c[j];
-    }
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    ctl->mask = __ldcg(&ctl->mask) | (digit_mask << shift);
-    ctl->done_blocks = 0;
-  }
-  for (int i = threadIdx.x; i < bins; i += kThreads) hist[i] = 0;
-}
 
 // What a pass selects: kGe, |a| >= ctl->thr (a float compare, so NaN never); kTie, the bits of |a|
 // above result[slot] (class 1) or equal to it (class 2).
