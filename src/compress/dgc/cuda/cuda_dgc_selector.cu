@@ -92,7 +92,8 @@ struct CudaDgcSelector::Impl {
   CudaDgcScans scans;
   Ctl* ctl = nullptr;
   dgc_cuda::RadixScratch* radix = nullptr;
-  int radix_blocks = 1;  // the most blocks of radix_select_kernel resident at once
+  int radix_blocks = 1;        // the most blocks of radix_select_kernel resident at once
+  unsigned int radix_tag = 0;  // the last launch's tag (the scratch's `published` starts at 0)
   DeviceBytes sample, tile_c1, tile_c2, tile_off, tile_c2_before, tile_hits, stash, cand_idx,
       cand_val, sel_idx, sel_val, scratch, norm, stash_val;
   int slots = 256;  // stash slots per tile of this call
@@ -132,10 +133,12 @@ struct CudaDgcSelector::Impl {
   }
 
   // The k0-th and the k1-th largest |a| (a k of 0: none) into result[0] (and thr) and
-  // result[1], on the device: one cooperative launch of three passes (radix_select.cuh).
+  // result[1], on the device: one cooperative launch (radix_select.cuh).
   void radix_select(const dgc_cuda::RadixInput& in, int64_t k0, int64_t k1, bool check_nan,
                     bool reset_counts = false) {
-    dgc_cuda::RadixJob job{in, k0, k1, check_nan ? 1 : 0, check_nan ? 1 : 0, reset_counts ? 1 : 0};
+    radix_tag += 4;  // tag + pass marks each pass's digits: never the last launch's values
+    dgc_cuda::RadixJob job{
+        in, k0, k1, check_nan ? 1 : 0, check_nan ? 1 : 0, reset_counts ? 1 : 0, radix_tag};
     const int grid = blocks_for(in.m, int64_t{kThreads} * 2, radix_blocks);
     void* args[] = {&job, &ctl, &radix};
     check_cuda(cudaLaunchCooperativeKernel(
@@ -394,7 +397,7 @@ CudaDgcSelector::CudaDgcSelector(int device, double list_k) : impl_(std::make_un
   const unsigned long long no_nan = dgc_cuda::kNoNan;
   check_cuda(cudaMemcpy(&impl_->radix->nan_first, &no_nan, sizeof no_nan, cudaMemcpyHostToDevice),
              "initialising the radix select's scratch");
-  // The radix select waits at grid-wide barriers: all its blocks must be resident together.
+  // The radix select's blocks wait for each other: all of them must be resident together.
   int cooperative = 0;
   int sms = 0;
   int per_sm = 0;

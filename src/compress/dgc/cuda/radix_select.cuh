@@ -1,15 +1,18 @@
 #pragma once
 
 // The radix select of CudaDgcSelector in one cooperative launch: the k0-th and the k1-th largest
-// |a| over a strided input, three digits of 11, 11 and 10 bits. Each pass histograms the digit of
-// the keys that match the bits fixed so far (per block in shared memory, then added to a global
-// histogram); after a grid-wide barrier every block reads the global histogram and picks the
-// same digit, so the running state stays in shared memory and no launch separates the passes.
-// The passes over the 256K-element sample of a 25.6M gradient are latency bound: four launches
-// with a kernel boundary between each cost about three times this one launch. Private to
-// terse_dgc.
+// |a| over a strided input, by digits of 11, 11 and 10 bits of |a|'s bits. Pass 0 histograms the
+// first digit of every key (per block in shared memory, then into a global histogram); after a
+// grid-wide barrier every block reads it and picks the same digit. DGC's ranks lie far in the
+// tail, so a picked digit holds few keys (about 2K of the 256K-element sample of a 25.6M
+// gradient): each block appends its own to a candidate list, and the last block to finish picks
+// the other two digits over the candidates alone, in registers and shared memory. When a picked
+// digit holds more than kCandidates keys (many equal magnitudes, or the exact top-k of a large
+// k), passes 1 and 2 run over every key as pass 0 did, a barrier after each.
+// Why: the select is latency bound, not bandwidth bound. On an H100, one launch per pass took
+// 35 us at 25.6M; three passes in one launch with a barrier and an all-block pick after each,
+// 27 us for one rank and 45 us for two. Private to terse_dgc.
 
-#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -21,14 +24,22 @@
 namespace terse::dgc_cuda {
 
 constexpr int kRadixPasses = 3;
+constexpr int kCandItems = 16;                      // candidate keys per thread of the last block
+constexpr int kCandidates = kThreads * kCandItems;  // the most keys in a picked digit, by slot
 
-// Global scratch of the select. Between launches every histogram and `aux` are 0 and
-// `nan_first` is kNoNan: a launch clears the histograms of its passes 1 and 2 before its first
-// barrier, and those of pass 0 (and aux, nan_first) once every block has read them.
+// Global scratch of the select. Between launches the histograms, `aux`, the candidate counts and
+// `arrived` are 0 and `nan_first` is kNoNan: the block that reads them clears them.
 struct RadixScratch {
-  unsigned int hist[kRadixPasses][2][kBins];
+  unsigned int hist[2][kBins];  // the current pass's histogram, by slot
   unsigned long long aux;
   unsigned long long nan_first;
+  unsigned int cand_count[2];  // keys appended to cand, by slot
+  unsigned int arrived;        // blocks at the current barrier
+  unsigned int published;      // the tag of the last digits published
+  uint32_t prefix[2];          // the digits published, as RadixBlock's
+  long long krem[2];
+  long long in_digit[2];
+  uint32_t cand[2][kCandidates];
 };
 
 // The elements of a select: a[start + i * stride] for i in [0, m). With `gather`, pass 0 also
@@ -50,178 +61,308 @@ struct RadixJob {
   int check_nan;  // the lowest index whose |a| is NaN into ctl->nan_first
   int reset_nan;  // ctl->nan_first is this launch's (else the lower of it and this launch's)
   int counts;     // clears ctl->count, overflow and list_hits and sets aux to this launch's count
+  unsigned int tag;  // differs from the last launch's: tag + p marks pass p's published digits
 };
 
-// Every block: the digit of `slot` from the pass's global histogram (the one holding its
-// krem-th largest key), into the block's prefix and krem. Thread t owns the 8 bins
-// kBins - 1 - 8t - j (j = 0..7): descending digits in thread order.
-template <typename Scan>
-__device__ void pick_digit(const unsigned int* hist, uint32_t digit_mask, int shift,
-                           uint32_t* prefix, long long* krem, typename Scan::TempStorage& tmp) {
+__device__ __forceinline__ int digit_shift(int p) { return p == 0 ? 21 : (p == 1 ? 10 : 0); }
+__device__ __forceinline__ uint32_t digit_mask(int p) { return p == 2 ? 0x3ffu : 0x7ffu; }
+
+// A block's state of the select, in shared memory.
+struct RadixBlock {
+  unsigned int hist[2][kBins];  // this block's histogram of the current digit, by slot
+  uint32_t prefix[2];           // the bits fixed so far, by slot
+  long long krem[2];            // the rank still to find among the keys that match them
+  long long in_digit[2];        // the keys in the digit picked last
+  bool last;                    // this block finished the candidate appends last
+};
+
+// Adds a digit to a block histogram (a bin of ~0u: nothing). Lanes with the same digit add once
+// per warp (__match_any_sync): magnitudes crowd into a few digits, and one shared atomic per lane
+// would serialise on them. Every lane of the warp calls it.
+__device__ __forceinline__ void add_digit(unsigned int* hist, uint32_t bin, int lane) {
+  const unsigned peers = __match_any_sync(0xffffffffu, bin);
+  if (bin != 0xffffffffu && lane == __ffs(peers) - 1) {
+    atomicAdd(&hist[bin], static_cast<unsigned int>(__popc(peers)));
+  }
+}
+
+// The digit at pass p of `key` when its bits so far match `prefix`, else ~0u.
+__device__ __forceinline__ uint32_t digit_of(uint32_t key, int p, uint32_t fixed, uint32_t prefix,
+                                             bool valid) {
+  return valid && (key & fixed) == prefix ? (key >> digit_shift(p)) & digit_mask(p) : 0xffffffffu;
+}
+
+// Every thread of a block: the digit of `slot` at pass p from a histogram (global: read through
+// L2; or the block's own), the one holding its krem-th largest key, into prefix, krem and
+// in_digit. Thread t owns the 8 bins kBins - 1 - 8t - j (j = 0..7): descending digits in thread
+// order. The caller syncs the block after it.
+template <bool kGlobal, typename Scan>
+__device__ void pick_digit(const unsigned int* hist, int p, RadixBlock& b, int slot,
+                           typename Scan::TempStorage& tmp) {
   constexpr int kPer = kBins / kThreads;
-  const long long want = *krem;  // read before any thread updates it
+  const long long want = b.krem[slot];  // read before any thread updates it
+  const auto dmask = static_cast<int>(digit_mask(p));
   long long c[kPer];
   long long mine = 0;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
-    const int b = kBins - 1 - kPer * static_cast<int>(threadIdx.x) - j;
-    c[j] = b <= static_cast<int>(digit_mask) ? static_cast<long long>(__ldcg(&hist[b])) : 0;
+    const int bin = kBins - 1 - kPer * static_cast<int>(threadIdx.x) - j;
+    unsigned int v = 0;
+    if (bin <= dmask) v = kGlobal ? __ldcg(&hist[bin]) : hist[bin];
+    c[j] = v;
     mine += c[j];
   }
   long long before = 0;
   Scan(tmp).ExclusiveSum(mine, before);
-  __syncthreads();  // every thread has read *krem and the scan storage is free again
+  __syncthreads();  // every thread has read krem and the scan storage is free again
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     if (before < want && want <= before + c[j]) {
       const auto d = static_cast<uint32_t>(kBins - 1 - kPer * static_cast<int>(threadIdx.x) - j);
-      *prefix |= d << shift;
-      *krem = want - before;
+      b.prefix[slot] |= d << digit_shift(p);
+      b.krem[slot] = want - before;
+      b.in_digit[slot] = c[j];
     }
     before += c[j];
   }
 }
 
-// Launched with cudaLaunchCooperativeKernel (every block resident: the barriers need it).
+// The barrier after a pass: every block has added its histogram to s->hist; the last block to
+// arrive picks the digits there (only it reads the global histogram: when every block read it,
+// their loads of the same few lines queued for microseconds), clears it, and publishes the
+// digits; the others wait for them. `publish` also hands over the NaN position and the count of
+// pass 0. Returns whether this block was the last.
+template <typename Scan>
+__device__ bool arrive_and_pick(RadixScratch* s, RadixBlock& b, int p, unsigned int tag, bool on0,
+                                bool on1, typename Scan::TempStorage& tmp) {
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) b.last = atomicAdd(&s->arrived, 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (b.last) {
+    __threadfence();
+    if (on0) pick_digit<true, Scan>(s->hist[0], p, b, 0, tmp);
+    __syncthreads();
+    if (on1) pick_digit<true, Scan>(s->hist[1], p, b, 1, tmp);
+    __syncthreads();
+    for (int i = threadIdx.x; i < 2 * kBins; i += kThreads) (&s->hist[0][0])[i] = 0;
+    if (threadIdx.x == 0) {
+      s->arrived = 0;
+      for (int slot = 0; slot < 2; ++slot) {
+        s->prefix[slot] = b.prefix[slot];
+        s->krem[slot] = b.krem[slot];
+        s->in_digit[slot] = b.in_digit[slot];
+      }
+    }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) atomicExch(&s->published, tag + static_cast<unsigned int>(p));
+  } else {
+    if (threadIdx.x == 0) {
+      const volatile unsigned int* flag = &s->published;
+      while (*flag != tag + static_cast<unsigned int>(p)) __nanosleep(32);
+      __threadfence();
+      for (int slot = 0; slot < 2; ++slot) {
+        b.prefix[slot] = __ldcg(&s->prefix[slot]);
+        b.krem[slot] = __ldcg(&s->krem[slot]);
+        b.in_digit[slot] = __ldcg(&s->in_digit[slot]);
+      }
+    }
+    __syncthreads();
+  }
+  return b.last;
+}
+
+// Launched with cudaLaunchCooperativeKernel: every block resident, as the waits need.
 __global__ void __launch_bounds__(kThreads)
-    radix_select_kernel(RadixJob job, Ctl* ctl, RadixScratch* scratch) {
-  namespace cg = cooperative_groups;
-  cg::grid_group grid = cg::this_grid();
-  __shared__ unsigned int sh[2][kBins];
-  __shared__ uint32_t prefix[2];
-  __shared__ long long krem[2];
+    radix_select_kernel(RadixJob job, Ctl* ctl, RadixScratch* s) {
+  __shared__ RadixBlock b;
   using Scan = cub::BlockScan<long long, kThreads>;
   using Reduce = cub::BlockReduce<int, kThreads>;
   __shared__ union {
     typename Scan::TempStorage scan;
     typename Reduce::TempStorage reduce;
   } tmp;
+  const bool on0 = job.k0 > 0;
+  const bool on1 = job.k1 > 0;  // uniform: the warps' __match_any_sync run together
   if (threadIdx.x < 2) {
-    prefix[threadIdx.x] = 0;
-    krem[threadIdx.x] = threadIdx.x == 0 ? job.k0 : job.k1;
-  }
-  const int64_t gthreads = int64_t{gridDim.x} * kThreads;
-  const int64_t gtid = int64_t{blockIdx.x} * kThreads + threadIdx.x;
-  for (int64_t i = gtid; i < 2 * 2 * kBins; i += gthreads) {
-    (&scratch->hist[1][0][0])[i] = 0;  // passes 1 and 2: used after the first barrier
+    b.prefix[threadIdx.x] = 0;
+    b.krem[threadIdx.x] = threadIdx.x == 0 ? job.k0 : job.k1;
+    b.in_digit[threadIdx.x] = 0;
   }
   const int lane = static_cast<int>(threadIdx.x & 31u);
-  const int shifts[kRadixPasses] = {21, 10, 0};
-  const uint32_t masks[kRadixPasses] = {0x7ffu, 0x7ffu, 0x3ffu};
-  uint32_t fixed = 0;  // the bits the passes before have fixed
-  __syncthreads();
-  for (int p = 0; p < kRadixPasses; ++p) {
-    const bool on0 = krem[0] > 0;
-    const bool on1 = krem[1] > 0;
-    const uint32_t prefix0 = prefix[0];
-    const uint32_t prefix1 = prefix[1];
-    const int bins = on1 ? 2 * kBins : kBins;  // slot 1 idle: its bins stay 0
-    for (int i = threadIdx.x; i < bins; i += kThreads) sh[i / kBins][i % kBins] = 0;
+  const int bins = on1 ? 2 * kBins : kBins;  // slot 1 idle: its bins stay 0
+  const int64_t m = job.in.m;
+  const int64_t gthreads = int64_t{gridDim.x} * kThreads;
+  // Pass p over every key into the block histograms, then into the global one; pass 0 also
+  // gathers, counts and watches for NaN. Chunks of kChunk elements per thread, striped; each
+  // chunk's loads are issued before any is used (the passes are latency bound).
+  auto pass = [&](int p, uint32_t fixed) {
+    for (int i = threadIdx.x; i < bins; i += kThreads) b.hist[i / kBins][i % kBins] = 0;
     __syncthreads();
     const bool first = p == 0;
-    const float* a = first || job.in.gather == nullptr ? job.in.a : job.in.gather;
-    const int64_t start = first || job.in.gather == nullptr ? job.in.start : 0;
-    const int64_t stride = first || job.in.gather == nullptr ? job.in.stride : 1;
+    const bool own = first || job.in.gather == nullptr;
+    const float* a = own ? job.in.a : job.in.gather;
+    const int64_t start = own ? job.in.start : 0;
+    const int64_t stride = own ? job.in.stride : 1;
     const bool counting = first && job.in.count_at != nullptr;
     const float count_at = counting ? *job.in.count_at : 0.0f;
+    const uint32_t prefix0 = b.prefix[0];
+    const uint32_t prefix1 = b.prefix[1];
     int counted = 0;
-    // Chunks of kItems2 elements per thread, striped; each chunk's loads are all issued before
-    // any is used (the passes are latency bound). Lanes with the same digit add once per warp
-    // (__match_any_sync): magnitudes crowd into a few digits, and one shared atomic per lane
-    // would serialise on them.
-    constexpr int kItems2 = 2;
-    const int64_t chunk = int64_t{kThreads} * kItems2;
-    const int64_t m = job.in.m;
-    for (int64_t c0 = int64_t{blockIdx.x} * chunk; c0 < m; c0 += int64_t{gridDim.x} * chunk) {
-      float xs[kItems2];
+    constexpr int kChunk = 4;
+    for (int64_t c0 = int64_t{blockIdx.x} * kThreads * kChunk; c0 < m; c0 += gthreads * kChunk) {
+      float xs[kChunk];
 #pragma unroll
-      for (int j = 0; j < kItems2; ++j) {
+      for (int j = 0; j < kChunk; ++j) {
         const int64_t i = c0 + int64_t{j} * kThreads + threadIdx.x;
         xs[j] = i < m ? a[start + i * stride] : 0.0f;
       }
 #pragma unroll
-      for (int j = 0; j < kItems2; ++j) {
+      for (int j = 0; j < kChunk; ++j) {
         const int64_t i = c0 + int64_t{j} * kThreads + threadIdx.x;
-        uint32_t bin0 = 0xffffffffu;
-        uint32_t bin1 = 0xffffffffu;
-        if (i < m) {
-          const float x = xs[j];
-          if (first) {
-            if (job.check_nan && isnan(x)) {
-              atomicMin(&scratch->nan_first, static_cast<unsigned long long>(start + i * stride));
-            }
-            if (job.in.gather != nullptr) job.in.gather[i] = fabsf(x);
-            if (counting) counted += fabsf(x) >= count_at;
+        const bool valid = i < m;
+        if (valid && first) {
+          if (job.check_nan && isnan(xs[j])) {
+            atomicMin(&s->nan_first, static_cast<unsigned long long>(start + i * stride));
           }
-          const uint32_t key = mag_bits(x);
-          if (on0 && (key & fixed) == prefix0) bin0 = (key >> shifts[p]) & masks[p];
-          if (on1 && (key & fixed) == prefix1) bin1 = (key >> shifts[p]) & masks[p];
+          if (job.in.gather != nullptr) job.in.gather[i] = fabsf(xs[j]);
+          if (counting) counted += fabsf(xs[j]) >= count_at;
         }
-        const unsigned peers0 = __match_any_sync(0xffffffffu, bin0);
-        if (bin0 != 0xffffffffu && lane == __ffs(peers0) - 1) {
-          atomicAdd(&sh[0][bin0], static_cast<unsigned int>(__popc(peers0)));
-        }
-        if (on1) {
-          const unsigned peers1 = __match_any_sync(0xffffffffu, bin1);
-          if (bin1 != 0xffffffffu && lane == __ffs(peers1) - 1) {
-            atomicAdd(&sh[1][bin1], static_cast<unsigned int>(__popc(peers1)));
-          }
-        }
+        const uint32_t key = mag_bits(xs[j]);
+        if (on0) add_digit(b.hist[0], digit_of(key, p, fixed, prefix0, valid), lane);
+        if (on1) add_digit(b.hist[1], digit_of(key, p, fixed, prefix1, valid), lane);
       }
     }
     if (counting) {
       const int total = Reduce(tmp.reduce).Sum(counted);
       if (threadIdx.x == 0 && total != 0) {
-        atomicAdd(&scratch->aux, static_cast<unsigned long long>(total));
+        atomicAdd(&s->aux, static_cast<unsigned long long>(total));
       }
     }
     __syncthreads();
     for (int i = threadIdx.x; i < bins; i += kThreads) {
-      const unsigned int c = sh[i / kBins][i % kBins];
-      if (c != 0) atomicAdd(&scratch->hist[p][i / kBins][i % kBins], c);
+      const unsigned int c = b.hist[i / kBins][i % kBins];
+      if (c != 0) atomicAdd(&s->hist[i / kBins][i % kBins], c);
     }
-    grid.sync();
-    if (first && blockIdx.x == 0 && threadIdx.x == 0) {
-      // Every block has added its NaN position and its count: publish them, clear the scratch.
-      const unsigned long long nan = __ldcg(&scratch->nan_first);
-      const unsigned long long aux = __ldcg(&scratch->aux);
-      if (job.reset_nan) {
-        ctl->nan_first = nan;
-      } else if (nan < ctl->nan_first) {
-        ctl->nan_first = nan;
-      }
-      if (job.counts) {
-        ctl->count = 0;
-        ctl->overflow = 0;
-        ctl->list_hits = 0;
-        ctl->aux = aux;
-      } else {
-        ctl->aux += aux;
-      }
-      for (int g = 0; g < kGroups; ++g) ctl->groups[g] = 0;
-      scratch->nan_first = kNoNan;
-      scratch->aux = 0;
+  };
+  auto write_results = [&] {
+    if (threadIdx.x != 0) return;
+    if (on0) {
+      ctl->result[0] = b.prefix[0];
+      ctl->thr = __uint_as_float(b.prefix[0]);
     }
-    if (p == 1) {
-      // Every block read pass 0's histograms before the barrier just passed: clear them for the
-      // next launch.
-      for (int64_t i = gtid; i < 2 * kBins; i += gthreads) (&scratch->hist[0][0][0])[i] = 0;
+    if (on1) ctl->result[1] = b.prefix[1];
+  };
+
+  pass(0, 0);
+  if (arrive_and_pick<Scan>(s, b, 0, job.tag, on0, on1, tmp.scan) && threadIdx.x == 0) {
+    // Every block has added its NaN position and its count: hand them over, clear the scratch.
+    // (The other blocks are past the barrier, but none touches these again in this launch.)
+    const unsigned long long nan = __ldcg(&s->nan_first);
+    const unsigned long long aux = __ldcg(&s->aux);
+    if (job.reset_nan || nan < ctl->nan_first) ctl->nan_first = nan;
+    if (job.counts) {
+      ctl->count = 0;
+      ctl->overflow = 0;
+      ctl->list_hits = 0;
+      ctl->aux = aux;
+    } else {
+      ctl->aux += aux;
     }
-    if (on0)
-      pick_digit<Scan>(scratch->hist[p][0], masks[p], shifts[p], &prefix[0], &krem[0], tmp.scan);
-    __syncthreads();
-    if (on1)
-      pick_digit<Scan>(scratch->hist[p][1], masks[p], shifts[p], &prefix[1], &krem[1], tmp.scan);
-    __syncthreads();
-    fixed |= masks[p] << shifts[p];
+    for (int g = 0; g < kGroups; ++g) ctl->groups[g] = 0;
+    s->nan_first = kNoNan;
+    s->aux = 0;
   }
-  if (blockIdx.x == 0 && threadIdx.x == 0) {
-    if (job.k0 > 0) {
-      ctl->result[0] = prefix[0];
-      ctl->thr = __uint_as_float(prefix[0]);
+  uint32_t fixed = digit_mask(0) << digit_shift(0);
+  const bool few = (!on0 || b.in_digit[0] <= kCandidates) && (!on1 || b.in_digit[1] <= kCandidates);
+  if (!few) {
+    // Passes 1 and 2 over every key, the barrier after each.
+    for (int p = 1; p < kRadixPasses; ++p) {
+      pass(p, fixed);
+      const bool picked = arrive_and_pick<Scan>(s, b, p, job.tag, on0, on1, tmp.scan);
+      fixed |= digit_mask(p) << digit_shift(p);
+      if (picked && p == kRadixPasses - 1) write_results();
     }
-    if (job.k1 > 0) ctl->result[1] = prefix[1];
+    return;
   }
+  // Each block appends its keys in the picked digits to the candidate lists (one atomic per warp
+  // and slot), and the last block to finish picks the other digits over those alone.
+  const bool own = job.in.gather == nullptr;
+  const float* a = own ? job.in.a : job.in.gather;
+  const int64_t start = own ? job.in.start : 0;
+  const int64_t stride = own ? job.in.stride : 1;
+  constexpr int kChunk = 4;
+  for (int64_t c0 = int64_t{blockIdx.x} * kThreads * kChunk; c0 < m; c0 += gthreads * kChunk) {
+    uint32_t ks[kChunk];
+#pragma unroll
+    for (int j = 0; j < kChunk; ++j) {
+      const int64_t i = c0 + int64_t{j} * kThreads + threadIdx.x;
+      ks[j] = i < m ? mag_bits(a[start + i * stride]) : 0u;
+    }
+#pragma unroll
+    for (int j = 0; j < kChunk; ++j) {
+      const bool valid = c0 + int64_t{j} * kThreads + threadIdx.x < m;
+#pragma unroll
+      for (int slot = 0; slot < 2; ++slot) {
+        if (!(slot == 0 ? on0 : on1)) continue;  // uniform
+        const bool match = valid && (ks[j] & fixed) == b.prefix[slot];
+        const unsigned ballot = __ballot_sync(0xffffffffu, match);
+        if (ballot == 0) continue;  // uniform across the warp
+        const int leader = __ffs(ballot) - 1;
+        unsigned int base = 0;
+        if (lane == leader) base = atomicAdd(&s->cand_count[slot], __popc(ballot));
+        base = __shfl_sync(0xffffffffu, base, leader);
+        const unsigned int pos = base + __popc(ballot & ((1u << lane) - 1u));
+        if (match && pos < kCandidates) s->cand[slot][pos] = ks[j];
+      }
+    }
+  }
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) b.last = atomicAdd(&s->arrived, 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (!b.last) return;
+  __threadfence();
+  // The last block: every candidate in registers (kCandItems per thread and slot), passes 1 and
+  // 2 over them in shared memory.
+  uint32_t keys[2][kCandItems];
+  int count[2];
+#pragma unroll
+  for (int slot = 0; slot < 2; ++slot) {
+    count[slot] = static_cast<int>(b.in_digit[slot]);
+#pragma unroll
+    for (int j = 0; j < kCandItems; ++j) {
+      const int i = j * kThreads + static_cast<int>(threadIdx.x);
+      keys[slot][j] = i < count[slot] ? __ldcg(&s->cand[slot][i]) : 0u;
+    }
+  }
+  if (threadIdx.x == 0) {
+    s->cand_count[0] = s->cand_count[1] = 0;
+    s->arrived = 0;
+  }
+  for (int p = 1; p < kRadixPasses; ++p) {
+    for (int i = threadIdx.x; i < bins; i += kThreads) b.hist[i / kBins][i % kBins] = 0;
+    __syncthreads();
+#pragma unroll
+    for (int slot = 0; slot < 2; ++slot) {
+      if (!(slot == 0 ? on0 : on1)) continue;  // uniform
+      const uint32_t prefix = b.prefix[slot];
+#pragma unroll
+      for (int j = 0; j < kCandItems; ++j) {
+        if (j * kThreads >= count[slot]) break;  // uniform
+        const int i = j * kThreads + static_cast<int>(threadIdx.x);
+        add_digit(b.hist[slot], digit_of(keys[slot][j], p, fixed, prefix, i < count[slot]), lane);
+      }
+    }
+    __syncthreads();
+    if (on0) pick_digit<false, Scan>(b.hist[0], p, b, 0, tmp.scan);
+    __syncthreads();
+    if (on1) pick_digit<false, Scan>(b.hist[1], p, b, 1, tmp.scan);
+    __syncthreads();
+    fixed |= digit_mask(p) << digit_shift(p);
+  }
+  write_results();
 }
 
 }  // namespace terse::dgc_cuda

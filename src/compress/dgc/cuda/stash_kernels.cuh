@@ -63,15 +63,13 @@ __global__ void __launch_bounds__(kThreads)
                       unsigned long long* counter, Stash stash, long long* __restrict__ tile_hits,
                       long long* __restrict__ tile_c1, SampleOut sample) {
   const int slots = stash.slots;
-  using Scan = cub::BlockScan<int, kThreads>;
-  __shared__ typename Scan::TempStorage tmp;
   const int64_t base = int64_t{blockIdx.x} * kTile;
   const float t = *thr;
   const bool stashing = !positive_only || (t > 0.0f && isfinite(t));
   uint16_t* slot = stash.off + int64_t{blockIdx.x} * slots;
   float* sval = stash.val + int64_t{blockIdx.x} * slots;
   // All loads and stores first, with no barrier between them, so every round's memory accesses
-  // are in flight together; then the ordered stash, a block scan per round.
+  // are in flight together; then the ordered stash.
   constexpr int kRounds = kItems / 4;
   float val[kRounds][4];
   bool in[kRounds][4];
@@ -120,32 +118,54 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   }
-  int total = 0;
+  // The tile's order is (round, warp, lane, element): each lane's rank in its warp from three
+  // ballots of the bits of its hit count (0 to 4), each warp's count per round in shared memory,
+  // and one barrier for the offsets of all of them.
+  constexpr int kWarps = kThreads / 32;
+  __shared__ int warp_hits[kRounds][kWarps];
+  const int warp = static_cast<int>(threadIdx.x / 32);
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const unsigned below = (1u << lane) - 1u;
+  bool hit[kRounds][4];
+  int rank[kRounds];
 #pragma unroll
   for (int j = 0; j < kRounds; ++j) {
-    const int64_t i0 = base + 4 * (int64_t{j} * kThreads + threadIdx.x);
-    bool hit[4];
     int hits = 0;
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      hit[e] = stashing && in[j][e] && fabsf(val[j][e]) >= t;
-      hits += hit[e];
+      hit[j][e] = stashing && in[j][e] && fabsf(val[j][e]) >= t;
+      hits += hit[j][e];
     }
-    int rank = 0;
-    int round_total = 0;
-    Scan(tmp).ExclusiveSum(hits, rank, round_total);
-    __syncthreads();
-    int pos = total + rank;
+    const unsigned b0 = __ballot_sync(0xffffffffu, (hits & 1) != 0);
+    const unsigned b1 = __ballot_sync(0xffffffffu, (hits & 2) != 0);
+    const unsigned b2 = __ballot_sync(0xffffffffu, (hits & 4) != 0);
+    rank[j] = __popc(b0 & below) + 2 * __popc(b1 & below) + 4 * __popc(b2 & below);
+    if (lane == 0) warp_hits[j][warp] = __popc(b0) + 2 * __popc(b1) + 4 * __popc(b2);
+  }
+  __syncthreads();
+  int total = 0;
+  int first[kRounds] = {};  // this warp's first position in the tile, by round
+#pragma unroll
+  for (int j = 0; j < kRounds; ++j) {
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      if (w == warp) first[j] = total;
+      total += warp_hits[j][w];
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kRounds; ++j) {
+    const int64_t i0 = base + 4 * (int64_t{j} * kThreads + threadIdx.x);
+    int pos = first[j] + rank[j];
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      if (!hit[e]) continue;
+      if (!hit[j][e]) continue;
       if (pos < slots) {
         slot[pos] = static_cast<uint16_t>(i0 + e - base);
         sval[pos] = val[j][e];
       }
       ++pos;
     }
-    total += round_total;
   }
   if (threadIdx.x == 0) {
     tile_hits[blockIdx.x] = total;
@@ -176,30 +196,42 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One warp per tile: the tile's stashed elements with |x| >= ctl->thr, counted into tile_c1 and
-// ctl->count. Valid while no tile overflowed and ctl->thr is at or above the stash's threshold.
+// One warp per tile: the tile's stashed elements with |x| >= ctl->thr, counted into tile_c1, and
+// the block's sum into ctl->count and its group (a block's tiles are in one group): one atomic per
+// block, not per tile (thousands of atomics on one counter queue up behind each other). Valid
+// while no tile overflowed and ctl->thr is at or above the stash's threshold.
 __global__ void __launch_bounds__(kThreads)
     stash_count_kernel(int64_t tiles, Ctl* ctl, Stash stash,
                        const long long* __restrict__ tile_hits, long long* __restrict__ tile_c1) {
+  static_assert((int64_t{1} << kGroupShift) % (kThreads / 32) == 0,
+                "a block's tiles must lie in one group");
+  __shared__ int warp_count[kThreads / 32];
   const int slots = stash.slots;
-  const int64_t tile = (int64_t{blockIdx.x} * kThreads + threadIdx.x) / 32;
-  if (tile >= tiles) return;  // whole warps
+  const int warp = static_cast<int>(threadIdx.x / 32);
+  const int64_t tile = int64_t{blockIdx.x} * (kThreads / 32) + warp;
   const int lane = static_cast<int>(threadIdx.x & 31u);
-  const long long hits = tile_hits[tile];
-  const int c = hits < slots ? static_cast<int>(hits) : slots;
-  const float t = ctl->thr;
-  const float* sval = stash.val + tile * slots;
   int cnt = 0;
+  if (tile < tiles) {  // whole warps
+    const long long hits = tile_hits[tile];
+    const int c = hits < slots ? static_cast<int>(hits) : slots;
+    const float t = ctl->thr;
+    const float* sval = stash.val + tile * slots;
 #pragma unroll 4
-  for (int r = lane; r < c; r += 32) cnt += fabsf(sval[r]) >= t;
-  for (int o = 16; o > 0; o /= 2) cnt += __shfl_down_sync(0xffffffffu, cnt, o);
-  if (lane == 0) {
-    tile_c1[tile] = cnt;
-    if (cnt != 0) {
-      atomicAdd(&ctl->count, static_cast<unsigned long long>(cnt));
-      if ((tile >> kGroupShift) < kGroups) {
-        atomicAdd(reinterpret_cast<unsigned long long*>(&ctl->groups[tile >> kGroupShift]),
-                  static_cast<unsigned long long>(cnt));
+    for (int r = lane; r < c; r += 32) cnt += fabsf(sval[r]) >= t;
+    for (int o = 16; o > 0; o /= 2) cnt += __shfl_down_sync(0xffffffffu, cnt, o);
+    if (lane == 0) tile_c1[tile] = cnt;
+  }
+  if (lane == 0) warp_count[warp] = cnt;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    long long sum = 0;
+    for (int w = 0; w < kThreads / 32; ++w) sum += warp_count[w];
+    if (sum != 0) {
+      atomicAdd(&ctl->count, static_cast<unsigned long long>(sum));
+      const int64_t group = (int64_t{blockIdx.x} * (kThreads / 32)) >> kGroupShift;
+      if (group < kGroups) {
+        atomicAdd(reinterpret_cast<unsigned long long*>(&ctl->groups[group]),
+                  static_cast<unsigned long long>(sum));
       }
     }
   }

@@ -1,0 +1,136 @@
+// Where the time of CudaDgcSelector's radix select goes (a throwaway measurement, not built by
+// CMake): nvcc -O3 -arch=sm_90 -std=c++17 -fmad=false -I../.. radix_micro.cu -o radix_micro
+#include <cooperative_groups.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "../../src/compress/dgc/cuda/radix_select.cuh"
+
+using namespace terse::dgc_cuda;
+
+#define CK(x)                                                                  \
+  do {                                                                         \
+    cudaError_t e = (x);                                                       \
+    if (e != cudaSuccess) {                                                    \
+      std::printf("%s: %s\n", #x, cudaGetErrorString(e));                      \
+      std::exit(1);                                                            \
+    }                                                                          \
+  } while (0)
+
+template <typename F>
+float time_us(F f, int reps = 50) {
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  f();
+  CK(cudaDeviceSynchronize());
+  std::vector<float> t;
+  for (int r = 0; r < reps; ++r) {
+    CK(cudaEventRecord(a));
+    f();
+    CK(cudaEventRecord(b));
+    CK(cudaEventSynchronize(b));
+    float ms;
+    CK(cudaEventElapsedTime(&ms, a, b));
+    t.push_back(ms * 1000);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+__global__ void gather_kernel(const float* x, int64_t m, int64_t start, int64_t stride, float* out) {
+  const int64_t s = int64_t{gridDim.x} * blockDim.x;
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < m; i += s) {
+    out[i] = fabsf(x[start + i * stride]);
+  }
+}
+
+__global__ void sync_kernel(int n) {
+  cooperative_groups::grid_group g = cooperative_groups::this_grid();
+  for (int i = 0; i < n; ++i) g.sync();
+}
+
+__global__ void empty_kernel() {}
+
+__global__ void stream_kernel(const float4* x, int64_t n4, float* out) {
+  float acc = 0;
+  const int64_t s = int64_t{gridDim.x} * blockDim.x;
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n4; i += s) {
+    const float4 v = x[i];
+    acc += fabsf(v.x) + fabsf(v.y) + fabsf(v.z) + fabsf(v.w);
+  }
+  if (acc == -1.0f) out[0] = acc;
+}
+
+int main() {
+  const int64_t n = 25600000, stride = 100, ms = n / stride;
+  std::vector<float> h(n);
+  uint32_t s = 1;
+  for (auto& v : h) {
+    s = s * 1664525u + 1013904223u;
+    float a = 0;
+    for (int j = 0; j < 4; ++j) {
+      s = s * 1664525u + 1013904223u;
+      a += (s >> 8) / 16777216.0f;
+    }
+    v = (a - 2.0f) * 1.7e-3f;
+  }
+  float *x, *sample;
+  CK(cudaMalloc(&x, n * 4));
+  CK(cudaMalloc(&sample, ms * 4));
+  CK(cudaMemcpy(x, h.data(), n * 4, cudaMemcpyHostToDevice));
+  Ctl* ctl;
+  RadixScratch* scr;
+  CK(cudaMalloc(&ctl, sizeof(Ctl)));
+  CK(cudaMalloc(&scr, sizeof(RadixScratch)));
+  CK(cudaMemset(ctl, 0, sizeof(Ctl)));
+  CK(cudaMemset(scr, 0, sizeof(RadixScratch)));
+  unsigned long long nn = kNoNan;
+  CK(cudaMemcpy(&scr->nan_first, &nn, 8, cudaMemcpyHostToDevice));
+  int per_sm = 0, sms = 0;
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, radix_select_kernel, kThreads, 0));
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  cudaFuncAttributes fa;
+  CK(cudaFuncGetAttributes(&fa, radix_select_kernel));
+  std::printf("radix_select_kernel: %d regs, %zu static smem, %d blocks/SM, %d SMs\n", fa.numRegs,
+              fa.sharedSizeBytes, per_sm, sms);
+  std::printf("empty launch: %.2f us\n", time_us([] { empty_kernel<<<1, 1>>>(); }));
+  for (int blocks : {132, 264, 528, 1056}) {
+    for (int nsync : {0, 1, 3}) {
+      void* args[] = {&nsync};
+      std::printf("coop %d blocks x256, %d grid syncs: %.2f us\n", blocks, nsync, time_us([&] {
+                    CK(cudaLaunchCooperativeKernel((void*)sync_kernel, blocks, 256, args, 0, 0));
+                  }));
+    }
+  }
+  for (int blocks : {264, 528, 1056, 2048}) {
+    std::printf("gather %lld strided (stride %lld) with %d blocks x256: %.2f us\n",
+                (long long)ms, (long long)stride, blocks,
+                time_us([&] { gather_kernel<<<blocks, 256>>>(x, ms, 7, stride, sample); }));
+  }
+  std::printf("contiguous gather of %lld: %.2f us\n", (long long)ms,
+              time_us([&] { gather_kernel<<<1024, 256>>>(sample, ms, 0, 1, sample + 0); }));
+  std::printf("stream-read 25.6M floats: %.2f us\n",
+              time_us([&] { stream_kernel<<<132 * 8, 256>>>((const float4*)x, n / 4, sample); }));
+  const int grid = std::min<int64_t>(per_sm * sms, (ms + 511) / 512);
+  unsigned tag = 0;
+  for (int variant = 0; variant < 3; ++variant) {
+    RadixJob job{};
+    if (variant == 0) job = {{x, ms, 7, stride, sample, nullptr}, 256, 0, 1, 1, 1};
+    if (variant == 1) job = {{sample, ms, 0, 1, nullptr, nullptr}, 256, 0, 0, 0, 0};
+    if (variant == 2) job = {{sample, ms, 0, 1, nullptr, nullptr}, 256, 1024, 0, 0, 0};
+    void* args[] = {&job, &ctl, &scr};
+    const char* names[] = {"select path (gather)", "step path (contiguous, 1 slot)",
+                           "step path (contiguous, 2 slots)"};
+    std::printf("radix_select_kernel %s, %d blocks: %.2f us\n", names[variant], grid, time_us([&] {
+                  job.tag = (tag += 4);
+                  CK(cudaLaunchCooperativeKernel((void*)radix_select_kernel, grid, kThreads, args,
+                                                 0, 0));
+                }));
+  }
+  return 0;
+}
