@@ -52,9 +52,9 @@ float value_at(PhiloxStream& rng, int64_t j, int salt) {
   return kSpecial[static_cast<size_t>((j + salt) / 97) % (sizeof(kSpecial) / sizeof(float))];
 }
 
-// One tensor of the pass test: param and state on the host and on the GPU, each with one spare
-// element in front so the views can start at element 1 (not 4-aligned: the scalar path). The
-// spare elements must come back untouched.
+// One tensor of the pass test: param and state on the host and on the GPU, each one element
+// longer than the view, which starts at element 0 or at element 1 (not 4-aligned: the kernel's
+// scalar path). The spare element, before or after the view, must come back untouched.
 template <typename T>
 struct PassTensor {
   int64_t n;
