@@ -10,6 +10,11 @@
 // same run otherwise. The slow copy is f32 for every parameter dtype and holds exactly the
 // (rounded) fast weights after each sync, as the reference's copy in the parameter's dtype does.
 // pullback_momentum is only 'none' (the inner state is the inner optimizer's own business).
+//
+// The slow weights live where the parameters are: in host memory for CPU tensors, in the GPU's
+// memory for CUDA ones (any inner optimizer that steps them there), where the copy and the sync
+// are GPU passes on the legacy default stream after the inner step, with the host's formula
+// (terse/kernels/lookahead_sync_rule.h) and so the host's bits.
 
 #include <cmath>
 #include <memory>
@@ -19,10 +24,9 @@
 
 #include "optimizer_registry.h"
 #include "option_values.h"
+#include "state_buffer.h"
 #include "terse/core/check.h"
-#include "terse/core/dispatch.h"
-#include "terse/kernels/cpu_chunks.h"
-#include "terse/kernels/cpu_threads.h"
+#include "terse/kernels/param_state_apply.h"
 
 namespace terse::optim_detail {
 namespace {
@@ -30,26 +34,17 @@ namespace {
 constexpr const char* kName = "lookahead";
 constexpr const char* kOwnOptions = "inner, k, alpha, pullback_momentum";
 
-// torch's lerp (start + w (end - start), mirrored for w >= 0.5 so w = 1 gives `end` exactly),
-// in f32 as torch computes it for f32, bf16 and f16 tensors.
-inline float torch_lerp(float start, float end, float w) {
-  return std::fabs(w) < 0.5f ? start + w * (end - start) : end - (end - start) * (1.0f - w);
-}
-
 class Lookahead final : public Optimizer {
  public:
   Lookahead(std::unique_ptr<Optimizer> inner, std::vector<Param> params, int64_t k, double alpha)
       : inner_(std::move(inner)), params_(std::move(params)), k_(k), alpha_(alpha) {
-    // Its slow copy and pull-back read the weights on the host: CPU tensors only, even when
-    // the inner optimizer runs on CUDA ones.
+    // The inner optimizer has checked that they share one device; the slow weights go there.
+    if (!params_.empty()) device_ = params_[0].value.device;
     for (const Param& p : params_) {
-      TERSE_CHECK(p.value.device.is_cpu(), InvalidArgument, kName, ": parameter '", p.name,
-                  "' is on ", p.value.device.str(),
-                  "; lookahead runs on CPU tensors only so "
-                  "far (docs/optimizers.md, 'On the GPU'); move the parameters to the CPU");
+      TERSE_CHECK(p.value.device == device_, InvalidArgument, kName, ": parameter '", p.name,
+                  "' is on ", p.value.device.str(), " but the first one on ", device_.str(),
+                  "; pass the parameters of one device");
     }
-    offsets_.push_back(0);
-    for (const Param& p : params_) offsets_.push_back(offsets_.back() + p.value.numel);
   }
 
   const char* name() const override { return kName; }
@@ -91,9 +86,9 @@ class Lookahead final : public Optimizer {
     sd.ints["lookahead.step"] = steps_;
     sd.ints["lookahead.has_slow"] = slow_.empty() ? 0 : 1;
     for (size_t i = 0; i < slow_.size(); ++i) {
-      TensorView view(const_cast<float*>(slow_[i].data()), static_cast<int64_t>(slow_[i].size()),
-                      DType::kF32);
-      sd.tensors["slow." + std::to_string(i)] = StateTensor::copy_of(view, params_[i].shape);
+      std::vector<float> scratch;  // a CUDA slow copy's host copy
+      sd.tensors["slow." + std::to_string(i)] =
+          StateTensor::copy_of(slow_[i].host_view(scratch), params_[i].shape);
     }
     return sd;
   }
@@ -109,7 +104,7 @@ class Lookahead final : public Optimizer {
     const bool has_slow = sd.int_value("lookahead.has_slow") != 0;
     // Checked and copied first, and the inner optimizer loads atomically, so an error leaves
     // *this unchanged.
-    std::vector<std::vector<float>> fresh;
+    std::vector<StateBuffer> fresh;
     size_t slow_tensors = 0;
     StateDict in;
     for (const auto& [key, v] : sd.tensors) {
@@ -134,7 +129,7 @@ class Lookahead final : public Optimizer {
         const std::string key = "slow." + std::to_string(i);
         std::vector<float> buf(static_cast<size_t>(params_[i].value.numel));
         sd.tensor(key).copy_to(TensorView::of(buf.data(), params_[i].value.numel), key);
-        fresh.push_back(std::move(buf));
+        fresh.emplace_back(device_, std::move(buf));
       }
     }
     inner_->load_state_dict(in);
@@ -152,45 +147,30 @@ class Lookahead final : public Optimizer {
   inline static const std::string kInner = "inner.";
 
   void take_slow_copy() {
-    slow_.resize(params_.size());
-    for (size_t i = 0; i < params_.size(); ++i) {
-      slow_[i].resize(static_cast<size_t>(params_[i].value.numel));
-    }
-    cpu_for_each_chunk_piece(offsets_, cpu_threads(), [&](size_t i, int64_t b, int64_t e) {
-      float* s = slow_[i].data();
-      dispatch_floating(params_[i].value.dtype, [&](auto tag) {
-        using T = decltype(tag);
-        const T* p = static_cast<const T*>(params_[i].value.data);
-#pragma omp simd
-        for (int64_t j = b; j < e; ++j) s[j] = load_as_float(p, j);
-      });
-    });
+    std::vector<StateBuffer> fresh;
+    for (const Param& p : params_) fresh.emplace_back(device_, static_cast<size_t>(p.value.numel));
+    slow_ = std::move(fresh);
+    apply(EmaRule::copy_param());
     steps_ = 0;
   }
 
   // One pass: p = lerp(p, s, 1 - alpha) stored in the parameter's dtype, s = that stored value.
-  void sync() {
-    const float w = static_cast<float>(1.0 - alpha_);
-    cpu_for_each_chunk_piece(offsets_, cpu_threads(), [&](size_t i, int64_t b, int64_t e) {
-      float* s = slow_[i].data();
-      dispatch_floating(params_[i].value.dtype, [&](auto tag) {
-        using T = decltype(tag);
-        T* p = static_cast<T*>(params_[i].value.data);
-#pragma omp simd
-        for (int64_t j = b; j < e; ++j) {
-          store_from_float(p, j, torch_lerp(load_as_float(p, j), s[j], w));
-          s[j] = load_as_float(p, j);
-        }
-      });
-    });
+  void sync() { apply(LookaheadSyncRule::make(alpha_)); }
+
+  // One param-state pass over every parameter with its slow weights.
+  template <typename Rule>
+  void apply(const Rule& rule) {
+    std::vector<ParamStateTask> tasks(params_.size());
+    for (size_t i = 0; i < params_.size(); ++i) tasks[i] = {params_[i].value, slow_[i].data()};
+    param_state_apply(rule, tasks);
   }
 
   std::unique_ptr<Optimizer> inner_;
   std::vector<Param> params_;  // every group's, in order (slow_[i] belongs to params_[i])
-  std::vector<int64_t> offsets_;
+  Device device_ = Device::cpu();
   int64_t k_;
   double alpha_;
-  std::vector<std::vector<float>> slow_;  // empty until the first step
+  std::vector<StateBuffer> slow_;  // on device_; empty until the first step
   int64_t steps_ = 0;
 };
 

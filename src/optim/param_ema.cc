@@ -6,10 +6,9 @@
 #include <utility>
 
 #include "option_values.h"
+#include "state_buffer.h"
 #include "terse/core/check.h"
-#include "terse/core/dispatch.h"
-#include "terse/kernels/cpu_chunks.h"
-#include "terse/kernels/cpu_threads.h"
+#include "terse/kernels/param_state_apply.h"
 
 namespace terse {
 
@@ -20,11 +19,32 @@ using optim_detail::parse_double;
 using optim_detail::parse_int;
 using optim_detail::trim;
 
+using optim_detail::StateArray;
+using optim_detail::StateBuffer;
+
 namespace {
 
 constexpr const char* kWho = "ema";
 const std::vector<std::string> kOptionNames = {"decay",        "warmup",    "warmup_gamma",
                                                "warmup_power", "min_decay", "update_after_step"};
+
+// One param-state pass over every parameter with its EMA array.
+template <typename Rule>
+void apply(const Rule& rule, const std::vector<Param>& params, std::vector<StateBuffer>& ema) {
+  std::vector<ParamStateTask> tasks(params.size());
+  for (size_t i = 0; i < params.size(); ++i) tasks[i] = {params[i].value, ema[i].data()};
+  param_state_apply(rule, tasks);
+}
+
+// `bytes` from src to dst, both in host memory or both in one GPU's (device order kept).
+void copy_bytes(Device device, void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  if (device.is_cuda()) {
+    cuda_copy(dst, src, bytes);
+  } else {
+    std::memcpy(dst, src, bytes);
+  }
+}
 
 }  // namespace
 
@@ -59,7 +79,6 @@ ParamEma::ParamEma(std::vector<Param> params, const OptionMap& options)
               ": min_decay must be in [0, decay = ", decay_, "], got ", min_decay_);
   TERSE_CHECK(update_after_step_ >= 0, InvalidArgument, kWho,
               ": update_after_step must be >= 0, got ", update_after_step_);
-  offsets_.push_back(0);
   for (size_t i = 0; i < params_.size(); ++i) {
     const Param& p = params_[i];
     const std::string label =
@@ -68,13 +87,18 @@ ParamEma::ParamEma(std::vector<Param> params, const OptionMap& options)
                     p.value.dtype == DType::kF16,
                 InvalidArgument, kWho, ": ", label, " has dtype ", dtype_name(p.value.dtype),
                 "; parameters must be f32, bf16 or f16");
-    TERSE_CHECK(p.value.device.is_cpu(), InvalidArgument, kWho, ": ", label, " is on ",
-                p.value.device.str(), "; the EMA averages CPU tensors");
+    if (i == 0) device_ = p.value.device;
+    TERSE_CHECK(p.value.device == device_, InvalidArgument, kWho, ": ", label, " is on ",
+                p.value.device.str(), " but param 0 on ", device_.str(),
+                "; the EMA averages the parameters of one device");
     TERSE_CHECK(p.value.numel == 0 || p.value.data != nullptr, InvalidArgument, kWho, ": ", label,
                 " has ", p.value.numel, " elements but a null pointer");
-    offsets_.push_back(offsets_.back() + p.value.numel);
   }
 }
+
+ParamEma::~ParamEma() = default;
+ParamEma::ParamEma(ParamEma&&) noexcept = default;
+ParamEma& ParamEma::operator=(ParamEma&&) noexcept = default;
 
 ParamEma ParamEma::from_spec(const std::string& spec, std::vector<Param> params) {
   OptionMap options;
@@ -110,35 +134,13 @@ void ParamEma::update() {
   const int64_t t = num_updates_ + 1;
   const double d = decay_at(t);
   if (ema_.empty()) {
-    ema_.resize(params_.size());
-    for (size_t i = 0; i < params_.size(); ++i) {
-      ema_[i].resize(static_cast<size_t>(params_[i].value.numel));
-    }
+    std::vector<StateBuffer> fresh;
+    for (const Param& p : params_) fresh.emplace_back(device_, static_cast<size_t>(p.value.numel));
+    ema_ = std::move(fresh);
   }
-  // torch's lerp(e, x, w) with w = 1 - d in f32, as torch._foreach_lerp_ computes it.
-  const float w = static_cast<float>(1.0 - d);
-  const bool copy = d == 0;
-  cpu_for_each_chunk_piece(offsets_, cpu_threads(), [&](size_t i, int64_t b, int64_t e) {
-    float* avg = ema_[i].data();
-    dispatch_floating(params_[i].value.dtype, [&](auto tag) {
-      using T = decltype(tag);
-      const T* x = static_cast<const T*>(params_[i].value.data);
-      if (copy) {
-#pragma omp simd
-        for (int64_t j = b; j < e; ++j) avg[j] = load_as_float(x, j);
-      } else if (w < 0.5f) {
-#pragma omp simd
-        for (int64_t j = b; j < e; ++j) avg[j] += w * (load_as_float(x, j) - avg[j]);
-      } else {
-        const float v = 1.0f - w;
-#pragma omp simd
-        for (int64_t j = b; j < e; ++j) {
-          const float xj = load_as_float(x, j);
-          avg[j] = xj - (xj - avg[j]) * v;
-        }
-      }
-    });
-  });
+  // torch's lerp(e, x, w) with w = 1 - d in f32, as torch._foreach_lerp_ computes it; d = 0
+  // copies.
+  apply(EmaRule::make(d), params_, ema_);
   num_updates_ = t;
 }
 
@@ -147,27 +149,32 @@ void ParamEma::load_into_params() {
               ": no EMA yet (no update() since it was built); update before evaluating with it");
   TERSE_CHECK(saved_.empty(), InvalidArgument, kWho,
               ": the EMA weights are loaded already; call restore_params() first");
-  saved_.resize(params_.size());
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const TensorView& v = params_[i].value;
-    saved_[i].resize(v.nbytes());
-    if (v.nbytes() > 0) std::memcpy(saved_[i].data(), v.data, v.nbytes());
-    dispatch_floating(v.dtype, [&](auto tag) {
-      using T = decltype(tag);
-      T* p = static_cast<T*>(v.data);
-      const float* avg = ema_[i].data();
-      for (int64_t j = 0; j < v.numel; ++j) store_from_float(p, j, avg[j]);
-    });
+  std::vector<StateArray<uint8_t>> saved;
+  for (const Param& p : params_) {
+    saved.emplace_back(device_, p.value.nbytes());
+    copy_bytes(device_, saved.back().data(), p.value.data, p.value.nbytes());
   }
+  saved_ = std::move(saved);
+  apply(StoreStateRule{}, params_, ema_);
 }
 
 void ParamEma::restore_params() {
   TERSE_CHECK(!saved_.empty() || params_.empty(), InvalidArgument, kWho,
               ": restore_params() without load_into_params()");
   for (size_t i = 0; i < saved_.size(); ++i) {
-    if (!saved_[i].empty()) std::memcpy(params_[i].value.data, saved_[i].data(), saved_[i].size());
+    copy_bytes(device_, params_[i].value.data, saved_[i].data(), saved_[i].size());
   }
   saved_.clear();
+}
+
+std::vector<float> ParamEma::average(size_t i) const {
+  TERSE_CHECK(i < params_.size(), InvalidArgument, kWho, ": average(", i, ") but there are ",
+              params_.size(), " parameter(s)");
+  if (ema_.empty()) return {};
+  std::vector<float> out;
+  const float* data = ema_[i].host_data(out);
+  if (data != out.data()) out.assign(data, data + ema_[i].size());
+  return out;
 }
 
 OptionMap ParamEma::options() const {
@@ -187,9 +194,8 @@ StateDict ParamEma::state_dict() const {
     const std::string k = std::to_string(i);
     if (!params_[i].name.empty()) sd.strings["param." + k + ".name"] = params_[i].name;
     if (ema_.empty()) continue;
-    TensorView view(const_cast<float*>(ema_[i].data()), static_cast<int64_t>(ema_[i].size()),
-                    DType::kF32);
-    sd.tensors["ema." + k] = StateTensor::copy_of(view, params_[i].shape);
+    std::vector<float> scratch;  // a CUDA EMA's host copy
+    sd.tensors["ema." + k] = StateTensor::copy_of(ema_[i].host_view(scratch), params_[i].shape);
   }
   return sd;
 }
@@ -206,7 +212,7 @@ void ParamEma::load_state_dict(const StateDict& sd) {
               "holds ", sd.tensors.size(), " tensor(s) after ", updates, " update(s), but ",
               expected, " are needed for these ", params_.size(),
               " parameter(s); load into the same model");
-  std::vector<std::vector<float>> fresh(expected);
+  std::vector<StateBuffer> fresh;
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string k = std::to_string(i);
     const auto name_it = sd.strings.find("param." + k + ".name");
@@ -216,9 +222,9 @@ void ParamEma::load_state_dict(const StateDict& sd) {
                 name_it == sd.strings.end() ? "" : name_it->second, "' but here it is '",
                 params_[i].name, "'; load into the same model");
     if (expected == 0) continue;
-    fresh[i].resize(static_cast<size_t>(params_[i].value.numel));
-    sd.tensor("ema." + k)
-        .copy_to(TensorView::of(fresh[i].data(), params_[i].value.numel), "ema." + k);
+    std::vector<float> buf(static_cast<size_t>(params_[i].value.numel));
+    sd.tensor("ema." + k).copy_to(TensorView::of(buf.data(), params_[i].value.numel), "ema." + k);
+    fresh.emplace_back(device_, std::move(buf));
   }
   ema_ = std::move(fresh);
   num_updates_ = updates;

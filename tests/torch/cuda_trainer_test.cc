@@ -1,6 +1,6 @@
-// `terse train --device cuda` through the library: the model, the buckets and the optimizer on
-// the GPU, against the same run on the CPU (expect_close_runs); a GPU run against itself
-// (resume) is exact. The language model's GPU run is in lm_test.cc. Skipped, saying
+// `terse train --device cuda` through the library: the model, the buckets, the optimizer and the
+// parameter EMA on the GPU, against the same run on the CPU (expect_close_runs); a GPU run
+// against itself (resume) is exact. The language model's GPU run is in lm_test.cc. Skipped, saying
 // so, without a GPU; the refusals run everywhere.
 #include <gtest/gtest.h>
 
@@ -117,6 +117,60 @@ TEST(CudaTrainer, ResumeIsExactAndCheckpointsMoveBetweenDevices) {
   EXPECT_NEAR(moved.summary.final_test_accuracy, full.summary.final_test_accuracy, 0.03);
 }
 
+// --ema on the GPU: the EMA is kept, updated and loaded for the evaluations there, and the run
+// and its EMA evaluations agree with the CPU run's (as closely as the runs themselves).
+TEST(CudaTrainer, EmaMatchesTheCpuRun) {
+  TERSE_SKIP_WITHOUT_GPU();
+  TrainConfig c = small_config();
+  c.ema = "decay=0.9,warmup=true";
+  RunResult cpu, gpu;
+  expect_close_runs(c, 2, &cpu, &gpu);
+  ASSERT_TRUE(cpu.summary.has_ema);
+  ASSERT_TRUE(gpu.summary.has_ema);
+  EXPECT_EQ(cpu.summary.ema_state_bytes, gpu.summary.ema_state_bytes);
+  EXPECT_GT(gpu.summary.ema_state_bytes, 0u);
+  ASSERT_EQ(cpu.rank0.epochs.size(), gpu.rank0.epochs.size());
+  for (size_t e = 0; e < cpu.rank0.epochs.size(); ++e) {
+    const EpochMetrics &a = cpu.rank0.epochs[e], &b = gpu.rank0.epochs[e];
+    ASSERT_TRUE(b.has_ema) << "epoch " << e;
+    EXPECT_NEAR(a.ema_test_loss, b.ema_test_loss, 0.05 * a.ema_test_loss) << "epoch " << e;
+  }
+  EXPECT_NEAR(cpu.summary.final_ema_test_accuracy, gpu.summary.final_ema_test_accuracy, 0.02);
+  // The EMA weights were evaluated, not the raw ones.
+  EXPECT_NE(gpu.summary.final_ema_test_loss, gpu.summary.final_test_loss);
+}
+
+// The EMA lives on the GPU; the checkpoint holds its host copy: a GPU run resumed from it equals
+// the uninterrupted one, EMA evaluations included, and a CPU checkpoint's EMA continues on the
+// GPU.
+TEST(CudaTrainer, EmaResumesExactlyAndMovesBetweenDevices) {
+  TERSE_SKIP_WITHOUT_GPU();
+  TrainConfig c = on_cuda(small_config());
+  c.ema = "decay=0.9";
+  const ResumePair p = run_straight_and_resumed(c, "cuda_ema", 2);
+  EXPECT_EQ(p.resumed.summary.resumed_from_epoch, 1);
+  EXPECT_EQ(deterministic(p.first.metrics_path), deterministic(p.straight.metrics_path));
+  EXPECT_EQ(p.resumed.summary.final_ema_test_loss, p.full.summary.final_ema_test_loss);
+  const Checkpoint a = load_latest(p.straight.checkpoint_dir);
+  const Checkpoint b = load_latest(p.first.checkpoint_dir);
+  EXPECT_TRUE(a.sections.at("ema") == b.sections.at("ema"));
+  EXPECT_TRUE(a.sections.at("model") == b.sections.at("model"));
+
+  TrainConfig cpu_first = p.straight;
+  cpu_first.device = "cpu";
+  cpu_first.epochs = 1;
+  cpu_first.metrics_path.clear();
+  cpu_first.checkpoint_dir = scratch("cpu_to_cuda_ema") + "/ckpt";
+  run(cpu_first, 2);
+  TrainConfig gpu_second = on_cuda(cpu_first);
+  gpu_second.epochs = 2;
+  gpu_second.resume = true;
+  const RunResult moved = run(gpu_second, 2);
+  EXPECT_EQ(moved.summary.resumed_from_epoch, 1);
+  EXPECT_TRUE(moved.summary.has_ema);
+  EXPECT_NEAR(moved.summary.final_ema_test_accuracy, p.full.summary.final_ema_test_accuracy, 0.03);
+}
+
 void expect_refused(const TrainConfig& c, const std::string& needle) {
   try {
     run(c, 1);
@@ -128,9 +182,6 @@ void expect_refused(const TrainConfig& c, const std::string& needle) {
 
 TEST(CudaTrainer, RefusesWhatDoesNotRunOnTheGpu) {
   TrainConfig c = on_cuda(small_config());
-  c.ema = "decay=0.99";
-  expect_refused(c, "--ema averages CPU tensors only");
-  c = on_cuda(small_config());
   c.optimizer = "onebit_adam:freeze_step=4";
   expect_refused(c, "runs on the CPU only so far");
   c = small_config();

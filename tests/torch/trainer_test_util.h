@@ -132,9 +132,13 @@ inline TrainConfig on_cuda(TrainConfig c) {
 // The same run on the CPU and on the GPU: the same first loss (same weights, same batch), close
 // losses throughout, the same accuracy within 2 points and the same message bytes. The GPU's
 // matmuls sum in another order, so the runs agree closely, not bit for bit.
-inline void expect_close_runs(const TrainConfig& c, int world) {
+// The runs go to *cpu_out and *gpu_out where given, for further checks.
+inline void expect_close_runs(const TrainConfig& c, int world, RunResult* cpu_out = nullptr,
+                              RunResult* gpu_out = nullptr) {
   const RunResult cpu = run(c, world);
   const RunResult gpu = run(on_cuda(c), world);
+  if (cpu_out != nullptr) *cpu_out = cpu;
+  if (gpu_out != nullptr) *gpu_out = gpu;
   EXPECT_EQ(cpu.summary.device, "cpu");
   EXPECT_EQ(gpu.summary.device, "cuda:0");
   ASSERT_EQ(cpu.rank0.steps.size(), gpu.rank0.steps.size());

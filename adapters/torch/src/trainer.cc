@@ -76,9 +76,6 @@ void validate(const TrainConfig& c) {
               "the nccl backend all-reduces GPU memory; pass --device cuda with it, or use "
               "--backend mpi on the CPU");
   if (c.device == "cuda") {
-    TERSE_CHECK(c.ema.empty(), InvalidArgument,
-                "--ema averages CPU tensors only so far; drop "
-                "--ema with --device cuda, or train on the CPU");
     TERSE_CHECK(!is_communicating_optimizer(OptimizerSpec::parse(c.optimizer).name),
                 InvalidArgument, "--optimizer ", OptimizerSpec::parse(c.optimizer).name,
                 " runs on the CPU only so far (its compressed momentum exchange is host code); "
@@ -297,7 +294,8 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
     spec.options.erase("dampening");
     optimizer = make_optimizer(spec, {ParamGroup{dp.params(), {}}});
   }
-  // Updated after every step on every rank alike (the parameters are the same everywhere).
+  // Updated after every step on every rank alike (the parameters are the same everywhere), where
+  // the parameters are: on the GPU its passes follow the step on the default stream.
   std::optional<ParamEma> ema;
   if (!config.ema.empty()) ema.emplace(ParamEma::from_spec(config.ema, dp.params()));
   // Collective: every rank checks here that all built the same exchange.

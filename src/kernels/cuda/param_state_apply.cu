@@ -1,0 +1,177 @@
+// cuda_param_state_apply (terse/kernels/param_state_apply.h): one kernel per (Rule, storage
+// type), each block one chunk of one tensor, as the optimizers' multi-tensor executor
+// (multi_tensor_apply.cu) does. Built with -fmad=false (src/kernels/CMakeLists.txt) so every
+// Rule gives the host executor's bits.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "codec_util.cuh"
+#include "terse/core/check.h"
+#include "terse/core/dtype.h"
+#include "terse/kernels/cuda_multi_tensor.h"
+#include "terse/kernels/param_state_apply.h"
+
+namespace terse {
+
+using cuda_codec::cuda_check;
+namespace {
+
+constexpr int kThreads = 512;
+constexpr int kMaxDevices = 64;
+
+// A task as the kernel sees it (host pointers into device memory).
+struct Desc {
+  void* p;
+  float* s;
+  int64_t n;
+  int vec;  // p and s are aligned for 4-element vector accesses
+};
+
+// Block b handles chunk `chunk` of task `task`.
+struct ChunkRef {
+  int32_t task;
+  int32_t chunk;
+};
+
+// Four consecutive elements as one 16-byte (f32) or 8-byte (bf16, f16) access.
+template <typename T>
+struct alignas(4 * sizeof(T)) Pack4 {
+  T v[4];
+};
+
+template <typename Rule, typename T>
+__global__ void __launch_bounds__(kThreads)
+    param_state_kernel(const Rule rule, const Desc* __restrict__ descs,
+                       const ChunkRef* __restrict__ chunks) {
+  const ChunkRef c = chunks[blockIdx.x];
+  const Desc d = descs[c.task];
+  T* __restrict__ p = static_cast<T*>(d.p);
+  float* __restrict__ s = d.s;
+  const int64_t begin = int64_t{c.chunk} * kCudaChunkElements;
+  const int64_t end = d.n < begin + kCudaChunkElements ? d.n : begin + kCudaChunkElements;
+  int64_t first_scalar = begin;
+  if (d.vec) {
+    // Chunks start at multiples of 4, so groups of 4 never straddle two blocks.
+    const int64_t groups = (end - begin) / 4;
+    for (int64_t q = threadIdx.x; q < groups; q += kThreads) {
+      const int64_t i = begin + 4 * q;
+      Pack4<T> pp{};
+      Pack4<float> sp{};
+      if constexpr (Rule::kReadsParam) pp = *reinterpret_cast<const Pack4<T>*>(p + i);
+      if constexpr (Rule::kReadsState) sp = *reinterpret_cast<const Pack4<float>*>(s + i);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) rule(pp.v[e], sp.v[e]);
+      if constexpr (Rule::kWritesParam) *reinterpret_cast<Pack4<T>*>(p + i) = pp;
+      if constexpr (Rule::kWritesState) *reinterpret_cast<Pack4<float>*>(s + i) = sp;
+    }
+    first_scalar = begin + 4 * groups;
+  }
+  // Misaligned tensors and the tail: one element at a time, through the same Rule.
+  for (int64_t i = first_scalar + threadIdx.x; i < end; i += kThreads) {
+    T pv{};
+    float sv = 0;
+    if constexpr (Rule::kReadsParam) pv = p[i];
+    if constexpr (Rule::kReadsState) sv = s[i];
+    rule(pv, sv);
+    if constexpr (Rule::kWritesParam) p[i] = pv;
+    if constexpr (Rule::kWritesState) s[i] = sv;
+  }
+}
+
+// Appends the raw bytes of v to out, at a 16-byte boundary; returns where they start.
+template <typename V>
+size_t append_aligned(std::vector<unsigned char>& out, const std::vector<V>& v) {
+  const size_t at = (out.size() + 15) / 16 * 16;
+  out.resize(at + v.size() * sizeof(V));
+  if (!v.empty()) std::memcpy(out.data() + at, v.data(), v.size() * sizeof(V));
+  return at;
+}
+
+}  // namespace
+
+template <typename Rule>
+void cuda_param_state_apply(const Rule& rule, const std::vector<ParamStateTask>& tasks) {
+  const Device device = param_state_device(tasks, "cuda_param_state_apply");
+  if (tasks.empty()) return;
+  TERSE_CHECK(device.is_cuda(), InvalidArgument, "cuda_param_state_apply: the tensors are on ",
+              device.str(), "; pass CUDA tensors (or use cpu_param_state_apply)");
+  TERSE_CHECK(device.index >= 0 && device.index < kMaxDevices, InvalidArgument,
+              "cuda_param_state_apply: device index ", device.index, " out of range");
+  TERSE_CHECK(tasks.size() < (size_t{1} << 31), InvalidArgument,
+              "cuda_param_state_apply: ", tasks.size(), " tensors in one call");
+  // One table per param dtype present: the descriptors, then the chunk references.
+  constexpr DType kTypes[3] = {DType::kF32, DType::kBF16, DType::kF16};
+  std::vector<Desc> descs[3];
+  std::vector<ChunkRef> chunks[3];
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const ParamStateTask& t = tasks[i];
+    TERSE_CHECK(t.param.numel / kCudaChunkElements < (int64_t{1} << 31), InvalidArgument,
+                "cuda_param_state_apply: tensor ", i, " has ", t.param.numel,
+                " elements, more than this executor's 2^31 chunks");
+    if (t.param.numel == 0) continue;
+    const int k = t.param.dtype == DType::kF32 ? 0 : t.param.dtype == DType::kBF16 ? 1 : 2;
+    const auto aligned = [](const void* ptr, size_t bytes) {
+      return reinterpret_cast<uintptr_t>(ptr) % bytes == 0;
+    };
+    Desc d{};
+    d.p = t.param.data;
+    d.s = t.state;
+    d.n = t.param.numel;
+    d.vec = aligned(d.p, 4 * dtype_size(kTypes[k])) && aligned(d.s, 4 * sizeof(float));
+    const auto index = static_cast<int32_t>(descs[k].size());
+    descs[k].push_back(d);
+    const int64_t n_chunks = (d.n + kCudaChunkElements - 1) / kCudaChunkElements;
+    for (int64_t c = 0; c < n_chunks; ++c) chunks[k].push_back({index, static_cast<int32_t>(c)});
+  }
+  std::vector<unsigned char> table;
+  size_t desc_at[3], chunk_at[3];
+  for (int k = 0; k < 3; ++k) {
+    desc_at[k] = append_aligned(table, descs[k]);
+    chunk_at[k] = append_aligned(table, chunks[k]);
+  }
+  if (table.empty()) return;  // every tensor is empty
+  int previous = 0;
+  cuda_check(cudaGetDevice(&previous), "cudaGetDevice");
+  cuda_check(cudaSetDevice(device.index), "cudaSetDevice");
+  try {
+    auto* dev = static_cast<unsigned char*>(
+        cuda_codec::scratch(cuda_codec::Scratch::kLaunchTable, table.size()));
+    // From pageable memory: the call returns once the bytes are staged, ordered after earlier
+    // work on the legacy default stream (which may still read this scratch).
+    cuda_check(
+        cudaMemcpyAsync(dev, table.data(), table.size(), cudaMemcpyHostToDevice, cudaStreamLegacy),
+        "cudaMemcpyAsync of the param-state launch table");
+    for (int k = 0; k < 3; ++k) {
+      if (chunks[k].empty()) continue;
+      const auto* d = reinterpret_cast<const Desc*>(dev + desc_at[k]);
+      const auto* c = reinterpret_cast<const ChunkRef*>(dev + chunk_at[k]);
+      const auto blocks = static_cast<unsigned>(chunks[k].size());
+      switch (kTypes[k]) {
+        case DType::kF32:
+          param_state_kernel<Rule, float><<<blocks, kThreads, 0, cudaStreamLegacy>>>(rule, d, c);
+          break;
+        case DType::kBF16:
+          param_state_kernel<Rule, BFloat16><<<blocks, kThreads, 0, cudaStreamLegacy>>>(rule, d, c);
+          break;
+        default:
+          param_state_kernel<Rule, Half><<<blocks, kThreads, 0, cudaStreamLegacy>>>(rule, d, c);
+          break;
+      }
+      cuda_check(cudaGetLastError(), "the param-state launch");
+    }
+  } catch (...) {
+    cudaSetDevice(previous);
+    throw;
+  }
+  cuda_check(cudaSetDevice(previous), "cudaSetDevice");
+}
+
+#define TERSE_PARAM_STATE_INSTANTIATE(R) \
+  template void cuda_param_state_apply(const R&, const std::vector<ParamStateTask>&);
+TERSE_PARAM_STATE_RULES(TERSE_PARAM_STATE_INSTANTIATE)
+#undef TERSE_PARAM_STATE_INSTANTIATE
+
+}  // namespace terse
