@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "codec_util.h"
+#include "terse/kernels/fixed_order_sum.h"
 
 namespace terse {
 
@@ -33,8 +34,8 @@ size_t Qsgd::max_encoded_bytes(int64_t numel) const {
 
 size_t Qsgd::encode_body(const float* x, int64_t n, uint64_t seed_step, PayloadHeader& h,
                          uint8_t* body) const {
-  double sq = 0.0;
-  for (int64_t i = 0; i < n; ++i) sq += static_cast<double>(x[i]) * x[i];
+  // ||x||_2^2 in the fixed order of terse/kernels/fixed_order_sum.h, which the GPU codec follows.
+  const double sq = fixed_sum::host_sum(x, n, fixed_sum::Term::kSquare);
   const auto norm = static_cast<float>(std::sqrt(sq));
   TERSE_CHECK(std::isfinite(norm), NumericalError, "qsgd: ||x||_2 is ", norm,
               "; the gradient holds NaN or Inf (lower the learning rate or check the loss)");

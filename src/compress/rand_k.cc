@@ -2,17 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <sstream>
 
 #include "codec_util.h"
+#include "terse/kernels/rand_k_permutation.h"
 
 namespace terse {
 
 using namespace compress_detail;
-
-namespace {
-constexpr uint64_t kRandKStream = 0x52414e444bull;  // "RANDK": keeps these draws apart
-}
 
 RandK::RandK(double density, ValueCoding values, bool scale, bool send_indices)
     : density_(density), values_(values), scale_(scale), send_indices_(send_indices) {
@@ -39,17 +37,32 @@ int64_t RandK::k_for(int64_t numel) const {
 
 std::vector<int64_t> RandK::indices(int64_t numel, uint64_t seed_step) const {
   const int64_t k = k_for(numel);
-  // Floyd's algorithm: k distinct draws, each k-subset equally likely; a byte map keeps it O(n).
-  std::vector<uint8_t> taken(static_cast<size_t>(numel), 0);
-  PhiloxStream rng(seed_step, kRandKStream);
-  for (int64_t j = numel - k; j < numel; ++j) {
-    const auto t = static_cast<int64_t>(rng.below(static_cast<uint64_t>(j + 1)));
-    taken[static_cast<size_t>(taken[static_cast<size_t>(t)] ? j : t)] = 1;
+  std::vector<int64_t> idx(static_cast<size_t>(k));
+  if (k == numel) {  // pi's first n outputs are all of [0, n)
+    std::iota(idx.begin(), idx.end(), int64_t{0});
+    return idx;
   }
-  std::vector<int64_t> idx;
-  idx.reserve(static_cast<size_t>(k));
-  for (int64_t i = 0; i < numel; ++i)
-    if (taken[static_cast<size_t>(i)]) idx.push_back(i);
+  // The first k outputs of the permutation (terse/kernels/rand_k_permutation.h), sorted: through
+  // a bitmap of [0, n) when k is large enough for its scan to cost less than a sort.
+  const RandKPermutation pi(static_cast<uint64_t>(numel), seed_step);
+  if (k >= numel / 256) {
+    std::vector<uint64_t> bits(static_cast<size_t>((numel + 63) / 64), 0);
+    for (int64_t j = 0; j < k; ++j) {
+      const uint64_t y = pi(static_cast<uint64_t>(j));
+      bits[static_cast<size_t>(y >> 6)] |= uint64_t{1} << (y & 63);
+    }
+    size_t o = 0;
+    for (size_t w = 0; w < bits.size(); ++w) {
+      for (uint64_t b = bits[w]; b != 0; b &= b - 1) {
+        idx[o++] = static_cast<int64_t>(64 * w) + __builtin_ctzll(b);
+      }
+    }
+    return idx;
+  }
+  for (int64_t j = 0; j < k; ++j) {
+    idx[static_cast<size_t>(j)] = static_cast<int64_t>(pi(static_cast<uint64_t>(j)));
+  }
+  std::sort(idx.begin(), idx.end());
   return idx;
 }
 

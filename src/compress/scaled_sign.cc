@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "codec_util.h"
+#include "terse/kernels/fixed_order_sum.h"
 
 namespace terse {
 
@@ -16,8 +17,8 @@ size_t ScaledSign::max_encoded_bytes(int64_t numel) const {
 
 size_t ScaledSign::encode_body(const float* x, int64_t n, uint64_t, PayloadHeader& h,
                                uint8_t* body) const {
-  double l1 = 0.0;
-  for (int64_t i = 0; i < n; ++i) l1 += std::fabs(static_cast<double>(x[i]));
+  // ||x||_1 in the fixed order of terse/kernels/fixed_order_sum.h, which the GPU codec follows.
+  const double l1 = fixed_sum::host_sum(x, n, fixed_sum::Term::kAbs);
   const float scale = n > 0 ? static_cast<float>(l1 / static_cast<double>(n)) : 0.0f;
   TERSE_CHECK(std::isfinite(scale), NumericalError, "sign: the scale ||x||_1/n is ", scale,
               "; the gradient holds NaN or Inf (lower the learning rate or check the loss)");

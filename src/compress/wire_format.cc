@@ -105,6 +105,9 @@ PayloadHeader read_payload_header(const uint8_t* data, size_t len) {
               ", expected 0x", kPayloadMagic, std::dec,
               "; the bytes are not a terse payload (wrong buffer or offset)");
   h.version = data[4];
+  TERSE_CHECK(h.version != 1, CorruptData, "payload: version 1, expected ", int{kPayloadVersion},
+              ": the payload comes from a terse build before version 2, whose Rand-k seed meant "
+              "other coordinates; every rank must run the same terse build");
   TERSE_CHECK(h.version == kPayloadVersion, CorruptData, "payload: version ", int{h.version},
               ", expected ", int{kPayloadVersion}, "; every rank must run the same terse build");
   const uint8_t id = data[5];

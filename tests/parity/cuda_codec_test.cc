@@ -2,8 +2,8 @@
 // against the CPU compressors, bit for bit: the GPU's body bytes equal the CPU payload's body,
 // the GPU decode of the CPU body equals the CPU decode (overwrite and accumulate), a corrupt body
 // is refused with CorruptData and leaves the output as it was. Sizes 1, 2, 7, 4097, 65537 and
-// 2^20 + 3 (odd tails). Skipped, with a message, without a GPU; the argument checks that need no
-// GPU run everywhere.
+// 2^20 + 3 (odd tails), more for the sums; all-zero, Inf and NaN inputs. Skipped, with a message,
+// without a GPU; the argument checks that need no GPU run everywhere.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cuda_codec_test_util.h"
+#include "fixed_sum.cuh"
 #include "seq_sum.cuh"
 #include "terse/compress/cast.h"
 #include "terse/compress/one_bit.h"
@@ -97,6 +98,81 @@ TEST(CudaSequentialSum, HandlesZeroRunsTiesAndNonFiniteTerms) {
   EXPECT_FALSE(cuda_codec::cuda_sequential_sum(db.f32(), 9000, SumTerm::kSquare).finite);
 }
 
+// --- the fixed-order sum of ScaledSign's and QSGD's norms, exact to the last bit ---------------
+
+// One lane, a block and one, a thread block of partials (16 blocks) and one, and enough for one
+// and two tree passes after the lane pass (more than 256 and 65536 partials).
+const std::vector<int64_t> kSumSizes = {1,
+                                        2,
+                                        7,
+                                        17,
+                                        2047,
+                                        2048,
+                                        2049,
+                                        4097,
+                                        32768,
+                                        32769,
+                                        65537,
+                                        99999,
+                                        (int64_t{1} << 20) + 3,
+                                        (int64_t{1} << 23) + 5,
+                                        (int64_t{1} << 24) + 2049};
+
+double gpu_fixed_sum(const std::vector<float>& x, fixed_sum::Term term) {
+  DeviceBuffer dx(x), dout(sizeof(double));
+  cuda_codec::enqueue_fixed_sum(dx.f32(), static_cast<int64_t>(x.size()), term,
+                                static_cast<double*>(dout.ptr));
+  return dout.download<double>(1)[0];  // cudaMemcpy waits for the default stream
+}
+
+// Equal bits, or both NaN (the GPU's NaN may be the canonical one).
+void expect_fixed_sum(const std::vector<float>& x, fixed_sum::Term term, const std::string& what) {
+  const double want = fixed_sum::host_sum(x.data(), static_cast<int64_t>(x.size()), term);
+  const double got = gpu_fixed_sum(x, term);
+  if (std::isnan(want) && std::isnan(got)) return;
+  uint64_t a, b;
+  std::memcpy(&a, &want, 8);
+  std::memcpy(&b, &got, 8);
+  EXPECT_EQ(a, b) << what << (term == fixed_sum::Term::kAbs ? " |x|" : " x^2") << ": CPU " << want
+                  << ", GPU " << got << " (difference " << got - want << ")";
+}
+
+TEST(CudaFixedSum, EqualsTheCpuOrderToTheLastBit) {
+  TERSE_SKIP_WITHOUT_GPU();
+  for (const int64_t n : kSumSizes) {
+    for (const bool wide : {false, true}) {
+      const std::vector<float> x = random_floats(n, 21 + n, wide);
+      const std::string what = "n=" + std::to_string(n) + (wide ? " wide" : " narrow");
+      expect_fixed_sum(x, fixed_sum::Term::kAbs, what);
+      expect_fixed_sum(x, fixed_sum::Term::kSquare, what);
+    }
+  }
+}
+
+TEST(CudaFixedSum, ZerosInfinitiesAndNaN) {
+  TERSE_SKIP_WITHOUT_GPU();
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (const int64_t n : {int64_t{1}, int64_t{4097}, (int64_t{1} << 20) + 3}) {
+    const auto last = static_cast<size_t>(n - 1);
+    std::vector<float> zeros(static_cast<size_t>(n), 0.0f);
+    zeros[last] = -0.0f;
+    for (const auto t : {fixed_sum::Term::kAbs, fixed_sum::Term::kSquare}) {
+      EXPECT_EQ(gpu_fixed_sum(zeros, t), 0.0) << n;
+      EXPECT_FALSE(std::signbit(gpu_fixed_sum(zeros, t))) << n;
+      std::vector<float> x = random_floats(n, 5, true);
+      x[last] = -inf;
+      EXPECT_EQ(gpu_fixed_sum(x, t), std::numeric_limits<double>::infinity()) << n;
+      expect_fixed_sum(x, t, "-Inf n=" + std::to_string(n));
+      x[0] = nan;
+      EXPECT_TRUE(std::isnan(gpu_fixed_sum(x, t))) << n;
+      expect_fixed_sum(x, t, "NaN n=" + std::to_string(n));
+      std::vector<float> big(static_cast<size_t>(n), -std::numeric_limits<float>::max());
+      expect_fixed_sum(big, t, "FLT_MAX n=" + std::to_string(n));
+    }
+  }
+}
+
 // --- OneBit and ScaledSign -------------------------------------------------------------------
 
 using EncodeFn = size_t (*)(const float*, int64_t, uint8_t*, size_t);
@@ -146,12 +222,23 @@ TEST(CudaSignCodec, OneBitMatchesTheCpu) {
 
 TEST(CudaSignCodec, ScaledSignMatchesTheCpu) {
   TERSE_SKIP_WITHOUT_GPU();
-  for (const int64_t n : kSizes) {
+  for (const int64_t n : kSumSizes) {
     for (const bool wide : {false, true}) {
       check_codec(ScaledSign(), cuda_scaled_sign_encode, cuda_scaled_sign_decode,
                   cuda_scaled_sign_body_bytes, random_floats(n, 5 + n, wide), 0,
                   "sign n=" + std::to_string(n) + (wide ? " wide" : ""));
     }
+  }
+  // All zero (scale 0, every bit 0: -0 is not negative), and one sign only.
+  for (const int64_t n : {int64_t{1}, int64_t{4097}, int64_t{65543}}) {
+    std::vector<float> zeros(static_cast<size_t>(n), 0.0f);
+    for (size_t i = 0; i < zeros.size(); i += 3) zeros[i] = -0.0f;
+    const std::string m = " n=" + std::to_string(n);
+    check_codec(ScaledSign(), cuda_scaled_sign_encode, cuda_scaled_sign_decode,
+                cuda_scaled_sign_body_bytes, zeros, 0, "sign all zero" + m);
+    check_codec(ScaledSign(), cuda_scaled_sign_encode, cuda_scaled_sign_decode,
+                cuda_scaled_sign_body_bytes, std::vector<float>(static_cast<size_t>(n), -0.75f), 0,
+                "sign all negative" + m);
   }
 }
 
@@ -160,13 +247,22 @@ TEST(CudaSignCodec, NonFiniteInputThrowsNumericalErrorAsOnTheCpu) {
   for (const float bad :
        {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
         -std::numeric_limits<float>::infinity()}) {
-    std::vector<float> x = random_floats(5000, 1, false);
-    x[4321] = bad;
-    EXPECT_THROW(cpu_payload(OneBit(), x, 0), NumericalError);
-    EXPECT_THROW(cpu_payload(ScaledSign(), x, 0), NumericalError);
-    DeviceBuffer dx(x), dbody(cuda_onebit_body_bytes(5000));
-    EXPECT_THROW(cuda_onebit_encode(dx.f32(), 5000, dbody.u8(), dbody.bytes), NumericalError);
-    EXPECT_THROW(cuda_scaled_sign_encode(dx.f32(), 5000, dbody.u8(), dbody.bytes), NumericalError);
+    for (const int64_t n : {int64_t{1}, int64_t{4097}, int64_t{5000}, (int64_t{1} << 20) + 3}) {
+      // The first element, one inside, the last (a short block's tail lane).
+      for (const int64_t at : {int64_t{0}, n / 2 + 1, n - 1}) {
+        if (at >= n) continue;
+        std::vector<float> x = random_floats(n, 1, false);
+        x[static_cast<size_t>(at)] = bad;
+        const std::string what = "n=" + std::to_string(n) + " at=" + std::to_string(at);
+        EXPECT_THROW(cpu_payload(OneBit(), x, 0), NumericalError) << what;
+        EXPECT_THROW(cpu_payload(ScaledSign(), x, 0), NumericalError) << what;
+        DeviceBuffer dx(x), dbody(cuda_onebit_body_bytes(n));
+        EXPECT_THROW(cuda_onebit_encode(dx.f32(), n, dbody.u8(), dbody.bytes), NumericalError)
+            << what;
+        EXPECT_THROW(cuda_scaled_sign_encode(dx.f32(), n, dbody.u8(), dbody.bytes), NumericalError)
+            << what;
+      }
+    }
   }
 }
 
@@ -238,6 +334,32 @@ TEST(CudaQuantCodec, QsgdMatchesTheCpu) {
   }
 }
 
+TEST(CudaQuantCodec, QsgdSumSizesZerosAndHugeValues) {
+  TERSE_SKIP_WITHOUT_GPU();
+  auto check = [](const std::vector<float>& x, uint32_t levels, const std::string& what) {
+    const auto n = static_cast<int64_t>(x.size());
+    const Qsgd cpu(levels);
+    const std::vector<uint8_t> body = body_of(cpu_payload(cpu, x, 77));
+    DeviceBuffer dx(x), dbody(body.size());
+    ASSERT_EQ(cuda_qsgd_encode(dx.f32(), n, levels, 77, dbody.u8(), body.size()), body.size());
+    expect_same_bytes(body, dbody.download<uint8_t>(body.size()), what + " encode");
+  };
+  for (const int64_t n : kSumSizes) {
+    check(random_floats(n, 8 * n + 1, true), 127, "qsgd wide n=" + std::to_string(n));
+  }
+  for (const int64_t n : {int64_t{1}, int64_t{4097}, int64_t{65543}}) {
+    check(std::vector<float>(static_cast<size_t>(n), 0.0f), 5, "qsgd all zero");  // norm 0
+    // |x_i| = 2^57: the sum of the squares (up to 2^130) is beyond the float range, the norm
+    // (about 2^65) is not.
+    check(std::vector<float>(static_cast<size_t>(n), -0x1p57f), 5, "qsgd large values");
+  }
+  // ||x||_2 above FLT_MAX: +Inf as a float, NumericalError on both.
+  const std::vector<float> huge(64, std::numeric_limits<float>::max());
+  EXPECT_THROW(cpu_payload(Qsgd(5), huge, 1), NumericalError);
+  DeviceBuffer dh(huge), dbody(cuda_qsgd_body_bytes(64, 5));
+  EXPECT_THROW(cuda_qsgd_encode(dh.f32(), 64, 5, 1, dbody.u8(), dbody.bytes), NumericalError);
+}
+
 TEST(CudaQuantCodec, TernGradMatchesTheCpu) {
   TERSE_SKIP_WITHOUT_GPU();
   for (const int64_t n : kSizes) {
@@ -265,13 +387,22 @@ TEST(CudaQuantCodec, TernGradMatchesTheCpu) {
 
 TEST(CudaQuantCodec, NonFiniteInputAndCorruptBodies) {
   TERSE_SKIP_WITHOUT_GPU();
-  std::vector<float> x = random_floats(3000, 6, false);
-  x[2999] = std::numeric_limits<float>::infinity();
-  DeviceBuffer dx(x), dbody(cuda_qsgd_body_bytes(3000, 32767));
-  EXPECT_THROW(cpu_payload(Qsgd(5), x, 1), NumericalError);
-  EXPECT_THROW(cuda_qsgd_encode(dx.f32(), 3000, 5, 1, dbody.u8(), dbody.bytes), NumericalError);
-  EXPECT_THROW(cpu_payload(TernGrad(), x, 1), NumericalError);
-  EXPECT_THROW(cuda_terngrad_encode(dx.f32(), 3000, 1, dbody.u8(), dbody.bytes), NumericalError);
+  for (const float bad :
+       {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+        std::numeric_limits<float>::quiet_NaN()}) {
+    for (const int64_t m : {int64_t{1}, int64_t{3000}, int64_t{4097}}) {
+      std::vector<float> x = random_floats(m, 6, false);
+      x[static_cast<size_t>(m - 1)] = bad;
+      const std::string what = "n=" + std::to_string(m) + " last=" + std::to_string(bad);
+      DeviceBuffer dx(x), dbody(cuda_qsgd_body_bytes(m, 32767));
+      EXPECT_THROW(cpu_payload(Qsgd(5), x, 1), NumericalError) << what;
+      EXPECT_THROW(cuda_qsgd_encode(dx.f32(), m, 5, 1, dbody.u8(), dbody.bytes), NumericalError)
+          << what;
+      EXPECT_THROW(cpu_payload(TernGrad(), x, 1), NumericalError) << what;
+      EXPECT_THROW(cuda_terngrad_encode(dx.f32(), m, 1, dbody.u8(), dbody.bytes), NumericalError)
+          << what;
+    }
+  }
 
   const int64_t n = 11;  // qsgd levels=5: 4-bit fields, 44 bits, 4 padding bits
   const std::vector<float> y = random_floats(n, 9, false);
@@ -430,13 +561,16 @@ TEST(CudaScatterAdd, BadIndicesAreCorruptDataAndOutIsUntouched) {
 
 // --- Rand-k -----------------------------------------------------------------------------------
 
-TEST(CudaRandK, IndicesAreTheCpuFloydDraws) {
+TEST(CudaRandK, IndicesAreTheCpuPermutation) {
   TERSE_SKIP_WITHOUT_GPU();
   std::vector<int64_t> sizes = kSizes;
-  sizes.push_back((int64_t{1} << 22) + 7);  // density 1: ~2000 Lemire rejections in the walk
+  sizes.push_back(256);                     // the network's domain exactly: no cycle walking
+  sizes.push_back(257);                     // 512: walked
+  sizes.push_back((int64_t{1} << 22) + 7);  // 2^23: walked, 23-bit sort keys
+  sizes.push_back((int64_t{1} << 24));      // 24 bits exactly
   for (const int64_t n : sizes) {
-    for (const double density : {0.01, 0.3, 1.0}) {
-      if (n > (1 << 21) && density != 1.0) continue;
+    // 0.001: the CPU sorts (large n); 0.01 and up: the CPU's bitmap; 1: every index (iota).
+    for (const double density : {0.001, 0.01, 0.3, 1.0}) {
       for (const uint64_t seed : kSeeds) {
         const RandK cpu(density, ValueCoding::kF32, true, false);
         const std::vector<int64_t> want = cpu.indices(n, seed);
@@ -453,7 +587,9 @@ TEST(CudaRandK, IndicesAreTheCpuFloydDraws) {
 
 TEST(CudaRandK, BodyAndDecodeMatchTheCpu) {
   TERSE_SKIP_WITHOUT_GPU();
-  for (const int64_t n : kSizes) {
+  std::vector<int64_t> sizes = kSizes;
+  sizes.push_back(257);
+  for (const int64_t n : sizes) {
     for (const bool half : {false, true}) {
       for (const bool scale : {false, true}) {
         const double density = 0.1;

@@ -9,6 +9,10 @@ namespace terse {
 // l_i = floor(s |x_i| / ||x||_2) + 1 with probability s |x_i| / ||x||_2 - floor(...), else the
 // floor (stochastic rounding from Philox keyed by seed_step). Unbiased: E[Q(x)] = x, with
 // E||Q(x) - x||^2 <= min(n / s^2, sqrt(n) / s) ||x||^2.
+// ||x||_2 = float(sqrt(sq)), sq = sum double(x_i)^2 added in double in the fixed order of
+// terse/kernels/fixed_order_sum.h (16 lane partials per block of 2048, then a pairwise tree),
+// which the GPU codec (terse/kernels/cuda_quant_codec.h) follows too. NumericalError when the
+// norm is not finite (NaN or Inf in x, or ||x||_2 above FLT_MAX).
 // Body: s (u32), ||x||_2 (f32), then per element 1 sign bit + ceil(log2(s + 1)) level bits,
 // packed MSB-first, the last byte zero padded.
 class Qsgd : public Compressor {

@@ -5,12 +5,15 @@
 namespace terse {
 
 // Random-k sparsification (Stich et al., NeurIPS 2018; Wangni et al., NeurIPS 2018): keep
-// k = max(1, floor(density * n)) coordinates drawn uniformly without replacement from
-// Philox4x32 keyed by seed_step (Floyd's algorithm), so every rank with the same seed_step picks
-// the same coordinates. With scale=true the kept values are multiplied by n/k, which makes
-// E[C(x)] = x (unbiased, variance factor n/k - 1); scale=false sends them as they are (GRACE).
-// Body: seed_step (u64), k values (f32 or f16), then, only with send_indices=true, the indices
-// as delta LEB128 varints; otherwise the decoder regenerates them from seed_step.
+// k = max(1, floor(density * n)) distinct coordinates, the first k outputs of a keyed
+// pseudo-random permutation of [0, n) (terse/kernels/rand_k_permutation.h: a Feistel network
+// keyed by Philox4x32(seed_step), cycle walking), so every rank with the same seed_step picks the
+// same coordinates, on the CPU and on the GPU alike. Each coordinate is kept with probability
+// k/n, each k-subset about equally likely (payload version 2; version 1 used Floyd's sequential
+// algorithm, whose seed meant other coordinates). With scale=true the kept values are multiplied by
+// n/k, which makes E[C(x)] = x (unbiased, variance factor n/k - 1); scale=false sends them as they
+// are (GRACE). Body: seed_step (u64), k values (f32 or f16), then, only with send_indices=true, the
+// indices as delta LEB128 varints; otherwise the decoder regenerates them from seed_step.
 class RandK : public Compressor {
  public:
   RandK(double density, ValueCoding values, bool scale, bool send_indices);

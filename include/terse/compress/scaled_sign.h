@@ -6,6 +6,10 @@ namespace terse {
 
 // Scaled sign (EF-SignSGD, Karimireddy et al., "Error feedback fixes SignSGD", ICML 2019):
 // C(x) = (||x||_1 / n) * sign(x), sign(0) = +1. Biased; use with error feedback.
+// scale = float(l1 / double(n)), l1 = sum |double(x_i)| added in double in the fixed order of
+// terse/kernels/fixed_order_sum.h (16 lane partials per block of 2048, then a pairwise tree),
+// which the GPU codec (terse/kernels/cuda_sign_codec.h) follows too, so both write the same
+// bytes. NumericalError when the scale is not finite (x holds NaN or Inf).
 // Body: the scale (f32), then one bit per element packed MSB-first, 1 = negative, the last byte
 // zero padded. 1 bit per element plus 32 bits.
 class ScaledSign : public Compressor {

@@ -20,7 +20,11 @@ namespace terse {
 //       24    8 body bytes   bytes after the header; header + body == the payload length
 //       32      body         compressor specific (see each compressor's header)
 inline constexpr uint32_t kPayloadMagic = 0x50535254u;  // "TRSP" read as little-endian bytes
-inline constexpr uint8_t kPayloadVersion = 1;
+// Version 2: Rand-k's seed picks its coordinates through a Feistel permutation
+// (terse/kernels/rand_k_permutation.h), no longer Floyd's algorithm, and ScaledSign's / QSGD's
+// norms are added in a fixed blocked order (terse/kernels/fixed_order_sum.h). Version 1 payloads
+// are refused: a version 1 Rand-k seed would decode to other coordinates.
+inline constexpr uint8_t kPayloadVersion = 2;
 inline constexpr size_t kPayloadHeaderBytes = 32;
 
 enum class CompressorId : uint8_t {

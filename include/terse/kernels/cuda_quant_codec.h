@@ -16,9 +16,9 @@ namespace terse {
 // `out` is written, CudaError from the runtime or in a build without CUDA.
 
 // QSGD (Alistarh et al., NeurIPS 2017), one bucket: body = levels (u32), ||x||_2 (f32, from the
-// CPU's sequential double sum of x_i^2, bit for bit), then per element a sign bit and
-// ceil(log2(levels + 1)) level bits, MSB-first; level l_i = floor(s |x_i| / ||x||) + 1 with
-// probability of the fractional part.
+// CPU's double sum of x_i^2 in the order of terse/kernels/fixed_order_sum.h, bit for bit), then per
+// element a sign bit and ceil(log2(levels + 1)) level bits, MSB-first; level l_i = floor(s |x_i| /
+// ||x||) + 1 with probability of the fractional part.
 size_t cuda_qsgd_body_bytes(int64_t n, uint32_t levels);
 size_t cuda_qsgd_encode(const float* x, int64_t n, uint32_t levels, uint64_t seed_step,
                         uint8_t* body, size_t body_cap);

@@ -7,22 +7,16 @@
 
 namespace terse {
 
-// Random-k (terse/compress/rand_k.h) on the GPU: the same k coordinates as RandK::indices
-// (Floyd's algorithm over PhiloxStream(seed_step, "RANDK") draws with Lemire's rejection), the
-// gather, and the decode of a body without indices (send_indices=false: the decoder regenerates
-// them from the seed in the body). k is the caller's RandK::k_for(n). Device pointers of the
-// current device, legacy default stream, each call returns when done. n must be below 2^32 (the
-// draws' 32-bit path). Scratch: about 5 bytes per element of n. InvalidArgument for null or
-// host pointers, n or k out of range, a small buffer or another value coding; CorruptData on
-// decode for a wrong body length (before `out` is written); CudaError from the runtime or in a
-// build without CUDA.
-//
-// How the sequential algorithm runs in parallel: draw d takes the first accepted word of the
-// stream from its position on; one thread block walks the stream a block of words at a time,
-// resolving each rejection by recomputing the words after it (rejections are rare: below n/2^32
-// per word). Floyd's rule "take t_d unless already taken, else take n - k + d" is then decided
-// per draw from the first draw with each value and, when t_d is itself a slot n - k + d' taken
-// earlier by a collision, from that draw's decision (a short chain).
+// Random-k (terse/compress/rand_k.h) on the GPU: the same k coordinates as RandK::indices (the
+// first k outputs pi(0), ..., pi(k - 1) of the keyed permutation of
+// terse/kernels/rand_k_permutation.h, one thread each, then a cub radix sort), the gather, and
+// the decode of a body without indices (send_indices=false: the decoder regenerates them from the
+// seed in the body). k is the caller's RandK::k_for(n). Device pointers of the current device,
+// legacy default stream, each call returns when done. n must be below 2^32 (32-bit sort keys).
+// Scratch: about 8 bytes per kept coordinate plus the sort's. InvalidArgument for null or host
+// pointers, n or k out of range, a small buffer or another value coding; CorruptData on decode
+// for a wrong body length (before `out` is written); CudaError from the runtime or in a build
+// without CUDA.
 
 // Writes the k ascending indices to idx[0, k).
 void cuda_rand_k_indices(int64_t n, int64_t k, uint64_t seed_step, int64_t* idx);

@@ -13,8 +13,11 @@ namespace terse {
 // A payload is then header (built on the host: write_payload_header with count = n, values
 // kNone, indices kImplicit, body_bytes = the returned size) followed by this body.
 //
-// Reductions: the CPU sums in double in a fixed sequential order; these give its exact bits
-// (see src/kernels/cuda/seq_sum.cuh for how), so the means / scale are identical.
+// Reductions: the CPU sums in double in a fixed order, which these follow, so the means / scale
+// are identical: OneBit's lane sums added one after the other (the GPU gets that sequential sum's
+// bits with src/kernels/cuda/seq_sum.cuh), ScaledSign's ||x||_1 in the blocked order of
+// terse/kernels/fixed_order_sum.h (lane partials and a pairwise tree: a parallel reduction,
+// fused with the packing of the sign bits, so x is read once).
 // Errors: InvalidArgument for a null or host pointer, a negative n, or a body buffer below the
 // body size; NumericalError, as the CPU, when x holds NaN or Inf; CorruptData on decode for a
 // wrong body length, a mean or scale out of range, or non-zero padding bits, before `out` is

@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "codec_util.cuh"
-#include "seq_sum.cuh"
+#include "fixed_sum.cuh"
 #include "terse/core/philox.h"
 #include "terse/kernels/cuda_quant_codec.h"
 
@@ -50,9 +50,11 @@ struct GroupUniforms {
 
 __global__ void __launch_bounds__(kThreads)
     qsgd_encode_kernel(const float* __restrict__ x, int64_t n, uint32_t levels, unsigned bits,
-                       float norm, uint64_t seed_step, uint8_t* __restrict__ out) {
+                       const float* __restrict__ norm_at, uint64_t seed_step,
+                       uint8_t* __restrict__ out) {
   const int64_t g = int64_t{blockIdx.x} * kThreads + threadIdx.x;
   if (8 * g >= n) return;
+  const float norm = *norm_at;
   const GroupUniforms u(Philox4x32(seed_step), g, kQsgdStream);
   const unsigned level_bits = bits - 1;
   put_group(out, n, g, bits, [&](int64_t i) {
@@ -67,6 +69,18 @@ __global__ void __launch_bounds__(kThreads)
     const uint32_t neg = (level > 0 && v < 0.0f) ? 1u : 0u;
     return (neg << level_bits) | level;
   });
+}
+
+// The body's head: levels (u32), ||x||_2 = float(sqrt(sq)) (f32); the norm also into *norm.
+__global__ void qsgd_head_kernel(const double* __restrict__ sq, uint32_t levels,
+                                 uint8_t* __restrict__ body, float* __restrict__ norm) {
+  const float v = static_cast<float>(sqrt(*sq));
+  *norm = v;
+  const uint32_t b = __float_as_uint(v);
+  for (int i = 0; i < 4; ++i) {
+    body[i] = static_cast<uint8_t>(levels >> (8 * i));
+    body[4 + i] = static_cast<uint8_t>(b >> (8 * i));
+  }
 }
 
 // max |x_i| (NaN ignored, as std::max(s, NaN) keeps s) and whether any element is not finite.
@@ -196,20 +210,28 @@ size_t cuda_qsgd_encode(const float* x, int64_t n, uint32_t levels, uint64_t see
                         uint8_t* body, size_t body_cap) {
   const size_t need = cuda_qsgd_body_bytes(n, levels);
   check_encode(x, n, body, body_cap, need, "cuda_qsgd_encode");
-  const SeqSum sq = cuda_sequential_sum(x, n, SumTerm::kSquare);
-  const auto norm = static_cast<float>(std::sqrt(sq.sum));
-  TERSE_CHECK(sq.finite && std::isfinite(norm), NumericalError, "cuda_qsgd_encode: ||x||_2 is ",
-              norm, "; the gradient holds NaN or Inf (lower the learning rate or check the loss)");
-  uint8_t head[8];
-  put_u32(head, levels);
-  put_f32(head + 4, norm);
-  to_device(body, head, sizeof head, "copy of the qsgd levels and norm");
-  const int64_t groups = (n + 7) / 8;
-  if (groups > 0) {
-    qsgd_encode_kernel<<<blocks_for(groups, kThreads), kThreads>>>(
-        x, n, levels, qsgd_field_bits(levels), norm, seed_step, body + 8);
+  float norm = 0.0f;
+  if (n > 0) {
+    // The fixed-order sum, the head from it, then the levels: all enqueued, one wait at the end.
+    // A non-finite norm quantises nothing (norm > 0 fails for NaN, levels are 0 for +Inf)
+    // before the check below throws.
+    auto* sq = static_cast<double*>(scratch(Scratch::kFlags, 2 * sizeof(double)));
+    auto* dev_norm = reinterpret_cast<float*>(sq + 1);
+    enqueue_fixed_sum(x, n, fixed_sum::Term::kSquare, sq);
+    qsgd_head_kernel<<<1, 1>>>(sq, levels, body, dev_norm);
+    check_launch("qsgd_head_kernel launch");
+    qsgd_encode_kernel<<<blocks_for((n + 7) / 8, kThreads), kThreads>>>(
+        x, n, levels, qsgd_field_bits(levels), dev_norm, seed_step, body + 8);
     check_launch("qsgd_encode_kernel launch");
+    to_host(&norm, dev_norm, sizeof norm, "copy of the qsgd norm");
+  } else {
+    uint8_t head[8];
+    put_u32(head, levels);
+    put_f32(head + 4, norm);
+    to_device(body, head, sizeof head, "copy of the qsgd levels and norm");
   }
+  TERSE_CHECK(std::isfinite(norm), NumericalError, "cuda_qsgd_encode: ||x||_2 is ", norm,
+              "; the gradient holds NaN or Inf (lower the learning rate or check the loss)");
   return need;
 }
 

@@ -1,12 +1,10 @@
-// Random-k on the GPU (terse/kernels/cuda_rand_k.h): the CPU's Floyd draws, exactly.
-#include <thrust/iterator/counting_iterator.h>
-#include <cub/device/device_select.cuh>
-
-#include <cstring>
+// Random-k on the GPU (terse/kernels/cuda_rand_k.h): the CPU's coordinates, pi(0..k-1) of the
+// keyed permutation (terse/kernels/rand_k_permutation.h), one thread each, then a radix sort.
+#include <cub/device/device_radix_sort.cuh>
 
 #include "codec_util.cuh"
-#include "terse/core/philox.h"
 #include "terse/kernels/cuda_rand_k.h"
+#include "terse/kernels/rand_k_permutation.h"
 
 namespace terse {
 
@@ -15,98 +13,29 @@ using namespace cuda_codec;
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kWalkThreads = 512;
-// RandK's Philox stream (src/compress/rand_k.cc); must stay equal.
-constexpr uint64_t kRandKStream = 0x52414e444bull;  // "RANDK"
 
-__device__ __forceinline__ uint32_t word_at(const Philox4x32& gen, uint64_t q) {
-  const Philox4x32::U4 r = gen.at(q / 4, kRandKStream);
-  const uint32_t lane = static_cast<uint32_t>(q % 4);
-  return lane == 0 ? r.x : (lane == 1 ? r.y : (lane == 2 ? r.z : r.w));
-}
-
-// One block walks the word stream kWalkThreads words at a time. Thread t holds word q0 + t and
-// assumes it belongs to draw d0 + t - (rejections before it); the first rejected word
-// invalidates that assumption only for the words after it, which test again with one more
-// rejection counted, until a pass has none. Draw d's bound is n - k + d + 1 (Floyd's j + 1) and
-// its value (w * bound) >> 32 once a word passes Lemire's test (low half >= 2^32 mod bound).
-__global__ void __launch_bounds__(kWalkThreads)
-    floyd_draws_kernel(uint64_t seed_step, uint32_t n, uint32_t k, uint32_t* __restrict__ t) {
-  __shared__ int s_first;
-  const Philox4x32 gen(seed_step);
-  uint64_t q0 = 0;
-  uint32_t d0 = 0;
-  const int tid = static_cast<int>(threadIdx.x);
-  while (d0 < k) {
-    const uint32_t w = word_at(gen, q0 + static_cast<uint64_t>(tid));
-    int resolved = 0;
-    uint32_t rejected = 0;
-    for (;;) {
-      if (tid == 0) s_first = kWalkThreads;
-      __syncthreads();
-      bool reject = false;
-      uint32_t d = 0, bound = 0;
-      if (tid >= resolved) {
-        d = d0 + static_cast<uint32_t>(tid) - rejected;  // rejected <= resolved <= tid
-        if (d < k) {
-          bound = n - k + d + 1;
-          const uint32_t threshold = (0u - bound) % bound;
-          reject = static_cast<uint32_t>(uint64_t{w} * bound) < threshold;
-        }
-        if (reject) atomicMin(&s_first, tid);
-      }
-      __syncthreads();
-      const int first = s_first;
-      if (tid >= resolved && tid < first && d < k) {
-        t[d] = static_cast<uint32_t>((uint64_t{w} * bound) >> 32);
-      }
-      __syncthreads();  // s_first is reset next pass
-      if (first == kWalkThreads) break;
-      ++rejected;
-      resolved = first + 1;
-    }
-    d0 += kWalkThreads - rejected;
-    q0 += kWalkThreads;
-  }
-}
-
-// first[v] = the first draw whose value is v.
+// keys[j] = pi(j), the permutation's first k outputs (any order; sorted next).
 __global__ void __launch_bounds__(kThreads)
-    first_draw_kernel(const uint32_t* __restrict__ t, uint32_t k, uint32_t* __restrict__ first) {
-  const int64_t d = int64_t{blockIdx.x} * kThreads + threadIdx.x;
-  if (d >= k) return;
-  atomicMin(first + t[d], static_cast<uint32_t>(d));
+    permute_kernel(RandKPermutation pi, uint32_t k, uint32_t* __restrict__ keys) {
+  const int64_t j = int64_t{blockIdx.x} * kThreads + threadIdx.x;
+  if (j >= k) return;
+  keys[j] = static_cast<uint32_t>(pi(static_cast<uint64_t>(j)));
 }
 
-// Floyd's set: every drawn value, and slot n - k + d for each draw d whose value was already
-// taken before it, either drawn earlier (first[v] < d) or itself a slot n - k + d' (d' < d)
-// taken by a collision of draw d' (the chain).
-__global__ void __launch_bounds__(kThreads)
-    mark_taken_kernel(const uint32_t* __restrict__ t, const uint32_t* __restrict__ first,
-                      uint32_t n, uint32_t k, uint8_t* __restrict__ taken) {
-  const int64_t d = int64_t{blockIdx.x} * kThreads + threadIdx.x;
-  if (d >= k) return;
-  const uint32_t base = n - k;
-  taken[t[d]] = 1;
-  uint32_t cur = static_cast<uint32_t>(d);
-  bool collision = false;
-  for (;;) {
-    const uint32_t v = t[cur];
-    if (first[v] < cur) {
-      collision = true;
-      break;
-    }
-    if (v >= base && v - base < cur) {
-      cur = v - base;
-      continue;
-    }
-    break;
-  }
-  if (collision) taken[base + d] = 1;
+// idx[j] = j: the first n outputs of a permutation of [0, n) are all of [0, n).
+__global__ void __launch_bounds__(kThreads) iota_kernel(uint32_t k, uint32_t* __restrict__ idx) {
+  const int64_t j = int64_t{blockIdx.x} * kThreads + threadIdx.x;
+  if (j < k) idx[j] = static_cast<uint32_t>(j);
 }
 
 __global__ void __launch_bounds__(kThreads)
-    gather_kernel(const float* __restrict__ x, const int64_t* __restrict__ idx, int64_t k,
+    widen_kernel(const uint32_t* __restrict__ in, int64_t k, int64_t* __restrict__ out) {
+  const int64_t j = int64_t{blockIdx.x} * kThreads + threadIdx.x;
+  if (j < k) out[j] = in[j];
+}
+
+__global__ void __launch_bounds__(kThreads)
+    gather_kernel(const float* __restrict__ x, const uint32_t* __restrict__ idx, int64_t k,
                   float factor, bool half, uint8_t* __restrict__ out) {
   const int64_t j = int64_t{blockIdx.x} * kThreads + threadIdx.x;
   if (j >= k) return;
@@ -122,8 +51,8 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 __global__ void __launch_bounds__(kThreads)
-    scatter_values_kernel(const uint8_t* __restrict__ p, const int64_t* __restrict__ idx, int64_t k,
-                          bool half, float* __restrict__ out) {
+    scatter_values_kernel(const uint8_t* __restrict__ p, const uint32_t* __restrict__ idx,
+                          int64_t k, bool half, float* __restrict__ out) {
   const int64_t j = int64_t{blockIdx.x} * kThreads + threadIdx.x;
   if (j >= k) return;
   float v;
@@ -140,7 +69,7 @@ __global__ void __launch_bounds__(kThreads)
 void check_nk(int64_t n, int64_t k, const char* fn) {
   check_numel(n, fn);
   TERSE_CHECK(n < (int64_t{1} << 32), InvalidArgument, fn, ": numel ", n,
-              " is not below 2^32; split the tensor (the GPU draws take the 32-bit path)");
+              " is not below 2^32; split the tensor (the GPU sorts 32-bit indices)");
   TERSE_CHECK(k >= 0 && k <= n && (k > 0 || n == 0), InvalidArgument, fn, ": k ", k,
               " is out of range for numel ", n, "; expected 1 <= k <= numel (RandK::k_for)");
 }
@@ -151,37 +80,31 @@ bool half_values(DType values, const char* fn) {
   return values == DType::kF16;
 }
 
-// The indices into scratch (or into idx when given).
-int64_t* make_indices(int64_t n, int64_t k, uint64_t seed_step, int64_t* idx) {
-  if (idx == nullptr) {
-    idx = static_cast<int64_t*>(scratch(Scratch::kIndices, static_cast<size_t>(k) * 8));
+// The k ascending indices, in scratch. n < 2^32 (check_nk), so 32-bit keys.
+const uint32_t* make_indices(int64_t n, int64_t k, uint64_t seed_step) {
+  auto* sorted = static_cast<uint32_t*>(scratch(Scratch::kIndices, static_cast<size_t>(k) * 4));
+  if (k == 0) return sorted;
+  const auto uk = static_cast<uint32_t>(k);
+  const unsigned grid = blocks_for(k, kThreads);
+  if (k == n) {
+    iota_kernel<<<grid, kThreads>>>(uk, sorted);
+    check_launch("iota_kernel launch");
+    return sorted;
   }
-  if (k == 0) return idx;
-  const auto un = static_cast<uint32_t>(n), uk = static_cast<uint32_t>(k);
-  auto* t = static_cast<uint32_t*>(scratch(Scratch::kPartials, static_cast<size_t>(k) * 4));
-  auto* first = static_cast<uint32_t*>(scratch(Scratch::kPartials2, static_cast<size_t>(n) * 4));
-  auto* taken = static_cast<uint8_t*>(scratch(Scratch::kChunkSums, static_cast<size_t>(n)));
-  cuda_check(cudaMemsetAsync(first, 0xff, static_cast<size_t>(n) * 4), "cudaMemsetAsync");
-  cuda_check(cudaMemsetAsync(taken, 0, static_cast<size_t>(n)), "cudaMemsetAsync");
-  floyd_draws_kernel<<<1, kWalkThreads>>>(seed_step, un, uk, t);
-  check_launch("floyd_draws_kernel launch");
-  first_draw_kernel<<<blocks_for(k, kThreads), kThreads>>>(t, uk, first);
-  check_launch("first_draw_kernel launch");
-  mark_taken_kernel<<<blocks_for(k, kThreads), kThreads>>>(t, first, un, uk, taken);
-  check_launch("mark_taken_kernel launch");
-  auto* count = static_cast<int64_t*>(scratch(Scratch::kFlags, sizeof(int64_t)));
+  const RandKPermutation pi(static_cast<uint64_t>(n), seed_step);
+  auto* keys = static_cast<uint32_t*>(scratch(Scratch::kPartials, static_cast<size_t>(k) * 4));
+  permute_kernel<<<grid, kThreads>>>(pi, uk, keys);
+  check_launch("permute_kernel launch");
+  // Only the bits a value below n can have: pi's values are below n <= 2^bits.
+  int bits = 1;
+  while (bits < 32 && (uint64_t{1} << bits) < static_cast<uint64_t>(n)) ++bits;
   size_t tmp_bytes = 0;
-  const thrust::counting_iterator<int64_t> iota(0);
-  cuda_check(cub::DeviceSelect::Flagged(nullptr, tmp_bytes, iota, taken, idx, count, n),
-             "cub::DeviceSelect::Flagged (size)");
+  cuda_check(cub::DeviceRadixSort::SortKeys(nullptr, tmp_bytes, keys, sorted, k, 0, bits),
+             "cub::DeviceRadixSort::SortKeys (size)");
   void* tmp = scratch(Scratch::kCub, tmp_bytes);
-  cuda_check(cub::DeviceSelect::Flagged(tmp, tmp_bytes, iota, taken, idx, count, n),
-             "cub::DeviceSelect::Flagged");
-  int64_t selected = 0;
-  to_host(&selected, count, sizeof selected, "copy of the rand-k count");
-  TERSE_CHECK(selected == k, CudaError, "cuda_rand_k: internal error, ", selected,
-              " indices selected for k = ", k, " (numel ", n, ")");
-  return idx;
+  cuda_check(cub::DeviceRadixSort::SortKeys(tmp, tmp_bytes, keys, sorted, k, 0, bits),
+             "cub::DeviceRadixSort::SortKeys");
+  return sorted;
 }
 
 }  // namespace
@@ -189,7 +112,12 @@ int64_t* make_indices(int64_t n, int64_t k, uint64_t seed_step, int64_t* idx) {
 void cuda_rand_k_indices(int64_t n, int64_t k, uint64_t seed_step, int64_t* idx) {
   check_nk(n, k, "cuda_rand_k_indices");
   check_device_ptr(idx, k, "cuda_rand_k_indices", "idx");
-  make_indices(n, k, seed_step, idx);
+  const uint32_t* sorted = make_indices(n, k, seed_step);
+  if (k > 0) {
+    widen_kernel<<<blocks_for(k, kThreads), kThreads>>>(sorted, k, idx);
+    check_launch("widen_kernel launch");
+  }
+  cuda_check(cudaDeviceSynchronize(), "cuda_rand_k_indices");
 }
 
 size_t cuda_rand_k_body_bytes(int64_t k, DType values) {
@@ -207,7 +135,7 @@ size_t cuda_rand_k_encode(const float* x, int64_t n, int64_t k, bool scale, DTyp
   check_cap(body_cap, need, n, fn);
   check_device_ptr(x, n, fn, "x");
   check_device_ptr(body, static_cast<int64_t>(need), fn, "body");
-  const int64_t* idx = make_indices(n, k, seed_step, nullptr);
+  const uint32_t* idx = make_indices(n, k, seed_step);
   const float factor =
       scale && n > 0 ? static_cast<float>(static_cast<double>(n) / static_cast<double>(k)) : 1.0f;
   uint8_t head[8];
@@ -232,7 +160,7 @@ void cuda_rand_k_decode(const uint8_t* body, size_t body_bytes, int64_t k, DType
   uint8_t head[8];
   to_host(head, body, sizeof head, "copy of the rand-k seed");
   const uint64_t seed = get_u64(head);
-  const int64_t* idx = make_indices(n, k, seed, nullptr);
+  const uint32_t* idx = make_indices(n, k, seed);
   if (!accumulate && n > 0) {
     cuda_check(cudaMemsetAsync(out, 0, static_cast<size_t>(n) * sizeof(float)),
                "cudaMemsetAsync of out");

@@ -1,8 +1,9 @@
 #pragma once
 
-// The CPU compressors sum in double, one term after the other (ScaledSign: l1 += |x_i|, QSGD:
-// sq += x_i^2, OneBit: its 16 lane partials of each 2048 block in order). A parallel sum rounds
-// differently, and its float result (scale, norm, mean) can then differ in the last bit.
+// Some CPU code sums in double, one term after the other (OneBit: its 16 lane partials of each
+// 2048 block in order; the Auon optimizer's sum of squares). A parallel sum rounds differently,
+// and its float result (mean, norm) can then differ in the last bit. (ScaledSign's and QSGD's
+// norms use a blocked order that a parallel reduction follows instead: fixed_sum.cuh.)
 // cuda_sequential_sum gives the sequential double sum's exact bits without serialising it.
 //
 // Why it works: all terms t_k >= 0, so the partial sums s_k = RN(s_{k-1} + t_k) never decrease.

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "codec_util.cuh"
+#include "fixed_sum.cuh"
 #include "seq_sum.cuh"
 #include "terse/kernels/cuda_sign_codec.h"
 
@@ -65,9 +66,6 @@ __global__ void __launch_bounds__(kThreads)
 struct NonNegBit {
   __device__ uint32_t operator()(float v) const { return nonneg_bit(v); }
 };
-struct NegBit {
-  __device__ uint32_t operator()(float v) const { return v < 0.0f ? 1u : 0u; }  // sign(0) = +1
-};
 
 // Thread g packs elements [8g, 8g + 8) into byte g, MSB first.
 template <typename Bit>
@@ -76,6 +74,15 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t g = int64_t{blockIdx.x} * kThreads + threadIdx.x;
   if (8 * g >= n) return;
   put_group(out, n, g, 1, [&](int64_t i) { return bit(x[i]); });
+}
+
+// ScaledSign's scale float(l1 / n) from the fixed-order sum, into the body and into *scale.
+__global__ void sign_scale_kernel(const double* __restrict__ l1, int64_t n,
+                                  uint8_t* __restrict__ body, float* __restrict__ scale) {
+  const float s = static_cast<float>(*l1 / static_cast<double>(n));
+  *scale = s;
+  const uint32_t b = __float_as_uint(s);
+  for (int i = 0; i < 4; ++i) body[i] = static_cast<uint8_t>(b >> (8 * i));
 }
 
 // out[i] (=|+=) bit_i ? v1 : v0.
@@ -184,15 +191,23 @@ size_t cuda_scaled_sign_body_bytes(int64_t n) {
 size_t cuda_scaled_sign_encode(const float* x, int64_t n, uint8_t* body, size_t body_cap) {
   const size_t need = cuda_scaled_sign_body_bytes(n);
   check_encode_args(x, n, body, body_cap, need, "cuda_scaled_sign_encode");
-  pack(x, n, body + 4, NegBit{}, "sign pack_bits_kernel launch");
-  const SeqSum l1 = cuda_sequential_sum(x, n, SumTerm::kAbs);
-  const float scale = n > 0 ? static_cast<float>(l1.sum / static_cast<double>(n)) : 0.0f;
-  TERSE_CHECK(l1.finite && std::isfinite(scale), NumericalError,
+  float scale = 0.0f;
+  if (n > 0) {
+    // One pass over x: the lane partials of ||x||_1 and the sign bits; then the tree, the scale.
+    auto* l1 = static_cast<double*>(scratch(Scratch::kFlags, 2 * sizeof(double)));
+    auto* dev_scale = reinterpret_cast<float*>(l1 + 1);
+    enqueue_fixed_sum(x, n, fixed_sum::Term::kAbs, l1, body + 4);
+    sign_scale_kernel<<<1, 1>>>(l1, n, body, dev_scale);
+    check_launch("sign_scale_kernel launch");
+    to_host(&scale, dev_scale, sizeof scale, "copy of the sign scale");
+  } else {
+    uint8_t head[4];
+    put_f32(head, scale);
+    to_device(body, head, sizeof head, "copy of the sign scale");
+  }
+  TERSE_CHECK(std::isfinite(scale), NumericalError,
               "cuda_scaled_sign_encode: the scale ||x||_1/n is ", scale,
               "; the gradient holds NaN or Inf (lower the learning rate or check the loss)");
-  uint8_t head[4];
-  put_f32(head, scale);
-  to_device(body, head, sizeof head, "copy of the sign scale");
   return need;
 }
 

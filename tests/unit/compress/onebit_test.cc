@@ -159,8 +159,8 @@ TEST(OneBit, CorruptPayloadsAreRejected) {
   p[24] = static_cast<uint8_t>(p[24] - 1);  // body length agrees with the short payload
   expect_corrupt(c, p, 9, "body length 9");
   p = good;
-  p[4] = 2;
-  expect_corrupt(c, p, 9, "version 2");
+  p[4] = 3;
+  expect_corrupt(c, p, 9, "version 3");
   p = good;
   p[5] = static_cast<uint8_t>(CompressorId::kScaledSign);
   expect_corrupt(c, p, 9, "compressor id 3");

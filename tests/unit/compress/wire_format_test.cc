@@ -108,8 +108,10 @@ TEST(WireFormat, BadPayloadsThrowCorruptData) {
   expect_corrupt(*c, p, 10, "trailing");
   expect_corrupt(*c, Bytes(good.begin(), good.begin() + 10), 10, "shorter than");
   p = good;
-  p[4] = 2;
-  expect_corrupt(*c, p, 10, "version 2");
+  p[4] = 3;
+  expect_corrupt(*c, p, 10, "version 3, expected 2");
+  p[4] = 1;  // an older build's payload: its Rand-k seed meant other coordinates
+  expect_corrupt(*c, p, 10, "version 1, expected 2: the payload comes from a terse build before");
   p = good;
   p[0] = 'X';
   expect_corrupt(*c, p, 10, "magic");
