@@ -1,5 +1,6 @@
 #include "terse/train/one_bit_adam.h"
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <utility>
@@ -7,14 +8,13 @@
 #include "../optim/option_values.h"
 #include "one_bit_optimizer_util.h"
 #include "terse/core/check.h"
-#include "terse/kernels/cpu_chunks.h"
-#include "terse/kernels/cpu_multi_tensor.h"
-#include "terse/kernels/cpu_threads.h"
+#include "terse/kernels/cuda_multi_tensor.h"
+#include "terse/kernels/one_bit_adam_rules.h"
 
 namespace terse {
 
+using train_detail::FlatBuffer;
 using train_detail::FlatGroup;
-using train_detail::param_label;
 
 namespace {
 
@@ -49,9 +49,11 @@ OneBitAdam::OneBitAdam(Communicator& comm, const OptionMap& options, std::vector
   TERSE_CHECK(!eps_inside, InvalidArgument, kName, ": option 'eps_inside_sqrt' is true; only ",
               "false (eps added outside the square root) is supported (DeepSpeed's 1-bit Adam ",
               "accepts the option but ignores it); drop it or set it to false");
-  groups_ = train_detail::make_flat_groups(kName, kOptions, options, std::move(groups), &numel_);
-  exp_avg_.assign(static_cast<size_t>(numel_), 0.0f);
-  exp_avg_sq_.assign(static_cast<size_t>(numel_), 0.0f);
+  groups_ = train_detail::make_flat_groups(kName, kOptions, options, std::move(groups), &numel_,
+                                           &device_);
+  exp_avg_ = std::make_unique<FlatBuffer>(device_, numel_);
+  exp_avg_sq_ = std::make_unique<FlatBuffer>(device_, numel_);
+  send_ = std::make_unique<FlatBuffer>();
   // The all-reduce's element-wise passes use the same threads as the update passes (no bit
   // depends on the count).
   onebit_ = train_detail::make_one_bit_all_reduce(kName, kOptions, options, comm_, numel_);
@@ -72,102 +74,61 @@ void OneBitAdam::step() {
 }
 
 void OneBitAdam::warmup_step(int64_t t) {
-  // The averaged gradient is the same on every rank, so every rank stops here
-  // alike.
-  for (size_t g = 0; g < groups_.size(); ++g) {
-    for (size_t i = 0; i < groups_[g].params.size(); ++i) {
-      const Param& p = groups_[g].params[i];
-      const float* grad = p.grad.as<float>();
-      for (int64_t k = 0; k < p.grad.numel; ++k) {
-        TERSE_CHECK(std::isfinite(grad[k]), NumericalError, kName, " step ", t, " (warm-up) on ",
-                    "rank ", comm_.rank(), ": the gradient of ", param_label(p, g, i), " holds ",
-                    grad[k], " at element ", k, "; lower the lr or clip gradients ",
-                    "and resume from the last good checkpoint");
-      }
-    }
-  }
-  std::vector<CpuTensorTask<AdamRule<false>>> tasks;
-  for (auto& grp : groups_) {
+  // The averaged gradient is the same on every rank, so every rank stops here alike.
+  train_detail::check_finite_grads(kName, groups_, t, "warm-up", comm_.rank());
+  std::vector<AdamRule<false>> rules;
+  for (const auto& grp : groups_) {
     auto rule = AdamRule<false>::for_step(grp.lr, grp.beta1, grp.beta2, grp.eps, grp.weight_decay,
                                           /*decoupled=*/true, false, t);
     if (!bias_correction_) {
       rule.neg_step_size = static_cast<float>(-grp.lr);
       rule.bias_correction2_sqrt = 1.0f;
     }
-    for (size_t i = 0; i < grp.params.size(); ++i) {
-      const Param& p = grp.params[i];
-      if (p.value.numel == 0) continue;
-      tasks.emplace_back();
-      auto& task = tasks.back();
-      task.rule = rule;
-      task.param = p.value;
-      task.grad = p.grad;
-      const auto off = static_cast<size_t>(grp.offsets[i]);
-      task.states[0] = exp_avg_.data() + off;
-      task.states[1] = exp_avg_sq_.data() + off;
-    }
+    rules.push_back(rule);
   }
-  cpu_multi_tensor_apply(tasks);
+  train_detail::apply_flat(
+      groups_, device_, [&](const FlatGroup& g) { return rules[group_index(g)]; },
+      [](const Param& p, size_t) { return p.grad; },
+      std::array<float*, 2>{exp_avg_->data(), exp_avg_sq_->data()});
   last_comm_ = CommStats{};
 }
 
 void OneBitAdam::compression_step(int64_t t) {
-  // Tensor i of the flat buffer is params[index] of group `group`; chunks of the flat buffer go
-  // to cpu_threads() threads (element-wise: the result does not depend on the thread count).
-  struct Ref {
-    const FlatGroup* group;
-    const Param* param;
-    size_t offset;
-  };
-  std::vector<Ref> refs;
-  std::vector<int64_t> bounds = {0};
-  for (const auto& grp : groups_) {
-    for (size_t i = 0; i < grp.params.size(); ++i) {
-      refs.push_back(Ref{&grp, &grp.params[i], static_cast<size_t>(grp.offsets[i])});
-      bounds.push_back(grp.offsets[i] + grp.params[i].value.numel);
-    }
-  }
   // The new momentum goes to the send buffer first: if any rank's is not finite the
   // all-reduce throws on every rank and m stays as it was.
-  send_.resize(static_cast<size_t>(numel_));
-  cpu_for_each_chunk_piece(bounds, cpu_threads(), [&](size_t i, int64_t begin, int64_t end) {
-    const Ref& r = refs[i];
-    const auto beta1 = static_cast<float>(r.group->beta1);
-    const auto one_minus_beta1 = static_cast<float>(1.0 - r.group->beta1);
-    const float* grad = r.param->grad.as<float>();
-    const float* m = exp_avg_.data() + r.offset;
-    float* out = send_.data() + r.offset;
-    for (int64_t k = begin; k < end; ++k) out[k] = beta1 * m[k] + one_minus_beta1 * grad[k];
-  });
+  if (send_->numel() != numel_) *send_ = FlatBuffer(device_, numel_);
+  const auto grad = [](const Param& p, size_t) { return p.grad; };
+  train_detail::apply_flat(
+      groups_, device_,
+      [](const FlatGroup& g) {
+        return OneBitMomentumRule{static_cast<float>(g.beta1), static_cast<float>(1.0 - g.beta1)};
+      },
+      grad, std::array<float*, 2>{exp_avg_->data(), send_->data()});
   const auto t0 = Clock::now();
-  const OneBitAllReduceReport report = onebit_->all_reduce(TensorView::of(send_.data(), numel_));
+  const OneBitAllReduceReport report = onebit_->all_reduce(send_->view());
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   exp_avg_.swap(send_);  // send_ keeps the old m as scratch
-  cpu_for_each_chunk_piece(bounds, cpu_threads(), [&](size_t i, int64_t begin, int64_t end) {
-    const Ref& r = refs[i];
-    const FlatGroup& grp = *r.group;
-    const double c1 = bias_correction_ ? 1.0 - std::pow(grp.beta1, static_cast<double>(t)) : 1.0;
-    const double c2 =
-        bias_correction_ ? 1.0 - std::pow(grp.beta2, static_cast<double>(freeze_step_)) : 1.0;
-    const auto decay = static_cast<float>(1.0 - grp.lr * grp.weight_decay);
-    const auto neg_step_size = static_cast<float>(-grp.lr / c1);
-    const auto c2_sqrt = static_cast<float>(std::sqrt(c2));
-    const auto eps = static_cast<float>(grp.eps);
-    float* value = r.param->value.as<float>();
-    float* m = exp_avg_.data() + r.offset;
-    const float* v = exp_avg_sq_.data() + r.offset;
-    for (int64_t k = begin; k < end; ++k) {
-      // The momentum mask: a coordinate whose frozen variance is exactly 0 never had a
-      // gradient (a dead unit, an unused embedding row); one bit cannot say 0, so its
-      // all-reduced momentum is +-scale and m / (0 + eps) would throw it by ~1e8 x lr.
-      // Adam would not move it: zero its momentum (DeepSpeed needs the user's exp_avg_mask).
-      m[k] = v[k] > 0.0f ? m[k] : 0.0f;
-      const float pk = value[k] * decay;
-      const float den = std::sqrt(v[k]) / c2_sqrt + eps;
-      value[k] = pk + neg_step_size * (m[k] / den);
-    }
-  });
+  train_detail::apply_flat(
+      groups_, device_,
+      [&](const FlatGroup& grp) {
+        const double c1 =
+            bias_correction_ ? 1.0 - std::pow(grp.beta1, static_cast<double>(t)) : 1.0;
+        const double c2 =
+            bias_correction_ ? 1.0 - std::pow(grp.beta2, static_cast<double>(freeze_step_)) : 1.0;
+        OneBitAdamUpdateRule r;
+        r.decay = static_cast<float>(1.0 - grp.lr * grp.weight_decay);
+        r.neg_step_size = static_cast<float>(-grp.lr / c1);
+        r.c2_sqrt = static_cast<float>(std::sqrt(c2));
+        r.eps = static_cast<float>(grp.eps);
+        return r;
+      },
+      grad, std::array<float*, 2>{exp_avg_->data(), exp_avg_sq_->data()});
+  if (device_.is_cuda()) cuda_synchronize();  // a failure of the step belongs to this step
   last_comm_ = train_detail::one_bit_comm_stats(report, numel_, comm_.size(), seconds);
+}
+
+size_t OneBitAdam::group_index(const FlatGroup& g) const {
+  return static_cast<size_t>(&g - groups_.data());
 }
 
 const FlatGroup& OneBitAdam::group_at(size_t group, const char* caller) const {
@@ -204,9 +165,7 @@ OptionMap OneBitAdam::options(size_t group) const {
 }
 
 size_t OneBitAdam::state_bytes() const {
-  return (exp_avg_.size() + exp_avg_sq_.size() + onebit_->worker_error().size() +
-          onebit_->server_error().size()) *
-         sizeof(float);
+  return 2 * static_cast<size_t>(numel_) * sizeof(float) + onebit_->state_bytes();
 }
 
 StateDict OneBitAdam::state_dict() const {
@@ -216,8 +175,8 @@ StateDict OneBitAdam::state_dict() const {
   sd.ints["freeze_step"] = freeze_step_;
   sd.ints["frozen"] = wants_averaged_gradients() ? 0 : 1;
   sd.ints["world_size"] = comm_.size();
-  train_detail::save_flat(exp_avg_, "exp_avg", &sd);
-  train_detail::save_flat(exp_avg_sq_, "exp_avg_sq", &sd);
+  train_detail::save_flat(*exp_avg_, "exp_avg", &sd);
+  train_detail::save_flat(*exp_avg_sq_, "exp_avg_sq", &sd);
   return sd;
 }
 
@@ -242,8 +201,8 @@ void OneBitAdam::load_state_dict(const StateDict& sd) {
   std::vector<float> v = train_detail::load_flat(sd, "exp_avg_sq", numel_);
   // Last check, and it leaves the errors unchanged when it throws.
   onebit_->load_state_dict(sd, "onebit.");
-  exp_avg_.swap(m);
-  exp_avg_sq_.swap(v);
+  exp_avg_->assign(m);
+  exp_avg_sq_->assign(v);
   for (size_t g = 0; g < groups_.size(); ++g) groups_[g].lr = lrs[g];
   step_count_ = steps;
   last_comm_ = CommStats{};

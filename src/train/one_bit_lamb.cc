@@ -73,7 +73,10 @@ OneBitLamb::OneBitLamb(Communicator& comm, const OptionMap& options, std::vector
   TERSE_CHECK(factor_threshold_ >= 0 && factor_threshold_ < 1, InvalidArgument, kName,
               ": option 'factor_threshold' must be in [0, 1), got ", factor_threshold_,
               "; 0.1 is usual");
-  groups_ = train_detail::make_flat_groups(kName, kOptions, options, std::move(groups), &numel_);
+  Device device;
+  groups_ =
+      train_detail::make_flat_groups(kName, kOptions, options, std::move(groups), &numel_, &device);
+  train_detail::require_cpu(kName, device);
   size_t num_tensors = 0;
   for (const auto& g : groups_) num_tensors += g.params.size();
   tensors_.assign(num_tensors, TensorState{});
@@ -292,10 +295,8 @@ OptionMap OneBitLamb::options(size_t group) const {
 }
 
 size_t OneBitLamb::state_bytes() const {
-  return (exp_avg_.size() + exp_avg_sq_.size() + exp_avg_sq_fresh_.size() +
-          onebit_->worker_error().size() + onebit_->server_error().size()) *
-             sizeof(float) +
-         tensors_.size() * sizeof(TensorState);
+  return (exp_avg_.size() + exp_avg_sq_.size() + exp_avg_sq_fresh_.size()) * sizeof(float) +
+         onebit_->state_bytes() + tensors_.size() * sizeof(TensorState);
 }
 
 StateDict OneBitLamb::state_dict() const {

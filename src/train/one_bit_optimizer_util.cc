@@ -65,12 +65,14 @@ int64_t int_option(const char* optimizer, const std::vector<OptionDefault>& know
 std::vector<FlatGroup> make_flat_groups(const char* optimizer,
                                         const std::vector<OptionDefault>& known,
                                         const OptionMap& options, std::vector<ParamGroup> groups,
-                                        int64_t* numel) {
+                                        int64_t* numel, Device* device) {
   TERSE_CHECK(!groups.empty(), InvalidArgument, optimizer,
               ": got no parameter groups; pass at least one parameter");
   std::vector<FlatGroup> out;
   std::set<const void*> seen;
   int64_t total = 0;
+  bool have_device = false;
+  Device where = Device::cpu();
   for (size_t g = 0; g < groups.size(); ++g) {
     const std::string who = std::string(optimizer) + " (group " + std::to_string(g) + ")";
     check_known_options(optimizer, known, groups[g].overrides, who);
@@ -106,9 +108,15 @@ std::vector<FlatGroup> make_flat_groups(const char* optimizer,
                   optimizer, ": ", label, " is ", dtype_name(p.value.dtype), " (grad ",
                   dtype_name(p.grad.dtype), "); it steps f32 parameters and gradients only ",
                   "(its flat momentum buffer is f32); keep f32 master weights");
-      TERSE_CHECK(p.value.device.is_cpu() && p.grad.device.is_cpu(), InvalidArgument, optimizer,
-                  ": ", label, " is on ", p.value.device.str(), " (grad on ", p.grad.device.str(),
-                  "); this optimizer steps CPU tensors; move the parameters to the CPU");
+      TERSE_CHECK(p.value.device == p.grad.device, InvalidArgument, optimizer, ": ", label,
+                  " is on ", p.value.device.str(), " but its grad on ", p.grad.device.str(),
+                  "; the gradient must be where the parameter is");
+      TERSE_CHECK(!have_device || p.value.device == where, InvalidArgument, optimizer, ": ", label,
+                  " is on ", p.value.device.str(), " but the parameters before it on ", where.str(),
+                  "; one optimizer steps the parameters of one device (its flat ",
+                  "state is there)");
+      have_device = true;
+      where = p.value.device;
       TERSE_CHECK(p.grad.numel == p.value.numel, InvalidArgument, optimizer, ": ", label, " has ",
                   p.value.numel, " elements but its grad has ", p.grad.numel,
                   "; the gradient must match the parameter");
@@ -126,6 +134,7 @@ std::vector<FlatGroup> make_flat_groups(const char* optimizer,
   TERSE_CHECK(total > 0, InvalidArgument, optimizer, ": the parameters hold no elements; pass ",
               "at least one non-empty parameter");
   *numel = total;
+  *device = where;
   return out;
 }
 
@@ -190,9 +199,105 @@ std::vector<float> load_flat(const StateDict& sd, const std::string& key, int64_
   return v;
 }
 
+void save_flat(const FlatBuffer& v, const std::string& key, StateDict* sd) {
+  std::vector<float> host = v.to_host();
+  sd->tensors[key] = StateTensor::copy_of(TensorView::of(host.data(), v.numel()));
+}
+
 void save_flat(const std::vector<float>& v, const std::string& key, StateDict* sd) {
   auto* data = const_cast<float*>(v.data());
   sd->tensors[key] = StateTensor::copy_of(TensorView::of(data, static_cast<int64_t>(v.size())));
+}
+
+void require_cpu(const char* optimizer, Device device) {
+  TERSE_CHECK(device.is_cpu(), InvalidArgument, optimizer, ": the parameters are on ", device.str(),
+              " but ", optimizer, " steps CPU tensors only so far; move the ",
+              "parameters to the CPU, or use onebit_adam on the GPU");
+}
+
+void copy_params(const std::vector<FlatGroup>& groups, FlatBuffer& flat) {
+  for (const FlatGroup& g : groups) {
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      const TensorView& v = g.params[i].value;
+      if (v.numel == 0) continue;
+      float* dst = flat.data() + g.offsets[i];
+      if (flat.device().is_cpu()) {
+        std::copy_n(v.as<float>(), v.numel, dst);
+      } else {
+        cuda_copy(dst, v.data, v.nbytes());
+      }
+    }
+  }
+}
+
+FlatBuffer::FlatBuffer(Device device, int64_t numel) : device_(device), numel_(numel) {
+  if (device.is_cpu()) {
+    host_.assign(static_cast<size_t>(numel), 0.0f);
+  } else {
+    gpu_ = CudaBuffer(device.index, sizeof(float) * static_cast<size_t>(numel));
+  }
+}
+
+TensorView FlatBuffer::view(int64_t offset, int64_t count) {
+  return TensorView(data() + offset, count, DType::kF32, device_);
+}
+
+std::vector<float> FlatBuffer::to_host() const {
+  if (device_.is_cpu()) return host_;
+  std::vector<float> v(static_cast<size_t>(numel_));
+  cuda_copy(v.data(), gpu_.data(), sizeof(float) * v.size());
+  return v;
+}
+
+void FlatBuffer::assign(const std::vector<float>& host) {
+  TERSE_CHECK(static_cast<int64_t>(host.size()) == numel_, InvalidArgument,
+              "FlatBuffer::assign: ", host.size(), " values for a buffer of ", numel_);
+  if (device_.is_cpu()) {
+    host_ = host;
+  } else {
+    cuda_copy(gpu_.data(), host.data(), sizeof(float) * host.size());
+  }
+}
+
+void FlatBuffer::zero() {
+  if (device_.is_cpu()) {
+    std::fill(host_.begin(), host_.end(), 0.0f);
+  } else {
+    cuda_zero(gpu_.data(), gpu_.bytes());
+  }
+}
+
+void FlatBuffer::swap(FlatBuffer& o) noexcept {
+  std::swap(device_, o.device_);
+  std::swap(numel_, o.numel_);
+  host_.swap(o.host_);
+  std::swap(gpu_, o.gpu_);
+}
+
+void check_finite_grads(const char* optimizer, const std::vector<FlatGroup>& groups, int64_t t,
+                        const char* phase, int rank) {
+  for (size_t g = 0; g < groups.size(); ++g) {
+    for (size_t i = 0; i < groups[g].params.size(); ++i) {
+      const Param& p = groups[g].params[i];
+      if (p.grad.numel == 0) continue;
+      std::vector<float> copy;
+      const float* grad = nullptr;
+      if (p.grad.device.is_cpu()) {
+        grad = p.grad.as<float>();
+      } else {
+        if (cuda_all_finite(p.grad)) continue;
+        copy.resize(static_cast<size_t>(p.grad.numel));
+        cuda_copy(copy.data(), p.grad.data, p.grad.nbytes());
+        grad = copy.data();
+      }
+      for (int64_t k = 0; k < p.grad.numel; ++k) {
+        TERSE_CHECK(std::isfinite(grad[k]), NumericalError, optimizer, " step ", t, " (", phase,
+                    ") on rank ", rank, ": the gradient of ", param_label(p, g, i), " holds ",
+                    grad[k], " at element ", k, "; lower the lr or clip gradients ",
+                    "and resume from the last good checkpoint");
+      }
+    }
+  }
 }
 
 std::unique_ptr<OneBitAllReduce> make_one_bit_all_reduce(const char* optimizer,

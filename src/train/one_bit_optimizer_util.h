@@ -1,12 +1,15 @@
 #pragma once
 
 // Shared by the optimizers that reduce all momenta in one flat 1-bit buffer (OneBitAdam,
-// ZeroOneAdam): option parsing and validation, parameter checks, the flat layout. Internal to
+// ZeroOneAdam, OneBitLamb): option parsing and validation, parameter checks, the flat layout and
+// its state buffers on the host or on one GPU, the element-wise passes on either. Internal to
 // terse_train.
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -14,6 +17,8 @@
 #include "terse/core/state_dict.h"
 #include "terse/kernels/cpu_chunks.h"
 #include "terse/kernels/cpu_threads.h"
+#include "terse/kernels/cuda_buffer.h"
+#include "terse/kernels/cuda_multi_tensor.h"
 #include "terse/optim/optimizer.h"
 #include "terse/train/comm_stats.h"
 
@@ -42,12 +47,48 @@ int64_t int_option(const char* optimizer, const std::vector<OptionDefault>& know
                    const OptionMap& given, const std::string& key, int64_t min, bool required,
                    const char* hint);
 // Validates every group (overrides only of lr, betas, eps, weight_decay) and every parameter
-// (f32, CPU, matching grad, unique, non-null) and lays them out flat; `numel` gets the total
-// (> 0, else InvalidArgument).
+// (f32, matching grad, unique, non-null, every value and grad on one device: the CPU or one GPU)
+// and lays them out flat; `numel` gets the total (> 0, else InvalidArgument), `device` where
+// the parameters are (the state goes there too).
 std::vector<FlatGroup> make_flat_groups(const char* optimizer,
                                         const std::vector<OptionDefault>& known,
                                         const OptionMap& options, std::vector<ParamGroup> groups,
-                                        int64_t* numel);
+                                        int64_t* numel, Device* device);
+
+// A flat f32 state buffer of numel elements, zero-filled, in host memory or on one GPU.
+class FlatBuffer {
+ public:
+  FlatBuffer() = default;
+  FlatBuffer(Device device, int64_t numel);
+  float* data() { return device_.is_cpu() ? host_.data() : static_cast<float*>(gpu_.data()); }
+  const float* data() const {
+    return device_.is_cpu() ? host_.data() : static_cast<const float*>(gpu_.data());
+  }
+  int64_t numel() const { return numel_; }
+  bool empty() const { return numel_ == 0; }
+  Device device() const { return device_; }
+  // Elements [offset, offset + count) as a view on device().
+  TensorView view(int64_t offset, int64_t count);
+  TensorView view() { return view(0, numel_); }
+  // A host copy (waits for the GPU's work).
+  std::vector<float> to_host() const;
+  // Replaces the contents by `host` (numel() elements).
+  void assign(const std::vector<float>& host);
+  void zero();
+  void swap(FlatBuffer& o) noexcept;
+
+ private:
+  Device device_;
+  int64_t numel_ = 0;
+  std::vector<float> host_;
+  CudaBuffer gpu_;
+};
+
+// Throws NumericalError naming the first gradient element that is not finite ("<optimizer> step
+// <t> (<phase>) on rank <rank>: the gradient of <param> holds <value> at element <k>; ...").
+// On the GPU one pass per parameter, and the element found on the host only when one is bad.
+void check_finite_grads(const char* optimizer, const std::vector<FlatGroup>& groups, int64_t t,
+                        const char* phase, int rank);
 // "param I of group G ('name')".
 std::string param_label(const Param& p, size_t group, size_t index);
 // The lr, betas, eps, weight_decay of a group as options() prints them.
@@ -60,7 +101,13 @@ std::vector<double> load_groups(const char* optimizer, const std::vector<FlatGro
 void save_groups(const char* optimizer, const std::vector<FlatGroup>& groups, StateDict* sd);
 // Copies a flat f32 tensor of `numel` elements out of `sd`.
 std::vector<float> load_flat(const StateDict& sd, const std::string& key, int64_t numel);
+// Saves a host copy of `v`, wherever it lives.
+void save_flat(const FlatBuffer& v, const std::string& key, StateDict* sd);
 void save_flat(const std::vector<float>& v, const std::string& key, StateDict* sd);
+// Throws InvalidArgument unless `device` is the CPU: for the optimizers without a GPU path yet.
+void require_cpu(const char* optimizer, Device device);
+// Copies every parameter's values into `flat` (same device).
+void copy_params(const std::vector<FlatGroup>& groups, FlatBuffer& flat);
 
 // The optimizer's all-reduce of a flat buffer of `numel` elements: cpu_threads() threads (no bit
 // depends on the count) and the option "defer_worker_error" (a bool; its default is in
@@ -94,6 +141,54 @@ void for_each_flat_piece(const std::vector<FlatGroup>& groups, const Fn& fn) {
     const size_t i = refs[t].second;
     fn(g, g.params[i], static_cast<size_t>(g.offsets[i]), begin, end);
   });
+}
+
+// The Rule that rule_of(group) returns over every parameter, element k of a parameter at
+// flat offset o being rule(p[k], g[k], states[0][o + k], ...) with g = grad_of(param, o) (a view
+// of the parameter's size on its device: its gradient, or a slice of a flat buffer). On the CPU
+// in the chunks of for_each_flat_piece, on the GPU in one cuda_multi_tensor_apply (the same Rule,
+// the same bits). `states`: flat buffers of numel elements on the parameters' device.
+template <typename RuleOf, typename GradOf, size_t kStates>
+void apply_flat(const std::vector<FlatGroup>& groups, Device device, const RuleOf& rule_of,
+                const GradOf& grad_of, const std::array<float*, kStates>& states) {
+  using Rule = std::decay_t<decltype(rule_of(groups.front()))>;
+  static_assert(Rule::kNumStates == static_cast<int>(kStates), "one flat buffer per state");
+  if (device.is_cpu()) {
+    for_each_flat_piece(
+        groups, [&](const FlatGroup& grp, const Param& p, size_t o, int64_t begin, int64_t end) {
+          const Rule rule = rule_of(grp);
+          float* value = p.value.as<float>();
+          const float* g = grad_of(p, o).template as<float>();
+          float* s[4] = {nullptr, nullptr, nullptr, nullptr};
+          for (size_t j = 0; j < kStates; ++j) s[j] = states[j] + o;
+          for (int64_t k = begin; k < end; ++k) {
+            float x[4] = {0, 0, 0, 0};
+            for (size_t j = 0; j < kStates; ++j) x[j] = s[j][k];
+            if constexpr (kStates > 3) {
+              rule(value[k], g[k], x[0], x[1], x[2], x[3]);
+            } else {
+              rule(value[k], g[k], x[0], x[1], x[2]);
+            }
+            for (size_t j = 0; j < kStates; ++j) s[j][k] = x[j];
+          }
+        });
+    return;
+  }
+  std::vector<CudaTensorTask<Rule>> tasks;
+  for (const FlatGroup& grp : groups) {
+    for (size_t i = 0; i < grp.params.size(); ++i) {
+      const Param& p = grp.params[i];
+      if (p.value.numel == 0) continue;
+      const auto o = static_cast<size_t>(grp.offsets[i]);
+      CudaTensorTask<Rule> t;
+      t.rule = rule_of(grp);
+      t.param = p.value;
+      t.grad = grad_of(p, o);
+      for (size_t j = 0; j < kStates; ++j) t.states[j] = states[j] + o;
+      tasks.push_back(t);
+    }
+  }
+  cuda_multi_tensor_apply(tasks);
 }
 
 }  // namespace terse::train_detail

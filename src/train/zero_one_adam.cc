@@ -60,7 +60,10 @@ ZeroOneAdam::ZeroOneAdam(Communicator& comm, const OptionMap& options,
   local_step_clipper_ =
       train_detail::int_option(kName, kOptions, options, "local_step_clipper", 1, false,
                                "the largest sync interval in steps; 16 is usual");
-  groups_ = train_detail::make_flat_groups(kName, kOptions, options, std::move(groups), &numel_);
+  Device device;
+  groups_ =
+      train_detail::make_flat_groups(kName, kOptions, options, std::move(groups), &numel_, &device);
+  train_detail::require_cpu(kName, device);
   exp_avg_.assign(static_cast<size_t>(numel_), 0.0f);
   exp_avg_sq_.assign(static_cast<size_t>(numel_), 0.0f);
   sync_params_.assign(static_cast<size_t>(numel_), 0.0f);
@@ -273,9 +276,8 @@ OptionMap ZeroOneAdam::options(size_t group) const {
 }
 
 size_t ZeroOneAdam::state_bytes() const {
-  return (exp_avg_.size() + exp_avg_sq_.size() + sync_params_.size() +
-          onebit_->worker_error().size() + onebit_->server_error().size()) *
-         sizeof(float);
+  return (exp_avg_.size() + exp_avg_sq_.size() + sync_params_.size()) * sizeof(float) +
+         onebit_->state_bytes();
 }
 
 StateDict ZeroOneAdam::state_dict() const {

@@ -171,6 +171,30 @@ TEST(CudaTrainer, EmaResumesExactlyAndMovesBetweenDevices) {
   EXPECT_NEAR(moved.summary.final_ema_test_accuracy, p.full.summary.final_ema_test_accuracy, 0.03);
 }
 
+// 1-bit Adam on the GPU: the dense warm-up, then its 1-bit momentum all-reduce on the GPU (the
+// ranks are threads: the sign bytes go through the host), as the CPU run, the same bytes on the
+// wire every step.
+TEST(CudaTrainer, OneBitAdamMatchesTheCpuRun) {
+  TERSE_SKIP_WITHOUT_GPU();
+  TrainConfig c = small_config();
+  c.optimizer = "onebit_adam:lr=0.002,freeze_step=8";
+  expect_close_runs(c, 2);
+}
+
+// Its state (m, v and the all-reduce's errors on the GPU) goes through the checkpoint: the resumed
+// GPU run equals the uninterrupted one.
+TEST(CudaTrainer, OneBitAdamOnTheGpuResumesExactly) {
+  TERSE_SKIP_WITHOUT_GPU();
+  TrainConfig c = on_cuda(small_config());
+  c.optimizer = "onebit_adam:lr=0.002,freeze_step=8";
+  const ResumePair p = run_straight_and_resumed(c, "cuda_onebit", 2);
+  EXPECT_EQ(deterministic(p.first.metrics_path), deterministic(p.straight.metrics_path));
+  const Checkpoint a = load_latest(p.straight.checkpoint_dir);
+  const Checkpoint b = load_latest(p.first.checkpoint_dir);
+  EXPECT_TRUE(a.sections.at("optimizer") == b.sections.at("optimizer"));
+  EXPECT_EQ(p.resumed.summary.final_test_accuracy, p.full.summary.final_test_accuracy);
+}
+
 void expect_refused(const TrainConfig& c, const std::string& needle) {
   try {
     run(c, 1);
@@ -182,7 +206,9 @@ void expect_refused(const TrainConfig& c, const std::string& needle) {
 
 TEST(CudaTrainer, RefusesWhatDoesNotRunOnTheGpu) {
   TrainConfig c = on_cuda(small_config());
-  c.optimizer = "onebit_adam:freeze_step=4";
+  c.optimizer = "zero_one_adam:var_freeze_step=4";
+  expect_refused(c, "runs on the CPU only so far");
+  c.optimizer = "onebit_lamb:freeze_step=4";
   expect_refused(c, "runs on the CPU only so far");
   c = small_config();
   c.backend = "nccl";

@@ -76,11 +76,12 @@ void validate(const TrainConfig& c) {
               "the nccl backend all-reduces GPU memory; pass --device cuda with it, or use "
               "--backend mpi on the CPU");
   if (c.device == "cuda") {
-    TERSE_CHECK(!is_communicating_optimizer(OptimizerSpec::parse(c.optimizer).name),
-                InvalidArgument, "--optimizer ", OptimizerSpec::parse(c.optimizer).name,
-                " runs on the CPU only so far (its compressed momentum exchange is host code); "
-                "pass --device cpu, or train on the GPU with --compress dgc, topk or another "
-                "compressor");
+    const std::string name = OptimizerSpec::parse(c.optimizer).name;
+    TERSE_CHECK(!is_communicating_optimizer(name) || communicating_optimizer_on_gpu(name),
+                InvalidArgument, "--optimizer ", name,
+                " runs on the CPU only so far (its local steps are host code); pass --device cpu, "
+                "or train on the GPU with --optimizer onebit_adam or --compress dgc, topk or "
+                "another compressor");
   }
 }
 
@@ -260,7 +261,9 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
   OptimizerSpec spec = OptimizerSpec::parse(config.optimizer);
   std::unique_ptr<Optimizer> optimizer;
   // 1-bit Adam and its kin average their momentum themselves, compressed, inside step(); on
-  // those steps the gradients stay local (DataParallel's exchange is off).
+  // those steps the gradients stay local (DataParallel's exchange is off). With --device cuda
+  // they step the GPU parameters there, over NCCL in GPU memory or over MPI staged through the
+  // host.
   CommunicatingOptimizer* communicating = nullptr;
   if (is_communicating_optimizer(spec.name)) {
     TERSE_CHECK(config.compress == "none" && config.feedback == "none", InvalidArgument,
@@ -270,7 +273,7 @@ TrainSummary train(const TrainConfig& config, Communicator& comm, TrainObserver*
                 config.compress, " --feedback ", config.feedback,
                 "; drop --compress/--feedback or use another optimizer");
     std::unique_ptr<CommunicatingOptimizer> built =
-        make_communicating_optimizer(comm, spec, {ParamGroup{dp.params(), {}}});
+        make_communicating_optimizer(nccl ? *nccl : comm, spec, {ParamGroup{dp.params(), {}}});
     communicating = built.get();
     optimizer = std::move(built);
   } else {

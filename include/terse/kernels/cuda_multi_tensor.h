@@ -17,6 +17,7 @@
 #include "terse/kernels/lion_rule.h"
 #include "terse/kernels/muon_adam_rule.h"
 #include "terse/kernels/muon_update_rule.h"
+#include "terse/kernels/one_bit_adam_rules.h"
 #include "terse/kernels/sgd_rule.h"
 #include "terse/kernels/sgd_sai_rule.h"
 #include "terse/kernels/spam_rule.h"
@@ -68,7 +69,9 @@ void cuda_synchronize();
   X(MuonAdamRule)               \
   X(AuonUpdateRule)             \
   X(FrugalAdamRule)             \
-  X(FrugalInactiveRule)
+  X(FrugalInactiveRule)         \
+  X(OneBitMomentumRule)         \
+  X(OneBitAdamUpdateRule)
 // clang-format on
 #define TERSE_CUDA_MTA_EXTERN(R) \
   extern template void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<R>>&);

@@ -12,6 +12,7 @@
 namespace terse {
 namespace train_detail {
 struct FlatGroup;
+class FlatBuffer;
 }  // namespace train_detail
 
 // 1-bit Adam (Tang et al., "1-bit Adam: Communication Efficient Large-Scale Training with Adam's
@@ -40,7 +41,12 @@ struct FlatGroup;
 // eps_inside_sqrt=true is refused (DeepSpeed accepts and ignores it); the momentum mask is
 // automatic: coordinates whose frozen v is exactly 0 (no gradient during the warm-up) keep
 // m = 0 and do not move (DeepSpeed takes a user exp_avg_mask); no non_freeze groups;
-// parameters and gradients must be f32 on the CPU.
+// parameters and gradients must be f32, all on the CPU or all on one GPU.
+// On the GPU (CUDA parameters): m, v, the send buffer and the all-reduce's errors live in that
+// GPU's memory; the element-wise passes run in the CUDA multi-tensor executor with the CPU's
+// Rules (AdamRule, one_bit_adam_rules.h) and the all-reduce on the GPU (one_bit_all_reduce.h),
+// so every step gives the CPU's bits. state_dict holds host copies; load_state_dict puts the
+// state where the parameters are, so a checkpoint moves between devices.
 // State per parameter: m and v (8 bytes) plus the all-reduce's errors (4 + 4/W bytes, on the
 // padded flat buffer); the compression phase also keeps a flat f32 send buffer (4 bytes per
 // parameter, scratch, not counted by state_bytes()). Its element-wise passes run on
@@ -48,8 +54,8 @@ struct FlatGroup;
 class OneBitAdam final : public CommunicatingOptimizer {
  public:
   // Throws InvalidArgument for an unknown option or a bad value (naming option, value and the
-  // valid range), a missing freeze_step, no parameters, a parameter that is not f32 on the CPU,
-  // or a gradient view that does not match its parameter.
+  // valid range), a missing freeze_step, no parameters, a parameter that is not f32, parameters
+  // on more than one device, or a gradient view that does not match its parameter.
   OneBitAdam(Communicator& comm, const OptionMap& options, std::vector<ParamGroup> groups);
   ~OneBitAdam() override;
 
@@ -87,6 +93,7 @@ class OneBitAdam final : public CommunicatingOptimizer {
  private:
   void warmup_step(int64_t t);
   void compression_step(int64_t t);
+  size_t group_index(const train_detail::FlatGroup& g) const;
   const train_detail::FlatGroup& group_at(size_t group, const char* caller) const;
 
   Communicator& comm_;
@@ -95,11 +102,12 @@ class OneBitAdam final : public CommunicatingOptimizer {
   bool bias_correction_ = false;
   int64_t numel_ = 0;
   int64_t step_count_ = 0;
-  std::vector<float> exp_avg_;
-  std::vector<float> exp_avg_sq_;
+  Device device_;  // where the parameters and the state are
+  std::unique_ptr<train_detail::FlatBuffer> exp_avg_;
+  std::unique_ptr<train_detail::FlatBuffer> exp_avg_sq_;
   // Send buffer of the compression phase (numel_ floats from its first step; scratch, not
   // state): the new momentum goes here so a failed all-reduce leaves m unchanged.
-  std::vector<float> send_;
+  std::unique_ptr<train_detail::FlatBuffer> send_;
   std::unique_ptr<OneBitAllReduce> onebit_;
   CommStats last_comm_;
 };

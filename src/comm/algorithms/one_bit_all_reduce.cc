@@ -18,30 +18,31 @@
 #include <emmintrin.h>
 #endif
 
+#include "one_bit_all_reduce_internal.h"
 #include "terse/comm/algorithms/pairwise_exchange.h"
 #include "terse/comm/work.h"
 #include "terse/core/check.h"
+#include "terse/kernels/cuda_power_sgd.h"
 
 namespace terse {
 
+using one_bit_detail::bits_of;
+using one_bit_detail::blocks_of;
+using one_bit_detail::check_input;
+using one_bit_detail::combine_lanes;
+using one_bit_detail::kBlock;
+using one_bit_detail::kFlagBadArguments;
+using one_bit_detail::kFlagNonFinite;
+using one_bit_detail::scale_of;
+
 namespace {
 
-// Sentinels a rank sends instead of its worker scale (a real scale is finite and >= 0).
-constexpr float kFlagBadArguments = -1.0f;
-constexpr float kFlagNonFinite = -2.0f;
 // Sizes above this cannot be real buffers and would overflow the byte counts.
 constexpr int64_t kMaxNumel = int64_t{1} << 48;
 constexpr int kLanes = 8;
-// Elements of one norm block (the header's summation order) and the unit of work one thread
-// takes: 2^16 floats (256 KiB) keeps the thread hand-off cost under 1 % of a block's work, and
-// blocks are fixed by index, not by thread, so the sum is the same for any thread count.
-constexpr int64_t kBlock = int64_t{1} << 16;
-
-uint32_t bits_of(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
-}
+// kBlock (2^16 floats, 256 KiB) is also the unit of work one thread takes: it keeps the thread
+// hand-off cost under 1 % of a block's work, and blocks are fixed by index, not by thread, so
+// the sum is the same for any thread count.
 
 // kPositiveByte[m], m bit k set iff lane k is negative: the wire byte, bit 7 - k set iff lane k
 // is not (MSB first).
@@ -172,23 +173,14 @@ struct Lanes {
 
 // A block's lanes combined in the documented order.
 double combine(const Lanes& l) {
-  return ((l.lane(0) + l.lane(1)) + (l.lane(2) + l.lane(3))) +
-         ((l.lane(4) + l.lane(5)) + (l.lane(6) + l.lane(7)));
+  const double lanes[kLanes] = {l.lane(0), l.lane(1), l.lane(2), l.lane(3),
+                                l.lane(4), l.lane(5), l.lane(6), l.lane(7)};
+  return combine_lanes(lanes);
 }
 
-// ||v||^2 from per-block sums, added in block order (0 + b_0 is b_0 exactly: b_0 >= 0).
 double sum_blocks(const std::vector<double>& block_sums, int64_t blocks) {
-  double ss = 0.0;
-  for (int64_t b = 0; b < blocks; ++b) ss += block_sums[static_cast<size_t>(b)];
-  return ss;
+  return one_bit_detail::sum_blocks(block_sums.data(), blocks);
 }
-
-// The scale ||v|| / sqrt(count), rounded once to f32.
-float scale_of(double sum_sq, int64_t count) {
-  return static_cast<float>(std::sqrt(sum_sq / static_cast<double>(count)));
-}
-
-int64_t blocks_of(int64_t count) { return (count + kBlock - 1) / kBlock; }
 
 // x[i, i + 8) = m + e_w, with m = 0 past numel (the padding).
 inline F8 worker_x(const float* m, const float* e, int64_t i, int64_t numel) {
@@ -198,12 +190,29 @@ inline F8 worker_x(const float* m, const float* e, int64_t i, int64_t numel) {
   return add8(load8(mp), load8(e + i));
 }
 
-std::string check_input(const TensorView& inout, int64_t numel) {
+}  // namespace
+
+namespace one_bit_detail {
+
+double sum_lane_blocks(const double* lane_sums, int64_t blocks) {
+  double ss = 0.0;
+  for (int64_t b = 0; b < blocks; ++b) ss += combine_lanes(lane_sums + kLanes * b);
+  return ss;
+}
+
+float scale_of(double sum_sq, int64_t count) {
+  return static_cast<float>(std::sqrt(sum_sq / static_cast<double>(count)));
+}
+
+uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+std::string check_input(const TensorView& inout, int64_t numel, const Communicator& comm) {
   if (inout.dtype != DType::kF32) {
     return detail::str_cat("inout holds ", dtype_name(inout.dtype), "; pass an f32 buffer");
-  }
-  if (!inout.device.is_cpu()) {
-    return detail::str_cat("inout is on ", inout.device.str(), "; pass a CPU buffer");
   }
   if (inout.numel != numel) {
     return detail::str_cat("inout has ", inout.numel,
@@ -213,10 +222,91 @@ std::string check_input(const TensorView& inout, int64_t numel) {
   if (inout.data == nullptr) {
     return "inout.data is null; pass an allocated buffer";
   }
+  const Device wire = comm.device();
+  if (wire.is_cuda() && inout.device != wire) {
+    return detail::str_cat("inout is on ", inout.device.str(), " but the communicator (",
+                           comm.backend(), ") moves memory of ", wire.str(), "; pass a buffer on ",
+                           wire.str());
+  }
+  if (inout.device.is_cuda() && !cuda_power_sgd_is_device_memory(inout.data, inout.device.index)) {
+    return detail::str_cat("inout says ", inout.device.str(), " but its pointer is not memory of ",
+                           "that GPU; pass the view of a tensor on ", inout.device.str());
+  }
   return std::string();
 }
 
-}  // namespace
+void gather_scale(Communicator& c, float mine, float* all_scales, CudaBuffer& staging) {
+  const int w = c.size();
+  if (c.device().is_cpu()) {
+    c.all_gather(TensorView::of(&mine, 1), TensorView::of(all_scales, w));
+    return;
+  }
+  const int device = c.device().index;
+  const CudaCurrentDevice current(device);
+  const size_t bytes = sizeof(float) * static_cast<size_t>(w + 1);
+  if (staging.bytes() < bytes || staging.device() != device) staging = CudaBuffer(device, bytes);
+  auto* d = static_cast<float*>(staging.data());
+  cuda_copy(d, &mine, sizeof(float));
+  c.all_gather(TensorView(d, 1, DType::kF32, c.device()),
+               TensorView(d + 1, w, DType::kF32, c.device()));
+  cuda_copy(all_scales, d + 1, sizeof(float) * static_cast<size_t>(w));
+}
+
+void check_worker_scales(const float* scales, int world, int me, const std::string& arg_error) {
+  TERSE_CHECK(arg_error.empty(), InvalidArgument, "OneBitAllReduce on rank ", me, " of ", world,
+              ": ", arg_error);
+  std::string non_finite;
+  for (int r = 0; r < world; ++r) {
+    const float s = scales[r];
+    TERSE_CHECK(s != kFlagBadArguments, CommError, "OneBitAllReduce on rank ", me, ": rank ", r,
+                " passed invalid arguments (its own error says which); fix that rank's call");
+    if (s == kFlagNonFinite) non_finite += detail::str_cat(non_finite.empty() ? "" : ", ", r);
+  }
+  TERSE_CHECK(non_finite.empty(), NumericalError, "OneBitAllReduce on rank ", me,
+              ": non-finite values (NaN or Inf) in the input, or in the input plus the worker "
+              "error, on rank(s) ",
+              non_finite,
+              "; no input and no error was changed on any rank: skip this step (e.g. lower the "
+              "loss scale or the learning rate) and call all_reduce again");
+  for (int r = 0; r < world; ++r) {
+    const float s = scales[r];
+    TERSE_CHECK(std::isfinite(s) && s >= 0.0f, CorruptData, "OneBitAllReduce on rank ", me,
+                ": rank ", r, " sent worker scale ", s,
+                " (must be finite and >= 0); the data was corrupted between ranks or rank ", r,
+                " does not run this algorithm");
+  }
+}
+
+void check_server_scales(const float* scales, int world, int me) {
+  for (int r = 0; r < world; ++r) {
+    const float s = scales[r];
+    TERSE_CHECK(std::isfinite(s) && s >= 0.0f, CorruptData, "OneBitAllReduce on rank ", me,
+                ": rank ", r, " sent server scale ", s,
+                " (must be finite and >= 0; a server sum that overflowed f32 gives Inf); the data "
+                "was corrupted between ranks or rank ",
+                r, " does not run this algorithm");
+  }
+}
+
+OneBitAllReduceReport make_report(int64_t numel, int64_t padded, int world, int collectives,
+                                  bool pairwise_payload) {
+  const int64_t chunk_bytes = padded / world / 8;
+  OneBitAllReduceReport rep;
+  rep.path = "compressed";
+  rep.collectives = collectives;
+  rep.bytes_sent = one_bit_all_reduce_bytes(numel, world);
+  rep.bytes_dense = ring_all_reduce_bytes(sizeof(float) * static_cast<uint64_t>(numel), world);
+  // The one-call forms hand over the whole buffer (own chunk included) and the server chunk once;
+  // the pairwise rounds hand over W - 1 chunks per exchange.
+  rep.payload_bytes =
+      pairwise_payload
+          ? 2 * static_cast<uint64_t>(world - 1) * static_cast<uint64_t>(chunk_bytes) + 8
+          : static_cast<uint64_t>(padded / 8) + sizeof(float) + static_cast<uint64_t>(chunk_bytes) +
+                sizeof(float);
+  return rep;
+}
+
+}  // namespace one_bit_detail
 
 // Up to T - 1 persistent workers (started when a pass first has blocks for them) plus the calling
 // thread. A pass is a few milliseconds, so waking sleeping workers (tens of microseconds) is
@@ -340,29 +430,70 @@ OneBitAllReduce::OneBitAllReduce(Communicator& comm, int64_t numel, Options opti
               "OneBitAllReduce: Options::threads must be >= 1, got ", options.threads,
               "; pass 1 to run on the calling thread only");
   const size_t w = static_cast<size_t>(comm.size());
-  const size_t n = static_cast<size_t>(padded_);
-  worker_error_.assign(n, 0.0f);
-  server_error_.assign(n / w, 0.0f);
-  signs_.assign(n / 8, 0);
-  received_.assign(n / 8, 0);
-  server_sum_.assign(n / w, 0.0f);
-  server_signs_.assign(n / (8 * w), 0);
-  gathered_signs_.assign(n / 8, 0);
+  worker_error_.assign(static_cast<size_t>(padded_), 0.0f);
+  server_error_.assign(static_cast<size_t>(padded_) / w, 0.0f);
   worker_scales_.assign(w, 0.0f);
   server_scales_.assign(w, 0.0f);
   server_c_bits_.assign(w, 0);
-  block_sums_.assign(static_cast<size_t>(blocks_of(padded_)), 0.0);
   pool_ = std::make_unique<Pool>(options.threads);
 }
 
 OneBitAllReduce::~OneBitAllReduce() = default;
 
+void OneBitAllReduce::size_host_scratch(bool passes) {
+  const size_t w = static_cast<size_t>(comm().size());
+  const size_t n = static_cast<size_t>(padded_);
+  // The sign buffers serve the CPU passes and the GPU path's staging on a host communicator.
+  const bool signs = passes || comm().device().is_cpu();
+  signs_.resize(signs ? n / 8 : 0);
+  received_.resize(signs ? n / 8 : 0);
+  server_signs_.resize(signs ? n / (8 * w) : 0);
+  gathered_signs_.resize(signs ? n / 8 : 0);
+  server_sum_.resize(passes ? n / w : 0);
+  block_sums_.resize(passes ? static_cast<size_t>(blocks_of(padded_)) : 0);
+}
+
+Device OneBitAllReduce::state_device() const {
+  return dev_ ? Device::cuda(dev_->device) : Device::cpu();
+}
+
+size_t OneBitAllReduce::state_bytes() const {
+  const auto n = static_cast<size_t>(padded_);
+  return sizeof(float) * (n + n / static_cast<size_t>(comm().size()));
+}
+
+std::vector<float> OneBitAllReduce::worker_error() const {
+  if (!dev_) return worker_error_;
+  std::vector<float> v(static_cast<size_t>(padded_));
+  cuda_copy(v.data(), dev_->worker_error.data(), sizeof(float) * v.size());
+  return v;
+}
+
+std::vector<float> OneBitAllReduce::server_error() const {
+  if (!dev_) return server_error_;
+  std::vector<float> v(static_cast<size_t>(padded_ / comm().size()));
+  cuda_copy(v.data(), dev_->server_error.data(), sizeof(float) * v.size());
+  return v;
+}
+
 void OneBitAllReduce::reset_errors() {
+  if (dev_) {
+    cuda_zero(dev_->worker_error.data(), dev_->worker_error.bytes());
+    cuda_zero(dev_->server_error.data(), dev_->server_error.bytes());
+    return;
+  }
   std::fill(worker_error_.begin(), worker_error_.end(), 0.0f);
   std::fill(server_error_.begin(), server_error_.end(), 0.0f);
 }
 
 OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
+  const std::string arg_error = check_input(inout, numel_, comm());
+  if (arg_error.empty() && inout.device.is_cuda()) return all_reduce_device(inout);
+  return all_reduce_host(inout, arg_error);
+}
+
+OneBitAllReduceReport OneBitAllReduce::all_reduce_host(TensorView inout,
+                                                       const std::string& arg_error) {
   Communicator& c = comm();
   const int w = c.size();
   const int me = c.rank();
@@ -370,7 +501,10 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
   const int64_t numel = numel_;
   const int64_t chunk = n / w;  // elements of one server chunk
   const int64_t chunk_bytes = chunk / 8;
-  const std::string arg_error = check_input(inout, numel_);
+  if (arg_error.empty()) {
+    if (dev_) move_state(Device::cpu());
+    size_host_scratch(true);
+  }
   const float* m = arg_error.empty() ? inout.as<float>() : nullptr;
   float* e = worker_error_.data();
   double* block_sums = block_sums_.data();
@@ -410,31 +544,10 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
   compress_s += since(tc);
   // The first collective: it returns when the slowest rank has arrived (the report's wait_s).
   const auto tw = Clock::now();
-  c.all_gather(TensorView::of(&my_scale, 1), TensorView::of(worker_scales_.data(), w));
+  // A rank with bad arguments still takes part (through GPU staging on a GPU communicator).
+  one_bit_detail::gather_scale(c, my_scale, worker_scales_.data(), flag_staging_);
   const double wait_s = since(tw);
-
-  TERSE_CHECK(arg_error.empty(), InvalidArgument, "OneBitAllReduce on rank ", me, " of ", w, ": ",
-              arg_error);
-  std::string non_finite;
-  for (int r = 0; r < w; ++r) {
-    const float s = worker_scales_[static_cast<size_t>(r)];
-    TERSE_CHECK(s != kFlagBadArguments, CommError, "OneBitAllReduce on rank ", me, ": rank ", r,
-                " passed invalid arguments (its own error says which); fix that rank's call");
-    if (s == kFlagNonFinite) non_finite += detail::str_cat(non_finite.empty() ? "" : ", ", r);
-  }
-  TERSE_CHECK(non_finite.empty(), NumericalError, "OneBitAllReduce on rank ", me,
-              ": non-finite values (NaN or Inf) in the input, or in the input plus the worker "
-              "error, on rank(s) ",
-              non_finite,
-              "; no input and no error was changed on any rank: skip this step (e.g. lower the "
-              "loss scale or the learning rate) and call all_reduce again");
-  for (int r = 0; r < w; ++r) {
-    const float s = worker_scales_[static_cast<size_t>(r)];
-    TERSE_CHECK(std::isfinite(s) && s >= 0.0f, CorruptData, "OneBitAllReduce on rank ", me,
-                ": rank ", r, " sent worker scale ", s,
-                " (must be finite and >= 0); the data was corrupted between ranks or rank ", r,
-                " does not run this algorithm");
-  }
+  one_bit_detail::check_worker_scales(worker_scales_.data(), w, me, arg_error);
 
   // 2. The signs go out (all-to-all, chunk j to rank j). e_w <- x - s sgn(x) needs nothing from
   // the wire. Unless defer_, it runs while the all-to-all is in flight, the calling thread
@@ -528,14 +641,7 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
     scales_out->wait(c.timeout());
     drain_s += since(td);
   }
-  for (int r = 0; r < w; ++r) {
-    const float s = server_scales_[static_cast<size_t>(r)];
-    TERSE_CHECK(std::isfinite(s) && s >= 0.0f, CorruptData, "OneBitAllReduce on rank ", me,
-                ": rank ", r, " sent server scale ", s,
-                " (must be finite and >= 0; a server sum that overflowed f32 gives Inf); the data "
-                "was corrupted between ranks or rank ",
-                r, " does not run this algorithm");
-  }
+  one_bit_detail::check_server_scales(server_scales_.data(), w, me);
   // 5. out[chunk j] = s_s^j unpack(bits of j), with defer_ in one pass with e_w <- x - s sgn(x):
   // each group of 8 reads m and e before it overwrites m (inout) with the output.
   tc = Clock::now();
@@ -565,34 +671,22 @@ OneBitAllReduceReport OneBitAllReduce::all_reduce(TensorView inout) {
   });
   compress_s += since(tc);
 
-  OneBitAllReduceReport rep;
+  OneBitAllReduceReport rep =
+      one_bit_detail::make_report(numel_, n, w, pairwise_ ? 2 + 2 * (w - 1) : 4, pairwise_);
   rep.compress_s = compress_s;
   rep.wait_s = wait_s;
   rep.overlap_s = overlap_s;
   rep.drain_s = drain_s;
-  rep.path = "compressed";
-  rep.collectives = pairwise_ ? 2 + 2 * (w - 1) : 4;
-  rep.bytes_sent = one_bit_all_reduce_bytes(numel_, w);
-  rep.bytes_dense = ring_all_reduce_bytes(sizeof(float) * static_cast<uint64_t>(numel_), w);
-  // The one-call forms hand over the whole buffer (own chunk included) and the server chunk once;
-  // the pairwise rounds hand over W - 1 chunks per exchange.
-  rep.payload_bytes =
-      pairwise_ ? 2 * static_cast<uint64_t>(w - 1) * static_cast<uint64_t>(chunk_bytes) + 8
-                : static_cast<uint64_t>(n / 8) + sizeof(float) +
-                      static_cast<uint64_t>(chunk_bytes) + sizeof(float);
   return rep;
 }
 
 StateDict OneBitAllReduce::state_dict(const std::string& prefix) const {
+  // Host copies wherever the errors live: a checkpoint moves across devices.
+  std::vector<float> we = worker_error(), se = server_error();
   StateDict d;
-  d.tensors[prefix + "worker_error"] =
-      StateTensor::copy_of(TensorView::of(const_cast<float*>(worker_error_.data()),
-                                          static_cast<int64_t>(worker_error_.size())),
-                           {static_cast<int64_t>(worker_error_.size())});
-  d.tensors[prefix + "server_error"] =
-      StateTensor::copy_of(TensorView::of(const_cast<float*>(server_error_.data()),
-                                          static_cast<int64_t>(server_error_.size())),
-                           {static_cast<int64_t>(server_error_.size())});
+  const auto nw = static_cast<int64_t>(we.size()), ns = static_cast<int64_t>(se.size());
+  d.tensors[prefix + "worker_error"] = StateTensor::copy_of(TensorView::of(we.data(), nw), {nw});
+  d.tensors[prefix + "server_error"] = StateTensor::copy_of(TensorView::of(se.data(), ns), {ns});
   return d;
 }
 
@@ -627,11 +721,14 @@ void OneBitAllReduce::load_state_dict(const StateDict& state, const std::string&
   // Named keys: a reference returned from a call with a temporary argument is what GCC 13's
   // -Wdangling-reference flags, although checked_error returns a tensor of `state`.
   const std::string worker_key = prefix + "worker_error", server_key = prefix + "server_error";
-  const StateTensor& we =
-      checked_error(state, worker_key, static_cast<int64_t>(worker_error_.size()), w);
-  const StateTensor& se =
-      checked_error(state, server_key, static_cast<int64_t>(server_error_.size()), w);
-  // Both are valid: only now change anything.
+  const StateTensor& we = checked_error(state, worker_key, padded_, w);
+  const StateTensor& se = checked_error(state, server_key, padded_ / w, w);
+  // Both are valid: only now change anything, where the errors live.
+  if (dev_) {
+    cuda_copy(dev_->worker_error.data(), we.bytes.data(), we.bytes.size());
+    cuda_copy(dev_->server_error.data(), se.bytes.data(), se.bytes.size());
+    return;
+  }
   std::memcpy(worker_error_.data(), we.bytes.data(), we.bytes.size());
   std::memcpy(server_error_.data(), se.bytes.data(), se.bytes.size());
 }

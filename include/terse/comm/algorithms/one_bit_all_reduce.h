@@ -8,6 +8,7 @@
 #include "terse/comm/algorithms/algorithm.h"
 #include "terse/core/state_dict.h"
 #include "terse/core/tensor_view.h"
+#include "terse/kernels/cuda_buffer.h"
 
 namespace terse {
 
@@ -65,6 +66,14 @@ struct OneBitAllReduceReport : AlgorithmReport {
 // thread count. The two error updates need nothing from the wire: the server's runs while the
 // two server all-gathers are in flight; the worker's runs in the final decode pass, or, with
 // Options::defer_worker_error off, while the all-to-all is in flight.
+// On the GPU (a CUDA `inout`): the same passes as kernels (terse/kernels/cuda_one_bit_all_reduce.h)
+// with the errors and the sign buffers in that GPU's memory, every output and error bit the
+// CPU's (the same f32 operations; the sums of squares in the same lanes, combined on the host by
+// the same code). On a communicator of GPU memory (NCCL) the signs and scales travel from GPU
+// memory, in the one-call forms (Options::pairwise serves host communicators only); on a host
+// communicator (MPI, local) the sign bytes (N / 8 each way) and the scales are staged through
+// host buffers. The errors live where the last call's buffer was: a call on another device moves
+// them there first (state_device()). Options::threads does not apply to the GPU passes.
 class OneBitAllReduce : public Algorithm {
  public:
   struct Options {
@@ -99,35 +108,52 @@ class OneBitAllReduce : public Algorithm {
   int64_t padded_numel() const { return padded_; }
   bool defers_worker_error() const { return defer_; }
 
-  // Replaces `inout` (f32, numel elements, CPU) on every rank by the compressed average of all
-  // ranks' inputs, updating the errors. Collective. Throws InvalidArgument for a wrong dtype or
+  // Replaces `inout` (f32, numel elements, CPU or GPU) on every rank by the compressed average of
+  // all ranks' inputs, updating the errors. Collective. Throws InvalidArgument for a wrong dtype or
   // size; NumericalError on every rank (naming the rank) when any rank's input is not finite,
   // with inout and both errors unchanged on every rank; CorruptData when a peer's scale is not
-  // finite or negative; Timeout / CommError from the communicator.
+  // finite or negative; Timeout / CommError from the communicator. A CUDA inout must be memory
+  // of its device and, with a communicator of GPU memory, of the communicator's device
+  // (InvalidArgument otherwise); CudaError when the runtime fails.
   OneBitAllReduceReport all_reduce(TensorView inout);
 
-  // The worker error (padded_numel() elements) and the server error (padded_numel() / W).
-  const std::vector<float>& worker_error() const { return worker_error_; }
-  const std::vector<float>& server_error() const { return server_error_; }
+  // Host copies of the worker error (padded_numel() elements) and the server error
+  // (padded_numel() / W), wherever they live.
+  std::vector<float> worker_error() const;
+  std::vector<float> server_error() const;
   void reset_errors();
+  // Where the errors live: the CPU until a call passes a CUDA buffer, then that GPU.
+  Device state_device() const;
+  // Bytes of the two errors: 4 (N + N / W).
+  size_t state_bytes() const;
 
-  // Tensors "<prefix>worker_error" and "<prefix>server_error" (f32). load_state_dict checks
-  // names, dtypes and sizes (a checkpoint of another world size or buffer size gives
-  // InvalidArgument naming both sizes) and leaves the errors unchanged on any error.
+  // Tensors "<prefix>worker_error" and "<prefix>server_error" (f32, host copies wherever the
+  // errors live). load_state_dict checks names, dtypes and sizes (a checkpoint of another world
+  // size or buffer size gives InvalidArgument naming both sizes), leaves the errors unchanged on
+  // any error, and loads them where they live (state_device()).
   StateDict state_dict(const std::string& prefix) const;
   void load_state_dict(const StateDict& state, const std::string& prefix);
 
  private:
+  struct DeviceState;
+  OneBitAllReduceReport all_reduce_host(TensorView inout, const std::string& arg_error);
+  OneBitAllReduceReport all_reduce_device(TensorView inout);
+  // Moves the errors to `to` (host copies on the way between GPUs), sizing the scratch there.
+  void move_state(Device to);
+  // Sizes the host scratch: for the CPU passes (`passes`), else only the sign buffers that a
+  // host communicator needs to stage the GPU path's bytes.
+  void size_host_scratch(bool passes);
+
   int64_t numel_;
   int64_t padded_;
   bool pairwise_;
   bool defer_;
   std::vector<float> worker_error_;
   std::vector<float> server_error_;
-  // Scratch, sized once in the constructor so a call allocates nothing: this rank's signs
-  // (N / 8 bytes, chunk j for rank j), the W chunks received in phase 1 (N / 8), the server
-  // chunk y (N / W floats) and its signs (N / (8 W) bytes), every server's signs (N / 8), and
-  // the gathered worker and server scales (W each).
+  // Scratch, sized on the first call (size_host_scratch) so later calls allocate nothing: this
+  // rank's signs (N / 8 bytes, chunk j for rank j), the W chunks received in phase 1 (N / 8), the
+  // server chunk y (N / W floats) and its signs (N / (8 W) bytes), every server's signs (N / 8),
+  // and the gathered worker and server scales (W each).
   std::vector<uint8_t> signs_;
   std::vector<uint8_t> received_;
   std::vector<float> server_sum_;
@@ -141,6 +167,11 @@ class OneBitAllReduce : public Algorithm {
   std::vector<double> block_sums_;
   class Pool;
   std::unique_ptr<Pool> pool_;
+  // The errors and scratch on the GPU (state_device() is CUDA; the host errors are then empty).
+  std::unique_ptr<DeviceState> dev_;
+  // Two floats of GPU memory for the first collective on a GPU communicator when this rank's
+  // buffer is on the host (it only sends its bad-arguments flag then).
+  CudaBuffer flag_staging_;
 };
 
 // N for `numel` elements on `world_size` ranks: numel rounded up to a multiple of
