@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "terse/comm/algorithms/algorithm.h"
@@ -155,7 +156,12 @@ class SparseAllReduce : public Algorithm {
   static int64_t fixed_min_budget(int world);
 
  private:
-  SparseAllReduceReport run_fixed(const SparseVector& mine, int64_t budget, TensorView out);
+  // The two modes on host pairs (`mine`; out on the CPU or a GPU), given run()'s verdict on
+  // this rank's arguments ("" when usable).
+  SparseAllReduceReport run_water_fill(const SparseVector& mine, int64_t budget, TensorView out,
+                                       const std::string& arg_error);
+  SparseAllReduceReport run_fixed(const SparseVector& mine, int64_t budget, TensorView out,
+                                  const std::string& arg_error);
   void rebalance(const std::vector<int32_t>& selected, int64_t numel);
 
   Options options_;
