@@ -1,6 +1,7 @@
 #include "terse/comm/algorithms/sparse_all_gather.h"
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -8,6 +9,7 @@
 #include "staged_collectives.h"
 #include "terse/core/check.h"
 #include "terse/kernels/cuda_buffer.h"
+#include "terse/kernels/cuda_power_sgd.h"
 #include "terse/kernels/cuda_sparse_blocks.h"
 
 namespace terse {
@@ -84,6 +86,8 @@ SparseAllGatherReport SparseAllGather::run(const SparseVector& mine, TensorView 
   const std::string arg_error = check_arguments(mine, out, c);
   const bool gpu = arg_error.empty() && out.device.is_cuda();
   const int device = out.device.index;
+  // The views' GPU is current for every copy and launch below (the caller's is restored).
+  const auto current = gpu ? std::make_unique<CudaCurrentDevice>(device) : nullptr;
   std::vector<int64_t> header(kHeaderWords, -1);
   if (!arg_error.empty()) {
     header[kCount] = kArgumentError;

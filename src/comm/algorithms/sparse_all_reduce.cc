@@ -11,6 +11,7 @@
 #include "staged_collectives.h"
 #include "terse/core/check.h"
 #include "terse/kernels/cuda_buffer.h"
+#include "terse/kernels/cuda_power_sgd.h"
 #include "terse/kernels/cuda_sparse_blocks.h"
 
 namespace terse {
@@ -154,6 +155,7 @@ void place(const std::vector<int32_t>& idx, const std::vector<float>& val, Tenso
     return;
   }
   const int device = out.device.index;
+  const CudaCurrentDevice current(device);
   const size_t slots = static_cast<size_t>(count > 0 ? count : 1);
   CudaBuffer di(device, sizeof(int32_t) * slots), dv(device, sizeof(float) * slots);
   cuda_copy(di.data(), idx.data(), sizeof(int32_t) * idx.size());
