@@ -36,50 +36,6 @@ bool error_may_overflow(const float* e, int64_t n) {
   return false;
 }
 
-namespace {
-
-// Runs `fn` on device copies of the host arrays `in` and `out` when `c` moves GPU memory, else
-// on the arrays themselves; `out` is copied back.
-template <typename Fn>
-void staged(Communicator& c, TensorView in, TensorView out, Fn fn) {
-  if (c.device().is_cpu()) {
-    fn(in, out);
-    return;
-  }
-  const int device = c.device().index;
-  const CudaCurrentDevice current(device);
-  CudaBuffer din(device, in.nbytes()), dout(device, out.nbytes());
-  cuda_copy(din.data(), in.data, in.nbytes());
-  const TensorView vin(din.data(), in.numel, in.dtype, c.device());
-  const TensorView vout(dout.data(), out.numel, out.dtype, c.device());
-  fn(vin, vout);
-  cuda_copy(out.data, dout.data(), out.nbytes());
-}
-
-}  // namespace
-
-void host_all_reduce(Communicator& c, TensorView host, ReduceOp op) {
-  if (c.device().is_cpu()) {
-    c.all_reduce(host, op);
-    return;
-  }
-  const int device = c.device().index;
-  const CudaCurrentDevice current(device);
-  CudaBuffer d(device, host.nbytes());
-  cuda_copy(d.data(), host.data, host.nbytes());
-  c.all_reduce(TensorView(d.data(), host.numel, host.dtype, c.device()), op);
-  cuda_copy(host.data, d.data(), host.nbytes());
-}
-
-void host_all_gather(Communicator& c, TensorView in, TensorView out) {
-  staged(c, in, out, [&](TensorView i, TensorView o) { c.all_gather(i, o); });
-}
-
-void host_all_gatherv(Communicator& c, TensorView in, TensorView out,
-                      const std::vector<int64_t>& counts) {
-  staged(c, in, out, [&](TensorView i, TensorView o) { c.all_gatherv(i, o, counts); });
-}
-
 PowerSgdReport dense_report(int64_t total, int world, uint64_t extra_bytes) {
   PowerSgdReport rep;
   rep.path = "dense";

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "staged_collectives.h"
 #include "terse/comm/algorithms/power_sgd.h"
 #include "terse/comm/reduce_op.h"
 #include "terse/kernels/cuda_buffer.h"
@@ -56,12 +57,10 @@ bool has_zero_column(const float* q, int64_t cols, int64_t r);
 // True when some e[i] is not below 2^103 in magnitude (NaN included): see DeviceState::carry.
 bool error_may_overflow(const float* e, int64_t n);
 
-// Collectives of host arrays on any communicator: through a copy in its GPU's memory when it
-// moves GPU memory (NCCL), else directly.
-void host_all_reduce(Communicator& c, TensorView host, ReduceOp op);
-void host_all_gather(Communicator& c, TensorView in, TensorView out);
-void host_all_gatherv(Communicator& c, TensorView in, TensorView out,
-                      const std::vector<int64_t>& counts);
+// Collectives of host arrays on any communicator (staged_collectives.h).
+using algorithms_detail::host_all_gather;
+using algorithms_detail::host_all_gatherv;
+using algorithms_detail::host_all_reduce;
 
 // The report of a dense step over `total` elements on `world` ranks.
 PowerSgdReport dense_report(int64_t total, int world, uint64_t extra_bytes);

@@ -7,9 +7,23 @@
 #include <utility>
 #include <vector>
 
+#include "sparse_internal.h"
+#include "staged_collectives.h"
 #include "terse/core/check.h"
+#include "terse/kernels/cuda_buffer.h"
+#include "terse/kernels/cuda_power_sgd.h"
+#include "terse/kernels/cuda_sparse_blocks.h"
 
 namespace terse {
+
+using algorithms_detail::host_all_gather;
+using algorithms_detail::host_all_gatherv;
+using algorithms_detail::host_all_reduce;
+using algorithms_detail::host_all_to_all;
+using algorithms_detail::host_all_to_allv;
+using sparse_detail::first_bad_index;
+using sparse_detail::kPairBytes;
+
 namespace {
 
 constexpr const char* kName = "sparse_all_reduce";
@@ -19,26 +33,9 @@ constexpr int64_t kCount = 0, kNumel = 1, kBudget = 2, kBadPos = 3, kBadValue = 
                   kNonFinitePos = 5, kBoundsHash = 6;
 // kCount of a rank whose own arguments were invalid (it throws InvalidArgument itself).
 constexpr int64_t kArgumentError = -1;
-constexpr uint64_t kPairBytes = sizeof(int32_t) + sizeof(float);
-
-// First position in idx[0, count) outside [lo, hi) or not above its predecessor; -1 if none.
-int64_t first_bad_index(const int32_t* idx, int64_t count, int64_t lo, int64_t hi) {
-  int64_t prev = lo - 1;
-  for (int64_t i = 0; i < count; ++i) {
-    const int64_t v = idx[i];
-    if (v < lo || v >= hi || v <= prev) return i;
-    prev = v;
-  }
-  return -1;
-}
-
+// Why the index at position `bad` of idx is bad (sparse_detail::bad_index_reason).
 std::string bad_index_reason(const int32_t* idx, int64_t bad, int64_t lo, int64_t hi) {
-  const int64_t value = idx[bad];
-  if (value < lo || value >= hi) {
-    return detail::str_cat("index ", value, " is outside [", lo, ", ", hi, ")");
-  }
-  return detail::str_cat("index ", value, " does not follow ", idx[bad - 1],
-                         " in increasing order (indices must be sorted, without repeats)");
+  return sparse_detail::bad_index_reason(idx[bad], bad > 0 ? idx[bad - 1] : lo - 1, lo, hi);
 }
 
 int64_t first_non_finite(const float* v, int64_t count) {
@@ -58,36 +55,16 @@ int64_t bounds_hash(const std::vector<int64_t>& b) {
   return static_cast<int64_t>(h >> 1);  // non-negative: never confused with a flag
 }
 
-std::string check_arguments(const SparseVector& mine, const TensorView& out,
+// Empty when this rank's arguments are usable (sparse_detail::check_arguments, and boundaries
+// that end at numel), else why not.
+std::string check_arguments(const SparseVector& mine, const TensorView& out, const Communicator& c,
                             const std::vector<int64_t>& bounds) {
-  if (out.dtype != DType::kF32) {
-    return detail::str_cat("out holds ", dtype_name(out.dtype), "; pass a dense f32 buffer");
+  std::string why = sparse_detail::check_arguments(mine, out, c);
+  if (why.empty() && !bounds.empty() && bounds.back() != out.numel) {
+    why = detail::str_cat("the boundaries end at ", bounds.back(), " but out has ", out.numel,
+                          " elements; set_boundaries from a checkpoint of this same vector");
   }
-  if (!out.device.is_cpu()) {
-    return detail::str_cat("out is on ", out.device.str(), "; pass a CPU buffer");
-  }
-  if (out.numel < 0 || (out.numel > 0 && out.data == nullptr)) {
-    return detail::str_cat("out has ", out.numel, " elements at ", out.data,
-                           "; pass an allocated buffer of numel >= 0 elements");
-  }
-  if (out.numel > int64_t{1} << 31) {
-    return detail::str_cat("out has ", out.numel,
-                           " elements, more than int32 indices address (2^31); split the bucket");
-  }
-  if (mine.count < 0 || mine.count > out.numel) {
-    return detail::str_cat("count is ", mine.count, " for a vector of ", out.numel,
-                           " elements; pass 0 <= count <= numel");
-  }
-  if (mine.count > 0 && (mine.indices == nullptr || mine.values == nullptr)) {
-    return detail::str_cat("count is ", mine.count, " but indices (", mine.indices, ") or values (",
-                           static_cast<const void*>(mine.values),
-                           ") is null; pass the pair buffers");
-  }
-  if (!bounds.empty() && bounds.back() != out.numel) {
-    return detail::str_cat("the boundaries end at ", bounds.back(), " but out has ", out.numel,
-                           " elements; set_boundaries from a checkpoint of this same vector");
-  }
-  return std::string();
+  return why;
 }
 
 // kFixed's validation all_reduce (MAX): 3 x i64 on every call. Words 0 and 1: the max and the
@@ -168,17 +145,40 @@ std::string check_fixed_block(const int32_t* idx, const float* val, int64_t size
   return std::string();
 }
 
-// Both modes' last steps: out = 0 but the selected sums (/N for kAverage), and which of my pairs
-// made the result (both lists sorted: one merge). sent == nullptr: every pair went out (the
-// water-filled mode); else pair i counts only where sent[i] (the fixed mode drops over-quota
-// pairs before phase 1, so one that reached the result came from another rank).
+// out = 0 but out[idx[i]] = val[i], on out's device (CPU or one GPU).
+void place(const std::vector<int32_t>& idx, const std::vector<float>& val, TensorView out) {
+  const auto count = static_cast<int64_t>(idx.size());
+  if (out.device.is_cpu()) {
+    float* dst = out.as<float>();
+    std::fill(dst, dst + out.numel, 0.0f);
+    for (size_t i = 0; i < idx.size(); ++i) dst[idx[i]] = val[i];
+    return;
+  }
+  const int device = out.device.index;
+  const CudaCurrentDevice current(device);
+  const size_t slots = static_cast<size_t>(count > 0 ? count : 1);
+  CudaBuffer di(device, sizeof(int32_t) * slots), dv(device, sizeof(float) * slots);
+  cuda_copy(di.data(), idx.data(), sizeof(int32_t) * idx.size());
+  cuda_copy(dv.data(), val.data(), sizeof(float) * val.size());
+  cuda_zero(out.data, sizeof(float) * static_cast<size_t>(out.numel));
+  cuda_sparse_set(device, static_cast<const int32_t*>(di.data()),
+                  static_cast<const float*>(dv.data()), count, out.as<float>());
+  cuda_sparse_wait(device);
+}
+
+// Both modes' last steps: out = 0 but the selected sums (/N for kAverage, divided here on the
+// host for either device of out), and which of my pairs made the result (both lists sorted: one
+// merge). sent == nullptr: every pair went out (the water-filled mode); else pair i counts only
+// where sent[i] (the fixed mode drops over-quota pairs before phase 1, so one that reached the
+// result came from another rank).
 void write_result(const std::vector<int32_t>& idx, const std::vector<float>& val, int world,
                   SparseReduction reduction, const SparseVector& mine, const uint8_t* sent,
-                  float* dst, int64_t numel, SparseAllReduceReport& report) {
-  std::fill(dst, dst + numel, 0.0f);
+                  TensorView out, SparseAllReduceReport& report) {
   const bool average = reduction == SparseReduction::kAverage && world > 1;
   const float div = static_cast<float>(world);
-  for (size_t i = 0; i < idx.size(); ++i) dst[idx[i]] = average ? val[i] / div : val[i];
+  std::vector<float> scaled(val.size());
+  for (size_t i = 0; i < val.size(); ++i) scaled[i] = average ? val[i] / div : val[i];
+  place(idx, scaled, out);
   report.selected = static_cast<int64_t>(idx.size());
   report.kept.assign(static_cast<size_t>(mine.count), 0);
   size_t g = 0;
@@ -344,14 +344,32 @@ void SparseAllReduce::rebalance(const std::vector<int32_t>& selected, int64_t nu
 
 SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t budget,
                                            TensorView out) {
-  if (options_.quota == Quota::kFixed) return run_fixed(mine, budget, out);
+  const std::string arg_error = check_arguments(mine, out, comm(), boundaries_);
+  std::vector<int32_t> idx;
+  std::vector<float> val;
+  SparseVector host = mine;
+  if (arg_error.empty() && mine.device.is_cuda()) {
+    // CUDA views: my pairs (count <= numel, 8 bytes each) come to the host, where the exchange
+    // and the selection run with the CPU's code (the same bits); out is written on its GPU.
+    idx.resize(static_cast<size_t>(mine.count));
+    val.resize(static_cast<size_t>(mine.count));
+    cuda_copy(idx.data(), mine.indices, sizeof(int32_t) * idx.size());
+    cuda_copy(val.data(), mine.values, sizeof(float) * val.size());
+    host = SparseVector{idx.data(), val.data(), mine.count};
+  }
+  if (options_.quota == Quota::kFixed) return run_fixed(host, budget, out, arg_error);
+  return run_water_fill(host, budget, out, arg_error);
+}
+
+SparseAllReduceReport SparseAllReduce::run_water_fill(const SparseVector& mine, int64_t budget,
+                                                      TensorView out,
+                                                      const std::string& arg_error) {
   Communicator& c = comm();
   const int n = c.size();
   const int me = c.rank();
   const size_t un = static_cast<size_t>(n);
 
   // 0. Header. A rank with bad arguments still joins, so the others fail at once.
-  const std::string arg_error = check_arguments(mine, out, boundaries_);
   if (arg_error.empty() && boundaries_.empty()) boundaries_ = equal_boundaries(out.numel, n);
   std::vector<int64_t> header(kHeaderWords, -1);
   if (!arg_error.empty()) {
@@ -368,8 +386,8 @@ SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t bud
   }
   std::vector<int64_t> headers(un * kHeaderWords);
   if (n > 1) {
-    c.all_gather(TensorView::of(header.data(), kHeaderWords),
-                 TensorView::of(headers.data(), static_cast<int64_t>(headers.size())));
+    host_all_gather(c, TensorView::of(header.data(), kHeaderWords),
+                    TensorView::of(headers.data(), static_cast<int64_t>(headers.size())));
   } else {
     headers = header;
   }
@@ -435,7 +453,8 @@ SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t bud
   std::vector<int32_t> recv_idx;
   std::vector<float> recv_val;
   if (n > 1) {
-    c.all_to_all(TensorView::of(send_counts.data(), n), TensorView::of(recv_counts.data(), n));
+    host_all_to_all(c, TensorView::of(send_counts.data(), n),
+                    TensorView::of(recv_counts.data(), n));
     int64_t total_in = 0;
     for (int r = 0; r < n; ++r) {
       const int64_t cnt = recv_counts[static_cast<size_t>(r)];
@@ -449,10 +468,10 @@ SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t bud
     }
     recv_idx.resize(static_cast<size_t>(total_in));
     recv_val.resize(static_cast<size_t>(total_in));
-    c.all_to_allv(TensorView::of(const_cast<int32_t*>(mine.indices), mine.count), send_counts,
-                  TensorView::of(recv_idx.data(), total_in), recv_counts);
-    c.all_to_allv(TensorView::of(const_cast<float*>(mine.values), mine.count), send_counts,
-                  TensorView::of(recv_val.data(), total_in), recv_counts);
+    host_all_to_allv(c, TensorView::of(const_cast<int32_t*>(mine.indices), mine.count), send_counts,
+                     TensorView::of(recv_idx.data(), total_in), recv_counts);
+    host_all_to_allv(c, TensorView::of(const_cast<float*>(mine.values), mine.count), send_counts,
+                     TensorView::of(recv_val.data(), total_in), recv_counts);
   } else {
     recv_counts[0] = mine.count;
     recv_idx.assign(mine.indices, mine.indices + mine.count);
@@ -482,7 +501,7 @@ SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t bud
   int64_t my_cand = static_cast<int64_t>(cand.size());
   std::vector<int64_t> cand_counts(un, my_cand);
   if (n > 1) {
-    c.all_gather(TensorView::of(&my_cand, 1), TensorView::of(cand_counts.data(), n));
+    host_all_gather(c, TensorView::of(&my_cand, 1), TensorView::of(cand_counts.data(), n));
     for (int r = 0; r < n; ++r) {
       const int64_t cnt = cand_counts[static_cast<size_t>(r)];
       const int64_t rsize = b[static_cast<size_t>(r) + 1] - b[static_cast<size_t>(r)];
@@ -507,10 +526,10 @@ SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t bud
     for (const int64_t cnt : sel_counts) total += cnt;
     all_idx.resize(static_cast<size_t>(total));
     all_val.resize(static_cast<size_t>(total));
-    c.all_gatherv(TensorView::of(cand.data(), my_sel), TensorView::of(all_idx.data(), total),
-                  sel_counts);
-    c.all_gatherv(TensorView::of(cand_val.data(), my_sel), TensorView::of(all_val.data(), total),
-                  sel_counts);
+    host_all_gatherv(c, TensorView::of(cand.data(), my_sel), TensorView::of(all_idx.data(), total),
+                     sel_counts);
+    host_all_gatherv(c, TensorView::of(cand_val.data(), my_sel),
+                     TensorView::of(all_val.data(), total), sel_counts);
     offset = 0;
     for (int r = 0; r < n; ++r) {
       const int64_t cnt = sel_counts[static_cast<size_t>(r)];
@@ -529,8 +548,7 @@ SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t bud
     all_val = cand_val;
   }
   // 4. out, and which of my pairs made it.
-  write_result(all_idx, all_val, n, options_.reduction, mine, nullptr, out.as<float>(), numel,
-               report);
+  write_result(all_idx, all_val, n, options_.reduction, mine, nullptr, out, report);
   report.sent_pairs_phase3 = n > 1 ? report.selected - my_sel : 0;
   const uint64_t others = static_cast<uint64_t>(n - 1);
   report.bytes_control = others * (kHeaderWords + 2) * sizeof(int64_t);
@@ -542,7 +560,7 @@ SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t bud
 }
 
 SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64_t budget,
-                                                 TensorView out) {
+                                                 TensorView out, const std::string& arg_error) {
   Communicator& c = comm();
   const int n = c.size();
   const int me = c.rank();
@@ -554,7 +572,6 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
               ": quota=fixed runs on at most ", kFixedMaxWorld,
               " ranks (its validation word holds rank + 1 in ", kErrorRankBits, " bits); got ", n,
               "; use quota=waterfill");
-  const std::string arg_error = check_arguments(mine, out, boundaries_);
   if (arg_error.empty() && boundaries_.empty()) boundaries_ = equal_boundaries(out.numel, n);
   std::vector<int64_t> w(kFixedWords, kNone);
   int64_t my_bad = -1;  // the position of my first bad index
@@ -571,7 +588,7 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
                  : nf >= 0   ? error_word(FixedError::kNonFinite, me, static_cast<uint32_t>(nf))
                              : 0;
   }
-  if (n > 1) c.all_reduce(TensorView::of(w.data(), kFixedWords), ReduceOp::kMax);
+  if (n > 1) host_all_reduce(c, TensorView::of(w.data(), kFixedWords), ReduceOp::kMax);
   TERSE_CHECK(arg_error.empty(), InvalidArgument, kName, " on rank ", me, " of ", n, ": ",
               arg_error);
   TERSE_CHECK(error_kind(w[kFError]) != FixedError::kBadArguments, CommError, kName, " on rank ",
@@ -589,7 +606,7 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
     // joins this second all_reduce, which says which of them and the values seen.
     const int64_t bh = bounds_hash(boundaries_);
     std::vector<int64_t> d = {numel, -numel, budget, -budget, bh, -bh};
-    c.all_reduce(TensorView::of(d.data(), kDetailWords), ReduceOp::kMax);
+    host_all_reduce(c, TensorView::of(d.data(), kDetailWords), ReduceOp::kMax);
     TERSE_CHECK(d[kDNumelMax] == -d[kDNumelNegMin], InvalidArgument, kName, " on rank ", me,
                 ": the ranks passed vectors of ", -d[kDNumelNegMin], " to ", d[kDNumelMax],
                 " elements (this rank: ", numel, "); every rank must pass the same bucket");
@@ -614,7 +631,7 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
     const int r = error_rank(w[kFError]);
     int64_t index_bits = 0;
     if (r == me) index_bits = static_cast<int64_t>(static_cast<uint32_t>(mine.indices[my_bad]));
-    if (n > 1) c.all_reduce(TensorView::of(&index_bits, 1), ReduceOp::kMax);
+    if (n > 1) host_all_reduce(c, TensorView::of(&index_bits, 1), ReduceOp::kMax);
     TERSE_THROW(CorruptData, kName, " on rank ", me, ": rank ", r, " sent bad pairs: index ",
                 static_cast<int32_t>(static_cast<uint32_t>(index_bits)), " at position ",
                 error_payload(w[kFError]), " (indices must be strictly increasing in [0, ", numel,
@@ -674,10 +691,10 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
   if (n > 1) {
     recv_idx.resize(un * static_cast<size_t>(q));
     recv_val.resize(un * static_cast<size_t>(q));
-    c.all_to_allv(TensorView::of(send_idx.data(), budget), quota,
-                  TensorView::of(recv_idx.data(), n * q), recv_counts);
-    c.all_to_allv(TensorView::of(send_val.data(), budget), quota,
-                  TensorView::of(recv_val.data(), n * q), recv_counts);
+    host_all_to_allv(c, TensorView::of(send_idx.data(), budget), quota,
+                     TensorView::of(recv_idx.data(), n * q), recv_counts);
+    host_all_to_allv(c, TensorView::of(send_val.data(), budget), quota,
+                     TensorView::of(recv_val.data(), n * q), recv_counts);
   } else {
     recv_idx = send_idx;
     recv_val = send_val;
@@ -714,9 +731,10 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
   if (n > 1) {
     all_idx.resize(static_cast<size_t>(budget));
     all_val.resize(static_cast<size_t>(budget));
-    c.all_gatherv(TensorView::of(cand.data(), q), TensorView::of(all_idx.data(), budget), quota);
-    c.all_gatherv(TensorView::of(cand_val.data(), q), TensorView::of(all_val.data(), budget),
-                  quota);
+    host_all_gatherv(c, TensorView::of(cand.data(), q), TensorView::of(all_idx.data(), budget),
+                     quota);
+    host_all_gatherv(c, TensorView::of(cand_val.data(), q), TensorView::of(all_val.data(), budget),
+                     quota);
   } else {
     all_idx = cand;
     all_val = cand_val;
@@ -739,8 +757,7 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
     offset += cr;
   }
   // 4. out, and kept: sent in phase 1 and selected (so its value is in out).
-  write_result(selected, selected_val, n, options_.reduction, mine, sent.data(), out.as<float>(),
-               numel, report);
+  write_result(selected, selected_val, n, options_.reduction, mine, sent.data(), out, report);
   // Padding included: the blocks are what goes on the wire.
   report.sent_pairs_phase1 = n > 1 ? budget - q : 0;
   report.sent_pairs_phase3 = n > 1 ? budget - q : 0;

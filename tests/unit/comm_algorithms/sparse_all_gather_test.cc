@@ -15,55 +15,23 @@
 #include <thread>
 #include <vector>
 
+#include "sparse_test_ranks.h"
 #include "sparse_test_util.h"
 #include "terse/comm/local_communicator.h"
 
 namespace terse {
 namespace {
 
+using testing::CorruptingCommunicator;
 using testing::first_bit_difference;
 using ::testing::HasSubstr;
 using testing::make_pairs;
+using testing::Outcome;
 using testing::Pairs;
 using testing::reference;
+using testing::run_each;
 
 const int kWorlds[] = {1, 2, 3, 4, 8};
-
-// What one rank threw: "" when it returned, else the type and the message.
-struct Outcome {
-  std::string type;
-  std::string what;
-};
-
-// Runs fn on every rank of a fresh local world, one thread each, and returns each rank's
-// outcome (run_local_ranks keeps only the first exception; these tests need all of them).
-std::vector<Outcome> run_each(int world, std::chrono::milliseconds timeout,
-                              const std::function<void(Communicator&)>& fn) {
-  auto comms = make_local_communicators(world);
-  std::vector<Outcome> outcomes(static_cast<size_t>(world));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    comms[static_cast<size_t>(r)]->set_timeout(timeout);
-    threads.emplace_back([&, r] {
-      Outcome& o = outcomes[static_cast<size_t>(r)];
-      try {
-        fn(*comms[static_cast<size_t>(r)]);
-      } catch (const CorruptData& e) {
-        o = {"CorruptData", e.what()};
-      } catch (const InvalidArgument& e) {
-        o = {"InvalidArgument", e.what()};
-      } catch (const CommError& e) {
-        o = {"CommError", e.what()};
-      } catch (const Timeout& e) {
-        o = {"Timeout", e.what()};
-      } catch (const std::exception& e) {
-        o = {"other", e.what()};
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  return outcomes;
-}
 
 struct Case {
   int world;
@@ -263,86 +231,6 @@ TEST(SparseAllGather, BadIndexFromOneRankFailsEveryRank) {
     expect_bad_pairs_named(world, bad, {1, 4, 4}, "index 4 at position 2 of its 3");
   }
 }
-
-// Forwards every verb to a local communicator; after the first i32 all_gatherv (the indices),
-// overwrites rank `victim_`'s first index in this rank's received copy, or, with header mode,
-// rank `victim_`'s count in the first i64 all_gather: corruption on the wire, which the
-// receivers must catch.
-class CorruptingCommunicator : public Communicator {
- public:
-  enum class Mode { kIndex, kCount };
-  CorruptingCommunicator(std::unique_ptr<Communicator> inner, int victim, Mode mode)
-      : inner_(std::move(inner)), victim_(victim), mode_(mode) {}
-
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
-  const char* backend() const override { return inner_->backend(); }
-
-  std::unique_ptr<Work> all_reduce_async(TensorView inout, ReduceOp op) override {
-    return inner_->all_reduce_async(inout, op);
-  }
-  std::unique_ptr<Work> all_gather_async(TensorView in, TensorView out) override {
-    auto w = inner_->all_gather_async(in, out);
-    if (mode_ != Mode::kCount || out.dtype != DType::kI64) return w;
-    // Header word 0 of the victim: its count.
-    return std::make_unique<Patch>(std::move(w),
-                                   [out, this] { out.as<int64_t>()[4 * victim_] = 1000000; });
-  }
-  std::unique_ptr<Work> all_gatherv_async(TensorView in, TensorView out,
-                                          const std::vector<int64_t>& counts) override {
-    auto w = inner_->all_gatherv_async(in, out, counts);
-    if (mode_ != Mode::kIndex || out.dtype != DType::kI32) return w;
-    int64_t offset = 0;
-    for (int r = 0; r < victim_; ++r) offset += counts[static_cast<size_t>(r)];
-    return std::make_unique<Patch>(std::move(w), [out, offset] {
-      out.as<int32_t>()[offset] = std::numeric_limits<int32_t>::max();
-    });
-  }
-  std::unique_ptr<Work> all_to_all_async(TensorView in, TensorView out) override {
-    return inner_->all_to_all_async(in, out);
-  }
-  std::unique_ptr<Work> all_to_allv_async(TensorView in, const std::vector<int64_t>& sc,
-                                          TensorView out, const std::vector<int64_t>& rc) override {
-    return inner_->all_to_allv_async(in, sc, out, rc);
-  }
-  std::unique_ptr<Work> broadcast_async(TensorView inout, int root) override {
-    return inner_->broadcast_async(inout, root);
-  }
-  std::unique_ptr<Work> barrier_async() override { return inner_->barrier_async(); }
-
- private:
-  // Runs `patch` once, after the wrapped operation completes.
-  class Patch : public Work {
-   public:
-    Patch(std::unique_ptr<Work> w, std::function<void()> patch)
-        : w_(std::move(w)), patch_(std::move(patch)) {}
-    bool test() override {
-      if (!w_->test()) return false;
-      apply();
-      return true;
-    }
-    void wait(std::chrono::milliseconds timeout) override {
-      w_->wait(timeout);
-      apply();
-    }
-    void wait() override {
-      w_->wait();
-      apply();
-    }
-
-   private:
-    void apply() {
-      if (patch_) patch_();
-      patch_ = nullptr;
-    }
-    std::unique_ptr<Work> w_;
-    std::function<void()> patch_;
-  };
-
-  std::unique_ptr<Communicator> inner_;
-  int victim_;
-  Mode mode_;
-};
 
 std::vector<Outcome> run_corrupted(int world, int victim, CorruptingCommunicator::Mode mode) {
   auto locals = make_local_communicators(world);

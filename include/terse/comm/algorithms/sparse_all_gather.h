@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include "terse/comm/algorithms/algorithm.h"
 #include "terse/core/tensor_view.h"
@@ -9,11 +11,12 @@ namespace terse {
 
 // One rank's sparse contribution: `count` (index, value) pairs of a dense f32 vector of `numel`
 // elements. Indices are int32, strictly increasing, in [0, numel); counts differ per rank.
-// Views, not owned.
+// Views, not owned, in the memory of `device` (host memory, or one CUDA device's).
 struct SparseVector {
   const int32_t* indices = nullptr;
   const float* values = nullptr;
   int64_t count = 0;
+  Device device = Device::cpu();
 };
 
 // How the gathered pairs are combined.
@@ -39,6 +42,11 @@ struct SparseAllGatherReport : AlgorithmReport {
 // Errors: bad local arguments -> InvalidArgument here and CommError on the other ranks; numel
 // differing between ranks -> InvalidArgument on every rank; a count out of [0, numel], an index
 // out of range or not increasing -> CorruptData on every rank naming the rank that sent it.
+// On CUDA views (the pairs and out on one GPU; docs/collectives.md, "On the GPU") the same steps
+// run on that GPU with the same results bit for bit: on a communicator of GPU memory (NCCL) the
+// pairs move in GPU memory; on a host communicator (MPI, threads-as-ranks) they are staged
+// through host copies. Host views on NCCL, or the pairs and out on different devices, are bad
+// arguments.
 class SparseAllGather : public Algorithm {
  public:
   struct Options {
@@ -48,17 +56,25 @@ class SparseAllGather : public Algorithm {
   };
 
   explicit SparseAllGather(Communicator& comm) : SparseAllGather(comm, Options()) {}
-  SparseAllGather(Communicator& comm, Options options) : Algorithm(comm), options_(options) {}
+  SparseAllGather(Communicator& comm, Options options);
+  ~SparseAllGather() override;
 
   const char* name() const override { return "sparse_all_gather"; }
   const Options& options() const { return options_; }
 
-  // Every rank's pairs combined into `out` (dense f32, CPU; out.numel is the vector length and
-  // must be the same on every rank). Blocks; each verb waits at most comm().timeout().
+  // Every rank's pairs combined into `out` (dense f32, on the pairs' device; out.numel is the
+  // vector length and must be the same on every rank). Blocks; each verb waits at most
+  // comm().timeout(). On CUDA views it returns when the GPU's work is done.
   SparseAllGatherReport run(const SparseVector& mine, TensorView out);
 
  private:
+  struct DeviceBuffers;
+  // The sparse path's gather, checks and scatter-add on the GPU of `out`.
+  void gather_device(const SparseVector& mine, const std::vector<int64_t>& counts, int64_t total,
+                     TensorView out);
+
   Options options_;
+  std::unique_ptr<DeviceBuffers> dev_;
 };
 
 }  // namespace terse

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "terse/comm/algorithms/algorithm.h"
@@ -59,13 +60,17 @@ struct SparseAllReduceReport : AlgorithmReport {
 // sent_pairs_phase3); phase 1 <= count, phase 3 <= k, so with count <= k every rank sends at
 // most 2 * k * 8 bytes of pairs (+ bytes_control = 72 (N-1)), independent of N. SparseAllGather
 // sends (N-1) * 8 * count instead.
-// Errors: bad local arguments (out not CPU f32, count out of [0, numel], null buffers, numel >
-// 2^31, boundaries not ending at numel) -> InvalidArgument here and CommError on the others;
-// numel, budget or boundaries differing between ranks, or a budget outside [0, numel] ->
-// InvalidArgument on every rank; a non-finite value -> NumericalError on every rank; a count or
-// index out of range or not increasing (in the header or in a received block) -> CorruptData on
-// every rank that sees it, naming the rank that sent it.
+// Errors: bad local arguments (out not f32, the pairs and out on different devices, host views on
+// NCCL, count out of [0, numel], null buffers, numel > 2^31, boundaries not ending at numel) ->
+// InvalidArgument here and CommError on the others; numel, budget or boundaries differing
+// between ranks, or a budget outside [0, numel] -> InvalidArgument on every rank; a non-finite
+// value -> NumericalError on every rank; a count or index out of range or not increasing (in the
+// header or in a received block) -> CorruptData on every rank that sees it, naming the rank that
+// sent it.
 // N == 1: the result is the top-k of my own pairs; no messages.
+// CUDA views (the pairs and out on one GPU): my pairs are copied to the host, the steps above run
+// there with the same code, and out is written on the GPU, so every result is the CPU's bit for
+// bit (docs/collectives.md, "On the GPU").
 //
 // Options::quota = Quota::kFixed: the same three phases with no per-peer control word, so the
 // bytes per rank do not grow with N. Every range r has the fixed share c_r of the budget k
@@ -129,9 +134,9 @@ class SparseAllReduce : public Algorithm {
   const char* name() const override { return "sparse_all_reduce"; }
   const Options& options() const { return options_; }
 
-  // Combines every rank's `mine` into `out` (dense f32, CPU, the same numel on every rank),
-  // keeping at most `budget` pairs (the same on every rank, 0 <= budget <= numel). Blocks; each
-  // verb waits at most comm().timeout(). Rebalances boundaries() on success.
+  // Combines every rank's `mine` into `out` (dense f32 on mine's device, the same numel on every
+  // rank), keeping at most `budget` pairs (the same on every rank, 0 <= budget <= numel). Blocks;
+  // each verb waits at most comm().timeout(). Rebalances boundaries() on success.
   SparseAllReduceReport run(const SparseVector& mine, int64_t budget, TensorView out);
 
   // The current ranges: empty until the first run (which starts from equal_boundaries) or
@@ -155,7 +160,12 @@ class SparseAllReduce : public Algorithm {
   static int64_t fixed_min_budget(int world);
 
  private:
-  SparseAllReduceReport run_fixed(const SparseVector& mine, int64_t budget, TensorView out);
+  // The two modes on host pairs (`mine`; out on the CPU or a GPU), given run()'s verdict on
+  // this rank's arguments ("" when usable).
+  SparseAllReduceReport run_water_fill(const SparseVector& mine, int64_t budget, TensorView out,
+                                       const std::string& arg_error);
+  SparseAllReduceReport run_fixed(const SparseVector& mine, int64_t budget, TensorView out,
+                                  const std::string& arg_error);
   void rebalance(const std::vector<int32_t>& selected, int64_t numel);
 
   Options options_;

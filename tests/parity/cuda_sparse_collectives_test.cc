@@ -1,0 +1,495 @@
+// SparseAllGather and SparseAllReduce on CUDA views (docs/collectives.md, "On the GPU") against
+// the same algorithms on host views, bit for bit: threads-as-ranks worlds of 1, 2 and 4 ranks
+// sharing one GPU (a host communicator: the pairs are staged through the host), every rank's
+// out, report, kept flags and boundaries; and the errors (a bad index on one rank, numel
+// mismatch, a NaN, data corrupted on the wire) with the CPU's type and message on every rank,
+// and the GPU path's own argument checks. Skipped, saying why, without a GPU.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gpu_skip.h"
+#include "sparse_test_ranks.h"
+#include "sparse_test_util.h"
+#include "terse/comm/algorithms/sparse_all_gather.h"
+#include "terse/comm/algorithms/sparse_all_reduce.h"
+#include "terse/comm/local_communicator.h"
+#include "terse/kernels/cuda_buffer.h"
+
+namespace terse {
+namespace {
+
+using testing::CorruptingCommunicator;
+using testing::first_bit_difference;
+using ::testing::HasSubstr;
+using testing::make_pairs;
+using testing::Outcome;
+using testing::Pairs;
+using testing::reference;
+using testing::run_each;
+
+constexpr int kDevice = 0;
+const Device kGpu = Device::cuda(kDevice);
+constexpr auto kTimeout = std::chrono::seconds(60);
+
+// One rank's pairs in the GPU's memory.
+class DevicePairs {
+ public:
+  explicit DevicePairs(const Pairs& p)
+      : count_(static_cast<int64_t>(p.indices.size())),
+        idx_(kDevice, sizeof(int32_t) * (p.indices.size() + 1)),
+        val_(kDevice, sizeof(float) * (p.values.size() + 1)) {
+    cuda_copy(idx_.data(), p.indices.data(), sizeof(int32_t) * p.indices.size());
+    cuda_copy(val_.data(), p.values.data(), sizeof(float) * p.values.size());
+  }
+  SparseVector view() const {
+    return SparseVector{static_cast<const int32_t*>(idx_.data()),
+                        static_cast<const float*>(val_.data()), count_, kGpu};
+  }
+
+ private:
+  int64_t count_;
+  CudaBuffer idx_, val_;
+};
+
+// A dense f32 vector of numel elements on the GPU, filled with NaN (the result must not depend
+// on what out held).
+class DeviceOut {
+ public:
+  explicit DeviceOut(int64_t numel)
+      : numel_(numel), buf_(kDevice, sizeof(float) * static_cast<size_t>(numel + 1)) {
+    const std::vector<float> nan(static_cast<size_t>(numel), std::nanf(""));
+    cuda_copy(buf_.data(), nan.data(), sizeof(float) * nan.size());
+  }
+  TensorView view() const { return TensorView(buf_.data(), numel_, DType::kF32, kGpu); }
+  std::vector<float> to_host() const {
+    std::vector<float> h(static_cast<size_t>(numel_));
+    cuda_copy(h.data(), buf_.data(), sizeof(float) * h.size());
+    return h;
+  }
+
+ private:
+  int64_t numel_;
+  CudaBuffer buf_;
+};
+
+// Rank r's pairs under pattern p: rank r takes density kDensity[(r + p) % 4], so every world
+// size meets a rank with no pair, one with every index, a sparse one and a half-full one.
+Pairs pairs_for(int rank, int64_t numel, int pattern, uint64_t salt) {
+  static const double kDensity[] = {0.0, 1.0, 0.02, 0.5};
+  const double d = kDensity[(rank + pattern) % 4];
+  if (d == 0.0) return Pairs{};
+  return make_pairs(rank, numel, d, salt);
+}
+
+// ---- SparseAllGather ----
+
+struct GatherRun {
+  std::vector<std::vector<float>> out;
+  std::vector<SparseAllGatherReport> report;
+};
+
+GatherRun run_gather(int world, int64_t numel, const std::vector<Pairs>& pairs,
+                     SparseAllGather::Options opt, bool gpu) {
+  GatherRun g;
+  g.out.resize(static_cast<size_t>(world));
+  g.report.resize(static_cast<size_t>(world));
+  run_local_ranks(world, [&](Communicator& c) {
+    const auto r = static_cast<size_t>(c.rank());
+    SparseAllGather algo(c, opt);
+    if (gpu) {
+      const DevicePairs d(pairs[r]);
+      const DeviceOut out(numel);
+      g.report[r] = algo.run(d.view(), out.view());
+      g.out[r] = out.to_host();
+    } else {
+      std::vector<float> out(static_cast<size_t>(numel), std::nanf(""));
+      g.report[r] = algo.run(pairs[r].view(), TensorView::of(out.data(), numel));
+      g.out[r] = out;
+    }
+  });
+  return g;
+}
+
+TEST(CudaSparseAllGather, EqualsTheCpuBitForBit) {
+  TERSE_SKIP_WITHOUT_GPU();
+  int dense = 0, sparse = 0;
+  uint64_t salt = 1;
+  for (const int world : {1, 2, 4}) {
+    for (const int64_t numel : {int64_t{1}, int64_t{4097}, int64_t{100003}}) {
+      for (int pattern = 0; pattern < 4; ++pattern) {
+        for (const bool average : {false, true}) {
+          for (const bool fallback : {true, false}) {
+            std::vector<Pairs> pairs;
+            for (int r = 0; r < world; ++r) pairs.push_back(pairs_for(r, numel, pattern, salt));
+            ++salt;
+            SparseAllGather::Options opt;
+            opt.reduction = average ? SparseReduction::kAverage : SparseReduction::kSum;
+            opt.allow_dense_fallback = fallback;
+            const GatherRun cpu = run_gather(world, numel, pairs, opt, false);
+            const GatherRun gpu = run_gather(world, numel, pairs, opt, true);
+            const std::string what = "world " + std::to_string(world) + ", numel " +
+                                     std::to_string(numel) + ", pattern " +
+                                     std::to_string(pattern) + (average ? ", average" : ", sum") +
+                                     (fallback ? "" : ", forced sparse");
+            for (int r = 0; r < world; ++r) {
+              const auto ur = static_cast<size_t>(r);
+              EXPECT_EQ(first_bit_difference(gpu.out[ur], cpu.out[ur]), -1)
+                  << what << ": rank " << r;
+              const SparseAllGatherReport& a = gpu.report[ur];
+              const SparseAllGatherReport& b = cpu.report[ur];
+              EXPECT_STREQ(a.path, b.path) << what;
+              EXPECT_EQ(a.dense_fallback, b.dense_fallback) << what;
+              EXPECT_EQ(a.bytes_sent, b.bytes_sent) << what;
+              EXPECT_EQ(a.bytes_dense, b.bytes_dense) << what;
+              EXPECT_EQ(a.bytes_sparse, b.bytes_sparse) << what;
+              EXPECT_EQ(a.total_count, b.total_count) << what;
+              EXPECT_EQ(a.max_count, b.max_count) << what;
+            }
+            if (gpu.report[0].dense_fallback) {
+              ++dense;
+            } else {
+              ++sparse;
+              // The sparse path is also the rank-order reference (independent of the CPU run).
+              EXPECT_EQ(first_bit_difference(gpu.out[0], reference(pairs, numel, average)), -1)
+                  << what;
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(dense, 0) << "no case took the dense fallback";
+  EXPECT_GT(sparse, 0) << "no case took the sparse path";
+}
+
+// Rank `bad_rank` of 4 holds `bad` as its indices (values 1), the others good pairs; `numel_of`
+// gives each rank's numel. Returns every rank's outcome on the CPU and on the GPU.
+struct BothOutcomes {
+  std::vector<Outcome> cpu, gpu;
+};
+
+template <typename Run>
+BothOutcomes run_both(int world, const std::function<Pairs(int)>& pairs_of,
+                      const std::function<int64_t(int)>& numel_of, Run run) {
+  BothOutcomes o;
+  for (const bool gpu : {false, true}) {
+    auto outcomes = run_each(world, kTimeout, [&](Communicator& c) {
+      const Pairs p = pairs_of(c.rank());
+      const int64_t numel = numel_of(c.rank());
+      if (gpu) {
+        const DevicePairs d(p);
+        const DeviceOut out(numel);
+        run(c, d.view(), out.view());
+      } else {
+        std::vector<float> out(static_cast<size_t>(numel));
+        run(c, p.view(), TensorView::of(out.data(), numel));
+      }
+    });
+    (gpu ? o.gpu : o.cpu) = std::move(outcomes);
+  }
+  return o;
+}
+
+void expect_same_outcomes(const BothOutcomes& o, const std::string& type, const std::string& what) {
+  ASSERT_EQ(o.cpu.size(), o.gpu.size());
+  for (size_t r = 0; r < o.cpu.size(); ++r) {
+    EXPECT_EQ(o.cpu[r].type, type) << what << ": rank " << r << ": " << o.cpu[r].what;
+    EXPECT_EQ(o.gpu[r].type, o.cpu[r].type) << what << ": rank " << r << ": " << o.gpu[r].what;
+    EXPECT_EQ(o.gpu[r].what, o.cpu[r].what) << what << ": rank " << r;
+  }
+}
+
+Pairs pairs_of_indices(const std::vector<int32_t>& idx) {
+  Pairs p;
+  p.indices = idx;
+  p.values.assign(idx.size(), 1.0f);
+  return p;
+}
+
+const std::vector<std::vector<int32_t>> kBadIndices = {
+    {1, 5, 70000},  // out of range (numel 4097)
+    {-1, 4},        // negative
+    {5, 3},         // not increasing
+    {2, 3, 3},      // repeated
+};
+
+TEST(CudaSparseAllGather, BadIndexOnOneRankFailsEveryRankAsOnTheCpu) {
+  TERSE_SKIP_WITHOUT_GPU();
+  const int64_t numel = 4097;
+  for (const auto& bad : kBadIndices) {
+    for (const bool fallback : {true, false}) {
+      SparseAllGather::Options opt;
+      opt.allow_dense_fallback = fallback;
+      const BothOutcomes o = run_both(
+          4, [&](int r) { return r == 2 ? pairs_of_indices(bad) : make_pairs(r, numel, 0.1, 7); },
+          [&](int) { return numel; },
+          [&](Communicator& c, const SparseVector& v, TensorView out) {
+            SparseAllGather(c, opt).run(v, out);
+          });
+      expect_same_outcomes(o, "CorruptData", "bad index " + std::to_string(bad.back()));
+      for (const Outcome& g : o.gpu) EXPECT_THAT(g.what, HasSubstr("rank 2 sent bad pairs"));
+    }
+  }
+}
+
+TEST(CudaSparseAllGather, NumelMismatchFailsEveryRankAsOnTheCpu) {
+  TERSE_SKIP_WITHOUT_GPU();
+  const BothOutcomes o = run_both(
+      4, [](int r) { return make_pairs(r, 1000, 0.05, 3); },
+      [](int r) -> int64_t { return r == 1 ? 1001 : 1000; },
+      [](Communicator& c, const SparseVector& v, TensorView out) {
+        SparseAllGather(c).run(v, out);
+      });
+  expect_same_outcomes(o, "InvalidArgument", "numel mismatch");
+  for (const Outcome& g : o.gpu) {
+    EXPECT_THAT(g.what,
+                HasSubstr("rank 1 passed a vector of 1001 elements but rank 0 passed 1000"));
+  }
+}
+
+// Every rank of a corrupting world (CorruptingCommunicator) runs the algorithm on the GPU, or the
+// CPU, with the pairs {2, 3, 5} of a 100-element vector.
+std::vector<Outcome> run_corrupted(int world, int victim, CorruptingCommunicator::Mode mode,
+                                   int64_t position, int32_t value, bool gpu) {
+  auto locals = make_local_communicators(world);
+  std::vector<std::unique_ptr<Communicator>> comms;
+  for (auto& l : locals) {
+    l->set_timeout(kTimeout);
+    comms.push_back(
+        std::make_unique<CorruptingCommunicator>(std::move(l), victim, mode, position, value));
+  }
+  std::vector<Outcome> outcomes(static_cast<size_t>(world));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world; ++r) {
+    threads.emplace_back([&, r] {
+      const Pairs p = pairs_of_indices({2, 3, 5});
+      try {
+        SparseAllGather algo(*comms[static_cast<size_t>(r)]);
+        if (gpu) {
+          const DevicePairs d(p);
+          const DeviceOut out(100);
+          algo.run(d.view(), out.view());
+        } else {
+          std::vector<float> out(100);
+          algo.run(p.view(), TensorView::of(out.data(), 100));
+        }
+      } catch (const CorruptData& e) {
+        outcomes[static_cast<size_t>(r)] = {"CorruptData", e.what()};
+      } catch (const std::exception& e) {
+        outcomes[static_cast<size_t>(r)] = {"other", e.what()};
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  return outcomes;
+}
+
+TEST(CudaSparseAllGather, ReceivedBlocksAreCheckedOnTheGpuAsOnTheCpu) {
+  TERSE_SKIP_WITHOUT_GPU();
+  struct Corruption {
+    int64_t position;
+    int32_t value;
+    const char* reason;
+  };
+  const Corruption kCases[] = {
+      {0, std::numeric_limits<int32_t>::max(), "at position 0 of 3, index 2147483647 is outside"},
+      {1, 0, "at position 1 of 3, index 0 does not follow 2"},
+      {2, 3, "at position 2 of 3, index 3 does not follow 3"},
+  };
+  for (const Corruption& k : kCases) {
+    for (const int world : {2, 4}) {
+      const int victim = world / 2;
+      BothOutcomes o;
+      o.cpu = run_corrupted(world, victim, CorruptingCommunicator::Mode::kIndex, k.position,
+                            k.value, false);
+      o.gpu = run_corrupted(world, victim, CorruptingCommunicator::Mode::kIndex, k.position,
+                            k.value, true);
+      expect_same_outcomes(o, "CorruptData", k.reason);
+      for (const Outcome& g : o.gpu) {
+        EXPECT_THAT(g.what, HasSubstr("pairs received from rank " + std::to_string(victim) + ": " +
+                                      k.reason));
+      }
+    }
+  }
+}
+
+TEST(CudaSparseAllGather, MixedDevicesAndHostPointersAreBadArguments) {
+  TERSE_SKIP_WITHOUT_GPU();
+  // Rank 3: host pairs with a GPU out; the others fail fast naming it.
+  auto o = run_each(4, kTimeout, [](Communicator& c) {
+    const Pairs p = make_pairs(c.rank(), 500, 0.1, 5);
+    const DeviceOut out(500);
+    if (c.rank() == 3) {
+      SparseAllGather(c).run(p.view(), out.view());
+    } else {
+      const DevicePairs d(p);
+      SparseAllGather(c).run(d.view(), out.view());
+    }
+  });
+  for (int r = 0; r < 4; ++r) {
+    const Outcome& x = o[static_cast<size_t>(r)];
+    if (r == 3) {
+      EXPECT_EQ(x.type, "InvalidArgument") << x.what;
+      EXPECT_THAT(x.what, HasSubstr("the pairs are on cpu but out is on cuda:0"));
+    } else {
+      EXPECT_EQ(x.type, "CommError") << x.what;
+      EXPECT_THAT(x.what, HasSubstr("rank 3 passed invalid arguments"));
+    }
+  }
+  // Rank 1: host memory labelled cuda:0.
+  o = run_each(2, kTimeout, [](Communicator& c) {
+    const Pairs p = make_pairs(c.rank(), 500, 0.1, 5);
+    const DeviceOut out(500);
+    if (c.rank() == 1) {
+      SparseVector lie = p.view();
+      lie.device = kGpu;
+      SparseAllGather(c).run(lie, out.view());
+    } else {
+      const DevicePairs d(p);
+      SparseAllGather(c).run(d.view(), out.view());
+    }
+  });
+  EXPECT_EQ(o[1].type, "InvalidArgument") << o[1].what;
+  EXPECT_THAT(o[1].what, HasSubstr("is labelled cuda:0 but is not memory of that GPU"));
+  EXPECT_EQ(o[0].type, "CommError") << o[0].what;
+}
+
+// ---- SparseAllReduce ----
+
+struct ReduceRun {
+  // [step][rank]
+  std::vector<std::vector<std::vector<float>>> out;
+  std::vector<std::vector<SparseAllReduceReport>> report;
+  std::vector<std::vector<std::vector<int64_t>>> boundaries;
+};
+
+ReduceRun run_reduce(int world, int64_t numel, const std::vector<std::vector<Pairs>>& steps,
+                     int64_t budget, SparseAllReduce::Options opt, bool gpu) {
+  ReduceRun g;
+  const size_t ns = steps.size(), nw = static_cast<size_t>(world);
+  g.out.assign(ns, std::vector<std::vector<float>>(nw));
+  g.report.assign(ns, std::vector<SparseAllReduceReport>(nw));
+  g.boundaries.assign(ns, std::vector<std::vector<int64_t>>(nw));
+  run_local_ranks(world, [&](Communicator& c) {
+    const auto r = static_cast<size_t>(c.rank());
+    SparseAllReduce algo(c, opt);
+    for (size_t s = 0; s < ns; ++s) {
+      const Pairs& p = steps[s][r];
+      if (gpu) {
+        const DevicePairs d(p);
+        const DeviceOut out(numel);
+        g.report[s][r] = algo.run(d.view(), budget, out.view());
+        g.out[s][r] = out.to_host();
+      } else {
+        std::vector<float> out(static_cast<size_t>(numel), std::nanf(""));
+        g.report[s][r] = algo.run(p.view(), budget, TensorView::of(out.data(), numel));
+        g.out[s][r] = out;
+      }
+      g.boundaries[s][r] = algo.boundaries();
+    }
+  });
+  return g;
+}
+
+TEST(CudaSparseAllReduce, EqualsTheCpuBitForBit) {
+  TERSE_SKIP_WITHOUT_GPU();
+  uint64_t salt = 100;
+  int64_t dropped = 0, selected = 0;
+  for (const int world : {1, 2, 4}) {
+    for (const int64_t numel : {int64_t{1}, int64_t{4097}}) {
+      for (const auto quota :
+           {SparseAllReduce::Quota::kWaterFill, SparseAllReduce::Quota::kFixed}) {
+        for (const bool average : {false, true}) {
+          for (const int64_t budget : {numel / 40 + 1, numel}) {
+            for (int pattern = 0; pattern < 4; ++pattern) {
+              std::vector<std::vector<Pairs>> steps(2);
+              for (auto& s : steps) {
+                for (int r = 0; r < world; ++r) s.push_back(pairs_for(r, numel, pattern, salt));
+                ++salt;
+              }
+              SparseAllReduce::Options opt;
+              opt.reduction = average ? SparseReduction::kAverage : SparseReduction::kSum;
+              opt.quota = quota;
+              const ReduceRun cpu = run_reduce(world, numel, steps, budget, opt, false);
+              const ReduceRun gpu = run_reduce(world, numel, steps, budget, opt, true);
+              const std::string what =
+                  "world " + std::to_string(world) + ", numel " + std::to_string(numel) +
+                  (quota == SparseAllReduce::Quota::kFixed ? ", fixed" : ", water-fill") +
+                  (average ? ", average" : ", sum") + ", budget " + std::to_string(budget) +
+                  ", pattern " + std::to_string(pattern);
+              for (size_t s = 0; s < steps.size(); ++s) {
+                for (size_t r = 0; r < static_cast<size_t>(world); ++r) {
+                  const std::string at =
+                      what + ", step " + std::to_string(s) + ", rank " + std::to_string(r);
+                  EXPECT_EQ(first_bit_difference(gpu.out[s][r], cpu.out[s][r]), -1) << at;
+                  const SparseAllReduceReport& a = gpu.report[s][r];
+                  const SparseAllReduceReport& b = cpu.report[s][r];
+                  EXPECT_STREQ(a.path, b.path) << at;
+                  EXPECT_EQ(a.kept, b.kept) << at;
+                  EXPECT_EQ(a.dropped, b.dropped) << at;
+                  EXPECT_EQ(a.selected, b.selected) << at;
+                  EXPECT_EQ(a.sent_pairs_phase1, b.sent_pairs_phase1) << at;
+                  EXPECT_EQ(a.sent_pairs_phase3, b.sent_pairs_phase3) << at;
+                  EXPECT_EQ(a.bytes_control, b.bytes_control) << at;
+                  EXPECT_EQ(a.bytes_sent, b.bytes_sent) << at;
+                  EXPECT_EQ(a.bytes_dense, b.bytes_dense) << at;
+                  EXPECT_EQ(gpu.boundaries[s][r], cpu.boundaries[s][r]) << at;
+                  dropped += a.dropped;
+                  selected += a.selected;
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(dropped, 0) << "no case dropped a pair (the budget never bit)";
+  EXPECT_GT(selected, 0) << "no case selected a pair";
+}
+
+TEST(CudaSparseAllReduce, BadInputsFailEveryRankAsOnTheCpu) {
+  TERSE_SKIP_WITHOUT_GPU();
+  const int64_t numel = 4097;
+  for (const auto quota : {SparseAllReduce::Quota::kWaterFill, SparseAllReduce::Quota::kFixed}) {
+    SparseAllReduce::Options opt;
+    opt.quota = quota;
+    auto run = [&](Communicator& c, const SparseVector& v, TensorView out) {
+      SparseAllReduce(c, opt).run(v, 400, out);
+    };
+    for (const auto& bad : kBadIndices) {
+      const BothOutcomes o = run_both(
+          4, [&](int r) { return r == 2 ? pairs_of_indices(bad) : make_pairs(r, numel, 0.05, 9); },
+          [&](int) { return numel; }, run);
+      expect_same_outcomes(o, "CorruptData", "bad index " + std::to_string(bad.back()));
+    }
+    BothOutcomes o = run_both(
+        4,
+        [&](int r) {
+          Pairs p = make_pairs(r, numel, 0.05, 9);
+          if (r == 1 && !p.values.empty()) p.values.back() = std::nanf("");
+          return p;
+        },
+        [&](int) { return numel; }, run);
+    expect_same_outcomes(o, "NumericalError", "NaN on rank 1");
+    o = run_both(
+        4, [&](int r) { return make_pairs(r, numel, 0.05, 9); },
+        [&](int r) { return r == 3 ? numel + 1 : numel; }, run);
+    expect_same_outcomes(o, "InvalidArgument", "numel mismatch");
+  }
+}
+
+}  // namespace
+}  // namespace terse
