@@ -253,7 +253,9 @@ void FlatBuffer::assign(const std::vector<float>& host) {
   TERSE_CHECK(static_cast<int64_t>(host.size()) == numel_, InvalidArgument,
               "FlatBuffer::assign: ", host.size(), " values for a buffer of ", numel_);
   if (device_.is_cpu()) {
-    host_ = host;
+    // Into the existing storage (same size): GCC 13 flags vector's copy assignment here with a
+    // false -Wnull-dereference.
+    std::copy(host.begin(), host.end(), host_.begin());
   } else {
     cuda_copy(gpu_.data(), host.data(), sizeof(float) * host.size());
   }
