@@ -1,6 +1,7 @@
 // The byte-level language-model workload ("lm"): the ByteTransformer itself, and training it
 // through train() on a generated text over threads-as-ranks.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <ATen/ATen.h>
 #include <torch/utils.h>
@@ -51,7 +52,9 @@ std::string generated_text() {
 
 std::string text_file() {
   static const std::string path = [] {
-    const std::string p = scratch("text") + "/text.txt";
+    // One file per test process: ctest runs the cases as parallel processes, and scratch()
+    // clears its directory, so a shared file could be truncated while another case reads it.
+    const std::string p = scratch("text-" + std::to_string(::getpid())) + "/text.txt";
     std::ofstream(p) << generated_text();
     return p;
   }();
