@@ -90,6 +90,11 @@ int main(int argc, char** argv) {
   int64_t count = 0;
   const double select_ms =
       bench::wall_median_ms(reps, [&] { count = sel.select(x, plan, step++).count; });
+  // The same calls timed with CUDA events, as scripts/torch_topk_cuda_bench.py times torch.topk:
+  // the GPU's timeline from before the first launch to after the last work (the read-back inside
+  // select() included), without the host's final wake-up.
+  const double select_events_ms =
+      bench::cuda_median_ms(reps, [&] { count = sel.select(x, plan, step++).count; });
   const int64_t k = plan.num_selects;
   const double topk_ms = bench::wall_median_ms(reps, [&] { sel.exact_topk(x, n, k); });
   // Steps alternate between two gradients, after 48 untimed ones: V grows while its elements wait
@@ -120,8 +125,8 @@ int main(int argc, char** argv) {
   std::printf("%s; n %lld, density %g (k %lld); copy %.3f ms = %.0f GB/s\n",
               info.devices[0].name.c_str(), static_cast<long long>(n), density,
               static_cast<long long>(k), copy_ms, copy_gbps);
-  std::printf("sampled selection   %8.3f ms (%lld selected)\n", select_ms,
-              static_cast<long long>(count));
+  std::printf("sampled selection   %8.3f ms (%lld selected); CUDA events %.3f ms\n", select_ms,
+              static_cast<long long>(count), select_events_ms);
   std::printf("exact top-k         %8.3f ms\n", topk_ms);
   std::printf("fused DGC step      %8.3f ms = %.0f GB/s (%d of %d steps without a pass over V)\n",
               step_ms, traffic / (step_ms * 1e6), list_steps, steps);
@@ -137,6 +142,7 @@ int main(int argc, char** argv) {
                                 {"copy_ms", copy_ms},
                                 {"copy_gbps", copy_gbps},
                                 {"select_ms", select_ms},
+                                {"select_events_ms", select_events_ms},
                                 {"selected", count},
                                 {"exact_topk_ms", topk_ms},
                                 {"dgc_step_ms", step_ms},
