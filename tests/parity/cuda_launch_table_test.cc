@@ -149,6 +149,57 @@ TEST(CudaLaunchTable, UploadPutsTheTableOnTheDevice) {
   EXPECT_EQ(cudaGetLastError(), cudaSuccess);
 }
 
+TEST(CudaLaunchTable, PerTypeTableLaunchesEachTypePresentWithItsArrays) {
+  cuda_launch::PerTypeTable<Odd> table;
+  EXPECT_TRUE(table.empty());
+  // f32: two tensors (3 and 1 chunks of 4 elements); bf16: none; f16: one (1 chunk).
+  table.add(0, Odd{1, 2, 3}, 9, 4);
+  table.add(2, Odd{7, 8, 9}, 4, 4);
+  table.add(0, Odd{4, 5, 6}, 1, 4);
+  EXPECT_FALSE(table.empty());
+  TERSE_SKIP_WITHOUT_GPU();
+  int device = -1;
+  ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
+  struct Seen {
+    DType type;
+    std::vector<Odd> descs;
+    std::vector<ChunkRef> chunks;
+  };
+  std::vector<Seen> seen;
+  cuda_launch::with_device(device, [&] {
+    table.launch(cuda_codec::Scratch::kLaunchTable, "the test's upload",
+                 [&](DType type, const Odd* d, const ChunkRef* c, unsigned blocks) {
+                   EXPECT_EQ(reinterpret_cast<uintptr_t>(d) % HostTable::kAlign, 0u);
+                   EXPECT_EQ(reinterpret_cast<uintptr_t>(c) % HostTable::kAlign, 0u);
+                   Seen s{type, std::vector<Odd>(type == DType::kF32 ? 2 : 1), {}};
+                   s.chunks.resize(blocks);
+                   // Synchronous, on the legacy default stream: after the upload.
+                   ASSERT_EQ(cudaMemcpy(s.descs.data(), d, s.descs.size() * sizeof(Odd),
+                                        cudaMemcpyDeviceToHost),
+                             cudaSuccess);
+                   ASSERT_EQ(cudaMemcpy(s.chunks.data(), c, blocks * sizeof(ChunkRef),
+                                        cudaMemcpyDeviceToHost),
+                             cudaSuccess);
+                   seen.push_back(s);
+                 });
+  });
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].type, DType::kF32);
+  ASSERT_EQ(seen[0].chunks.size(), 4u);
+  EXPECT_EQ(seen[0].descs[0].a, 1);
+  EXPECT_EQ(seen[0].descs[1].c, 6);
+  const int want[4][2] = {{0, 0}, {0, 1}, {0, 2}, {1, 0}};
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(seen[0].chunks[static_cast<size_t>(i)].task, want[i][0]) << "chunk " << i;
+    EXPECT_EQ(seen[0].chunks[static_cast<size_t>(i)].chunk, want[i][1]) << "chunk " << i;
+  }
+  EXPECT_EQ(seen[1].type, DType::kF16);
+  ASSERT_EQ(seen[1].chunks.size(), 1u);
+  EXPECT_EQ(seen[1].descs[0].b, 8);
+  EXPECT_EQ(seen[1].chunks[0].task, 0);
+  EXPECT_EQ(seen[1].chunks[0].chunk, 0);
+}
+
 TEST(CudaLaunchTable, WithDevicePassesTheWorksErrorOn) {
   TERSE_SKIP_WITHOUT_GPU();
   int device = -1;

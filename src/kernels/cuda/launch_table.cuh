@@ -83,6 +83,51 @@ unsigned char* upload(const HostTable& table, cuda_codec::Scratch slot, const ch
 // into its own device copy, so that the buffer is taken before the table is built.
 void upload_to(unsigned char* dev, const HostTable& table, const char* what);
 
+// The table of a one-pass launch per param storage type (multi_tensor_apply.cu,
+// param_state_apply.cu): for each type in kParamTypes order, the descriptors of its tensors,
+// then one ChunkRef per chunk of them; the kernel of type k reads both arrays of k.
+template <typename Desc>
+class PerTypeTable {
+ public:
+  // Adds a tensor of storage type kParamTypes[k] of n > 0 elements, described by d.
+  void add(int k, const Desc& d, int64_t n, int64_t chunk_elements) {
+    add_chunks(chunks_[k], descs_[k].size(), n, chunk_elements);
+    descs_[k].push_back(d);
+  }
+
+  // True when no tensor was added.
+  bool empty() const {
+    for (const std::vector<Desc>& d : descs_) {
+      if (!d.empty()) return false;
+    }
+    return true;
+  }
+
+  // Uploads the table into `slot` of the current device (see upload), then for each type with
+  // tensors calls launch(type, descs, chunks, blocks) with that type's arrays on the device and
+  // its number of chunks, for a grid of one block per chunk.
+  template <typename Launch>
+  void launch(cuda_codec::Scratch slot, const char* what, Launch&& launch) const {
+    HostTable table;
+    size_t desc_at[kNumParamTypes], chunk_at[kNumParamTypes];
+    for (int k = 0; k < kNumParamTypes; ++k) {
+      desc_at[k] = table.append(descs_[k]);
+      chunk_at[k] = table.append(chunks_[k]);
+    }
+    const unsigned char* dev = upload(table, slot, what);
+    for (int k = 0; k < kNumParamTypes; ++k) {
+      if (chunks_[k].empty()) continue;
+      launch(kParamTypes[k], reinterpret_cast<const Desc*>(dev + desc_at[k]),
+             reinterpret_cast<const ChunkRef*>(dev + chunk_at[k]),
+             static_cast<unsigned>(chunks_[k].size()));
+    }
+  }
+
+ private:
+  std::vector<Desc> descs_[kNumParamTypes];
+  std::vector<ChunkRef> chunks_[kNumParamTypes];
+};
+
 // Runs fn() with `device` current, then restores the caller's device (also when fn throws).
 template <typename Fn>
 void with_device(int device, Fn&& fn) {

@@ -148,8 +148,7 @@ void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<Rule>>& tasks) {
   using cuda_launch::is_aligned;
   using cuda_launch::kNumParamTypes;
   using cuda_launch::kParamTypes;
-  std::vector<Desc<Rule>> descs[kNumParamTypes];
-  std::vector<ChunkRef> chunks[kNumParamTypes];
+  cuda_launch::PerTypeTable<Desc<Rule>> table;
   for (int k = 0; k < kNumParamTypes; ++k) {
     for (const CudaTensorTask<Rule>& t : tasks) {
       if (t.param.dtype != kParamTypes[k] || t.param.numel == 0) continue;
@@ -163,29 +162,17 @@ void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<Rule>>& tasks) {
       const size_t width = 4 * dtype_size(kParamTypes[k]);
       d.vec = is_aligned(d.p, width) && is_aligned(d.g, width);
       for (int s = 0; s < Rule::kNumStates; ++s) d.vec = d.vec && is_aligned(d.s[s], 16);
-      cuda_launch::add_chunks(chunks[k], descs[k].size(), d.n, kCudaChunkElements);
-      descs[k].push_back(d);
+      table.add(k, d, d.n, kCudaChunkElements);
     }
-  }
-  cuda_launch::HostTable table;
-  size_t desc_at[kNumParamTypes], chunk_at[kNumParamTypes];
-  for (int k = 0; k < kNumParamTypes; ++k) {
-    desc_at[k] = table.append(descs[k]);
-    chunk_at[k] = table.append(chunks[k]);
   }
   cuda_launch::with_device(device, [&] {
-    unsigned char* dev = cuda_launch::upload(table, cuda_codec::Scratch::kLaunchTable,
-                                             "cudaMemcpyAsync of the launch table");
-    for (int k = 0; k < kNumParamTypes; ++k) {
-      if (chunks[k].empty()) continue;
-      const auto* d = reinterpret_cast<const Desc<Rule>*>(dev + desc_at[k]);
-      const auto* c = reinterpret_cast<const ChunkRef*>(dev + chunk_at[k]);
-      const unsigned blocks = static_cast<unsigned>(chunks[k].size());
-      dispatch_floating(kParamTypes[k], [&](auto tag) {
-        apply_kernel<Rule, decltype(tag)><<<blocks, kThreads>>>(d, c);
-      });
-      cuda_check(cudaGetLastError(), "the multi-tensor launch");
-    }
+    table.launch(cuda_codec::Scratch::kLaunchTable, "cudaMemcpyAsync of the launch table",
+                 [](DType type, const Desc<Rule>* d, const ChunkRef* c, unsigned blocks) {
+                   dispatch_floating(type, [&](auto tag) {
+                     apply_kernel<Rule, decltype(tag)><<<blocks, kThreads>>>(d, c);
+                   });
+                   cuda_check(cudaGetLastError(), "the multi-tensor launch");
+                 });
   });
 }
 

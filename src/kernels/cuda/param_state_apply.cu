@@ -87,10 +87,8 @@ void cuda_param_state_apply(const Rule& rule, const std::vector<ParamStateTask>&
               "cuda_param_state_apply: ", tasks.size(), " tensors in one call");
   // One table per param dtype present: the descriptors, then the chunk references.
   using cuda_launch::is_aligned;
-  using cuda_launch::kNumParamTypes;
   using cuda_launch::kParamTypes;
-  std::vector<Desc> descs[kNumParamTypes];
-  std::vector<ChunkRef> chunks[kNumParamTypes];
+  cuda_launch::PerTypeTable<Desc> table;
   for (size_t i = 0; i < tasks.size(); ++i) {
     const ParamStateTask& t = tasks[i];
     TERSE_CHECK(t.param.numel / kCudaChunkElements < (int64_t{1} << 31), InvalidArgument,
@@ -103,30 +101,19 @@ void cuda_param_state_apply(const Rule& rule, const std::vector<ParamStateTask>&
     d.s = t.state;
     d.n = t.param.numel;
     d.vec = is_aligned(d.p, 4 * dtype_size(kParamTypes[k])) && is_aligned(d.s, 4 * sizeof(float));
-    cuda_launch::add_chunks(chunks[k], descs[k].size(), d.n, kCudaChunkElements);
-    descs[k].push_back(d);
-  }
-  cuda_launch::HostTable table;
-  size_t desc_at[kNumParamTypes], chunk_at[kNumParamTypes];
-  for (int k = 0; k < kNumParamTypes; ++k) {
-    desc_at[k] = table.append(descs[k]);
-    chunk_at[k] = table.append(chunks[k]);
+    table.add(k, d, d.n, kCudaChunkElements);
   }
   if (table.empty()) return;  // every tensor is empty
   cuda_launch::with_device(device.index, [&] {
-    unsigned char* dev = cuda_launch::upload(table, cuda_codec::Scratch::kLaunchTable,
-                                             "cudaMemcpyAsync of the param-state launch table");
-    for (int k = 0; k < kNumParamTypes; ++k) {
-      if (chunks[k].empty()) continue;
-      const auto* d = reinterpret_cast<const Desc*>(dev + desc_at[k]);
-      const auto* c = reinterpret_cast<const ChunkRef*>(dev + chunk_at[k]);
-      const auto blocks = static_cast<unsigned>(chunks[k].size());
-      dispatch_floating(kParamTypes[k], [&](auto tag) {
-        param_state_kernel<Rule, decltype(tag)>
-            <<<blocks, kThreads, 0, cudaStreamLegacy>>>(rule, d, c);
-      });
-      cuda_check(cudaGetLastError(), "the param-state launch");
-    }
+    table.launch(cuda_codec::Scratch::kLaunchTable,
+                 "cudaMemcpyAsync of the param-state launch table",
+                 [&](DType type, const Desc* d, const ChunkRef* c, unsigned blocks) {
+                   dispatch_floating(type, [&](auto tag) {
+                     param_state_kernel<Rule, decltype(tag)>
+                         <<<blocks, kThreads, 0, cudaStreamLegacy>>>(rule, d, c);
+                   });
+                   cuda_check(cudaGetLastError(), "the param-state launch");
+                 });
   });
 }
 
