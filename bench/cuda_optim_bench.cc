@@ -1,16 +1,19 @@
 // CUDA optimizer step: cuda_multi_tensor_apply for a Rule over `--params` elements cut into
-// `--tensors` tensors, in GB/s of the step's traffic (params and grads read, params and states
-// read and written: (3 + 2 states) x 4 bytes per f32 param), against cudaMemcpy device to device
-// of one buffer of the same total bytes (read + write counted), timed in the same run. The 8-bit
-// rows (adam8bit, momentum8bit, lion8bit) time cuda_eightbit_step on 8-bit states: 12 bytes of
-// param and grad, and per state its code read and written plus 8 bytes of absmax per 256
-// params (Adam 16.06 B/param, one state 14.03).
+// `--tensors` tensors, in GB/s of the step's traffic against cudaMemcpy device to device of
+// 4 bytes per param (read + write counted), timed in the same rounds. Params and grads are in
+// `--dtype` (f32, bf16 or f16: e = 4 or 2 bytes an element), states f32 as the optimizers keep
+// them (StateBuffer), so a one-pass Rule moves 3e + 8 x states bytes per param (param read and
+// written, grad read, each state read and written: 12 + 8 x states in f32). The 8-bit rows
+// (adam8bit, momentum8bit, lion8bit) time cuda_eightbit_step on 8-bit states: 3e bytes of param
+// and grad, and per state its code read and written plus 8 bytes of absmax per 256 params (f32:
+// Adam 16.06 B/param, one state 14.03).
 // adamp and sgdp run cuda_projected_apply over the tensors as rows of 1024 (one row where 1024
 // does not divide a tensor): a row-sum pass, the host's view choice, then the update, so their
-// traffic is (5 + 3 states) x 4 bytes per param (p, g read twice, states read twice and written
+// traffic is 5e + 12 x states bytes per param (p, g read twice, states read twice and written
 // once, p written); the others are one pass.
 //   cuda_optim_bench [--params 268435456] [--tensors 256] [--reps 20] [--rounds 5]
-//                    [--rules adamw,sgd,lion,adan,...,adam8bit] [--json FILE]
+//                    [--dtype f32|bf16|f16] [--rules adamw,sgd,lion,adan,...,adam8bit]
+//                    [--json FILE]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -24,6 +27,8 @@
 #include <vector>
 
 #include "cuda_timing.h"
+#include "terse/core/dispatch.h"
+#include "terse/core/dtype.h"
 #include "terse/kernels/blockwise_quant.h"
 #include "terse/kernels/cuda_eightbit_step.h"
 #include "terse/kernels/cuda_info.h"
@@ -38,8 +43,11 @@ using bench::cuda_median_ms;
 using bench::cuda_ok;
 using bench::split_list;
 
+// Params and grads in `dtype`, states f32.
 struct Buffers {
-  std::vector<float*> p, g, s[4];
+  DType dtype = DType::kF32;
+  std::vector<void*> p, g;
+  std::vector<float*> s[4];
   std::vector<int64_t> n;
 };
 
@@ -51,8 +59,8 @@ Step run_rule(const Rule& rule, Buffers& b) {
   std::vector<CudaTensorTask<Rule>> tasks(b.n.size());
   for (size_t i = 0; i < b.n.size(); ++i) {
     tasks[i].rule = rule;
-    tasks[i].param = TensorView(b.p[i], b.n[i], DType::kF32, Device::cuda(0));
-    tasks[i].grad = TensorView(b.g[i], b.n[i], DType::kF32, Device::cuda(0));
+    tasks[i].param = TensorView(b.p[i], b.n[i], b.dtype, Device::cuda(0));
+    tasks[i].grad = TensorView(b.g[i], b.n[i], b.dtype, Device::cuda(0));
     for (int k = 0; k < Rule::kNumStates; ++k) tasks[i].states[k] = b.s[k][i];
   }
   return [tasks] { cuda_multi_tensor_apply(tasks); };
@@ -64,8 +72,8 @@ Step run_projected(const Rule& rule, Buffers& b) {
   std::vector<CudaProjectedTask<Rule>> tasks(b.n.size());
   for (size_t i = 0; i < b.n.size(); ++i) {
     tasks[i].rule = rule;
-    tasks[i].param = TensorView(b.p[i], b.n[i], DType::kF32, Device::cuda(0));
-    tasks[i].grad = TensorView(b.g[i], b.n[i], DType::kF32, Device::cuda(0));
+    tasks[i].param = TensorView(b.p[i], b.n[i], b.dtype, Device::cuda(0));
+    tasks[i].grad = TensorView(b.g[i], b.n[i], b.dtype, Device::cuda(0));
     for (int k = 0; k < Rule::kNumStates; ++k) tasks[i].states[k] = b.s[k][i];
     tasks[i].rows = b.n[i] % 1024 == 0 ? b.n[i] / 1024 : 1;
   }
@@ -117,8 +125,8 @@ Step run_eightbit(const Rule& rule, Buffers& b, QuantBuffers& q) {
   std::vector<CudaEightBitTask<Rule>> tasks(b.n.size());
   for (size_t i = 0; i < b.n.size(); ++i) {
     tasks[i].rule = rule;
-    tasks[i].param = TensorView(b.p[i], b.n[i], DType::kF32, Device::cuda(0));
-    tasks[i].grad = TensorView(b.g[i], b.n[i], DType::kF32, Device::cuda(0));
+    tasks[i].param = TensorView(b.p[i], b.n[i], b.dtype, Device::cuda(0));
+    tasks[i].grad = TensorView(b.g[i], b.n[i], b.dtype, Device::cuda(0));
     tasks[i].eight_bit = true;
     for (int k = 0; k < Rule::kNumStates; ++k) {
       tasks[i].codes[k] = q.codes[k][i];
@@ -129,10 +137,30 @@ Step run_eightbit(const Rule& rule, Buffers& b, QuantBuffers& q) {
   return [tasks, maps] { cuda_eightbit_step<Rule, kSkip>(tasks, maps); };
 }
 
-// Param and grad read, param written (f32), and per 8-bit state its code read and written and
-// its block's absmax read and written (8 bytes per kQuantBlockSize params).
-double eightbit_bytes_per_param(int states) {
-  return 12.0 + states * (2.0 + 8.0 / static_cast<double>(kQuantBlockSize));
+// Param and grad read, param written (e bytes each), and per 8-bit state its code read and
+// written and its block's absmax read and written (8 bytes per kQuantBlockSize params).
+double eightbit_bytes_per_param(double e, int states) {
+  return 3.0 * e + states * (2.0 + 8.0 / static_cast<double>(kQuantBlockSize));
+}
+
+// n elements of `dtype` on the GPU, each v rounded to the dtype.
+void* alloc_filled(int64_t n, DType dtype, float v) {
+  const size_t esize = dtype_size(dtype);
+  void* p = nullptr;
+  cuda_ok(cudaMalloc(&p, static_cast<size_t>(n) * esize), "cudaMalloc");
+  const int64_t chunk = std::min<int64_t>(n, 1 << 20);
+  std::vector<unsigned char> h(static_cast<size_t>(chunk) * esize);
+  dispatch_floating(dtype, [&](auto tag) {
+    auto* t = reinterpret_cast<decltype(tag)*>(h.data());
+    for (int64_t i = 0; i < chunk; ++i) store_from_float(t, i, v);
+  });
+  for (int64_t o = 0; o < n; o += chunk) {
+    const int64_t c = std::min<int64_t>(n - o, chunk);
+    cuda_ok(cudaMemcpy(static_cast<unsigned char*>(p) + static_cast<size_t>(o) * esize, h.data(),
+                       static_cast<size_t>(c) * esize, cudaMemcpyHostToDevice),
+            "fill");
+  }
+  return p;
 }
 
 }  // namespace
@@ -143,7 +171,7 @@ int main(int argc, char** argv) {
   std::string rules =
       "sgd,sgdm,adamw,lion,adan,adabelief,diffgrad,exadam,spam,sgd_sai,adamp,sgdp,adam8bit,"
       "momentum8bit,lion8bit";
-  std::string json;
+  std::string json, dtype_arg = "f32";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--params")
@@ -158,6 +186,8 @@ int main(int argc, char** argv) {
       rules = v;
     else if (a == "--json")
       json = v;
+    else if (a == "--dtype")
+      dtype_arg = v;
     else {
       std::fprintf(stderr, "cuda_optim_bench: unknown flag %s\n", a.c_str());
       return 2;
@@ -170,6 +200,18 @@ int main(int argc, char** argv) {
                  reps, rounds, static_cast<long long>(params), tensors);
     return 2;
   }
+  // The dtypes the executors take for params and grads (states stay f32).
+  DType dtype = DType::kF32;
+  if (dtype_arg == "bf16") {
+    dtype = DType::kBF16;
+  } else if (dtype_arg == "f16") {
+    dtype = DType::kF16;
+  } else if (dtype_arg != "f32") {
+    std::fprintf(stderr, "cuda_optim_bench: unknown --dtype %s; use f32, bf16 or f16\n",
+                 dtype_arg.c_str());
+    return 2;
+  }
+  const double e = static_cast<double>(dtype_size(dtype));  // bytes of a param or grad element
   const CudaInfo info = CudaInfo::query();
   if (info.devices.empty()) {
     std::fprintf(stderr, "cuda_optim_bench: %s\n", info.status.c_str());
@@ -177,26 +219,18 @@ int main(int argc, char** argv) {
   }
   // Tensors of equal size (the last takes the remainder).
   Buffers b;
+  b.dtype = dtype;
   const int64_t each = params / tensors;
   for (int i = 0; i < tensors; ++i) b.n.push_back(i + 1 < tensors ? each : params - each * i);
-  auto alloc = [](int64_t n, float v) {
-    float* p = nullptr;
-    cuda_ok(cudaMalloc(&p, static_cast<size_t>(n) * sizeof(float)), "cudaMalloc");
-    std::vector<float> h(static_cast<size_t>(std::min<int64_t>(n, 1 << 20)), v);
-    for (int64_t o = 0; o < n; o += static_cast<int64_t>(h.size())) {
-      const int64_t c = std::min<int64_t>(n - o, static_cast<int64_t>(h.size()));
-      cuda_ok(cudaMemcpy(p + o, h.data(), static_cast<size_t>(c) * sizeof(float),
-                         cudaMemcpyHostToDevice),
-              "fill");
-    }
-    return p;
-  };
   for (int64_t n : b.n) {
-    b.p.push_back(alloc(n, 0.5f));
-    b.g.push_back(alloc(n, 0.01f));
-    for (int k = 0; k < 4; ++k) b.s[k].push_back(alloc(n, 0.001f));
+    b.p.push_back(alloc_filled(n, dtype, 0.5f));
+    b.g.push_back(alloc_filled(n, dtype, 0.01f));
+    for (int k = 0; k < 4; ++k) {
+      b.s[k].push_back(static_cast<float*>(alloc_filled(n, DType::kF32, 0.001f)));
+    }
   }
-  // Copy bandwidth: one buffer of 4 * params bytes copied device to device (read + write).
+  // Copy bandwidth: one buffer of 4 * params bytes copied device to device (read + write),
+  // whatever --dtype is: the reference is the device's bandwidth, the rows' bytes are their own.
   float *src = nullptr, *dst = nullptr;
   const size_t bytes = static_cast<size_t>(params) * sizeof(float);
   cuda_ok(cudaMalloc(&src, bytes), "cudaMalloc");
@@ -251,26 +285,27 @@ int main(int argc, char** argv) {
     } else if (r == "adamp") {
       ms = run_projected(AdamPRule<false>::for_step(1e-3, 0.9, 0.999, 1e-8, 0.01, 0.1, 0.1, 2), b);
       states = 2;
-      bpp = 4.0 * (3 + 2 * states) + 4.0 * (2 + states);  // a second pass re-reads p, g, states
+      // A second pass re-reads p, g and the states.
+      bpp = (3.0 * e + 8.0 * states) + (2.0 * e + 4.0 * states);
     } else if (r == "sgdp") {
       ms = run_projected(SgdPRule<false>::for_step(0.1, 0.9, 0, 1e-4, 0.1, 0.1, 1e-8, 2), b);
       states = 1;
-      bpp = 4.0 * (3 + 2 * states) + 4.0 * (2 + states);
+      bpp = (3.0 * e + 8.0 * states) + (2.0 * e + 4.0 * states);
     } else if (r == "adam8bit") {
       ms = run_eightbit<true>(BnbAdamRule::for_step(1e-3, 0.9, 0.999, 1e-8, 0.01, 2), b, quant);
-      bpp = eightbit_bytes_per_param(2);
+      bpp = eightbit_bytes_per_param(e, 2);
     } else if (r == "momentum8bit") {
       ms = run_eightbit<false>(SgdRule<true>::for_step(0.1, 0.9, 0, 0, false, false, 2), b, quant);
-      bpp = eightbit_bytes_per_param(1);
+      bpp = eightbit_bytes_per_param(e, 1);
     } else if (r == "lion8bit") {
       ms = run_eightbit<false>(LionRule::for_step(1e-4, 0.9, 0.99, 0.1, 2), b, quant);
-      bpp = eightbit_bytes_per_param(1);
+      bpp = eightbit_bytes_per_param(e, 1);
     } else {
       std::fprintf(stderr, "cuda_optim_bench: unknown rule %s\n", r.c_str());
       return 2;
     }
-    // p read + written, g read, each state read + written.
-    if (bpp == 0) bpp = 4.0 * (3 + 2 * states);
+    // p read + written, g read (e bytes each), each f32 state read + written.
+    if (bpp == 0) bpp = 3.0 * e + 8.0 * states;
     ops.push_back({r, bpp, std::move(ms), {}, {}});
   }
   // Rounds: each times the copy and then every step (a median of `reps` calls each), so a drift
@@ -292,9 +327,11 @@ int main(int argc, char** argv) {
   };
   const double copy_med = median(copy_ms);
   const double copy_gbps = 2.0 * static_cast<double>(bytes) / (copy_med * 1e6);
-  std::printf("%s, %.1f GiB; %lld params in %d tensors; copy %.2f ms = %.0f GB/s (read + write)\n",
-              info.devices[0].name.c_str(), info.devices[0].total_memory_bytes / 1073741824.0,
-              static_cast<long long>(params), tensors, copy_med, copy_gbps);
+  std::printf(
+      "%s, %.1f GiB; %lld %s params in %d tensors (f32 states); copy of 4 B/param %.2f ms = "
+      "%.0f GB/s (read + write)\n",
+      info.devices[0].name.c_str(), info.devices[0].total_memory_bytes / 1073741824.0,
+      static_cast<long long>(params), dtype_name(dtype), tensors, copy_med, copy_gbps);
   std::printf("%d rounds of %d calls; %% copy: the median over rounds (lowest round)\n", rounds,
               reps);
   std::printf("%-12s %8s %10s %8s %8s %8s\n", "rule", "B/param", "step ms", "GB/s", "% copy",
@@ -303,6 +340,7 @@ int main(int argc, char** argv) {
                         {"device", info.devices[0].name},
                         {"params", params},
                         {"tensors", tensors},
+                        {"dtype", dtype_name(dtype)},
                         {"reps", reps},
                         {"rounds", rounds},
                         {"copy_ms", copy_med},

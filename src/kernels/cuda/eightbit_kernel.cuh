@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "launch_table.cuh"
+#include "pack4.cuh"
 #include "terse/core/dtype.h"
 #include "terse/kernels/cuda_eightbit_step.h"
 #include "terse/kernels/eightbit_element.h"
@@ -40,15 +42,8 @@ struct Desc {
 };
 
 // Thread block b takes blocks [chunk * kChunkBlocks, +kChunkBlocks) of task `task`.
-struct ChunkRef {
-  int32_t task;
-  int32_t chunk;
-};
-
-template <typename T>
-struct alignas(4 * sizeof(T)) Pack4 {
-  T v[4];
-};
+using cuda_launch::ChunkRef;
+using cuda_launch::Pack4;
 
 // Element k (< 8) of a lane within its block. With vector access, lane l takes elements
 // [4l, 4l + 4) of each 128-element half (one 16- or 8-byte access per half, a warp's accesses
@@ -297,11 +292,6 @@ __global__ void __launch_bounds__(kThreads, 3)
   }
 }
 
-// Whether ptr is a multiple of `bytes`.
-inline bool aligned(const void* ptr, size_t bytes) {
-  return reinterpret_cast<uintptr_t>(ptr) % bytes == 0;
-}
-
 // The launch table of `tasks`: one Desc per tensor with elements, one ChunkRef per chunk of
 // kChunkBlocks blocks (the launch's grid).
 template <typename Rule>
@@ -319,19 +309,18 @@ void launch_table(const std::vector<CudaEightBitTask<Rule>>& tasks, std::vector<
     d.dtype = static_cast<int32_t>(t.param.dtype);
     d.eight_bit = t.eight_bit ? 1 : 0;
     const size_t width = 4 * dtype_size(t.param.dtype);
-    bool vec = aligned(d.p, width) && aligned(d.g, width);
+    using cuda_launch::is_aligned;
+    bool vec = is_aligned(d.p, width) && is_aligned(d.g, width);
     for (int k = 0; k < Rule::kNumStates; ++k) {
       d.codes[k] = t.codes[k];
       d.absmax[k] = t.absmax[k];
       d.values[k] = t.values[k];
-      vec = vec && (t.eight_bit ? aligned(d.codes[k], 4) : aligned(d.values[k], 16));
+      vec = vec && (t.eight_bit ? is_aligned(d.codes[k], 4) : is_aligned(d.values[k], 16));
     }
     d.vec = vec ? 1 : 0;
-    const auto index = static_cast<int32_t>(descs.size());
+    // A chunk of kChunkBlocks whole blocks: ceil(ceil(n / kBlock) / kChunkBlocks) chunks.
+    cuda_launch::add_chunks(chunks, descs.size(), d.n, kChunkBlocks * kBlock);
     descs.push_back(d);
-    const int64_t blocks = (d.n + kBlock - 1) / kBlock;
-    const int64_t n_chunks = (blocks + kChunkBlocks - 1) / kChunkBlocks;
-    for (int64_t c = 0; c < n_chunks; ++c) chunks.push_back({index, static_cast<int32_t>(c)});
   }
 }
 

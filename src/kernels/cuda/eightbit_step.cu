@@ -4,13 +4,12 @@
 // quant_code.h), so params, codes and absmax get the CPU's bits.
 #include <cuda_runtime.h>
 
-#include <array>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "codec_util.cuh"
 #include "eightbit_kernel.cuh"
+#include "launch_table.cuh"
 #include "terse/core/check.h"
 #include "terse/core/dtype.h"
 #include "terse/kernels/cuda_eightbit_step.h"
@@ -70,16 +69,6 @@ int validate(const std::vector<CudaEightBitTask<Rule>>& tasks) {
   return device;
 }
 
-// Appends the raw bytes of v to out, from a 16-byte boundary; returns where they start.
-template <typename V>
-size_t append_bytes(std::vector<unsigned char>& out, const V* v, size_t count) {
-  out.resize((out.size() + 15) / 16 * 16);
-  const size_t at = out.size();
-  out.resize(at + count * sizeof(V));
-  if (count > 0) std::memcpy(out.data() + at, v, count * sizeof(V));
-  return at;
-}
-
 }  // namespace
 
 template <typename Rule, bool kSkipNonFiniteGrad>
@@ -93,31 +82,20 @@ void cuda_eightbit_step(const std::vector<CudaEightBitTask<Rule>>& tasks,
   TERSE_CHECK(chunks.size() < (size_t{1} << 31), InvalidArgument,
               "cuda_eightbit_step: ", chunks.size(), " chunks of ", kChunkBlocks * kBlock,
               " elements in one call, more than one launch takes; step fewer parameters at once");
-  std::vector<unsigned char> table;
-  const size_t maps_at = append_bytes(table, maps.state, 2);
-  const size_t desc_at = append_bytes(table, descs.data(), descs.size());
-  const size_t chunk_at = append_bytes(table, chunks.data(), chunks.size());
-  int previous = 0;
-  cuda_check(cudaGetDevice(&previous), "cudaGetDevice");
-  cuda_check(cudaSetDevice(device), "cudaSetDevice");
-  try {
-    auto* dev = static_cast<unsigned char*>(
-        cuda_codec::scratch(cuda_codec::Scratch::kLaunchTable, table.size()));
-    // From pageable memory: the call returns once the bytes are staged, ordered after earlier
-    // launches on the default stream.
-    cuda_check(cudaMemcpyAsync(dev, table.data(), table.size(), cudaMemcpyHostToDevice, nullptr),
-               "cudaMemcpyAsync of the 8-bit step's table");
+  cuda_launch::HostTable table;
+  const size_t maps_at = table.append(maps.state, 2);
+  const size_t desc_at = table.append(descs);
+  const size_t chunk_at = table.append(chunks);
+  cuda_launch::with_device(device, [&] {
+    unsigned char* dev = cuda_launch::upload(table, cuda_codec::Scratch::kLaunchTable,
+                                             "cudaMemcpyAsync of the 8-bit step's table");
     cuda_eightbit::eightbit_kernel<Rule, kSkipNonFiniteGrad>
         <<<static_cast<unsigned>(chunks.size()), kThreads>>>(
             reinterpret_cast<const Desc<Rule>*>(dev + desc_at),
             reinterpret_cast<const ChunkRef*>(dev + chunk_at),
             reinterpret_cast<const CudaQuantMap*>(dev + maps_at));
     cuda_check(cudaGetLastError(), "the 8-bit step's launch");
-  } catch (...) {
-    cudaSetDevice(previous);
-    throw;
-  }
-  cuda_check(cudaSetDevice(previous), "cudaSetDevice");
+  });
 }
 
 #define TERSE_CUDA_EIGHTBIT_INSTANTIATE(R, S)                                     \

@@ -3,19 +3,22 @@
 // so every Rule gives the CPU executor's bits.
 #include <cuda_runtime.h>
 
-#include <array>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "codec_util.cuh"
+#include "launch_table.cuh"
+#include "pack4.cuh"
 #include "terse/core/check.h"
+#include "terse/core/dispatch.h"
 #include "terse/core/dtype.h"
 #include "terse/kernels/cuda_multi_tensor.h"
 
 namespace terse {
 
 using cuda_codec::cuda_check;
+using cuda_launch::ChunkRef;
+using cuda_launch::Pack4;
 namespace {
 
 constexpr int kThreads = 512;
@@ -30,20 +33,6 @@ struct Desc {
   float* s[4];
   int64_t n;
   int vec;  // every pointer is aligned for 4-element vector loads
-};
-
-// Four consecutive elements, loaded and stored as one 16-byte (f32) or 8-byte (bf16, f16)
-// access: fewer, wider memory transactions per byte, which is what brings a streaming kernel to
-// the copy bandwidth.
-template <typename T>
-struct alignas(4 * sizeof(T)) Pack4 {
-  T v[4];
-};
-
-// Block b handles chunk `chunk` of task `task`.
-struct ChunkRef {
-  int32_t task;
-  int32_t chunk;
 };
 
 // One element: the Rule on registers, as the CPU loop does it.
@@ -149,14 +138,6 @@ int validate(const std::vector<CudaTensorTask<Rule>>& tasks) {
   return device;
 }
 
-// Appends the raw bytes of v to out.
-template <typename V>
-void append_bytes(std::vector<unsigned char>& out, const std::vector<V>& v) {
-  const size_t old = out.size();
-  out.resize(old + v.size() * sizeof(V));
-  if (!v.empty()) std::memcpy(out.data() + old, v.data(), v.size() * sizeof(V));
-}
-
 }  // namespace
 
 template <typename Rule>
@@ -164,12 +145,13 @@ void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<Rule>>& tasks) {
   const int device = validate(tasks);
   if (device < 0) return;  // no tasks
   // One table per param dtype present: the descriptors, then the chunk references.
-  constexpr DType kTypes[3] = {DType::kF32, DType::kBF16, DType::kF16};
-  std::vector<Desc<Rule>> descs[3];
-  std::vector<ChunkRef> chunks[3];
-  for (int k = 0; k < 3; ++k) {
+  using cuda_launch::is_aligned;
+  using cuda_launch::kNumParamTypes;
+  using cuda_launch::kParamTypes;
+  cuda_launch::PerTypeTable<Desc<Rule>> table;
+  for (int k = 0; k < kNumParamTypes; ++k) {
     for (const CudaTensorTask<Rule>& t : tasks) {
-      if (t.param.dtype != kTypes[k] || t.param.numel == 0) continue;
+      if (t.param.dtype != kParamTypes[k] || t.param.numel == 0) continue;
       Desc<Rule> d{};
       d.rule = t.rule;
       d.p = t.param.data;
@@ -177,61 +159,21 @@ void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<Rule>>& tasks) {
       for (int s = 0; s < Rule::kNumStates; ++s) d.s[s] = t.states[s];
       d.n = t.param.numel;
       // 4-element vector loads need every array aligned to 4 elements.
-      const auto aligned = [](const void* ptr, size_t bytes) {
-        return reinterpret_cast<uintptr_t>(ptr) % bytes == 0;
-      };
-      const size_t width = 4 * dtype_size(kTypes[k]);
-      d.vec = aligned(d.p, width) && aligned(d.g, width);
-      for (int s = 0; s < Rule::kNumStates; ++s) d.vec = d.vec && aligned(d.s[s], 16);
-      const int32_t index = static_cast<int32_t>(descs[k].size());
-      descs[k].push_back(d);
-      const int64_t n_chunks = (d.n + kCudaChunkElements - 1) / kCudaChunkElements;
-      for (int64_t c = 0; c < n_chunks; ++c) chunks[k].push_back({index, static_cast<int32_t>(c)});
+      const size_t width = 4 * dtype_size(kParamTypes[k]);
+      d.vec = is_aligned(d.p, width) && is_aligned(d.g, width);
+      for (int s = 0; s < Rule::kNumStates; ++s) d.vec = d.vec && is_aligned(d.s[s], 16);
+      table.add(k, d, d.n, kCudaChunkElements);
     }
   }
-  std::vector<unsigned char> table;
-  size_t desc_at[3], chunk_at[3];
-  for (int k = 0; k < 3; ++k) {
-    table.resize((table.size() + 15) / 16 * 16);
-    desc_at[k] = table.size();
-    append_bytes(table, descs[k]);
-    table.resize((table.size() + 15) / 16 * 16);
-    chunk_at[k] = table.size();
-    append_bytes(table, chunks[k]);
-  }
-  int previous = 0;
-  cuda_check(cudaGetDevice(&previous), "cudaGetDevice");
-  cuda_check(cudaSetDevice(device), "cudaSetDevice");
-  try {
-    auto* dev = static_cast<unsigned char*>(
-        cuda_codec::scratch(cuda_codec::Scratch::kLaunchTable, table.size()));
-    // From pageable memory: the call returns once the bytes are staged, ordered after earlier
-    // launches on the default stream.
-    cuda_check(cudaMemcpyAsync(dev, table.data(), table.size(), cudaMemcpyHostToDevice, nullptr),
-               "cudaMemcpyAsync of the launch table");
-    for (int k = 0; k < 3; ++k) {
-      if (chunks[k].empty()) continue;
-      const auto* d = reinterpret_cast<const Desc<Rule>*>(dev + desc_at[k]);
-      const auto* c = reinterpret_cast<const ChunkRef*>(dev + chunk_at[k]);
-      const unsigned blocks = static_cast<unsigned>(chunks[k].size());
-      switch (kTypes[k]) {
-        case DType::kF32:
-          apply_kernel<Rule, float><<<blocks, kThreads>>>(d, c);
-          break;
-        case DType::kBF16:
-          apply_kernel<Rule, BFloat16><<<blocks, kThreads>>>(d, c);
-          break;
-        default:
-          apply_kernel<Rule, Half><<<blocks, kThreads>>>(d, c);
-          break;
-      }
-      cuda_check(cudaGetLastError(), "the multi-tensor launch");
-    }
-  } catch (...) {
-    cudaSetDevice(previous);
-    throw;
-  }
-  cuda_check(cudaSetDevice(previous), "cudaSetDevice");
+  cuda_launch::with_device(device, [&] {
+    table.launch(cuda_codec::Scratch::kLaunchTable, "cudaMemcpyAsync of the launch table",
+                 [](DType type, const Desc<Rule>* d, const ChunkRef* c, unsigned blocks) {
+                   dispatch_floating(type, [&](auto tag) {
+                     apply_kernel<Rule, decltype(tag)><<<blocks, kThreads>>>(d, c);
+                   });
+                   cuda_check(cudaGetLastError(), "the multi-tensor launch");
+                 });
+  });
 }
 
 void cuda_synchronize() { cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }

@@ -5,11 +5,13 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "codec_util.cuh"
+#include "launch_table.cuh"
+#include "pack4.cuh"
 #include "terse/core/check.h"
+#include "terse/core/dispatch.h"
 #include "terse/core/dtype.h"
 #include "terse/kernels/cuda_multi_tensor.h"
 #include "terse/kernels/param_state_apply.h"
@@ -17,6 +19,8 @@
 namespace terse {
 
 using cuda_codec::cuda_check;
+using cuda_launch::ChunkRef;
+using cuda_launch::Pack4;
 namespace {
 
 constexpr int kThreads = 512;
@@ -28,18 +32,6 @@ struct Desc {
   float* s;
   int64_t n;
   int vec;  // p and s are aligned for 4-element vector accesses
-};
-
-// Block b handles chunk `chunk` of task `task`.
-struct ChunkRef {
-  int32_t task;
-  int32_t chunk;
-};
-
-// Four consecutive elements as one 16-byte (f32) or 8-byte (bf16, f16) access.
-template <typename T>
-struct alignas(4 * sizeof(T)) Pack4 {
-  T v[4];
 };
 
 template <typename Rule, typename T>
@@ -81,15 +73,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Appends the raw bytes of v to out, at a 16-byte boundary; returns where they start.
-template <typename V>
-size_t append_aligned(std::vector<unsigned char>& out, const std::vector<V>& v) {
-  const size_t at = (out.size() + 15) / 16 * 16;
-  out.resize(at + v.size() * sizeof(V));
-  if (!v.empty()) std::memcpy(out.data() + at, v.data(), v.size() * sizeof(V));
-  return at;
-}
-
 }  // namespace
 
 template <typename Rule>
@@ -103,9 +86,9 @@ void cuda_param_state_apply(const Rule& rule, const std::vector<ParamStateTask>&
   TERSE_CHECK(tasks.size() < (size_t{1} << 31), InvalidArgument,
               "cuda_param_state_apply: ", tasks.size(), " tensors in one call");
   // One table per param dtype present: the descriptors, then the chunk references.
-  constexpr DType kTypes[3] = {DType::kF32, DType::kBF16, DType::kF16};
-  std::vector<Desc> descs[3];
-  std::vector<ChunkRef> chunks[3];
+  using cuda_launch::is_aligned;
+  using cuda_launch::kParamTypes;
+  cuda_launch::PerTypeTable<Desc> table;
   for (size_t i = 0; i < tasks.size(); ++i) {
     const ParamStateTask& t = tasks[i];
     TERSE_CHECK(t.param.numel / kCudaChunkElements < (int64_t{1} << 31), InvalidArgument,
@@ -113,60 +96,25 @@ void cuda_param_state_apply(const Rule& rule, const std::vector<ParamStateTask>&
                 " elements, more than this executor's 2^31 chunks");
     if (t.param.numel == 0) continue;
     const int k = t.param.dtype == DType::kF32 ? 0 : t.param.dtype == DType::kBF16 ? 1 : 2;
-    const auto aligned = [](const void* ptr, size_t bytes) {
-      return reinterpret_cast<uintptr_t>(ptr) % bytes == 0;
-    };
     Desc d{};
     d.p = t.param.data;
     d.s = t.state;
     d.n = t.param.numel;
-    d.vec = aligned(d.p, 4 * dtype_size(kTypes[k])) && aligned(d.s, 4 * sizeof(float));
-    const auto index = static_cast<int32_t>(descs[k].size());
-    descs[k].push_back(d);
-    const int64_t n_chunks = (d.n + kCudaChunkElements - 1) / kCudaChunkElements;
-    for (int64_t c = 0; c < n_chunks; ++c) chunks[k].push_back({index, static_cast<int32_t>(c)});
-  }
-  std::vector<unsigned char> table;
-  size_t desc_at[3], chunk_at[3];
-  for (int k = 0; k < 3; ++k) {
-    desc_at[k] = append_aligned(table, descs[k]);
-    chunk_at[k] = append_aligned(table, chunks[k]);
+    d.vec = is_aligned(d.p, 4 * dtype_size(kParamTypes[k])) && is_aligned(d.s, 4 * sizeof(float));
+    table.add(k, d, d.n, kCudaChunkElements);
   }
   if (table.empty()) return;  // every tensor is empty
-  int previous = 0;
-  cuda_check(cudaGetDevice(&previous), "cudaGetDevice");
-  cuda_check(cudaSetDevice(device.index), "cudaSetDevice");
-  try {
-    auto* dev = static_cast<unsigned char*>(
-        cuda_codec::scratch(cuda_codec::Scratch::kLaunchTable, table.size()));
-    // From pageable memory: the call returns once the bytes are staged, ordered after earlier
-    // work on the legacy default stream (which may still read this scratch).
-    cuda_check(
-        cudaMemcpyAsync(dev, table.data(), table.size(), cudaMemcpyHostToDevice, cudaStreamLegacy),
-        "cudaMemcpyAsync of the param-state launch table");
-    for (int k = 0; k < 3; ++k) {
-      if (chunks[k].empty()) continue;
-      const auto* d = reinterpret_cast<const Desc*>(dev + desc_at[k]);
-      const auto* c = reinterpret_cast<const ChunkRef*>(dev + chunk_at[k]);
-      const auto blocks = static_cast<unsigned>(chunks[k].size());
-      switch (kTypes[k]) {
-        case DType::kF32:
-          param_state_kernel<Rule, float><<<blocks, kThreads, 0, cudaStreamLegacy>>>(rule, d, c);
-          break;
-        case DType::kBF16:
-          param_state_kernel<Rule, BFloat16><<<blocks, kThreads, 0, cudaStreamLegacy>>>(rule, d, c);
-          break;
-        default:
-          param_state_kernel<Rule, Half><<<blocks, kThreads, 0, cudaStreamLegacy>>>(rule, d, c);
-          break;
-      }
-      cuda_check(cudaGetLastError(), "the param-state launch");
-    }
-  } catch (...) {
-    cudaSetDevice(previous);
-    throw;
-  }
-  cuda_check(cudaSetDevice(previous), "cudaSetDevice");
+  cuda_launch::with_device(device.index, [&] {
+    table.launch(cuda_codec::Scratch::kLaunchTable,
+                 "cudaMemcpyAsync of the param-state launch table",
+                 [&](DType type, const Desc* d, const ChunkRef* c, unsigned blocks) {
+                   dispatch_floating(type, [&](auto tag) {
+                     param_state_kernel<Rule, decltype(tag)>
+                         <<<blocks, kThreads, 0, cudaStreamLegacy>>>(rule, d, c);
+                   });
+                   cuda_check(cudaGetLastError(), "the param-state launch");
+                 });
+  });
 }
 
 #define TERSE_PARAM_STATE_INSTANTIATE(R) \

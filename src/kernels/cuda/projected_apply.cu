@@ -8,13 +8,14 @@
 // Rules' f32 arithmetic rounds as the CPU loop's does.
 #include <cuda_runtime.h>
 
-#include <array>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "codec_util.cuh"
+#include "launch_table.cuh"
+#include "pack4.cuh"
 #include "terse/core/check.h"
+#include "terse/core/dispatch.h"
 #include "terse/core/dtype.h"
 #include "terse/kernels/cpu_chunks.h"
 #include "terse/kernels/cuda_projected.h"
@@ -23,6 +24,8 @@
 namespace terse {
 
 using cuda_codec::cuda_check;
+using cuda_launch::ChunkRef;
+using cuda_launch::Pack4;
 namespace {
 
 constexpr int kMaxDevices = 64;
@@ -53,18 +56,6 @@ struct Desc {
   const float* coef;    // second pass: per row where projected, else null
   float decay;          // the decay this pass applies
   int vec;              // p, g and the states are aligned for 4-element vector access
-};
-
-// Block b of an element-wise kernel handles chunk `chunk` of tensor `task`.
-struct ChunkRef {
-  int32_t task;
-  int32_t chunk;
-};
-
-// Four consecutive elements as one 16-byte (f32) or 8-byte (bf16, f16) access.
-template <typename T>
-struct alignas(4 * sizeof(T)) Pack4 {
-  T v[4];
 };
 
 enum Pass : int { kFlat = 0, kSecond = 1 };
@@ -241,38 +232,6 @@ __global__ void __launch_bounds__(kSumThreads)
   }
 }
 
-// Device memory reused across calls, one growing buffer per (slot, device, host thread). Every
-// user is on the legacy default stream, so an upload is ordered after the kernels that read
-// the previous contents, and cudaFree waits for them before a buffer grows.
-enum Slot { kTable1 = 0, kSums = 1, kTable2 = 2, kSlots = 3 };
-struct Buffer {
-  void* ptr = nullptr;
-  size_t bytes = 0;
-};
-thread_local std::array<std::array<Buffer, kSlots>, kMaxDevices> g_buffers;
-
-void* buffer_on(int device, Slot slot, size_t bytes) {
-  Buffer& b = g_buffers[static_cast<size_t>(device)][slot];
-  if (b.bytes < bytes) {
-    if (b.ptr != nullptr) cuda_check(cudaFree(b.ptr), "cudaFree of a projected-step buffer");
-    b.ptr = nullptr;
-    b.bytes = 0;
-    cuda_check(cudaMalloc(&b.ptr, bytes), "cudaMalloc of a projected-step buffer");
-    b.bytes = bytes;
-  }
-  return b.ptr;
-}
-
-// Appends the raw bytes of v to out, 16-byte aligned; returns the offset.
-template <typename V>
-size_t append(std::vector<unsigned char>& out, const std::vector<V>& v) {
-  out.resize((out.size() + 15) / 16 * 16);
-  const size_t at = out.size();
-  out.resize(at + v.size() * sizeof(V));
-  if (!v.empty()) std::memcpy(out.data() + at, v.data(), v.size() * sizeof(V));
-  return at;
-}
-
 template <typename Rule>
 int validate(const std::vector<CudaProjectedTask<Rule>>& tasks) {
   int device = -1;
@@ -298,7 +257,9 @@ int validate(const std::vector<CudaProjectedTask<Rule>>& tasks) {
   return device;
 }
 
-constexpr DType kTypes[3] = {DType::kF32, DType::kBF16, DType::kF16};
+using cuda_launch::HostTable;
+using cuda_launch::kNumParamTypes;
+using cuda_launch::kParamTypes;
 
 template <typename Rule>
 Desc<Rule> desc_of(const CudaProjectedTask<Rule>& t, DType dtype) {
@@ -310,21 +271,11 @@ Desc<Rule> desc_of(const CudaProjectedTask<Rule>& t, DType dtype) {
   d.s1 = Rule::kNumStates > 1 ? t.states[Rule::kNumStates - 1] : nullptr;
   d.n = t.param.numel;
   d.len = t.rows > 0 ? t.param.numel / t.rows : 0;
-  const auto aligned = [](const void* ptr, size_t bytes) {
-    return reinterpret_cast<uintptr_t>(ptr) % bytes == 0;
-  };
+  using cuda_launch::is_aligned;
   const size_t width = 4 * dtype_size(dtype);
-  d.vec = aligned(d.p, width) && aligned(d.g, width) && aligned(d.s0, 16) &&
-          (d.s1 == nullptr || aligned(d.s1, 16));
+  d.vec = is_aligned(d.p, width) && is_aligned(d.g, width) && is_aligned(d.s0, 16) &&
+          (d.s1 == nullptr || is_aligned(d.s1, 16));
   return d;
-}
-
-// Appends the chunk references of a tensor of n elements, descriptor `index`.
-void add_chunks(std::vector<ChunkRef>& chunks, size_t index, int64_t n) {
-  const int64_t count = (n + kChunk - 1) / kChunk;
-  for (int64_t c = 0; c < count; ++c) {
-    chunks.push_back({static_cast<int32_t>(index), static_cast<int32_t>(c)});
-  }
 }
 
 unsigned grid_of(size_t blocks, const char* what) {
@@ -335,57 +286,41 @@ unsigned grid_of(size_t blocks, const char* what) {
 
 template <int kPass, typename Rule>
 void launch_elementwise(DType dtype, unsigned blocks, const Desc<Rule>* d, const ChunkRef* c) {
-  switch (dtype) {
-    case DType::kF32:
-      elementwise_kernel<kPass, Rule, float><<<blocks, kThreads>>>(d, c);
-      break;
-    case DType::kBF16:
-      elementwise_kernel<kPass, Rule, BFloat16><<<blocks, kThreads>>>(d, c);
-      break;
-    default:
-      elementwise_kernel<kPass, Rule, Half><<<blocks, kThreads>>>(d, c);
-      break;
-  }
+  dispatch_floating(dtype, [&](auto tag) {
+    elementwise_kernel<kPass, Rule, decltype(tag)><<<blocks, kThreads>>>(d, c);
+  });
   cuda_check(cudaGetLastError(), "the projected step's element-wise launch");
 }
 
 template <typename Rule>
 void launch_sums(DType dtype, unsigned blocks, const Desc<Rule>* d, const int64_t* starts,
                  int num_tasks, double* out) {
-  switch (dtype) {
-    case DType::kF32:
-      sums_kernel<Rule, float><<<blocks, kSumThreads>>>(d, starts, num_tasks, out);
-      break;
-    case DType::kBF16:
-      sums_kernel<Rule, BFloat16><<<blocks, kSumThreads>>>(d, starts, num_tasks, out);
-      break;
-    default:
-      sums_kernel<Rule, Half><<<blocks, kSumThreads>>>(d, starts, num_tasks, out);
-      break;
-  }
+  dispatch_floating(dtype, [&](auto tag) {
+    sums_kernel<Rule, decltype(tag)><<<blocks, kSumThreads>>>(d, starts, num_tasks, out);
+  });
   cuda_check(cudaGetLastError(), "the projected step's row-sum launch");
 }
 
-// Everything after validation, on the current device `device`.
+// Everything after validation, on the tensors' device (current).
 template <typename Rule>
-std::vector<ProjectionView> run(const std::vector<CudaProjectedTask<Rule>>& tasks, int device,
+std::vector<ProjectionView> run(const std::vector<CudaProjectedTask<Rule>>& tasks,
                                 std::vector<std::vector<RowSums>>* row_sums) {
   std::vector<ProjectionView> views(tasks.size(), ProjectionView::kNone);
   // Pass 1, per dtype: flat tensors (descriptors, chunks), projected ones (descriptors, the
   // first block of each in the sums kernel, the task each came from).
-  std::vector<Desc<Rule>> flat[3], proj[3];
-  std::vector<ChunkRef> flat_chunks[3];
-  std::vector<int64_t> starts[3];
-  std::vector<size_t> proj_task[3];
+  std::vector<Desc<Rule>> flat[kNumParamTypes], proj[kNumParamTypes];
+  std::vector<ChunkRef> flat_chunks[kNumParamTypes];
+  std::vector<int64_t> starts[kNumParamTypes];
+  std::vector<size_t> proj_task[kNumParamTypes];
   int64_t total_pieces = 0;
-  for (int k = 0; k < 3; ++k) {
+  for (int k = 0; k < kNumParamTypes; ++k) {
     for (size_t i = 0; i < tasks.size(); ++i) {
       const CudaProjectedTask<Rule>& t = tasks[i];
-      if (t.param.dtype != kTypes[k] || t.param.numel == 0) continue;
-      Desc<Rule> d = desc_of(t, kTypes[k]);
+      if (t.param.dtype != kParamTypes[k] || t.param.numel == 0) continue;
+      Desc<Rule> d = desc_of(t, kParamTypes[k]);
       if (t.rows == 0) {
         d.decay = t.rule.proj.decay;
-        add_chunks(flat_chunks[k], flat[k].size(), d.n);
+        cuda_launch::add_chunks(flat_chunks[k], flat[k].size(), d.n, kChunk);
         flat[k].push_back(d);
         continue;
       }
@@ -399,38 +334,37 @@ std::vector<ProjectionView> run(const std::vector<CudaProjectedTask<Rule>>& task
       proj_task[k].push_back(i);
     }
   }
-  unsigned flat_grid[3], sums_grid[3];
-  for (int k = 0; k < 3; ++k) {
+  unsigned flat_grid[kNumParamTypes], sums_grid[kNumParamTypes];
+  for (int k = 0; k < kNumParamTypes; ++k) {
     flat_grid[k] = grid_of(flat_chunks[k].size(), "element-wise");
     sums_grid[k] =
         grid_of(starts[k].empty() ? 0 : static_cast<size_t>(starts[k].back()), "row-sum");
   }
-  std::vector<unsigned char> table;
-  size_t flat_at[3], chunk_at[3], proj_at[3], start_at[3];
-  for (int k = 0; k < 3; ++k) {
-    flat_at[k] = append(table, flat[k]);
-    chunk_at[k] = append(table, flat_chunks[k]);
-    proj_at[k] = append(table, proj[k]);
-    start_at[k] = append(table, starts[k]);
+  HostTable table;
+  size_t flat_at[kNumParamTypes], chunk_at[kNumParamTypes], proj_at[kNumParamTypes],
+      start_at[kNumParamTypes];
+  for (int k = 0; k < kNumParamTypes; ++k) {
+    flat_at[k] = table.append(flat[k]);
+    chunk_at[k] = table.append(flat_chunks[k]);
+    proj_at[k] = table.append(proj[k]);
+    start_at[k] = table.append(starts[k]);
   }
-  auto* dev = static_cast<unsigned char*>(buffer_on(device, kTable1, table.size()));
-  // From pageable memory: returns once the bytes are staged, ordered after earlier launches on
-  // the default stream.
-  cuda_check(cudaMemcpyAsync(dev, table.data(), table.size(), cudaMemcpyHostToDevice, nullptr),
-             "cudaMemcpyAsync of the projected step's table");
+  const unsigned char* dev = cuda_launch::upload(table, cuda_codec::Scratch::kLaunchTable,
+                                                 "cudaMemcpyAsync of the projected step's table");
   double* dev_sums = nullptr;
   if (total_pieces > 0) {
-    dev_sums = static_cast<double*>(
-        buffer_on(device, kSums, static_cast<size_t>(total_pieces) * 4 * sizeof(double)));
+    dev_sums = static_cast<double*>(cuda_codec::scratch(
+        cuda_codec::Scratch::kRowSums, static_cast<size_t>(total_pieces) * 4 * sizeof(double)));
   }
-  for (int k = 0; k < 3; ++k) {
+  for (int k = 0; k < kNumParamTypes; ++k) {
     if (!flat_chunks[k].empty()) {
-      launch_elementwise<kFlat>(kTypes[k], flat_grid[k],
+      launch_elementwise<kFlat>(kParamTypes[k], flat_grid[k],
                                 reinterpret_cast<const Desc<Rule>*>(dev + flat_at[k]),
                                 reinterpret_cast<const ChunkRef*>(dev + chunk_at[k]));
     }
     if (!proj[k].empty()) {
-      launch_sums(kTypes[k], sums_grid[k], reinterpret_cast<const Desc<Rule>*>(dev + proj_at[k]),
+      launch_sums(kParamTypes[k], sums_grid[k],
+                  reinterpret_cast<const Desc<Rule>*>(dev + proj_at[k]),
                   reinterpret_cast<const int64_t*>(dev + start_at[k]),
                   static_cast<int>(proj[k].size()), dev_sums);
     }
@@ -443,10 +377,10 @@ std::vector<ProjectionView> run(const std::vector<CudaProjectedTask<Rule>>& task
                         cudaMemcpyDeviceToHost),
              "copy of the projected step's row sums");
   std::vector<float> coefs;  // of every projected tensor, one after the other
-  std::vector<size_t> coef_at[3];
+  std::vector<size_t> coef_at[kNumParamTypes];
   std::vector<RowSums> sums;
   std::vector<float> coef;
-  for (int k = 0; k < 3; ++k) {
+  for (int k = 0; k < kNumParamTypes; ++k) {
     for (size_t m = 0; m < proj[k].size(); ++m) {
       const Desc<Rule>& d = proj[k][m];
       const size_t i = proj_task[k][m];
@@ -467,25 +401,26 @@ std::vector<ProjectionView> run(const std::vector<CudaProjectedTask<Rule>>& task
   }
 
   // Pass 2: the coefficients, then per dtype the descriptors and chunks.
-  std::vector<unsigned char> table2;
-  const size_t coefs_at = append(table2, coefs);
-  std::vector<Desc<Rule>> second[3];
-  std::vector<ChunkRef> second_chunks[3];
-  size_t second_at[3], second_chunk_at[3];
-  for (int k = 0; k < 3; ++k) {
+  HostTable table2;
+  const size_t coefs_at = table2.append(coefs);
+  std::vector<Desc<Rule>> second[kNumParamTypes];
+  std::vector<ChunkRef> second_chunks[kNumParamTypes];
+  size_t second_at[kNumParamTypes], second_chunk_at[kNumParamTypes];
+  for (int k = 0; k < kNumParamTypes; ++k) {
     for (size_t m = 0; m < proj[k].size(); ++m) {
-      add_chunks(second_chunks[k], m, proj[k][m].n);
+      cuda_launch::add_chunks(second_chunks[k], m, proj[k][m].n, kChunk);
     }
   }
   // The table's size does not depend on the coef pointers, so the buffer comes first.
   size_t bytes = table2.size();
-  for (int k = 0; k < 3; ++k) {
-    bytes = (bytes + 15) / 16 * 16 + proj[k].size() * sizeof(Desc<Rule>);
-    bytes = (bytes + 15) / 16 * 16 + second_chunks[k].size() * sizeof(ChunkRef);
+  for (int k = 0; k < kNumParamTypes; ++k) {
+    bytes = HostTable::size_with<Desc<Rule>>(bytes, proj[k].size());
+    bytes = HostTable::size_with<ChunkRef>(bytes, second_chunks[k].size());
   }
-  auto* dev2 = static_cast<unsigned char*>(buffer_on(device, kTable2, bytes));
+  auto* dev2 =
+      static_cast<unsigned char*>(cuda_codec::scratch(cuda_codec::Scratch::kLaunchTable2, bytes));
   const auto* dev_coefs = reinterpret_cast<const float*>(dev2 + coefs_at);
-  for (int k = 0; k < 3; ++k) {
+  for (int k = 0; k < kNumParamTypes; ++k) {
     for (size_t m = 0; m < proj[k].size(); ++m) {
       Desc<Rule> d = proj[k][m];
       const CudaProjectedTask<Rule>& t = tasks[proj_task[k][m]];
@@ -494,17 +429,16 @@ std::vector<ProjectionView> run(const std::vector<CudaProjectedTask<Rule>>& task
       d.decay = projected ? t.rule.proj.decay_projected : t.rule.proj.decay;
       second[k].push_back(d);
     }
-    second_at[k] = append(table2, second[k]);
-    second_chunk_at[k] = append(table2, second_chunks[k]);
+    second_at[k] = table2.append(second[k]);
+    second_chunk_at[k] = table2.append(second_chunks[k]);
   }
   TERSE_CHECK(table2.size() == bytes, Error, "cuda_projected_apply: the second pass's table is ",
               table2.size(), " bytes, not the ", bytes,
               " planned; this is a bug in terse, please report it");
-  cuda_check(cudaMemcpyAsync(dev2, table2.data(), table2.size(), cudaMemcpyHostToDevice, nullptr),
-             "cudaMemcpyAsync of the projected step's second table");
-  for (int k = 0; k < 3; ++k) {
+  cuda_launch::upload_to(dev2, table2, "cudaMemcpyAsync of the projected step's second table");
+  for (int k = 0; k < kNumParamTypes; ++k) {
     if (second_chunks[k].empty()) continue;
-    launch_elementwise<kSecond>(kTypes[k], grid_of(second_chunks[k].size(), "element-wise"),
+    launch_elementwise<kSecond>(kParamTypes[k], grid_of(second_chunks[k].size(), "element-wise"),
                                 reinterpret_cast<const Desc<Rule>*>(dev2 + second_at[k]),
                                 reinterpret_cast<const ChunkRef*>(dev2 + second_chunk_at[k]));
   }
@@ -521,17 +455,8 @@ std::vector<ProjectionView> cuda_projected_apply(const std::vector<CudaProjected
   bool any = false;
   for (const auto& t : tasks) any = any || t.param.numel > 0;
   if (!any) return std::vector<ProjectionView>(tasks.size(), ProjectionView::kNone);
-  int previous = 0;
-  cuda_check(cudaGetDevice(&previous), "cudaGetDevice");
-  cuda_check(cudaSetDevice(device), "cudaSetDevice");
   std::vector<ProjectionView> views;
-  try {
-    views = run(tasks, device, row_sums);
-  } catch (...) {
-    cudaSetDevice(previous);
-    throw;
-  }
-  cuda_check(cudaSetDevice(previous), "cudaSetDevice");
+  cuda_launch::with_device(device, [&] { views = run(tasks, row_sums); });
   return views;
 }
 
