@@ -1,6 +1,7 @@
 #include "terse/train/one_bit_lamb.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <utility>
@@ -8,11 +9,13 @@
 #include "../optim/option_values.h"
 #include "one_bit_optimizer_util.h"
 #include "terse/core/check.h"
+#include "terse/kernels/cuda_multi_tensor.h"
+#include "terse/kernels/one_bit_lamb_rules.h"
 
 namespace terse {
 
+using train_detail::FlatBuffer;
 using train_detail::FlatGroup;
-using train_detail::param_label;
 
 namespace {
 
@@ -30,16 +33,18 @@ double double_option(const OptionMap& options, const std::string& key) {
                                     train_detail::option_value(kOptions, options, key));
 }
 
-struct Consts {
-  float b1, omb1, b2, omb2, wd, eps;
-  explicit Consts(const FlatGroup& g)
-      : b1(static_cast<float>(g.beta1)),
-        omb1(static_cast<float>(1.0 - g.beta1)),
-        b2(static_cast<float>(g.beta2)),
-        omb2(static_cast<float>(1.0 - g.beta2)),
-        wd(static_cast<float>(g.weight_decay)),
-        eps(static_cast<float>(g.eps)) {}
-};
+OneBitLambConsts consts_of(const FlatGroup& g) {
+  OneBitLambConsts c;
+  c.b1 = static_cast<float>(g.beta1);
+  c.omb1 = static_cast<float>(1.0 - g.beta1);
+  c.b2 = static_cast<float>(g.beta2);
+  c.omb2 = static_cast<float>(1.0 - g.beta2);
+  c.wd = static_cast<float>(g.weight_decay);
+  c.eps = static_cast<float>(g.eps);
+  return c;
+}
+
+TensorView grad_of(const Param& p, size_t /*offset*/) { return p.grad; }
 
 }  // namespace
 
@@ -73,17 +78,20 @@ OneBitLamb::OneBitLamb(Communicator& comm, const OptionMap& options, std::vector
   TERSE_CHECK(factor_threshold_ >= 0 && factor_threshold_ < 1, InvalidArgument, kName,
               ": option 'factor_threshold' must be in [0, 1), got ", factor_threshold_,
               "; 0.1 is usual");
-  Device device;
-  groups_ =
-      train_detail::make_flat_groups(kName, kOptions, options, std::move(groups), &numel_, &device);
-  train_detail::require_cpu(kName, device);
+  groups_ = train_detail::make_flat_groups(kName, kOptions, options, std::move(groups), &numel_,
+                                           &device_);
   size_t num_tensors = 0;
-  for (const auto& g : groups_) num_tensors += g.params.size();
+  for (const auto& g : groups_) {
+    first_tensor_.push_back(num_tensors);
+    num_tensors += g.params.size();
+  }
   tensors_.assign(num_tensors, TensorState{});
   last_coeffs_.assign(num_tensors, 1.0);
-  exp_avg_.assign(static_cast<size_t>(numel_), 0.0f);
-  exp_avg_sq_.assign(static_cast<size_t>(numel_), 0.0f);
-  exp_avg_sq_fresh_.assign(static_cast<size_t>(numel_), 0.0f);
+  exp_avg_ = std::make_unique<FlatBuffer>(device_, numel_);
+  exp_avg_sq_ = std::make_unique<FlatBuffer>(device_, numel_);
+  exp_avg_sq_fresh_ = std::make_unique<FlatBuffer>(device_, numel_);
+  send_ = std::make_unique<FlatBuffer>();
+  scratch_ = std::make_unique<FlatBuffer>();
   // The all-reduce's element-wise passes use the same threads as the update passes (no bit
   // depends on the count).
   onebit_ = train_detail::make_one_bit_all_reduce(kName, kOptions, options, comm_, numel_);
@@ -100,59 +108,60 @@ void OneBitLamb::step() {
   } else {
     compression_step(t);
   }
+  if (device_.is_cuda()) cuda_synchronize();  // a failure of the step belongs to this step
   step_count_ = t;
+}
+
+size_t OneBitLamb::tensor_index(const FlatGroup& g, size_t i) const {
+  return first_tensor_[static_cast<size_t>(&g - groups_.data())] + i;
+}
+
+void OneBitLamb::ensure(std::unique_ptr<FlatBuffer>& buffer) const {
+  if (buffer->numel() != numel_) *buffer = FlatBuffer(device_, numel_);
+}
+
+void OneBitLamb::apply_update(const std::vector<double>& coeffs) {
+  std::vector<float> step_sizes(coeffs.size());
+  for (const FlatGroup& grp : groups_) {
+    for (size_t i = 0; i < grp.params.size(); ++i) {
+      const size_t j = tensor_index(grp, i);
+      step_sizes[j] = static_cast<float>(-grp.lr * coeffs[j]);
+    }
+  }
+  train_detail::apply_flat(
+      groups_, device_,
+      [&](const FlatGroup& g, size_t i) {
+        return OneBitLambUpdateRule{consts_of(g), step_sizes[tensor_index(g, i)]};
+      },
+      grad_of, std::array<float*, 2>{exp_avg_->data(), exp_avg_sq_->data()});
 }
 
 void OneBitLamb::warmup_step(int64_t t) {
   // The averaged gradient is the same on every rank, so every rank stops here alike.
-  for (size_t g = 0; g < groups_.size(); ++g) {
-    for (size_t i = 0; i < groups_[g].params.size(); ++i) {
-      const Param& p = groups_[g].params[i];
-      const float* grad = p.grad.as<float>();
-      for (int64_t k = 0; k < p.grad.numel; ++k) {
-        TERSE_CHECK(std::isfinite(grad[k]), NumericalError, kName, " step ", t, " (warm-up) on ",
-                    "rank ", comm_.rank(), ": the gradient of ", param_label(p, g, i), " holds ",
-                    grad[k], " at element ", k, "; lower the lr or clip gradients ",
-                    "and resume from the last good checkpoint");
-      }
+  train_detail::check_finite_grads(kName, groups_, t, "warm-up", comm_.rank());
+  ensure(scratch_);
+  // m, v and u (into scratch_, for its norm); p unchanged.
+  train_detail::apply_flat(
+      groups_, device_, [](const FlatGroup& g) { return OneBitLambWarmupRule{consts_of(g)}; },
+      grad_of, std::array<float*, 3>{exp_avg_->data(), exp_avg_sq_->data(), scratch_->data()});
+  if (t == freeze_step_) exp_avg_sq_fresh_->copy_from(*exp_avg_sq_);
+  const std::vector<double> weight_sq =
+      train_detail::tensor_sums_of_squares(groups_, device_, nullptr);
+  const std::vector<double> update_sq =
+      train_detail::tensor_sums_of_squares(groups_, device_, scratch_.get());
+  for (size_t j = 0; j < tensors_.size(); ++j) {
+    const double weight_norm = std::sqrt(weight_sq[j]), update_norm = std::sqrt(update_sq[j]);
+    double coeff = 1.0;
+    if (weight_norm != 0 && update_norm != 0) {
+      coeff = weight_norm / update_norm;
+      if (coeff > max_coeff_) coeff = max_coeff_;
+      if (coeff < min_coeff_) coeff = min_coeff_;
     }
+    TensorState& ts = tensors_[j];
+    if (coeff != 1.0) ts.coeff_freeze = coeff_beta_ * ts.coeff_freeze + (1 - coeff_beta_) * coeff;
+    last_coeffs_[j] = coeff;
   }
-  size_t j = 0;
-  for (auto& grp : groups_) {
-    const Consts c(grp);
-    for (size_t i = 0; i < grp.params.size(); ++i, ++j) {
-      const auto o = grp.offsets[i];
-      const int64_t n = grp.params[i].value.numel;
-      float* p = grp.params[i].value.as<float>();
-      const float* g = grp.params[i].grad.as<float>();
-      float* m = exp_avg_.data() + o;
-      float* v = exp_avg_sq_.data() + o;
-      double weight_sq = 0, update_sq = 0;
-      for (int64_t k = 0; k < n; ++k) {
-        m[k] = c.b1 * m[k] + c.omb1 * g[k];
-        v[k] = c.b2 * v[k] + c.omb2 * (g[k] * g[k]);
-        const float u = m[k] / (std::sqrt(v[k]) + c.eps) + c.wd * p[k];
-        weight_sq += static_cast<double>(p[k]) * p[k];
-        update_sq += static_cast<double>(u) * u;
-      }
-      if (t == freeze_step_) std::copy_n(v, n, exp_avg_sq_fresh_.data() + o);
-      const double weight_norm = std::sqrt(weight_sq), update_norm = std::sqrt(update_sq);
-      double coeff = 1.0;
-      if (weight_norm != 0 && update_norm != 0) {
-        coeff = weight_norm / update_norm;
-        if (coeff > max_coeff_) coeff = max_coeff_;
-        if (coeff < min_coeff_) coeff = min_coeff_;
-      }
-      TensorState& ts = tensors_[j];
-      if (coeff != 1.0) ts.coeff_freeze = coeff_beta_ * ts.coeff_freeze + (1 - coeff_beta_) * coeff;
-      last_coeffs_[j] = coeff;
-      const auto step_size = static_cast<float>(-grp.lr * coeff);
-      for (int64_t k = 0; k < n; ++k) {
-        const float u = m[k] / (std::sqrt(v[k]) + c.eps) + c.wd * p[k];
-        p[k] = p[k] + step_size * u;
-      }
-    }
-  }
+  apply_update(last_coeffs_);
   last_comm_ = CommStats{};
 }
 
@@ -161,18 +170,17 @@ void OneBitLamb::compression_step(int64_t /*t*/) {
   std::vector<double> scaling(tensors_.size());
   for (size_t j = 0; j < tensors_.size(); ++j) scaling[j] = tensors_[j].scaling;
   if (!scaling_ready_) {
+    const std::vector<double> sq =
+        train_detail::tensor_sums_of_squares(groups_, device_, exp_avg_.get());
     std::vector<double> rms(tensors_.size(), 0.0);
     double sum = 0;
     size_t count = 0;
-    size_t j = 0;
     for (const auto& grp : groups_) {
-      for (size_t i = 0; i < grp.params.size(); ++i, ++j) {
+      for (size_t i = 0; i < grp.params.size(); ++i) {
         const int64_t n = grp.params[i].value.numel;
         if (n == 0) continue;
-        const float* m = exp_avg_.data() + grp.offsets[i];
-        double sq = 0;
-        for (int64_t k = 0; k < n; ++k) sq += static_cast<double>(m[k]) * m[k];
-        rms[j] = std::sqrt(sq) / std::sqrt(static_cast<double>(n));
+        const size_t j = tensor_index(grp, i);
+        rms[j] = std::sqrt(sq[j]) / std::sqrt(static_cast<double>(n));
         sum += rms[j];
         ++count;
       }
@@ -180,58 +188,55 @@ void OneBitLamb::compression_step(int64_t /*t*/) {
     const double united = sum / static_cast<double>(count);
     for (size_t k = 0; k < rms.size(); ++k) scaling[k] = rms[k] > 0 ? united / rms[k] : 1.0;
   }
-  // The scaled new momenta go to a send buffer first: a non-finite one on any rank throws on
+  const auto scaling_of = [&](const FlatGroup& g, size_t i) {
+    return static_cast<float>(scaling[tensor_index(g, i)]);
+  };
+  // The scaled new momenta go to the send buffer first: a non-finite one on any rank throws on
   // every rank with nothing changed.
-  std::vector<float> send(static_cast<size_t>(numel_));
-  size_t j = 0;
-  for (const auto& grp : groups_) {
-    const Consts c(grp);
-    for (size_t i = 0; i < grp.params.size(); ++i, ++j) {
-      const auto o = grp.offsets[i];
-      const float* g = grp.params[i].grad.as<float>();
-      const auto s = static_cast<float>(scaling[j]);
-      for (int64_t k = 0; k < grp.params[i].value.numel; ++k) {
-        send[o + k] = (c.b1 * exp_avg_[o + k] + c.omb1 * g[k]) * s;
-      }
-    }
-  }
+  ensure(send_);
+  train_detail::apply_flat(
+      groups_, device_,
+      [&](const FlatGroup& g, size_t i) {
+        return OneBitLambMomentumRule{static_cast<float>(g.beta1),
+                                      static_cast<float>(1.0 - g.beta1), scaling_of(g, i)};
+      },
+      grad_of, std::array<float*, 2>{exp_avg_->data(), send_->data()});
   const auto t0 = Clock::now();
-  const auto report = onebit_->all_reduce(TensorView::of(send.data(), numel_));
+  const auto report = onebit_->all_reduce(send_->view());
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  j = 0;
-  for (auto& grp : groups_) {
-    const Consts c(grp);
-    for (size_t i = 0; i < grp.params.size(); ++i, ++j) {
-      const auto o = grp.offsets[i];
-      const int64_t n = grp.params[i].value.numel;
-      float* p = grp.params[i].value.as<float>();
-      float* m = exp_avg_.data() + o;
-      const float* v = exp_avg_sq_.data() + o;
-      float* vf = exp_avg_sq_fresh_.data() + o;
-      const auto s = static_cast<float>(scaling[j]);
-      float max_ratio = 0;
-      double prelim_sq = 0, update_sq = 0;
-      for (int64_t k = 0; k < n; ++k) {
-        const float m_prev = m[k];
-        // Momentum mask (as 1-bit Adam's): v = 0 means no gradient during the warm-up; one
-        // bit cannot say 0, and m / eps would throw the coordinate away.
-        const float m_new = v[k] > 0.0f ? send[o + k] / s : 0.0f;
-        const float g_rec = (m_new - m_prev * c.b1) / c.omb1;
-        vf[k] = c.b2 * vf[k] + c.omb2 * (g_rec * g_rec);
-        m[k] = m_new;
-        const float den = std::sqrt(v[k]) + c.eps;
-        const float ratio = den / (std::sqrt(vf[k]) + c.eps);
-        if (ratio > max_ratio) max_ratio = ratio;
-        const float prelim = m_new / den;
-        const float u = prelim + c.wd * p[k];
-        prelim_sq += static_cast<double>(prelim) * prelim;
-        update_sq += static_cast<double>(u) * u;
-      }
+  // m, v_fresh, and each element's ratio (into send_).
+  train_detail::apply_flat(
+      groups_, device_,
+      [&](const FlatGroup& g, size_t i) {
+        return OneBitLambFreshRule{consts_of(g), scaling_of(g, i)};
+      },
+      grad_of,
+      std::array<float*, 4>{exp_avg_->data(), exp_avg_sq_->data(), exp_avg_sq_fresh_->data(),
+                            send_->data()});
+  const std::vector<float> max_ratio = train_detail::tensor_positive_max(groups_, *send_);
+  // With weight decay, the norms of m / (sqrt(v) + eps) (into send_) and u (into scratch_).
+  std::vector<double> prelim_sq, update_sq;
+  bool decay = false;
+  for (const auto& grp : groups_) decay = decay || grp.weight_decay > 0;
+  if (decay) {
+    ensure(scratch_);
+    train_detail::apply_flat(
+        groups_, device_, [](const FlatGroup& g) { return OneBitLambPrelimRule{consts_of(g)}; },
+        grad_of,
+        std::array<float*, 4>{exp_avg_->data(), exp_avg_sq_->data(), send_->data(),
+                              scratch_->data()});
+    prelim_sq = train_detail::tensor_sums_of_squares(groups_, device_, send_.get());
+    update_sq = train_detail::tensor_sums_of_squares(groups_, device_, scratch_.get());
+  }
+  for (const auto& grp : groups_) {
+    for (size_t i = 0; i < grp.params.size(); ++i) {
+      const size_t j = tensor_index(grp, i);
       TensorState& ts = tensors_[j];
-      double factor = max_ratio;
+      double factor = max_ratio[j];
       if (grp.weight_decay > 0) {
-        const double r =
-            update_sq > 0 ? std::min(1.0, std::sqrt(prelim_sq) / std::sqrt(update_sq)) : 1.0;
+        const double r = update_sq[j] > 0
+                             ? std::min(1.0, std::sqrt(prelim_sq[j]) / std::sqrt(update_sq[j]))
+                             : 1.0;
         factor = factor * r + (1.0 - r);
       }
       if (factor > factor_max_) factor = factor_max_;
@@ -244,15 +249,10 @@ void OneBitLamb::compression_step(int64_t /*t*/) {
       }
       ts.last_factor = factor;
       ts.scaling = scaling[j];
-      const double coeff = ts.coeff_freeze * factor;
-      last_coeffs_[j] = coeff;
-      const auto step_size = static_cast<float>(-grp.lr * coeff);
-      for (int64_t k = 0; k < n; ++k) {
-        const float u = m[k] / (std::sqrt(v[k]) + c.eps) + c.wd * p[k];
-        p[k] = p[k] + step_size * u;
-      }
+      last_coeffs_[j] = ts.coeff_freeze * factor;
     }
   }
+  apply_update(last_coeffs_);
   scaling_ready_ = true;
   last_comm_ = train_detail::one_bit_comm_stats(report, numel_, comm_.size(), seconds);
 }
@@ -295,8 +295,8 @@ OptionMap OneBitLamb::options(size_t group) const {
 }
 
 size_t OneBitLamb::state_bytes() const {
-  return (exp_avg_.size() + exp_avg_sq_.size() + exp_avg_sq_fresh_.size()) * sizeof(float) +
-         onebit_->state_bytes() + tensors_.size() * sizeof(TensorState);
+  return 3 * static_cast<size_t>(numel_) * sizeof(float) + onebit_->state_bytes() +
+         tensors_.size() * sizeof(TensorState);
 }
 
 StateDict OneBitLamb::state_dict() const {
@@ -312,9 +312,9 @@ StateDict OneBitLamb::state_dict() const {
     sd.floats[kp + "last_factor"] = tensors_[j].last_factor;
     sd.floats[kp + "scaling_coeff"] = tensors_[j].scaling;
   }
-  train_detail::save_flat(exp_avg_, "exp_avg", &sd);
-  train_detail::save_flat(exp_avg_sq_, "exp_avg_sq", &sd);
-  train_detail::save_flat(exp_avg_sq_fresh_, "exp_avg_sq_fresh", &sd);
+  train_detail::save_flat(*exp_avg_, "exp_avg", &sd);
+  train_detail::save_flat(*exp_avg_sq_, "exp_avg_sq", &sd);
+  train_detail::save_flat(*exp_avg_sq_fresh_, "exp_avg_sq_fresh", &sd);
   return sd;
 }
 
@@ -352,9 +352,9 @@ void OneBitLamb::load_state_dict(const StateDict& sd) {
   std::vector<float> v = train_detail::load_flat(sd, "exp_avg_sq", numel_);
   std::vector<float> vf = train_detail::load_flat(sd, "exp_avg_sq_fresh", numel_);
   onebit_->load_state_dict(sd, "onebit.");  // last: leaves the errors unchanged on error
-  exp_avg_.swap(m);
-  exp_avg_sq_.swap(v);
-  exp_avg_sq_fresh_.swap(vf);
+  exp_avg_->assign(m);
+  exp_avg_sq_->assign(v);
+  exp_avg_sq_fresh_->assign(vf);
   tensors_ = std::move(ts);
   for (size_t g = 0; g < groups_.size(); ++g) groups_[g].lr = lrs[g];
   step_count_ = steps;

@@ -6,6 +6,8 @@
 
 #include "../optim/option_values.h"
 #include "terse/core/check.h"
+#include "terse/kernels/cuda_flat_reduce.h"
+#include "terse/kernels/fixed_order_sum.h"
 
 namespace terse::train_detail {
 
@@ -209,25 +211,74 @@ void save_flat(const std::vector<float>& v, const std::string& key, StateDict* s
   sd->tensors[key] = StateTensor::copy_of(TensorView::of(data, static_cast<int64_t>(v.size())));
 }
 
-void require_cpu(const char* optimizer, Device device) {
-  TERSE_CHECK(device.is_cpu(), InvalidArgument, optimizer, ": the parameters are on ", device.str(),
-              " but ", optimizer, " steps CPU tensors only so far; move the ",
-              "parameters to the CPU, or use onebit_adam on the GPU");
-}
+namespace {
 
-void copy_params(const std::vector<FlatGroup>& groups, FlatBuffer& flat) {
+// Copies each parameter's values or gradients into its range of `flat`.
+void copy_into(const std::vector<FlatGroup>& groups, FlatBuffer& flat, bool grads) {
+  const auto of = [grads](const Param& p) -> const TensorView& { return grads ? p.grad : p.value; };
+  if (flat.device().is_cpu()) {
+    float* dst = flat.data();
+    for_each_flat_piece(
+        groups, [&](const FlatGroup&, const Param& p, size_t o, int64_t begin, int64_t end) {
+          const float* src = of(p).as<float>();
+          std::copy(src + begin, src + end, dst + o + begin);
+        });
+    return;
+  }
   for (const FlatGroup& g : groups) {
     for (size_t i = 0; i < g.params.size(); ++i) {
-      const TensorView& v = g.params[i].value;
-      if (v.numel == 0) continue;
-      float* dst = flat.data() + g.offsets[i];
-      if (flat.device().is_cpu()) {
-        std::copy_n(v.as<float>(), v.numel, dst);
-      } else {
-        cuda_copy(dst, v.data, v.nbytes());
-      }
+      const TensorView& v = of(g.params[i]);
+      if (v.numel > 0) cuda_copy(flat.data() + g.offsets[i], v.data, v.nbytes());
     }
   }
+}
+
+// Each tensor's range of `flat` (its values where flat is null), in group order.
+std::vector<CudaF32Range> tensor_ranges(const std::vector<FlatGroup>& groups,
+                                        const FlatBuffer* flat) {
+  std::vector<CudaF32Range> out;
+  for (const FlatGroup& g : groups) {
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      const Param& p = g.params[i];
+      const float* data = flat != nullptr ? flat->data() + g.offsets[i] : p.value.as<float>();
+      out.push_back({data, p.value.numel});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void copy_params(const std::vector<FlatGroup>& groups, FlatBuffer& flat) {
+  copy_into(groups, flat, false);
+}
+
+void copy_grads(const std::vector<FlatGroup>& groups, FlatBuffer& flat) {
+  copy_into(groups, flat, true);
+}
+
+std::vector<double> tensor_sums_of_squares(const std::vector<FlatGroup>& groups, Device device,
+                                           const FlatBuffer* flat) {
+  const std::vector<CudaF32Range> ranges = tensor_ranges(groups, flat);
+  if (device.is_cuda()) return cuda_fixed_sums(device.index, ranges, fixed_sum::Term::kSquare);
+  std::vector<double> sums(ranges.size(), 0.0);
+  for (size_t j = 0; j < ranges.size(); ++j) {
+    if (ranges[j].n > 0) {
+      sums[j] = fixed_sum::host_sum(ranges[j].data, ranges[j].n, fixed_sum::Term::kSquare);
+    }
+  }
+  return sums;
+}
+
+std::vector<float> tensor_positive_max(const std::vector<FlatGroup>& groups,
+                                       const FlatBuffer& flat) {
+  const std::vector<CudaF32Range> ranges = tensor_ranges(groups, &flat);
+  if (flat.device().is_cuda()) return cuda_positive_max(flat.device().index, ranges);
+  std::vector<float> maxima(ranges.size(), 0.0f);
+  for (size_t j = 0; j < ranges.size(); ++j) {
+    maxima[j] = host_positive_max(ranges[j].data, ranges[j].n);
+  }
+  return maxima;
 }
 
 FlatBuffer::FlatBuffer(Device device, int64_t numel) : device_(device), numel_(numel) {
@@ -266,6 +317,17 @@ void FlatBuffer::zero() {
     std::fill(host_.begin(), host_.end(), 0.0f);
   } else {
     cuda_zero(gpu_.data(), gpu_.bytes());
+  }
+}
+
+void FlatBuffer::copy_from(const FlatBuffer& o) {
+  TERSE_CHECK(o.device_ == device_ && o.numel_ == numel_, InvalidArgument,
+              "FlatBuffer::copy_from: a buffer of ", o.numel_, " on ", o.device_.str(),
+              " into one of ", numel_, " on ", device_.str());
+  if (device_.is_cpu()) {
+    std::copy(o.host_.begin(), o.host_.end(), host_.begin());
+  } else {
+    cuda_copy(gpu_.data(), o.gpu_.data(), sizeof(float) * static_cast<size_t>(numel_));
   }
 }
 

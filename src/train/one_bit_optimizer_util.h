@@ -75,6 +75,8 @@ class FlatBuffer {
   // Replaces the contents by `host` (numel() elements).
   void assign(const std::vector<float>& host);
   void zero();
+  // Replaces the contents by those of `o` (same device and numel).
+  void copy_from(const FlatBuffer& o);
   void swap(FlatBuffer& o) noexcept;
 
  private:
@@ -104,10 +106,20 @@ std::vector<float> load_flat(const StateDict& sd, const std::string& key, int64_
 // Saves a host copy of `v`, wherever it lives.
 void save_flat(const FlatBuffer& v, const std::string& key, StateDict* sd);
 void save_flat(const std::vector<float>& v, const std::string& key, StateDict* sd);
-// Throws InvalidArgument unless `device` is the CPU: for the optimizers without a GPU path yet.
-void require_cpu(const char* optimizer, Device device);
-// Copies every parameter's values into `flat` (same device).
+// Copies every parameter's values (copy_params) or gradients (copy_grads) into `flat` (same
+// device): on the CPU in the chunks of for_each_flat_piece, on the GPU one copy per tensor.
 void copy_params(const std::vector<FlatGroup>& groups, FlatBuffer& flat);
+void copy_grads(const std::vector<FlatGroup>& groups, FlatBuffer& flat);
+
+// Per tensor, in group order: the fixed-order double sum of the squares of its values (flat
+// null) or of its range of `flat` (fixed_sum::host_sum; on the GPU cuda_fixed_sums, the same
+// bits). `device`: where the parameters and flat are. Waits for the GPU.
+std::vector<double> tensor_sums_of_squares(const std::vector<FlatGroup>& groups, Device device,
+                                           const FlatBuffer* flat);
+// Per tensor, in group order: the largest element of its range of `flat` that is > 0, else +0
+// (host_positive_max, or cuda_positive_max on the GPU). Waits for the GPU.
+std::vector<float> tensor_positive_max(const std::vector<FlatGroup>& groups,
+                                       const FlatBuffer& flat);
 
 // The optimizer's all-reduce of a flat buffer of `numel` elements: cpu_threads() threads (no bit
 // depends on the count) and the option "defer_worker_error" (a bool; its default is in
@@ -143,7 +155,19 @@ void for_each_flat_piece(const std::vector<FlatGroup>& groups, const Fn& fn) {
   });
 }
 
-// The Rule that rule_of(group) returns over every parameter, element k of a parameter at
+// rule_of(group, i) for the i-th parameter of `group` where rule_of takes both (a rule per
+// tensor), else rule_of(group) (one per group).
+template <typename RuleOf>
+auto flat_rule(const RuleOf& rule_of, const FlatGroup& group, size_t i) {
+  if constexpr (std::is_invocable_v<const RuleOf&, const FlatGroup&, size_t>) {
+    return rule_of(group, i);
+  } else {
+    (void)i;
+    return rule_of(group);
+  }
+}
+
+// The Rule that rule_of returns (flat_rule) over every parameter, element k of a parameter at
 // flat offset o being rule(p[k], g[k], states[0][o + k], ...) with g = grad_of(param, o) (a view
 // of the parameter's size on its device: its gradient, or a slice of a flat buffer). On the CPU
 // in the chunks of for_each_flat_piece, on the GPU in one cuda_multi_tensor_apply (the same Rule,
@@ -151,12 +175,13 @@ void for_each_flat_piece(const std::vector<FlatGroup>& groups, const Fn& fn) {
 template <typename RuleOf, typename GradOf, size_t kStates>
 void apply_flat(const std::vector<FlatGroup>& groups, Device device, const RuleOf& rule_of,
                 const GradOf& grad_of, const std::array<float*, kStates>& states) {
-  using Rule = std::decay_t<decltype(rule_of(groups.front()))>;
+  using Rule = std::decay_t<decltype(flat_rule(rule_of, groups.front(), 0))>;
   static_assert(Rule::kNumStates == static_cast<int>(kStates), "one flat buffer per state");
+  static_assert(kStates <= 4, "the executors take at most 4 states");
   if (device.is_cpu()) {
     for_each_flat_piece(
         groups, [&](const FlatGroup& grp, const Param& p, size_t o, int64_t begin, int64_t end) {
-          const Rule rule = rule_of(grp);
+          const Rule rule = flat_rule(rule_of, grp, static_cast<size_t>(&p - grp.params.data()));
           float* value = p.value.as<float>();
           const float* g = grad_of(p, o).template as<float>();
           float* s[4] = {nullptr, nullptr, nullptr, nullptr};
@@ -181,7 +206,7 @@ void apply_flat(const std::vector<FlatGroup>& groups, Device device, const RuleO
       if (p.value.numel == 0) continue;
       const auto o = static_cast<size_t>(grp.offsets[i]);
       CudaTensorTask<Rule> t;
-      t.rule = rule_of(grp);
+      t.rule = flat_rule(rule_of, grp, i);
       t.param = p.value;
       t.grad = grad_of(p, o);
       for (size_t j = 0; j < kStates; ++j) t.states[j] = states[j] + o;

@@ -1,17 +1,20 @@
 #include "terse/train/zero_one_adam.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <utility>
 
 #include "one_bit_optimizer_util.h"
 #include "terse/core/check.h"
+#include "terse/kernels/cuda_multi_tensor.h"
+#include "terse/kernels/zero_one_adam_rules.h"
 
 namespace terse {
 
+using train_detail::FlatBuffer;
 using train_detail::FlatGroup;
-using train_detail::param_label;
 
 namespace {
 
@@ -29,17 +32,20 @@ const std::vector<train_detail::OptionDefault> kOptions = {{"lr", "0.001"},
 using Clock = std::chrono::steady_clock;
 
 // Per-group float constants of one step, as every element uses them.
-struct Consts {
-  float b1, omb1, b2, omb2, neg_lr, wd, eps;
-  explicit Consts(const FlatGroup& g)
-      : b1(static_cast<float>(g.beta1)),
-        omb1(static_cast<float>(1.0 - g.beta1)),
-        b2(static_cast<float>(g.beta2)),
-        omb2(static_cast<float>(1.0 - g.beta2)),
-        neg_lr(static_cast<float>(-g.lr)),
-        wd(static_cast<float>(g.weight_decay)),
-        eps(static_cast<float>(g.eps)) {}
-};
+ZeroOneAdamConsts consts_of(const FlatGroup& g) {
+  ZeroOneAdamConsts c;
+  c.b1 = static_cast<float>(g.beta1);
+  c.omb1 = static_cast<float>(1.0 - g.beta1);
+  c.b2 = static_cast<float>(g.beta2);
+  c.omb2 = static_cast<float>(1.0 - g.beta2);
+  c.neg_lr = static_cast<float>(-g.lr);
+  c.wd = static_cast<float>(g.weight_decay);
+  c.eps = static_cast<float>(g.eps);
+  return c;
+}
+
+// The parameter's gradient, the g of most passes.
+TensorView grad_of(const Param& p, size_t /*offset*/) { return p.grad; }
 
 }  // namespace
 
@@ -60,13 +66,12 @@ ZeroOneAdam::ZeroOneAdam(Communicator& comm, const OptionMap& options,
   local_step_clipper_ =
       train_detail::int_option(kName, kOptions, options, "local_step_clipper", 1, false,
                                "the largest sync interval in steps; 16 is usual");
-  Device device;
-  groups_ =
-      train_detail::make_flat_groups(kName, kOptions, options, std::move(groups), &numel_, &device);
-  train_detail::require_cpu(kName, device);
-  exp_avg_.assign(static_cast<size_t>(numel_), 0.0f);
-  exp_avg_sq_.assign(static_cast<size_t>(numel_), 0.0f);
-  sync_params_.assign(static_cast<size_t>(numel_), 0.0f);
+  groups_ = train_detail::make_flat_groups(kName, kOptions, options, std::move(groups), &numel_,
+                                           &device_);
+  exp_avg_ = std::make_unique<FlatBuffer>(device_, numel_);
+  exp_avg_sq_ = std::make_unique<FlatBuffer>(device_, numel_);
+  sync_params_ = std::make_unique<FlatBuffer>(device_, numel_);
+  send_ = std::make_unique<FlatBuffer>();
   // The all-reduce's element-wise passes use the same threads as the update passes (no bit
   // depends on the count).
   onebit_ = train_detail::make_one_bit_all_reduce(kName, kOptions, options, comm_, numel_);
@@ -88,77 +93,48 @@ void ZeroOneAdam::step() {
   } else {
     local_phase_step(t);
   }
+  if (device_.is_cuda()) cuda_synchronize();  // a failure of the step belongs to this step
   step_count_ = t;
 }
 
 void ZeroOneAdam::check_finite(int64_t t, const char* phase) const {
-  for (size_t g = 0; g < groups_.size(); ++g) {
-    for (size_t i = 0; i < groups_[g].params.size(); ++i) {
-      const Param& p = groups_[g].params[i];
-      const float* grad = p.grad.as<float>();
-      for (int64_t k = 0; k < p.grad.numel; ++k) {
-        TERSE_CHECK(std::isfinite(grad[k]), NumericalError, kName, " step ", t, " (", phase,
-                    ") on rank ", comm_.rank(), ": the gradient of ", param_label(p, g, i),
-                    " holds ", grad[k], " at element ", k, "; lower the lr or clip gradients ",
-                    "and resume from the last good checkpoint");
-      }
-    }
-  }
+  train_detail::check_finite_grads(kName, groups_, t, phase, comm_.rank());
+}
+
+OneBitAllReduceReport ZeroOneAdam::all_reduce_send() {
+  const auto t0 = Clock::now();
+  const OneBitAllReduceReport report = onebit_->all_reduce(send_->view());
+  last_comm_ = train_detail::one_bit_comm_stats(
+      report, numel_, comm_.size(), std::chrono::duration<double>(Clock::now() - t0).count());
+  return report;
 }
 
 void ZeroOneAdam::variance_phase_step(int64_t t) {
-  using train_detail::for_each_flat_piece;
+  using train_detail::apply_flat;
   const bool variance_step = t % var_interval_ == 0;
   last_comm_ = CommStats{};
+  const std::array<float*, 2> mv = {exp_avg_->data(), exp_avg_sq_->data()};
   if (variance_step) {
     // The averaged gradient is the same on every rank, so every rank stops here alike.
     check_finite(t, "variance update");
-    for_each_flat_piece(
-        groups_, [&](const FlatGroup& grp, const Param& p, size_t o, int64_t begin, int64_t end) {
-          const Consts c(grp);
-          const float* g = p.grad.as<float>();
-          float* m = exp_avg_.data() + o;
-          float* v = exp_avg_sq_.data() + o;
-          for (int64_t k = begin; k < end; ++k) {
-            m[k] = c.b1 * m[k] + c.omb1 * g[k];
-            v[k] = c.b2 * v[k] + c.omb2 * (g[k] * g[k]);
-          }
-        });
+    apply_flat(
+        groups_, device_, [](const FlatGroup& g) { return ZeroOneVarianceRule{consts_of(g)}; },
+        grad_of, mv);
   } else {
     // The local gradients, 1-bit averaged; a non-finite one stops every rank in the call.
-    send_.resize(static_cast<size_t>(numel_));
-    for_each_flat_piece(
-        groups_, [&](const FlatGroup&, const Param& p, size_t o, int64_t begin, int64_t end) {
-          std::copy(p.grad.as<float>() + begin, p.grad.as<float>() + end, send_.data() + o + begin);
-        });
-    const auto t0 = Clock::now();
-    const auto report = onebit_->all_reduce(TensorView::of(send_.data(), numel_));
-    last_comm_ = train_detail::one_bit_comm_stats(
-        report, numel_, comm_.size(), std::chrono::duration<double>(Clock::now() - t0).count());
-    for_each_flat_piece(
-        groups_, [&](const FlatGroup& grp, const Param&, size_t o, int64_t begin, int64_t end) {
-          const Consts c(grp);
-          const float* g = send_.data() + o;
-          const float* v = exp_avg_sq_.data() + o;
-          float* m = exp_avg_.data() + o;
-          // Momentum mask (as 1-bit Adam's): where v is still exactly 0 no averaged gradient
-          // was ever seen; one bit cannot say 0, and m / eps would throw the coordinate away.
-          for (int64_t k = begin; k < end; ++k) {
-            m[k] = v[k] > 0.0f ? c.b1 * m[k] + c.omb1 * g[k] : 0.0f;
-          }
-        });
+    if (send_->numel() != numel_) *send_ = FlatBuffer(device_, numel_);
+    train_detail::copy_grads(groups_, *send_);
+    all_reduce_send();
+    // Momentum mask (as 1-bit Adam's): where v is still exactly 0 no averaged gradient was ever
+    // seen; one bit cannot say 0, and m / eps would throw the coordinate away.
+    apply_flat(
+        groups_, device_,
+        [](const FlatGroup& g) { return ZeroOneMomentumRule<true>{consts_of(g)}; },
+        [&](const Param& p, size_t o) {
+          return send_->view(static_cast<int64_t>(o), p.value.numel);
+        },
+        mv);
   }
-  for_each_flat_piece(
-      groups_, [&](const FlatGroup& grp, const Param& param, size_t o, int64_t begin, int64_t end) {
-        const Consts c(grp);
-        float* p = param.value.as<float>();
-        const float* m = exp_avg_.data() + o;
-        const float* v = exp_avg_sq_.data() + o;
-        for (int64_t k = begin; k < end; ++k) {
-          const float den = std::sqrt(v[k]) + c.eps;
-          p[k] = p[k] + c.neg_lr * (m[k] / den + c.wd * p[k]);
-        }
-      });
   if (variance_step && ++var_counter_ == var_update_scaler_) {
     var_counter_ = 0;
     var_interval_ *= 2;
@@ -166,73 +142,47 @@ void ZeroOneAdam::variance_phase_step(int64_t t) {
   if (t == var_freeze_step_) {
     // From here on the errors accumulate updates, not gradients; local steps start from here.
     onebit_->reset_errors();
-    for (const auto& grp : groups_) {
-      for (size_t i = 0; i < grp.params.size(); ++i) {
-        std::copy_n(grp.params[i].value.as<float>(), grp.params[i].value.numel,
-                    sync_params_.data() + grp.offsets[i]);
-      }
-    }
+    train_detail::copy_params(groups_, *sync_params_);
   }
 }
 
 void ZeroOneAdam::local_phase_step(int64_t t) {
-  using train_detail::for_each_flat_piece;
+  using train_detail::apply_flat;
   const bool sync = t % local_step_interval_ == 0;
   last_comm_ = CommStats{};
   if (!sync) {
     // No collective runs on this step: only this rank can know (see step()).
     check_finite(t, "local step");
     for (auto& grp : groups_) grp.lrs += grp.lr;
-    for_each_flat_piece(groups_, [&](const FlatGroup& grp, const Param& param, size_t o,
-                                     int64_t begin, int64_t end) {
-      const Consts c(grp);
-      float* p = param.value.as<float>();
-      const float* g = param.grad.as<float>();
-      float* m = exp_avg_.data() + o;
-      const float* v = exp_avg_sq_.data() + o;
-      for (int64_t k = begin; k < end; ++k) {
-        m[k] = c.b1 * m[k] + c.omb1 * g[k];
-        const float den = std::sqrt(v[k]) + c.eps;
-        p[k] = p[k] + c.neg_lr * (m[k] / den + c.wd * p[k]);
-      }
-    });
+    apply_flat(
+        groups_, device_,
+        [](const FlatGroup& g) { return ZeroOneMomentumRule<false>{consts_of(g)}; }, grad_of,
+        std::array<float*, 2>{exp_avg_->data(), exp_avg_sq_->data()});
   } else {
     // The local step into the send buffer only (acc = p_new - p_sync, scaled by the
     // denominator), so a failed all-reduce leaves every rank unchanged; then
     // p = p_sync + a / den on every rank.
-    send_.resize(static_cast<size_t>(numel_));
-    for_each_flat_piece(groups_, [&](const FlatGroup& grp, const Param& param, size_t o,
-                                     int64_t begin, int64_t end) {
-      const Consts c(grp);
-      const float* p = param.value.as<float>();
-      const float* g = param.grad.as<float>();
-      for (int64_t k = begin; k < end; ++k) {
-        const float m = c.b1 * exp_avg_[o + k] + c.omb1 * g[k];
-        const float den = std::sqrt(exp_avg_sq_[o + k]) + c.eps;
-        const float p_new = p[k] + c.neg_lr * (m / den + c.wd * p[k]);
-        send_[o + k] = (p_new - sync_params_[o + k]) * den;
-      }
-    });
-    const auto t0 = Clock::now();
-    const auto report = onebit_->all_reduce(TensorView::of(send_.data(), numel_));
-    last_comm_ = train_detail::one_bit_comm_stats(
-        report, numel_, comm_.size(), std::chrono::duration<double>(Clock::now() - t0).count());
+    if (send_->numel() != numel_) *send_ = FlatBuffer(device_, numel_);
+    apply_flat(
+        groups_, device_, [](const FlatGroup& g) { return ZeroOneSyncSendRule{consts_of(g)}; },
+        grad_of,
+        std::array<float*, 4>{exp_avg_->data(), exp_avg_sq_->data(), sync_params_->data(),
+                              send_->data()});
+    all_reduce_send();
     for (auto& grp : groups_) grp.lrs += grp.lr;
-    for_each_flat_piece(groups_, [&](const FlatGroup& grp, const Param& param, size_t o,
-                                     int64_t begin, int64_t end) {
-      const Consts c(grp);
-      const auto lrs = static_cast<float>(grp.lrs);
-      float* p = param.value.as<float>();
-      for (int64_t k = begin; k < end; ++k) {
-        // The mask: a coordinate with v = 0 never had a gradient and did not move locally, but
-        // its all-reduced update is +-scale; keep it at p_sync.
-        const float a = exp_avg_sq_[o + k] > 0.0f ? send_[o + k] : 0.0f;
-        const float den = std::sqrt(exp_avg_sq_[o + k]) + c.eps;
-        p[k] = sync_params_[o + k] + a / den;
-        sync_params_[o + k] = p[k];
-        exp_avg_[o + k] = grp.lrs > 0 ? -(a / lrs) : 0.0f;
-      }
-    });
+    apply_flat(
+        groups_, device_,
+        [](const FlatGroup& g) {
+          ZeroOneSyncApplyRule r;
+          r.eps = static_cast<float>(g.eps);
+          r.lrs = static_cast<float>(g.lrs);
+          r.lrs_positive = g.lrs > 0;
+          return r;
+        },
+        [&](const Param& p, size_t o) {
+          return send_->view(static_cast<int64_t>(o), p.value.numel);
+        },
+        std::array<float*, 3>{exp_avg_->data(), exp_avg_sq_->data(), sync_params_->data()});
     for (auto& grp : groups_) grp.lrs = 0;
   }
   if (++local_step_counter_ == local_step_scaler_) {
@@ -276,8 +226,7 @@ OptionMap ZeroOneAdam::options(size_t group) const {
 }
 
 size_t ZeroOneAdam::state_bytes() const {
-  return (exp_avg_.size() + exp_avg_sq_.size() + sync_params_.size()) * sizeof(float) +
-         onebit_->state_bytes();
+  return 3 * static_cast<size_t>(numel_) * sizeof(float) + onebit_->state_bytes();
 }
 
 StateDict ZeroOneAdam::state_dict() const {
@@ -293,9 +242,9 @@ StateDict ZeroOneAdam::state_dict() const {
   for (size_t g = 0; g < groups_.size(); ++g) {
     sd.floats["group." + std::to_string(g) + ".lrs"] = groups_[g].lrs;
   }
-  train_detail::save_flat(exp_avg_, "exp_avg", &sd);
-  train_detail::save_flat(exp_avg_sq_, "exp_avg_sq", &sd);
-  train_detail::save_flat(sync_params_, "sync_params", &sd);
+  train_detail::save_flat(*exp_avg_, "exp_avg", &sd);
+  train_detail::save_flat(*exp_avg_sq_, "exp_avg_sq", &sd);
+  train_detail::save_flat(*sync_params_, "sync_params", &sd);
   return sd;
 }
 
@@ -336,9 +285,9 @@ void ZeroOneAdam::load_state_dict(const StateDict& sd) {
   std::vector<float> v = train_detail::load_flat(sd, "exp_avg_sq", numel_);
   std::vector<float> ps = train_detail::load_flat(sd, "sync_params", numel_);
   onebit_->load_state_dict(sd, "onebit.");  // last: leaves the errors unchanged on error
-  exp_avg_.swap(m);
-  exp_avg_sq_.swap(v);
-  sync_params_.swap(ps);
+  exp_avg_->assign(m);
+  exp_avg_sq_->assign(v);
+  sync_params_->assign(ps);
   for (size_t g = 0; g < groups_.size(); ++g) {
     groups_[g].lr = lr[g];
     groups_[g].lrs = lrs[g];

@@ -1,8 +1,9 @@
-// The communicating optimizers with CUDA parameters against the same optimizer on the CPU, byte
-// for byte: parameters after every step, from the warm-up into the compression phase (the
-// all-reduce on the GPU), and the state; a checkpoint saved on one device continues on the
-// other. Ranks are threads over local communicators sharing GPU 0 (the all-reduce's sign bytes
-// staged through the host); each rank's gradients differ, so the 1-bit all-reduce mixes them.
+// The communicating optimizers (onebit_adam, zero_one_adam, onebit_lamb) with CUDA parameters
+// against the same optimizer on the CPU, byte for byte: parameters after every step, across
+// their phase changes (the all-reduce on the GPU), and the state; a checkpoint saved on one
+// device continues on the other. Ranks are threads over local communicators sharing GPU 0 (the
+// all-reduce's sign bytes staged through the host); each rank's gradients differ, so the 1-bit
+// all-reduce mixes them.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -111,45 +112,73 @@ TEST(CudaOneBitOptimizer, OneBitAdamMatchesTheCpuAcrossTheFreeze) {
   }
 }
 
-// A non-finite gradient in the warm-up and in the compression phase: NumericalError naming the
-// element, parameters unchanged, as on the CPU.
-TEST(CudaOneBitOptimizer, NonFiniteGradientIsRefusedAsOnTheCpu) {
+// 0/1 Adam: variance steps (var_interval 1, then 2 after var_update_scaler=2 of them) and 1-bit
+// steps, the freeze after step 5 (p_sync copied, errors reset), then local steps and syncs as
+// local_step_interval grows 1, 2, 4; the checkpoint falls in the local phase.
+TEST(CudaOneBitOptimizer, ZeroOneAdamMatchesTheCpuAcrossItsPhases) {
   TERSE_SKIP_WITHOUT_GPU();
-  run_local_ranks(1, [&](Communicator& c) {
-    for (int at : {0, 3}) {
-      Model m(kSizes, Device::cuda(0));
-      auto opt = make(c, "onebit_adam:freeze_step=2", m);
-      for (int s = 0; s < at; ++s) {
-        set_grads(m, 0, s);
-        opt->step();
-      }
-      set_grads(m, 0, at);
-      m.g[1][17] = std::numeric_limits<float>::quiet_NaN();
-      cuda_copy(m.dg[1], m.g[1].data(), m.bytes(1));
-      m.fetch();
-      const std::vector<std::vector<float>> before = m.p;
-      try {
-        opt->step();
-        ADD_FAILURE() << "no throw at step " << at + 1;
-      } catch (const NumericalError& e) {
-        if (at == 0) {
-          EXPECT_NE(std::string(e.what()).find("at element 17"), std::string::npos) << e.what();
-        }
-      }
-      m.fetch();
-      EXPECT_EQ(m.p, before);
-      EXPECT_EQ(opt->step_count(), at);
-    }
-  });
+  for (int world : {1, 2}) {
+    expect_parity(world,
+                  "zero_one_adam:var_freeze_step=5,var_update_scaler=2,local_step_scaler=2,"
+                  "local_step_clipper=4,lr=0.01",
+                  13, 5);
+    expect_parity(world,
+                  "zero_one_adam:var_freeze_step=3,var_update_scaler=1,local_step_scaler=1,"
+                  "local_step_clipper=2,lr=0.01,weight_decay=0.01,defer_worker_error=false",
+                  6, 4);
+  }
 }
 
-TEST(CudaOneBitOptimizer, StillCpuOnlyOptimizersRefuseCudaParameters) {
+// 1-bit LAMB: the LAMB warm-up (per-tensor norms on the GPU in the CPU's order), then the
+// compression phase (the scaling coefficients at its first step, the fresh variance, the max
+// ratio, the weight-decay factor in group b only); the checkpoint falls in the compression phase.
+TEST(CudaOneBitOptimizer, OneBitLambMatchesTheCpuAcrossTheFreeze) {
   TERSE_SKIP_WITHOUT_GPU();
-  run_local_ranks(1, [&](Communicator& c) {
-    Model m(kSizes, Device::cuda(0));
-    EXPECT_THROW(make(c, "zero_one_adam:var_freeze_step=2", m), InvalidArgument);
-    EXPECT_THROW(make(c, "onebit_lamb:freeze_step=2", m), InvalidArgument);
-  });
+  for (int world : {1, 2}) {
+    expect_parity(world, "onebit_lamb:freeze_step=3,lr=0.01", 7, 3);
+    expect_parity(world,
+                  "onebit_lamb:freeze_step=2,lr=0.02,max_coeff=0.3,factor_threshold=0.5,"
+                  "defer_worker_error=false",
+                  2, 5);
+  }
+}
+
+// A non-finite gradient in the warm-up and in the compression (0/1 Adam: local, at a sync)
+// phase: NumericalError naming the element, parameters unchanged, as on the CPU.
+TEST(CudaOneBitOptimizer, NonFiniteGradientIsRefusedAsOnTheCpu) {
+  TERSE_SKIP_WITHOUT_GPU();
+  for (const char* spec : {"onebit_adam:freeze_step=2", "zero_one_adam:var_freeze_step=2",
+                           "onebit_lamb:freeze_step=2"}) {
+    run_local_ranks(1, [&](Communicator& c) {
+      for (int at : {0, 3}) {
+        Model m(kSizes, Device::cuda(0));
+        auto opt = make(c, spec, m);
+        for (int s = 0; s < at; ++s) {
+          set_grads(m, 0, s);
+          opt->step();
+        }
+        set_grads(m, 0, at);
+        m.g[1][17] = std::numeric_limits<float>::quiet_NaN();
+        cuda_copy(m.dg[1], m.g[1].data(), m.bytes(1));
+        m.fetch();
+        const std::vector<std::vector<float>> before = m.p;
+        const StateDict state = opt->state_dict();
+        try {
+          opt->step();
+          ADD_FAILURE() << spec << ": no throw at step " << at + 1;
+        } catch (const NumericalError& e) {
+          if (at == 0) {
+            EXPECT_NE(std::string(e.what()).find("at element 17"), std::string::npos)
+                << spec << ": " << e.what();
+          }
+        }
+        m.fetch();
+        EXPECT_EQ(m.p, before) << spec << " at step " << at + 1;
+        EXPECT_EQ(opt->step_count(), at) << spec;
+        EXPECT_TRUE(opt->state_dict() == state) << spec << " at step " << at + 1;
+      }
+    });
+  }
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // `terse train --device cuda` through the library: the model, the buckets, the optimizer and the
 // parameter EMA on the GPU, against the same run on the CPU (expect_close_runs); a GPU run
-// against itself (resume) is exact. The language model's GPU run is in lm_test.cc. Skipped, saying
-// so, without a GPU; the refusals run everywhere.
+// against itself (resume) is exact; the communicating optimizers (onebit_adam, zero_one_adam,
+// onebit_lamb) too. The language model's GPU run is in lm_test.cc. Skipped, saying so, without a
+// GPU; the refusals run everywhere.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -201,6 +202,44 @@ TEST(CudaTrainer, OneBitAdamOnTheGpuResumesExactly) {
   EXPECT_EQ(p.resumed.summary.final_test_accuracy, p.full.summary.final_test_accuracy);
 }
 
+// 0/1 Adam on the GPU across all its phases: variance steps (dense) and 1-bit steps, the freeze
+// at step 8, then local steps and syncs with a growing interval (local_step_scaler=4), as the
+// CPU run, the same bytes on the wire every step.
+const char* const kZeroOneAdam =
+    "zero_one_adam:lr=0.001,var_freeze_step=8,var_update_scaler=2,local_step_scaler=4,"
+    "local_step_clipper=4,eps=1e-3";
+
+TEST(CudaTrainer, ZeroOneAdamMatchesTheCpuRun) {
+  TERSE_SKIP_WITHOUT_GPU();
+  TrainConfig c = small_config();
+  c.optimizer = kZeroOneAdam;
+  expect_close_runs(c, 2);
+}
+
+// Its state (m, v, p_sync, the errors and the counters) goes through the checkpoint, which falls
+// in its local phase: the resumed GPU run equals the uninterrupted one.
+TEST(CudaTrainer, ZeroOneAdamOnTheGpuResumesExactly) {
+  TERSE_SKIP_WITHOUT_GPU();
+  TrainConfig c = on_cuda(small_config());
+  c.optimizer = kZeroOneAdam;
+  const ResumePair p = run_straight_and_resumed(c, "cuda_zero_one", 2);
+  EXPECT_EQ(deterministic(p.first.metrics_path), deterministic(p.straight.metrics_path));
+  const Checkpoint a = load_latest(p.straight.checkpoint_dir);
+  const Checkpoint b = load_latest(p.first.checkpoint_dir);
+  EXPECT_TRUE(a.sections.at("optimizer") == b.sections.at("optimizer"));
+  EXPECT_EQ(p.resumed.summary.final_test_accuracy, p.full.summary.final_test_accuracy);
+}
+
+// 1-bit LAMB on the GPU: the LAMB warm-up (per-tensor trust ratios from GPU norms), then the
+// compression phase (scaling coefficients, 1-bit momenta, fresh variance, the factor), as the CPU
+// run.
+TEST(CudaTrainer, OneBitLambMatchesTheCpuRun) {
+  TERSE_SKIP_WITHOUT_GPU();
+  TrainConfig c = small_config();
+  c.optimizer = "onebit_lamb:lr=0.01,freeze_step=8,weight_decay=0.01";
+  expect_close_runs(c, 2);
+}
+
 void expect_refused(const TrainConfig& c, const std::string& needle) {
   try {
     run(c, 1);
@@ -210,14 +249,13 @@ void expect_refused(const TrainConfig& c, const std::string& needle) {
   }
 }
 
+// Every optimizer runs on the GPU now; what is still refused: NCCL without --device cuda, an
+// unknown device.
 TEST(CudaTrainer, RefusesWhatDoesNotRunOnTheGpu) {
-  TrainConfig c = on_cuda(small_config());
-  c.optimizer = "zero_one_adam:var_freeze_step=4";
-  expect_refused(c, "runs on the CPU only so far");
-  c.optimizer = "onebit_lamb:freeze_step=4";
-  expect_refused(c, "runs on the CPU only so far");
-  c = small_config();
+  TrainConfig c = small_config();
   c.backend = "nccl";
+  expect_refused(c, "pass --device cuda with it");
+  c.optimizer = "zero_one_adam:var_freeze_step=4";
   expect_refused(c, "pass --device cuda with it");
   c = small_config();
   c.device = "tpu";

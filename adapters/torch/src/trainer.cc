@@ -75,14 +75,6 @@ void validate(const TrainConfig& c) {
   TERSE_CHECK(c.backend != "nccl" || c.device == "cuda", InvalidArgument,
               "the nccl backend all-reduces GPU memory; pass --device cuda with it, or use "
               "--backend mpi on the CPU");
-  if (c.device == "cuda") {
-    const std::string name = OptimizerSpec::parse(c.optimizer).name;
-    TERSE_CHECK(!is_communicating_optimizer(name) || communicating_optimizer_on_gpu(name),
-                InvalidArgument, "--optimizer ", name,
-                " runs on the CPU only so far (its local steps are host code); pass --device cpu, "
-                "or train on the GPU with --optimizer onebit_adam or --compress dgc, topk or "
-                "another compressor");
-  }
 }
 
 // The GPU of this rank for --device cuda: its local rank modulo the GPUs it sees (ranks that

@@ -18,10 +18,12 @@
 #include "terse/kernels/muon_adam_rule.h"
 #include "terse/kernels/muon_update_rule.h"
 #include "terse/kernels/one_bit_adam_rules.h"
+#include "terse/kernels/one_bit_lamb_rules.h"
 #include "terse/kernels/sgd_rule.h"
 #include "terse/kernels/sgd_sai_rule.h"
 #include "terse/kernels/spam_rule.h"
 #include "terse/kernels/tensor_task.h"
+#include "terse/kernels/zero_one_adam_rules.h"
 
 namespace terse {
 
@@ -71,7 +73,17 @@ void cuda_synchronize();
   X(FrugalAdamRule)             \
   X(FrugalInactiveRule)         \
   X(OneBitMomentumRule)         \
-  X(OneBitAdamUpdateRule)
+  X(OneBitAdamUpdateRule)       \
+  X(ZeroOneVarianceRule)        \
+  X(ZeroOneMomentumRule<true>)  \
+  X(ZeroOneMomentumRule<false>) \
+  X(ZeroOneSyncSendRule)        \
+  X(ZeroOneSyncApplyRule)       \
+  X(OneBitLambWarmupRule)       \
+  X(OneBitLambUpdateRule)       \
+  X(OneBitLambMomentumRule)     \
+  X(OneBitLambFreshRule)        \
+  X(OneBitLambPrelimRule)
 // clang-format on
 #define TERSE_CUDA_MTA_EXTERN(R) \
   extern template void cuda_multi_tensor_apply(const std::vector<CudaTensorTask<R>>&);

@@ -12,6 +12,7 @@
 namespace terse {
 namespace train_detail {
 struct FlatGroup;
+class FlatBuffer;
 }  // namespace train_detail
 
 // 1-bit LAMB (Li, Awan, Tang, Rajbhandari, Zhang, He, "1-bit LAMB: Communication Efficient
@@ -35,16 +36,30 @@ struct FlatGroup;
 // Options: lr 1e-3, betas 0.9/0.999, eps 1e-8, weight_decay 0 (these four per group),
 // freeze_step (required, > 0), max_coeff 10, min_coeff 0.01, coeff_beta 0.9, factor_max 4,
 // factor_min 0.5, factor_threshold 0.1.
+// Every ||.|| is the square root of a double sum of squares in the fixed order of
+// terse/kernels/fixed_order_sum.h (the order a vectorised CPU loop and a parallel GPU reduction
+// both follow), per tensor.
 // Differences from DeepSpeed: no dry-run first step; the errors, the scaling coefficients and
 // every per-tensor scalar are checkpointed (resume is exact); with one rank the momentum is
 // still 1-bit compressed (DeepSpeed skips the all-reduce); a zero momentum tensor gets s = 1
-// and ||u|| = 0 gives r = 1 where DeepSpeed divides by zero; no momentum mask; f32 CPU only.
+// and ||u|| = 0 gives r = 1 where DeepSpeed divides by zero; the momentum mask is automatic
+// (coordinates whose v is exactly 0 after the warm-up keep m = 0); parameters and gradients must
+// be f32, all on the CPU or all on one GPU.
+// On the GPU (CUDA parameters): m, v, v_fresh, the scratch buffers and the all-reduce's errors
+// live in that GPU's memory; the element-wise passes run in the CUDA multi-tensor executor with
+// the CPU's Rules (one_bit_lamb_rules.h), the norms and maxima in cuda_flat_reduce.h's
+// reductions (the CPU's order, so the same bits; a few doubles per tensor come back to the host
+// for the trust ratios) and the all-reduce on the GPU: every step gives the CPU's bits.
+// state_dict holds host copies; load_state_dict puts the state where the parameters are, so a
+// checkpoint moves between devices.
 // State per parameter: m, v, v_fresh (12 bytes) plus the errors (4 + 4/W bytes, padded) and
-// three doubles per tensor (c_freeze, last_f, s).
+// three doubles per tensor (c_freeze, last_f, s); scratch: two flat f32 buffers (8 bytes per
+// parameter, not counted by state_bytes()). Element-wise passes run on cpu_threads() threads
+// (results do not depend on the thread count).
 class OneBitLamb final : public CommunicatingOptimizer {
  public:
   // Throws InvalidArgument for an unknown or bad option (naming option, value and range), a
-  // missing freeze_step, or parameters not f32 on the CPU.
+  // missing freeze_step, or parameters not f32 or on more than one device.
   OneBitLamb(Communicator& comm, const OptionMap& options, std::vector<ParamGroup> groups);
   ~OneBitLamb() override;
 
@@ -82,6 +97,12 @@ class OneBitLamb final : public CommunicatingOptimizer {
 
   void warmup_step(int64_t t);
   void compression_step(int64_t t);
+  // p += -lr * coeffs[j] * u for every tensor j (the last pass of every step).
+  void apply_update(const std::vector<double>& coeffs);
+  // The index in group order of parameter i of `g`.
+  size_t tensor_index(const train_detail::FlatGroup& g, size_t i) const;
+  // Allocates a scratch buffer of numel_ floats on device_ at its first use.
+  void ensure(std::unique_ptr<train_detail::FlatBuffer>& buffer) const;
   const train_detail::FlatGroup& group_at(size_t group, const char* caller) const;
 
   Communicator& comm_;
@@ -92,9 +113,15 @@ class OneBitLamb final : public CommunicatingOptimizer {
   int64_t numel_ = 0;
   int64_t step_count_ = 0;
   bool scaling_ready_ = false;
-  std::vector<float> exp_avg_;
-  std::vector<float> exp_avg_sq_;
-  std::vector<float> exp_avg_sq_fresh_;
+  Device device_;                     // where the parameters and the state are
+  std::vector<size_t> first_tensor_;  // per group, the index of its first tensor
+  std::unique_ptr<train_detail::FlatBuffer> exp_avg_;
+  std::unique_ptr<train_detail::FlatBuffer> exp_avg_sq_;
+  std::unique_ptr<train_detail::FlatBuffer> exp_avg_sq_fresh_;
+  // Scratch (numel_ floats from their first use, not state): the send buffer (then each
+  // element's ratio, then m / (sqrt(v) + eps)) and u, whose per-tensor norms the step needs.
+  std::unique_ptr<train_detail::FlatBuffer> send_;
+  std::unique_ptr<train_detail::FlatBuffer> scratch_;
   std::vector<TensorState> tensors_;
   std::vector<double> last_coeffs_;
   std::unique_ptr<OneBitAllReduce> onebit_;

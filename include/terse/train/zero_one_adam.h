@@ -12,6 +12,7 @@
 namespace terse {
 namespace train_detail {
 struct FlatGroup;
+class FlatBuffer;
 }  // namespace train_detail
 
 // 0/1 Adam (Lu, Li, Zhang, De Sa, He, "Maximizing Communication Efficiency for Large-scale
@@ -44,14 +45,21 @@ struct FlatGroup;
 // saved and restored (resume is exact); the flat buffer is reduced once per step instead of per
 // tensor; the variance phase ends after step var_freeze_step (DeepSpeed sets its freeze flag after
 // the step whose count exceeds var_freeze_step); with lrs = 0 at a sync (lr was 0) m is set to 0
-// instead of 0/0; no momentum mask, no non_freeze groups; f32 CPU parameters only.
+// instead of 0/0; the momentum mask is automatic (coordinates whose v is exactly 0 keep m = 0 on
+// the 1-bit steps and stay at p_sync at syncs); no non_freeze groups; parameters and gradients
+// must be f32, all on the CPU or all on one GPU.
+// On the GPU (CUDA parameters): m, v, p_sync, the send buffer and the all-reduce's errors live in
+// that GPU's memory; the element-wise passes run in the CUDA multi-tensor executor with the CPU's
+// Rules (zero_one_adam_rules.h) and the all-reduce on the GPU, so every step gives the CPU's
+// bits. state_dict holds host copies; load_state_dict puts the state where the parameters are,
+// so a checkpoint moves between devices.
 // State per parameter: m, v, p_sync (12 bytes) plus the errors (4 + 4/W bytes, padded); a
 // 4-byte send buffer once it first communicates (scratch). Element-wise passes run on
 // cpu_threads() threads (results do not depend on the thread count).
 class ZeroOneAdam final : public CommunicatingOptimizer {
  public:
   // Throws InvalidArgument as OneBitAdam does (unknown or bad option naming option, value and
-  // range; missing var_freeze_step; parameters not f32 on the CPU).
+  // range; missing var_freeze_step; parameters not f32, or on more than one device).
   ZeroOneAdam(Communicator& comm, const OptionMap& options, std::vector<ParamGroup> groups);
   ~ZeroOneAdam() override;
 
@@ -87,6 +95,8 @@ class ZeroOneAdam final : public CommunicatingOptimizer {
   void variance_phase_step(int64_t t);
   void local_phase_step(int64_t t);
   void check_finite(int64_t t, const char* phase) const;
+  // All-reduces send_ in place and records last_comm_.
+  OneBitAllReduceReport all_reduce_send();
   const train_detail::FlatGroup& group_at(size_t group, const char* caller) const;
 
   Communicator& comm_;
@@ -101,12 +111,14 @@ class ZeroOneAdam final : public CommunicatingOptimizer {
   int64_t var_counter_ = 0;
   int64_t local_step_interval_ = 1;
   int64_t local_step_counter_ = 0;
-  std::vector<float> exp_avg_;
-  std::vector<float> exp_avg_sq_;
-  std::vector<float> sync_params_;  // p at the end of the variance phase, then at each sync
+  Device device_;  // where the parameters and the state are
+  std::unique_ptr<train_detail::FlatBuffer> exp_avg_;
+  std::unique_ptr<train_detail::FlatBuffer> exp_avg_sq_;
+  // p at the end of the variance phase, then at each sync.
+  std::unique_ptr<train_detail::FlatBuffer> sync_params_;
   // Send buffer of the 1-bit steps and syncs (numel_ floats from the first; scratch, not
   // state): a failed all-reduce leaves m and p unchanged.
-  std::vector<float> send_;
+  std::unique_ptr<train_detail::FlatBuffer> send_;
   std::unique_ptr<OneBitAllReduce> onebit_;
   CommStats last_comm_;
 };

@@ -19,6 +19,7 @@
 #include "one_bit_reference.h"
 #include "terse/comm/local_communicator.h"
 #include "terse/core/error.h"
+#include "terse/kernels/fixed_order_sum.h"
 #include "terse/train/communicating_optimizer.h"
 
 namespace terse {
@@ -92,6 +93,11 @@ OptionMap options() {
   return {{"lr", "0.01"}, {"freeze_step", std::to_string(kFreeze)}, {"weight_decay", "0.01"}};
 }
 
+// ||x||^2 over [o, o + n) of x in the documented fixed order.
+double sq(const Vec& x, size_t o, size_t n) {
+  return fixed_sum::host_sum(x.data() + o, static_cast<int64_t>(n), fixed_sum::Term::kSquare);
+}
+
 // The documented formulas, in OneBitLamb's float / double order.
 struct Ref {
   int w;
@@ -126,14 +132,13 @@ struct Ref {
       size_t o = 0;
       for (size_t j = 0; j < 4; ++j) {
         const auto n = static_cast<size_t>(kSizes[j]);
-        double wsq = 0, usq = 0;
+        Vec us(p.size(), 0.0f);
         for (size_t i = o; i < o + n; ++i) {
           m[i] = b1 * m[i] + omb1 * g[i];
           v[i] = b2 * v[i] + omb2 * (g[i] * g[i]);
-          const float ui = u(i);
-          wsq += static_cast<double>(p[i]) * p[i];
-          usq += static_cast<double>(ui) * ui;
+          us[i] = u(i);
         }
+        const double wsq = sq(p, o, n), usq = sq(us, o, n);
         if (t == kFreeze) std::copy(v.begin() + o, v.begin() + o + n, vf.begin() + o);
         double c = 1.0;
         if (wsq > 0 && usq > 0) c = std::clamp(std::sqrt(wsq) / std::sqrt(usq), 0.01, 10.0);
@@ -149,11 +154,8 @@ struct Ref {
       double sum = 0;
       size_t o = 0;
       for (size_t j = 0; j < 4; ++j) {
-        double sq = 0;
-        for (size_t i = o; i < o + static_cast<size_t>(kSizes[j]); ++i) {
-          sq += static_cast<double>(m[i]) * m[i];
-        }
-        rms[j] = std::sqrt(sq) / std::sqrt(static_cast<double>(kSizes[j]));
+        const double msq = sq(m, o, static_cast<size_t>(kSizes[j]));
+        rms[j] = std::sqrt(msq) / std::sqrt(static_cast<double>(kSizes[j]));
         sum += rms[j];
         o += static_cast<size_t>(kSizes[j]);
       }
@@ -176,7 +178,7 @@ struct Ref {
     for (size_t j = 0; j < 4; ++j) {
       const auto n = static_cast<size_t>(kSizes[j]);
       float max_ratio = 0;
-      double psq = 0, usq = 0;
+      Vec pres(p.size(), 0.0f), us(p.size(), 0.0f);
       for (size_t i = o; i < o + n; ++i) {
         const float m_new = a[i] / static_cast<float>(s[j]);
         const float gr = (m_new - m[i] * b1) / omb1;
@@ -184,11 +186,10 @@ struct Ref {
         m[i] = m_new;
         const float den = std::sqrt(v[i]) + eps;
         max_ratio = std::max(max_ratio, den / (std::sqrt(vf[i]) + eps));
-        const float pre = m_new / den;
-        const float ui = pre + wd * p[i];
-        psq += static_cast<double>(pre) * pre;
-        usq += static_cast<double>(ui) * ui;
+        pres[i] = m_new / den;
+        us[i] = pres[i] + wd * p[i];
       }
+      const double psq = sq(pres, o, n), usq = sq(us, o, n);
       double f = max_ratio;
       const double r = std::min(1.0, std::sqrt(psq) / std::sqrt(usq));
       f = f * r + (1.0 - r);
