@@ -116,8 +116,8 @@ int main() {
               time_us([&] { gather_kernel<<<1024, 256>>>(sample, ms, 0, 1, sample + 0); }));
   std::printf("stream-read 25.6M floats: %.2f us\n",
               time_us([&] { stream_kernel<<<132 * 8, 256>>>((const float4*)x, n / 4, sample); }));
-  const int grid = std::min<int64_t>(per_sm * sms, (ms + 511) / 512);
   unsigned tag = 0;
+  for (int grid : {66, 132, 198, 264})
   for (int variant = 0; variant < 3; ++variant) {
     RadixJob job{};
     if (variant == 0) job = {{x, ms, 7, stride, sample, nullptr}, 256, 0, 1, 1, 1};
