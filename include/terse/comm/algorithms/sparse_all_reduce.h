@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -129,7 +130,8 @@ class SparseAllReduce : public Algorithm {
   };
 
   explicit SparseAllReduce(Communicator& comm) : SparseAllReduce(comm, Options()) {}
-  SparseAllReduce(Communicator& comm, Options options) : Algorithm(comm), options_(options) {}
+  SparseAllReduce(Communicator& comm, Options options);
+  ~SparseAllReduce() override;
 
   const char* name() const override { return "sparse_all_reduce"; }
   const Options& options() const { return options_; }
@@ -160,16 +162,25 @@ class SparseAllReduce : public Algorithm {
   static int64_t fixed_min_budget(int world);
 
  private:
-  // The two modes on host pairs (`mine`; out on the CPU or a GPU), given run()'s verdict on
-  // this rank's arguments ("" when usable).
+  struct DeviceBuffers;
+  // The two modes, given run()'s verdict on this rank's arguments ("" when usable). Phase 0 runs
+  // here on either device; on CUDA views the rest runs in the *_device members.
   SparseAllReduceReport run_water_fill(const SparseVector& mine, int64_t budget, TensorView out,
                                        const std::string& arg_error);
   SparseAllReduceReport run_fixed(const SparseVector& mine, int64_t budget, TensorView out,
                                   const std::string& arg_error);
-  void rebalance(const std::vector<int32_t>& selected, int64_t numel);
+  // Phases 1 to 4 on the GPU of `out`, after phase 0 passed on every rank
+  // (sparse_all_reduce_device.cc).
+  SparseAllReduceReport water_fill_device(const SparseVector& mine, int64_t budget, TensorView out);
+  SparseAllReduceReport fixed_device(const SparseVector& mine, int64_t budget, TensorView out);
+  DeviceBuffers& device_buffers();
+  // New boundaries from the s gathered indices: picks[r - 1] is the one at position
+  // r * s / N (sparse_all_reduce_detail::rebalance_positions).
+  void rebalance(int64_t s, const std::vector<int64_t>& picks, int64_t numel);
 
   Options options_;
   std::vector<int64_t> boundaries_;
+  std::unique_ptr<DeviceBuffers> dev_;
 };
 
 }  // namespace terse
