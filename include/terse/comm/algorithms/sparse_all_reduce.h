@@ -69,9 +69,10 @@ struct SparseAllReduceReport : AlgorithmReport {
 // header or in a received block) -> CorruptData on every rank that sees it, naming the rank that
 // sent it.
 // N == 1: the result is the top-k of my own pairs; no messages.
-// CUDA views (the pairs and out on one GPU): my pairs are copied to the host, the steps above run
-// there with the same code, and out is written on the GPU, so every result is the CPU's bit for
-// bit (docs/collectives.md, "On the GPU").
+// CUDA views (the pairs and out on one GPU): every step above runs on that GPU (the pairs move in
+// GPU memory on NCCL, through host copies on a host communicator; the host sees only the control
+// words, the counts and the block verdicts), with every result the CPU's bit for bit
+// (docs/collectives.md, "On the GPU").
 //
 // Options::quota = Quota::kFixed: the same three phases with no per-peer control word, so the
 // bytes per rank do not grow with N. Every range r has the fixed share c_r of the budget k
