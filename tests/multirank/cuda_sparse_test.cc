@@ -1,6 +1,6 @@
 // SparseAllGather and SparseAllReduce on CUDA views under mpiexec (docs/collectives.md, "On the
 // GPU"): on the MPI communicator (ranks may share a GPU: the pairs are staged through the host)
-// and on NCCL (one GPU per rank: the SparseAllGather pairs move in GPU memory), against the same
+// and on NCCL (one GPU per rank: the pairs of both move in GPU memory), against the same
 // algorithms on host views over MPI, bit for bit; a bad index and host views on NCCL refused on
 // every rank. CTest: multirank.sparse_gpu (-n 4, MPI; NCCL skips without 4 GPUs) and
 // multirank.sparse_nccl_1 / _2. Every test skips, saying why, without a GPU.
@@ -104,18 +104,21 @@ void gather_matches_cpu(Communicator& gpu_comm, bool allow_fallback) {
   }
 }
 
-// SparseAllReduce over `gpu_comm` on CUDA views against the CPU over MPI, two steps each.
+// SparseAllReduce over `gpu_comm` on CUDA views against the CPU over MPI, three steps each.
+// Pattern 4: values on a grid of 1/4 (many equal |sum|: the budget cuts through ties).
 void reduce_matches_cpu(Communicator& gpu_comm) {
   const int me = g_mpi->rank();
   const int64_t numel = 4097;
   for (const auto quota : {SparseAllReduce::Quota::kWaterFill, SparseAllReduce::Quota::kFixed}) {
     for (const int64_t budget : {int64_t{60}, numel}) {
-      for (int pattern = 0; pattern < 4; ++pattern) {
+      for (int pattern = 0; pattern < 5; ++pattern) {
         SparseAllReduce::Options opt;
         opt.quota = quota;
         SparseAllReduce on_cpu(*g_mpi, opt), on_gpu(gpu_comm, opt);
-        for (int step = 0; step < 2; ++step) {
-          const Pairs p = pairs_for(me, numel, pattern, 77 + static_cast<uint64_t>(step));
+        for (int step = 0; step < 3; ++step) {
+          const uint64_t salt = 77 + static_cast<uint64_t>(step);
+          const Pairs p = pattern == 4 ? make_pairs(me, numel, 0.3, salt, true)
+                                       : pairs_for(me, numel, pattern, salt);
           std::vector<float> cpu(static_cast<size_t>(numel));
           const SparseAllReduceReport rc =
               on_cpu.run(p.view(), budget, TensorView::of(cpu.data(), numel));
@@ -127,6 +130,7 @@ void reduce_matches_cpu(Communicator& gpu_comm) {
               ", step " + std::to_string(step);
           EXPECT_EQ(first_bit_difference(d.result(), cpu), -1) << what;
           EXPECT_EQ(rg.kept, rc.kept) << what;
+          EXPECT_EQ(rg.selected, rc.selected) << what;
           EXPECT_EQ(rg.bytes_sent, rc.bytes_sent) << what;
           EXPECT_EQ(on_gpu.boundaries(), on_cpu.boundaries()) << what;
         }

@@ -1,9 +1,11 @@
 // SparseAllGather and SparseAllReduce on CUDA views (docs/collectives.md, "On the GPU") against
 // the same algorithms on host views, bit for bit: threads-as-ranks worlds of 1, 2 and 4 ranks
 // sharing one GPU (a host communicator: the pairs are staged through the host), every rank's
-// out, report, kept flags and boundaries; and the errors (a bad index on one rank, numel
-// mismatch, a NaN, data corrupted on the wire) with the CPU's type and message on every rank,
-// and the GPU path's own argument checks. Skipped, saying why, without a GPU.
+// out, report, kept flags and boundaries over several steps; SparseAllReduce's selection with
+// ties at the budget's boundary and with empty ranks and worlds; and the errors (a bad index on
+// one rank, numel mismatch, a NaN, data corrupted on the wire in either phase) with the CPU's
+// type and message on every rank and out untouched, and the GPU path's own argument checks.
+// Skipped, saying why, without a GPU.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -36,8 +38,10 @@ using ::testing::HasSubstr;
 using testing::make_pairs;
 using testing::Outcome;
 using testing::Pairs;
+using testing::PatchingCommunicator;
 using testing::reference;
 using testing::run_each;
+using testing::run_on;
 
 constexpr int kDevice = 0;
 const Device kGpu = Device::cuda(kDevice);
@@ -403,18 +407,41 @@ ReduceRun run_reduce(int world, int64_t numel, const std::vector<std::vector<Pai
   return g;
 }
 
+// Every step's out, report (kept flags included) and boundaries on every rank, bit for bit.
+void expect_same_runs(const ReduceRun& gpu, const ReduceRun& cpu, const std::string& what) {
+  ASSERT_EQ(gpu.out.size(), cpu.out.size()) << what;
+  for (size_t s = 0; s < cpu.out.size(); ++s) {
+    for (size_t r = 0; r < cpu.out[s].size(); ++r) {
+      const std::string at = what + ", step " + std::to_string(s) + ", rank " + std::to_string(r);
+      EXPECT_EQ(first_bit_difference(gpu.out[s][r], cpu.out[s][r]), -1) << at;
+      const SparseAllReduceReport& a = gpu.report[s][r];
+      const SparseAllReduceReport& b = cpu.report[s][r];
+      EXPECT_STREQ(a.path, b.path) << at;
+      EXPECT_EQ(a.kept, b.kept) << at;
+      EXPECT_EQ(a.dropped, b.dropped) << at;
+      EXPECT_EQ(a.selected, b.selected) << at;
+      EXPECT_EQ(a.sent_pairs_phase1, b.sent_pairs_phase1) << at;
+      EXPECT_EQ(a.sent_pairs_phase3, b.sent_pairs_phase3) << at;
+      EXPECT_EQ(a.bytes_control, b.bytes_control) << at;
+      EXPECT_EQ(a.bytes_sent, b.bytes_sent) << at;
+      EXPECT_EQ(a.bytes_dense, b.bytes_dense) << at;
+      EXPECT_EQ(gpu.boundaries[s][r], cpu.boundaries[s][r]) << at;
+    }
+  }
+}
+
 TEST(CudaSparseAllReduce, EqualsTheCpuBitForBit) {
   TERSE_SKIP_WITHOUT_GPU();
   uint64_t salt = 100;
   int64_t dropped = 0, selected = 0;
   for (const int world : {1, 2, 4}) {
-    for (const int64_t numel : {int64_t{1}, int64_t{4097}}) {
+    for (const int64_t numel : {int64_t{1}, int64_t{4097}, int64_t{100003}}) {
       for (const auto quota :
            {SparseAllReduce::Quota::kWaterFill, SparseAllReduce::Quota::kFixed}) {
         for (const bool average : {false, true}) {
           for (const int64_t budget : {numel / 40 + 1, numel}) {
             for (int pattern = 0; pattern < 4; ++pattern) {
-              std::vector<std::vector<Pairs>> steps(2);
+              std::vector<std::vector<Pairs>> steps(3);
               for (auto& s : steps) {
                 for (int r = 0; r < world; ++r) s.push_back(pairs_for(r, numel, pattern, salt));
                 ++salt;
@@ -429,23 +456,9 @@ TEST(CudaSparseAllReduce, EqualsTheCpuBitForBit) {
                   (quota == SparseAllReduce::Quota::kFixed ? ", fixed" : ", water-fill") +
                   (average ? ", average" : ", sum") + ", budget " + std::to_string(budget) +
                   ", pattern " + std::to_string(pattern);
-              for (size_t s = 0; s < steps.size(); ++s) {
-                for (size_t r = 0; r < static_cast<size_t>(world); ++r) {
-                  const std::string at =
-                      what + ", step " + std::to_string(s) + ", rank " + std::to_string(r);
-                  EXPECT_EQ(first_bit_difference(gpu.out[s][r], cpu.out[s][r]), -1) << at;
-                  const SparseAllReduceReport& a = gpu.report[s][r];
-                  const SparseAllReduceReport& b = cpu.report[s][r];
-                  EXPECT_STREQ(a.path, b.path) << at;
-                  EXPECT_EQ(a.kept, b.kept) << at;
-                  EXPECT_EQ(a.dropped, b.dropped) << at;
-                  EXPECT_EQ(a.selected, b.selected) << at;
-                  EXPECT_EQ(a.sent_pairs_phase1, b.sent_pairs_phase1) << at;
-                  EXPECT_EQ(a.sent_pairs_phase3, b.sent_pairs_phase3) << at;
-                  EXPECT_EQ(a.bytes_control, b.bytes_control) << at;
-                  EXPECT_EQ(a.bytes_sent, b.bytes_sent) << at;
-                  EXPECT_EQ(a.bytes_dense, b.bytes_dense) << at;
-                  EXPECT_EQ(gpu.boundaries[s][r], cpu.boundaries[s][r]) << at;
+              expect_same_runs(gpu, cpu, what);
+              for (const auto& step : gpu.report) {
+                for (const SparseAllReduceReport& a : step) {
                   dropped += a.dropped;
                   selected += a.selected;
                 }
@@ -488,6 +501,211 @@ TEST(CudaSparseAllReduce, BadInputsFailEveryRankAsOnTheCpu) {
         4, [&](int r) { return make_pairs(r, numel, 0.05, 9); },
         [&](int r) { return r == 3 ? numel + 1 : numel; }, run);
     expect_same_outcomes(o, "InvalidArgument", "numel mismatch");
+  }
+}
+
+// The water-filled selection of `out` (kSum, step pairs `all`, ranges `bounds`), checked apart
+// from both algorithms: per range, every selected index (out != 0) ranks above every unselected
+// candidate of non-zero sum by (|sum|, then the lower index). Returns the ranges where the budget
+// cut through a tie (a selected and an unselected candidate of equal |sum|).
+int64_t check_selection_rule(const std::vector<Pairs>& all, const std::vector<float>& out,
+                             const std::vector<int64_t>& bounds, const std::string& what) {
+  const std::vector<float> sum = reference(all, static_cast<int64_t>(out.size()), false);
+  std::vector<uint8_t> candidate(out.size(), 0);
+  for (const Pairs& p : all) {
+    for (const int32_t i : p.indices) candidate[static_cast<size_t>(i)] = 1;
+  }
+  int64_t ties = 0;
+  for (size_t r = 0; r + 1 < bounds.size(); ++r) {
+    // The lowest-ranked selected and the highest-ranked unselected: (|sum|, -index).
+    int64_t low_sel = -1, high_unsel = -1;
+    auto above = [&](int64_t i, int64_t j) {  // i ranks above j
+      const float ai = std::fabs(sum[static_cast<size_t>(i)]);
+      const float aj = std::fabs(sum[static_cast<size_t>(j)]);
+      return ai > aj || (ai == aj && i < j);
+    };
+    for (int64_t i = bounds[r]; i < bounds[r + 1]; ++i) {
+      const auto ui = static_cast<size_t>(i);
+      if (!candidate[ui] || sum[ui] == 0.0f) continue;
+      if (out[ui] != 0.0f) {
+        EXPECT_EQ(out[ui], sum[ui]) << what << ": index " << i;
+        if (low_sel < 0 || above(low_sel, i)) low_sel = i;
+      } else if (high_unsel < 0 || above(i, high_unsel)) {
+        high_unsel = i;
+      }
+    }
+    if (low_sel < 0 || high_unsel < 0) continue;
+    EXPECT_TRUE(above(low_sel, high_unsel))
+        << what << ", range " << r << ": selected " << low_sel << " (|sum| "
+        << std::fabs(sum[static_cast<size_t>(low_sel)]) << ") ranks below unselected " << high_unsel
+        << " (|sum| " << std::fabs(sum[static_cast<size_t>(high_unsel)]) << ")";
+    if (std::fabs(sum[static_cast<size_t>(low_sel)]) ==
+        std::fabs(sum[static_cast<size_t>(high_unsel)])) {
+      ++ties;
+    }
+  }
+  return ties;
+}
+
+// Values on a grid of 1/4 in [-4, 4] (make_pairs' exact mode): many sums share |sum| (zero
+// included), so the budget cuts through ties in phase 2, and in the fixed mode through ties of
+// |value| in phase 1, where the lower index must win. Steps: every rank holds pairs; the last
+// rank holds none; no rank holds any; pairs again on the rebalanced ranges.
+TEST(CudaSparseAllReduce, TiesAtTheBudgetAndEmptyRanksAsOnTheCpu) {
+  TERSE_SKIP_WITHOUT_GPU();
+  const int64_t numel = 20011;
+  uint64_t salt = 900;
+  int64_t ties = 0, dropped = 0;
+  for (const int world : {1, 2, 4}) {
+    for (const auto quota : {SparseAllReduce::Quota::kWaterFill, SparseAllReduce::Quota::kFixed}) {
+      for (const int64_t budget : {int64_t{1}, int64_t{37}, numel / 50, numel / 7}) {
+        std::vector<std::vector<Pairs>> steps(4);
+        for (size_t s = 0; s < steps.size(); ++s) {
+          for (int r = 0; r < world; ++r) {
+            const bool empty = s == 2 || (s == 1 && r == world - 1);
+            steps[s].push_back(empty ? Pairs{} : make_pairs(r, numel, 0.05 + 0.1 * r, salt, true));
+            ++salt;
+          }
+        }
+        SparseAllReduce::Options opt;
+        opt.reduction = SparseReduction::kSum;
+        opt.quota = quota;
+        const ReduceRun cpu = run_reduce(world, numel, steps, budget, opt, false);
+        const ReduceRun gpu = run_reduce(world, numel, steps, budget, opt, true);
+        const std::string what =
+            "world " + std::to_string(world) +
+            (quota == SparseAllReduce::Quota::kFixed ? ", fixed" : ", water-fill") + ", budget " +
+            std::to_string(budget);
+        expect_same_runs(gpu, cpu, what);
+        for (size_t s = 0; s < steps.size(); ++s) {
+          for (const SparseAllReduceReport& a : gpu.report[s]) dropped += a.dropped;
+          if (s == 2) {
+            for (const auto& out : gpu.out[s]) {
+              EXPECT_EQ(first_bit_difference(out, std::vector<float>(out.size(), 0.0f)), -1)
+                  << what << ": no pairs anywhere must give zeros";
+            }
+          }
+          if (quota != SparseAllReduce::Quota::kWaterFill) continue;
+          // The ranges step s ran on: equal at first, then the last step's rebalanced ones.
+          const std::vector<int64_t> bounds =
+              s == 0 ? SparseAllReduce::equal_boundaries(numel, world) : cpu.boundaries[s - 1][0];
+          ties += check_selection_rule(steps[s], gpu.out[s][0], bounds,
+                                       what + ", step " + std::to_string(s));
+        }
+      }
+    }
+  }
+  EXPECT_GT(ties, 0) << "no budget cut through a tie of |sum|";
+  EXPECT_GT(dropped, 0) << "no case dropped a pair";
+}
+
+// Rank 1 of 3 corrupts what every rank receives from it in phase `phase` (1: the all_to_allv,
+// 3: the all_gatherv; indices or values by dtype), on the host copies that the GPU path stages
+// through. Each rank holds the pairs at `idx` (values 1, 2, ...) of a 99-element vector on the
+// GPU or the CPU. On the GPU, a rank that throws must leave out untouched (still NaN).
+std::vector<testing::Outcome> run_reduce_patched(
+    bool gpu, SparseAllReduce::Quota quota, int64_t budget, const std::vector<int32_t>& idx,
+    int phase, DType dtype, const std::function<void(int32_t*, float*)>& patch) {
+  const int world = 3, victim = 1;
+  const int64_t numel = 99;
+  auto locals = make_local_communicators(world);
+  std::vector<std::unique_ptr<Communicator>> comms;
+  for (auto& l : locals) {
+    l->set_timeout(kTimeout);
+    comms.push_back(std::make_unique<PatchingCommunicator>(
+        std::move(l), [=](int ph, TensorView out, const std::vector<int64_t>& counts) {
+          if (ph != phase || out.dtype != dtype) return;
+          int64_t offset = 0;
+          for (int r = 0; r < victim; ++r) offset += counts[static_cast<size_t>(r)];
+          if (dtype == DType::kI32) patch(out.as<int32_t>() + offset, nullptr);
+          if (dtype == DType::kF32) patch(nullptr, out.as<float>() + offset);
+        }));
+  }
+  Pairs p;
+  p.indices = idx;
+  for (size_t i = 0; i < idx.size(); ++i) p.values.push_back(static_cast<float>(i + 1));
+  SparseAllReduce::Options opt;
+  opt.quota = quota;
+  return run_on(comms, [&](Communicator& c) {
+    if (!gpu) {
+      std::vector<float> out(static_cast<size_t>(numel));
+      SparseAllReduce(c, opt).run(p.view(), budget, TensorView::of(out.data(), numel));
+      return;
+    }
+    const DevicePairs d(p);
+    const DeviceOut out(numel);
+    try {
+      SparseAllReduce(c, opt).run(d.view(), budget, out.view());
+    } catch (...) {
+      for (const float x : out.to_host()) EXPECT_TRUE(std::isnan(x)) << "out was written";
+      throw;
+    }
+  });
+}
+
+TEST(CudaSparseAllReduce, BlocksCorruptedOnTheWireFailAsOnTheCpu) {
+  TERSE_SKIP_WITHOUT_GPU();
+  using Quota = SparseAllReduce::Quota;
+  struct Case {
+    Quota quota;
+    int phase;
+    DType dtype;
+    std::function<void(int32_t*, float*)> patch;
+    const char* what;  // in every rank's message
+  };
+  constexpr int32_t kMax = std::numeric_limits<int32_t>::max();
+  const std::string p1 = "pairs received from rank 1 for this rank's range: at position ";
+  const std::string p3 = "selection received from rank 1: at position ";
+  const std::vector<Case> cases = {
+      // Water-filled blocks of two pairs (each rank sends two into each range, budget 6).
+      {Quota::kWaterFill, 1, DType::kI32, [](int32_t* i, float*) { i[0] = kMax; },
+       "0 of 2, index 2147483647 is outside ["},
+      {Quota::kWaterFill, 1, DType::kI32, [](int32_t* i, float*) { i[1] = i[0]; }, "1 of 2, index"},
+      {Quota::kWaterFill, 3, DType::kI32, [](int32_t* i, float*) { i[0] = -5; },
+       "0 of 2, index -5 is outside [33, 66)"},
+      {Quota::kWaterFill, 3, DType::kI32, [](int32_t* i, float*) { i[1] = 40; },
+       "1 of 2, index 40 does not follow 50"},
+      // Fixed blocks of two slots (one real pair, one padding; budget 6).
+      {Quota::kFixed, 1, DType::kI32, [](int32_t* i, float*) { i[0] = kMax; },
+       "0 of 2, index 2147483647 is outside ["},
+      {Quota::kFixed, 1, DType::kI32,
+       [](int32_t* i, float*) {
+         i[1] = i[0];
+         i[0] = SparseAllReduce::kPadIndex;
+       },
+       "1 of 2, index"},
+      {Quota::kFixed, 1, DType::kF32, [](int32_t*, float* v) { v[1] = 0.5f; },
+       "1 of 2, the padding carries value 0.5"},
+      {Quota::kFixed, 1, DType::kF32,
+       [](int32_t*, float* v) { v[0] = std::numeric_limits<float>::infinity(); },
+       "0 of 2, value inf"},
+      {Quota::kFixed, 3, DType::kI32, [](int32_t* i, float*) { i[0] = kMax; },
+       "0 of 2, index 2147483647 is outside [33, 66)"},
+      {Quota::kFixed, 3, DType::kF32, [](int32_t*, float* v) { v[1] = -1.0f; },
+       "1 of 2, the padding carries value -1"},
+      {Quota::kFixed, 3, DType::kF32, [](int32_t*, float* v) { v[0] = std::nanf(""); },
+       "0 of 2, value nan"},
+  };
+  for (const Case& k : cases) {
+    const bool fixed = k.quota == Quota::kFixed;
+    const std::vector<int32_t> idx =
+        fixed ? std::vector<int32_t>{10, 50, 90} : std::vector<int32_t>{10, 11, 50, 51, 90, 91};
+    BothOutcomes o;
+    o.cpu = run_reduce_patched(false, k.quota, 6, idx, k.phase, k.dtype, k.patch);
+    o.gpu = run_reduce_patched(true, k.quota, 6, idx, k.phase, k.dtype, k.patch);
+    const std::string what = std::string(fixed ? "fixed" : "water-fill") + ", phase " +
+                             std::to_string(k.phase) + ": " + k.what;
+    expect_same_outcomes(o, "CorruptData", what);
+    for (const testing::Outcome& g : o.gpu) {
+      EXPECT_THAT(g.what, HasSubstr((k.phase == 1 ? p1 : p3) + k.what)) << what;
+    }
+  }
+  // Unpatched, the same calls succeed on the GPU (so the failures above are the patches').
+  for (const Quota quota : {Quota::kWaterFill, Quota::kFixed}) {
+    for (const testing::Outcome& g : run_reduce_patched(true, quota, 6, {10, 11, 50, 51, 90, 91}, 3,
+                                                        DType::kU8, [](int32_t*, float*) {})) {
+      EXPECT_EQ(g.type, "") << g.what;
+    }
   }
 }
 

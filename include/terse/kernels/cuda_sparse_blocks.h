@@ -17,6 +17,11 @@ namespace terse {
 std::vector<int64_t> cuda_first_bad_indices(int device, const int32_t* idx,
                                             const std::vector<int64_t>& offsets, int64_t lo,
                                             int64_t hi);
+// The same with block r checked against its own range [lo[r], hi[r]).
+std::vector<int64_t> cuda_first_bad_indices_in(int device, const int32_t* idx,
+                                               const std::vector<int64_t>& offsets,
+                                               const std::vector<int64_t>& lo,
+                                               const std::vector<int64_t>& hi);
 
 // out[idx[i]] += val[i], block after block (one launch each, in order). Within a block the
 // indices must be unique (validated first), so element e receives the blocks' values in block

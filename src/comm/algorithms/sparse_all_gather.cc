@@ -19,6 +19,7 @@ using algorithms_detail::device_all_reduce;
 using algorithms_detail::host_all_gather;
 using sparse_detail::bad_index_reason;
 using sparse_detail::check_arguments;
+using sparse_detail::ensure;
 using sparse_detail::first_bad_index;
 using sparse_detail::index_at;
 using sparse_detail::kPairBytes;
@@ -47,16 +48,6 @@ constexpr int64_t kHeaderWords = 4;
 constexpr int64_t kCount = 0, kNumel = 1, kBadPos = 2, kBadValue = 3;
 // kCount of a rank whose own arguments were invalid (it throws InvalidArgument itself).
 constexpr int64_t kArgumentError = -1;
-
-// b holds at least `count` T on `device` (one, for count 0); reallocated when it does not.
-template <typename T>
-T* ensure(CudaBuffer& b, int device, int64_t count) {
-  const size_t bytes = sizeof(T) * static_cast<size_t>(count > 0 ? count : 1);
-  if (b.data() == nullptr || b.bytes() < bytes || b.device() != device) {
-    b = CudaBuffer(device, bytes);
-  }
-  return static_cast<T*>(b.data());
-}
 
 // The CorruptData of a received block whose first bad index is at `bad` (>= 0), with the index
 // there and the one before it (-1 at position 0): the same text on the CPU and the GPU.

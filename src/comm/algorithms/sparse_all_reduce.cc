@@ -7,12 +7,13 @@
 #include <utility>
 #include <vector>
 
+#include "sparse_all_reduce_internal.h"
 #include "sparse_internal.h"
 #include "staged_collectives.h"
 #include "terse/core/check.h"
-#include "terse/kernels/cuda_buffer.h"
 #include "terse/kernels/cuda_power_sgd.h"
 #include "terse/kernels/cuda_sparse_blocks.h"
+#include "terse/kernels/cuda_sparse_select.h"
 
 namespace terse {
 
@@ -21,21 +22,34 @@ using algorithms_detail::host_all_gatherv;
 using algorithms_detail::host_all_reduce;
 using algorithms_detail::host_all_to_all;
 using algorithms_detail::host_all_to_allv;
+using sparse_all_reduce_detail::Block;
+using sparse_all_reduce_detail::check_block;
+using sparse_all_reduce_detail::check_candidate_counts;
+using sparse_all_reduce_detail::check_fixed_block;
+using sparse_all_reduce_detail::check_received_counts;
+using sparse_all_reduce_detail::kName;
+using sparse_all_reduce_detail::rebalance_positions;
+using sparse_all_reduce_detail::set_fixed_bytes;
+using sparse_all_reduce_detail::set_water_fill_bytes;
 using sparse_detail::first_bad_index;
+using sparse_detail::index_at;
 using sparse_detail::kPairBytes;
 
 namespace {
 
-constexpr const char* kName = "sparse_all_reduce";
 // Header each rank all_gathers first: 7 x i64.
 constexpr int64_t kHeaderWords = 7;
 constexpr int64_t kCount = 0, kNumel = 1, kBudget = 2, kBadPos = 3, kBadValue = 4,
                   kNonFinitePos = 5, kBoundsHash = 6;
 // kCount of a rank whose own arguments were invalid (it throws InvalidArgument itself).
 constexpr int64_t kArgumentError = -1;
+// The index before position `bad` of idx, lo - 1 at position 0 (what first_bad_index compares).
+int64_t prev_index(const int32_t* idx, int64_t bad, int64_t lo) {
+  return bad > 0 ? idx[bad - 1] : lo - 1;
+}
 // Why the index at position `bad` of idx is bad (sparse_detail::bad_index_reason).
 std::string bad_index_reason(const int32_t* idx, int64_t bad, int64_t lo, int64_t hi) {
-  return sparse_detail::bad_index_reason(idx[bad], bad > 0 ? idx[bad - 1] : lo - 1, lo, hi);
+  return sparse_detail::bad_index_reason(idx[bad], prev_index(idx, bad, lo), lo, hi);
 }
 
 int64_t first_non_finite(const float* v, int64_t count) {
@@ -43,6 +57,27 @@ int64_t first_non_finite(const float* v, int64_t count) {
     if (!std::isfinite(v[i])) return i;
   }
   return -1;
+}
+
+// Phase 0's look at this rank's own (validated-argument) pairs, on their device: the first bad
+// index in [0, numel) and its value, the first non-finite value (-1: none).
+struct OwnPairs {
+  int64_t bad = -1;
+  int64_t bad_value = -1;
+  int64_t non_finite = -1;
+};
+OwnPairs check_own_pairs(const SparseVector& mine, int64_t numel) {
+  OwnPairs o;
+  if (mine.device.is_cuda()) {
+    const int device = mine.device.index;
+    o.bad = cuda_first_bad_indices(device, mine.indices, {0, mine.count}, 0, numel)[0];
+    o.non_finite = cuda_first_non_finite(device, mine.values, mine.count);
+  } else {
+    o.bad = first_bad_index(mine.indices, mine.count, 0, numel);
+    o.non_finite = first_non_finite(mine.values, mine.count);
+  }
+  if (o.bad >= 0) o.bad_value = index_at(mine.indices, o.bad, mine.device);
+  return o;
 }
 
 // FNV-1a over the boundaries: ranks holding different ranges would select different sets.
@@ -114,8 +149,8 @@ int64_t agreement_hash(int64_t numel, int64_t budget, int64_t boundary_hash) {
 
 // A kFixed block of `size` slots: real pairs (indices strictly increasing in [lo, hi), finite
 // values), then padding (kPadIndex, value 0). Sets `real`; returns what is wrong, or "".
-std::string check_fixed_block(const int32_t* idx, const float* val, int64_t size, int64_t lo,
-                              int64_t hi, int64_t& real) {
+std::string fixed_block_problem(const int32_t* idx, const float* val, int64_t size, int64_t lo,
+                                int64_t hi, int64_t& real) {
   real = 0;
   while (real < size && idx[real] != SparseAllReduce::kPadIndex) ++real;
   const int64_t bad = first_bad_index(idx, real, lo, hi);
@@ -145,32 +180,10 @@ std::string check_fixed_block(const int32_t* idx, const float* val, int64_t size
   return std::string();
 }
 
-// out = 0 but out[idx[i]] = val[i], on out's device (CPU or one GPU).
-void place(const std::vector<int32_t>& idx, const std::vector<float>& val, TensorView out) {
-  const auto count = static_cast<int64_t>(idx.size());
-  if (out.device.is_cpu()) {
-    float* dst = out.as<float>();
-    std::fill(dst, dst + out.numel, 0.0f);
-    for (size_t i = 0; i < idx.size(); ++i) dst[idx[i]] = val[i];
-    return;
-  }
-  const int device = out.device.index;
-  const CudaCurrentDevice current(device);
-  const size_t slots = static_cast<size_t>(count > 0 ? count : 1);
-  CudaBuffer di(device, sizeof(int32_t) * slots), dv(device, sizeof(float) * slots);
-  cuda_copy(di.data(), idx.data(), sizeof(int32_t) * idx.size());
-  cuda_copy(dv.data(), val.data(), sizeof(float) * val.size());
-  cuda_zero(out.data, sizeof(float) * static_cast<size_t>(out.numel));
-  cuda_sparse_set(device, static_cast<const int32_t*>(di.data()),
-                  static_cast<const float*>(dv.data()), count, out.as<float>());
-  cuda_sparse_wait(device);
-}
-
-// Both modes' last steps: out = 0 but the selected sums (/N for kAverage, divided here on the
-// host for either device of out), and which of my pairs made the result (both lists sorted: one
-// merge). sent == nullptr: every pair went out (the water-filled mode); else pair i counts only
-// where sent[i] (the fixed mode drops over-quota pairs before phase 1, so one that reached the
-// result came from another rank).
+// Both modes' last steps on the host: out = 0 but the selected sums (/N for kAverage), and
+// which of my pairs made the result (both lists sorted: one merge). sent == nullptr: every pair
+// went out (the water-filled mode); else pair i counts only where sent[i] (the fixed mode drops
+// over-quota pairs before phase 1, so one that reached the result came from another rank).
 void write_result(const std::vector<int32_t>& idx, const std::vector<float>& val, int world,
                   SparseReduction reduction, const SparseVector& mine, const uint8_t* sent,
                   TensorView out, SparseAllReduceReport& report) {
@@ -178,7 +191,9 @@ void write_result(const std::vector<int32_t>& idx, const std::vector<float>& val
   const float div = static_cast<float>(world);
   std::vector<float> scaled(val.size());
   for (size_t i = 0; i < val.size(); ++i) scaled[i] = average ? val[i] / div : val[i];
-  place(idx, scaled, out);
+  float* dst = out.as<float>();
+  std::fill(dst, dst + out.numel, 0.0f);
+  for (size_t i = 0; i < idx.size(); ++i) dst[idx[i]] = scaled[i];
   report.selected = static_cast<int64_t>(idx.size());
   report.kept.assign(static_cast<size_t>(mine.count), 0);
   size_t g = 0;
@@ -189,6 +204,16 @@ void write_result(const std::vector<int32_t>& idx, const std::vector<float>& val
     report.kept[static_cast<size_t>(i)] = in ? 1 : 0;
     if (!in) ++report.dropped;
   }
+}
+
+// The gathered indices that rebalancing reads (none when nothing was selected).
+std::vector<int64_t> rebalance_picks(const std::vector<int32_t>& gathered, int world) {
+  std::vector<int64_t> picks;
+  if (gathered.empty()) return picks;
+  for (const int64_t p : rebalance_positions(static_cast<int64_t>(gathered.size()), world)) {
+    picks.push_back(gathered[static_cast<size_t>(p)]);
+  }
+  return picks;
 }
 
 // Phase 2's sums: the received pairs of the spans [begin, end) of (idx, val), added in span
@@ -231,6 +256,90 @@ void keep_largest(std::vector<int32_t>& cand, const std::vector<float>& sums, in
 }
 
 }  // namespace
+
+namespace sparse_all_reduce_detail {
+
+namespace {
+
+// Who sent the block and what it is, for the messages.
+std::string block_source(int r, Block what) {
+  return what == Block::kPairs
+             ? detail::str_cat("pairs received from rank ", r, " for this rank's range")
+             : detail::str_cat("selection received from rank ", r);
+}
+
+}  // namespace
+
+void check_block(int me, int r, Block what, int64_t bad, int64_t count, int64_t value, int64_t prev,
+                 int64_t lo, int64_t hi) {
+  TERSE_CHECK(bad < 0, CorruptData, kName, " on rank ", me, ": ", block_source(r, what),
+              ": at position ", bad, " of ", count, ", ",
+              sparse_detail::bad_index_reason(value, prev, lo, hi),
+              "; the data was corrupted between ranks or rank ", r,
+              " does not run this algorithm's wire format");
+}
+
+int64_t check_received_counts(const std::vector<int64_t>& counts, int64_t lo, int64_t hi, int me) {
+  int64_t total = 0;
+  for (size_t r = 0; r < counts.size(); ++r) {
+    const int64_t cnt = counts[r];
+    TERSE_CHECK(cnt >= 0 && cnt <= hi - lo, CorruptData, kName, " on rank ", me, ": rank ", r,
+                " announced ", cnt, " pairs for this rank's range [", lo, ", ", hi,
+                ") (must be in [0, ", hi - lo,
+                "]); the data was corrupted between ranks or "
+                "rank ",
+                r, " holds other boundaries");
+    total += cnt;
+  }
+  return total;
+}
+
+void check_candidate_counts(const std::vector<int64_t>& counts, const std::vector<int64_t>& b,
+                            int me) {
+  for (size_t r = 0; r < counts.size(); ++r) {
+    const int64_t cnt = counts[r];
+    const int64_t rsize = b[r + 1] - b[r];
+    TERSE_CHECK(cnt >= 0 && cnt <= rsize, CorruptData, kName, " on rank ", me, ": rank ", r,
+                " announced ", cnt, " candidates for its range of ", rsize,
+                " elements; the data was corrupted between ranks or rank ", r,
+                " does not run this algorithm");
+  }
+}
+
+void check_fixed_block(int me, int r, Block what, const int32_t* idx, const float* val,
+                       int64_t size, int64_t lo, int64_t hi, int64_t& real) {
+  const std::string bad = fixed_block_problem(idx, val, size, lo, hi, real);
+  TERSE_CHECK(bad.empty(), CorruptData, kName, " on rank ", me, ": ", block_source(r, what), ": ",
+              bad, "; the data was corrupted between ranks or rank ", r,
+              " does not run this algorithm's wire format (quota=fixed)");
+}
+
+std::vector<int64_t> rebalance_positions(int64_t s, int world) {
+  std::vector<int64_t> pos;
+  for (int r = 1; r < world; ++r) pos.push_back(r * s / world);
+  return pos;
+}
+
+void set_water_fill_bytes(SparseAllReduceReport& report, int world, int64_t my_selected) {
+  report.sent_pairs_phase3 = world > 1 ? report.selected - my_selected : 0;
+  const uint64_t others = static_cast<uint64_t>(world - 1);
+  report.bytes_control = others * (kHeaderWords + 2) * sizeof(int64_t);
+  report.bytes_sent =
+      report.bytes_control +
+      kPairBytes * static_cast<uint64_t>(report.sent_pairs_phase1 + report.sent_pairs_phase3);
+}
+
+void set_fixed_bytes(SparseAllReduceReport& report, int world, int64_t budget, int64_t my_quota) {
+  // Padding included: the blocks are what goes on the wire.
+  report.sent_pairs_phase1 = world > 1 ? budget - my_quota : 0;
+  report.sent_pairs_phase3 = world > 1 ? budget - my_quota : 0;
+  report.bytes_control = recursive_doubling_bytes(kFixedControlBytes, world);
+  report.bytes_sent =
+      report.bytes_control +
+      kPairBytes * static_cast<uint64_t>(report.sent_pairs_phase1 + report.sent_pairs_phase3);
+}
+
+}  // namespace sparse_all_reduce_detail
 
 std::vector<int64_t> SparseAllReduce::fixed_quotas(int64_t budget, int world) {
   TERSE_CHECK(world >= 1 && budget >= 0, InvalidArgument,
@@ -319,14 +428,13 @@ void SparseAllReduce::set_boundaries(std::vector<int64_t> boundaries) {
   boundaries_ = std::move(boundaries);
 }
 
-void SparseAllReduce::rebalance(const std::vector<int32_t>& selected, int64_t numel) {
+void SparseAllReduce::rebalance(int64_t s, const std::vector<int64_t>& picks, int64_t numel) {
   const int n = comm().size();
-  const int64_t s = static_cast<int64_t>(selected.size());
   if (s == 0 || n == 1) return;
   std::vector<int64_t> b;
   b.reserve(static_cast<size_t>(n) + 1);
   b.push_back(0);
-  for (int r = 1; r < n; ++r) b.push_back(selected[static_cast<size_t>(r * s / n)]);
+  b.insert(b.end(), picks.begin(), picks.end());
   b.push_back(numel);
   if (numel >= n) {
     // Keep every range non-empty: each later range needs at least one element.
@@ -345,20 +453,12 @@ void SparseAllReduce::rebalance(const std::vector<int32_t>& selected, int64_t nu
 SparseAllReduceReport SparseAllReduce::run(const SparseVector& mine, int64_t budget,
                                            TensorView out) {
   const std::string arg_error = check_arguments(mine, out, comm(), boundaries_);
-  std::vector<int32_t> idx;
-  std::vector<float> val;
-  SparseVector host = mine;
-  if (arg_error.empty() && mine.device.is_cuda()) {
-    // CUDA views: my pairs (count <= numel, 8 bytes each) come to the host, where the exchange
-    // and the selection run with the CPU's code (the same bits); out is written on its GPU.
-    idx.resize(static_cast<size_t>(mine.count));
-    val.resize(static_cast<size_t>(mine.count));
-    cuda_copy(idx.data(), mine.indices, sizeof(int32_t) * idx.size());
-    cuda_copy(val.data(), mine.values, sizeof(float) * val.size());
-    host = SparseVector{idx.data(), val.data(), mine.count};
-  }
-  if (options_.quota == Quota::kFixed) return run_fixed(host, budget, out, arg_error);
-  return run_water_fill(host, budget, out, arg_error);
+  // CUDA views: phase 0 looks at my pairs on their GPU, phases 1 to 4 run there
+  // (sparse_all_reduce_device.cc). The views' GPU is current throughout (the caller's restored).
+  const bool gpu = arg_error.empty() && out.device.is_cuda();
+  const auto current = gpu ? std::make_unique<CudaCurrentDevice>(out.device.index) : nullptr;
+  if (options_.quota == Quota::kFixed) return run_fixed(mine, budget, out, arg_error);
+  return run_water_fill(mine, budget, out, arg_error);
 }
 
 SparseAllReduceReport SparseAllReduce::run_water_fill(const SparseVector& mine, int64_t budget,
@@ -378,10 +478,10 @@ SparseAllReduceReport SparseAllReduce::run_water_fill(const SparseVector& mine, 
     header[kCount] = mine.count;
     header[kNumel] = out.numel;
     header[kBudget] = budget;
-    const int64_t bad = first_bad_index(mine.indices, mine.count, 0, out.numel);
-    header[kBadPos] = bad;
-    if (bad >= 0) header[kBadValue] = mine.indices[bad];
-    header[kNonFinitePos] = first_non_finite(mine.values, mine.count);
+    const OwnPairs own = check_own_pairs(mine, out.numel);
+    header[kBadPos] = own.bad;
+    header[kBadValue] = own.bad_value;
+    header[kNonFinitePos] = own.non_finite;
     header[kBoundsHash] = bounds_hash(boundaries_);
   }
   std::vector<int64_t> headers(un * kHeaderWords);
@@ -433,6 +533,7 @@ SparseAllReduceReport SparseAllReduce::run_water_fill(const SparseVector& mine, 
                 " holds a NaN or Inf value at position ", h(r, kNonFinitePos), " of its ", cnt,
                 " pairs; every rank stops: lower the learning rate or resume from a checkpoint");
   }
+  if (out.device.is_cuda()) return water_fill_device(mine, budget, out);
 
   const std::vector<int64_t>& b = boundaries_;
   const int64_t lo = b[static_cast<size_t>(me)], hi = b[static_cast<size_t>(me) + 1];
@@ -455,17 +556,7 @@ SparseAllReduceReport SparseAllReduce::run_water_fill(const SparseVector& mine, 
   if (n > 1) {
     host_all_to_all(c, TensorView::of(send_counts.data(), n),
                     TensorView::of(recv_counts.data(), n));
-    int64_t total_in = 0;
-    for (int r = 0; r < n; ++r) {
-      const int64_t cnt = recv_counts[static_cast<size_t>(r)];
-      TERSE_CHECK(cnt >= 0 && cnt <= hi - lo, CorruptData, kName, " on rank ", me, ": rank ", r,
-                  " announced ", cnt, " pairs for this rank's range [", lo, ", ", hi,
-                  ") (must be in [0, ", hi - lo,
-                  "]); the data was corrupted between ranks or "
-                  "rank ",
-                  r, " holds other boundaries");
-      total_in += cnt;
-    }
+    const int64_t total_in = check_received_counts(recv_counts, lo, hi, me);
     recv_idx.resize(static_cast<size_t>(total_in));
     recv_val.resize(static_cast<size_t>(total_in));
     host_all_to_allv(c, TensorView::of(const_cast<int32_t*>(mine.indices), mine.count), send_counts,
@@ -484,11 +575,8 @@ SparseAllReduceReport SparseAllReduce::run_water_fill(const SparseVector& mine, 
     const int64_t cnt = recv_counts[static_cast<size_t>(r)];
     const int32_t* idx = recv_idx.data() + offset;
     const int64_t bad = first_bad_index(idx, cnt, lo, hi);
-    TERSE_CHECK(bad < 0, CorruptData, kName, " on rank ", me, ": pairs received from rank ", r,
-                " for this rank's range: at position ", bad, " of ", cnt, ", ",
-                bad >= 0 ? bad_index_reason(idx, bad, lo, hi) : std::string(),
-                "; the data was corrupted between ranks or rank ", r,
-                " does not run this algorithm's wire format");
+    if (bad >= 0)
+      check_block(me, r, Block::kPairs, bad, cnt, idx[bad], prev_index(idx, bad, lo), lo, hi);
     offset += cnt;
   }
 
@@ -502,14 +590,7 @@ SparseAllReduceReport SparseAllReduce::run_water_fill(const SparseVector& mine, 
   std::vector<int64_t> cand_counts(un, my_cand);
   if (n > 1) {
     host_all_gather(c, TensorView::of(&my_cand, 1), TensorView::of(cand_counts.data(), n));
-    for (int r = 0; r < n; ++r) {
-      const int64_t cnt = cand_counts[static_cast<size_t>(r)];
-      const int64_t rsize = b[static_cast<size_t>(r) + 1] - b[static_cast<size_t>(r)];
-      TERSE_CHECK(cnt >= 0 && cnt <= rsize, CorruptData, kName, " on rank ", me, ": rank ", r,
-                  " announced ", cnt, " candidates for its range of ", rsize,
-                  " elements; the data was corrupted between ranks or rank ", r,
-                  " does not run this algorithm");
-    }
+    check_candidate_counts(cand_counts, b, me);
   }
   const std::vector<int64_t> sel_counts = quotas(budget, cand_counts);
   const int64_t q = sel_counts[static_cast<size_t>(me)];
@@ -536,11 +617,10 @@ SparseAllReduceReport SparseAllReduce::run_water_fill(const SparseVector& mine, 
       const int64_t rlo = b[static_cast<size_t>(r)], rhi = b[static_cast<size_t>(r) + 1];
       const int32_t* idx = all_idx.data() + offset;
       const int64_t bad = first_bad_index(idx, cnt, rlo, rhi);
-      TERSE_CHECK(bad < 0, CorruptData, kName, " on rank ", me, ": selection received from rank ",
-                  r, ": at position ", bad, " of ", cnt, ", ",
-                  bad >= 0 ? bad_index_reason(idx, bad, rlo, rhi) : std::string(),
-                  "; the data was corrupted between ranks or rank ", r,
-                  " does not run this algorithm's wire format");
+      if (bad >= 0) {
+        check_block(me, r, Block::kSelection, bad, cnt, idx[bad], prev_index(idx, bad, rlo), rlo,
+                    rhi);
+      }
       offset += cnt;
     }
   } else {
@@ -549,13 +629,8 @@ SparseAllReduceReport SparseAllReduce::run_water_fill(const SparseVector& mine, 
   }
   // 4. out, and which of my pairs made it.
   write_result(all_idx, all_val, n, options_.reduction, mine, nullptr, out, report);
-  report.sent_pairs_phase3 = n > 1 ? report.selected - my_sel : 0;
-  const uint64_t others = static_cast<uint64_t>(n - 1);
-  report.bytes_control = others * (kHeaderWords + 2) * sizeof(int64_t);
-  report.bytes_sent =
-      report.bytes_control +
-      kPairBytes * static_cast<uint64_t>(report.sent_pairs_phase1 + report.sent_pairs_phase3);
-  rebalance(all_idx, numel);
+  set_water_fill_bytes(report, n, my_sel);
+  rebalance(static_cast<int64_t>(all_idx.size()), rebalance_picks(all_idx, n), numel);
   return report;
 }
 
@@ -575,6 +650,7 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
   if (arg_error.empty() && boundaries_.empty()) boundaries_ = equal_boundaries(out.numel, n);
   std::vector<int64_t> w(kFixedWords, kNone);
   int64_t my_bad = -1;  // the position of my first bad index
+  int64_t my_bad_value = -1;
   if (!arg_error.empty()) {
     w[kFError] = error_word(FixedError::kBadArguments, me, 0);
   } else {
@@ -582,8 +658,10 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
     w[kFHashMax] = hash;
     w[kFHashNotMin] = ~hash;
     // Positions are < count <= numel <= 2^31: they fit the 32-bit payload.
-    my_bad = first_bad_index(mine.indices, mine.count, 0, out.numel);
-    const int64_t nf = first_non_finite(mine.values, mine.count);
+    const OwnPairs own = check_own_pairs(mine, out.numel);
+    my_bad = own.bad;
+    my_bad_value = own.bad_value;
+    const int64_t nf = own.non_finite;
     w[kFError] = my_bad >= 0 ? error_word(FixedError::kBadPair, me, static_cast<uint32_t>(my_bad))
                  : nf >= 0   ? error_word(FixedError::kNonFinite, me, static_cast<uint32_t>(nf))
                              : 0;
@@ -630,7 +708,9 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
     // all_reduce (every rank sees the same word, so every rank joins).
     const int r = error_rank(w[kFError]);
     int64_t index_bits = 0;
-    if (r == me) index_bits = static_cast<int64_t>(static_cast<uint32_t>(mine.indices[my_bad]));
+    if (r == me) {
+      index_bits = static_cast<int64_t>(static_cast<uint32_t>(static_cast<int32_t>(my_bad_value)));
+    }
     if (n > 1) host_all_reduce(c, TensorView::of(&index_bits, 1), ReduceOp::kMax);
     TERSE_THROW(CorruptData, kName, " on rank ", me, ": rank ", r, " sent bad pairs: index ",
                 static_cast<int32_t>(static_cast<uint32_t>(index_bits)), " at position ",
@@ -644,6 +724,7 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
                 " of its pairs; every rank stops: lower the learning rate or resume from a "
                 "checkpoint");
   }
+  if (out.device.is_cuda()) return fixed_device(mine, budget, out);
 
   const std::vector<int64_t>& b = boundaries_;
   const int64_t lo = b[static_cast<size_t>(me)], hi = b[static_cast<size_t>(me) + 1];
@@ -704,11 +785,8 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
   std::vector<int64_t> real(un, 0);
   for (int r = 0; r < n; ++r) {
     const size_t at = static_cast<size_t>(r) * static_cast<size_t>(q);
-    const std::string bad = check_fixed_block(recv_idx.data() + at, recv_val.data() + at, q, lo, hi,
-                                              real[static_cast<size_t>(r)]);
-    TERSE_CHECK(bad.empty(), CorruptData, kName, " on rank ", me, ": pairs received from rank ", r,
-                " for this rank's range: ", bad, "; the data was corrupted between ranks or rank ",
-                r, " does not run this algorithm's wire format (quota=fixed)");
+    check_fixed_block(me, r, Block::kPairs, recv_idx.data() + at, recv_val.data() + at, q, lo, hi,
+                      real[static_cast<size_t>(r)]);
   }
 
   // 2. Sum over my range in rank order, then keep my c_me of the largest |sum|, padded.
@@ -746,11 +824,8 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
     const int64_t cr = quota[static_cast<size_t>(r)];
     const int64_t rlo = b[static_cast<size_t>(r)], rhi = b[static_cast<size_t>(r) + 1];
     int64_t rreal = 0;
-    const std::string bad =
-        check_fixed_block(all_idx.data() + offset, all_val.data() + offset, cr, rlo, rhi, rreal);
-    TERSE_CHECK(bad.empty(), CorruptData, kName, " on rank ", me, ": selection received from rank ",
-                r, ": ", bad, "; the data was corrupted between ranks or rank ", r,
-                " does not run this algorithm's wire format (quota=fixed)");
+    check_fixed_block(me, r, Block::kSelection, all_idx.data() + offset, all_val.data() + offset,
+                      cr, rlo, rhi, rreal);
     selected.insert(selected.end(), all_idx.begin() + offset, all_idx.begin() + offset + rreal);
     selected_val.insert(selected_val.end(), all_val.begin() + offset,
                         all_val.begin() + offset + rreal);
@@ -758,14 +833,8 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
   }
   // 4. out, and kept: sent in phase 1 and selected (so its value is in out).
   write_result(selected, selected_val, n, options_.reduction, mine, sent.data(), out, report);
-  // Padding included: the blocks are what goes on the wire.
-  report.sent_pairs_phase1 = n > 1 ? budget - q : 0;
-  report.sent_pairs_phase3 = n > 1 ? budget - q : 0;
-  report.bytes_control = recursive_doubling_bytes(kFixedControlBytes, n);
-  report.bytes_sent =
-      report.bytes_control +
-      kPairBytes * static_cast<uint64_t>(report.sent_pairs_phase1 + report.sent_pairs_phase3);
-  rebalance(selected, numel);
+  set_fixed_bytes(report, n, budget, q);
+  rebalance(static_cast<int64_t>(selected.size()), rebalance_picks(selected, n), numel);
   return report;
 }
 

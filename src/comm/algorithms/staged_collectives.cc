@@ -83,4 +83,17 @@ void device_all_gatherv(Communicator& c, TensorView in, TensorView out,
   cuda_copy(out.data, hout.data(), hout.size());
 }
 
+void device_all_to_allv(Communicator& c, TensorView in, const std::vector<int64_t>& send_counts,
+                        TensorView out, const std::vector<int64_t>& recv_counts) {
+  if (c.device().is_cuda()) {
+    c.all_to_allv(in, send_counts, out, recv_counts);
+    return;
+  }
+  std::vector<uint8_t> hin(in.nbytes()), hout(out.nbytes());
+  cuda_copy(hin.data(), in.data, hin.size());
+  c.all_to_allv(TensorView(hin.data(), in.numel, in.dtype), send_counts,
+                TensorView(hout.data(), out.numel, out.dtype), recv_counts);
+  cuda_copy(out.data, hout.data(), hout.size());
+}
+
 }  // namespace terse::algorithms_detail

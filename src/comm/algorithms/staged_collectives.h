@@ -29,5 +29,7 @@ void host_all_to_allv(Communicator& c, TensorView in, const std::vector<int64_t>
 void device_all_reduce(Communicator& c, TensorView dev, ReduceOp op);
 void device_all_gatherv(Communicator& c, TensorView in, TensorView out,
                         const std::vector<int64_t>& counts);
+void device_all_to_allv(Communicator& c, TensorView in, const std::vector<int64_t>& send_counts,
+                        TensorView out, const std::vector<int64_t>& recv_counts);
 
 }  // namespace terse::algorithms_detail

@@ -12,6 +12,12 @@ std::vector<int64_t> cuda_first_bad_indices(int /*device*/, const int32_t* /*idx
                                             int64_t /*hi*/) {
   no_cuda("cuda_first_bad_indices");
 }
+std::vector<int64_t> cuda_first_bad_indices_in(int /*device*/, const int32_t* /*idx*/,
+                                               const std::vector<int64_t>& /*offsets*/,
+                                               const std::vector<int64_t>& /*lo*/,
+                                               const std::vector<int64_t>& /*hi*/) {
+  no_cuda("cuda_first_bad_indices_in");
+}
 void cuda_sparse_add_blocks(int /*device*/, const int32_t* /*idx*/, const float* /*val*/,
                             const std::vector<int64_t>& /*offsets*/, float* /*out*/) {
   no_cuda("cuda_sparse_add_blocks");

@@ -60,9 +60,21 @@ void check_offsets(const std::vector<int64_t>& offsets, const char* fn) {
 std::vector<int64_t> cuda_first_bad_indices(int device, const int32_t* idx,
                                             const std::vector<int64_t>& offsets, int64_t lo,
                                             int64_t hi) {
+  const size_t blocks = offsets.empty() ? 0 : offsets.size() - 1;
+  return cuda_first_bad_indices_in(device, idx, offsets, std::vector<int64_t>(blocks, lo),
+                                   std::vector<int64_t>(blocks, hi));
+}
+
+std::vector<int64_t> cuda_first_bad_indices_in(int device, const int32_t* idx,
+                                               const std::vector<int64_t>& offsets,
+                                               const std::vector<int64_t>& lo,
+                                               const std::vector<int64_t>& hi) {
   const char* fn = "cuda_first_bad_indices";
   check_offsets(offsets, fn);
   const size_t blocks = offsets.empty() ? 0 : offsets.size() - 1;
+  TERSE_CHECK(lo.size() == blocks && hi.size() == blocks, InvalidArgument, fn, ": ", blocks,
+              " blocks but ", lo.size(), " and ", hi.size(),
+              " range ends; pass one range per block");
   std::vector<int64_t> bad(blocks, -1);
   if (blocks == 0 || offsets.back() == offsets.front()) return bad;
   const CudaCurrentDevice current(device);
@@ -73,7 +85,7 @@ std::vector<int64_t> cuda_first_bad_indices(int device, const int32_t* idx,
     const int64_t count = offsets[r + 1] - offsets[r];
     if (count == 0) continue;
     first_bad_kernel<<<blocks_for(count, kThreads), kThreads, 0, cudaStreamLegacy>>>(
-        idx + offsets[r], count, lo, hi, first + r);
+        idx + offsets[r], count, lo[r], hi[r], first + r);
     check_launch("first_bad_kernel launch");
   }
   std::vector<unsigned long long> h(blocks);

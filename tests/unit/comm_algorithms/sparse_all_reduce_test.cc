@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "sparse_all_reduce_reference.h"
+#include "sparse_test_ranks.h"
 #include "sparse_test_util.h"
 #include "terse/comm/local_communicator.h"
 
@@ -36,6 +37,7 @@ using testing::make_pairs;
 using testing::ok_topk_reference;
 using testing::OkTopkReference;
 using testing::Pairs;
+using testing::PatchingCommunicator;
 using testing::reference;
 using testing::union_size;
 
@@ -482,54 +484,6 @@ TEST(SparseAllReduce, SetBoundariesValidatesAndRunChecksAgreement) {
     EXPECT_EQ(rep.kept, (std::vector<uint8_t>{0, 1, 1}));
   });
 }
-
-// Forwards every verb to a local communicator; after the phase-1 all_to_allv (i32 indices or
-// f32 values) or the phase-3 all_gatherv, lets `patch` change this rank's received copy.
-class PatchingCommunicator : public Communicator {
- public:
-  // (phase 1 or 3, received buffer, counts per source rank)
-  using Patch = std::function<void(int, TensorView, const std::vector<int64_t>&)>;
-  PatchingCommunicator(std::unique_ptr<Communicator> inner, Patch patch)
-      : inner_(std::move(inner)), patch_(std::move(patch)) {}
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
-  const char* backend() const override { return inner_->backend(); }
-  std::unique_ptr<Work> all_reduce_async(TensorView inout, ReduceOp op) override {
-    return inner_->all_reduce_async(inout, op);
-  }
-  std::unique_ptr<Work> all_gather_async(TensorView in, TensorView out) override {
-    return inner_->all_gather_async(in, out);
-  }
-  std::unique_ptr<Work> all_gatherv_async(TensorView in, TensorView out,
-                                          const std::vector<int64_t>& counts) override {
-    inner_->all_gatherv_async(in, out, counts)->wait(timeout());
-    patch_(3, out, counts);
-    return std::make_unique<Done>();
-  }
-  std::unique_ptr<Work> all_to_all_async(TensorView in, TensorView out) override {
-    return inner_->all_to_all_async(in, out);
-  }
-  std::unique_ptr<Work> all_to_allv_async(TensorView in, const std::vector<int64_t>& sc,
-                                          TensorView out, const std::vector<int64_t>& rc) override {
-    inner_->all_to_allv_async(in, sc, out, rc)->wait(timeout());
-    patch_(1, out, rc);
-    return std::make_unique<Done>();
-  }
-  std::unique_ptr<Work> broadcast_async(TensorView inout, int root) override {
-    return inner_->broadcast_async(inout, root);
-  }
-  std::unique_ptr<Work> barrier_async() override { return inner_->barrier_async(); }
-
- private:
-  class Done : public Work {
-   public:
-    bool test() override { return true; }
-    void wait(std::chrono::milliseconds) override {}
-    void wait() override {}
-  };
-  std::unique_ptr<Communicator> inner_;
-  Patch patch_;
-};
 
 TEST(SparseAllReduce, ReceiversRejectIndicesCorruptedOnTheWire) {
   for (const int phase : {1, 3}) {

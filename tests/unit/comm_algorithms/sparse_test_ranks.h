@@ -2,7 +2,7 @@
 
 // Running a collective on every rank of a threads-as-ranks world and keeping what each rank threw,
 // and a communicator that corrupts data on the wire: shared by the sparse collectives' unit
-// tests and their GPU parity tests.
+// tests and their GPU parity tests; one that patches what SparseAllReduce's phases receive.
 
 #include <chrono>
 #include <cstdint>
@@ -26,19 +26,16 @@ struct Outcome {
   std::string what;
 };
 
-// Runs fn on every rank of a fresh local world, one thread each, and returns each rank's
-// outcome (run_local_ranks keeps only the first exception; these tests need all of them).
-inline std::vector<Outcome> run_each(int world, std::chrono::milliseconds timeout,
-                                     const std::function<void(Communicator&)>& fn) {
-  auto comms = make_local_communicators(world);
-  std::vector<Outcome> outcomes(static_cast<size_t>(world));
+// Runs fn on every rank of `comms`, one thread each, and returns each rank's outcome.
+inline std::vector<Outcome> run_on(std::vector<std::unique_ptr<Communicator>>& comms,
+                                   const std::function<void(Communicator&)>& fn) {
+  std::vector<Outcome> outcomes(comms.size());
   std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    comms[static_cast<size_t>(r)]->set_timeout(timeout);
+  for (size_t r = 0; r < comms.size(); ++r) {
     threads.emplace_back([&, r] {
-      Outcome& o = outcomes[static_cast<size_t>(r)];
+      Outcome& o = outcomes[r];
       try {
-        fn(*comms[static_cast<size_t>(r)]);
+        fn(*comms[r]);
       } catch (const CorruptData& e) {
         o = {"CorruptData", e.what()};
       } catch (const InvalidArgument& e) {
@@ -56,6 +53,19 @@ inline std::vector<Outcome> run_each(int world, std::chrono::milliseconds timeou
   }
   for (auto& t : threads) t.join();
   return outcomes;
+}
+
+// run_on over a fresh local world (run_local_ranks keeps only the first exception; these tests
+// need all of them).
+inline std::vector<Outcome> run_each(int world, std::chrono::milliseconds timeout,
+                                     const std::function<void(Communicator&)>& fn) {
+  auto locals = make_local_communicators(world);
+  std::vector<std::unique_ptr<Communicator>> comms;
+  for (auto& l : locals) {
+    l->set_timeout(timeout);
+    comms.push_back(std::move(l));
+  }
+  return run_on(comms, fn);
 }
 
 // Forwards every verb to a local communicator; after each i32 all_gatherv (the indices),
@@ -144,6 +154,54 @@ class CorruptingCommunicator : public Communicator {
   Mode mode_;
   int64_t position_;
   int32_t value_;
+};
+
+// Forwards every verb to a local communicator; after the phase-1 all_to_allv (i32 indices or
+// f32 values) or the phase-3 all_gatherv, lets `patch` change this rank's received copy.
+class PatchingCommunicator : public Communicator {
+ public:
+  // (phase 1 or 3, received buffer, counts per source rank)
+  using Patch = std::function<void(int, TensorView, const std::vector<int64_t>&)>;
+  PatchingCommunicator(std::unique_ptr<Communicator> inner, Patch patch)
+      : inner_(std::move(inner)), patch_(std::move(patch)) {}
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  const char* backend() const override { return inner_->backend(); }
+  std::unique_ptr<Work> all_reduce_async(TensorView inout, ReduceOp op) override {
+    return inner_->all_reduce_async(inout, op);
+  }
+  std::unique_ptr<Work> all_gather_async(TensorView in, TensorView out) override {
+    return inner_->all_gather_async(in, out);
+  }
+  std::unique_ptr<Work> all_gatherv_async(TensorView in, TensorView out,
+                                          const std::vector<int64_t>& counts) override {
+    inner_->all_gatherv_async(in, out, counts)->wait(timeout());
+    patch_(3, out, counts);
+    return std::make_unique<Done>();
+  }
+  std::unique_ptr<Work> all_to_all_async(TensorView in, TensorView out) override {
+    return inner_->all_to_all_async(in, out);
+  }
+  std::unique_ptr<Work> all_to_allv_async(TensorView in, const std::vector<int64_t>& sc,
+                                          TensorView out, const std::vector<int64_t>& rc) override {
+    inner_->all_to_allv_async(in, sc, out, rc)->wait(timeout());
+    patch_(1, out, rc);
+    return std::make_unique<Done>();
+  }
+  std::unique_ptr<Work> broadcast_async(TensorView inout, int root) override {
+    return inner_->broadcast_async(inout, root);
+  }
+  std::unique_ptr<Work> barrier_async() override { return inner_->barrier_async(); }
+
+ private:
+  class Done : public Work {
+   public:
+    bool test() override { return true; }
+    void wait(std::chrono::milliseconds) override {}
+    void wait() override {}
+  };
+  std::unique_ptr<Communicator> inner_;
+  Patch patch_;
 };
 
 }  // namespace terse::testing

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -68,9 +69,10 @@ struct SparseAllReduceReport : AlgorithmReport {
 // header or in a received block) -> CorruptData on every rank that sees it, naming the rank that
 // sent it.
 // N == 1: the result is the top-k of my own pairs; no messages.
-// CUDA views (the pairs and out on one GPU): my pairs are copied to the host, the steps above run
-// there with the same code, and out is written on the GPU, so every result is the CPU's bit for
-// bit (docs/collectives.md, "On the GPU").
+// CUDA views (the pairs and out on one GPU): every step above runs on that GPU (the pairs move in
+// GPU memory on NCCL, through host copies on a host communicator; the host sees only the control
+// words, the counts and the block verdicts), with every result the CPU's bit for bit
+// (docs/collectives.md, "On the GPU").
 //
 // Options::quota = Quota::kFixed: the same three phases with no per-peer control word, so the
 // bytes per rank do not grow with N. Every range r has the fixed share c_r of the budget k
@@ -129,7 +131,8 @@ class SparseAllReduce : public Algorithm {
   };
 
   explicit SparseAllReduce(Communicator& comm) : SparseAllReduce(comm, Options()) {}
-  SparseAllReduce(Communicator& comm, Options options) : Algorithm(comm), options_(options) {}
+  SparseAllReduce(Communicator& comm, Options options);
+  ~SparseAllReduce() override;
 
   const char* name() const override { return "sparse_all_reduce"; }
   const Options& options() const { return options_; }
@@ -160,16 +163,25 @@ class SparseAllReduce : public Algorithm {
   static int64_t fixed_min_budget(int world);
 
  private:
-  // The two modes on host pairs (`mine`; out on the CPU or a GPU), given run()'s verdict on
-  // this rank's arguments ("" when usable).
+  struct DeviceBuffers;
+  // The two modes, given run()'s verdict on this rank's arguments ("" when usable). Phase 0 runs
+  // here on either device; on CUDA views the rest runs in the *_device members.
   SparseAllReduceReport run_water_fill(const SparseVector& mine, int64_t budget, TensorView out,
                                        const std::string& arg_error);
   SparseAllReduceReport run_fixed(const SparseVector& mine, int64_t budget, TensorView out,
                                   const std::string& arg_error);
-  void rebalance(const std::vector<int32_t>& selected, int64_t numel);
+  // Phases 1 to 4 on the GPU of `out`, after phase 0 passed on every rank
+  // (sparse_all_reduce_device.cc).
+  SparseAllReduceReport water_fill_device(const SparseVector& mine, int64_t budget, TensorView out);
+  SparseAllReduceReport fixed_device(const SparseVector& mine, int64_t budget, TensorView out);
+  DeviceBuffers& device_buffers();
+  // New boundaries from the s gathered indices: picks[r - 1] is the one at position
+  // r * s / N (sparse_all_reduce_detail::rebalance_positions).
+  void rebalance(int64_t s, const std::vector<int64_t>& picks, int64_t numel);
 
   Options options_;
   std::vector<int64_t> boundaries_;
+  std::unique_ptr<DeviceBuffers> dev_;
 };
 
 }  // namespace terse
