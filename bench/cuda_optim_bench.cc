@@ -8,9 +8,10 @@
 // and grad, and per state its code read and written plus 8 bytes of absmax per 256 params (f32:
 // Adam 16.06 B/param, one state 14.03).
 // adamp and sgdp run cuda_projected_apply over the tensors as rows of 1024 (one row where 1024
-// does not divide a tensor): a row-sum pass, the host's view choice, then the update, so their
-// traffic is 5e + 12 x states bytes per param (p, g read twice, states read twice and written
-// once, p written); the others are one pass.
+// does not divide a tensor): a row-sum pass, the view choice (on the GPU), then the update, so
+// their traffic is 5e + 12 x states bytes per param (p, g read twice, states read twice and
+// written once, p written; the row sums, 32 bytes per row, are not counted); the others are one
+// pass.
 //   cuda_optim_bench [--params 268435456] [--tensors 256] [--reps 20] [--rounds 5]
 //                    [--dtype f32|bf16|f16] [--rules adamw,sgd,lion,adan,...,adam8bit]
 //                    [--json FILE]

@@ -17,14 +17,16 @@ std::vector<GsnrSums> cuda_gsnr_sums(const std::vector<TensorView>& /*grads*/) {
 }
 
 template <typename Rule>
-std::vector<ProjectionView> cuda_projected_apply(
-    const std::vector<CudaProjectedTask<Rule>>& /*tasks*/,
-    std::vector<std::vector<RowSums>>* /*row_sums*/) {
+void cuda_projected_apply(const std::vector<CudaProjectedTask<Rule>>& /*tasks*/,
+                          std::vector<ProjectionView>* /*views*/,
+                          std::vector<std::vector<RowSums>>* /*row_sums*/,
+                          std::vector<RowSums>* /*layer_sums*/) {
   no_cuda("cuda_projected_apply");
 }
-#define TERSE_CUDA_PROJECTED_STUB(R)                         \
-  template std::vector<ProjectionView> cuda_projected_apply( \
-      const std::vector<CudaProjectedTask<R>>&, std::vector<std::vector<RowSums>>*);
+#define TERSE_CUDA_PROJECTED_STUB(R)                                           \
+  template void cuda_projected_apply(const std::vector<CudaProjectedTask<R>>&, \
+                                     std::vector<ProjectionView>*,             \
+                                     std::vector<std::vector<RowSums>>*, std::vector<RowSums>*);
 TERSE_CUDA_PROJECTED_RULES(TERSE_CUDA_PROJECTED_STUB)
 #undef TERSE_CUDA_PROJECTED_STUB
 

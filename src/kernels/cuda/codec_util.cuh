@@ -40,9 +40,8 @@ enum class Scratch {
   kCub,
   kFlags,
   kIndices,
-  kLaunchTable,   // the multi-tensor launches' tables of tensors (launch_table.cuh)
-  kLaunchTable2,  // a second table alive in the same call (the projected step's second pass)
-  kRowSums,       // the projected step's per-piece row sums
+  kLaunchTable,  // the multi-tensor launches' tables of tensors (launch_table.cuh)
+  kRowSums,      // the projected step's working memory (piece and row sums, the views)
   kCount
 };
 void* scratch(Scratch slot, size_t bytes);

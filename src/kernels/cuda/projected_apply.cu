@@ -1,21 +1,28 @@
 // cuda_projected_apply (terse/kernels/cuda_projected.h): AdamP / SGDP on a GPU with the CPU
-// executor's bits (cpu_projected_impl.h). Three kernels, each over many tensors:
+// executor's bits (cpu_projected_impl.h), with no host round trip. Four kernels, each over many
+// tensors, enqueued one after the other:
 // - elementwise_kernel<kFlat>: tensors that are never projected, in one pass;
 // - sums_kernel: the first pass of the others, one thread per (piece, lane) of the CPU's row
 //   sums (projection_choice.h), adding its elements in order, then the 8 lanes in the CPU's tree;
-// - elementwise_kernel<kSecond>: their second pass, after the host picked the views.
+// - choice_kernel: one block per group of kProjectionFanout rows: each thread adds its row's
+//   pieces, tests the row and computes its channel coefficient, thread 0 adds the group's rows;
+//   the tensor's last block adds the groups in the rounds of projection_layer_sum and picks the
+//   view (projection_view), all with projection_choice.h's functions, so the CPU's operations;
+// - elementwise_kernel<kSecond>: their second pass, reading the view the GPU picked.
 // Built with -fmad=false -prec-div=true -prec-sqrt=true (src/kernels/CMakeLists.txt), so the
-// Rules' f32 arithmetic rounds as the CPU loop's does.
+// Rules' f32 arithmetic rounds as the CPU loop's does (double division and square root are
+// IEEE on the GPU in any case).
 #include <cuda_runtime.h>
 
+#include <array>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "codec_util.cuh"
 #include "launch_table.cuh"
 #include "pack4.cuh"
 #include "terse/core/check.h"
-#include "terse/core/dispatch.h"
 #include "terse/core/dtype.h"
 #include "terse/kernels/cpu_chunks.h"
 #include "terse/kernels/cuda_projected.h"
@@ -24,8 +31,6 @@
 namespace terse {
 
 using cuda_codec::cuda_check;
-using cuda_launch::ChunkRef;
-using cuda_launch::Pack4;
 namespace {
 
 constexpr int kMaxDevices = 64;
@@ -41,6 +46,13 @@ constexpr int kUnroll = 8;
 static_assert(kSumThreads % 32 == 0 && 32 % kLanes == 0,
               "the lanes of one piece must lie in one warp, and blocks must be whole warps");
 
+// The view the GPU picked for a projected tensor, the layer's sums and its coefficient.
+struct Choice {
+  RowSums layer;  // projection_layer_sum of the rows (reported to the tests)
+  int view;       // a ProjectionView
+  float layer_coef;
+};
+
 // A tensor as the kernels see it (pointers into device memory).
 template <typename Rule>
 struct Desc {
@@ -48,15 +60,19 @@ struct Desc {
   void* p;
   const void* g;
   float* s0;
-  float* s1;            // the second state, null when the Rule has one
-  int64_t n;            // elements
-  int64_t len;          // row length of a projected tensor (0 for a flat one)
-  int64_t pieces;       // sums kernel: pieces per row
-  int64_t first_piece;  // sums kernel: index of the tensor's first piece in the sums
-  const float* coef;    // second pass: per row where projected, else null
-  float decay;          // the decay this pass applies
-  int vec;              // p, g and the states are aligned for 4-element vector access
+  float* s1;             // the second state, null when the Rule has one
+  int64_t n;             // elements
+  int64_t len;           // row length of a projected tensor (0 for a flat one)
+  int64_t pieces;        // sums kernel: pieces per row
+  int64_t first_piece;   // sums kernel: index of the tensor's first piece in the sums
+  const float* coef;     // second pass: the channel view's coefficient of each row
+  const Choice* choice;  // second pass: the tensor's view
+  float decay;           // flat pass: the decay
+  int vec;               // p, g and the states are aligned for 4-element vector access
 };
+
+using cuda_launch::ChunkRef;  // block b of an element-wise kernel: chunk `chunk` of tensor `task`
+using cuda_launch::Pack4;
 
 enum Pass : int { kFlat = 0, kSecond = 1 };
 
@@ -87,9 +103,18 @@ __global__ void __launch_bounds__(kThreads)
   const T* __restrict__ g = static_cast<const T*>(d.g);
   float* __restrict__ s0 = d.s0;
   float* __restrict__ s1 = d.s1;
-  const float decay = d.decay;
-  const float* __restrict__ coef = d.coef;
-  const bool project = kPass == kSecond && coef != nullptr;
+  // The second pass: projected (then coef per row, or layer_coef for all) or not, as picked.
+  float decay = d.decay;
+  bool project = false;
+  const float* __restrict__ coef = nullptr;
+  float layer_coef = 0.0f;
+  if constexpr (kPass == kSecond) {
+    const int view = d.choice->view;
+    project = view != static_cast<int>(ProjectionView::kNone);
+    decay = project ? r.proj.decay_projected : r.proj.decay;
+    if (view == static_cast<int>(ProjectionView::kChannel)) coef = d.coef;
+    layer_coef = d.choice->layer_coef;
+  }
   const int64_t len = d.len;
   const int64_t begin = int64_t{c.chunk} * kChunk;
   const int64_t end = d.n < begin + kChunk ? d.n : begin + kChunk;
@@ -104,8 +129,8 @@ __global__ void __launch_bounds__(kThreads)
       Pack4<float> a0 = *reinterpret_cast<const Pack4<float>*>(s0 + i);
       Pack4<float> a1 = {{0.0f, 0.0f, 0.0f, 0.0f}};
       if constexpr (kTwo) a1 = *reinterpret_cast<const Pack4<float>*>(s1 + i);
-      float cf[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      if (project) {
+      float cf[4] = {layer_coef, layer_coef, layer_coef, layer_coef};
+      if (coef != nullptr) {
         // The 4 elements may lie in up to 4 rows (rows shorter than 4).
         int64_t row = i / len;
         int64_t next = (row + 1) * len;
@@ -137,7 +162,7 @@ __global__ void __launch_bounds__(kThreads)
     float x0 = s0[i];
     float x1 = 0.0f;
     if constexpr (kTwo) x1 = s1[i];
-    const float cf = project ? coef[i / len] : 0.0f;
+    const float cf = coef != nullptr ? coef[i / len] : layer_coef;
     float pv = load_as_float(p, i);
     step_element<kPass>(r, decay, project, cf, pv, load_as_float(g, i), x0, x1);
     store_from_float(p, i, pv);
@@ -232,6 +257,119 @@ __global__ void __launch_bounds__(kSumThreads)
   }
 }
 
+// A projected tensor as choice_kernel sees it: its rows' pieces in the piece sums, its rows in
+// the per-row arrays, its groups of kGroup rows (one block each) and the scratch of its rounds.
+struct ChoiceDesc {
+  int64_t numel, rows, pieces, first_piece, first_row, first_group, groups, scratch;
+  double delta, eps;
+};
+
+constexpr int kGroup = kProjectionFanout;  // choice_kernel: one thread per row of a group
+
+// projection_sum_in_order's at(i) over sums in shared memory (4 arrays of kGroup doubles) and
+// over sums that other blocks wrote (read through L2, the last-block pattern's rule).
+struct SharedSums {
+  const double* s;
+  __device__ RowSums operator()(int64_t i) const {
+    return RowSums{s[i], s[kGroup + i], s[2 * kGroup + i], s[3 * kGroup + i]};
+  }
+};
+struct GlobalSums {
+  const RowSums* x;
+  __device__ RowSums operator()(int64_t i) const {
+    const double* v = &x[i].gp;
+    return RowSums{__ldcg(v), __ldcg(v + 1), __ldcg(v + 2), __ldcg(v + 3)};
+  }
+};
+static_assert(sizeof(RowSums) == 4 * sizeof(double), "RowSums must be 4 packed doubles");
+
+// The view of every projected tensor, as choose_view (projection_choice.h) picks it on the CPU.
+// Block b is group b - first_group of the last tensor whose first_group is <= b. Its thread j
+// adds the pieces of row 256 (b - first_group) + j in order from +0 (the CPU's row sum), writes
+// the row's channel coefficient (and its sums when rows_out is given) and tests it; thread 0
+// then adds the group's rows in order from +0 (projection_layer_sum's first round). The last of
+// the tensor's blocks to finish (a counter per tensor, zeroed before the launch) runs the later
+// rounds over the groups' sums, ping-ponging between them and the scratch, and writes the view.
+__global__ void __launch_bounds__(kGroup)
+    choice_kernel(const ChoiceDesc* __restrict__ descs, int num_tasks,
+                  const double* __restrict__ piece_sums, RowSums* __restrict__ rows_out,
+                  float* __restrict__ coefs, RowSums* partials, int* group_pass, RowSums* scratch,
+                  unsigned* counters, Choice* __restrict__ choices) {
+  __shared__ double sums[4 * kGroup];
+  __shared__ int last;
+  const int64_t b = blockIdx.x;
+  int lo = 0, hi = num_tasks - 1;  // every tensor has a group, so first_group increases
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (descs[mid].first_group <= b) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  const ChoiceDesc d = descs[lo];
+  const int tid = static_cast<int>(threadIdx.x);
+  const int64_t group = b - d.first_group;
+  const int64_t row = group * kGroup + tid;
+  bool pass = true;
+  if (row < d.rows) {
+    const double* ps = piece_sums + 4 * (d.first_piece + row * d.pieces);
+    RowSums s;
+    for (int64_t j = 0; j < d.pieces; ++j) {
+      s += RowSums{ps[4 * j], ps[4 * j + 1], ps[4 * j + 2], ps[4 * j + 3]};
+    }
+    pass = projection_row_passes(s, d.numel, d.rows, d.delta, d.eps);
+    coefs[d.first_row + row] = projection_coefficient(s, d.eps);
+    if (rows_out != nullptr) rows_out[d.first_row + row] = s;
+    sums[tid] = s.gp;
+    sums[kGroup + tid] = s.gg;
+    sums[2 * kGroup + tid] = s.pp;
+    sums[3 * kGroup + tid] = s.pd;
+  }
+  const int every = __syncthreads_and(pass ? 1 : 0);  // also makes `sums` visible
+  if (tid == 0) {
+    const int64_t m = d.rows - group * kGroup < kGroup ? d.rows - group * kGroup : kGroup;
+    partials[d.first_group + group] = projection_sum_in_order(SharedSums{sums}, m);
+    group_pass[d.first_group + group] = every;
+    int is_last = 1;
+    if (d.groups > 1) {
+      // Publish this group's sums before counting it; the last block fences before reading.
+      __threadfence();
+      is_last = atomicAdd(counters + lo, 1u) + 1u == static_cast<unsigned>(d.groups);
+      if (is_last) __threadfence();
+    }
+    last = is_last;
+  }
+  __syncthreads();
+  if (!last) return;
+
+  int all = 1;
+  for (int64_t i = tid; i < d.groups; i += kGroup) all &= __ldcg(group_pass + d.first_group + i);
+  all = __syncthreads_and(all);
+  // The later rounds of projection_layer_sum: m sums at src, ceil(m / kGroup) nodes to dst.
+  RowSums* src = partials + d.first_group;
+  RowSums* dst = scratch + d.scratch;
+  for (int64_t m = d.groups; m > 1; m = (m + kGroup - 1) / kGroup) {
+    const int64_t nodes = (m + kGroup - 1) / kGroup;
+    for (int64_t j = tid; j < nodes; j += kGroup) {
+      const int64_t n = m - j * kGroup < kGroup ? m - j * kGroup : kGroup;
+      dst[j] = projection_sum_in_order(GlobalSums{src + j * kGroup}, n);
+    }
+    __syncthreads();
+    RowSums* t = src;
+    src = dst;
+    dst = t;
+  }
+  if (tid == 0) {
+    const RowSums layer = GlobalSums{src}(0);
+    const ProjectionView v = projection_view(all != 0, layer, d.numel, d.rows, d.delta, d.eps);
+    Choice& c = choices[lo];
+    c.layer = layer;
+    c.view = static_cast<int>(v);
+    c.layer_coef = v == ProjectionView::kLayer ? projection_coefficient(layer, d.eps) : 0.0f;
+  }
+}
+
 template <typename Rule>
 int validate(const std::vector<CudaProjectedTask<Rule>>& tasks) {
   int device = -1;
@@ -257,9 +395,7 @@ int validate(const std::vector<CudaProjectedTask<Rule>>& tasks) {
   return device;
 }
 
-using cuda_launch::HostTable;
-using cuda_launch::kNumParamTypes;
-using cuda_launch::kParamTypes;
+constexpr const DType* kTypes = cuda_launch::kParamTypes;
 
 template <typename Rule>
 Desc<Rule> desc_of(const CudaProjectedTask<Rule>& t, DType dtype) {
@@ -271,10 +407,10 @@ Desc<Rule> desc_of(const CudaProjectedTask<Rule>& t, DType dtype) {
   d.s1 = Rule::kNumStates > 1 ? t.states[Rule::kNumStates - 1] : nullptr;
   d.n = t.param.numel;
   d.len = t.rows > 0 ? t.param.numel / t.rows : 0;
-  using cuda_launch::is_aligned;
+  const auto aligned = cuda_launch::is_aligned;
   const size_t width = 4 * dtype_size(dtype);
-  d.vec = is_aligned(d.p, width) && is_aligned(d.g, width) && is_aligned(d.s0, 16) &&
-          (d.s1 == nullptr || is_aligned(d.s1, 16));
+  d.vec = aligned(d.p, width) && aligned(d.g, width) && aligned(d.s0, 16) &&
+          (d.s1 == nullptr || aligned(d.s1, 16));
   return d;
 }
 
@@ -286,38 +422,58 @@ unsigned grid_of(size_t blocks, const char* what) {
 
 template <int kPass, typename Rule>
 void launch_elementwise(DType dtype, unsigned blocks, const Desc<Rule>* d, const ChunkRef* c) {
-  dispatch_floating(dtype, [&](auto tag) {
-    elementwise_kernel<kPass, Rule, decltype(tag)><<<blocks, kThreads>>>(d, c);
-  });
+  switch (dtype) {
+    case DType::kF32:
+      elementwise_kernel<kPass, Rule, float><<<blocks, kThreads>>>(d, c);
+      break;
+    case DType::kBF16:
+      elementwise_kernel<kPass, Rule, BFloat16><<<blocks, kThreads>>>(d, c);
+      break;
+    default:
+      elementwise_kernel<kPass, Rule, Half><<<blocks, kThreads>>>(d, c);
+      break;
+  }
   cuda_check(cudaGetLastError(), "the projected step's element-wise launch");
 }
 
 template <typename Rule>
 void launch_sums(DType dtype, unsigned blocks, const Desc<Rule>* d, const int64_t* starts,
                  int num_tasks, double* out) {
-  dispatch_floating(dtype, [&](auto tag) {
-    sums_kernel<Rule, decltype(tag)><<<blocks, kSumThreads>>>(d, starts, num_tasks, out);
-  });
+  switch (dtype) {
+    case DType::kF32:
+      sums_kernel<Rule, float><<<blocks, kSumThreads>>>(d, starts, num_tasks, out);
+      break;
+    case DType::kBF16:
+      sums_kernel<Rule, BFloat16><<<blocks, kSumThreads>>>(d, starts, num_tasks, out);
+      break;
+    default:
+      sums_kernel<Rule, Half><<<blocks, kSumThreads>>>(d, starts, num_tasks, out);
+      break;
+  }
   cuda_check(cudaGetLastError(), "the projected step's row-sum launch");
 }
 
-// Everything after validation, on the tensors' device (current).
+// Everything after validation, on the current device `device`.
 template <typename Rule>
-std::vector<ProjectionView> run(const std::vector<CudaProjectedTask<Rule>>& tasks,
-                                std::vector<std::vector<RowSums>>* row_sums) {
-  std::vector<ProjectionView> views(tasks.size(), ProjectionView::kNone);
-  // Pass 1, per dtype: flat tensors (descriptors, chunks), projected ones (descriptors, the
-  // first block of each in the sums kernel, the task each came from).
-  std::vector<Desc<Rule>> flat[kNumParamTypes], proj[kNumParamTypes];
-  std::vector<ChunkRef> flat_chunks[kNumParamTypes];
-  std::vector<int64_t> starts[kNumParamTypes];
-  std::vector<size_t> proj_task[kNumParamTypes];
-  int64_t total_pieces = 0;
-  for (int k = 0; k < kNumParamTypes; ++k) {
+void run(const std::vector<CudaProjectedTask<Rule>>& tasks, int device,
+         std::vector<ProjectionView>* views, std::vector<std::vector<RowSums>>* row_sums,
+         std::vector<RowSums>* layer_sums) {
+  const bool report = views != nullptr || row_sums != nullptr || layer_sums != nullptr;
+  // Per dtype: flat tensors (descriptors, chunks), projected ones (descriptors, the first block
+  // of each in the sums kernel, the chunks of the second pass); over all dtypes: the projected
+  // tensors as choice_kernel sees them, and the task each came from.
+  std::vector<Desc<Rule>> flat[3], proj[3];
+  std::vector<ChunkRef> flat_chunks[3], second_chunks[3];
+  std::vector<int64_t> starts[3];
+  std::vector<ChoiceDesc> choice;
+  std::vector<size_t> choice_task;
+  std::vector<size_t> proj_choice[3];  // index in `choice` of proj[k][m]
+  int64_t total_pieces = 0, total_rows = 0, total_groups = 0, total_scratch = 0;
+  for (int k = 0; k < 3; ++k) {
     for (size_t i = 0; i < tasks.size(); ++i) {
       const CudaProjectedTask<Rule>& t = tasks[i];
-      if (t.param.dtype != kParamTypes[k] || t.param.numel == 0) continue;
-      Desc<Rule> d = desc_of(t, kParamTypes[k]);
+      if (t.param.dtype != kTypes[k] || t.param.numel == 0) continue;
+      Desc<Rule> d = desc_of(t, kTypes[k]);
       if (t.rows == 0) {
         d.decay = t.rule.proj.decay;
         cuda_launch::add_chunks(flat_chunks[k], flat[k].size(), d.n, kChunk);
@@ -330,139 +486,165 @@ std::vector<ProjectionView> run(const std::vector<CudaProjectedTask<Rule>>& task
       total_pieces += pieces;
       if (starts[k].empty()) starts[k].push_back(0);
       starts[k].push_back(starts[k].back() + (pieces + kPiecesPerBlock - 1) / kPiecesPerBlock);
+      cuda_launch::add_chunks(second_chunks[k], proj[k].size(), d.n, kChunk);
       proj[k].push_back(d);
-      proj_task[k].push_back(i);
+      ChoiceDesc c{};
+      c.numel = t.param.numel;
+      c.rows = t.rows;
+      c.pieces = d.pieces;
+      c.first_piece = d.first_piece;
+      c.first_row = total_rows;
+      c.first_group = total_groups;
+      c.groups = (t.rows + kGroup - 1) / kGroup;
+      c.scratch = total_scratch;
+      c.delta = t.rule.proj.delta;
+      c.eps = t.rule.proj.eps;
+      total_rows += t.rows;
+      total_groups += c.groups;
+      total_scratch += c.groups > 1 ? (c.groups + kGroup - 1) / kGroup : 0;
+      proj_choice[k].push_back(choice.size());
+      choice.push_back(c);
+      choice_task.push_back(i);
     }
   }
-  unsigned flat_grid[kNumParamTypes], sums_grid[kNumParamTypes];
-  for (int k = 0; k < kNumParamTypes; ++k) {
+  unsigned flat_grid[3], sums_grid[3], second_grid[3];
+  for (int k = 0; k < 3; ++k) {
     flat_grid[k] = grid_of(flat_chunks[k].size(), "element-wise");
     sums_grid[k] =
         grid_of(starts[k].empty() ? 0 : static_cast<size_t>(starts[k].back()), "row-sum");
+    second_grid[k] = grid_of(second_chunks[k].size(), "element-wise");
   }
-  HostTable table;
-  size_t flat_at[kNumParamTypes], chunk_at[kNumParamTypes], proj_at[kNumParamTypes],
-      start_at[kNumParamTypes];
-  for (int k = 0; k < kNumParamTypes; ++k) {
+  const unsigned choice_grid = grid_of(static_cast<size_t>(total_groups), "view-choice");
+
+  // The device's working memory for the projected tensors, carved from one buffer.
+  size_t work_bytes = 0;
+  const auto carve = [&work_bytes](int64_t count, size_t size) {
+    const size_t at = work_bytes;
+    work_bytes = (work_bytes + static_cast<size_t>(count) * size + 255) / 256 * 256;
+    return at;
+  };
+  const size_t piece_at = carve(total_pieces, sizeof(RowSums));
+  const size_t rows_at = carve(report ? total_rows : 0, sizeof(RowSums));
+  const size_t partial_at = carve(total_groups, sizeof(RowSums));
+  const size_t scratch_at = carve(total_scratch, sizeof(RowSums));
+  const size_t coef_at = carve(total_rows, sizeof(float));
+  const size_t pass_at = carve(total_groups, sizeof(int));
+  const size_t counter_at = carve(static_cast<int64_t>(choice.size()), sizeof(unsigned));
+  const size_t choice_at = carve(static_cast<int64_t>(choice.size()), sizeof(Choice));
+  unsigned char* work = nullptr;
+  if (!choice.empty()) {
+    work =
+        static_cast<unsigned char*>(cuda_codec::scratch(cuda_codec::Scratch::kRowSums, work_bytes));
+  }
+  const auto at = [work](size_t offset) { return work + offset; };
+  auto* dev_choices = reinterpret_cast<Choice*>(at(choice_at));
+  for (int k = 0; k < 3; ++k) {
+    for (size_t m = 0; m < proj[k].size(); ++m) {
+      const size_t c = proj_choice[k][m];
+      proj[k][m].coef = reinterpret_cast<const float*>(at(coef_at)) + choice[c].first_row;
+      proj[k][m].choice = dev_choices + c;
+    }
+  }
+
+  cuda_launch::HostTable table;
+  size_t flat_at[3], chunk_at[3], proj_at[3], start_at[3], second_at[3];
+  for (int k = 0; k < 3; ++k) {
     flat_at[k] = table.append(flat[k]);
     chunk_at[k] = table.append(flat_chunks[k]);
     proj_at[k] = table.append(proj[k]);
     start_at[k] = table.append(starts[k]);
+    second_at[k] = table.append(second_chunks[k]);
   }
-  const unsigned char* dev = cuda_launch::upload(table, cuda_codec::Scratch::kLaunchTable,
-                                                 "cudaMemcpyAsync of the projected step's table");
-  double* dev_sums = nullptr;
-  if (total_pieces > 0) {
-    dev_sums = static_cast<double*>(cuda_codec::scratch(
-        cuda_codec::Scratch::kRowSums, static_cast<size_t>(total_pieces) * 4 * sizeof(double)));
-  }
-  for (int k = 0; k < kNumParamTypes; ++k) {
+  const size_t choice_desc_at = table.append(choice);
+  const unsigned char* dev =
+      cuda_launch::upload(table, cuda_codec::Scratch::kLaunchTable, "the projected step's table");
+  const auto descs = [dev](size_t offset) {
+    return reinterpret_cast<const Desc<Rule>*>(dev + offset);
+  };
+  const auto chunks = [dev](size_t offset) {
+    return reinterpret_cast<const ChunkRef*>(dev + offset);
+  };
+
+  // Pass 1 (the only one of flat tensors).
+  auto* dev_sums = reinterpret_cast<double*>(at(piece_at));
+  for (int k = 0; k < 3; ++k) {
     if (!flat_chunks[k].empty()) {
-      launch_elementwise<kFlat>(kParamTypes[k], flat_grid[k],
-                                reinterpret_cast<const Desc<Rule>*>(dev + flat_at[k]),
-                                reinterpret_cast<const ChunkRef*>(dev + chunk_at[k]));
+      launch_elementwise<kFlat>(kTypes[k], flat_grid[k], descs(flat_at[k]), chunks(chunk_at[k]));
     }
     if (!proj[k].empty()) {
-      launch_sums(kParamTypes[k], sums_grid[k],
-                  reinterpret_cast<const Desc<Rule>*>(dev + proj_at[k]),
+      launch_sums(kTypes[k], sums_grid[k], descs(proj_at[k]),
                   reinterpret_cast<const int64_t*>(dev + start_at[k]),
                   static_cast<int>(proj[k].size()), dev_sums);
     }
   }
-  if (total_pieces == 0) return views;
-
-  // The views, on the host: waits for the first pass.
-  std::vector<double> piece_sums(static_cast<size_t>(total_pieces) * 4);
-  cuda_check(cudaMemcpy(piece_sums.data(), dev_sums, piece_sums.size() * sizeof(double),
-                        cudaMemcpyDeviceToHost),
-             "copy of the projected step's row sums");
-  std::vector<float> coefs;  // of every projected tensor, one after the other
-  std::vector<size_t> coef_at[kNumParamTypes];
-  std::vector<RowSums> sums;
-  std::vector<float> coef;
-  for (int k = 0; k < kNumParamTypes; ++k) {
-    for (size_t m = 0; m < proj[k].size(); ++m) {
-      const Desc<Rule>& d = proj[k][m];
-      const size_t i = proj_task[k][m];
-      const CudaProjectedTask<Rule>& t = tasks[i];
-      // A row is the sum of its pieces in order, from +0, as on the CPU.
-      sums.assign(static_cast<size_t>(t.rows), RowSums{});
-      for (int64_t r = 0; r < t.rows; ++r) {
-        for (int64_t j = 0; j < d.pieces; ++j) {
-          const double* s = piece_sums.data() + 4 * (d.first_piece + r * d.pieces + j);
-          sums[static_cast<size_t>(r)] += RowSums{s[0], s[1], s[2], s[3]};
-        }
-      }
-      views[i] = choose_view(sums, t.param.numel, t.rule.proj.delta, t.rule.proj.eps, coef);
-      if (row_sums != nullptr) (*row_sums)[i] = sums;
-      coef_at[k].push_back(coefs.size());
-      if (views[i] != ProjectionView::kNone) coefs.insert(coefs.end(), coef.begin(), coef.end());
-    }
+  if (choice.empty()) {
+    if (views != nullptr) views->assign(tasks.size(), ProjectionView::kNone);
+    return;
   }
 
-  // Pass 2: the coefficients, then per dtype the descriptors and chunks.
-  HostTable table2;
-  const size_t coefs_at = table2.append(coefs);
-  std::vector<Desc<Rule>> second[kNumParamTypes];
-  std::vector<ChunkRef> second_chunks[kNumParamTypes];
-  size_t second_at[kNumParamTypes], second_chunk_at[kNumParamTypes];
-  for (int k = 0; k < kNumParamTypes; ++k) {
-    for (size_t m = 0; m < proj[k].size(); ++m) {
-      cuda_launch::add_chunks(second_chunks[k], m, proj[k][m].n, kChunk);
-    }
-  }
-  // The table's size does not depend on the coef pointers, so the buffer comes first.
-  size_t bytes = table2.size();
-  for (int k = 0; k < kNumParamTypes; ++k) {
-    bytes = HostTable::size_with<Desc<Rule>>(bytes, proj[k].size());
-    bytes = HostTable::size_with<ChunkRef>(bytes, second_chunks[k].size());
-  }
-  auto* dev2 =
-      static_cast<unsigned char*>(cuda_codec::scratch(cuda_codec::Scratch::kLaunchTable2, bytes));
-  const auto* dev_coefs = reinterpret_cast<const float*>(dev2 + coefs_at);
-  for (int k = 0; k < kNumParamTypes; ++k) {
-    for (size_t m = 0; m < proj[k].size(); ++m) {
-      Desc<Rule> d = proj[k][m];
-      const CudaProjectedTask<Rule>& t = tasks[proj_task[k][m]];
-      const bool projected = views[proj_task[k][m]] != ProjectionView::kNone;
-      d.coef = projected ? dev_coefs + coef_at[k][m] : nullptr;
-      d.decay = projected ? t.rule.proj.decay_projected : t.rule.proj.decay;
-      second[k].push_back(d);
-    }
-    second_at[k] = table2.append(second[k]);
-    second_chunk_at[k] = table2.append(second_chunks[k]);
-  }
-  TERSE_CHECK(table2.size() == bytes, Error, "cuda_projected_apply: the second pass's table is ",
-              table2.size(), " bytes, not the ", bytes,
-              " planned; this is a bug in terse, please report it");
-  cuda_launch::upload_to(dev2, table2, "cudaMemcpyAsync of the projected step's second table");
-  for (int k = 0; k < kNumParamTypes; ++k) {
+  // The views, on the device.
+  auto* rows_out = report ? reinterpret_cast<RowSums*>(at(rows_at)) : nullptr;
+  auto* counters = reinterpret_cast<unsigned*>(at(counter_at));
+  cuda_check(cudaMemsetAsync(counters, 0, choice.size() * sizeof(unsigned), nullptr),
+             "cudaMemsetAsync of the projected step's counters");
+  choice_kernel<<<choice_grid, kGroup>>>(
+      reinterpret_cast<const ChoiceDesc*>(dev + choice_desc_at), static_cast<int>(choice.size()),
+      dev_sums, rows_out, reinterpret_cast<float*>(at(coef_at)),
+      reinterpret_cast<RowSums*>(at(partial_at)), reinterpret_cast<int*>(at(pass_at)),
+      reinterpret_cast<RowSums*>(at(scratch_at)), counters, dev_choices);
+  cuda_check(cudaGetLastError(), "the projected step's view-choice launch");
+
+  // Pass 2 of the projected tensors.
+  for (int k = 0; k < 3; ++k) {
     if (second_chunks[k].empty()) continue;
-    launch_elementwise<kSecond>(kParamTypes[k], grid_of(second_chunks[k].size(), "element-wise"),
-                                reinterpret_cast<const Desc<Rule>*>(dev2 + second_at[k]),
-                                reinterpret_cast<const ChunkRef*>(dev2 + second_chunk_at[k]));
+    launch_elementwise<kSecond>(kTypes[k], second_grid[k], descs(proj_at[k]), chunks(second_at[k]));
   }
-  return views;
+  if (!report) return;
+
+  // What the tests compare with the CPU's: waits for the step.
+  std::vector<Choice> picked(choice.size());
+  cuda_check(cudaMemcpy(picked.data(), dev_choices, picked.size() * sizeof(Choice),
+                        cudaMemcpyDeviceToHost),
+             "copy of the projected step's views");
+  std::vector<RowSums> all_rows(static_cast<size_t>(total_rows));
+  if (row_sums != nullptr) {
+    cuda_check(cudaMemcpy(all_rows.data(), rows_out, all_rows.size() * sizeof(RowSums),
+                          cudaMemcpyDeviceToHost),
+               "copy of the projected step's row sums");
+  }
+  if (views != nullptr) views->assign(tasks.size(), ProjectionView::kNone);
+  for (size_t c = 0; c < choice.size(); ++c) {
+    const size_t i = choice_task[c];
+    if (views != nullptr) (*views)[i] = static_cast<ProjectionView>(picked[c].view);
+    if (layer_sums != nullptr) (*layer_sums)[i] = picked[c].layer;
+    if (row_sums != nullptr) {
+      const auto first = all_rows.begin() + choice[c].first_row;
+      (*row_sums)[i].assign(first, first + choice[c].rows);
+    }
+  }
 }
 
 }  // namespace
 
 template <typename Rule>
-std::vector<ProjectionView> cuda_projected_apply(const std::vector<CudaProjectedTask<Rule>>& tasks,
-                                                 std::vector<std::vector<RowSums>>* row_sums) {
+void cuda_projected_apply(const std::vector<CudaProjectedTask<Rule>>& tasks,
+                          std::vector<ProjectionView>* views,
+                          std::vector<std::vector<RowSums>>* row_sums,
+                          std::vector<RowSums>* layer_sums) {
   const int device = validate(tasks);
+  if (views != nullptr) views->assign(tasks.size(), ProjectionView::kNone);
   if (row_sums != nullptr) row_sums->assign(tasks.size(), {});
+  if (layer_sums != nullptr) layer_sums->assign(tasks.size(), RowSums{});
   bool any = false;
   for (const auto& t : tasks) any = any || t.param.numel > 0;
-  if (!any) return std::vector<ProjectionView>(tasks.size(), ProjectionView::kNone);
-  std::vector<ProjectionView> views;
-  cuda_launch::with_device(device, [&] { views = run(tasks, row_sums); });
-  return views;
+  if (!any) return;
+  cuda_launch::with_device(device, [&] { run(tasks, device, views, row_sums, layer_sums); });
 }
 
-#define TERSE_CUDA_PROJECTED_INSTANTIATE(R)                  \
-  template std::vector<ProjectionView> cuda_projected_apply( \
-      const std::vector<CudaProjectedTask<R>>&, std::vector<std::vector<RowSums>>*);
+#define TERSE_CUDA_PROJECTED_INSTANTIATE(R)                                    \
+  template void cuda_projected_apply(const std::vector<CudaProjectedTask<R>>&, \
+                                     std::vector<ProjectionView>*,             \
+                                     std::vector<std::vector<RowSums>>*, std::vector<RowSums>*);
 TERSE_CUDA_PROJECTED_RULES(TERSE_CUDA_PROJECTED_INSTANTIATE)
 #undef TERSE_CUDA_PROJECTED_INSTANTIATE
 

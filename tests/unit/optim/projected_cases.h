@@ -26,6 +26,7 @@ enum class GradKind {
   kChannel,  // every row orthogonal to theta's: the channel view
   kLayer,    // row 0 parallel to theta's and tiny, the others orthogonal: the layer view only
   kWide,     // params and grads of magnitudes 2^-E .. 2^E (E by dtype), random signs
+  kAligned,  // every row parallel to theta's (g = theta / 2): no view
 };
 
 struct ProjCase {
@@ -35,7 +36,9 @@ struct ProjCase {
 };
 
 // The cases both tests run: ndim 1 and empty tensors (never projected), rows of 1, 4, 9, 33 and
-// 35 elements, rows of exactly one chunk, of a chunk and one element, of two chunks and a tail.
+// 35 elements, rows of exactly one chunk, of a chunk and one element, of two chunks and a tail;
+// one-row tensors; each view with one group of kProjectionFanout rows, with several, and with
+// more than kProjectionFanout groups (the layer's sum then takes three rounds).
 inline std::vector<ProjCase> proj_cases() {
   using V = ProjectionView;
   return {{{1}, GradKind::kRandom, V::kNone},
@@ -50,7 +53,17 @@ inline std::vector<ProjCase> proj_cases() {
           {{2, 70001}, GradKind::kChannel, V::kChannel},
           {{1, 65536}, GradKind::kRandom, std::nullopt},
           {{4, 65537}, GradKind::kLayer, V::kLayer},
-          {{1, 131075}, GradKind::kWide, std::nullopt}};
+          {{1, 131075}, GradKind::kWide, std::nullopt},
+          {{1, 5}, GradKind::kChannel, V::kChannel},
+          {{1, 7}, GradKind::kAligned, V::kNone},
+          {{256, 5}, GradKind::kChannel, V::kChannel},
+          {{256, 3}, GradKind::kLayer, V::kLayer},
+          {{300, 7}, GradKind::kLayer, V::kLayer},
+          {{513, 3}, GradKind::kAligned, V::kNone},
+          {{65537, 3}, GradKind::kChannel, V::kChannel},
+          {{70000, 3}, GradKind::kLayer, V::kLayer},
+          {{70001, 3}, GradKind::kWide, std::nullopt},
+          {{66000, 1}, GradKind::kAligned, V::kNone}};
 }
 
 inline std::string shape_str(const std::vector<int64_t>& shape) {
@@ -124,6 +137,10 @@ struct HostTensor {
       const int64_t b = r * len;
       std::vector<double> noise(static_cast<size_t>(len));
       for (auto& x : noise) x = kind == GradKind::kWide ? wide() : uniform(0.1);
+      if (kind == GradKind::kAligned) {
+        for (int64_t e = 0; e < len; ++e) set(g, b + e, 0.5f * get(p, b + e));
+        continue;
+      }
       if (kind == GradKind::kLayer && r == 0) {
         for (int64_t e = 0; e < len; ++e) set(g, b + e, 1e-5f * get(p, b + e));
         continue;

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <random>
 #include <vector>
 
 #include "projected_cases.h"
@@ -117,6 +119,72 @@ TEST(ProjectedOrder, SgdPRowSumsFollowTheDocumentedOrder) {
       [](int64_t t) { return SgdPRule<false>::for_step(0.1, 0.9, 0.1, 1e-4, 0.1, 0.1, 1e-8, t); });
   check_all_dtypes<SgdPRule<true>>(
       [](int64_t t) { return SgdPRule<true>::for_step(0.1, 0.9, 0, 1e-4, 0.1, 0.1, 1e-8, t); });
+}
+
+// The layer's sums in the rounds projection_choice.h documents, written out plainly: groups of
+// 256 sums, each in order from +0, round after round (at least one) until one is left.
+RowSums documented_layer_sum(std::vector<RowSums> level) {
+  do {
+    std::vector<RowSums> next;
+    for (size_t b = 0; b < level.size(); b += 256) {
+      RowSums s;
+      for (size_t j = b; j < std::min(level.size(), b + 256); ++j) s += level[j];
+      next.push_back(s);
+    }
+    level = next;
+  } while (level.size() > 1);
+  return level[0];
+}
+
+// projection_layer_sum (the CPU's, which the GPU's rounds follow) is the documented order: the
+// plain row order up to kProjectionFanout rows (the official code's), not past them.
+TEST(ProjectedOrder, LayerSumFollowsTheDocumentedRounds) {
+  std::mt19937_64 rng(7);
+  const auto wide = [&rng] {
+    const int e = std::uniform_int_distribution<int>(-40, 40)(rng);
+    return std::ldexp(std::uniform_real_distribution<double>(-1, 1)(rng), e);
+  };
+  static_assert(kProjectionFanout == 256, "documented_layer_sum assumes groups of 256");
+  bool order_shows = false;
+  for (const int64_t n : {1, 2, 255, 256, 257, 511, 513, 65536, 65537, 70001, 2 * 65536 + 3}) {
+    SCOPED_TRACE(n);
+    std::vector<RowSums> rows(static_cast<size_t>(n));
+    for (RowSums& r : rows) r = RowSums{wide(), wide() * wide(), wide() * wide(), wide()};
+    const RowSums got = projection_layer_sum(rows);
+    EXPECT_TRUE(test::same_bits({got}, {documented_layer_sum(rows)}));
+    RowSums plain;
+    for (const RowSums& r : rows) plain += r;
+    if (n <= kProjectionFanout) {
+      EXPECT_TRUE(test::same_bits({got}, {plain})) << "the official row order up to 256 rows";
+    } else {
+      order_shows = order_shows || !test::same_bits({got}, {plain});
+    }
+  }
+  EXPECT_TRUE(order_shows) << "no sum depends on the order: the test cannot tell the orders apart";
+}
+
+// The choice uses that order for the layer view: a tensor whose rows fail the channel test and
+// whose layer passes gets projection_coefficient of projection_layer_sum, on every row.
+TEST(ProjectedOrder, ChooseViewTakesTheLayerSumInItsOrder) {
+  std::vector<RowSums> rows(70000, RowSums{1e-30, 1, 1, 0.25});
+  rows[0] = RowSums{1, 1, 1, 3};  // cosine 1: no channel view
+  std::vector<float> coef;
+  const ProjectionView v = choose_view(rows, 3 * 70000, 0.1, 1e-8, coef);
+  ASSERT_EQ(static_cast<int>(v), static_cast<int>(ProjectionView::kLayer));
+  const float want = projection_coefficient(projection_layer_sum(rows), 1e-8);
+  ASSERT_EQ(coef.size(), rows.size());
+  EXPECT_EQ(coef.front(), want);
+  EXPECT_EQ(coef.back(), want);
+  // One row: no layer view, whatever the layer's cosine.
+  const std::vector<RowSums> one{RowSums{1, 1, 1, 3}};
+  EXPECT_EQ(static_cast<int>(choose_view(one, 5, 0.1, 1e-8, coef)),
+            static_cast<int>(ProjectionView::kNone));
+  EXPECT_EQ(coef, std::vector<float>{0.0f});
+  // A NaN row fails the channel test, as the official max() makes it.
+  std::vector<RowSums> nan_row(3, RowSums{0, 1, 1, 0});
+  nan_row[1].gp = NAN;
+  EXPECT_NE(static_cast<int>(choose_view(nan_row, 6, 0.1, 1e-8, coef)),
+            static_cast<int>(ProjectionView::kChannel));
 }
 
 TEST(ProjectedOrder, PiecesPerRow) {
