@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "forwarding_communicator.h"
 #include "gpu_skip.h"
 #include "terse/comm/algorithms/one_bit_all_reduce.h"
 #include "terse/comm/local_communicator.h"
@@ -107,40 +108,18 @@ TEST(CudaOneBitAllReduce, ImmediateWorkerErrorAndPairwiseAreBitExact) {
 
 // Forwards to a real communicator; the n-th one-float f32 all-gather of this rank (the worker
 // scale is the first of a call, the server scale the second) sends `bad` instead.
-class BadScaleCommunicator : public Communicator {
+class BadScaleCommunicator : public test_support::ForwardingCommunicator {
  public:
   BadScaleCommunicator(Communicator& inner, int which, float bad)
-      : inner_(inner), which_(which), bad_(bad) {}
-  int rank() const override { return inner_.rank(); }
-  int size() const override { return inner_.size(); }
-  const char* backend() const override { return inner_.backend(); }
-  std::unique_ptr<Work> all_reduce_async(TensorView inout, ReduceOp op) override {
-    return inner_.all_reduce_async(inout, op);
-  }
+      : ForwardingCommunicator(inner), which_(which), bad_(bad) {}
   std::unique_ptr<Work> all_gather_async(TensorView in, TensorView out) override {
     if (in.dtype == DType::kF32 && in.numel == 1 && in.device.is_cpu() && ++seen_ == which_) {
-      return inner_.all_gather_async(TensorView::of(&bad_, 1), out);
+      return inner().all_gather_async(TensorView::of(&bad_, 1), out);
     }
-    return inner_.all_gather_async(in, out);
+    return inner().all_gather_async(in, out);
   }
-  std::unique_ptr<Work> all_gatherv_async(TensorView in, TensorView out,
-                                          const std::vector<int64_t>& counts) override {
-    return inner_.all_gatherv_async(in, out, counts);
-  }
-  std::unique_ptr<Work> all_to_all_async(TensorView in, TensorView out) override {
-    return inner_.all_to_all_async(in, out);
-  }
-  std::unique_ptr<Work> all_to_allv_async(TensorView in, const std::vector<int64_t>& sc,
-                                          TensorView out, const std::vector<int64_t>& rc) override {
-    return inner_.all_to_allv_async(in, sc, out, rc);
-  }
-  std::unique_ptr<Work> broadcast_async(TensorView inout, int root) override {
-    return inner_.broadcast_async(inout, root);
-  }
-  std::unique_ptr<Work> barrier_async() override { return inner_.barrier_async(); }
 
  private:
-  Communicator& inner_;
   int which_;
   float bad_;
   int seen_ = 0;

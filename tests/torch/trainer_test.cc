@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "forwarding_communicator.h"
 #include "terse/comm/local_communicator.h"
 #include "terse/core/error.h"
 #include "terse/core/remove_tree.h"
@@ -368,38 +369,14 @@ TEST(Trainer, OneBitAdamCompressesAfterFreezeAndResumesExactly) {
 
 // Forwards to a real communicator; rank 1 arrives late at every one-number f64 all-reduce (the
 // trainer's mean loss, started before backward), so it starts each step's backward late.
-class LateLossCommunicator : public Communicator {
+class LateLossCommunicator : public test_support::ForwardingCommunicator {
  public:
-  explicit LateLossCommunicator(Communicator& inner) : inner_(inner) {}
-  int rank() const override { return inner_.rank(); }
-  int size() const override { return inner_.size(); }
-  const char* backend() const override { return inner_.backend(); }
+  explicit LateLossCommunicator(Communicator& inner) : ForwardingCommunicator(inner) {}
   std::unique_ptr<Work> all_reduce_async(TensorView inout, ReduceOp op) override {
     if (rank() == 1 && inout.numel == 1 && inout.dtype == DType::kF64)
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    return inner_.all_reduce_async(inout, op);
+    return ForwardingCommunicator::all_reduce_async(inout, op);
   }
-  std::unique_ptr<Work> all_gather_async(TensorView in, TensorView out) override {
-    return inner_.all_gather_async(in, out);
-  }
-  std::unique_ptr<Work> all_gatherv_async(TensorView in, TensorView out,
-                                          const std::vector<int64_t>& counts) override {
-    return inner_.all_gatherv_async(in, out, counts);
-  }
-  std::unique_ptr<Work> all_to_all_async(TensorView in, TensorView out) override {
-    return inner_.all_to_all_async(in, out);
-  }
-  std::unique_ptr<Work> all_to_allv_async(TensorView in, const std::vector<int64_t>& sc,
-                                          TensorView out, const std::vector<int64_t>& rc) override {
-    return inner_.all_to_allv_async(in, sc, out, rc);
-  }
-  std::unique_ptr<Work> broadcast_async(TensorView inout, int root) override {
-    return inner_.broadcast_async(inout, root);
-  }
-  std::unique_ptr<Work> barrier_async() override { return inner_.barrier_async(); }
-
- private:
-  Communicator& inner_;
 };
 
 // On a communicating optimizer's compressed step nothing synchronises the ranks before the loss

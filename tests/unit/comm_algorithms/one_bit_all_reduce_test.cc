@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "forwarding_communicator.h"
 #include "one_bit_all_reduce_reference.h"
 #include "terse/comm/local_communicator.h"
 #include "terse/core/philox.h"
@@ -409,43 +410,40 @@ TEST(OneBitAllReduce, WrongDtypeOrSizeIsInvalidArgument) {
 }
 
 // Forwards to a real communicator and counts the bytes of every `in` it is handed.
-class CountingCommunicator : public Communicator {
+class CountingCommunicator : public test_support::ForwardingCommunicator {
  public:
-  explicit CountingCommunicator(Communicator& inner) : inner_(inner) {}
-  int rank() const override { return inner_.rank(); }
-  int size() const override { return inner_.size(); }
-  const char* backend() const override { return inner_.backend(); }
+  explicit CountingCommunicator(Communicator& inner) : ForwardingCommunicator(inner) {}
   std::unique_ptr<Work> all_reduce_async(TensorView inout, ReduceOp op) override {
     count(inout);
-    return inner_.all_reduce_async(inout, op);
+    return ForwardingCommunicator::all_reduce_async(inout, op);
   }
   std::unique_ptr<Work> all_gather_async(TensorView in, TensorView out) override {
     count(in);
-    return inner_.all_gather_async(in, out);
+    return ForwardingCommunicator::all_gather_async(in, out);
   }
   std::unique_ptr<Work> all_gatherv_async(TensorView in, TensorView out,
                                           const std::vector<int64_t>& counts) override {
     count(in);
-    return inner_.all_gatherv_async(in, out, counts);
+    return ForwardingCommunicator::all_gatherv_async(in, out, counts);
   }
   std::unique_ptr<Work> all_to_all_async(TensorView in, TensorView out) override {
     count(in);
     const uint8_t* p = static_cast<const uint8_t*>(in.data);
     all_to_all_in_.assign(p, p + in.nbytes());
-    return inner_.all_to_all_async(in, out);
+    return ForwardingCommunicator::all_to_all_async(in, out);
   }
   std::unique_ptr<Work> all_to_allv_async(TensorView in, const std::vector<int64_t>& sc,
                                           TensorView out, const std::vector<int64_t>& rc) override {
     count(in);
-    return inner_.all_to_allv_async(in, sc, out, rc);
+    return ForwardingCommunicator::all_to_allv_async(in, sc, out, rc);
   }
   std::unique_ptr<Work> broadcast_async(TensorView inout, int root) override {
     count(inout);
-    return inner_.broadcast_async(inout, root);
+    return ForwardingCommunicator::broadcast_async(inout, root);
   }
   std::unique_ptr<Work> barrier_async() override {
     ++calls_;
-    return inner_.barrier_async();
+    return ForwardingCommunicator::barrier_async();
   }
   uint64_t bytes_ = 0;
   int calls_ = 0;
@@ -456,7 +454,6 @@ class CountingCommunicator : public Communicator {
     bytes_ += v.nbytes();
     ++calls_;
   }
-  Communicator& inner_;
 };
 
 // compress_s times the CPU passes outside the collectives: positive, and no more than the call

@@ -36,55 +36,17 @@ using ::testing::HasSubstr;
 using testing::make_pairs;
 using testing::ok_topk_reference;
 using testing::OkTopkReference;
+using testing::Outcome;
 using testing::Pairs;
 using testing::PatchingCommunicator;
 using testing::reference;
+using testing::run_on;
 using testing::union_size;
 
 const int kWorlds[] = {1, 2, 3, 4, 8};
 
-struct Outcome {
-  std::string type;
-  std::string what;
-};
-
-// Runs fn on every rank of `comms`, one thread each, and returns each rank's outcome.
-std::vector<Outcome> run_on(std::vector<std::unique_ptr<Communicator>>& comms,
-                            const std::function<void(Communicator&)>& fn) {
-  std::vector<Outcome> outcomes(comms.size());
-  std::vector<std::thread> threads;
-  for (size_t r = 0; r < comms.size(); ++r) {
-    threads.emplace_back([&, r] {
-      Outcome& o = outcomes[r];
-      try {
-        fn(*comms[r]);
-      } catch (const CorruptData& e) {
-        o = {"CorruptData", e.what()};
-      } catch (const InvalidArgument& e) {
-        o = {"InvalidArgument", e.what()};
-      } catch (const CommError& e) {
-        o = {"CommError", e.what()};
-      } catch (const NumericalError& e) {
-        o = {"NumericalError", e.what()};
-      } catch (const Timeout& e) {
-        o = {"Timeout", e.what()};
-      } catch (const std::exception& e) {
-        o = {"other", e.what()};
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  return outcomes;
-}
-
 std::vector<Outcome> run_each(int world, const std::function<void(Communicator&)>& fn) {
-  auto locals = make_local_communicators(world);
-  std::vector<std::unique_ptr<Communicator>> comms;
-  for (auto& l : locals) {
-    l->set_timeout(std::chrono::seconds(20));
-    comms.push_back(std::move(l));
-  }
-  return run_on(comms, fn);
+  return testing::run_each(world, std::chrono::seconds(20), fn);
 }
 
 // What every rank saw of one step.

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "forwarding_communicator.h"
 #include "terse/comm/communicator.h"
 #include "terse/comm/local_communicator.h"
 #include "terse/core/error.h"
@@ -73,26 +74,19 @@ inline std::vector<Outcome> run_each(int world, std::chrono::milliseconds timeou
 // (by default its first, with 2^31 - 1), or, with header mode,
 // rank `victim_`'s count in the first i64 all_gather: corruption on the wire, which the
 // receivers must catch.
-class CorruptingCommunicator : public Communicator {
+class CorruptingCommunicator : public test_support::ForwardingCommunicator {
  public:
   enum class Mode { kIndex, kCount };
   CorruptingCommunicator(std::unique_ptr<Communicator> inner, int victim, Mode mode,
                          int64_t position = 0, int32_t value = std::numeric_limits<int32_t>::max())
-      : inner_(std::move(inner)),
+      : ForwardingCommunicator(std::move(inner)),
         victim_(victim),
         mode_(mode),
         position_(position),
         value_(value) {}
 
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
-  const char* backend() const override { return inner_->backend(); }
-
-  std::unique_ptr<Work> all_reduce_async(TensorView inout, ReduceOp op) override {
-    return inner_->all_reduce_async(inout, op);
-  }
   std::unique_ptr<Work> all_gather_async(TensorView in, TensorView out) override {
-    auto w = inner_->all_gather_async(in, out);
+    auto w = inner().all_gather_async(in, out);
     if (mode_ != Mode::kCount || out.dtype != DType::kI64) return w;
     // Header word 0 of the victim: its count.
     return std::make_unique<Patch>(std::move(w),
@@ -100,7 +94,7 @@ class CorruptingCommunicator : public Communicator {
   }
   std::unique_ptr<Work> all_gatherv_async(TensorView in, TensorView out,
                                           const std::vector<int64_t>& counts) override {
-    auto w = inner_->all_gatherv_async(in, out, counts);
+    auto w = inner().all_gatherv_async(in, out, counts);
     if (mode_ != Mode::kIndex || out.dtype != DType::kI32) return w;
     int64_t offset = position_;
     for (int r = 0; r < victim_; ++r) offset += counts[static_cast<size_t>(r)];
@@ -108,17 +102,6 @@ class CorruptingCommunicator : public Communicator {
     return std::make_unique<Patch>(std::move(w),
                                    [out, offset, value] { out.as<int32_t>()[offset] = value; });
   }
-  std::unique_ptr<Work> all_to_all_async(TensorView in, TensorView out) override {
-    return inner_->all_to_all_async(in, out);
-  }
-  std::unique_ptr<Work> all_to_allv_async(TensorView in, const std::vector<int64_t>& sc,
-                                          TensorView out, const std::vector<int64_t>& rc) override {
-    return inner_->all_to_allv_async(in, sc, out, rc);
-  }
-  std::unique_ptr<Work> broadcast_async(TensorView inout, int root) override {
-    return inner_->broadcast_async(inout, root);
-  }
-  std::unique_ptr<Work> barrier_async() override { return inner_->barrier_async(); }
 
  private:
   // Runs `patch` once, after the wrapped operation completes.
@@ -149,7 +132,6 @@ class CorruptingCommunicator : public Communicator {
     std::function<void()> patch_;
   };
 
-  std::unique_ptr<Communicator> inner_;
   int victim_;
   Mode mode_;
   int64_t position_;
@@ -158,40 +140,24 @@ class CorruptingCommunicator : public Communicator {
 
 // Forwards every verb to a local communicator; after the phase-1 all_to_allv (i32 indices or
 // f32 values) or the phase-3 all_gatherv, lets `patch` change this rank's received copy.
-class PatchingCommunicator : public Communicator {
+class PatchingCommunicator : public test_support::ForwardingCommunicator {
  public:
   // (phase 1 or 3, received buffer, counts per source rank)
   using Patch = std::function<void(int, TensorView, const std::vector<int64_t>&)>;
   PatchingCommunicator(std::unique_ptr<Communicator> inner, Patch patch)
-      : inner_(std::move(inner)), patch_(std::move(patch)) {}
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
-  const char* backend() const override { return inner_->backend(); }
-  std::unique_ptr<Work> all_reduce_async(TensorView inout, ReduceOp op) override {
-    return inner_->all_reduce_async(inout, op);
-  }
-  std::unique_ptr<Work> all_gather_async(TensorView in, TensorView out) override {
-    return inner_->all_gather_async(in, out);
-  }
+      : ForwardingCommunicator(std::move(inner)), patch_(std::move(patch)) {}
   std::unique_ptr<Work> all_gatherv_async(TensorView in, TensorView out,
                                           const std::vector<int64_t>& counts) override {
-    inner_->all_gatherv_async(in, out, counts)->wait(timeout());
+    inner().all_gatherv_async(in, out, counts)->wait(timeout());
     patch_(3, out, counts);
     return std::make_unique<Done>();
   }
-  std::unique_ptr<Work> all_to_all_async(TensorView in, TensorView out) override {
-    return inner_->all_to_all_async(in, out);
-  }
   std::unique_ptr<Work> all_to_allv_async(TensorView in, const std::vector<int64_t>& sc,
                                           TensorView out, const std::vector<int64_t>& rc) override {
-    inner_->all_to_allv_async(in, sc, out, rc)->wait(timeout());
+    inner().all_to_allv_async(in, sc, out, rc)->wait(timeout());
     patch_(1, out, rc);
     return std::make_unique<Done>();
   }
-  std::unique_ptr<Work> broadcast_async(TensorView inout, int root) override {
-    return inner_->broadcast_async(inout, root);
-  }
-  std::unique_ptr<Work> barrier_async() override { return inner_->barrier_async(); }
 
  private:
   class Done : public Work {
@@ -200,7 +166,6 @@ class PatchingCommunicator : public Communicator {
     void wait(std::chrono::milliseconds) override {}
     void wait() override {}
   };
-  std::unique_ptr<Communicator> inner_;
   Patch patch_;
 };
 
