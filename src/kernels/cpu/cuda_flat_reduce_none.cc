@@ -1,16 +1,12 @@
 // The per-tensor GPU reductions (terse/kernels/cuda_flat_reduce.h) for builds without CUDA: each
 // says that this build has none.
+#include "no_cuda.h"
 #include "terse/core/check.h"
 #include "terse/kernels/cuda_flat_reduce.h"
 
 namespace terse {
 
-namespace {
-[[noreturn]] void no_cuda(const char* what) {
-  TERSE_THROW(CudaError, what, ": this build of terse has no CUDA support (nvcc was not found or ",
-              "TERSE_CUDA=OFF); rebuild with nvcc on the PATH, or pass CPU tensors");
-}
-}  // namespace
+using kernels_detail::no_cuda;
 
 std::vector<double> cuda_fixed_sums(int, const std::vector<CudaF32Range>&, fixed_sum::Term) {
   no_cuda("cuda_fixed_sums");

@@ -1,16 +1,12 @@
 // OneBitAllReduce's GPU passes (terse/kernels/cuda_one_bit_all_reduce.h) for builds without CUDA:
 // each says that this build has none.
+#include "no_cuda.h"
 #include "terse/core/check.h"
 #include "terse/kernels/cuda_one_bit_all_reduce.h"
 
 namespace terse {
 
-namespace {
-[[noreturn]] void no_cuda(const char* what) {
-  TERSE_THROW(CudaError, what, ": this build of terse has no CUDA support (nvcc was not found or ",
-              "TERSE_CUDA=OFF); rebuild with nvcc on the PATH, or pass CPU tensors");
-}
-}  // namespace
+using kernels_detail::no_cuda;
 
 void cuda_one_bit_worker_pass(int, const float*, int64_t, const float*, int64_t, uint8_t*,
                               double*) {

@@ -1,16 +1,12 @@
 // PowerSGD's GPU passes (terse/kernels/cuda_power_sgd.h) for builds without CUDA: each says that
 // this build has none; no pointer is device memory.
+#include "no_cuda.h"
 #include "terse/core/check.h"
 #include "terse/kernels/cuda_power_sgd.h"
 
 namespace terse {
 
-namespace {
-[[noreturn]] void no_cuda(const char* what) {
-  TERSE_THROW(CudaError, what, ": this build of terse has no CUDA support (nvcc was not found or ",
-              "TERSE_CUDA=OFF); rebuild with nvcc on the PATH, or pass CPU tensors");
-}
-}  // namespace
+using kernels_detail::no_cuda;
 
 void cuda_power_sgd_project(int /*device*/, const float* /*m*/, const float* /*e*/,
                             int64_t /*rows*/, int64_t /*cols*/, const float* /*q*/, int64_t /*r*/,
