@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The earlier issues' accuracy runs with --device cuda on one GPU (docs/results.md, "Training on
 # one GPU"): the Fashion-MNIST CNN of the foundation (4 ranks, SGD-M, 5 epochs), DGC against
-# dense at 8 ranks x batch 16 for 10 epochs, the byte-level LM with Adam (4 ranks, 3 epochs), and
-# one rank with the NCCL backend against the MPI one. Ranks share the one GPU through the mpi
+# dense at 8 ranks x batch 16 for 10 epochs, the byte-level LM with Adam (4 ranks, 3 epochs), the
+# same LM with 1-bit Adam (onebit4, issue 4's run), the CNN with --ema (ema4), and one rank with
+# the NCCL backend against the MPI one. Ranks share the one GPU through the mpi
 # backend (NCCL takes one rank per GPU). Each run writes OUT/NAME.jsonl, .out and .err; the
 # table of final metrics and mean step times goes to stdout and OUT/summary.json.
 # Usage: [TERSE=build/release/apps/terse/terse] [TEXT=path] [RUNS="cnn4 lm4 ..."]
@@ -18,11 +19,14 @@ device=${DEVICE:-cuda}
 mkdir -p "$out"
 sgd="sgd:lr=0.1,momentum=0.9"
 dgc="dgc:density=0.001,values=f16,warmup=paper,warmup_steps=128"
+onebit="onebit_adam:lr=0.003,freeze_step=164,bias_correction=true"
 declare -A args=(
   [cnn4]="--np 4 --model cnn --optimizer $sgd"
   [dense8]="--np 8 --model cnn --optimizer $sgd --epochs 10 --batch-size 16"
   [dgc8]="--np 8 --model cnn --optimizer $sgd --epochs 10 --batch-size 16 --compress $dgc"
   [lm4]="--np 4 --model lm --text $text --lr-schedule cosine --epochs 3 --optimizer adam:lr=0.003"
+  [onebit4]="--np 4 --model lm --text $text --lr-schedule cosine --epochs 3 --optimizer $onebit"
+  [ema4]="--np 4 --model cnn --optimizer $sgd --ema decay=0.999"
   [nccl1]="--np 1 --model cnn --optimizer $sgd --batch-size 256 --backend nccl"
   [mpi1]="--np 1 --model cnn --optimizer $sgd --batch-size 256 --backend mpi"
 )
@@ -72,6 +76,8 @@ for name in runs:
            "train_time_s": last["train_time_s"]}
     if "val_loss" in last:
         row["val_loss"] = last["val_loss"]
+    if "ema_test_accuracy" in last:
+        row["ema_test_accuracy"] = last["ema_test_accuracy"]
     rows[name] = row
     print(name, json.dumps(row))
 json.dump(rows, open(f"{out}/summary.json", "w"), indent=1)
