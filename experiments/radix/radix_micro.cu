@@ -12,13 +12,13 @@
 
 using namespace terse::dgc_cuda;
 
-#define CK(x)                                                                  \
-  do {                                                                         \
-    cudaError_t e = (x);                                                       \
-    if (e != cudaSuccess) {                                                    \
-      std::printf("%s: %s\n", #x, cudaGetErrorString(e));                      \
-      std::exit(1);                                                            \
-    }                                                                          \
+#define CK(x)                                             \
+  do {                                                    \
+    cudaError_t e = (x);                                  \
+    if (e != cudaSuccess) {                               \
+      std::printf("%s: %s\n", #x, cudaGetErrorString(e)); \
+      std::exit(1);                                       \
+    }                                                     \
   } while (0)
 
 template <typename F>
@@ -42,7 +42,8 @@ float time_us(F f, int reps = 50) {
   return t[t.size() / 2];
 }
 
-__global__ void gather_kernel(const float* x, int64_t m, int64_t start, int64_t stride, float* out) {
+__global__ void gather_kernel(const float* x, int64_t m, int64_t start, int64_t stride,
+                              float* out) {
   const int64_t s = int64_t{gridDim.x} * blockDim.x;
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < m; i += s) {
     out[i] = fabsf(x[start + i * stride]);
@@ -108,8 +109,8 @@ int main() {
     }
   }
   for (int blocks : {264, 528, 1056, 2048}) {
-    std::printf("gather %lld strided (stride %lld) with %d blocks x256: %.2f us\n",
-                (long long)ms, (long long)stride, blocks,
+    std::printf("gather %lld strided (stride %lld) with %d blocks x256: %.2f us\n", (long long)ms,
+                (long long)stride, blocks,
                 time_us([&] { gather_kernel<<<blocks, 256>>>(x, ms, 7, stride, sample); }));
   }
   std::printf("contiguous gather of %lld: %.2f us\n", (long long)ms,
@@ -118,19 +119,19 @@ int main() {
               time_us([&] { stream_kernel<<<132 * 8, 256>>>((const float4*)x, n / 4, sample); }));
   unsigned tag = 0;
   for (int grid : {66, 132, 198, 264})
-  for (int variant = 0; variant < 3; ++variant) {
-    RadixJob job{};
-    if (variant == 0) job = {{x, ms, 7, stride, sample, nullptr}, 256, 0, 1, 1, 1};
-    if (variant == 1) job = {{sample, ms, 0, 1, nullptr, nullptr}, 256, 0, 0, 0, 0};
-    if (variant == 2) job = {{sample, ms, 0, 1, nullptr, nullptr}, 256, 1024, 0, 0, 0};
-    void* args[] = {&job, &ctl, &scr};
-    const char* names[] = {"select path (gather)", "step path (contiguous, 1 slot)",
-                           "step path (contiguous, 2 slots)"};
-    std::printf("radix_select_kernel %s, %d blocks: %.2f us\n", names[variant], grid, time_us([&] {
-                  job.tag = (tag += 4);
-                  CK(cudaLaunchCooperativeKernel((void*)radix_select_kernel, grid, kThreads, args,
-                                                 0, 0));
-                }));
-  }
+    for (int variant = 0; variant < 3; ++variant) {
+      RadixJob job{};
+      if (variant == 0) job = {{x, ms, 7, stride, sample, nullptr}, 256, 0, 1, 1, 1};
+      if (variant == 1) job = {{sample, ms, 0, 1, nullptr, nullptr}, 256, 0, 0, 0, 0};
+      if (variant == 2) job = {{sample, ms, 0, 1, nullptr, nullptr}, 256, 1024, 0, 0, 0};
+      void* args[] = {&job, &ctl, &scr};
+      const char* names[] = {"select path (gather)", "step path (contiguous, 1 slot)",
+                             "step path (contiguous, 2 slots)"};
+      std::printf(
+          "radix_select_kernel %s, %d blocks: %.2f us\n", names[variant], grid, time_us([&] {
+            job.tag = (tag += 4);
+            CK(cudaLaunchCooperativeKernel((void*)radix_select_kernel, grid, kThreads, args, 0, 0));
+          }));
+    }
   return 0;
 }

@@ -100,13 +100,13 @@ int main() {
                     Stash{off, val, slots}, hits, c1, SampleOut{nullptr, 0, 1});
               }));
   std::printf("stash write: %.2f us\n", time_us([&] {
-                stash_write_kernel<<<(tiles + 7) / 8, kThreads>>>(tiles, ctl, Stash{off, val, slots},
-                                                                  hits, c1, nullptr, 25600, oi, ov,
-                                                                  Masking{nullptr, nullptr, 0});
+                stash_write_kernel<<<(tiles + 7) / 8, kThreads>>>(
+                    tiles, ctl, Stash{off, val, slots}, hits, c1, nullptr, 25600, oi, ov,
+                    Masking{nullptr, nullptr, 0});
               }));
   std::printf("stash count: %.2f us\n", time_us([&] {
-                stash_count_kernel<<<(tiles + 7) / 8, kThreads>>>(tiles, ctl, Stash{off, val, slots},
-                                                                  hits, c1);
+                stash_count_kernel<<<(tiles + 7) / 8, kThreads>>>(tiles, ctl,
+                                                                  Stash{off, val, slots}, hits, c1);
               }));
   std::printf("read-back of Ctl (copy + stream sync): %.2f us\n", time_us([&] {
                 CK(cudaMemcpyAsync(host, ctl, sizeof(Ctl), cudaMemcpyDeviceToHost, 0));
