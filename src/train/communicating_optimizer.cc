@@ -10,10 +10,6 @@ bool is_communicating_optimizer(const std::string& name) {
   return name == "onebit_adam" || name == "zero_one_adam" || name == "onebit_lamb";
 }
 
-bool communicating_optimizer_on_gpu(const std::string& name) {
-  return is_communicating_optimizer(name);
-}
-
 std::unique_ptr<CommunicatingOptimizer> make_communicating_optimizer(
     Communicator& comm, const OptimizerSpec& spec, std::vector<ParamGroup> groups) {
   if (spec.name == "onebit_adam") {

@@ -37,8 +37,5 @@ class CommunicatingOptimizer : public Optimizer {
 std::unique_ptr<CommunicatingOptimizer> make_communicating_optimizer(
     Communicator& comm, const OptimizerSpec& spec, std::vector<ParamGroup> groups);
 bool is_communicating_optimizer(const std::string& name);
-// Whether the communicating optimizer `name` steps CUDA parameters (on the GPU, with the CPU's
-// bits): all of them do (onebit_adam, zero_one_adam, onebit_lamb).
-bool communicating_optimizer_on_gpu(const std::string& name);
 
 }  // namespace terse
