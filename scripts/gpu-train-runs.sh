@@ -6,11 +6,16 @@
 # the NCCL backend against the MPI one. Ranks share the one GPU through the mpi
 # backend (NCCL takes one rank per GPU). Each run writes OUT/NAME.jsonl, .out and .err; the
 # table of final metrics and mean step times goes to stdout and OUT/summary.json.
+# The g-* runs are issue 8's matrix, one rank per GPU over NCCL (GPUS ranks, default 8): the CNN
+# dense, with DGC and with PowerSGD, the LM with Adam, 1-bit Adam and PowerSGD; TRANSPORT=socket
+# restricts NCCL to its socket transport (NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1), standing for a
+# slow network between hosts. NCCL_NVLS_ENABLE=0 is always set.
 # Usage: [TERSE=build/release/apps/terse/terse] [TEXT=path] [RUNS="cnn4 lm4 ..."]
-#        [DEVICE=cuda] [SEEDS="0 1 2"] [PARALLEL=1] scripts/gpu-train-runs.sh OUT_DIR
+#        [DEVICE=cuda] [SEEDS="0 1 2"] [PARALLEL=1] [GPUS=8] [TRANSPORT=nvlink|socket]
+#        scripts/gpu-train-runs.sh OUT_DIR
 # SEEDS runs each with --seed S as NAME.sS (one seed, 0, by default, named NAME).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 out=${1:?usage: scripts/gpu-train-runs.sh OUT_DIR}
 terse=${TERSE:-build/release/apps/terse/terse}
 text=${TEXT:-/usr/share/doc/jargon-text/jargon.txt.gz}
@@ -20,6 +25,15 @@ mkdir -p "$out"
 sgd="sgd:lr=0.1,momentum=0.9"
 dgc="dgc:density=0.001,values=f16,warmup=paper,warmup_steps=128"
 onebit="onebit_adam:lr=0.003,freeze_step=164,bias_correction=true"
+gpus=${GPUS:-8}
+nccl="--np $gpus --backend nccl"
+lm="--model lm --text $text --lr-schedule cosine --epochs 3"
+export NCCL_NVLS_ENABLE=0
+case ${TRANSPORT:-nvlink} in
+  nvlink) ;;
+  socket) export NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1 ;;
+  *) echo "TRANSPORT must be nvlink or socket, got ${TRANSPORT}" >&2; exit 2 ;;
+esac
 declare -A args=(
   [cnn4]="--np 4 --model cnn --optimizer $sgd"
   [dense8]="--np 8 --model cnn --optimizer $sgd --epochs 10 --batch-size 16"
@@ -29,6 +43,12 @@ declare -A args=(
   [ema4]="--np 4 --model cnn --optimizer $sgd --ema decay=0.999"
   [nccl1]="--np 1 --model cnn --optimizer $sgd --batch-size 256 --backend nccl"
   [mpi1]="--np 1 --model cnn --optimizer $sgd --batch-size 256 --backend mpi"
+  [g-cnn-dense]="$nccl --model cnn --optimizer $sgd"
+  [g-cnn-dgc]="$nccl --model cnn --optimizer $sgd --compress $dgc"
+  [g-cnn-powersgd]="$nccl --model cnn --optimizer $sgd --compress powersgd:rank=4,start=100"
+  [g-lm-adam]="$nccl $lm --optimizer adam:lr=0.003"
+  [g-lm-onebit]="$nccl $lm --optimizer $onebit"
+  [g-lm-powersgd]="$nccl $lm --optimizer adam:lr=0.003 --compress powersgd:rank=4,start=100"
 )
 runs=${RUNS:-"cnn4 lm4 dgc8 dense8 nccl1 mpi1"}
 seeds=${SEEDS:-}
@@ -42,6 +62,9 @@ one() {
 }
 # PARALLEL=1 runs them at once (accuracy only: their step times then share the machine).
 names=()
+for name in $runs; do
+  [ -n "${args[$name]:-}" ] || { echo "unknown run $name; known: ${!args[*]}" >&2; exit 2; }
+done
 for name in $runs; do
   for seed in ${seeds:-0}; do
     if [ "${PARALLEL:-0}" = 1 ]; then one "$name" "$seed" & else one "$name" "$seed"; fi
@@ -73,6 +96,7 @@ for name in runs:
            "comm_ms_median": 1e3 * statistics.median(s["time_comm_s"] for s in tail),
            "compress_ms_median": 1e3 * statistics.median(s["time_compress_s"] for s in tail),
            "optim_ms_median": 1e3 * statistics.median(s["time_optim_s"] for s in tail),
+           "bytes_sent_per_step_median": statistics.median(s["bytes_sent"] for s in tail),
            "train_time_s": last["train_time_s"]}
     if "val_loss" in last:
         row["val_loss"] = last["val_loss"]
