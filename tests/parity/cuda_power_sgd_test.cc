@@ -25,6 +25,7 @@
 #include "cuda_power_sgd_test_util.h"
 #include "gpu_skip.h"
 #include "power_sgd_internal.h"
+#include "rank_outcomes.h"
 #include "terse/comm/algorithms/power_sgd.h"
 #include "terse/comm/local_communicator.h"
 #include "terse/core/error.h"
@@ -596,35 +597,11 @@ TEST(CudaPowerSgd, StateFollowsTheViewsFromCpuToGpuAndBack) {
   });
 }
 
-// What one rank threw: "" when it returned, else the type and the message.
-struct Outcome {
-  std::string type;
-  std::string what;
-};
+using test_support::Outcome;
 
+// Every rank's outcome (tests/support/rank_outcomes.h), its ranks timing out after 20 s.
 std::vector<Outcome> run_each(int world, const std::function<void(Communicator&)>& fn) {
-  auto comms = make_local_communicators(world);
-  std::vector<Outcome> outcomes(static_cast<size_t>(world));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    comms[static_cast<size_t>(r)]->set_timeout(std::chrono::milliseconds(20000));
-    threads.emplace_back([&, r] {
-      Outcome& o = outcomes[static_cast<size_t>(r)];
-      try {
-        fn(*comms[static_cast<size_t>(r)]);
-      } catch (const NumericalError& e) {
-        o = {"NumericalError", e.what()};
-      } catch (const InvalidArgument& e) {
-        o = {"InvalidArgument", e.what()};
-      } catch (const CommError& e) {
-        o = {"CommError", e.what()};
-      } catch (const std::exception& e) {
-        o = {"other", e.what()};
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  return outcomes;
+  return test_support::run_each(world, std::chrono::milliseconds(20000), fn);
 }
 
 TEST(CudaPowerSgd, RefusesNonFiniteGradientsOnEveryRankAndChangesNothing) {

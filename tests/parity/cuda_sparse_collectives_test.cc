@@ -274,30 +274,18 @@ std::vector<Outcome> run_corrupted(int world, int victim, CorruptingCommunicator
     comms.push_back(
         std::make_unique<CorruptingCommunicator>(std::move(l), victim, mode, position, value));
   }
-  std::vector<Outcome> outcomes(static_cast<size_t>(world));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      const Pairs p = pairs_of_indices({2, 3, 5});
-      try {
-        SparseAllGather algo(*comms[static_cast<size_t>(r)]);
-        if (gpu) {
-          const DevicePairs d(p);
-          const DeviceOut out(100);
-          algo.run(d.view(), out.view());
-        } else {
-          std::vector<float> out(100);
-          algo.run(p.view(), TensorView::of(out.data(), 100));
-        }
-      } catch (const CorruptData& e) {
-        outcomes[static_cast<size_t>(r)] = {"CorruptData", e.what()};
-      } catch (const std::exception& e) {
-        outcomes[static_cast<size_t>(r)] = {"other", e.what()};
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  return outcomes;
+  return run_on(comms, [gpu](Communicator& comm) {
+    const Pairs p = pairs_of_indices({2, 3, 5});
+    SparseAllGather algo(comm);
+    if (gpu) {
+      const DevicePairs d(p);
+      const DeviceOut out(100);
+      algo.run(d.view(), out.view());
+    } else {
+      std::vector<float> out(100);
+      algo.run(p.view(), TensorView::of(out.data(), 100));
+    }
+  });
 }
 
 TEST(CudaSparseAllGather, ReceivedBlocksAreCheckedOnTheGpuAsOnTheCpu) {

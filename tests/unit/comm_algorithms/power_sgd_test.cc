@@ -3,6 +3,7 @@
 // state_dict round trip, the byte report and every documented error.
 
 #include "terse/comm/algorithms/power_sgd.h"
+#include "rank_outcomes.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -191,41 +192,8 @@ double frob(const Mat& a) {
   return std::sqrt(s);
 }
 
-// What one rank threw: "" when it returned, else the type and the message.
-struct Outcome {
-  std::string type;
-  std::string what;
-};
-
-std::vector<Outcome> run_each(int world, std::chrono::milliseconds timeout,
-                              const std::function<void(Communicator&)>& fn) {
-  auto comms = make_local_communicators(world);
-  std::vector<Outcome> outcomes(static_cast<size_t>(world));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    comms[static_cast<size_t>(r)]->set_timeout(timeout);
-    threads.emplace_back([&, r] {
-      Outcome& o = outcomes[static_cast<size_t>(r)];
-      try {
-        fn(*comms[static_cast<size_t>(r)]);
-      } catch (const CorruptData& e) {
-        o = {"CorruptData", e.what()};
-      } catch (const InvalidArgument& e) {
-        o = {"InvalidArgument", e.what()};
-      } catch (const NumericalError& e) {
-        o = {"NumericalError", e.what()};
-      } catch (const CommError& e) {
-        o = {"CommError", e.what()};
-      } catch (const Timeout& e) {
-        o = {"Timeout", e.what()};
-      } catch (const std::exception& e) {
-        o = {"other", e.what()};
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  return outcomes;
-}
+using test_support::Outcome;
+using test_support::run_each;
 
 // Runs `steps` steps of PowerSgd on `world` thread-ranks with random_matrix inputs and checks
 // every rank's output, every step, against the reference.

@@ -30,6 +30,7 @@ using testing::Outcome;
 using testing::Pairs;
 using testing::reference;
 using testing::run_each;
+using testing::run_on;
 
 const int kWorlds[] = {1, 2, 3, 4, 8};
 
@@ -239,25 +240,13 @@ std::vector<Outcome> run_corrupted(int world, int victim, CorruptingCommunicator
     l->set_timeout(std::chrono::seconds(20));
     comms.push_back(std::make_unique<CorruptingCommunicator>(std::move(l), victim, mode));
   }
-  std::vector<Outcome> outcomes(static_cast<size_t>(world));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      const std::vector<int32_t> idx = {2, 3, 5};
-      const std::vector<float> val = {1.0f, 2.0f, 3.0f};
-      std::vector<float> out(100);
-      try {
-        SparseAllGather(*comms[static_cast<size_t>(r)])
-            .run(SparseVector{idx.data(), val.data(), 3}, TensorView::of(out.data(), 100));
-      } catch (const CorruptData& e) {
-        outcomes[static_cast<size_t>(r)] = {"CorruptData", e.what()};
-      } catch (const std::exception& e) {
-        outcomes[static_cast<size_t>(r)] = {"other", e.what()};
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  return outcomes;
+  return run_on(comms, [](Communicator& comm) {
+    const std::vector<int32_t> idx = {2, 3, 5};
+    const std::vector<float> val = {1.0f, 2.0f, 3.0f};
+    std::vector<float> out(100);
+    SparseAllGather(comm).run(SparseVector{idx.data(), val.data(), 3},
+                              TensorView::of(out.data(), 100));
+  });
 }
 
 TEST(SparseAllGather, ReceiversRejectIndexCorruptedOnTheWire) {

@@ -1,8 +1,8 @@
 #pragma once
 
-// Running a collective on every rank of a threads-as-ranks world and keeping what each rank threw,
-// and a communicator that corrupts data on the wire: shared by the sparse collectives' unit
-// tests and their GPU parity tests; one that patches what SparseAllReduce's phases receive.
+// The rank runner of tests/support/rank_outcomes.h, and a communicator that corrupts data on the
+// wire: shared by the sparse collectives' unit tests and their GPU parity tests; one that patches
+// what SparseAllReduce's phases receive.
 
 #include <chrono>
 #include <cstdint>
@@ -15,59 +15,16 @@
 #include <vector>
 
 #include "forwarding_communicator.h"
+#include "rank_outcomes.h"
 #include "terse/comm/communicator.h"
 #include "terse/comm/local_communicator.h"
 #include "terse/core/error.h"
 
 namespace terse::testing {
 
-// What one rank threw: "" when it returned, else the type and the message.
-struct Outcome {
-  std::string type;
-  std::string what;
-};
-
-// Runs fn on every rank of `comms`, one thread each, and returns each rank's outcome.
-inline std::vector<Outcome> run_on(std::vector<std::unique_ptr<Communicator>>& comms,
-                                   const std::function<void(Communicator&)>& fn) {
-  std::vector<Outcome> outcomes(comms.size());
-  std::vector<std::thread> threads;
-  for (size_t r = 0; r < comms.size(); ++r) {
-    threads.emplace_back([&, r] {
-      Outcome& o = outcomes[r];
-      try {
-        fn(*comms[r]);
-      } catch (const CorruptData& e) {
-        o = {"CorruptData", e.what()};
-      } catch (const InvalidArgument& e) {
-        o = {"InvalidArgument", e.what()};
-      } catch (const CommError& e) {
-        o = {"CommError", e.what()};
-      } catch (const NumericalError& e) {
-        o = {"NumericalError", e.what()};
-      } catch (const Timeout& e) {
-        o = {"Timeout", e.what()};
-      } catch (const std::exception& e) {
-        o = {"other", e.what()};
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  return outcomes;
-}
-
-// run_on over a fresh local world (run_local_ranks keeps only the first exception; these tests
-// need all of them).
-inline std::vector<Outcome> run_each(int world, std::chrono::milliseconds timeout,
-                                     const std::function<void(Communicator&)>& fn) {
-  auto locals = make_local_communicators(world);
-  std::vector<std::unique_ptr<Communicator>> comms;
-  for (auto& l : locals) {
-    l->set_timeout(timeout);
-    comms.push_back(std::move(l));
-  }
-  return run_on(comms, fn);
-}
+using test_support::Outcome;
+using test_support::run_each;
+using test_support::run_on;
 
 // Forwards every verb to a local communicator; after each i32 all_gatherv (the indices),
 // overwrites rank `victim_`'s index at `position` in this rank's received copy with `value`
