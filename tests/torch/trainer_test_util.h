@@ -104,8 +104,14 @@ struct ResumePair {
   TrainConfig straight, first;
   RunResult full, resumed;
 };
+// The schedule must not depend on --epochs (cosine spans all of them), or the first run's
+// learning rates differ from the straight run's and the comparison fails for that reason alone.
 inline ResumePair run_straight_and_resumed(TrainConfig straight, const std::string& name, int world,
                                            const std::string& suite = "trainer") {
+  EXPECT_NE(straight.lr_schedule.rfind("cosine", 0), 0u)
+      << "run_straight_and_resumed: the schedule '" << straight.lr_schedule
+      << "' spans --epochs, so the first run's learning rates would differ; pass a step or "
+         "constant schedule";
   ResumePair p;
   straight.metrics_path = scratch(name + "_straight", suite) + "/m.jsonl";
   straight.checkpoint_dir = scratch(name + "_straight", suite) + "/ckpt";
@@ -122,6 +128,18 @@ inline ResumePair run_straight_and_resumed(TrainConfig straight, const std::stri
   p.straight = straight;
   p.first = first;
   return p;
+}
+
+// The resumed run equals the uninterrupted one: the same metrics records (timings aside), and
+// equal `sections` in the last checkpoints of both.
+inline void expect_resumed_as_straight(const ResumePair& p,
+                                       const std::vector<std::string>& sections) {
+  EXPECT_EQ(deterministic(p.first.metrics_path), deterministic(p.straight.metrics_path));
+  const Checkpoint a = load_latest(p.straight.checkpoint_dir);
+  const Checkpoint b = load_latest(p.first.checkpoint_dir);
+  for (const std::string& s : sections) {
+    EXPECT_TRUE(a.sections.at(s) == b.sections.at(s)) << "checkpoint section " << s;
+  }
 }
 
 inline TrainConfig on_cuda(TrainConfig c) {
