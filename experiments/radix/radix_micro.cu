@@ -9,38 +9,9 @@
 #include <vector>
 
 #include "../../src/compress/dgc/cuda/radix_select.cuh"
+#include "micro_common.cuh"
 
 using namespace terse::dgc_cuda;
-
-#define CK(x)                                             \
-  do {                                                    \
-    cudaError_t e = (x);                                  \
-    if (e != cudaSuccess) {                               \
-      std::printf("%s: %s\n", #x, cudaGetErrorString(e)); \
-      std::exit(1);                                       \
-    }                                                     \
-  } while (0)
-
-template <typename F>
-float time_us(F f, int reps = 50) {
-  cudaEvent_t a, b;
-  CK(cudaEventCreate(&a));
-  CK(cudaEventCreate(&b));
-  f();
-  CK(cudaDeviceSynchronize());
-  std::vector<float> t;
-  for (int r = 0; r < reps; ++r) {
-    CK(cudaEventRecord(a));
-    f();
-    CK(cudaEventRecord(b));
-    CK(cudaEventSynchronize(b));
-    float ms;
-    CK(cudaEventElapsedTime(&ms, a, b));
-    t.push_back(ms * 1000);
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 __global__ void gather_kernel(const float* x, int64_t m, int64_t start, int64_t stride,
                               float* out) {
@@ -57,29 +28,9 @@ __global__ void sync_kernel(int n) {
 
 __global__ void empty_kernel() {}
 
-__global__ void stream_kernel(const float4* x, int64_t n4, float* out) {
-  float acc = 0;
-  const int64_t s = int64_t{gridDim.x} * blockDim.x;
-  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n4; i += s) {
-    const float4 v = x[i];
-    acc += fabsf(v.x) + fabsf(v.y) + fabsf(v.z) + fabsf(v.w);
-  }
-  if (acc == -1.0f) out[0] = acc;
-}
-
 int main() {
   const int64_t n = 25600000, stride = 100, ms = n / stride;
-  std::vector<float> h(n);
-  uint32_t s = 1;
-  for (auto& v : h) {
-    s = s * 1664525u + 1013904223u;
-    float a = 0;
-    for (int j = 0; j < 4; ++j) {
-      s = s * 1664525u + 1013904223u;
-      a += (s >> 8) / 16777216.0f;
-    }
-    v = (a - 2.0f) * 1.7e-3f;
-  }
+  const std::vector<float> h = gradient_like(n);
   float *x, *sample;
   CK(cudaMalloc(&x, n * 4));
   CK(cudaMalloc(&sample, ms * 4));
