@@ -7,6 +7,7 @@
 // CUDA throws CudaError from each, saying so.
 
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #include "terse/core/tensor_view.h"
@@ -59,5 +60,17 @@ class CudaBuffer {
   size_t bytes_ = 0;
   void* data_ = nullptr;
 };
+
+// b holds at least `count` T (one, for count 0) on CUDA device `device`: reallocated, zeroed,
+// when it is smaller or on another device, else left as it is. For scratch a GPU path keeps
+// between calls.
+template <typename T>
+T* cuda_ensure(CudaBuffer& b, int device, int64_t count) {
+  const size_t bytes = sizeof(T) * static_cast<size_t>(count > 0 ? count : 1);
+  if (b.data() == nullptr || b.bytes() < bytes || b.device() != device) {
+    b = CudaBuffer(device, bytes);
+  }
+  return static_cast<T*>(b.data());
+}
 
 }  // namespace terse

@@ -30,16 +30,6 @@ double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// b holds at least `count` T on `device`; reallocated (zeroed) when it does not.
-template <typename T>
-T* ensure(CudaBuffer& b, int device, int64_t count) {
-  const size_t bytes = sizeof(T) * static_cast<size_t>(count > 0 ? count : 1);
-  if (b.data() == nullptr || b.bytes() < bytes || b.device() != device) {
-    b = CudaBuffer(device, bytes);
-  }
-  return static_cast<T*>(b.data());
-}
-
 std::vector<float> download(const CudaBuffer& b) {
   std::vector<float> v(b.bytes() / sizeof(float));
   if (!v.empty()) cuda_copy(v.data(), b.data(), sizeof(float) * v.size());
@@ -84,7 +74,7 @@ void all_reduce_verdicts(Communicator& c, std::vector<float>& v, CudaBuffer& sta
     c.all_reduce(TensorView::of(v.data(), n), ReduceOp::kSum);
     return;
   }
-  float* d = ensure<float>(staging, device, n);
+  float* d = cuda_ensure<float>(staging, device, n);
   cuda_copy(d, v.data(), sizeof(float) * v.size());
   c.all_reduce(TensorView(d, n, DType::kF32, Device::cuda(device)), ReduceOp::kSum);
   cuda_copy(v.data(), d, sizeof(float) * v.size());
@@ -120,7 +110,7 @@ std::unique_ptr<PowerSgd::DeviceState> PowerSgd::make_device_state(const std::ve
           error_may_overflow(s.error.data(), static_cast<int64_t>(s.error.size())) ? 1 : 0;
     }
   }
-  uint32_t* words = ensure<uint32_t>(d->carry, device, static_cast<int64_t>(carry.size()));
+  uint32_t* words = cuda_ensure<uint32_t>(d->carry, device, static_cast<int64_t>(carry.size()));
   if (!carry.empty()) cuda_copy(words, carry.data(), sizeof(uint32_t) * carry.size());
   return d;
 }
@@ -192,8 +182,8 @@ PowerSgdReport PowerSgd::run_dense_device(const std::vector<MatrixView>& grads, 
   // In place on the GPU: every tensor, then one verdict slot per rank, in one all-reduce.
   DeviceState& d = *dev_;
   const Device dev = Device::cuda(device);
-  float* buf = ensure<float>(d.qbuf, device, total + n);
-  uint32_t* flags = ensure<uint32_t>(d.flags, device, static_cast<int64_t>(count) + 1);
+  float* buf = cuda_ensure<float>(d.qbuf, device, total + n);
+  uint32_t* flags = cuda_ensure<uint32_t>(d.flags, device, static_cast<int64_t>(count) + 1);
   float flag = send_zeros ? kFlagBadArguments : 0.0f;
   if (send_zeros) {
     cuda_zero(buf, sizeof(float) * static_cast<size_t>(total + n));
@@ -245,10 +235,10 @@ PowerSgdReport PowerSgd::run_compressed_device(const std::vector<MatrixView>& gr
 
   double compress_s = 0;
   auto tc = Clock::now();
-  float* pbuf = ensure<float>(d.pbuf, device, l.psize);
-  float* qbuf = ensure<float>(d.qbuf, device, l.qsize);
-  uint32_t* flags = ensure<uint32_t>(d.flags, device, static_cast<int64_t>(count) + 1);
-  uint32_t* carry = ensure<uint32_t>(d.carry, device, 2 * static_cast<int64_t>(count));
+  float* pbuf = cuda_ensure<float>(d.pbuf, device, l.psize);
+  float* qbuf = cuda_ensure<float>(d.qbuf, device, l.qsize);
+  uint32_t* flags = cuda_ensure<uint32_t>(d.flags, device, static_cast<int64_t>(count) + 1);
+  uint32_t* carry = cuda_ensure<uint32_t>(d.carry, device, 2 * static_cast<int64_t>(count));
   float flag = send_zeros ? kFlagBadArguments : 0.0f;
   if (!send_zeros) {
     // What the last compressed step left: which stored Q has an all-zero column (redrawn, as on

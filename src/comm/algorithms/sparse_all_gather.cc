@@ -19,7 +19,6 @@ using algorithms_detail::device_all_reduce;
 using algorithms_detail::host_all_gather;
 using sparse_detail::bad_index_reason;
 using sparse_detail::check_arguments;
-using sparse_detail::ensure;
 using sparse_detail::first_bad_index;
 using sparse_detail::index_at;
 using sparse_detail::kPairBytes;
@@ -203,8 +202,8 @@ void SparseAllGather::gather_device(const SparseVector& mine, const std::vector<
   const int device = out.device.index;
   const int64_t numel = out.numel;
   if (!dev_) dev_ = std::make_unique<DeviceBuffers>();
-  int32_t* idx = ensure<int32_t>(dev_->idx, device, total);
-  float* val = ensure<float>(dev_->val, device, total);
+  int32_t* idx = cuda_ensure<int32_t>(dev_->idx, device, total);
+  float* val = cuda_ensure<float>(dev_->val, device, total);
   // In GPU memory on NCCL; through host copies of these pairs on a host communicator.
   device_all_gatherv(
       c, TensorView(const_cast<int32_t*>(mine.indices), mine.count, DType::kI32, out.device),

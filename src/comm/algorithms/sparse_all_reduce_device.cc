@@ -31,7 +31,6 @@ using sparse_all_reduce_detail::kName;
 using sparse_all_reduce_detail::rebalance_positions;
 using sparse_all_reduce_detail::set_fixed_bytes;
 using sparse_all_reduce_detail::set_water_fill_bytes;
-using sparse_detail::ensure;
 using sparse_detail::index_at;
 
 // The GPU path's arrays, kept between calls (grown when a call needs more).
@@ -165,8 +164,8 @@ SparseAllReduceReport SparseAllReduce::water_fill_device(const SparseVector& min
     host_all_to_all(c, TensorView::of(send_counts.data(), n),
                     TensorView::of(recv_counts.data(), n));
     const int64_t total_in = check_received_counts(recv_counts, lo, hi, me);
-    int32_t* ri = ensure<int32_t>(d.recv_idx, device, total_in);
-    float* rv = ensure<float>(d.recv_val, device, total_in);
+    int32_t* ri = cuda_ensure<int32_t>(d.recv_idx, device, total_in);
+    float* rv = cuda_ensure<float>(d.recv_val, device, total_in);
     device_all_to_allv(c, i32_view(mine.indices, mine.count, dev), send_counts,
                        i32_view(ri, total_in, dev), recv_counts);
     device_all_to_allv(c, f32_view(mine.values, mine.count, dev), send_counts,
@@ -181,15 +180,15 @@ SparseAllReduceReport SparseAllReduce::water_fill_device(const SparseVector& min
 
   // 2. Sums over my range, rank 0's block first; the touched indices are my candidates.
   const int64_t range = hi - lo;
-  float* sums = ensure<float>(d.sums, device, range);
-  int32_t* touched = ensure<int32_t>(d.touched, device, range);
+  float* sums = cuda_ensure<float>(d.sums, device, range);
+  int32_t* touched = cuda_ensure<int32_t>(d.touched, device, range);
   cuda_zero(sums, sizeof(float) * static_cast<size_t>(range));
   cuda_zero(touched, sizeof(int32_t) * static_cast<size_t>(range));
   std::vector<CudaSpan> spans;
   for (size_t r = 0; r < un; ++r) spans.push_back({offsets[r], offsets[r + 1]});
   cuda_range_add_spans(device, ridx, rval, spans, lo, sums, touched);
-  int32_t* ci = ensure<int32_t>(d.cand_idx, device, range);
-  float* cv = ensure<float>(d.cand_val, device, range);
+  int32_t* ci = cuda_ensure<int32_t>(d.cand_idx, device, range);
+  float* cv = cuda_ensure<float>(d.cand_val, device, range);
   int64_t my_cand = cuda_touched_pairs(device, touched, sums, range, lo, ci, cv);
   std::vector<int64_t> cand_counts(un, my_cand);
   if (n > 1) {
@@ -198,8 +197,8 @@ SparseAllReduceReport SparseAllReduce::water_fill_device(const SparseVector& min
   }
   const std::vector<int64_t> sel_counts = quotas(budget, cand_counts);
   const int64_t q = sel_counts[static_cast<size_t>(me)];
-  int32_t* si = ensure<int32_t>(d.sel_idx, device, q);
-  float* sv = ensure<float>(d.sel_val, device, q);
+  int32_t* si = cuda_ensure<int32_t>(d.sel_idx, device, q);
+  float* sv = cuda_ensure<float>(d.sel_val, device, q);
   const int64_t my_sel = cuda_keep_largest(device, ci, cv, my_cand, q, si, sv, nullptr);
 
   // 3. Every range's selection (q_r <= c_r, so my_sel == q).
@@ -208,8 +207,8 @@ SparseAllReduceReport SparseAllReduce::water_fill_device(const SparseVector& min
   int64_t total = my_sel;
   if (n > 1) {
     total = offsets_of(sel_counts).back();
-    gi = ensure<int32_t>(d.all_idx, device, total);
-    gv = ensure<float>(d.all_val, device, total);
+    gi = cuda_ensure<int32_t>(d.all_idx, device, total);
+    gv = cuda_ensure<float>(d.all_val, device, total);
     device_all_gatherv(c, i32_view(si, my_sel, dev), i32_view(gi, total, dev), sel_counts);
     device_all_gatherv(c, f32_view(sv, my_sel, dev), f32_view(gv, total, dev), sel_counts);
     check_blocks(me, Block::kSelection, gi, offsets_of(sel_counts),
@@ -245,11 +244,11 @@ SparseAllReduceReport SparseAllReduce::fixed_device(const SparseVector& mine, in
   report.bytes_dense = ring_all_reduce_bytes(static_cast<uint64_t>(numel) * sizeof(float), n);
 
   // 1. Per range, my c_r pairs of largest |value| (all of them when I hold fewer), padded.
-  int32_t* send_i = ensure<int32_t>(d.send_idx, device, budget);
-  float* send_v = ensure<float>(d.send_val, device, budget);
+  int32_t* send_i = cuda_ensure<int32_t>(d.send_idx, device, budget);
+  float* send_v = cuda_ensure<float>(d.send_val, device, budget);
   cuda_fill_i32(device, send_i, budget, kPadIndex);
   cuda_zero(send_v, sizeof(float) * static_cast<size_t>(budget));
-  int32_t* sent = ensure<int32_t>(d.sent, device, mine.count);
+  int32_t* sent = cuda_ensure<int32_t>(d.sent, device, mine.count);
   const std::vector<int64_t> starts = cuda_lower_bounds(device, mine.indices, mine.count, b);
   int64_t slot = 0;
   for (size_t r = 0; r < un; ++r) {
@@ -262,8 +261,8 @@ SparseAllReduceReport SparseAllReduce::fixed_device(const SparseVector& mine, in
   const float* rv = send_v;
   if (n > 1) {
     const std::vector<int64_t> recv_counts(un, q);
-    int32_t* di = ensure<int32_t>(d.recv_idx, device, n * q);
-    float* dv = ensure<float>(d.recv_val, device, n * q);
+    int32_t* di = cuda_ensure<int32_t>(d.recv_idx, device, n * q);
+    float* dv = cuda_ensure<float>(d.recv_val, device, n * q);
     device_all_to_allv(c, i32_view(send_i, budget, dev), quota, i32_view(di, n * q, dev),
                        recv_counts);
     device_all_to_allv(c, f32_view(send_v, budget, dev), quota, f32_view(dv, n * q, dev),
@@ -280,18 +279,18 @@ SparseAllReduceReport SparseAllReduce::fixed_device(const SparseVector& mine, in
 
   // 2. Sum the real pairs over my range in rank order; keep my c_me of the largest |sum|, padded.
   const int64_t range = hi - lo;
-  float* sums = ensure<float>(d.sums, device, range);
-  int32_t* touched = ensure<int32_t>(d.touched, device, range);
+  float* sums = cuda_ensure<float>(d.sums, device, range);
+  int32_t* touched = cuda_ensure<int32_t>(d.touched, device, range);
   cuda_zero(sums, sizeof(float) * static_cast<size_t>(range));
   cuda_zero(touched, sizeof(int32_t) * static_cast<size_t>(range));
   std::vector<CudaSpan> spans;
   for (size_t r = 0; r < un; ++r) spans.push_back({offsets[r], offsets[r] + real[r]});
   cuda_range_add_spans(device, ri, rv, spans, lo, sums, touched);
-  int32_t* ci = ensure<int32_t>(d.cand_idx, device, range);
-  float* cv = ensure<float>(d.cand_val, device, range);
+  int32_t* ci = cuda_ensure<int32_t>(d.cand_idx, device, range);
+  float* cv = cuda_ensure<float>(d.cand_val, device, range);
   const int64_t my_cand = cuda_touched_pairs(device, touched, sums, range, lo, ci, cv);
-  int32_t* si = ensure<int32_t>(d.sel_idx, device, q);
-  float* sv = ensure<float>(d.sel_val, device, q);
+  int32_t* si = cuda_ensure<int32_t>(d.sel_idx, device, q);
+  float* sv = cuda_ensure<float>(d.sel_val, device, q);
   cuda_fill_i32(device, si, q, kPadIndex);
   cuda_zero(sv, sizeof(float) * static_cast<size_t>(q));
   cuda_keep_largest(device, ci, cv, my_cand, q, si, sv, nullptr);
@@ -300,8 +299,8 @@ SparseAllReduceReport SparseAllReduce::fixed_device(const SparseVector& mine, in
   const int32_t* ai = si;  // one rank: budget == q
   const float* av = sv;
   if (n > 1) {
-    int32_t* gi = ensure<int32_t>(d.all_idx, device, budget);
-    float* gv = ensure<float>(d.all_val, device, budget);
+    int32_t* gi = cuda_ensure<int32_t>(d.all_idx, device, budget);
+    float* gv = cuda_ensure<float>(d.all_val, device, budget);
     device_all_gatherv(c, i32_view(si, q, dev), i32_view(gi, budget, dev), quota);
     device_all_gatherv(c, f32_view(sv, q, dev), f32_view(gv, budget, dev), quota);
     ai = gi;
@@ -312,8 +311,8 @@ SparseAllReduceReport SparseAllReduce::fixed_device(const SparseVector& mine, in
                           std::vector<int64_t>(b.begin(), b.end() - 1),
                           std::vector<int64_t>(b.begin() + 1, b.end()), dev);
   const int64_t s = offsets_of(sel_real).back();
-  int32_t* xi = ensure<int32_t>(d.real_idx, device, s);
-  float* xv = ensure<float>(d.real_val, device, s);
+  int32_t* xi = cuda_ensure<int32_t>(d.real_idx, device, s);
+  float* xv = cuda_ensure<float>(d.real_val, device, s);
   const int64_t kept_real = cuda_drop_padding(device, ai, av, budget, kPadIndex, xi, xv);
   TERSE_CHECK(kept_real == s, CudaError, kName, " on rank ", me, ": ", kept_real,
               " real pairs left after dropping the padding of the gathered blocks, but their "

@@ -10,7 +10,6 @@
 #include "terse/comm/algorithms/sparse_all_gather.h"
 #include "terse/comm/communicator.h"
 #include "terse/core/tensor_view.h"
-#include "terse/kernels/cuda_buffer.h"
 
 namespace terse::sparse_detail {
 
@@ -33,16 +32,5 @@ std::string bad_index_reason(int64_t value, int64_t prev, int64_t lo, int64_t hi
 
 // The index at position `pos` of an index array on `device` (CPU or CUDA).
 int64_t index_at(const int32_t* idx, int64_t pos, Device device);
-
-// b holds at least `count` T on `device` (one, for count 0); reallocated when it does not. The
-// GPU paths keep their buffers between calls.
-template <typename T>
-T* ensure(CudaBuffer& b, int device, int64_t count) {
-  const size_t bytes = sizeof(T) * static_cast<size_t>(count > 0 ? count : 1);
-  if (b.data() == nullptr || b.bytes() < bytes || b.device() != device) {
-    b = CudaBuffer(device, bytes);
-  }
-  return static_cast<T*>(b.data());
-}
 
 }  // namespace terse::sparse_detail
