@@ -38,7 +38,7 @@ using ::testing::HasSubstr;
 using testing::make_pairs;
 using testing::Outcome;
 using testing::Pairs;
-using testing::PatchingCommunicator;
+using testing::patched_world;
 using testing::reference;
 using testing::run_each;
 using testing::run_on;
@@ -596,19 +596,7 @@ std::vector<testing::Outcome> run_reduce_patched(
     int phase, DType dtype, const std::function<void(int32_t*, float*)>& patch) {
   const int world = 3, victim = 1;
   const int64_t numel = 99;
-  auto locals = make_local_communicators(world);
-  std::vector<std::unique_ptr<Communicator>> comms;
-  for (auto& l : locals) {
-    l->set_timeout(kTimeout);
-    comms.push_back(std::make_unique<PatchingCommunicator>(
-        std::move(l), [=](int ph, TensorView out, const std::vector<int64_t>& counts) {
-          if (ph != phase || out.dtype != dtype) return;
-          int64_t offset = 0;
-          for (int r = 0; r < victim; ++r) offset += counts[static_cast<size_t>(r)];
-          if (dtype == DType::kI32) patch(out.as<int32_t>() + offset, nullptr);
-          if (dtype == DType::kF32) patch(nullptr, out.as<float>() + offset);
-        }));
-  }
+  auto comms = patched_world(world, victim, phase, dtype, patch, kTimeout);
   Pairs p;
   p.indices = idx;
   for (size_t i = 0; i < idx.size(); ++i) p.values.push_back(static_cast<float>(i + 1));

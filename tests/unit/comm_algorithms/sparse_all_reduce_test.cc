@@ -38,6 +38,7 @@ using testing::ok_topk_reference;
 using testing::OkTopkReference;
 using testing::Outcome;
 using testing::Pairs;
+using testing::patched_world;
 using testing::PatchingCommunicator;
 using testing::reference;
 using testing::run_on;
@@ -888,19 +889,7 @@ TEST(SparseAllReduceFixed, TheMostImportantErrorWinsOnEveryRank) {
 std::vector<Outcome> run_patched(int phase, DType dtype,
                                  const std::function<void(int32_t*, float*)>& patch) {
   const int world = 3, victim = 1;
-  auto locals = make_local_communicators(world);
-  std::vector<std::unique_ptr<Communicator>> comms;
-  for (auto& l : locals) {
-    l->set_timeout(std::chrono::seconds(20));
-    comms.push_back(std::make_unique<PatchingCommunicator>(
-        std::move(l), [=](int ph, TensorView out, const std::vector<int64_t>& counts) {
-          if (ph != phase || out.dtype != dtype) return;
-          int64_t offset = 0;
-          for (int r = 0; r < victim; ++r) offset += counts[static_cast<size_t>(r)];
-          if (dtype == DType::kI32) patch(out.as<int32_t>() + offset, nullptr);
-          if (dtype == DType::kF32) patch(nullptr, out.as<float>() + offset);
-        }));
-  }
+  auto comms = patched_world(world, victim, phase, dtype, patch, std::chrono::seconds(20));
   return run_on(comms, [](Communicator& comm) {
     const int32_t idx[] = {10, 50, 90};
     const float val[] = {1.0f, 2.0f, 3.0f};

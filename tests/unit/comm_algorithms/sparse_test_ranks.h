@@ -126,4 +126,26 @@ class PatchingCommunicator : public test_support::ForwardingCommunicator {
   Patch patch_;
 };
 
+// A threads-as-ranks world whose ranks, in what they receive from rank `victim` in
+// SparseAllReduce's `phase` (1 or 3), hand the arrays of `dtype` (i32 indices or f32 values) to
+// `patch`: corruption on the wire at a chosen place.
+inline std::vector<std::unique_ptr<Communicator>> patched_world(
+    int world, int victim, int phase, DType dtype,
+    const std::function<void(int32_t*, float*)>& patch, std::chrono::milliseconds timeout) {
+  auto locals = make_local_communicators(world);
+  std::vector<std::unique_ptr<Communicator>> comms;
+  for (auto& l : locals) {
+    l->set_timeout(timeout);
+    comms.push_back(std::make_unique<PatchingCommunicator>(
+        std::move(l), [=](int ph, TensorView out, const std::vector<int64_t>& counts) {
+          if (ph != phase || out.dtype != dtype) return;
+          int64_t offset = 0;
+          for (int r = 0; r < victim; ++r) offset += counts[static_cast<size_t>(r)];
+          if (dtype == DType::kI32) patch(out.as<int32_t>() + offset, nullptr);
+          if (dtype == DType::kF32) patch(nullptr, out.as<float>() + offset);
+        }));
+  }
+  return comms;
+}
+
 }  // namespace terse::testing
