@@ -24,9 +24,9 @@ using algorithms_detail::host_all_to_all;
 using algorithms_detail::host_all_to_allv;
 using sparse_all_reduce_detail::Block;
 using sparse_all_reduce_detail::check_block;
-using sparse_all_reduce_detail::check_candidate_counts;
 using sparse_all_reduce_detail::check_fixed_block;
 using sparse_all_reduce_detail::check_received_counts;
+using sparse_all_reduce_detail::gather_candidate_counts;
 using sparse_all_reduce_detail::kName;
 using sparse_all_reduce_detail::rebalance_positions;
 using sparse_all_reduce_detail::set_fixed_bytes;
@@ -294,16 +294,21 @@ int64_t check_received_counts(const std::vector<int64_t>& counts, int64_t lo, in
   return total;
 }
 
-void check_candidate_counts(const std::vector<int64_t>& counts, const std::vector<int64_t>& b,
-                            int me) {
+std::vector<int64_t> gather_candidate_counts(Communicator& c, int64_t mine,
+                                             const std::vector<int64_t>& b) {
+  const int n = c.size();
+  std::vector<int64_t> counts(static_cast<size_t>(n), mine);
+  if (n == 1) return counts;
+  host_all_gather(c, TensorView::of(&mine, 1), TensorView::of(counts.data(), n));
   for (size_t r = 0; r < counts.size(); ++r) {
     const int64_t cnt = counts[r];
     const int64_t rsize = b[r + 1] - b[r];
-    TERSE_CHECK(cnt >= 0 && cnt <= rsize, CorruptData, kName, " on rank ", me, ": rank ", r,
+    TERSE_CHECK(cnt >= 0 && cnt <= rsize, CorruptData, kName, " on rank ", c.rank(), ": rank ", r,
                 " announced ", cnt, " candidates for its range of ", rsize,
                 " elements; the data was corrupted between ranks or rank ", r,
                 " does not run this algorithm");
   }
+  return counts;
 }
 
 void check_fixed_block(int me, int r, Block what, const int32_t* idx, const float* val,
@@ -586,12 +591,8 @@ SparseAllReduceReport SparseAllReduce::run_water_fill(const SparseVector& mine, 
   std::vector<int32_t>& cand = rs.cand;
   // Every rank learns every range's candidate count, so every rank computes the same quotas
   // (and so the phase-3 counts) without another message.
-  int64_t my_cand = static_cast<int64_t>(cand.size());
-  std::vector<int64_t> cand_counts(un, my_cand);
-  if (n > 1) {
-    host_all_gather(c, TensorView::of(&my_cand, 1), TensorView::of(cand_counts.data(), n));
-    check_candidate_counts(cand_counts, b, me);
-  }
+  const std::vector<int64_t> cand_counts =
+      gather_candidate_counts(c, static_cast<int64_t>(cand.size()), b);
   const std::vector<int64_t> sel_counts = quotas(budget, cand_counts);
   const int64_t q = sel_counts[static_cast<size_t>(me)];
   keep_largest(cand, sums, lo, q);

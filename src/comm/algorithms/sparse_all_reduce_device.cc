@@ -24,9 +24,9 @@ using algorithms_detail::host_all_gather;
 using algorithms_detail::host_all_to_all;
 using sparse_all_reduce_detail::Block;
 using sparse_all_reduce_detail::check_block;
-using sparse_all_reduce_detail::check_candidate_counts;
 using sparse_all_reduce_detail::check_fixed_block;
 using sparse_all_reduce_detail::check_received_counts;
+using sparse_all_reduce_detail::gather_candidate_counts;
 using sparse_all_reduce_detail::kName;
 using sparse_all_reduce_detail::rebalance_positions;
 using sparse_all_reduce_detail::set_fixed_bytes;
@@ -189,12 +189,8 @@ SparseAllReduceReport SparseAllReduce::water_fill_device(const SparseVector& min
   cuda_range_add_spans(device, ridx, rval, spans, lo, sums, touched);
   int32_t* ci = cuda_ensure<int32_t>(d.cand_idx, device, range);
   float* cv = cuda_ensure<float>(d.cand_val, device, range);
-  int64_t my_cand = cuda_touched_pairs(device, touched, sums, range, lo, ci, cv);
-  std::vector<int64_t> cand_counts(un, my_cand);
-  if (n > 1) {
-    host_all_gather(c, TensorView::of(&my_cand, 1), TensorView::of(cand_counts.data(), n));
-    check_candidate_counts(cand_counts, b, me);
-  }
+  const int64_t my_cand = cuda_touched_pairs(device, touched, sums, range, lo, ci, cv);
+  const std::vector<int64_t> cand_counts = gather_candidate_counts(c, my_cand, b);
   const std::vector<int64_t> sel_counts = quotas(budget, cand_counts);
   const int64_t q = sel_counts[static_cast<size_t>(me)];
   int32_t* si = cuda_ensure<int32_t>(d.sel_idx, device, q);

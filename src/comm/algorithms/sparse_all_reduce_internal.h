@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "terse/comm/communicator.h"
+
 #include "terse/comm/algorithms/sparse_all_reduce.h"
 
 namespace terse::sparse_all_reduce_detail {
@@ -27,9 +29,11 @@ void check_block(int me, int r, Block what, int64_t bad, int64_t count, int64_t 
 // one out of [0, hi - lo]. Returns their sum.
 int64_t check_received_counts(const std::vector<int64_t>& counts, int64_t lo, int64_t hi, int me);
 
-// Phase 2's candidate counts against each range of boundaries b: CorruptData naming the sender.
-void check_candidate_counts(const std::vector<int64_t>& counts, const std::vector<int64_t>& b,
-                            int me);
+// Phase 2: every rank's candidate count (this rank's is `mine`), gathered so that every rank
+// computes the same quotas without another message, each checked against its range of
+// boundaries b: CorruptData naming the sender.
+std::vector<int64_t> gather_candidate_counts(Communicator& c, int64_t mine,
+                                             const std::vector<int64_t>& b);
 
 // CorruptData unless the kFixed block of `size` slots from rank r is real pairs (indices
 // strictly increasing in [lo, hi), finite values), then padding (kPadIndex, value 0). Sets
