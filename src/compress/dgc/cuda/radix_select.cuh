@@ -174,6 +174,62 @@ __device__ bool arrive_and_pick(RadixScratch* s, RadixBlock& b, int p, unsigned 
   return b.last;
 }
 
+// Appends the matching lanes' keys to a candidate list (the first kCandidates; *counter counts
+// them all), one atomic per warp. Every lane of the warp calls it.
+__device__ __forceinline__ void append_key(uint32_t* list, unsigned int* counter, bool match,
+                                           uint32_t key, int lane) {
+  const unsigned ballot = __ballot_sync(0xffffffffu, match);
+  if (ballot == 0) return;  // uniform across the warp
+  const int leader = __ffs(ballot) - 1;
+  unsigned int base = 0;
+  if (lane == leader) base = atomicAdd(counter, static_cast<unsigned int>(__popc(ballot)));
+  base = __shfl_sync(0xffffffffu, base, leader);
+  const unsigned int pos = base + static_cast<unsigned int>(__popc(ballot & ((1u << lane) - 1u)));
+  if (match && pos < kCandidates) list[pos] = key;
+}
+
+// The last block of a select: passes p0 to 2 of each active slot over its candidate keys alone
+// (count[slot] of list[slot], at most kCandidates), kCandItems per thread in registers, the
+// histograms in shared memory; `fixed` masks the bits already in b.prefix. The picks land in
+// b.prefix. Every thread of the block calls it.
+template <typename Scan>
+__device__ void finish_on_candidates(const uint32_t* const list[2], const int count[2], int p0,
+                                     uint32_t fixed, bool on0, bool on1, RadixBlock& b,
+                                     typename Scan::TempStorage& tmp) {
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const int bins = on1 ? 2 * kBins : kBins;
+  uint32_t keys[2][kCandItems];
+#pragma unroll
+  for (int slot = 0; slot < 2; ++slot) {
+#pragma unroll
+    for (int j = 0; j < kCandItems; ++j) {
+      const int i = j * kThreads + static_cast<int>(threadIdx.x);
+      keys[slot][j] = i < count[slot] ? __ldcg(&list[slot][i]) : 0u;
+    }
+  }
+  for (int p = p0; p < kRadixPasses; ++p) {
+    for (int i = threadIdx.x; i < bins; i += kThreads) b.hist[i / kBins][i % kBins] = 0;
+    __syncthreads();
+#pragma unroll
+    for (int slot = 0; slot < 2; ++slot) {
+      if (!(slot == 0 ? on0 : on1)) continue;  // uniform
+      const uint32_t prefix = b.prefix[slot];
+#pragma unroll
+      for (int j = 0; j < kCandItems; ++j) {
+        if (j * kThreads >= count[slot]) break;  // uniform
+        const int i = j * kThreads + static_cast<int>(threadIdx.x);
+        add_digit(b.hist[slot], digit_of(keys[slot][j], p, fixed, prefix, i < count[slot]), lane);
+      }
+    }
+    __syncthreads();
+    if (on0) pick_digit<false, Scan>(b.hist[0], p, b, 0, tmp);
+    __syncthreads();
+    if (on1) pick_digit<false, Scan>(b.hist[1], p, b, 1, tmp);
+    __syncthreads();
+    fixed |= digit_mask(p) << digit_shift(p);
+  }
+}
+
 // Launched with cudaLaunchCooperativeKernel: every block resident, as the waits need.
 __global__ void __launch_bounds__(kThreads)
     radix_select_kernel(RadixJob job, Ctl* ctl, RadixScratch* s) {
@@ -307,15 +363,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int slot = 0; slot < 2; ++slot) {
         if (!(slot == 0 ? on0 : on1)) continue;  // uniform
-        const bool match = valid && (ks[j] & fixed) == b.prefix[slot];
-        const unsigned ballot = __ballot_sync(0xffffffffu, match);
-        if (ballot == 0) continue;  // uniform across the warp
-        const int leader = __ffs(ballot) - 1;
-        unsigned int base = 0;
-        if (lane == leader) base = atomicAdd(&s->cand_count[slot], __popc(ballot));
-        base = __shfl_sync(0xffffffffu, base, leader);
-        const unsigned int pos = base + __popc(ballot & ((1u << lane) - 1u));
-        if (match && pos < kCandidates) s->cand[slot][pos] = ks[j];
+        append_key(s->cand[slot], &s->cand_count[slot], valid && (ks[j] & fixed) == b.prefix[slot],
+                   ks[j], lane);
       }
     }
   }
@@ -325,44 +374,13 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
   if (!b.last) return;
   __threadfence();
-  // The last block: every candidate in registers (kCandItems per thread and slot), passes 1 and
-  // 2 over them in shared memory.
-  uint32_t keys[2][kCandItems];
-  int count[2];
-#pragma unroll
-  for (int slot = 0; slot < 2; ++slot) {
-    count[slot] = static_cast<int>(b.in_digit[slot]);
-#pragma unroll
-    for (int j = 0; j < kCandItems; ++j) {
-      const int i = j * kThreads + static_cast<int>(threadIdx.x);
-      keys[slot][j] = i < count[slot] ? __ldcg(&s->cand[slot][i]) : 0u;
-    }
-  }
   if (threadIdx.x == 0) {
     s->cand_count[0] = s->cand_count[1] = 0;
     s->arrived = 0;
   }
-  for (int p = 1; p < kRadixPasses; ++p) {
-    for (int i = threadIdx.x; i < bins; i += kThreads) b.hist[i / kBins][i % kBins] = 0;
-    __syncthreads();
-#pragma unroll
-    for (int slot = 0; slot < 2; ++slot) {
-      if (!(slot == 0 ? on0 : on1)) continue;  // uniform
-      const uint32_t prefix = b.prefix[slot];
-#pragma unroll
-      for (int j = 0; j < kCandItems; ++j) {
-        if (j * kThreads >= count[slot]) break;  // uniform
-        const int i = j * kThreads + static_cast<int>(threadIdx.x);
-        add_digit(b.hist[slot], digit_of(keys[slot][j], p, fixed, prefix, i < count[slot]), lane);
-      }
-    }
-    __syncthreads();
-    if (on0) pick_digit<false, Scan>(b.hist[0], p, b, 0, tmp.scan);
-    __syncthreads();
-    if (on1) pick_digit<false, Scan>(b.hist[1], p, b, 1, tmp.scan);
-    __syncthreads();
-    fixed |= digit_mask(p) << digit_shift(p);
-  }
+  const uint32_t* const lists[2] = {s->cand[0], s->cand[1]};
+  const int counts[2] = {static_cast<int>(b.in_digit[0]), static_cast<int>(b.in_digit[1])};
+  finish_on_candidates<Scan>(lists, counts, 1, fixed, on0, on1, b, tmp.scan);
   write_results();
 }
 
