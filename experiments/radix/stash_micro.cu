@@ -48,7 +48,7 @@ int main() {
               time_us([&] { stream_kernel<<<132 * 8, 256>>>((const float4*)x, n / 4, ov); }));
   std::printf("stash pass at the 25600th largest: %.2f us\n", time_us([&] {
                 stash_pass_kernel<false, false, true><<<tiles, kThreads>>>(
-                    nullptr, x, nullptr, n, 0.0f, &ctl->thr, 0, ctl, &ctl->count,
+                    nullptr, x, nullptr, n, 0.0f, &ctl->thr, 0, ctl, &ctl->count, 1,
                     Stash{off, val, slots}, hits, c1, SampleOut{nullptr, 0, 1});
               }));
   std::printf("stash write: %.2f us\n", time_us([&] {

@@ -177,9 +177,11 @@ TEST(CudaDgc, ExactTopKMatchesCpu) {
 
 // Several DGC steps on the GPU and on the CPU with a DgcStepState: the same selection, U, V and
 // provisional threshold after every step; from the second step on the GPU scans its candidate
-// list, not V. Misaligned buffers take the scalar path.
+// list, not V, and finds the sample's threshold by the floor select. Misaligned buffers take the
+// scalar path. scales: the gradient's scale at each step (8 steps of 1 by default).
 void check_steps(int64_t n, double density, const DgcMemoryOptions& mo, size_t offset,
-                 bool expect_list) {
+                 bool expect_list, const std::vector<float>& scales = std::vector<float>(8, 1.0f),
+                 int* floor_steps = nullptr) {
   CudaDgcSelector sel(0);
   DgcStepState state;
   std::vector<float> u(static_cast<size_t>(n), 0.0f);
@@ -187,8 +189,9 @@ void check_steps(int64_t n, double density, const DgcMemoryOptions& mo, size_t o
   DeviceFloats du(u, offset);
   DeviceFloats dv(v, offset);
   int list_scans = 0;
-  for (uint64_t step = 0; step < 8; ++step) {
-    std::vector<float> g = gaussian(n, 100 + step);
+  int floor_selects = 0;
+  for (uint64_t step = 0; step < scales.size(); ++step) {
+    std::vector<float> g = gaussian(n, 100 + step, scales[step]);
     DeviceFloats dg(g, offset);
     DgcSelectOptions so;
     so.seed = 7;
@@ -204,10 +207,14 @@ void check_steps(int64_t n, double density, const DgcMemoryOptions& mo, size_t o
     EXPECT_TRUE(same_bits(dv.host(), v)) << what << ": V differs";
     EXPECT_EQ(sel.hint(), state.hint) << what;
     list_scans += sel.scans().list_scans;
+    floor_selects += sel.scans().floor_selects;
+    EXPECT_EQ(sel.scans().floor_selects + sel.scans().radix_selects >= 1, true) << what;
   }
   if (expect_list) {
     EXPECT_GT(list_scans, 0) << "the candidate list was never used";
+    EXPECT_GT(floor_selects, 0) << "the floor select never found the sample's threshold";
   }
+  if (floor_steps != nullptr) *floor_steps = floor_selects;
 }
 
 TEST(CudaDgc, StepMatchesCpu) {
@@ -227,6 +234,23 @@ TEST(CudaDgc, StepMatchesCpu) {
   DgcMemoryOptions mo;
   check_steps(300007, 0.001, mo, 1, true);  // misaligned: the scalar path
   check_steps(4099, 0.001, mo, 3, false);
+}
+
+// Gradients whose scale jumps: down 16 times (V keeps its unselected residuals, so the
+// provisional threshold still lists enough values), then up 16000 times (nearly every sampled
+// value lies at or above it: more than the floor select's candidate list holds), and back. The
+// radix select takes over on the jump, the floor select on the steady steps, and every step is
+// the CPU's.
+TEST(CudaDgc, StepWithJumpingGradientsMatchesCpu) {
+  TERSE_SKIP_WITHOUT_GPU();
+  const std::vector<float> scales = {1, 1, 1, 1.0f / 16, 1.0f / 16, 1000, 1000, 1, 1};
+  for (const double density : {0.001, 0.01}) {
+    DgcMemoryOptions mo;
+    int floor_steps = 0;
+    check_steps((1 << 20) + 3, density, mo, 0, false, scales, &floor_steps);
+    EXPECT_GT(floor_steps, 0) << "density " << density;
+    EXPECT_LT(floor_steps, static_cast<int>(scales.size()) - 1) << "density " << density;
+  }
 }
 
 // Past 1024 tiles of 4096 elements the compaction finds its offsets from per-group sums (Ctl's

@@ -23,10 +23,14 @@ struct CudaSparseSelection {
 };
 
 // Where the last call's passes went: passes over all n elements, and passes over step()'s
-// candidate list instead (DgcSelectProfile's counts).
+// candidate list instead (DgcSelectProfile's counts); and how the sample's threshold was found:
+// by the floor select (step() only: among the sampled values at or above the provisional
+// threshold, in one launch) or by the radix select.
 struct CudaDgcScans {
   int full_scans = 0;
   int list_scans = 0;
+  int floor_selects = 0;
+  int radix_selects = 0;
 };
 
 // The DGC selection of one tensor on one GPU. Every pointer is in the memory of `device`; the
@@ -58,8 +62,10 @@ class CudaDgcSelector {
 
   // DgcMemory::step(u, v, g, n, density, seed_step, options, select_options, state) with this
   // selector as the state: clip (if on), U = mU + g and V += U (Nesterov as the CPU) in one pass
-  // that also lists every |V| >= the provisional threshold, the selection (over that list when
-  // its threshold allows, else over V), then V (and U with momentum masking) zeroed at the
+  // that also lists every |V| >= the provisional threshold and writes the sample, the sample's
+  // threshold (found among the sampled values at or above the provisional threshold when there
+  // are enough and not too many of them, else by the radix select), the selection (over that list
+  // when its threshold allows, else over V), then V (and U with momentum masking) zeroed at the
   // selected indices. Same bits as the CPU, except the clipping norm, which is summed in another
   // order (so a clipped g may differ in the last bit of its scale). Errors as DgcMemory::step.
   CudaSparseSelection step(float* u, float* v, float* g, int64_t n, double density,

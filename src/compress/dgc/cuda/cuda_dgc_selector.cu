@@ -14,6 +14,7 @@
 
 #include "../adapt.h"
 #include "../memory_rules.h"
+#include "floor_select.cuh"
 #include "radix_select.cuh"
 #include "select_kernels.cuh"
 #include "stash_kernels.cuh"
@@ -96,7 +97,8 @@ struct CudaDgcSelector::Impl {
   unsigned int radix_tag = 0;  // the last launch's tag (the scratch's `published` starts at 0)
   DeviceBytes sample, tile_c1, tile_c2, tile_off, tile_c2_before, tile_hits, stash, cand_idx,
       cand_val, sel_idx, sel_val, scratch, norm, stash_val;
-  int slots = 256;  // stash slots per tile of this call
+  int slots = 256;    // stash slots per tile of this call
+  float hint = 0.0f;  // ctl->hint, as the host last set it (step()'s provisional threshold)
 
   // Makes the selector's device current for the call and restores the caller's after it.
   struct DeviceScope {
@@ -155,7 +157,7 @@ struct CudaDgcSelector::Impl {
     const auto launch = vec ? dgc_cuda::stash_pass_kernel<false, false, true>
                             : dgc_cuda::stash_pass_kernel<false, false, false>;
     launch<<<static_cast<unsigned>(tiles), kThreads>>>(
-        nullptr, xv, nullptr, n, 0.0f, thr, 0, ctl, counter, stash_of(n),
+        nullptr, xv, nullptr, n, 0.0f, thr, 0, ctl, counter, 1, stash_of(n),
         tile_hits.as<long long>(tiles), tile_c1.as<long long>(tiles),
         dgc_cuda::SampleOut{nullptr, 0, 1});
     check_launch("a stash pass");
@@ -257,18 +259,32 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
   float* sample_ptr = sample.as<float>(ms);
   const int64_t ks = std::min<int64_t>(plan.top_k_samples, ms);
   const int64_t r = in_step && next_rank <= ms ? next_rank : 0;
-  if (in_step) {
+  // In a step with a provisional threshold, the floor select finds the sample's threshold among
+  // the sampled values at or above it (floor_select.cuh); the radix select runs when it cannot.
+  const bool try_floor = in_step && hint > 0.0f && r > 0 && r <= dgc_cuda::kCandidates;
+  auto sample_select = [&](bool floor) {
     // The momentum correction wrote the sample (and its NaN check): its ks-th largest with its
-    // next_rank-th (the next provisional threshold, used or not below) and the sampled values at
-    // or above the provisional threshold, then the stash's count at the threshold.
-    radix_select({sample_ptr, ms, 0, 1, nullptr, &ctl->hint}, ks, r, false);
+    // r-th (the next provisional threshold, used or not below) and the count of sampled values
+    // at or above the provisional threshold, then the stash's count at the threshold.
+    if (floor) {
+      dgc_cuda::floor_select_kernel<<<blocks_for(ms, int64_t{kThreads} * 4, 1024), kThreads>>>(
+          {sample_ptr, ms, ks, r, &ctl->hint}, ctl, radix);
+      check_launch("the floor select");
+    } else {
+      radix_select({sample_ptr, ms, 0, 1, nullptr, &ctl->hint}, ks, r, false);
+    }
+    ++(floor ? scans.floor_selects : scans.radix_selects);
     stash_count(x, n, -1.0f);  // a list scan once the stash is known to hold the threshold
+  };
+  if (in_step) {
+    sample_select(try_floor);
   } else {
     // The strided sample (its NaN check) and its ks-th largest, then the stash pass at it: its
     // count at the threshold. (Stashing at the floor of the threshold's first digit while the
     // last radix passes ran on a second stream was slower: 0.124-0.136 ms against 0.118 ms at
     // 25.6M, the floor letting about ten times more elements into the stash.)
     radix_select({x, ms, start, plan.stride, sample_ptr, nullptr}, ks, 0, true, true);
+    ++scans.radix_selects;
     stash_pass_at(x, n, &ctl->thr, &ctl->count);
     // The usual outcome, compacted before the read-back: the count at the sample's threshold is
     // within bounds, so the result is the first min(count, k) stashed elements at it. Kept below
@@ -284,15 +300,28 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
       speculated = true;
     }
   }
-  const Ctl h = read_ctl();
+  Ctl h = read_ctl();
   if (h.nan_first != dgc_cuda::kNoNan) throw_nan(h.nan_first, n, "DGC selection");
+  // Whether the CPU keeps its provisional threshold: its list held and about next_rank sampled
+  // values at or above it (high).
+  auto keeps_hint = [&](const Ctl& c) {
+    const bool hinted = c.hint > 0.0f && std::isfinite(c.hint);
+    const bool listed = hinted && c.list_hits <= static_cast<unsigned long long>(n / 16 + 4 * k);
+    const auto high = static_cast<int64_t>(c.aux);
+    return listed && 2 * high >= next_rank && high <= 2 * next_rank;
+  };
+  if (try_floor && (h.floored == 0 || (static_cast<int64_t>(h.aux) < r && !keeps_hint(h)))) {
+    // No threshold among the listed values, or the next provisional threshold is needed and lies
+    // below them: the radix select.
+    dgc_cuda::set_threshold_kernel<<<1, 1>>>(ctl, 0.0f, 0, 0);
+    sample_select(false);
+    h = read_ctl();
+  }
   float thr = h.thr;
-  bool has_list = false;   // the CPU's DgcPrescan::has_list: its list of |V| >= hint within cap
   float stash_thr = 0.0f;  // the stash holds every element at or above it
   bool stash_ok = false;   // and no tile overflowed its slots
   if (in_step) {
     const bool hinted = h.hint > 0.0f && std::isfinite(h.hint);
-    has_list = hinted && h.list_hits <= static_cast<unsigned long long>(n / 16 + 4 * k);
     stash_thr = h.hint;
     stash_ok = hinted && h.overflow == 0;
   } else {
@@ -324,9 +353,10 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
   }
   // The next provisional threshold (the CPU's next_threshold), left on the device.
   if (in_step) {
-    const auto high = static_cast<int64_t>(h.aux);
-    if (!(has_list && 2 * high >= next_rank && high <= 2 * next_rank)) {
+    if (!keeps_hint(h)) {
       dgc_cuda::set_hint_kernel<<<1, 1>>>(ctl, r > 0 ? 1 : 0);  // rank past the sample: 0
+      hint = 0.0f;
+      if (r > 0) std::memcpy(&hint, &h.result[1], sizeof hint);
       check_launch("the next provisional threshold");
     }
   }
@@ -493,7 +523,7 @@ CudaSparseSelection CudaDgcSelector::step(float* u, float* v, float* g, int64_t 
                                               : dgc_cuda::stash_pass_kernel<true, false, false>);
   const int64_t tiles = tiles_of(n);
   launch<<<static_cast<unsigned>(tiles), kThreads>>>(
-      u, v, g, n, mom, &m.ctl->hint, 1, m.ctl, &m.ctl->list_hits, m.stash_of(n),
+      u, v, g, n, mom, &m.ctl->hint, 1, m.ctl, &m.ctl->list_hits, 0, m.stash_of(n),
       m.tile_hits.as<long long>(tiles), m.tile_c1.as<long long>(tiles),
       dgc_cuda::SampleOut{m.sample.as<float>(ms), start, plan.stride});
   check_launch("the momentum correction");
@@ -505,6 +535,7 @@ CudaSparseSelection CudaDgcSelector::step(float* u, float* v, float* g, int64_t 
   } catch (const NumericalError&) {
     // The CPU's state keeps no provisional threshold after a failed selection.
     dgc_cuda::set_hint_kernel<<<1, 1>>>(m.ctl, 0);
+    m.hint = 0.0f;
     throw;
   }
 }

@@ -35,6 +35,7 @@ struct Ctl {
   float hint;                    // step()'s provisional threshold (DgcStepState::hint)
   unsigned int overflow;         // a stash pass found more hits in a tile than its slots
   uint32_t result[2];            // radix select results (bits of |a|), by slot
+  unsigned int floored;          // the floor select found result[0] (floor_select.cuh)
   long long groups[kGroups];     // the last count pass's counts, summed per group of tiles
 };
 
@@ -227,6 +228,8 @@ __global__ void set_threshold_kernel(Ctl* ctl, float thr, int use_value, int pas
 
 // Clears the counters of a selection (the provisional threshold stays).
 __global__ void reset_step_kernel(Ctl* ctl) {
+  for (int g = 0; g < kGroups; ++g) ctl->groups[g] = 0;
+  ctl->floored = 0;
   ctl->overflow = 0;
   ctl->nan_first = kNoNan;
   ctl->count = 0;

@@ -55,13 +55,15 @@ __device__ __forceinline__ float correct(float& u, float& v, float g, float m) {
 // kVec: every pointer 16-byte aligned). kCompensate: U = mU + g, V += U first (Nesterov as the
 // CPU), and the stash is of the new V. The threshold is *thr (ctl->thr or ctl->hint); with
 // `positive_only`, a threshold that is not a positive finite number stashes nothing (step()'s
-// first step has no provisional threshold). The tile counts are added to *counter.
+// first step has no provisional threshold). The tile counts are added to *counter (and, with
+// add_groups, to ctl->groups).
 template <bool kCompensate, bool kNesterov, bool kVec>
 __global__ void __launch_bounds__(kThreads)
     stash_pass_kernel(float* __restrict__ u, float* __restrict__ v, const float* __restrict__ g,
                       int64_t n, float m, const float* thr, int positive_only, Ctl* ctl,
-                      unsigned long long* counter, Stash stash, long long* __restrict__ tile_hits,
-                      long long* __restrict__ tile_c1, SampleOut sample) {
+                      unsigned long long* counter, int add_groups, Stash stash,
+                      long long* __restrict__ tile_hits, long long* __restrict__ tile_c1,
+                      SampleOut sample) {
   const int slots = stash.slots;
   const int64_t base = int64_t{blockIdx.x} * kTile;
   const float t = *thr;
@@ -172,7 +174,7 @@ __global__ void __launch_bounds__(kThreads)
     tile_c1[blockIdx.x] = total;
     if (total != 0) {
       atomicAdd(counter, static_cast<unsigned long long>(total));
-      if ((blockIdx.x >> kGroupShift) < kGroups) {
+      if (add_groups && (blockIdx.x >> kGroupShift) < kGroups) {
         atomicAdd(reinterpret_cast<unsigned long long*>(&ctl->groups[blockIdx.x >> kGroupShift]),
                   static_cast<unsigned long long>(total));
       }
