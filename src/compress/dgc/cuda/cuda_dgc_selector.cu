@@ -273,7 +273,7 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
     } else {
       radix_select({sample_ptr, ms, 0, 1, nullptr, &ctl->hint}, ks, r, false);
     }
-    ++(floor ? scans.floor_selects : scans.radix_selects);
+    if (!floor) ++scans.radix_selects;
     stash_count(x, n, -1.0f);  // a list scan once the stash is known to hold the threshold
   };
   if (in_step) {
@@ -316,6 +316,8 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
     dgc_cuda::set_threshold_kernel<<<1, 1>>>(ctl, 0.0f, 0, 0);
     sample_select(false);
     h = read_ctl();
+  } else if (try_floor) {
+    ++scans.floor_selects;
   }
   float thr = h.thr;
   float stash_thr = 0.0f;  // the stash holds every element at or above it
