@@ -8,6 +8,7 @@
 // tests that need none.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -340,7 +341,9 @@ CudaQuantMap cuda_map(const DynamicMap& m) {
   for (int k = 0; k < DynamicMap::kCodes; ++k) {
     c.code[k] = m.codes()[k];
     c.tree[k] = m.search_tree()[k];
+    c.mid[k] = m.sorted_midpoints()[k];
   }
+  std::copy(m.bucket_base(), m.bucket_base() + 2 * kQuantBucketsPerSign, c.base);
   c.is_signed = m.is_signed() ? 1 : 0;
   c.zero_code = m.zero_code();
   return c;

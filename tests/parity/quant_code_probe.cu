@@ -9,11 +9,16 @@ namespace {
 
 __global__ void map_codes_kernel(const CudaQuantMap* __restrict__ map, const float* __restrict__ x,
                                  float scale, int64_t n, uint8_t* __restrict__ out) {
-  __shared__ float tree[256];
-  tree[threadIdx.x] = map->tree[threadIdx.x];
+  __shared__ float mid[256];
+  __shared__ uint8_t base[CudaQuantMap::kBaseBytes];
+  mid[threadIdx.x] = map->mid[threadIdx.x];
+  for (unsigned b = threadIdx.x; b < CudaQuantMap::kBaseBytes; b += 256) base[b] = map->base[b];
   __syncthreads();
   const int64_t i = int64_t{blockIdx.x} * 256 + threadIdx.x;
-  if (i < n) out[i] = dynamic_map_code(tree, x[i] * scale, map->is_signed != 0, map->zero_code);
+  if (i < n) {
+    out[i] =
+        bucket_map_code(base, mid, map->tree, x[i] * scale, map->is_signed != 0, map->zero_code);
+  }
 }
 
 }  // namespace

@@ -10,15 +10,19 @@
 #include "terse/core/tensor_view.h"
 #include "terse/kernels/bnb_adam_rule.h"
 #include "terse/kernels/lion_rule.h"
+#include "terse/kernels/quant_code.h"
 #include "terse/kernels/sgd_rule.h"
 
 namespace terse {
 
 // One state's quantization map as the kernel reads it (DynamicMap: codes(), search_tree(),
-// is_signed(), zero_code()).
+// sorted_midpoints(), bucket_base() padded to whole words, is_signed(), zero_code()).
 struct CudaQuantMap {
+  static constexpr uint32_t kBaseBytes = (2 * kQuantBucketsPerSign + 3) / 4 * 4;
   float code[256];
   float tree[256];
+  float mid[256];
+  uint8_t base[kBaseBytes];
   uint32_t is_signed;
   uint32_t zero_code;
 };
@@ -44,8 +48,9 @@ struct CudaEightBitTask {
 // Every element of every task, in one launch: a thread block takes a chunk of up to 32
 // quantization blocks of one tensor, each warp one block of 256 elements at a time: dequantize
 // (map value * absmax), eightbit_update (eightbit_element.h) in f32, the block's new absmax by a
-// warp max of abs_bits (quant_code.h), then dynamic_map_code of s * (1 / absmax) against the
-// map's search tree in shared memory; params (f32, bf16 or f16) and states are written in place.
+// warp max of abs_bits (quant_code.h), then the code of s * (1 / absmax) by bucket_map_code
+// (dynamic_map_code's result) from tables in shared memory; params (f32, bf16 or f16) and states
+// are written in place.
 // Tensors with f32 states run f32_state_update in the same launch. maps.state[k] is state k's.
 // Enqueued on the legacy default stream of the tasks' device; returns without waiting.
 // Throws InvalidArgument, before launching anything, on a view that is not on a CUDA device

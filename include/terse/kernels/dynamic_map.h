@@ -53,6 +53,10 @@ class DynamicMap {
   // The 255 midpoints between adjacent codes in Eytzinger (breadth-first) order, at [1, 256);
   // [0] is unused (0): the tree dynamic_map_code searches.
   const float* search_tree() const { return tree_; }
+  // bucket_map_code's tables (quant_code.h): per sign and bucket the count of midpoints below the
+  // bucket's lowest value (the positive buckets first), and the midpoints in order, +inf at 255.
+  const uint8_t* bucket_base() const { return base_; }
+  const float* sorted_midpoints() const { return mid_; }
   // Largest distance between adjacent codes (the round-trip error bound is half of it).
   float max_gap() const {
     float gap = 0;
@@ -98,6 +102,8 @@ class DynamicMap {
     float mid[kCodes - 1];
     for (int k = 0; k + 1 < kCodes; ++k) mid[k] = (code_[k] + code_[k + 1]) * 0.5f;
     zero_ = static_cast<uint8_t>(std::find(code_, code_ + kCodes, 0.0f) - code_);
+    std::copy(mid, mid + kCodes - 1, mid_);
+    mid_[kCodes - 1] = bits_to_float(0x7f800000u);
     // Node i at depth d (2^d <= i < 2^(d+1)) of the perfect 8-level tree is the midpoint of
     // in-order rank (2(i - 2^d) + 1) * 2^(7-d) - 1: the root is mid[127], the leaves the even
     // ranks.
@@ -124,6 +130,27 @@ class DynamicMap {
         }
       }
       fine_[k] = c | below << 16;
+    }
+    build_buckets();
+  }
+
+  // bucket_base(): a bucket's lowest and highest values are its ends in bits, ordered by value
+  // (for a negative sign the largest magnitude is the lowest value); it must hold one midpoint
+  // at most.
+  void build_buckets() {
+    for (uint32_t s = 0; s < 2; ++s) {
+      for (uint32_t k = 0; k < kQuantBucketsPerSign; ++k) {
+        const uint32_t first = k == 0 ? 0u : (kQuantBucketLowExp << 23) + ((k - 1) << 16);
+        const uint32_t last = k == 0 ? (kQuantBucketLowExp << 23) - 1 : first + 0xffffu;
+        const float lo = bits_to_float((s << 31) | (s != 0 ? last : first));
+        const float hi = bits_to_float((s << 31) | (s != 0 ? first : last));
+        const uint32_t c = midpoints_below(tree_, lo);
+        const uint32_t d = midpoints_below(tree_, hi);
+        // hi itself counts the midpoints below it; one equal to hi is still in the bucket.
+        const uint32_t in = d - c + (d < kCodes - 1 && mid_[d] == hi ? 1u : 0u);
+        TERSE_CHECK(in <= 1, Error, "DynamicMap: ", in, " midpoints in bucket ", k, " of sign ", s);
+        base_[s * kQuantBucketsPerSign + k] = static_cast<uint8_t>(c);
+      }
     }
   }
 
@@ -212,6 +239,8 @@ class DynamicMap {
   float tree_[kCodes] = {};
   static constexpr uint32_t kFine = 1u << 17;
   uint32_t fine_[kFine] = {};
+  uint8_t base_[2 * kQuantBucketsPerSign] = {};
+  float mid_[kCodes] = {};
 };
 
 }  // namespace terse

@@ -51,6 +51,8 @@ const CudaQuantMaps& EightBitOptimizerBase::cuda_state_maps() {
       CudaQuantMap& c = m.state[k];
       std::copy(map.codes(), map.codes() + DynamicMap::kCodes, c.code);
       std::copy(map.search_tree(), map.search_tree() + DynamicMap::kCodes, c.tree);
+      std::copy(map.sorted_midpoints(), map.sorted_midpoints() + DynamicMap::kCodes, c.mid);
+      std::copy(map.bucket_base(), map.bucket_base() + 2 * kQuantBucketsPerSign, c.base);
       c.is_signed = map.is_signed() ? 1 : 0;
       c.zero_code = map.zero_code();
     }

@@ -1,5 +1,5 @@
-// DynamicMap::quantize_scaled (the 17-bit table, portable and AVX2 loops) gives quantize()'s
-// codes: the block quantizer's fast path against the reference rule.
+// DynamicMap::quantize_scaled (the 17-bit table, portable and AVX2 loops) and bucket_map_code
+// (the GPU's) give quantize()'s codes: the fast paths against the reference rule.
 
 #include <gtest/gtest.h>
 
@@ -88,6 +88,26 @@ TEST(QuantizeScaled, EqualsQuantizeOnEveryBucketMidpointSpecialAndRandomFloat) {
       // A scale as quantize_block uses (1 / absmax): the product is what is quantized.
       EXPECT_EQ(mismatches(*m, x, 1.0f / 3.7f, simd), 0);
     }
+  }
+}
+
+// bucket_map_code (the GPU step's search: one bucket read, one midpoint compare) against the
+// tree on the same probes; their bucket ends are among the 17-bit table's.
+TEST(BucketMapCode, EqualsQuantizeOnEveryBucketMidpointSpecialAndRandomFloat) {
+  const std::vector<float> x = probes();
+  for (const DynamicMap* m : {&DynamicMap::signed_map(), &DynamicMap::unsigned_map()}) {
+    int64_t bad = 0;
+    for (const float v : x) {
+      const uint8_t got = bucket_map_code(m->bucket_base(), m->sorted_midpoints(), m->search_tree(),
+                                          v, m->is_signed(), m->zero_code());
+      const uint8_t want = m->quantize(v);
+      if (got != want && bad++ < 5) {
+        ADD_FAILURE() << (m->is_signed() ? "signed" : "unsigned") << " x = " << v << " (0x"
+                      << std::hex << float_to_bits(v) << std::dec << "): " << int{got}
+                      << " != " << int{want};
+      }
+    }
+    EXPECT_EQ(bad, 0);
   }
 }
 
