@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gpu_skip.h"
+#include "half_convert_probe.h"
 #include "terse/core/dtype.h"
 #include "terse/core/error.h"
 #include "terse/core/philox.h"
@@ -186,6 +187,21 @@ TEST(CudaMultiTensor, EveryRuleMatchesTheCpuExecutorBitForBit) {
         return SpamRule::for_step(1e-3, 0.9, 0.999, 1e-6, 0.0, true, 5000, 1.0, false, true, t);
       },
       "spam");
+}
+
+// The GPU converts f16 with its instructions, the CPU with integer code: the same bits for every
+// f16 and every f32 (NaN takes the integer code on both).
+TEST(CudaMultiTensor, HalfConversionsAreTheCpusForEveryBitPattern) {
+  TERSE_SKIP_WITHOUT_GPU();
+  parity::HalfMismatches m;
+  std::string error;
+  ASSERT_TRUE(parity::gpu_half_mismatches(m, error)) << error;
+  EXPECT_EQ(m.to_float, 0u) << "first f16 0x" << std::hex << m.first_to_float;
+  EXPECT_EQ(m.to_half, 0u) << "first f32 0x" << std::hex << m.first_to_half;
+  // The probe itself: an f16 NaN and an f32 that rounds must convert as the portable code says.
+  EXPECT_EQ(float_to_bits(to_float(Half{0x7e01u})), 0x7fc02000u);
+  EXPECT_EQ(to_half(65519.0f).bits, 0x7bffu);
+  EXPECT_EQ(to_half(65520.0f).bits, 0x7c00u);
 }
 
 TEST(CudaMultiTensor, RefusesHostTensorsAndMismatchedGradsBeforeLaunching) {
