@@ -56,12 +56,7 @@ __global__ void __launch_bounds__(kThreads)
                  lane);
     }
   }
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) b.last = atomicAdd(&s->arrived, 1u) == gridDim.x - 1;
-  __syncthreads();
-  if (!b.last) return;
-  __threadfence();
+  if (!last_to_arrive(s, b)) return;
   if (threadIdx.x == 0) {
     listed = __ldcg(&s->cand_count[0]);
     s->cand_count[0] = 0;

@@ -128,6 +128,17 @@ __device__ void pick_digit(const unsigned int* hist, int p, RadixBlock& b, int s
   }
 }
 
+// Whether this block is the last of the grid to get here: the writes every block made before it
+// are visible to the last one after it. Every thread of the block calls it.
+__device__ __forceinline__ bool last_to_arrive(RadixScratch* s, RadixBlock& b) {
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) b.last = atomicAdd(&s->arrived, 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (b.last) __threadfence();
+  return b.last;
+}
+
 // The barrier after a pass: every block has added its histogram to s->hist; the last block to
 // arrive picks the digits there (only it reads the global histogram: when every block read it,
 // their loads of the same few lines queued for microseconds), clears it, and publishes the
@@ -136,12 +147,7 @@ __device__ void pick_digit(const unsigned int* hist, int p, RadixBlock& b, int s
 template <typename Scan>
 __device__ bool arrive_and_pick(RadixScratch* s, RadixBlock& b, int p, unsigned int tag, bool on0,
                                 bool on1, typename Scan::TempStorage& tmp) {
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) b.last = atomicAdd(&s->arrived, 1u) == gridDim.x - 1;
-  __syncthreads();
-  if (b.last) {
-    __threadfence();
+  if (last_to_arrive(s, b)) {
     if (on0) pick_digit<true, Scan>(s->hist[0], p, b, 0, tmp);
     __syncthreads();
     if (on1) pick_digit<true, Scan>(s->hist[1], p, b, 1, tmp);
@@ -368,12 +374,7 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   }
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) b.last = atomicAdd(&s->arrived, 1u) == gridDim.x - 1;
-  __syncthreads();
-  if (!b.last) return;
-  __threadfence();
+  if (!last_to_arrive(s, b)) return;
   if (threadIdx.x == 0) {
     s->cand_count[0] = s->cand_count[1] = 0;
     s->arrived = 0;
