@@ -31,6 +31,7 @@ using sparse_all_reduce_detail::kName;
 using sparse_all_reduce_detail::rebalance_positions;
 using sparse_all_reduce_detail::set_fixed_bytes;
 using sparse_all_reduce_detail::set_water_fill_bytes;
+using sparse_all_reduce_detail::sparse_path_report;
 using sparse_detail::first_bad_index;
 using sparse_detail::index_at;
 using sparse_detail::kPairBytes;
@@ -325,6 +326,13 @@ std::vector<int64_t> rebalance_positions(int64_t s, int world) {
   return pos;
 }
 
+SparseAllReduceReport sparse_path_report(int64_t numel, int world) {
+  SparseAllReduceReport report;
+  report.path = "sparse";
+  report.bytes_dense = ring_all_reduce_bytes(static_cast<uint64_t>(numel) * sizeof(float), world);
+  return report;
+}
+
 void set_water_fill_bytes(SparseAllReduceReport& report, int world, int64_t my_selected) {
   report.sent_pairs_phase3 = world > 1 ? report.selected - my_selected : 0;
   const uint64_t others = static_cast<uint64_t>(world - 1);
@@ -542,9 +550,7 @@ SparseAllReduceReport SparseAllReduce::run_water_fill(const SparseVector& mine, 
 
   const std::vector<int64_t>& b = boundaries_;
   const int64_t lo = b[static_cast<size_t>(me)], hi = b[static_cast<size_t>(me) + 1];
-  SparseAllReduceReport report;
-  report.path = "sparse";
-  report.bytes_dense = ring_all_reduce_bytes(static_cast<uint64_t>(numel) * sizeof(float), n);
+  SparseAllReduceReport report = sparse_path_report(numel, n);
 
   // 1. Split my pairs by range and send each range's pairs to its owner.
   std::vector<int64_t> send_counts(un), recv_counts(un);
@@ -731,9 +737,7 @@ SparseAllReduceReport SparseAllReduce::run_fixed(const SparseVector& mine, int64
   const int64_t lo = b[static_cast<size_t>(me)], hi = b[static_cast<size_t>(me) + 1];
   const std::vector<int64_t> quota = fixed_quotas(budget, n);
   const int64_t q = quota[static_cast<size_t>(me)];
-  SparseAllReduceReport report;
-  report.path = "sparse";
-  report.bytes_dense = ring_all_reduce_bytes(static_cast<uint64_t>(numel) * sizeof(float), n);
+  SparseAllReduceReport report = sparse_path_report(numel, n);
 
   // 1. Per range, my c_r pairs of largest |value| (all of them when I hold fewer), padded.
   std::vector<int32_t> send_idx(static_cast<size_t>(budget), kPadIndex);

@@ -31,6 +31,7 @@ using sparse_all_reduce_detail::kName;
 using sparse_all_reduce_detail::rebalance_positions;
 using sparse_all_reduce_detail::set_fixed_bytes;
 using sparse_all_reduce_detail::set_water_fill_bytes;
+using sparse_all_reduce_detail::sparse_path_report;
 using sparse_detail::index_at;
 
 // The GPU path's arrays, kept between calls (grown when a call needs more).
@@ -147,9 +148,7 @@ SparseAllReduceReport SparseAllReduce::water_fill_device(const SparseVector& min
   const std::vector<int64_t>& b = boundaries_;
   const int64_t lo = b[static_cast<size_t>(me)], hi = b[static_cast<size_t>(me) + 1];
   DeviceBuffers& d = device_buffers();
-  SparseAllReduceReport report;
-  report.path = "sparse";
-  report.bytes_dense = ring_all_reduce_bytes(static_cast<uint64_t>(numel) * sizeof(float), n);
+  SparseAllReduceReport report = sparse_path_report(numel, n);
 
   // 1. My pairs split by range: where each boundary falls in my sorted indices.
   const std::vector<int64_t> starts = cuda_lower_bounds(device, mine.indices, mine.count, b);
@@ -235,9 +234,7 @@ SparseAllReduceReport SparseAllReduce::fixed_device(const SparseVector& mine, in
   const std::vector<int64_t> quota = fixed_quotas(budget, n);
   const int64_t q = quota[static_cast<size_t>(me)];
   DeviceBuffers& d = device_buffers();
-  SparseAllReduceReport report;
-  report.path = "sparse";
-  report.bytes_dense = ring_all_reduce_bytes(static_cast<uint64_t>(numel) * sizeof(float), n);
+  SparseAllReduceReport report = sparse_path_report(numel, n);
 
   // 1. Per range, my c_r pairs of largest |value| (all of them when I hold fewer), padded.
   int32_t* send_i = cuda_ensure<int32_t>(d.send_idx, device, budget);

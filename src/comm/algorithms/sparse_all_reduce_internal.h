@@ -45,6 +45,10 @@ void check_fixed_block(int me, int r, Block what, const int32_t* idx, const floa
 // reads.
 std::vector<int64_t> rebalance_positions(int64_t s, int world);
 
+// A report of the sparse path (not the dense fallback) for numel floats over `world` ranks: its
+// path and the dense ring all-reduce's bytes, to compare with.
+SparseAllReduceReport sparse_path_report(int64_t numel, int world);
+
 // The report's phase-3 pairs and bytes; report.selected set first.
 void set_water_fill_bytes(SparseAllReduceReport& report, int world, int64_t my_selected);
 void set_fixed_bytes(SparseAllReduceReport& report, int world, int64_t budget, int64_t my_quota);
