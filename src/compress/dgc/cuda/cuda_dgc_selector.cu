@@ -272,8 +272,8 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
       check_launch("the floor select");
     } else {
       radix_select({sample_ptr, ms, 0, 1, nullptr, &ctl->hint}, ks, r, false);
+      ++scans.radix_selects;
     }
-    if (!floor) ++scans.radix_selects;
     stash_count(x, n, -1.0f);  // a list scan once the stash is known to hold the threshold
   };
   if (in_step) {
@@ -302,15 +302,15 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
   }
   Ctl h = read_ctl();
   if (h.nan_first != dgc_cuda::kNoNan) throw_nan(h.nan_first, n, "DGC selection");
-  // Whether the CPU keeps its provisional threshold: its list held and about next_rank sampled
-  // values at or above it (high).
-  auto keeps_hint = [&](const Ctl& c) {
-    const bool hinted = c.hint > 0.0f && std::isfinite(c.hint);
-    const bool listed = hinted && c.list_hits <= static_cast<unsigned long long>(n / 16 + 4 * k);
-    const auto high = static_cast<int64_t>(c.aux);
+  // The step had a provisional threshold (the stash and the CPU's list are at it); whether the CPU
+  // keeps it: its list held and about next_rank sampled values at or above it (high, in aux).
+  const bool hinted = in_step && h.hint > 0.0f && std::isfinite(h.hint);
+  auto keeps_hint = [&] {
+    const bool listed = hinted && h.list_hits <= static_cast<unsigned long long>(n / 16 + 4 * k);
+    const auto high = static_cast<int64_t>(h.aux);
     return listed && 2 * high >= next_rank && high <= 2 * next_rank;
   };
-  if (try_floor && (h.floored == 0 || (static_cast<int64_t>(h.aux) < r && !keeps_hint(h)))) {
+  if (try_floor && (h.floored == 0 || (static_cast<int64_t>(h.aux) < r && !keeps_hint()))) {
     // No threshold among the listed values, or the next provisional threshold is needed and lies
     // below them: the radix select.
     dgc_cuda::set_threshold_kernel<<<1, 1>>>(ctl, 0.0f, 0, 0);
@@ -323,7 +323,6 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
   float stash_thr = 0.0f;  // the stash holds every element at or above it
   bool stash_ok = false;   // and no tile overflowed its slots
   if (in_step) {
-    const bool hinted = h.hint > 0.0f && std::isfinite(h.hint);
     stash_thr = h.hint;
     stash_ok = hinted && h.overflow == 0;
   } else {
@@ -355,7 +354,7 @@ CudaSparseSelection CudaDgcSelector::Impl::select_sampled(const float* x, const 
   }
   // The next provisional threshold (the CPU's next_threshold), left on the device.
   if (in_step) {
-    if (!keeps_hint(h)) {
+    if (!keeps_hint()) {
       dgc_cuda::set_hint_kernel<<<1, 1>>>(ctl, r > 0 ? 1 : 0);  // rank past the sample: 0
       hint = 0.0f;
       if (r > 0) std::memcpy(&hint, &h.result[1], sizeof hint);
