@@ -42,6 +42,7 @@ enum class Scratch {
   kIndices,
   kLaunchTable,  // the multi-tensor launches' tables of tensors (launch_table.cuh)
   kRowSums,      // the projected step's working memory (piece and row sums, the views)
+  kQuantMaps,    // the 8-bit step's quantization maps (eightbit_step.cu), kept between steps
   kCount
 };
 void* scratch(Scratch slot, size_t bytes);

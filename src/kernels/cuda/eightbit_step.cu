@@ -5,6 +5,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstring>
+#include <unordered_map>
 #include <vector>
 
 #include "codec_util.cuh"
@@ -25,6 +27,22 @@ using cuda_eightbit::kChunkBlocks;
 using cuda_eightbit::kThreads;
 
 constexpr int kMaxDevices = 64;
+
+// The maps in the current device's memory. They are about 21 KB and the optimizers' are
+// constants, so they are uploaded once per device and thread (as the scratch is kept), and again
+// only when a call brings other ones; the launch table carries the per-step part alone.
+const CudaQuantMap* resident_maps(int device, const CudaQuantMaps& maps) {
+  thread_local std::unordered_map<int, CudaQuantMaps> uploaded;
+  auto* dev = static_cast<CudaQuantMap*>(
+      cuda_codec::scratch(cuda_codec::Scratch::kQuantMaps, sizeof maps.state));
+  const auto it = uploaded.find(device);
+  if (it == uploaded.end() || std::memcmp(&it->second, &maps, sizeof maps) != 0) {
+    cuda_check(cudaMemcpy(dev, maps.state, sizeof maps.state, cudaMemcpyHostToDevice),
+               "upload of the 8-bit step's maps");
+    uploaded[device] = maps;
+  }
+  return dev;
+}
 
 // The device of the tasks (-1 when there are none); throws before anything is launched.
 template <typename Rule>
@@ -83,17 +101,16 @@ void cuda_eightbit_step(const std::vector<CudaEightBitTask<Rule>>& tasks,
               "cuda_eightbit_step: ", chunks.size(), " chunks of ", kChunkBlocks * kBlock,
               " elements in one call, more than one launch takes; step fewer parameters at once");
   cuda_launch::HostTable table;
-  const size_t maps_at = table.append(maps.state, 2);
   const size_t desc_at = table.append(descs);
   const size_t chunk_at = table.append(chunks);
   cuda_launch::with_device(device, [&] {
+    const CudaQuantMap* dev_maps = resident_maps(device, maps);
     unsigned char* dev = cuda_launch::upload(table, cuda_codec::Scratch::kLaunchTable,
                                              "cudaMemcpyAsync of the 8-bit step's table");
     cuda_eightbit::eightbit_kernel<Rule, kSkipNonFiniteGrad>
         <<<static_cast<unsigned>(chunks.size()), kThreads>>>(
             reinterpret_cast<const Desc<Rule>*>(dev + desc_at),
-            reinterpret_cast<const ChunkRef*>(dev + chunk_at),
-            reinterpret_cast<const CudaQuantMap*>(dev + maps_at));
+            reinterpret_cast<const ChunkRef*>(dev + chunk_at), dev_maps);
     cuda_check(cudaGetLastError(), "the 8-bit step's launch");
   });
 }
