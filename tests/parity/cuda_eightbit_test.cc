@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "fast_ieee_probe.h"
 #include "gpu_skip.h"
 #include "quant_code_probe.h"
 #include "terse/core/dtype.h"
@@ -50,6 +51,10 @@ struct Grads {
   // elements.
   bool nonfinite = false;
   int64_t nonfinite_from = 0;
+  // Every third element's gradient scaled down by 10^10 to 10^40 (subnormals included): Adam's
+  // square root and division then leave the GPU step's branch-free range in some lanes of a
+  // block, which run again with the compiler's forms (eightbit_kernel.cuh update_block).
+  bool tiny = false;
 };
 
 // Host copies of a model's params and grads and, for CUDA, their device copies.
@@ -109,6 +114,7 @@ struct Model {
       for (int64_t i = 0; i < n; ++i) {
         float v = (rng.uniform() * 2 - 1) * std::pow(10.0f, static_cast<float>(i % 5) - 3.0f);
         if (opt.zero_block && n >= 512 && i < kQuantBlockSize) v = 0;
+        if (opt.tiny && i % 3 == 1) v *= std::pow(10.0f, -10.0f - static_cast<float>(i % 31));
         if (opt.nonfinite && n >= opt.nonfinite_from && i % 1013 == 7) {
           const float kinds[3] = {std::numeric_limits<float>::quiet_NaN(),
                                   std::numeric_limits<float>::infinity(),
@@ -285,6 +291,16 @@ TEST(CudaEightBit, StepsStatesAndResumeMatchTheCpuBitForBitOnF16) {
   for (const std::string& spec : kSpecs) compare_all<Half>(spec, DType::kF16);
 }
 
+TEST(CudaEightBit, TinyGradientsMatchTheCpuBitForBit) {
+  TERSE_SKIP_WITHOUT_GPU();
+  Grads grads;
+  grads.tiny = true;
+  for (const std::string& spec : kSpecs) {
+    compare<float>(spec, DType::kF32, grads);
+    compare<Half>(spec, DType::kF16, grads);
+  }
+}
+
 // NaN and inf gradients everywhere: inf states, NaN absmax (the quiet NaN 0x7fc00000 on both
 // devices), inf * (1 / inf) = NaN quantized to code 0; every byte the CPU's except the payload
 // of NaN params and f32 states (x86 and CUDA make different NaNs from the same operands).
@@ -296,6 +312,25 @@ TEST(CudaEightBit, NonFiniteGradientsGiveTheCpuResultUpToNanPayloads) {
     compare<float>(spec, DType::kF32, grads, true);
     compare<BFloat16>(spec, DType::kBF16, grads, true);
   }
+}
+
+// The 8-bit step's branch-free division and square root give the bits of `/` and sqrtf wherever
+// they do not send the caller to those (2^28 draws of each, about a third of them in the fast
+// ranges' edges and past them); enough operands take the fast forms for the check to mean
+// something.
+TEST(CudaEightBit, BranchFreeDivisionAndSquareRootAreIeeeWhereTheyApply) {
+  TERSE_SKIP_WITHOUT_GPU();
+  parity::FastIeeeCounts c;
+  std::string error;
+  constexpr uint64_t kDraws = uint64_t{1} << 28;
+  ASSERT_TRUE(parity::gpu_check_fast_ieee(kDraws, 20261125, c, error)) << error;
+  EXPECT_EQ(c.div_wrong, 0u) << "e.g. a = 0x" << std::hex << c.div_example[0] << ", b = 0x"
+                             << c.div_example[1];
+  EXPECT_EQ(c.sqrt_wrong, 0u) << "e.g. x = 0x" << std::hex << c.sqrt_example;
+  EXPECT_GT(c.div_fast, kDraws / 4);
+  EXPECT_GT(c.sqrt_fast, kDraws / 2);
+  EXPECT_LT(c.div_fast, kDraws);  // the slow cases are drawn too
+  EXPECT_LT(c.sqrt_fast, kDraws);
 }
 
 // Probes of dynamic_map_code: every code and every midpoint with 3 ulp either side, both signs,

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "terse/core/macros.h"
+#include "terse/kernels/ieee_math.h"
 
 namespace terse {
 
@@ -44,12 +45,20 @@ struct BnbAdamRule {
 
   TERSE_HD TERSE_FORCEINLINE void operator()(float& p, float g, float& s0, float& s1,
                                              float& /*s2*/) const {
+    IeeeMath math;
+    apply(math, p, g, s0, s1);
+  }
+
+  // The element with the division and square root of `math` (ieee_math.h): the GPU's 8-bit step
+  // passes exact forms without the compiler's per-call branches.
+  template <typename Math>
+  TERSE_HD TERSE_FORCEINLINE void apply(Math& math, float& p, float g, float& s0, float& s1) const {
     const float m = beta1 * s0 + one_minus_beta1 * g;
     const float v = beta2 * s1 + one_minus_beta2 * (g * g);
     s0 = m;
     s1 = v;
-    const float den = std::sqrt(v) / bias_correction2_sqrt + eps;
-    p = (p + neg_step_size * (m / den)) * decay;
+    const float den = math.div(math.sqrt(v), bias_correction2_sqrt) + eps;
+    p = (p + neg_step_size * math.div(m, den)) * decay;
   }
 };
 

@@ -45,12 +45,13 @@ struct CudaEightBitTask {
   float* values[2] = {nullptr, nullptr};
 };
 
-// Every element of every task, in one launch: a thread block takes a chunk of up to 32
+// Every element of every task, in one launch: a thread block takes a chunk of up to 128
 // quantization blocks of one tensor, each warp one block of 256 elements at a time: dequantize
 // (map value * absmax), eightbit_update (eightbit_element.h) in f32, the block's new absmax by a
 // warp max of abs_bits (quant_code.h), then the code of s * (1 / absmax) by bucket_map_code
 // (dynamic_map_code's result) from tables in shared memory; params (f32, bf16 or f16) and states
-// are written in place.
+// are written in place. Where the device allows (sm_80 on), a warp's blocks stream through a
+// cp.async pipeline in shared memory; TERSE_CUDA_EIGHTBIT_PLAIN=1 turns it off (same results).
 // Tensors with f32 states run f32_state_update in the same launch. maps.state[k] is state k's.
 // Enqueued on the legacy default stream of the tasks' device; returns without waiting.
 // Throws InvalidArgument, before launching anything, on a view that is not on a CUDA device

@@ -59,18 +59,19 @@ TERSE_HD TERSE_FORCEINLINE uint32_t quant_bucket(uint32_t abs_bits) {
                                                : (abs_bits >> 16) - (kQuantBucketLowExp << 7) + 1;
 }
 
+// The count of midpoints below x from the tables, for |x| < 2 (so not NaN).
+TERSE_HD TERSE_FORCEINLINE uint32_t bucket_midpoints_below(const uint8_t* base, const float* mid,
+                                                           float x) {
+  const uint32_t b = float_to_bits(x);
+  const uint32_t c = base[(b >> 31) * kQuantBucketsPerSign + quant_bucket(b & 0x7fffffffu)];
+  return c + (mid[c] < x ? 1u : 0u);
+}
+
 TERSE_HD TERSE_FORCEINLINE uint8_t bucket_map_code(const uint8_t* base, const float* mid,
                                                    const float* tree, float x, bool is_signed,
                                                    uint32_t zero) {
-  const uint32_t b = float_to_bits(x);
-  const uint32_t a = b & 0x7fffffffu;
-  uint32_t c = 0;
-  if (a < (kQuantBucketHighExp << 23)) {
-    c = base[(b >> 31) * kQuantBucketsPerSign + quant_bucket(a)];
-    c += mid[c] < x ? 1u : 0u;
-  } else {
-    c = midpoints_below(tree, x);
-  }
+  const bool in_tables = (float_to_bits(x) & 0x7fffffffu) < (kQuantBucketHighExp << 23);
+  const uint32_t c = in_tables ? bucket_midpoints_below(base, mid, x) : midpoints_below(tree, x);
   return signed_code(c, x, is_signed, zero);
 }
 

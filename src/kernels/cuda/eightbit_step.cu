@@ -4,7 +4,9 @@
 // quant_code.h), so params, codes and absmax get the CPU's bits.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <unordered_map>
 #include <vector>
@@ -42,6 +44,28 @@ const CudaQuantMap* resident_maps(int device, const CudaQuantMaps& maps) {
     uploaded[device] = maps;
   }
   return dev;
+}
+
+// Whether the pipelined kernel runs on `device`: it needs more shared memory than a thread block
+// gets unasked, which the device may not have (then the plain kernel runs, with the same
+// results). TERSE_CUDA_EIGHTBIT_PLAIN=1 asks for the plain kernel, so the tests run both.
+template <typename Rule, bool kSkip>
+bool pipelined(int device) {
+  const char* plain = std::getenv("TERSE_CUDA_EIGHTBIT_PLAIN");
+  if (plain != nullptr && std::strcmp(plain, "1") == 0) return false;
+  // 0: not asked yet, 1: granted, 2: refused; per device, as the attribute is.
+  static std::atomic<int> state[kMaxDevices];
+  int s = state[device].load(std::memory_order_acquire);
+  if (s == 0) {
+    using Shape = cuda_eightbit::Pipelined<Rule::kNumStates>;
+    const cudaError_t err = cudaFuncSetAttribute(
+        cuda_eightbit::eightbit_kernel<Rule, kSkip, Shape::kStages, Shape::kMinBlocks>,
+        cudaFuncAttributeMaxDynamicSharedMemorySize, Shape::kDynamicSmem);
+    if (err != cudaSuccess) (void)cudaGetLastError();  // clear it: the plain kernel runs
+    s = err == cudaSuccess ? 1 : 2;
+    state[device].store(s, std::memory_order_release);
+  }
+  return s == 1;
 }
 
 // The device of the tasks (-1 when there are none); throws before anything is launched.
@@ -107,10 +131,18 @@ void cuda_eightbit_step(const std::vector<CudaEightBitTask<Rule>>& tasks,
     const CudaQuantMap* dev_maps = resident_maps(device, maps);
     unsigned char* dev = cuda_launch::upload(table, cuda_codec::Scratch::kLaunchTable,
                                              "cudaMemcpyAsync of the 8-bit step's table");
-    cuda_eightbit::eightbit_kernel<Rule, kSkipNonFiniteGrad>
-        <<<static_cast<unsigned>(chunks.size()), kThreads>>>(
-            reinterpret_cast<const Desc<Rule>*>(dev + desc_at),
-            reinterpret_cast<const ChunkRef*>(dev + chunk_at), dev_maps);
+    const auto* descs_dev = reinterpret_cast<const Desc<Rule>*>(dev + desc_at);
+    const auto* chunks_dev = reinterpret_cast<const ChunkRef*>(dev + chunk_at);
+    const unsigned grid = static_cast<unsigned>(chunks.size());
+    using Shape = cuda_eightbit::Pipelined<Rule::kNumStates>;
+    if (pipelined<Rule, kSkipNonFiniteGrad>(device)) {
+      cuda_eightbit::eightbit_kernel<Rule, kSkipNonFiniteGrad, Shape::kStages, Shape::kMinBlocks>
+          <<<grid, kThreads, Shape::kDynamicSmem>>>(descs_dev, chunks_dev, dev_maps);
+    } else {
+      using P = cuda_eightbit::Plain;
+      cuda_eightbit::eightbit_kernel<Rule, kSkipNonFiniteGrad, P::kStages, P::kMinBlocks>
+          <<<grid, kThreads>>>(descs_dev, chunks_dev, dev_maps);
+    }
     cuda_check(cudaGetLastError(), "the 8-bit step's launch");
   });
 }
