@@ -314,10 +314,10 @@ TEST(CudaEightBit, NonFiniteGradientsGiveTheCpuResultUpToNanPayloads) {
   }
 }
 
-// The 8-bit step's branch-free division and square root give the bits of `/` and sqrtf wherever
-// they do not send the caller to those (2^28 draws of each, about a third of them in the fast
-// ranges' edges and past them); enough operands take the fast forms for the check to mean
-// something.
+// The 8-bit step's branch-free division and square root (and Adam's square root then division)
+// give the bits of `/` and sqrtf wherever they do not send the caller to those (2^28 draws of each,
+// about a third of them in the fast ranges' edges and past them); enough operands take the fast
+// forms for the check to mean something.
 TEST(CudaEightBit, BranchFreeDivisionAndSquareRootAreIeeeWhereTheyApply) {
   TERSE_SKIP_WITHOUT_GPU();
   parity::FastIeeeCounts c;
@@ -327,8 +327,10 @@ TEST(CudaEightBit, BranchFreeDivisionAndSquareRootAreIeeeWhereTheyApply) {
   EXPECT_EQ(c.div_wrong, 0u) << "e.g. a = 0x" << std::hex << c.div_example[0] << ", b = 0x"
                              << c.div_example[1];
   EXPECT_EQ(c.sqrt_wrong, 0u) << "e.g. x = 0x" << std::hex << c.sqrt_example;
+  EXPECT_EQ(c.sqrt_div_wrong, 0u);
   EXPECT_GT(c.div_fast, kDraws / 4);
   EXPECT_GT(c.sqrt_fast, kDraws / 2);
+  EXPECT_GT(c.sqrt_div_fast, kDraws / 4);
   EXPECT_LT(c.div_fast, kDraws);  // the slow cases are drawn too
   EXPECT_LT(c.sqrt_fast, kDraws);
 }

@@ -45,6 +45,7 @@ __device__ float operand(uint64_t r, int k, uint32_t lo, uint32_t hi) {
 
 __global__ void check_kernel(uint64_t n, uint64_t seed, FastIeeeCounts* out) {
   unsigned long long div_fast = 0, div_wrong = 0, sqrt_fast = 0, sqrt_wrong = 0;
+  unsigned long long sqrt_div_fast = 0, sqrt_div_wrong = 0;
   for (uint64_t i = blockIdx.x * uint64_t{blockDim.x} + threadIdx.x; i < n;
        i += uint64_t{gridDim.x} * blockDim.x) {
     const uint64_t r1 = splitmix(seed ^ (2 * i)), r2 = splitmix(seed ^ (2 * i + 1));
@@ -72,11 +73,19 @@ __global__ void check_kernel(uint64_t n, uint64_t seed, FastIeeeCounts* out) {
         out->sqrt_example = __float_as_uint(x);
       }
     }
+    cuda_fast::FastIeee fsd;
+    const float sd = fsd.sqrt_div(x, b);
+    if (!fsd.slow) {
+      ++sqrt_div_fast;
+      if (__float_as_uint(sd) != __float_as_uint(sqrtf(x) / b)) ++sqrt_div_wrong;
+    }
   }
   atomicAdd(reinterpret_cast<unsigned long long*>(&out->div_fast), div_fast);
   atomicAdd(reinterpret_cast<unsigned long long*>(&out->div_wrong), div_wrong);
   atomicAdd(reinterpret_cast<unsigned long long*>(&out->sqrt_fast), sqrt_fast);
   atomicAdd(reinterpret_cast<unsigned long long*>(&out->sqrt_wrong), sqrt_wrong);
+  atomicAdd(reinterpret_cast<unsigned long long*>(&out->sqrt_div_fast), sqrt_div_fast);
+  atomicAdd(reinterpret_cast<unsigned long long*>(&out->sqrt_div_wrong), sqrt_div_wrong);
 }
 
 }  // namespace

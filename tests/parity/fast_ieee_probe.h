@@ -13,6 +13,8 @@ struct FastIeeeCounts {
   uint64_t div_wrong = 0;  // of those, results whose bits differ from a / b
   uint64_t sqrt_fast = 0;
   uint64_t sqrt_wrong = 0;
+  uint64_t sqrt_div_fast = 0;  // FastIeee::sqrt_div(x, b) against sqrtf(x) / b
+  uint64_t sqrt_div_wrong = 0;
   uint32_t div_example[2] = {0, 0};  // the bits of one wrong pair (a, b), if any
   uint32_t sqrt_example = 0;
 };

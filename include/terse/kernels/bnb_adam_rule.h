@@ -57,7 +57,7 @@ struct BnbAdamRule {
     const float v = beta2 * s1 + one_minus_beta2 * (g * g);
     s0 = m;
     s1 = v;
-    const float den = math.div(math.sqrt(v), bias_correction2_sqrt) + eps;
+    const float den = math.sqrt_div(v, bias_correction2_sqrt) + eps;
     p = (p + neg_step_size * math.div(m, den)) * decay;
   }
 };

@@ -14,6 +14,8 @@ namespace terse {
 struct IeeeMath {
   TERSE_HD TERSE_FORCEINLINE float div(float a, float b) const { return a / b; }
   TERSE_HD TERSE_FORCEINLINE float sqrt(float x) const { return std::sqrt(x); }
+  // sqrt(x) / b, in that order: a kernel's form can skip checking the quotient's dividend.
+  TERSE_HD TERSE_FORCEINLINE float sqrt_div(float x, float b) const { return div(sqrt(x), b); }
 };
 
 }  // namespace terse

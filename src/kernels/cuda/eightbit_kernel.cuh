@@ -141,10 +141,20 @@ __device__ __forceinline__ void quant_block(const Arrays<T>& q, const Rule& r, i
     auto put = [&](int e, uint32_t code) { out[e / 4] |= code << (8 * (e % 4)); };
     if (kVec && am >= FLT_MIN && am <= FLT_MAX) {
       const float inv = 1.0f / am;
+      // The map's sign rule as a constant (is_signed is uniform): an unsigned map's codes are
+      // the counts themselves.
+      auto codes = [&](auto is_signed_c) {
 #pragma unroll
-      for (int e = 0; e < kPerLane; ++e) {
-        const float x = s[k][e] * inv;
-        put(e, signed_code(bucket_midpoints_below(base, maps[k].mid, x), x, is_signed, zero));
+        for (int e = 0; e < kPerLane; ++e) {
+          const float x = s[k][e] * inv;
+          const uint32_t c = bucket_midpoints_below(base, maps[k].mid, x);
+          put(e, decltype(is_signed_c)::value ? signed_code(c, x, true, zero) : c);
+        }
+      };
+      if (is_signed) {
+        codes(std::true_type{});
+      } else {
+        codes(std::false_type{});
       }
     } else if (am > 0.0f) {
       const float inv = 1.0f / am;

@@ -43,14 +43,23 @@ struct FastIeee {
   // lose a -0).
   __device__ __forceinline__ float div(float a, float b) {
     const uint32_t ab = __float_as_uint(a) & 0x7fffffffu;
+    slow |= !(ab == 0 || bits_within(ab, (127u - 64) << 23, ((127u + 64) << 23) - 1));
+    return div_checked_a(a, b);
+  }
+
+  // sqrt(x) / b. When sqrt's operand passes its check, the root is 0 or in [2^-51, 2^64), inside
+  // div's range for a, so only b is checked.
+  __device__ __forceinline__ float sqrt_div(float x, float b) { return div_checked_a(sqrt(x), b); }
+
+  // div for an `a` already known to be 0 or in [2^-64, 2^64] (or already marked slow).
+  __device__ __forceinline__ float div_checked_a(float a, float b) {
     const uint32_t bb = __float_as_uint(b) & 0x7fffffffu;
-    const bool a_ok = ab == 0 || bits_within(ab, (127u - 64) << 23, ((127u + 64) << 23) - 1);
-    slow |= !(a_ok && bits_within(bb, (127u - 40) << 23, ((127u + 40) << 23) - 1));
+    slow |= !bits_within(bb, (127u - 40) << 23, ((127u + 40) << 23) - 1);
     const float r0 = approx_rcp(b);
     const float r = __fmaf_rn(r0, __fmaf_rn(r0, -b, 1.0f), r0);
     const float q0 = __fmul_rn(a, r);
     const float q = __fmaf_rn(r, __fmaf_rn(q0, -b, a), q0);
-    return ab == 0 ? q0 : q;
+    return (__float_as_uint(a) & 0x7fffffffu) == 0 ? q0 : q;
   }
 
   // sqrt(x): ptxas's fast path for sqrt.rn.f32 (x * rsqrt(x), one FMA correction), for exactly
