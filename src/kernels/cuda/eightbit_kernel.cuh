@@ -25,7 +25,8 @@ constexpr int kWarps = 8;
 constexpr int kThreads = 32 * kWarps;
 // Quantization blocks per thread block: each loads its maps' tables (about 9 KB a state) once.
 // On an H100 at 256M params, 128 against 32 and 64: Adam 8-bit 76.0 % of copy against 63.9 and
-// 74.9 % (with 4 thread blocks per SM).
+// 74.9 % (registers only, 4 thread blocks per SM); with the copy pipeline, 256 and 512 were
+// within the runs' spread of 128.
 constexpr int64_t kChunkBlocks = 128;
 static_assert(kPerLane == 8 && kThreads == 256,
               "the kernel maps 8 elements to a lane and loads "
