@@ -99,18 +99,16 @@ class DynamicMap {
   explicit DynamicMap(bool is_signed) : signed_(is_signed) {
     const uint32_t* bits = is_signed ? kSignedBits : kUnsignedBits;
     for (int k = 0; k < kCodes; ++k) code_[k] = bits_to_float(bits[k]);
-    float mid[kCodes - 1];
-    for (int k = 0; k + 1 < kCodes; ++k) mid[k] = (code_[k] + code_[k + 1]) * 0.5f;
-    zero_ = static_cast<uint8_t>(std::find(code_, code_ + kCodes, 0.0f) - code_);
-    std::copy(mid, mid + kCodes - 1, mid_);
+    for (int k = 0; k + 1 < kCodes; ++k) mid_[k] = (code_[k] + code_[k + 1]) * 0.5f;
     mid_[kCodes - 1] = bits_to_float(0x7f800000u);
+    zero_ = static_cast<uint8_t>(std::find(code_, code_ + kCodes, 0.0f) - code_);
     // Node i at depth d (2^d <= i < 2^(d+1)) of the perfect 8-level tree is the midpoint of
-    // in-order rank (2(i - 2^d) + 1) * 2^(7-d) - 1: the root is mid[127], the leaves the even
+    // in-order rank (2(i - 2^d) + 1) * 2^(7-d) - 1: the root is mid_[127], the leaves the even
     // ranks.
     for (int i = 1; i < kCodes; ++i) {
       int d = 0;
       while ((i >> (d + 1)) != 0) ++d;
-      tree_[i] = mid[(2 * (i - (1 << d)) + 1) * (1 << (7 - d)) - 1];
+      tree_[i] = mid_[(2 * (i - (1 << d)) + 1) * (1 << (7 - d)) - 1];
     }
     for (uint32_t k = 0; k < kFine; ++k) {
       const uint32_t flip = (k >> 16) != 0 ? 0x7fffu : 0u;
