@@ -8,7 +8,6 @@
 // tests that need none.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -373,19 +372,6 @@ std::vector<float> code_probes() {
   return x;
 }
 
-CudaQuantMap cuda_map(const DynamicMap& m) {
-  CudaQuantMap c{};
-  for (int k = 0; k < DynamicMap::kCodes; ++k) {
-    c.code[k] = m.codes()[k];
-    c.tree[k] = m.search_tree()[k];
-    c.mid[k] = m.sorted_midpoints()[k];
-  }
-  std::copy(m.bucket_base(), m.bucket_base() + 2 * kQuantBucketsPerSign, c.base);
-  c.is_signed = m.is_signed() ? 1 : 0;
-  c.zero_code = m.zero_code();
-  return c;
-}
-
 TEST(CudaEightBit, NearestCodeSearchGivesTheCpuCodesIncludingTies) {
   TERSE_SKIP_WITHOUT_GPU();
   const std::vector<float> x = code_probes();
@@ -396,7 +382,7 @@ TEST(CudaEightBit, NearestCodeSearchGivesTheCpuCodesIncludingTies) {
       std::vector<uint8_t> cpu(x.size()), gpu;
       m->quantize_scaled(x.data(), static_cast<int64_t>(x.size()), scale, cpu.data());
       std::string error;
-      ASSERT_TRUE(parity::gpu_map_codes(cuda_map(*m), x, scale, gpu, error)) << error;
+      ASSERT_TRUE(parity::gpu_map_codes(cuda_quant_map(*m), x, scale, gpu, error)) << error;
       int64_t bad = 0;
       for (size_t i = 0; i < x.size(); ++i) {
         if (cpu[i] == gpu[i]) continue;

@@ -31,6 +31,10 @@ struct CudaQuantMaps {
   CudaQuantMap state[2];
 };
 
+class DynamicMap;
+// `map` as the kernel reads it (src/kernels/cuda_quant_map.cc).
+CudaQuantMap cuda_quant_map(const DynamicMap& map);
+
 // One tensor of a step; every pointer is in the memory of the tensor's GPU. An 8-bit tensor has
 // per state k < Rule::kNumStates numel codes (codes[k]) and quant_num_blocks(numel) absmax
 // (absmax[k]) in blocks of kQuantBlockSize; any other has numel f32 states (values[k]).

@@ -1,6 +1,5 @@
 #include "eightbit_optimizer_base.h"
 
-#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -46,16 +45,7 @@ void EightBitOptimizerBase::init_states() {
 const CudaQuantMaps& EightBitOptimizerBase::cuda_state_maps() {
   static const CudaQuantMaps maps = [] {
     CudaQuantMaps m{};
-    for (int k = 0; k < 2; ++k) {
-      const DynamicMap& map = state_map(k);
-      CudaQuantMap& c = m.state[k];
-      std::copy(map.codes(), map.codes() + DynamicMap::kCodes, c.code);
-      std::copy(map.search_tree(), map.search_tree() + DynamicMap::kCodes, c.tree);
-      std::copy(map.sorted_midpoints(), map.sorted_midpoints() + DynamicMap::kCodes, c.mid);
-      std::copy(map.bucket_base(), map.bucket_base() + 2 * kQuantBucketsPerSign, c.base);
-      c.is_signed = map.is_signed() ? 1 : 0;
-      c.zero_code = map.zero_code();
-    }
+    for (int k = 0; k < 2; ++k) m.state[k] = cuda_quant_map(state_map(k));
     return m;
   }();
   return maps;
