@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "counting_probe.cuh"
 #include "fast_ieee.cuh"
 #include "fast_ieee_probe.h"
 
@@ -92,17 +93,8 @@ __global__ void check_kernel(uint64_t n, uint64_t seed, FastIeeeCounts* out) {
 
 bool gpu_check_fast_ieee(uint64_t n, uint64_t seed, FastIeeeCounts& out, std::string& error) {
   out = FastIeeeCounts{};
-  FastIeeeCounts* dev = nullptr;
-  cudaError_t err = cudaMalloc(&dev, sizeof(FastIeeeCounts));
-  if (err == cudaSuccess) err = cudaMemset(dev, 0, sizeof(FastIeeeCounts));
-  if (err == cudaSuccess) {
-    check_kernel<<<1024, 256>>>(n, seed, dev);
-    err = cudaGetLastError();
-  }
-  if (err == cudaSuccess) err = cudaMemcpy(&out, dev, sizeof out, cudaMemcpyDeviceToHost);
-  cudaFree(dev);
-  if (err != cudaSuccess) error = cudaGetErrorString(err);
-  return err == cudaSuccess;
+  return run_counting_probe(FastIeeeCounts{}, out, error,
+                            [&](FastIeeeCounts* d) { check_kernel<<<1024, 256>>>(n, seed, d); });
 }
 
 }  // namespace terse::parity

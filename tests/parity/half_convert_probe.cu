@@ -1,6 +1,7 @@
 // gpu_half_mismatches (half_convert_probe.h): built with the flags of the library's kernels.
 #include <cuda_runtime.h>
 
+#include "counting_probe.cuh"
 #include "half_convert_probe.h"
 #include "terse/core/dtype.h"
 
@@ -32,17 +33,8 @@ __global__ void half_probe_kernel(HalfMismatches* out) {
 bool gpu_half_mismatches(HalfMismatches& out, std::string& error) {
   HalfMismatches init;
   init.first_to_float = init.first_to_half = 0xffffffffu;
-  HalfMismatches* d = nullptr;
-  cudaError_t err = cudaMalloc(&d, sizeof init);
-  if (err == cudaSuccess) err = cudaMemcpy(d, &init, sizeof init, cudaMemcpyHostToDevice);
-  if (err == cudaSuccess) {
-    half_probe_kernel<<<4096, 256>>>(d);
-    err = cudaGetLastError();
-  }
-  if (err == cudaSuccess) err = cudaMemcpy(&out, d, sizeof out, cudaMemcpyDeviceToHost);
-  cudaFree(d);
-  if (err != cudaSuccess) error = cudaGetErrorString(err);
-  return err == cudaSuccess;
+  return run_counting_probe(init, out, error,
+                            [](HalfMismatches* d) { half_probe_kernel<<<4096, 256>>>(d); });
 }
 
 }  // namespace terse::parity
