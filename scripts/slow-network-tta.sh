@@ -9,6 +9,13 @@
 # a run); 1-bit Adam with eps 1e-4 (1e-8 diverges on the first layer's near-zero variances) and a
 # 15 % warm-up; PowerSGD and EF21 + Top-k 3 epochs at dense's hyper-parameters.
 # Writes OUT_DIR/N-RATE-METHOD.jsonl; scripts/tta-report.py reads them.
+# A run longer than one sitting (dense at 100 Mbit/s: about 25 minutes at 8 ranks) goes in
+# segments: CKPT=DIR checkpoints each run after every epoch into DIR/N-RATE-METHOD and resumes
+# from there when it holds one (the metrics are appended, and train_time_s goes on from the
+# checkpoint); STOP_AFTER_EPOCHS=E ends the run once E epochs are done in all (the ranks are
+# stopped after that epoch's checkpoint and metrics, the records of any step after it are cut,
+# and the next call goes on from it). STOP_AFTER_STEP=S ends it after its first evaluation at
+# step S or later (a last segment that only needs to reach a target; records after it are cut).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 (($# >= 4)) || { echo "usage: slow-network-tta.sh OUT_DIR N RATE METHOD ..." >&2; exit 2; }
@@ -36,10 +43,49 @@ for m in "$@"; do
   esac
   name=$n-$rate-$m
   t0=$(date +%s)
+  if [[ -n ${CKPT:-} ]]; then
+    mkdir -p "$CKPT/$name"
+    args+=(--checkpoint-dir "$CKPT/$name")
+    [[ -f $CKPT/$name/LATEST ]] && args+=(--resume)
+  fi
+  epochs_done() {
+    local c
+    c=$(grep -c '"type":"epoch"' "$out/$name.jsonl" 2>/dev/null) || true
+    echo "${c:-0}"
+  }
   timeout -k 10 "${RUN_TIMEOUT:-900}" "$here/../bench/shaped-net/run.sh" "$n" "$rate" -- \
     "$terse" train --model wide-mlp \
     --batch-size "$batch" --threads "$threads" --eval-every "${EVAL_EVERY:-13}" --timeout 120 "${args[@]}" \
-    --metrics "$out/$name.jsonl" -q >"$out/$name.out" 2>"$out/$name.err" ||
-    { echo "$name FAILED"; tail -3 "$out/$name.err"; continue; }
-  echo "$name: $(($(date +%s) - t0)) s, $(grep -E "final test accuracy" "$out/$name.out")"
+    --metrics "$out/$name.jsonl" -q >>"$out/$name.out" 2>>"$out/$name.err" &
+  run=$!
+  stopped=0
+  cut_at='"type":"epoch"'  # the records kept end at the last of these
+  last_eval_step() {
+    grep '"type":"eval"' "$out/$name.jsonl" 2>/dev/null | tail -1 | sed -n 's/.*"step":\([0-9]*\).*/\1/p'
+  }
+  if [[ -n ${STOP_AFTER_EPOCHS:-}${STOP_AFTER_STEP:-} ]]; then
+    [[ -n ${STOP_AFTER_STEP:-} ]] && cut_at='"type":"eval"'
+    while kill -0 "$run" 2>/dev/null; do
+      if { [[ -n ${STOP_AFTER_EPOCHS:-} ]] && (($(epochs_done) >= STOP_AFTER_EPOCHS)); } ||
+        { [[ -n ${STOP_AFTER_STEP:-} ]] && (($(last_eval_step || true) + 0 >= STOP_AFTER_STEP)); }; then
+        kill -TERM "$run" 2>/dev/null || true  # timeout passes it on; run.sh cleans up
+        stopped=1
+        break
+      fi
+      sleep 2
+    done
+  fi
+  if ! wait "$run" && ((stopped == 0)); then
+    echo "$name FAILED"
+    tail -3 "$out/$name.err"
+    continue
+  fi
+  if ((stopped)); then
+    # The records of steps past the checkpoint go: the resumed run takes those steps again.
+    last=$(grep -n "$cut_at" "$out/$name.jsonl" | tail -1 | cut -d: -f1)
+    head -n "$last" "$out/$name.jsonl" >"$out/$name.jsonl.tmp" && mv "$out/$name.jsonl.tmp" "$out/$name.jsonl"
+    echo "$name: stopped after epoch $(epochs_done), last evaluation at step $(last_eval_step) ($(($(date +%s) - t0)) s)"
+  else
+    echo "$name: $(($(date +%s) - t0)) s, $(grep -E "final test accuracy" "$out/$name.out")"
+  fi
 done
