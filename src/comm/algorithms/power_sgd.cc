@@ -7,11 +7,16 @@
 #include <string>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "power_sgd_internal.h"
 #include "terse/comm/algorithms/bucket_layout.h"
 #include "terse/core/check.h"
 #include "terse/core/finite.h"
 #include "terse/core/philox.h"
+#include "terse/kernels/cpu_threads.h"
 #include "terse/kernels/cuda_power_sgd.h"
 
 namespace terse {
@@ -124,6 +129,96 @@ float dot(const float* a, const float* b, int64_t n) {
 void transpose(const float* q, int64_t cols, int64_t r, float* t) {
   for (int64_t j = 0; j < cols; ++j) {
     for (int64_t k = 0; k < r; ++k) t[k * cols + j] = q[j * r + k];
+  }
+}
+
+// The passes over M below split rows (P = M Q, M <- P Q^T) or columns (Q = M^T P) over
+// cpu_threads() OpenMP threads. Each element is still summed over the same terms in the same
+// order, so the bits do not depend on the thread count. Matrices below kThreadedNumel run on
+// the calling thread: waking the threads costs more than the pass.
+constexpr int64_t kThreadedNumel = int64_t{1} << 16;
+
+int pass_threads(int64_t numel) { return numel >= kThreadedNumel ? cpu_threads() : 1; }
+
+int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// p (rows x r) = (M + e) Q, Q given as its transpose qt (r x cols); e may be null. scratch holds
+// a row of M + e per thread.
+void project_rows(const float* m, const float* e, const float* qt, int64_t rows, int64_t cols,
+                  int64_t r, float* p, std::vector<float>& scratch) {
+  const int threads = pass_threads(rows * cols);
+  scratch.resize(static_cast<size_t>(threads * cols));
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t a = 0; a < rows; ++a) {
+    const float* mrow = m + a * cols;
+    if (e != nullptr) {
+      float* row = scratch.data() + thread_index() * cols;
+      const float* erow = e + a * cols;
+      for (int64_t j = 0; j < cols; ++j) row[j] = mrow[j] + erow[j];
+      mrow = row;
+    }
+    for (int64_t k = 0; k < r; ++k) p[a * r + k] = dot(mrow, qt + k * cols, cols);
+  }
+}
+
+// With e (non-null) M <- M + e first; then qt (r x cols, zeroed by the caller) = (M^T p)^T,
+// accumulated row by row of M. Threads take ranges of columns, so each element of qt sums the
+// rows in order, as on one thread.
+void back_project(float* g, const float* e, const float* p, int64_t rows, int64_t cols, int64_t r,
+                  float* qt) {
+  const int threads = pass_threads(rows * cols);
+#pragma omp parallel num_threads(threads)
+  {
+    int tasks = 1;
+#ifdef _OPENMP
+    tasks = omp_get_num_threads();
+#endif
+    // Ranges of 16 columns: 64-byte pieces of each row, none shared between two threads.
+    const int64_t units = (cols + 15) / 16;
+    const int64_t j0 = std::min(cols, 16 * (units * thread_index() / tasks));
+    const int64_t j1 = std::min(cols, 16 * (units * (thread_index() + 1) / tasks));
+    for (int64_t a = 0; a < rows && j0 < j1; ++a) {
+      float* grow = g + a * cols;
+      if (e != nullptr) {
+        const float* erow = e + a * cols;
+        for (int64_t j = j0; j < j1; ++j) grow[j] += erow[j];
+      }
+      for (int64_t k = 0; k < r; ++k) {
+        const float pk = p[a * r + k];
+        float* t = qt + k * cols;
+        for (int64_t j = j0; j < j1; ++j) t[j] += grow[j] * pk;
+      }
+    }
+  }
+}
+
+// M <- P Q^T row by row (each row summed over k in order), and with e (non-null)
+// e <- M - P Q^T first. scratch holds a row of P Q^T per thread.
+void reconstruct_rows(float* g, float* e, const float* p, const float* qt, int64_t rows,
+                      int64_t cols, int64_t r, std::vector<float>& scratch) {
+  const int threads = pass_threads(rows * cols);
+  scratch.resize(static_cast<size_t>(threads * cols));
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t a = 0; a < rows; ++a) {
+    float* approx = scratch.data() + thread_index() * cols;
+    std::fill(approx, approx + cols, 0.0f);
+    for (int64_t k = 0; k < r; ++k) {
+      const float pk = p[a * r + k];
+      const float* t = qt + k * cols;
+      for (int64_t j = 0; j < cols; ++j) approx[j] += pk * t[j];
+    }
+    float* grow = g + a * cols;
+    if (e != nullptr) {
+      float* erow = e + a * cols;
+      for (int64_t j = 0; j < cols; ++j) erow[j] = grow[j] - approx[j];
+    }
+    std::copy(approx, approx + cols, grow);
   }
 }
 
@@ -528,18 +623,9 @@ PowerSgdReport PowerSgd::run_compressed(const std::vector<MatrixView>& grads, in
     float* p = pbuf_.data() + poff[i];
     const float* m = grads[i].data;
     const float* e = ef && !s.error.empty() ? s.error.data() : nullptr;
-    row_.resize(static_cast<size_t>(cols));
     qt_.resize(static_cast<size_t>(cols * r));
     transpose(q, cols, r, qt_.data());
-    for (int64_t a = 0; a < rows; ++a) {
-      const float* mrow = m + a * cols;
-      if (e != nullptr) {
-        const float* erow = e + a * cols;
-        for (int64_t j = 0; j < cols; ++j) row_[static_cast<size_t>(j)] = mrow[j] + erow[j];
-        mrow = row_.data();
-      }
-      for (int64_t k = 0; k < r; ++k) p[a * r + k] = dot(mrow, qt_.data() + k * cols, cols);
-    }
+    project_rows(m, e, qt_.data(), rows, cols, r, p, row_);
     // M + e can overflow although both are finite.
     if (!all_finite(p, rows * r)) flag = static_cast<float>(i + 1);
   }
@@ -581,18 +667,7 @@ PowerSgdReport PowerSgd::run_compressed(const std::vector<MatrixView>& grads, in
     if (ef && !add_error) s.error.assign(static_cast<size_t>(rows * cols), 0.0f);
     // Q^T (r x cols) accumulated row by row of M: contiguous axpys.
     qt_.assign(static_cast<size_t>(cols * r), 0.0f);
-    for (int64_t a = 0; a < rows; ++a) {
-      float* grow = g + a * cols;
-      if (add_error) {
-        const float* erow = s.error.data() + a * cols;
-        for (int64_t j = 0; j < cols; ++j) grow[j] += erow[j];
-      }
-      for (int64_t k = 0; k < r; ++k) {
-        const float pk = p[a * r + k];
-        float* t = qt_.data() + k * cols;
-        for (int64_t j = 0; j < cols; ++j) t[j] += grow[j] * pk;
-      }
-    }
+    back_project(g, add_error ? s.error.data() : nullptr, p, rows, cols, r, qt_.data());
     float* q = qbuf_.data() + qoff[i];
     for (int64_t j = 0; j < cols; ++j) {
       for (int64_t k = 0; k < r; ++k) q[j * r + k] = qt_[static_cast<size_t>(k * cols + j)];
@@ -616,23 +691,7 @@ PowerSgdReport PowerSgd::run_compressed(const std::vector<MatrixView>& grads, in
     const float* p = pbuf_.data() + poff[i];
     qt_.resize(static_cast<size_t>(cols * r));
     transpose(q, cols, r, qt_.data());
-    row_.resize(static_cast<size_t>(cols));
-    float* approx = row_.data();
-    for (int64_t a = 0; a < rows; ++a) {
-      // Row a of P Q^T, summed over k in order.
-      std::fill(approx, approx + cols, 0.0f);
-      for (int64_t k = 0; k < r; ++k) {
-        const float pk = p[a * r + k];
-        const float* t = qt_.data() + k * cols;
-        for (int64_t j = 0; j < cols; ++j) approx[j] += pk * t[j];
-      }
-      float* grow = g + a * cols;
-      if (ef) {
-        float* erow = s.error.data() + a * cols;
-        for (int64_t j = 0; j < cols; ++j) erow[j] = grow[j] - approx[j];
-      }
-      std::copy(approx, approx + cols, grow);
-    }
+    reconstruct_rows(g, ef ? s.error.data() : nullptr, p, qt_.data(), rows, cols, r, row_);
     if (options_.warm_start) s.q.assign(q, q + cols * r);
   }
   compress_s += since(tc);

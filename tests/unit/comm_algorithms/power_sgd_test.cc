@@ -21,6 +21,7 @@
 
 #include "terse/comm/local_communicator.h"
 #include "terse/core/philox.h"
+#include "terse/kernels/cpu_threads.h"
 
 namespace terse {
 namespace {
@@ -587,6 +588,55 @@ TEST(PowerSgd, StateDictRoundTripContinuesBitIdentically) {
       EXPECT_TRUE(a.state_dict() == b.state_dict());
     });
   }
+}
+
+// The passes over M run on cpu_threads() threads for matrices of 2^16 elements or more (rows for
+// P and the reconstruction, ranges of 16 columns for Q): every output and every state bit must be
+// those of one thread. Shapes with a column count that is not a multiple of 16, and more threads
+// than 16-column ranges for the narrow one.
+TEST(PowerSgd, ThreadCountChangesNoBit) {
+  const std::vector<Shape> shapes = {{260, 257}, {3300, 20}, {96, 700}, {8, 8}};
+  PowerSgd::Options opt;
+  opt.rank = 4;
+  opt.start_iter = 1;
+  struct Result {
+    std::vector<std::vector<Mat>> out;  // [step][tensor], rank 0
+    StateDict state;
+  };
+  auto run_with = [&](int threads) {
+    set_cpu_threads(threads);
+    Result res;
+    std::mutex mu;
+    run_local_ranks(2, [&](Communicator& comm) {
+      PowerSgd algo(comm, opt);
+      std::vector<std::vector<Mat>> mine;
+      for (int64_t s = 0; s < 4; ++s) {
+        std::vector<Mat> g;
+        for (size_t t = 0; t < shapes.size(); ++t) {
+          g.push_back(random_matrix(shapes[t], 5, comm.rank(), s, t));
+        }
+        algo.run(views(g, shapes), s);
+        mine.push_back(g);
+      }
+      if (comm.rank() != 0) return;
+      std::lock_guard<std::mutex> lock(mu);
+      res.out = mine;
+      res.state = algo.state_dict();
+    });
+    return res;
+  };
+  const Result one = run_with(1);
+  const Result three = run_with(3);
+  const int seen = cpu_threads();
+  set_cpu_threads(0);
+  if (seen < 3) GTEST_SKIP() << "built without OpenMP: the passes run on one thread";
+  ASSERT_EQ(one.out.size(), three.out.size());
+  for (size_t s = 0; s < one.out.size(); ++s) {
+    for (size_t t = 0; t < shapes.size(); ++t) {
+      EXPECT_TRUE(same_bits(one.out[s][t], three.out[s][t])) << "step " << s << " tensor " << t;
+    }
+  }
+  EXPECT_TRUE(one.state == three.state);
 }
 
 TEST(PowerSgd, LoadStateDictRejectsMismatches) {
