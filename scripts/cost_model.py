@@ -76,11 +76,12 @@ fit): the exchange's collectives as above with cold passes (the dense all-reduce
 freshly written bucket, see bw_l3) and a full bucket (the step's compute refills it), the step's mean-loss all_reduce (2 L rounds), and the wait in that all_reduce for
 the slowest rank's local work since the exchange last synchronised the ranks (DGC's decode; the
 copy of the sparse all-reduce's result; the dense all-reduce's scaling): straggle = sigma m(N)
-T_local, m(N) the expected maximum of N standard normals (1.03 at 4, 1.42 at 8). Predicted,
-not checked (CHECKED_METHODS): EF21 + Top-k as DGC with its k; 1-bit Adam as the sign
-all-to-all and server all-gather (wire, N-1 flows) and the straggle of the server sum, the worker
-scales and the loss all-reduce being its wait; PowerSGD as its P and Q all-reduces and the
-straggle of the passes after its verdicts (Q = M^T P, then P Q^T and e). sigma, the
+T_local, m(N) the expected maximum of N standard normals (1.03 at 4, 1.42 at 8). Predicted
+with no parameter of their own: PowerSGD (checked, CHECKED_METHODS, since its passes run on the
+rank's threads) as its P and Q all-reduces and the straggle of the passes after its verdicts
+(Q = M^T P, then P Q^T and e); not checked: EF21 + Top-k as DGC with its k; 1-bit Adam as the
+sign all-to-all and server all-gather (wire, N-1 flows) and the straggle of the server sum, the
+worker scales and the loss all-reduce being its wait. sigma, the
 ranks' spread of one memory-bound pass, is the one parameter fitted on training transfers: on
 those with netns.sh's default bucket; the 16 KB and 64 KB bucket runs are predicted with it.
 
@@ -127,6 +128,12 @@ CONFIG = {
 # loss all-reduce wait (for the slowest rank's backward) as transfer, not as time_wait_s.
 LOSS_WAIT_IN_TRANSFER = {f"h100-host-2026-11-{d}" for d in
                          ("23", "24", "24c", "24d", "24e", "24f", "24g", "24h")}
+
+# Results folders from before 2ab4a0d: PowerSGD's passes over M ran on one thread, not on the
+# rank's threads (cores / N) as the model and the code since have them, so its ranks' straggle
+# was that of one thread's passes: not repeats of later runs, not modelled.
+POWERSGD_ONE_THREAD = {f"h100-host-2026-11-{d}" for d in
+                       ("23", "24", "24c", "24d", "24e", "24f", "24g", "24h", "24i")}
 
 # Points measured but neither fitted nor checked, with the reason (printed in the table).
 EXCLUDED = {
@@ -552,6 +559,8 @@ def load(paths):
                            else " (comm holds the wait)")
             elif method.startswith("onebit") and dsname in LOSS_WAIT_IN_TRANSFER:
                 method += " (transfer holds the loss wait)"
+            elif method == "powersgd" and dsname in POWERSGD_ONE_THREAD:
+                method += " (passes on one thread)"
             # Runs launched with extra mpirun flags (an mpirun_args.txt beside them, e.g. a
             # raised eager limit) measure another transport: their own point, not modelled.
             extra = run_file(path, ds, "mpirun_args.txt")
@@ -889,17 +898,19 @@ def step_table(pts, P):
     return out
 
 
-# Methods whose training transfers the model is checked on (CTest's --check training); sigma is
-# fitted on their default-bucket runs. The others (1-bit Adam, PowerSGD, EF21 + Top-k, modelled
-# since 2026-11-24i) are predicted with no parameter of their own and printed, not yet checked:
-# their transfers hold handshake time that the model has no term for (docs/results.md).
-CHECKED_METHODS = {"dense", "dgc", "dgc-ar", "dgc-arf"}
+# Methods whose training transfers sigma is fitted on (their default-bucket runs), and those the
+# model is checked on (CTest's --check training): these and PowerSGD (since its passes run on the
+# rank's threads, 2026-11-25), predicted with no parameter of its own. 1-bit Adam and EF21 +
+# Top-k (modelled since 2026-11-24i) are predicted and printed, not yet checked: their transfers
+# hold time that the model has no term for (docs/results.md).
+SIGMA_METHODS = {"dense", "dgc", "dgc-ar", "dgc-arf"}
+CHECKED_METHODS = SIGMA_METHODS | {"powersgd"}
 
 
 def sigma_fits(pt):
-    """The training points sigma is fitted on: netns.sh's default bucket, checked methods. The
+    """The training points sigma is fitted on: netns.sh's default bucket, SIGMA_METHODS. The
     16 KB and 64 KB bucket runs (2026-11-24, -24e) are predicted with it."""
-    return (pt["checked"] and pt["method"] in CHECKED_METHODS
+    return (pt["checked"] and pt["method"] in SIGMA_METHODS
             and pt["bucket"] == default_bucket(pt["rate"]))
 
 
@@ -1046,7 +1057,7 @@ def main(argv):
 def steps_holdout(pts, P):
     """The training transfers sigma was not fitted on: the small-bucket runs."""
     rows = [pt for pt in pts
-            if pt["checked"] and pt["method"] in CHECKED_METHODS and not sigma_fits(pt)]
+            if pt["checked"] and pt["method"] in SIGMA_METHODS and not sigma_fits(pt)]
     if not rows:
         return
     errs = []
