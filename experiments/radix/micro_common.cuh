@@ -2,7 +2,8 @@
 
 // Shared by the throwaway measurements here: the error check and the CUDA-event median of the
 // GPU benches (bench/cuda_timing.h), in microseconds; a plain read of a float array (the floor of
-// a pass over it); and the gradient-like input (about N(0, 1e-3): a sum of 4 uniforms).
+// a pass over it); the gradient-like input (about N(0, 1e-3): a sum of 4 uniforms); and the
+// stash pass's buffers.
 
 #include <cuda_runtime.h>
 
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "../../bench/cuda_timing.h"
+#include "../../src/compress/dgc/cuda/select_kernels.cuh"
 
 #define CK(x) terse::bench::cuda_ok((x), #x)
 
@@ -41,3 +43,25 @@ inline std::vector<float> gradient_like(int64_t n) {
   }
   return h;
 }
+
+// A stash of `slots` entries per tile over n elements, its tile counts, and room for k selected
+// pairs (oi, ov). Never freed: the measurements end with the process.
+struct StashBuffers {
+  int64_t tiles;
+  int slots;
+  uint16_t* off;
+  float* val;
+  long long* hits;
+  long long* c1;
+  int64_t* oi;
+  float* ov;
+  StashBuffers(int64_t n, int s, int64_t k)
+      : tiles((n + terse::dgc_cuda::kTile - 1) / terse::dgc_cuda::kTile), slots(s) {
+    CK(cudaMalloc(&off, tiles * slots * 2));
+    CK(cudaMalloc(&val, tiles * slots * 4));
+    CK(cudaMalloc(&hits, tiles * 8));
+    CK(cudaMalloc(&c1, tiles * 8));
+    CK(cudaMalloc(&oi, k * 8));
+    CK(cudaMalloc(&ov, k * 4));
+  }
+};

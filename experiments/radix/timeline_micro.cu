@@ -35,19 +35,8 @@ int main() {
   CK(cudaMemcpy(&scr->nan_first, &no_nan, 8, cudaMemcpyHostToDevice));
   Ctl* host;
   CK(cudaMallocHost(&host, sizeof(Ctl)));
-  const int64_t tiles = (n + kTile - 1) / kTile;
-  const int slots = 256;
-  uint16_t* off;
-  float* val;
-  long long *hits, *c1;
-  int64_t* oi;
-  float* ov;
-  CK(cudaMalloc(&off, tiles * slots * 2));
-  CK(cudaMalloc(&val, tiles * slots * 4));
-  CK(cudaMalloc(&hits, tiles * 8));
-  CK(cudaMalloc(&c1, tiles * 8));
-  CK(cudaMalloc(&oi, 25600 * 8));
-  CK(cudaMalloc(&ov, 25600 * 4));
+  const StashBuffers buffers(n, 256, 25600);
+  const auto& [tiles, slots, off, val, hits, c1, oi, ov] = buffers;
   int per_sm = 0;
   CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, radix_select_kernel, kThreads, 0));
   int sms = 0;
@@ -60,9 +49,9 @@ int main() {
     CK(cudaLaunchCooperativeKernel((void*)radix_select_kernel, grid, kThreads, args, 0, 0));
   };
   auto stash = [&] {
-    stash_pass_kernel<false, false, true><<<tiles, kThreads>>>(
-        nullptr, x, nullptr, n, 0.0f, &ctl->thr, 0, ctl, &ctl->count, 1, Stash{off, val, slots},
-        hits, c1, SampleOut{nullptr, 0, 1});
+    stash_pass_kernel<false, false, true>
+        <<<tiles, kThreads>>>(nullptr, x, nullptr, n, 0.0f, &ctl->thr, 0, ctl, &ctl->count, 1,
+                              Stash{off, val, slots}, hits, c1, SampleOut{nullptr, 0, 1});
   };
   auto write = [&] {
     stash_write_kernel<<<(tiles + 7) / 8, kThreads>>>(tiles, ctl, Stash{off, val, slots}, hits, c1,
@@ -81,14 +70,14 @@ int main() {
       const auto a = std::chrono::steady_clock::now();
       f();
       CK(cudaDeviceSynchronize());
-      t.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - a)
-                      .count());
+      t.push_back(
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - a).count());
     }
     std::sort(t.begin(), t.end());
     return t[t.size() / 2];
   };
-  std::printf("radix grid %d; events: nothing %.2f, empty kernel %.2f us\n", grid,
-              time_us([] {}), time_us([] { empty_kernel<<<1, 32>>>(); }));
+  std::printf("radix grid %d; events: nothing %.2f, empty kernel %.2f us\n", grid, time_us([] {}),
+              time_us([] { empty_kernel<<<1, 32>>>(); }));
   std::printf("stream-read 25.6M floats: %.2f us\n",
               time_us([&] { stream_kernel<<<132 * 8, 256>>>((const float4*)x, n / 4, ov); }));
   for (int run = 0; run < 3; ++run) {
