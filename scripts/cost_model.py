@@ -902,7 +902,7 @@ def step_table(pts, P):
 # model is checked on (CTest's --check training): the same. 1-bit Adam, PowerSGD and EF21 +
 # Top-k (modelled since 2026-11-24i) are predicted with no parameter of their own and printed,
 # not yet checked: 6 of their 19 cells are outside 25 % (docs/results.md; PowerSGD's one, at 4
-# ranks and 10 Gbit/s, has runs of 1.07 and 1.89 ms on either side of the model's 0.83).
+# ranks and 10 Gbit/s, has runs of 1.07 and 1.88 ms against the model's 0.83).
 SIGMA_METHODS = {"dense", "dgc", "dgc-ar", "dgc-arf"}
 CHECKED_METHODS = set(SIGMA_METHODS)
 
