@@ -14,7 +14,7 @@
 # from there when it holds one (the metrics are appended, and train_time_s goes on from the
 # checkpoint); STOP_AFTER_EPOCHS=E ends the run once E epochs are done in all (the ranks are
 # stopped after that epoch's checkpoint and metrics, the records of any step after it are cut,
-# and the next call goes on from it). STOP_AFTER_STEP=S ends it after its first evaluation at
+# and the next call goes on from it; a resume also cuts what a segment killed mid-epoch left). STOP_AFTER_STEP=S ends it after its first evaluation at
 # step S or later (a last segment that only needs to reach a target; records after it are cut).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -43,10 +43,22 @@ for m in "$@"; do
   esac
   name=$n-$rate-$m
   t0=$(date +%s)
+  # Keeps the metrics up to their last record matching $1 (the resumed run takes the later
+  # steps again).
+  cut_after_last() {
+    local last
+    last=$(grep -n "$1" "$out/$name.jsonl" | tail -1 | cut -d: -f1) || true
+    [[ -n $last ]] || return 0
+    head -n "$last" "$out/$name.jsonl" >"$out/$name.jsonl.tmp" && mv "$out/$name.jsonl.tmp" "$out/$name.jsonl"
+  }
   if [[ -n ${CKPT:-} ]]; then
     mkdir -p "$CKPT/$name"
     args+=(--checkpoint-dir "$CKPT/$name")
-    [[ -f $CKPT/$name/LATEST ]] && args+=(--resume)
+    if [[ -f $CKPT/$name/LATEST ]]; then
+      args+=(--resume)
+      # A segment killed mid-epoch (RUN_TIMEOUT) left records past its last checkpoint.
+      [[ -f $out/$name.jsonl ]] && cut_after_last '"type":"epoch"'
+    fi
   fi
   epochs_done() {
     local c
@@ -81,9 +93,7 @@ for m in "$@"; do
     continue
   fi
   if ((stopped)); then
-    # The records of steps past the checkpoint go: the resumed run takes those steps again.
-    last=$(grep -n "$cut_at" "$out/$name.jsonl" | tail -1 | cut -d: -f1)
-    head -n "$last" "$out/$name.jsonl" >"$out/$name.jsonl.tmp" && mv "$out/$name.jsonl.tmp" "$out/$name.jsonl"
+    cut_after_last "$cut_at"
     echo "$name: stopped after epoch $(epochs_done), last evaluation at step $(last_eval_step) ($(($(date +%s) - t0)) s)"
   else
     echo "$name: $(($(date +%s) - t0)) s, $(grep -E "final test accuracy" "$out/$name.out")"
